@@ -1,0 +1,391 @@
+"""Session layer: reliable, ordered, exactly-once delivery over a lossy frame link.
+
+Sans-I/O and clock-free: every call takes ``now`` (seconds, any monotonic origin)
+from the caller. Bytes come in through ``receive`` and go out through ``outgoing``;
+``next_deadline`` says when to call ``on_timer``. The same class serves the dock
+(initiator) and the recorder (responder), so footage flowing recorder -> dock gets
+the same guarantees as commands flowing dock -> recorder.
+
+Mechanisms (PROTOCOL.md section 3): 32-bit sequence numbers per direction,
+cumulative ACKs piggybacked on every frame, a receive window that buffers frames
+arriving out of order, NAKs for damaged or missing frames (fast retransmit),
+per-frame retransmission timers with exponential back-off, RTT estimation with
+Karn's rule, and a SYN/SYN_ACK open that a restarted peer can repeat.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from dataclasses import dataclass
+
+from .framing import (
+    ABSOLUTE_MAX_PAYLOAD,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    FrameErrorCode,
+    FrameKind,
+    encode_frame,
+)
+
+SYN_PAYLOAD = struct.Struct(">IHI")  # session id, window, max payload
+MAX_SEQ = 0xFFFFFFFF
+
+
+class Role(enum.Enum):
+    INITIATOR = "initiator"  # the dock
+    RESPONDER = "responder"  # the recorder
+
+
+class State(enum.Enum):
+    CLOSED = "closed"
+    SYN_SENT = "syn_sent"
+    OPEN = "open"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message from the peer, delivered exactly once and in order."""
+
+    msg_type: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReset:
+    """The peer has no (or a new) session: everything unacknowledged is void."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFailed:
+    reason: str
+
+
+_CARRIES_ACK = (FrameKind.MSG, FrameKind.NAK, FrameKind.ACK)
+
+SessionEvent = Delivered | Opened | PeerReset | LinkFailed
+
+
+class SessionError(Exception):
+    """Misuse of the session API (sending while not open, oversize payload)."""
+
+
+@dataclass
+class SessionConfig:
+    window: int = 8
+    max_payload: int = 256 * 1024
+    rto_initial: float = 0.5
+    rto_min: float = 0.02
+    rto_max: float = 4.0
+    max_retries: int = 10
+    #: A receiver repeats a NAK for the same gap no sooner than this.
+    nak_interval: float = 0.02
+
+
+@dataclass
+class SessionStats:
+    frames_sent: int = 0
+    frames_received: int = 0
+    retransmits: int = 0
+    naks_sent: int = 0
+    duplicates: int = 0
+    damaged: int = 0
+    noise_bytes: int = 0
+
+
+@dataclass
+class _Outstanding:
+    msg_type: int
+    payload: bytes
+    sent_at: float
+    retries: int = 0
+
+
+class Session:
+    """One end of a session. Not thread-safe: drive it from one loop."""
+
+    def __init__(self, role: Role, config: SessionConfig | None = None) -> None:
+        self.role = role
+        self.config = config or SessionConfig()
+        if not 1 <= self.config.window <= 1024:
+            raise ValueError("window must be 1..1024")
+        self.state = State.CLOSED
+        self.session_id = 0
+        self.stats = SessionStats()
+        self._decoder = FrameDecoder(min(self.config.max_payload, ABSOLUTE_MAX_PAYLOAD))
+        self._out = bytearray()
+        self._reset_sequences()
+        self._syn_sent_at = 0.0
+        self._syn_retries = 0
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self._rto = self.config.rto_initial
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def peer_max_payload(self) -> int:
+        return self._peer_max_payload
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._unacked) + len(self._pending)
+
+    @property
+    def can_send(self) -> bool:
+        """True while a new message would go out at once rather than queue."""
+        return (
+            self.state is State.OPEN
+            and len(self._unacked) < self._send_window
+            and not self._pending
+        )
+
+    @property
+    def rto(self) -> float:
+        return self._rto
+
+    def connect(self, session_id: int, now: float) -> None:
+        """Initiator: open (or re-open) a session. ``session_id`` is a caller's nonce."""
+        if self.role is not Role.INITIATOR:
+            raise SessionError("only the initiator connects")
+        self._reset_sequences()
+        self.session_id = session_id & 0xFFFFFFFF
+        self.state = State.SYN_SENT
+        self._syn_retries = 0
+        self._send_syn(FrameKind.SYN, now)
+
+    def send(self, msg_type: int, payload: bytes, now: float) -> None:
+        """Queue a message for reliable delivery."""
+        if self.state is not State.OPEN:
+            raise SessionError(f"cannot send in state {self.state.value}")
+        if len(payload) > self._peer_max_payload:
+            raise SessionError(
+                f"payload of {len(payload)} bytes exceeds the peer's {self._peer_max_payload}"
+            )
+        self._pending.append((msg_type, bytes(payload)))
+        self._pump(now)
+
+    def receive(self, data: bytes | bytearray | memoryview, now: float) -> list[SessionEvent]:
+        """Feed bytes from the link; returns what happened, in order."""
+        events: list[SessionEvent] = []
+        for item in self._decoder.feed(data):
+            if isinstance(item, FrameError):
+                self._on_frame_error(item, now)
+            else:
+                self.stats.frames_received += 1
+                self._on_frame(item, now, events)
+        if self.state is State.OPEN:
+            self._pump(now)
+        return events
+
+    def outgoing(self) -> bytes:
+        """Bytes to write to the link now (possibly empty)."""
+        if self._ack_due and self.state is State.OPEN:
+            self._emit(FrameKind.ACK, 0, 0, b"")
+        self._ack_due = False
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def next_deadline(self) -> float | None:
+        if self.state is State.SYN_SENT:
+            return self._syn_sent_at + self._backoff(self._syn_retries)
+        if self.state is not State.OPEN or not self._unacked:
+            return None
+        return min(o.sent_at + self._backoff(o.retries) for o in self._unacked.values())
+
+    def on_timer(self, now: float) -> list[SessionEvent]:
+        """Retransmit what is overdue; fail the link after too many tries."""
+        if self.state is State.SYN_SENT:
+            if now >= self._syn_sent_at + self._backoff(self._syn_retries):
+                if self._syn_retries >= self.config.max_retries:
+                    return self._fail("no answer to session open")
+                self._syn_retries += 1
+                self.stats.retransmits += 1
+                self._send_syn(FrameKind.SYN, now)
+            return []
+        if self.state is not State.OPEN:
+            return []
+        for seq, o in self._unacked.items():
+            if now >= o.sent_at + self._backoff(o.retries):
+                if o.retries >= self.config.max_retries:
+                    return self._fail(f"frame {seq} unacknowledged after {o.retries} retries")
+                o.retries += 1
+                self._retransmit(seq, o, now)
+        return []
+
+    # ------------------------------------------------------------------ internals
+    def _reset_sequences(self) -> None:
+        self._next_seq = 1
+        self._expected = 1
+        self._unacked: dict[int, _Outstanding] = {}
+        self._pending: deque[tuple[int, bytes]] = deque()
+        self._ooo: dict[int, tuple[int, bytes]] = {}
+        self._ack_due = False
+        self._last_nak: tuple[int, float] = (0, float("-inf"))
+        self._send_window = self.config.window
+        self._peer_max_payload = min(self.config.max_payload, ABSOLUTE_MAX_PAYLOAD)
+
+    def _backoff(self, retries: int) -> float:
+        return min(self._rto * (2**retries), self.config.rto_max)
+
+    def _fail(self, reason: str) -> list[SessionEvent]:
+        self.state = State.FAILED
+        return [LinkFailed(reason)]
+
+    def _send_syn(self, kind: FrameKind, now: float) -> None:
+        body = SYN_PAYLOAD.pack(self.session_id, self.config.window, self.config.max_payload)
+        self._emit(kind, 0, 0, body)
+        self._syn_sent_at = now
+
+    def _emit(self, kind: FrameKind, seq: int, msg_type: int, payload: bytes) -> None:
+        ack = self._expected - 1 if self.state is State.OPEN else 0
+        self._out += encode_frame(kind, seq, ack, msg_type, payload)
+        self.stats.frames_sent += 1
+        if kind in _CARRIES_ACK:
+            self._ack_due = False  # this frame carries the cumulative ACK already
+
+    def _pump(self, now: float) -> None:
+        while self._pending and len(self._unacked) < self._send_window:
+            if self._next_seq >= MAX_SEQ:
+                raise SessionError("sequence space exhausted: re-open the session")
+            msg_type, payload = self._pending.popleft()
+            seq = self._next_seq
+            self._next_seq += 1
+            self._unacked[seq] = _Outstanding(msg_type, payload, now)
+            self._emit(FrameKind.MSG, seq, msg_type, payload)
+
+    def _retransmit(self, seq: int, o: _Outstanding, now: float) -> None:
+        o.sent_at = now
+        self.stats.retransmits += 1
+        self._emit(FrameKind.MSG, seq, o.msg_type, o.payload)
+
+    def _on_frame_error(self, err: FrameError, now: float) -> None:
+        if err.code is FrameErrorCode.NOISE:
+            self.stats.noise_bytes += err.discarded
+            return
+        self.stats.damaged += 1
+        if (
+            err.code is FrameErrorCode.BAD_CRC
+            and err.kind is FrameKind.MSG
+            and self.state is State.OPEN
+            and err.seq is not None
+            and self._expected <= err.seq < self._expected + self.config.window
+        ):
+            self._nak(self._expected, now)
+
+    def _nak(self, seq: int, now: float) -> None:
+        last_seq, last_at = self._last_nak
+        if last_seq == seq and now - last_at < self.config.nak_interval:
+            return
+        self._last_nak = (seq, now)
+        self.stats.naks_sent += 1
+        self._emit(FrameKind.NAK, seq, 0, b"")
+
+    def _on_frame(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
+        kind = f.kind
+        if kind is FrameKind.SYN:
+            self._on_syn(f, now, events)
+            return
+        if kind is FrameKind.SYN_ACK:
+            self._on_syn_ack(f, now, events)
+            return
+        if kind is FrameKind.RST:
+            if self.role is Role.INITIATOR and self.state in (State.OPEN, State.SYN_SENT):
+                self.state = State.CLOSED
+                events.append(PeerReset("peer has no session"))
+            return
+        if self.state is not State.OPEN:
+            if self.role is Role.RESPONDER and kind is FrameKind.MSG:
+                self._emit(FrameKind.RST, 0, 0, b"")
+            return
+        self._on_ack(f.ack, now)
+        if kind is FrameKind.NAK:
+            o = self._unacked.get(f.seq)
+            if o is not None and now - o.sent_at >= min(self._srtt or 0.0, self._rto):
+                self._retransmit(f.seq, o, now)
+        elif kind is FrameKind.MSG:
+            self._on_msg(f, now, events)
+
+    def _on_syn(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
+        if self.role is not Role.RESPONDER or len(f.payload) < SYN_PAYLOAD.size:
+            return
+        sid, window, max_payload = SYN_PAYLOAD.unpack_from(f.payload)
+        if not (self.state is State.OPEN and sid == self.session_id):
+            self._reset_sequences()
+            self.session_id = sid
+            self.state = State.OPEN
+            self._apply_peer_params(window, max_payload)
+            events.append(Opened(sid))
+        # A repeated SYN means our SYN_ACK was lost: answer again, keep the session.
+        self._send_syn(FrameKind.SYN_ACK, now)
+
+    def _on_syn_ack(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
+        if self.role is not Role.INITIATOR or self.state is not State.SYN_SENT:
+            return
+        if len(f.payload) < SYN_PAYLOAD.size:
+            return
+        sid, window, max_payload = SYN_PAYLOAD.unpack_from(f.payload)
+        if sid != self.session_id:
+            return
+        self._apply_peer_params(window, max_payload)
+        if self._syn_retries == 0:
+            self._sample_rtt(now - self._syn_sent_at)
+        self.state = State.OPEN
+        events.append(Opened(sid))
+
+    def _apply_peer_params(self, window: int, max_payload: int) -> None:
+        self._send_window = max(1, min(self.config.window, window))
+        self._peer_max_payload = max(64, min(max_payload, ABSOLUTE_MAX_PAYLOAD))
+
+    def _on_ack(self, ack: int, now: float) -> None:
+        if not self._unacked or ack < next(iter(self._unacked)):
+            return
+        for seq in [s for s in self._unacked if s <= ack]:
+            o = self._unacked.pop(seq)
+            if o.retries == 0:
+                self._sample_rtt(now - o.sent_at)
+
+    def _sample_rtt(self, rtt: float) -> None:
+        rtt = max(rtt, 0.0)
+        if self._srtt is None:
+            self._srtt, self._rttvar = rtt, rtt / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
+            self._srtt = 0.875 * self._srtt + 0.125 * rtt
+        rto = self._srtt + 4 * self._rttvar
+        self._rto = min(max(rto, self.config.rto_min), self.config.rto_max)
+
+    def _on_msg(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
+        seq = f.seq
+        if seq < self._expected:
+            self.stats.duplicates += 1
+            self._ack_due = True  # our earlier ACK may have been lost
+            return
+        if seq >= self._expected + self.config.window:
+            return  # beyond what we promised to buffer: the sender will repeat it
+        if seq > self._expected:
+            if seq in self._ooo:
+                self.stats.duplicates += 1
+            else:
+                self._ooo[seq] = (f.msg_type, f.payload)
+            self._nak(self._expected, now)
+            return
+        events.append(Delivered(f.msg_type, f.payload))
+        self._expected += 1
+        while self._expected in self._ooo:
+            msg_type, payload = self._ooo.pop(self._expected)
+            events.append(Delivered(msg_type, payload))
+            self._expected += 1
+        self._ack_due = True
+        if self._ooo:
+            self._nak(self._expected, now)  # the next gap is already known
