@@ -1,0 +1,416 @@
+"""The dock's side of the recorder protocol: a blocking client over any Transport.
+
+It drives the sans-I/O session from ``firmware_protocol`` with real time, matches
+replies to requests by request id, pipelines READs for throughput, shrinks the
+READ size when the line is noisy (and grows it back when it is clean), and turns
+every way a recorder can fail into one of three exceptions a caller can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from firmware_protocol import auth
+from firmware_protocol.messages import (
+    SUPPORTED_VERSIONS,
+    Capability,
+    ErrorCode,
+    MalformedMessage,
+    Message,
+    MsgType,
+    UnknownMessage,
+    decode,
+    encode,
+    request,
+)
+from firmware_protocol.session import (
+    Delivered,
+    LinkFailed,
+    PeerReset,
+    Role,
+    Session,
+    SessionConfig,
+    SessionEvent,
+    State,
+)
+
+from .interfaces import Transport
+
+log = logging.getLogger("dock.recorder")
+
+READ_MAX = 512 * 1024
+MAX_CHUNK = 256 * 1024
+MIN_CHUNK = 256
+
+
+class LinkError(ConnectionError):
+    """The recorder stopped answering, the link dropped, or it is not a recorder."""
+
+
+class RecorderRefused(Exception):
+    """The recorder answered with an ERROR."""
+
+    def __init__(self, code: int, message: str, request_type: int | None = None) -> None:
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = f"ERROR_{code}"
+        super().__init__(f"{name}: {message}" if message else name)
+        self.code = code
+        self.name = name
+        self.message = message
+        self.request_type = request_type
+
+
+class AuthenticationFailed(Exception):
+    """The recorder did not accept our proof, or could not prove itself to us."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    serial: str
+    model: str
+    firmware: str
+    vendor: str | None
+    protocol_version: int
+    capabilities: Capability
+    enrolled: bool
+    device_public_key: bytes | None
+
+
+@dataclass(frozen=True)
+class Status:
+    battery_percent: int
+    charging: bool
+    storage_total_bytes: int
+    storage_free_bytes: int
+    recording: bool
+    device_time: float
+    clock_offset_s: float
+    fault_flags: int
+    recording_count: int
+    event_count: int | None
+    officer_id: str | None
+    battery_health_percent: int | None
+    battery_cycles: int | None
+    battery_temp_c: float | None
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    id: str
+    start_ms: int
+    end_ms: int
+    size: int
+    sha256: bytes
+    signature: bytes | None
+    flags: int
+    sequence: int | None
+    previous_id: str | None
+    officer_id: str | None
+    stop_reason: int | None
+
+    @classmethod
+    def from_fields(cls, f: dict[str, Any]) -> RecordingInfo:
+        return cls(
+            id=f["id"],
+            start_ms=f["start_ms"],
+            end_ms=f["end_ms"],
+            size=f["size"],
+            sha256=f["sha256"],
+            signature=f.get("signature"),
+            flags=f.get("flags", 0),
+            sequence=f.get("sequence"),
+            previous_id=f.get("previous_id"),
+            officer_id=f.get("officer_id"),
+            stop_reason=f.get("stop_reason"),
+        )
+
+
+def dock_session_config() -> SessionConfig:
+    return SessionConfig(window=16, max_payload=MAX_CHUNK + 1024, rto_initial=0.3, max_retries=8)
+
+
+class RecorderClient:
+    """One open session with one recorder. Not thread-safe; one per slot."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = 15.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        session_config: SessionConfig | None = None,
+    ) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self._mono = monotonic
+        self._wall = wall
+        self._random = random_bytes
+        self.session = Session(Role.INITIATOR, session_config or dock_session_config())
+        self._next_req = 1
+        self._replies: dict[int, Message] = {}
+        self._opened = False
+        self.identity: Identity | None = None
+        self.authenticated = False
+        self._chunk = MAX_CHUNK
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, timeout: float = 5.0) -> Identity:
+        """Open the session and say HELLO. Raises LinkError if nothing sensible answers."""
+        self._opened = False
+        self.session.connect(int.from_bytes(self._random(4), "big"), self._mono())
+        self._flush()
+        try:
+            self._pump(lambda: self.session.state is State.OPEN, timeout)
+        except LinkError as exc:
+            noise = self.session.stats.noise_bytes + self.session.stats.damaged
+            if noise:
+                raise LinkError(
+                    f"the device answered, but not in this protocol ({exc}; "
+                    f"{noise} unintelligible bytes/frames)"
+                ) from exc
+            raise LinkError(f"no recorder answered ({exc})") from exc
+        self._opened = True
+        f = self.call(
+            MsgType.HELLO,
+            min_version=min(SUPPORTED_VERSIONS),
+            max_version=max(SUPPORTED_VERSIONS),
+            host_id="dock",
+        )
+        self.identity = Identity(
+            serial=f["serial"],
+            model=f["model"],
+            firmware=f["firmware"],
+            vendor=f.get("vendor"),
+            protocol_version=f["version"],
+            capabilities=Capability(f["capabilities"]),
+            enrolled=bool(f.get("enrolled", False)),
+            device_public_key=f.get("device_public_key"),
+        )
+        return self.identity
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RecorderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def has(self, capability: Capability) -> bool:
+        return self.identity is not None and capability in self.identity.capabilities
+
+    # ------------------------------------------------------------------ requests
+    def start(self, msg_type: MsgType, **fields: Any) -> int:
+        """Send a request without waiting; returns its request id."""
+        req_id = self._next_req
+        self._next_req = (self._next_req % 0xFFFFFFFF) + 1
+        wire, body = encode(request(msg_type, req_id, **fields))
+        try:
+            self.session.send(wire, body, self._mono())
+        except Exception as exc:
+            raise LinkError(f"cannot send {msg_type.name}: {exc}") from exc
+        self._flush()
+        return req_id
+
+    def wait(self, req_id: int, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the reply to ``req_id``; raises RecorderRefused for an ERROR."""
+        self._pump(lambda: req_id in self._replies, self.timeout if timeout is None else timeout)
+        msg = self._replies.pop(req_id)
+        if msg.msg_type is MsgType.ERROR:
+            f = msg.fields
+            raise RecorderRefused(f["code"], f.get("message", ""), f.get("request_type"))
+        return msg.fields
+
+    def call(self, msg_type: MsgType, **fields: Any) -> dict[str, Any]:
+        return self.wait(self.start(msg_type, **fields))
+
+    # ------------------------------------------------------------------ operations
+    def authenticate(self, secret: bytes) -> None:
+        """Prove ourselves to the recorder and check that it proves itself to us."""
+        assert self.identity is not None, "open() first"
+        host_nonce = self._random(auth.NONCE_SIZE)
+        try:
+            dn = self.call(MsgType.AUTH_CHALLENGE, host_nonce=host_nonce)["device_nonce"]
+            device_mac = self.call(
+                MsgType.AUTH_PROVE,
+                host_mac=auth.host_proof(secret, self.identity.serial, host_nonce, dn),
+            )["device_mac"]
+        except RecorderRefused as exc:
+            raise AuthenticationFailed(f"recorder refused authentication: {exc}") from exc
+        expected = auth.device_proof(secret, self.identity.serial, host_nonce, dn)
+        if not auth.verify(expected, device_mac):
+            raise AuthenticationFailed("recorder could not prove it holds the enrolled secret")
+        self.authenticated = True
+
+    def enrol(self, secret: bytes) -> None:
+        self.call(MsgType.ENROL, secret=secret)
+
+    def status(self) -> Status:
+        t0 = self._wall()
+        f = self.call(MsgType.STATUS)
+        t1 = self._wall()
+        device_time = f["device_time_ms"] / 1000
+        temp = f.get("battery_temp_decicelsius")
+        return Status(
+            battery_percent=f["battery_percent"],
+            charging=f["charging"],
+            storage_total_bytes=f["storage_total"],
+            storage_free_bytes=f["storage_free"],
+            recording=f["recording"],
+            device_time=device_time,
+            # The device read its clock somewhere between our send and receive.
+            clock_offset_s=round(device_time - (t0 + t1) / 2, 3),
+            fault_flags=f["fault_flags"],
+            recording_count=f["recording_count"],
+            event_count=f.get("event_count"),
+            officer_id=f.get("officer_id"),
+            battery_health_percent=f.get("battery_health_percent"),
+            battery_cycles=f.get("battery_cycles"),
+            battery_temp_c=None if temp is None else temp / 10,
+        )
+
+    def set_time(self, utc: float, source: str = "") -> float:
+        """Set the recorder's clock; returns the drift it had (device minus UTC), seconds."""
+        f = self.call(MsgType.SET_TIME, utc_ms=round(utc * 1000), source=source or None)
+        return f["drift_ms"] / 1000
+
+    def assign(self, officer_id: str, officer_name: str, unit: str) -> None:
+        self.call(MsgType.ASSIGN, officer_id=officer_id, officer_name=officer_name, unit=unit)
+
+    def list_recordings(self) -> list[RecordingInfo]:
+        out: list[RecordingInfo] = []
+        for _ in range(100_000):
+            f = self.call(MsgType.LIST_RECORDINGS, start=len(out), max_count=64)
+            page = [RecordingInfo.from_fields(r) for r in f["recordings"]]
+            out.extend(page)
+            if not page or len(out) >= f["total"]:
+                return out
+        raise LinkError("recording list did not end")
+
+    def events(self, since: int = 0) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _ in range(100_000):
+            f = self.call(MsgType.EVENTS, since=since, max_count=128)
+            out.extend(f["events"])
+            if f["next"] <= since or not f["events"]:
+                return out
+            since = f["next"]
+        raise LinkError("event log did not end")
+
+    def self_test(self) -> dict[str, Any]:
+        return self.call(MsgType.SELF_TEST)
+
+    def erase(self, recording_id: str, sha256: bytes) -> None:
+        self.call(MsgType.ERASE, id=recording_id, sha256=sha256)
+
+    def mass_storage(self, enable: bool) -> dict[str, Any]:
+        return self.call(MsgType.MASS_STORAGE, enable=enable)
+
+    def read_recording(
+        self,
+        rec: RecordingInfo,
+        sink: Callable[[int, bytes], None],
+        offset: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream ``rec`` from ``offset`` to its end into ``sink(offset, data)``, in order.
+
+        Keeps several READs in flight; returns the number of bytes delivered.
+        """
+        window = max(1, min(self.session.config.window, 8))
+        inflight: list[tuple[int, int, int]] = []  # (req_id, offset, length)
+        next_off = offset
+        delivered = offset
+        damaged = self.session.stats.damaged + self.session.stats.retransmits
+        clean = 0
+        while delivered < rec.size:
+            while len(inflight) < window and next_off < rec.size:
+                length = min(self._chunk, rec.size - next_off)
+                rid = self.start(MsgType.READ, id=rec.id, offset=next_off, length=length)
+                inflight.append((rid, next_off, length))
+                next_off += length
+            rid, off, length = inflight.pop(0)
+            f = self.wait(rid)
+            data = f["data"]
+            if f["offset"] != off or not data:
+                raise LinkError(f"recorder answered READ at {f['offset']} with {len(data)} bytes")
+            sink(off, data)
+            delivered = off + len(data)
+            if progress:
+                progress(delivered)
+            if len(data) < length:
+                # A short read (the recorder's own cap): re-plan from what we have.
+                for other, _, _ in inflight:
+                    self.wait(other)
+                inflight.clear()
+                next_off = delivered
+                self._chunk = max(MIN_CHUNK, len(data))
+            now_damaged = self.session.stats.damaged + self.session.stats.retransmits
+            if now_damaged > damaged:
+                self._chunk = max(MIN_CHUNK, self._chunk // 2)
+                clean = 0
+            else:
+                clean += 1
+                if clean >= 8 and self._chunk < MAX_CHUNK:
+                    self._chunk *= 2
+                    clean = 0
+            damaged = now_damaged
+        return delivered - offset
+
+    # ------------------------------------------------------------------ the pump
+    def _flush(self) -> None:
+        out = self.session.outgoing()
+        if out:
+            try:
+                self.transport.write(out)
+            except ConnectionError as exc:
+                raise LinkError(str(exc)) from exc
+
+    def _pump(self, done: Callable[[], bool], timeout: float) -> None:
+        deadline = self._mono() + timeout
+        for _ in range(10_000_000):
+            if done():
+                return
+            now = self._mono()
+            if now >= deadline:
+                raise LinkError(f"no answer within {timeout:g} s")
+            wait = deadline - now
+            d = self.session.next_deadline()
+            if d is not None:
+                wait = min(wait, max(0.0, d - now))
+            try:
+                data = self.transport.read(READ_MAX, wait)
+            except ConnectionError as exc:
+                raise LinkError(str(exc)) from exc
+            now = self._mono()
+            events: list[SessionEvent] = self.session.receive(data, now) if data else []
+            events += self.session.on_timer(now)
+            for ev in events:
+                self._on_event(ev)
+            self._flush()
+        raise LinkError("pump bound reached")
+
+    def _on_event(self, ev: SessionEvent) -> None:
+        if isinstance(ev, Delivered):
+            try:
+                msg = decode(ev.msg_type, ev.payload)
+            except (UnknownMessage, MalformedMessage) as exc:
+                log.warning("ignoring undecodable message from recorder: %s", exc)
+                return
+            if msg.is_reply:
+                self._replies[msg.req_id] = msg
+        elif isinstance(ev, PeerReset):
+            self.authenticated = False
+            raise LinkError(f"recorder reset the session ({ev.reason})")
+        elif isinstance(ev, LinkFailed):
+            raise LinkError(f"link failed: {ev.reason}")

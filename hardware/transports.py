@@ -1,0 +1,102 @@
+"""Byte transports to a recorder: any pyserial URL, plain TCP.
+
+Each satisfies the dock's ``Transport`` protocol: ``read(max, timeout)`` returns
+b"" on a quiet line and raises ``ConnectionError`` (the dock's TransportClosed is
+one) when the link is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+from urllib.parse import urlparse
+
+import serial
+
+
+class LinkClosed(ConnectionError):
+    """The other end went away."""
+
+
+class SerialTransport:
+    """A recorder on a serial device or any pyserial URL (socket://, loop://, ...)."""
+
+    #: pyserial URL handlers without a file descriptor are polled at this interval.
+    POLL_S = 0.005
+
+    def __init__(self, url: str, baudrate: int = 115200) -> None:
+        try:
+            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=self.POLL_S)
+        except (serial.SerialException, ValueError) as exc:
+            raise LinkClosed(f"cannot open {url}: {exc}") from exc
+        self.url = url
+        self._fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._fd = self.port.fileno()
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        try:
+            if self._fd is not None:
+                ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
+                if not ready:
+                    return b""
+                waiting = self.port.in_waiting
+                if waiting == 0:
+                    raise LinkClosed(f"{self.url}: device disconnected")
+                return self.port.read(min(max_bytes, waiting))
+            data = self.port.read(1)
+            waiting = self.port.in_waiting
+            if waiting:
+                data += self.port.read(min(max_bytes - len(data), waiting))
+            return data
+        except (serial.SerialException, OSError) as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.port.close()
+
+
+class TcpTransport:
+    """A recorder (or an emulator) reached over TCP, ``tcp://HOST:PORT``."""
+
+    def __init__(self, url: str, connect_timeout: float = 3.0) -> None:
+        parsed = urlparse(url)
+        if not parsed.hostname or not parsed.port:
+            raise ValueError(f"expected tcp://HOST:PORT, got {url!r}")
+        try:
+            self.sock = socket.create_connection((parsed.hostname, parsed.port), connect_timeout)
+        except OSError as exc:
+            raise LinkClosed(f"cannot connect to {url}: {exc}") from exc
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.url = url
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        self.sock.settimeout(max(timeout, 0.0) or 0.0)
+        try:
+            data = self.sock.recv(max_bytes)
+        except (TimeoutError, BlockingIOError):
+            return b""
+        except OSError as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+        if not data:
+            raise LinkClosed(f"{self.url}: peer closed the connection")
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.sock.settimeout(10.0)
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
