@@ -275,8 +275,7 @@ class Session:
             return
         self.stats.damaged += 1
         if (
-            err.code is FrameErrorCode.BAD_CRC
-            and err.kind is FrameKind.MSG
+            err.kind is FrameKind.MSG
             and self.state is State.OPEN
             and err.seq is not None
             and self._expected <= err.seq < self._expected + self.config.window
