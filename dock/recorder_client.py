@@ -46,10 +46,17 @@ log = logging.getLogger("dock.recorder")
 READ_MAX = 512 * 1024
 MAX_CHUNK = 256 * 1024
 MIN_CHUNK = 256
+#: Damaged copies of the awaited frame, with nothing delivered in between, after
+#: which we stop waiting for it and re-open with smaller replies.
+STUCK_DAMAGE = 8
 
 
 class LinkError(ConnectionError):
     """The recorder stopped answering, the link dropped, or it is not a recorder."""
+
+
+class LinkGone(LinkError):
+    """The transport itself is gone (unplugged, closed): nothing to re-open."""
 
 
 class RecorderRefused(Exception):
@@ -132,6 +139,51 @@ class RecordingInfo:
         )
 
 
+class ChunkSizer:
+    """How many bytes to ask for per READ, from how often replies arrive damaged.
+
+    One frame per READ reply means a frame too long for the line's error rate can
+    never get through; so start small, double while replies come through clean,
+    and halve while most of them need repeating. On a clean USB link this reaches
+    the maximum within a few hundred KiB; at a bit error rate of 1e-4 it settles
+    between a quarter and one kilobyte.
+    """
+
+    INITIAL = 4096
+    WINDOW = 16
+
+    def __init__(self, minimum: int = MIN_CHUNK, maximum: int = MAX_CHUNK) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        self.size = min(self.INITIAL, maximum)
+        self._outcomes: list[bool] = []
+
+    def on_reply(self, damaged: bool) -> None:
+        o = self._outcomes
+        o.append(damaged)
+        bad = sum(o)
+        if len(o) >= self.WINDOW // 2 and bad * 3 >= len(o):
+            self._resize(self.size // 2)
+        elif len(o) >= self.WINDOW and bad * 6 < len(o):
+            self._resize(self.size * 2)
+        elif len(o) >= self.WINDOW:
+            del o[0]
+
+    def on_session_lost(self) -> None:
+        self._resize(self.size // 4)
+
+    def cap(self, size: int) -> None:
+        self.maximum = max(self.minimum, size)
+        self._resize(self.size)
+
+    def _resize(self, size: int) -> None:
+        self.size = max(self.minimum, min(self.maximum, size))
+        self._outcomes.clear()
+
+
+class FrameTooLong(LinkError):
+    """A reply keeps arriving damaged: the line cannot carry a frame that long."""
+
+
 def dock_session_config() -> SessionConfig:
     return SessionConfig(window=16, max_payload=MAX_CHUNK + 1024, rto_initial=0.3, max_retries=8)
 
@@ -157,10 +209,14 @@ class RecorderClient:
         self.session = Session(Role.INITIATOR, session_config or dock_session_config())
         self._next_req = 1
         self._replies: dict[int, Message] = {}
+        self._damage: dict[int, int] = {}  # damaged copies of each reply's frame
         self._opened = False
         self.identity: Identity | None = None
         self.authenticated = False
-        self._chunk = MAX_CHUNK
+        self._sizer = ChunkSizer()
+        self.last_reply_damage = 0
+        self._last_delivered = 0
+        self._secret: bytes | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, timeout: float = 5.0) -> Identity:
@@ -226,6 +282,7 @@ class RecorderClient:
         """Wait for the reply to ``req_id``; raises RecorderRefused for an ERROR."""
         self._pump(lambda: req_id in self._replies, self.timeout if timeout is None else timeout)
         msg = self._replies.pop(req_id)
+        self.last_reply_damage = self._damage.pop(req_id, 0)
         if msg.msg_type is MsgType.ERROR:
             f = msg.fields
             raise RecorderRefused(f["code"], f.get("message", ""), f.get("request_type"))
@@ -251,6 +308,21 @@ class RecorderClient:
         if not auth.verify(expected, device_mac):
             raise AuthenticationFailed("recorder could not prove it holds the enrolled secret")
         self.authenticated = True
+        self._secret = secret
+
+    def reopen(self, timeout: float = 5.0) -> Identity:
+        """Start a fresh session on the same link, re-authenticating if we had."""
+        serial = self.identity.serial if self.identity else None
+        self.session = Session(Role.INITIATOR, self.session.config)
+        self._replies.clear()
+        self._damage.clear()
+        self.authenticated = False
+        ident = self.open(timeout)
+        if serial is not None and ident.serial != serial:
+            raise LinkError(f"a different recorder ({ident.serial}) answered on this link")
+        if self._secret is not None:
+            self.authenticate(self._secret)
+        return ident
 
     def enrol(self, secret: bytes) -> None:
         self.call(MsgType.ENROL, secret=secret)
@@ -289,11 +361,19 @@ class RecorderClient:
 
     def list_recordings(self) -> list[RecordingInfo]:
         out: list[RecordingInfo] = []
+        page = 32
         for _ in range(100_000):
-            f = self.call(MsgType.LIST_RECORDINGS, start=len(out), max_count=64)
-            page = [RecordingInfo.from_fields(r) for r in f["recordings"]]
-            out.extend(page)
-            if not page or len(out) >= f["total"]:
+            try:
+                f = self.call(MsgType.LIST_RECORDINGS, start=len(out), max_count=page)
+            except FrameTooLong:
+                if page == 1:
+                    raise
+                page = max(1, page // 4)  # smaller replies for a noisy line
+                self.reopen()
+                continue
+            got = [RecordingInfo.from_fields(r) for r in f["recordings"]]
+            out.extend(got)
+            if not got or len(out) >= f["total"]:
                 return out
         raise LinkError("recording list did not end")
 
@@ -322,20 +402,51 @@ class RecorderClient:
         sink: Callable[[int, bytes], None],
         offset: int = 0,
         progress: Callable[[int], None] | None = None,
+        resume_attempts: int = 3,
     ) -> int:
         """Stream ``rec`` from ``offset`` to its end into ``sink(offset, data)``, in order.
 
-        Keeps several READs in flight; returns the number of bytes delivered.
+        Keeps several READs in flight. If the session breaks (a frame the line could
+        not carry, a recorder that reset), it re-opens the session on the same link
+        and goes on from the last byte delivered, up to ``resume_attempts`` times.
+        Returns the number of bytes delivered.
         """
+        delivered = offset
+        stalled = 0  # consecutive breaks with no byte delivered in between
+        for _ in range(10_000):
+            try:
+                delivered = self._read_from(rec, sink, delivered, progress)
+                return delivered - offset
+            except LinkError as exc:
+                progressed = self._last_delivered > delivered
+                stalled = 0 if progressed else stalled + 1
+                if stalled > resume_attempts or isinstance(exc, LinkGone):
+                    raise  # the cable is gone: resuming is the caller's next dock
+                log.warning(
+                    "read of %s broke at byte %d (%s); re-opening the session",
+                    rec.id,
+                    delivered,
+                    exc,
+                )
+                self._sizer.on_session_lost()
+                # Bytes delivered before the break were handed to the sink already.
+                delivered = max(delivered, self._last_delivered)
+                self.reopen()
+        raise LinkError(f"read of {rec.id} broke too often")
+
+    def _read_from(
+        self,
+        rec: RecordingInfo,
+        sink: Callable[[int, bytes], None],
+        offset: int,
+        progress: Callable[[int], None] | None,
+    ) -> int:
         window = max(1, min(self.session.config.window, 8))
         inflight: list[tuple[int, int, int]] = []  # (req_id, offset, length)
-        next_off = offset
-        delivered = offset
-        damaged = self.session.stats.damaged + self.session.stats.retransmits
-        clean = 0
+        next_off = delivered = self._last_delivered = offset
         while delivered < rec.size:
             while len(inflight) < window and next_off < rec.size:
-                length = min(self._chunk, rec.size - next_off)
+                length = min(self._sizer.size, rec.size - next_off)
                 rid = self.start(MsgType.READ, id=rec.id, offset=next_off, length=length)
                 inflight.append((rid, next_off, length))
                 next_off += length
@@ -345,27 +456,18 @@ class RecorderClient:
             if f["offset"] != off or not data:
                 raise LinkError(f"recorder answered READ at {f['offset']} with {len(data)} bytes")
             sink(off, data)
-            delivered = off + len(data)
+            delivered = self._last_delivered = off + len(data)
             if progress:
                 progress(delivered)
+            self._sizer.on_reply(damaged=self.last_reply_damage > 0)
             if len(data) < length:
-                # A short read (the recorder's own cap): re-plan from what we have.
+                # The recorder capped the read: drop what is queued, re-plan from here.
                 for other, _, _ in inflight:
                     self.wait(other)
                 inflight.clear()
                 next_off = delivered
-                self._chunk = max(MIN_CHUNK, len(data))
-            now_damaged = self.session.stats.damaged + self.session.stats.retransmits
-            if now_damaged > damaged:
-                self._chunk = max(MIN_CHUNK, self._chunk // 2)
-                clean = 0
-            else:
-                clean += 1
-                if clean >= 8 and self._chunk < MAX_CHUNK:
-                    self._chunk *= 2
-                    clean = 0
-            damaged = now_damaged
-        return delivered - offset
+                self._sizer.cap(len(data))
+        return delivered
 
     # ------------------------------------------------------------------ the pump
     def _flush(self) -> None:
@@ -374,7 +476,7 @@ class RecorderClient:
             try:
                 self.transport.write(out)
             except ConnectionError as exc:
-                raise LinkError(str(exc)) from exc
+                raise LinkGone(str(exc)) from exc
 
     def _pump(self, done: Callable[[], bool], timeout: float) -> None:
         deadline = self._mono() + timeout
@@ -391,13 +493,17 @@ class RecorderClient:
             try:
                 data = self.transport.read(READ_MAX, wait)
             except ConnectionError as exc:
-                raise LinkError(str(exc)) from exc
+                raise LinkGone(str(exc)) from exc
             now = self._mono()
             events: list[SessionEvent] = self.session.receive(data, now) if data else []
             events += self.session.on_timer(now)
             for ev in events:
                 self._on_event(ev)
             self._flush()
+            if self.session.stats.awaited_damaged >= STUCK_DAMAGE:
+                raise FrameTooLong(
+                    f"{STUCK_DAMAGE} damaged copies of one frame in a row: line too noisy"
+                )
         raise LinkError("pump bound reached")
 
     def _on_event(self, ev: SessionEvent) -> None:
@@ -409,6 +515,7 @@ class RecorderClient:
                 return
             if msg.is_reply:
                 self._replies[msg.req_id] = msg
+                self._damage[msg.req_id] = ev.damaged_copies
         elif isinstance(ev, PeerReset):
             self.authenticated = False
             raise LinkError(f"recorder reset the session ({ev.reason})")

@@ -177,10 +177,11 @@ class FrameDecoder:
                 continue
             if e < 0:
                 if len(buf) - s > self._max_raw:
+                    keep = 1 if buf[-1] == ESC else 0  # maybe half the next START
                     self._flush_noise(out)
-                    out.append(FrameError(FrameErrorCode.TOO_LONG, len(buf) - s))
+                    out.append(FrameError(FrameErrorCode.TOO_LONG, len(buf) - keep - s))
                     self._discarding = True
-                    pos, self._scan = len(buf), 2
+                    pos, self._scan = len(buf) - keep, 2
                 else:
                     self._scan = len(buf) - s  # resume here when more arrives
                 break

@@ -32,6 +32,8 @@ from .framing import (
 
 SYN_PAYLOAD = struct.Struct(">IHI")  # session id, window, max payload
 MAX_SEQ = 0xFFFFFFFF
+#: Every peer must accept payloads of at least this size, whatever it announces.
+MIN_PAYLOAD = 512
 
 
 class Role(enum.Enum):
@@ -52,6 +54,9 @@ class Delivered:
 
     msg_type: int
     payload: bytes
+    #: Damaged copies of this frame seen before a good one: how hard the line was
+    #: on it (the dock sizes its READs from this).
+    damaged_copies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,9 @@ class SessionStats:
     duplicates: int = 0
     damaged: int = 0
     noise_bytes: int = 0
+    #: Damaged copies of the frame the receiver awaits next: a growing count means
+    #: a frame the line cannot carry (too long for its error rate).
+    awaited_damaged: int = 0
 
 
 @dataclass
@@ -109,6 +117,8 @@ class _Outstanding:
     payload: bytes
     sent_at: float
     retries: int = 0
+    retransmitted: bool = False
+    sacked: bool = False
 
 
 class Session:
@@ -128,6 +138,7 @@ class Session:
         self._syn_sent_at = 0.0
         self._syn_retries = 0
         self._srtt: float | None = None
+        self._min_rtt = float("inf")
         self._rttvar = 0.0
         self._rto = self.config.rto_initial
 
@@ -190,7 +201,7 @@ class Session:
     def outgoing(self) -> bytes:
         """Bytes to write to the link now (possibly empty)."""
         if self._ack_due and self.state is State.OPEN:
-            self._emit(FrameKind.ACK, 0, 0, b"")
+            self._emit(FrameKind.ACK, 0, 0, self._sack_bitmap())
         self._ack_due = False
         out = bytes(self._out)
         self._out.clear()
@@ -199,9 +210,12 @@ class Session:
     def next_deadline(self) -> float | None:
         if self.state is State.SYN_SENT:
             return self._syn_sent_at + self._backoff(self._syn_retries)
-        if self.state is not State.OPEN or not self._unacked:
+        if self.state is not State.OPEN:
             return None
-        return min(o.sent_at + self._backoff(o.retries) for o in self._unacked.values())
+        pending = [
+            o.sent_at + self._backoff(o.retries) for o in self._unacked.values() if not o.sacked
+        ]
+        return min(pending, default=None)
 
     def on_timer(self, now: float) -> list[SessionEvent]:
         """Retransmit what is overdue; fail the link after too many tries."""
@@ -216,6 +230,8 @@ class Session:
         if self.state is not State.OPEN:
             return []
         for seq, o in self._unacked.items():
+            if o.sacked:
+                continue  # the peer holds it; only the cumulative ACK is behind
             if now >= o.sent_at + self._backoff(o.retries):
                 if o.retries >= self.config.max_retries:
                     return self._fail(f"frame {seq} unacknowledged after {o.retries} retries")
@@ -231,7 +247,8 @@ class Session:
         self._pending: deque[tuple[int, bytes]] = deque()
         self._ooo: dict[int, tuple[int, bytes]] = {}
         self._ack_due = False
-        self._last_nak: tuple[int, float] = (0, float("-inf"))
+        self._nak_times: dict[int, float] = {}
+        self._damage: dict[int, int] = {}
         self._send_window = self.config.window
         self._peer_max_payload = min(self.config.max_payload, ABSOLUTE_MAX_PAYLOAD)
 
@@ -239,6 +256,10 @@ class Session:
         return min(self._rto * (2**retries), self.config.rto_max)
 
     def _fail(self, reason: str) -> list[SessionEvent]:
+        if self.role is Role.RESPONDER and self.state is State.OPEN:
+            # Tell the dock at once, rather than leave it waiting for replies
+            # that will never come; it re-opens and resumes.
+            self._emit(FrameKind.RST, 0, 0, b"")
         self.state = State.FAILED
         return [LinkFailed(reason)]
 
@@ -266,6 +287,7 @@ class Session:
 
     def _retransmit(self, seq: int, o: _Outstanding, now: float) -> None:
         o.sent_at = now
+        o.retransmitted = True
         self.stats.retransmits += 1
         self._emit(FrameKind.MSG, seq, o.msg_type, o.payload)
 
@@ -280,15 +302,25 @@ class Session:
             and err.seq is not None
             and self._expected <= err.seq < self._expected + self.config.window
         ):
-            self._nak(self._expected, now)
+            if err.seq == self._expected:
+                self.stats.awaited_damaged += 1
+            self._damage[err.seq] = self._damage.get(err.seq, 0) + 1
+            # A damaged copy proves our last NAK for it was served: ask again now.
+            self._nak_times.pop(err.seq, None)
+            self._nak_holes(err.seq, now)
 
-    def _nak(self, seq: int, now: float) -> None:
-        last_seq, last_at = self._last_nak
-        if last_seq == seq and now - last_at < self.config.nak_interval:
-            return
-        self._last_nak = (seq, now)
-        self.stats.naks_sent += 1
-        self._emit(FrameKind.NAK, seq, 0, b"")
+    def _nak_holes(self, upto: int, now: float) -> None:
+        """Ask again for every frame from the next expected one up to ``upto`` that
+        has not arrived, each at most once per ``nak_interval``."""
+        last = min(upto, self._expected + self.config.window - 1)
+        for seq in range(self._expected, last + 1):
+            if seq in self._ooo:
+                continue
+            if now - self._nak_times.get(seq, float("-inf")) < self.config.nak_interval:
+                continue
+            self._nak_times[seq] = now
+            self.stats.naks_sent += 1
+            self._emit(FrameKind.NAK, seq, 0, self._sack_bitmap())
 
     def _on_frame(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
         kind = f.kind
@@ -308,9 +340,13 @@ class Session:
                 self._emit(FrameKind.RST, 0, 0, b"")
             return
         self._on_ack(f.ack, now)
+        if kind in (FrameKind.ACK, FrameKind.NAK) and f.payload:
+            self._on_sack(f.ack, f.payload, now)
         if kind is FrameKind.NAK:
             o = self._unacked.get(f.seq)
-            if o is not None and now - o.sent_at >= min(self._srtt or 0.0, self._rto):
+            # A NAK that left the peer before our latest copy could have arrived is
+            # about an older copy: ignore it, the latest is on its way.
+            if o is not None and now - o.sent_at >= 0.5 * self._min_rtt:
                 self._retransmit(f.seq, o, now)
         elif kind is FrameKind.MSG:
             self._on_msg(f, now, events)
@@ -344,18 +380,49 @@ class Session:
 
     def _apply_peer_params(self, window: int, max_payload: int) -> None:
         self._send_window = max(1, min(self.config.window, window))
-        self._peer_max_payload = max(64, min(max_payload, ABSOLUTE_MAX_PAYLOAD))
+        self._peer_max_payload = max(MIN_PAYLOAD, min(max_payload, ABSOLUTE_MAX_PAYLOAD))
 
     def _on_ack(self, ack: int, now: float) -> None:
         if not self._unacked or ack < next(iter(self._unacked)):
             return
         for seq in [s for s in self._unacked if s <= ack]:
             o = self._unacked.pop(seq)
-            if o.retries == 0:
+            # Karn: an ACK of a resent frame is ambiguous; a frame SACKed earlier was
+            # sampled then, and its cumulative ACK waited on another frame.
+            if not (o.retransmitted or o.sacked):
                 self._sample_rtt(now - o.sent_at)
+
+    def _sack_bitmap(self) -> bytes:
+        """Which frames after the first missing one we already hold (ACK/NAK payload).
+
+        Bit i (most significant bit of byte 0 first) stands for sequence
+        ``ACK + 2 + i``; trailing zero bytes are left out.
+        """
+        if not self._ooo:
+            return b""
+        base = self._expected + 1
+        bits = 0
+        span = max(self._ooo) - base + 1
+        nbytes = (span + 7) // 8
+        for seq in self._ooo:
+            i = seq - base
+            bits |= 1 << (nbytes * 8 - 1 - i)
+        return bits.to_bytes(nbytes, "big")
+
+    def _on_sack(self, ack: int, bitmap: bytes, now: float) -> None:
+        base = ack + 2
+        bits = int.from_bytes(bitmap, "big")
+        width = len(bitmap) * 8
+        for seq, o in self._unacked.items():
+            i = seq - base
+            if 0 <= i < width and bits >> (width - 1 - i) & 1 and not o.sacked:
+                o.sacked = True
+                if not o.retransmitted:
+                    self._sample_rtt(now - o.sent_at)
 
     def _sample_rtt(self, rtt: float) -> None:
         rtt = max(rtt, 0.0)
+        self._min_rtt = min(self._min_rtt, rtt)
         if self._srtt is None:
             self._srtt, self._rttvar = rtt, rtt / 2
         else:
@@ -377,14 +444,18 @@ class Session:
                 self.stats.duplicates += 1
             else:
                 self._ooo[seq] = (f.msg_type, f.payload)
-            self._nak(self._expected, now)
+            self._ack_due = True  # tell the sender at once what we hold (SACK)
+            self._nak_holes(seq - 1, now)
             return
-        events.append(Delivered(f.msg_type, f.payload))
+        events.append(Delivered(f.msg_type, f.payload, self._damage.pop(seq, 0)))
         self._expected += 1
         while self._expected in self._ooo:
             msg_type, payload = self._ooo.pop(self._expected)
-            events.append(Delivered(msg_type, payload))
+            events.append(Delivered(msg_type, payload, self._damage.pop(self._expected, 0)))
             self._expected += 1
         self._ack_due = True
+        self.stats.awaited_damaged = 0
+        for old in [k for k in self._nak_times if k < self._expected]:
+            del self._nak_times[old]
         if self._ooo:
-            self._nak(self._expected, now)  # the next gap is already known
+            self._nak_holes(max(self._ooo) - 1, now)  # the next gaps are already known

@@ -144,7 +144,7 @@ class RecorderFirmware:
         if not common:
             raise RecorderError(
                 ErrorCode.VERSION_UNSUPPORTED,
-                f"recorder speaks versions {SUPPORTED_VERSIONS}, host asked {min_version}..{max_version}",
+                f"recorder speaks {SUPPORTED_VERSIONS}, host asked {min_version}..{max_version}",
             )
         m = self.model
         fields: dict[str, Any] = {

@@ -48,7 +48,7 @@ class RecorderSpec:
     interrupted: int = 0
     capabilities: Capability = ALL_CAPABILITIES
     secret: bytes | None = None
-    faults: FaultFlag = FaultFlag(0)
+    faults: FaultFlag = field(default_factory=lambda: FaultFlag(0))
     recording: bool = False
     docked: bool = True
     time_scale: float = 1.0
