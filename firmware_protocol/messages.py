@@ -1,7 +1,7 @@
 """The message dictionary: every message type, its fields, and the enums they use.
 
-This table is the protocol; PROTOCOL.md section 4 is generated from the same
-facts and ``tests/test_protocol_doc.py`` keeps the two in step.
+This table is the protocol; PROTOCOL.md section 4 describes the same facts and
+``tests/test_vectors.py`` keeps the two in step.
 """
 
 from __future__ import annotations

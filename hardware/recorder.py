@@ -226,7 +226,7 @@ class RecorderFirmware:
     def _on_self_test(self) -> dict:
         faults = self.model.faults()
         items = [{"name": flag.name.lower(), "passed": flag not in faults} for flag in type(faults)]
-        items.append({"name": "battery", "passed": self.model.battery_percent() > 0})
+        items.append({"name": "charge", "passed": self.model.battery_percent() > 0})
         return {"passed": all(i["passed"] for i in items), "items": items}
 
     def _on_mass_storage(self, enable: bool) -> dict:

@@ -38,7 +38,7 @@ def start_recorder(tmp_path) -> Iterator[Callable[..., RunningRecorder]]:
 
     def start(
         listen: str = "pty",
-        faults: LinkFaults | None = None,
+        link_faults: LinkFaults | None = None,
         data_dir: str | None = None,
         **spec: object,
     ) -> RunningRecorder:
@@ -47,7 +47,7 @@ def start_recorder(tmp_path) -> Iterator[Callable[..., RunningRecorder]]:
         spec.setdefault("recordings", 2)
         folder = data_dir or os.path.join(tmp_path, f"rec-{spec['serial']}-{len(started)}")
         model = RecorderModel.open(folder, RecorderSpec(**spec))  # type: ignore[arg-type]
-        server = EmulatorServer(RecorderFirmware(model), listen, faults).start()
+        server = EmulatorServer(RecorderFirmware(model), listen, link_faults).start()
         running = RunningRecorder(server, model, folder)
         started.append(running)
         return running

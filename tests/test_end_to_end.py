@@ -42,7 +42,7 @@ def test_probe_list_and_read_exact_bytes(start_recorder, listen: str) -> None:
 @pytest.mark.parametrize("listen", ["pty", "tcp://127.0.0.1:0"])
 def test_read_survives_bit_errors_and_dropped_frames(start_recorder, listen: str) -> None:
     faults = LinkFaults(bit_error_rate=1e-4, drop_rate=0.02, seed=7)
-    r = start_recorder(listen=listen, faults=faults, recordings=1, recording_mb=0.5)
+    r = start_recorder(listen=listen, link_faults=faults, recordings=1, recording_mb=0.5)
     with r.client(timeout=30) as c:
         c.open()
         (rec,) = c.list_recordings()
@@ -54,7 +54,7 @@ def test_read_survives_bit_errors_and_dropped_frames(start_recorder, listen: str
 
 def test_resume_after_disconnect_by_offset(start_recorder) -> None:
     faults = LinkFaults(disconnect_after_bytes=300_000)
-    r = start_recorder(listen="tcp://127.0.0.1:0", faults=faults, recordings=1, recording_mb=1)
+    r = start_recorder(listen="tcp://127.0.0.1:0", link_faults=faults, recordings=1, recording_mb=1)
     parts: dict[int, bytes] = {}
     got = 0
     with r.client(timeout=5) as c:
@@ -76,9 +76,11 @@ def test_nothing_answering_is_a_clear_link_error(tmp_path) -> None:
 
     master, slave = os.openpty()
     try:
-        with RecorderClient(open_transport(os.ttyname(slave)), timeout=1) as c:
-            with pytest.raises(LinkError, match="no recorder answered"):
-                c.open(timeout=1.0)
+        with (
+            RecorderClient(open_transport(os.ttyname(slave)), timeout=1) as c,
+            pytest.raises(LinkError, match="no recorder answered"),
+        ):
+            c.open(timeout=1.0)
     finally:
         os.close(master)
         os.close(slave)
@@ -101,9 +103,11 @@ def test_peer_speaking_something_else_is_named(tmp_path) -> None:
     t = threading.Thread(target=chatter, daemon=True)
     t.start()
     try:
-        with RecorderClient(open_transport(os.ttyname(slave)), timeout=1) as c:
-            with pytest.raises(LinkError, match="not in this protocol"):
-                c.open(timeout=1.0)
+        with (
+            RecorderClient(open_transport(os.ttyname(slave)), timeout=1) as c,
+            pytest.raises(LinkError, match="not in this protocol"),
+        ):
+            c.open(timeout=1.0)
     finally:
         stop.set()
         t.join()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/demo and scripts/test: system packages, virtualenv,
+# Python packages. Idempotent: a second run with nothing changed does nothing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${DOCK_VENV:-$ROOT/.venv}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; return 1; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || { log "no apt-get: install $* yourself"; return 1; }
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_python() {
+  if ! command -v python3 >/dev/null; then
+    log "installing python3"
+    apt_install python3 python3-venv
+  fi
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    log "Python 3.11 or newer is required (found $(python3 --version))"; exit 1; }
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    log "installing python3-venv"
+    apt_install python3-venv
+  fi
+}
+
+ensure_mosquitto() {
+  if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    log "installing the mosquitto broker (used by the MQTT tests)"
+    apt_install mosquitto || log "mosquitto unavailable: MQTT tests will be skipped"
+  fi
+}
+
+# ensure_venv EXTRAS: create the virtualenv and install the project with extras.
+ensure_venv() {
+  local extras="$1"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed-$extras"
+  local want
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Python packages ($extras)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    if [ "$extras" = "run" ]; then
+      "$VENV/bin/python" -m pip install -q -e "$ROOT"
+    else
+      "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    fi
+    echo "$want" > "$stamp"
+  fi
+}

@@ -1,0 +1,190 @@
+"""The reference recorder refuses what a firmware must refuse, and remembers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import pytest
+
+from dock.recorder_client import AuthenticationFailed, RecorderRefused
+from firmware_protocol.messages import Capability, ErrorCode, EventKind, MsgType, StopReason
+from hardware.recorder_model import LEGACY_CAPABILITIES
+
+from .conftest import SECRET
+
+
+def test_status_reads_without_authentication_but_erase_needs_it(start_recorder) -> None:
+    r = start_recorder(secret=SECRET)
+    with r.client() as c:
+        c.open()
+        assert c.status().recording_count == 2
+        rec = c.list_recordings()[0]
+        with pytest.raises(RecorderRefused) as exc:
+            c.erase(rec.id, rec.sha256)
+        assert exc.value.code == ErrorCode.AUTH_REQUIRED
+        for privileged in (
+            lambda: c.set_time(1_700_000_000.0),
+            lambda: c.assign("1001", "Wang Wei", "Traffic 3"),
+            lambda: c.mass_storage(True),
+        ):
+            with pytest.raises(RecorderRefused, match="AUTH_REQUIRED"):
+                privileged()
+    assert len(r.model.recordings) == 2
+
+
+def test_wrong_secret_is_refused_and_grants_nothing(start_recorder) -> None:
+    r = start_recorder(secret=SECRET)
+    with r.client() as c:
+        c.open()
+        with pytest.raises(AuthenticationFailed):
+            c.authenticate(bytes(32))
+        rec = c.list_recordings()[0]
+        with pytest.raises(RecorderRefused, match="AUTH_REQUIRED"):
+            c.erase(rec.id, rec.sha256)
+
+
+def test_erase_refused_without_the_right_hash(start_recorder) -> None:
+    r = start_recorder(secret=SECRET)
+    with r.client() as c:
+        c.open()
+        c.authenticate(SECRET)
+        rec = c.list_recordings()[0]
+        with pytest.raises(RecorderRefused) as exc:
+            c.erase(rec.id, hashlib.sha256(b"something else").digest())
+        assert exc.value.code == ErrorCode.HASH_MISMATCH
+        assert os.path.exists(r.model.recording_path(rec.id))
+        c.erase(rec.id, rec.sha256)
+        assert [x.id for x in c.list_recordings()] == ["REC000002"]
+        with pytest.raises(RecorderRefused, match="NOT_FOUND"):
+            c.erase(rec.id, rec.sha256)  # nothing is erased twice
+    kinds = [e["kind"] for e in r.model.state["events"]]
+    assert kinds.count(EventKind.ERASED) == 1
+
+
+def test_set_time_reports_drift_and_fixes_the_clock(start_recorder) -> None:
+    import time
+
+    r = start_recorder(secret=SECRET, clock_offset_s=42.5)
+    with r.client() as c:
+        c.open()
+        assert c.status().clock_offset_s == pytest.approx(42.5, abs=0.5)
+        c.authenticate(SECRET)
+        drift = c.set_time(time.time(), source="test")
+        assert drift == pytest.approx(42.5, abs=0.5)
+        assert abs(c.status().clock_offset_s) < 0.5
+        events = c.events()
+    assert events[-1]["kind"] == EventKind.TIME_SET
+
+
+def test_assignment_is_written_into_the_device(start_recorder) -> None:
+    r = start_recorder(secret=SECRET)
+    with r.client() as c:
+        c.open()
+        c.authenticate(SECRET)
+        c.assign("110105", "Li Na", "Chaoyang Traffic")
+        assert c.status().officer_id == "110105"
+    assert r.model.state["officer"]["unit"] == "Chaoyang Traffic"
+
+
+def test_state_survives_a_restart(start_recorder, tmp_path) -> None:
+    folder = str(tmp_path / "persist")
+    first = start_recorder(data_dir=folder, serial="KEEP01", secret=SECRET, recordings=3)
+    with first.client() as c:
+        c.open()
+        c.authenticate(SECRET)
+        c.erase("REC000001", c.list_recordings()[0].sha256)
+        c.assign("7", "Zhao", "Unit 1")
+    first.server.stop()
+    again = start_recorder(data_dir=folder, serial="IGNORED", recordings=9)
+    with again.client() as c:
+        ident = c.open()
+        assert ident.serial == "KEEP01" and ident.enrolled
+        c.authenticate(SECRET)  # the secret survived
+        assert [x.id for x in c.list_recordings()] == ["REC000002", "REC000003"]
+        assert c.status().officer_id == "7"
+        kinds = [e["kind"] for e in c.events()]
+    assert kinds.count(EventKind.POWER_ON) == 2
+
+
+def test_interruptions_are_in_the_event_log(start_recorder) -> None:
+    r = start_recorder(recordings=3, interrupted=1)
+    with r.client() as c:
+        c.open()
+        events = c.events()
+        recs = c.list_recordings()
+    cut = [e for e in events if e["kind"] == EventKind.INTERRUPTED]
+    assert len(cut) == 1 and cut[0]["reason"] == StopReason.BATTERY
+    assert cut[0]["recording_id"] == recs[-1].id
+    assert recs[-1].stop_reason == StopReason.BATTERY
+
+
+def test_older_recorder_without_capabilities_still_works(start_recorder) -> None:
+    r = start_recorder(capabilities=LEGACY_CAPABILITIES)
+    with r.client() as c:
+        ident = c.open()
+        assert Capability.BATTERY_HEALTH not in ident.capabilities
+        status = c.status()
+        assert status.battery_health_percent is None and status.battery_percent > 0
+        assert all(x.signature is None for x in c.list_recordings())
+        with pytest.raises(RecorderRefused, match="UNSUPPORTED"):
+            c.self_test()
+
+
+def test_unknown_message_gets_an_error_not_a_crash(start_recorder) -> None:
+    from firmware_protocol.messages import decode
+
+    r = start_recorder()
+    with r.client() as c:
+        c.open()
+        c.session.send(0x0042, (77).to_bytes(4, "big") + b"\x01\x00\x00\x00\x00", 0.0)
+        c._flush()
+        c._pump(lambda: 77 in c._replies, 5)
+        err = c._replies.pop(77)
+        assert err.msg_type is MsgType.ERROR
+        assert err.fields["code"] == ErrorCode.UNKNOWN_MESSAGE
+        assert c.status().recording_count == 2  # and it goes on answering
+    assert decode  # imported for the ERROR type
+
+
+def test_self_test_reports_a_faulty_sensor(start_recorder) -> None:
+    from firmware_protocol.messages import FaultFlag
+
+    r = start_recorder(faults=FaultFlag.SENSOR)
+    with r.client() as c:
+        c.open()
+        result = c.self_test()
+    assert result["passed"] is False
+    assert {i["name"] for i in result["items"] if not i["passed"]} == {"sensor"}
+
+
+def test_mass_storage_exposes_a_read_only_folder(start_recorder) -> None:
+    r = start_recorder(secret=SECRET, recordings=2)
+    with r.client() as c:
+        c.open()
+        c.authenticate(SECRET)
+        reply = c.mass_storage(True)
+        recs = c.list_recordings()
+    folder = reply["local_path"]
+    names = sorted(os.listdir(folder))
+    assert names == [f"{x.id}.mp4" for x in recs]
+    for x in recs:
+        path = os.path.join(folder, f"{x.id}.mp4")
+        assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+        with open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).digest() == x.sha256
+    assert not os.stat(folder).st_mode & stat.S_IWUSR
+
+
+def test_enrolment_once_then_rekey_only_when_authenticated(start_recorder) -> None:
+    r = start_recorder()
+    with r.client() as c:
+        assert c.open().enrolled is False
+        with pytest.raises(AuthenticationFailed, match="NOT_ENROLLED"):
+            c.authenticate(SECRET)
+        c.enrol(SECRET)
+        with pytest.raises(RecorderRefused, match="ALREADY_ENROLLED"):
+            c.enrol(bytes(32))  # a random host cannot take the device over
+        c.authenticate(SECRET)
+        assert c.authenticated
