@@ -38,7 +38,10 @@ def test_protocol_never_calls_open_or_print() -> None:
     calls = []
     for path in sorted(PACKAGE.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                if node.func.id in {"open", "print", "input"}:
-                    calls.append(f"{path.name}:{node.lineno} {node.func.id}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"open", "print", "input"}
+            ):
+                calls.append(f"{path.name}:{node.lineno} {node.func.id}")
     assert calls == []
