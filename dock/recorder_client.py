@@ -43,7 +43,7 @@ from .interfaces import Transport
 
 log = logging.getLogger("dock.recorder")
 
-READ_MAX = 512 * 1024
+READ_MAX = 256 * 1024
 MAX_CHUNK = 256 * 1024
 MIN_CHUNK = 256
 #: Damaged copies of the awaited frame, with nothing delivered in between, after
@@ -441,7 +441,7 @@ class RecorderClient:
         offset: int,
         progress: Callable[[int], None] | None,
     ) -> int:
-        window = max(1, min(self.session.config.window, 8))
+        window = max(1, min(self.session.config.window, 14))
         inflight: list[tuple[int, int, int]] = []  # (req_id, offset, length)
         next_off = delivered = self._last_delivered = offset
         while delivered < rec.size:

@@ -71,15 +71,22 @@ class MalformedMessage(ValueError):
 
 def encode_body(schema: Schema, req_id: int, values: dict[str, Any]) -> bytes:
     """Encode ``values`` (field name -> value; lists for repeated) after ``req_id``."""
-    return REQ_ID.pack(req_id & 0xFFFFFFFF) + encode_fields(schema, values)
+    parts = [REQ_ID.pack(req_id & 0xFFFFFFFF)]
+    _encode_parts(schema, values, parts)
+    return b"".join(parts)  # the one copy a large READ reply costs
 
 
 def encode_fields(schema: Schema, values: dict[str, Any]) -> bytes:
+    parts: list[bytes] = []
+    _encode_parts(schema, values, parts)
+    return b"".join(parts)
+
+
+def _encode_parts(schema: Schema, values: dict[str, Any], parts: list[bytes]) -> None:
     specs = schema.by_name()
     unknown = set(values) - set(specs)
     if unknown:
         raise ValueError(f"{schema.name}: unknown field(s) {sorted(unknown)}")
-    parts: list[bytes] = []
     for spec in schema.fields:
         value = values.get(spec.name)
         if value is None:
@@ -90,7 +97,6 @@ def encode_fields(schema: Schema, values: dict[str, Any]) -> bytes:
             raw = _encode_value(spec, item)
             parts.append(FIELD_HEAD.pack(spec.tag, len(raw)))
             parts.append(raw)
-    return b"".join(parts)
 
 
 def _encode_value(spec: FieldSpec, value: Any) -> bytes:

@@ -4,13 +4,14 @@ Pure: bytes in, frames or errors out. The decoder never raises on input, never
 hands up a frame whose checks fail, and keeps its buffer bounded, so a serial
 line full of garbage costs memory proportional to one maximum frame only.
 
-A frame is delimited by START and END markers, and everything between them is
-escaped so the markers cannot occur inside (the HDLC idea): resynchronisation is
-immediate after garbage or a frame cut short, and footage that happens to contain
-frame-like bytes can never surface as a frame. See PROTOCOL.md section 2.
+Frames are length-delimited, not byte-stuffed: a recorder can send footage
+straight from flash (DMA) behind a header, and the dock never touches a payload
+byte except to check its CRC. Resynchronisation comes from the header's own CRC
+(a false START is rejected before its length is believed) and from rescanning:
+when a frame fails its checks, decoding resumes just after its START, so a frame
+that began inside a cut-short one is still found. See PROTOCOL.md section 2.
 
     START   2  0xB7 0xC3
-    ---- escaped: every 0xB7 below is sent as 0xB7 0x00 ----
     VERSION 1  frame format version (1)
     KIND    1  FrameKind
     SEQ     4  sender's sequence number (0 for unsequenced frames)
@@ -20,7 +21,6 @@ frame-like bytes can never surface as a frame. See PROTOCOL.md section 2.
     HCRC    2  CRC-16/CCITT-FALSE of VERSION..LEN (16 bytes)
     PAYLOAD n
     CRC     4  CRC-32 (ISO-HDLC, as zlib) of VERSION..PAYLOAD
-    ---- end of escaped part ----
     END     2  0xB7 0xE5
 
 All integers are big-endian.
@@ -34,17 +34,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-ESC = 0xB7
 START = b"\xb7\xc3"
 END = b"\xb7\xe5"
-_ESCAPED = b"\xb7\x00"
-_RAW = b"\xb7"
 FRAME_VERSION = 1
 HEADER = struct.Struct(">BBIIHI")  # 16 bytes, then HCRC
 HEADER_SIZE = HEADER.size + 2
 TRAILER_SIZE = 4
-#: Unescaped bytes around a payload (header, HCRC, CRC), without the markers.
-OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+#: Bytes around a payload: START, header, HCRC, CRC, END.
+OVERHEAD = len(START) + HEADER_SIZE + TRAILER_SIZE + len(END)
 #: Hard ceiling on any payload, whatever a peer announces.
 ABSOLUTE_MAX_PAYLOAD = 1 << 20
 
@@ -63,13 +60,12 @@ class FrameKind(enum.IntEnum):
 class FrameErrorCode(enum.Enum):
     """Why bytes were discarded; machine-readable names used in test vectors."""
 
-    NOISE = "noise"  # bytes outside any START..END
-    TRUNCATED = "truncated"  # a new START arrived before this frame's END
-    TOO_LONG = "too_long"  # no END within the size limit, or LEN above it
+    NOISE = "noise"  # bytes outside any frame
     BAD_HEADER_CRC = "bad_header_crc"
     BAD_VERSION = "bad_version"
     BAD_KIND = "bad_kind"
-    BAD_LENGTH = "bad_length"  # LEN disagrees with the bytes between the markers
+    TOO_LONG = "too_long"  # LEN above the receiver's limit
+    BAD_END = "bad_end"  # no END marker where LEN says the frame ends (cut short)
     BAD_CRC = "bad_crc"
 
 
@@ -99,12 +95,10 @@ def crc16_ccitt_false(data: bytes | memoryview) -> int:
     return binascii.crc_hqx(data, 0xFFFF)
 
 
-def escape(data: bytes) -> bytes:
-    return data.replace(_RAW, _ESCAPED)
-
-
-def unescape(data: bytes) -> bytes:
-    return data.replace(_ESCAPED, _RAW)
+def encode_header(kind: FrameKind, seq: int, ack: int, msg_type: int, length: int) -> bytes:
+    """START and the header with its CRC: what precedes a payload on the wire."""
+    head = HEADER.pack(FRAME_VERSION, int(kind), seq, ack, msg_type, length)
+    return START + head + crc16_ccitt_false(head).to_bytes(2, "big")
 
 
 def encode_frame(
@@ -114,24 +108,9 @@ def encode_frame(
     n = len(payload)
     if n > ABSOLUTE_MAX_PAYLOAD:
         raise ValueError(f"payload of {n} bytes exceeds {ABSOLUTE_MAX_PAYLOAD}")
-    head = HEADER.pack(FRAME_VERSION, int(kind), seq, ack, msg_type, n)
-    head += crc16_ccitt_false(head).to_bytes(2, "big")
-    crc = zlib.crc32(payload, zlib.crc32(head)).to_bytes(4, "big")
-    return b"".join((START, escape(head), escape(bytes(payload)), escape(crc), END))
-
-
-def _sound_header(body: bytes) -> tuple[int, int, int, int, int] | FrameErrorCode:
-    """Parse an unescaped header: (kind, seq, ack, type, len) or why it is unsound."""
-    if len(body) < HEADER_SIZE:
-        return FrameErrorCode.BAD_LENGTH
-    version, kind, seq, ack, msg_type, length = HEADER.unpack_from(body)
-    if crc16_ccitt_false(body[: HEADER.size]) != int.from_bytes(body[16:18], "big"):
-        return FrameErrorCode.BAD_HEADER_CRC
-    if version != FRAME_VERSION:
-        return FrameErrorCode.BAD_VERSION
-    if kind not in _KINDS:
-        return FrameErrorCode.BAD_KIND
-    return kind, seq, ack, msg_type, length
+    head = encode_header(kind, seq, ack, msg_type, n)
+    crc = zlib.crc32(payload, zlib.crc32(memoryview(head)[2:])).to_bytes(4, "big")
+    return b"".join((head, payload, crc, END))
 
 
 class FrameDecoder:
@@ -139,12 +118,8 @@ class FrameDecoder:
 
     def __init__(self, max_payload: int = ABSOLUTE_MAX_PAYLOAD) -> None:
         self.max_payload = min(max_payload, ABSOLUTE_MAX_PAYLOAD)
-        # Escaping can at most double the body; anything longer cannot be a frame.
-        self._max_raw = 2 * (self.max_payload + OVERHEAD) + len(START) + len(END)
         self._buf = bytearray()
         self._noise = 0
-        self._scan = 2  # where to resume looking for END in a frame still arriving
-        self._discarding = False  # inside an over-long frame: skip to the next START
 
     @property
     def buffered(self) -> int:
@@ -155,72 +130,63 @@ class FrameDecoder:
         buf += data
         out: list[Frame | FrameError] = []
         pos = 0
+        end_of_data = len(buf)
         while True:
             s = buf.find(START, pos)
             if s < 0:
-                keep = 1 if buf and buf[-1] == ESC else 0  # maybe half a START
-                self._skip(len(buf) - keep - pos)
-                pos = len(buf) - keep
+                keep = 1 if end_of_data > pos and buf[-1] == START[0] else 0  # half a START
+                self._noise += end_of_data - keep - pos
+                pos = end_of_data - keep
                 break
-            self._skip(s - pos)
-            self._discarding = False
+            self._noise += s - pos
             pos = s
-            scan = s + max(2, self._scan - 1)
-            e = buf.find(END, scan)
-            limit = e if e >= 0 else len(buf)
-            nxt = buf.find(START, scan, limit)
-            if nxt >= 0:
-                self._flush_noise(out)
-                seq, kind = self._header_hint(bytes(buf[s + 2 : nxt]))
-                out.append(FrameError(FrameErrorCode.TRUNCATED, nxt - s, seq, kind))
-                pos, self._scan = nxt, 2
-                continue
-            if e < 0:
-                if len(buf) - s > self._max_raw:
-                    keep = 1 if buf[-1] == ESC else 0  # maybe half the next START
-                    self._flush_noise(out)
-                    out.append(FrameError(FrameErrorCode.TOO_LONG, len(buf) - keep - s))
-                    self._discarding = True
-                    pos, self._scan = len(buf) - keep, 2
-                else:
-                    self._scan = len(buf) - s  # resume here when more arrives
+            h = s + 2
+            if end_of_data - h < HEADER_SIZE:
                 break
+            version, kind_raw, seq, ack, msg_type, length = HEADER.unpack_from(buf, h)
+            bad: FrameErrorCode | None = None
+            if crc16_ccitt_false(memoryview(buf)[h : h + 16]) != (buf[h + 16] << 8 | buf[h + 17]):
+                bad = FrameErrorCode.BAD_HEADER_CRC
+            elif version != FRAME_VERSION:
+                bad = FrameErrorCode.BAD_VERSION
+            elif kind_raw not in _KINDS:
+                bad = FrameErrorCode.BAD_KIND
+            if bad is not None:
+                self._flush_noise(out)
+                out.append(FrameError(bad, len(START)))
+                pos = h  # a false or damaged START: look again right after it
+                continue
+            kind = _KINDS[kind_raw]
+            if length > self.max_payload:
+                self._flush_noise(out)
+                out.append(FrameError(FrameErrorCode.TOO_LONG, len(START), seq, kind))
+                pos = h
+                continue
+            p = h + HEADER_SIZE
+            c = p + length
+            e = c + TRAILER_SIZE + len(END)
+            if end_of_data < e:
+                break  # wait for the rest
             self._flush_noise(out)
-            out.append(self._decode(bytes(buf[s + 2 : e]), e + 2 - s))
-            pos, self._scan = e + 2, 2
+            view = memoryview(buf)
+            if view[c + 4 : e] != END:
+                out.append(FrameError(FrameErrorCode.BAD_END, len(START), seq, kind))
+                pos = h  # cut short: a real frame may start inside it
+            elif zlib.crc32(view[h:c]) != int.from_bytes(view[c : c + 4], "big"):
+                out.append(FrameError(FrameErrorCode.BAD_CRC, len(START), seq, kind))
+                pos = h
+            else:
+                out.append(Frame(kind, seq, ack, msg_type, bytes(view[p:c])))
+                pos = e
+            view.release()
         self._flush_noise(out)
         del buf[:pos]
         return out
-
-    def _skip(self, n: int) -> None:
-        if n > 0 and not self._discarding:
-            self._noise += n
 
     def _flush_noise(self, out: list[Frame | FrameError]) -> None:
         if self._noise:
             out.append(FrameError(FrameErrorCode.NOISE, self._noise))
             self._noise = 0
-
-    def _header_hint(self, raw: bytes) -> tuple[int | None, FrameKind | None]:
-        head = _sound_header(unescape(raw[: 2 * HEADER_SIZE])[:HEADER_SIZE])
-        if isinstance(head, FrameErrorCode):
-            return None, None
-        return head[1], _KINDS[head[0]]
-
-    def _decode(self, raw: bytes, size: int) -> Frame | FrameError:
-        body = unescape(raw)
-        head = _sound_header(body)
-        if isinstance(head, FrameErrorCode):
-            return FrameError(head, size)
-        kind_raw, seq, ack, msg_type, length = head
-        kind = _KINDS[kind_raw]
-        if length > self.max_payload:
-            return FrameError(FrameErrorCode.TOO_LONG, size, seq, kind)
-        if len(body) != HEADER_SIZE + length + TRAILER_SIZE:
-            return FrameError(FrameErrorCode.BAD_LENGTH, size, seq, kind)
-        if zlib.crc32(memoryview(body)[:-4]) != int.from_bytes(body[-4:], "big"):
-            return FrameError(FrameErrorCode.BAD_CRC, size, seq, kind)
-        return Frame(kind, seq, ack, msg_type, body[HEADER_SIZE:-TRAILER_SIZE])
 
 
 _KINDS = {int(k): k for k in FrameKind}

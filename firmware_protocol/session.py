@@ -133,7 +133,7 @@ class Session:
         self.session_id = 0
         self.stats = SessionStats()
         self._decoder = FrameDecoder(min(self.config.max_payload, ABSOLUTE_MAX_PAYLOAD))
-        self._out = bytearray()
+        self._out: list[bytes] = []
         self._reset_sequences()
         self._syn_sent_at = 0.0
         self._syn_retries = 0
@@ -203,7 +203,7 @@ class Session:
         if self._ack_due and self.state is State.OPEN:
             self._emit(FrameKind.ACK, 0, 0, self._sack_bitmap())
         self._ack_due = False
-        out = bytes(self._out)
+        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
         return out
 
@@ -270,7 +270,7 @@ class Session:
 
     def _emit(self, kind: FrameKind, seq: int, msg_type: int, payload: bytes) -> None:
         ack = self._expected - 1 if self.state is State.OPEN else 0
-        self._out += encode_frame(kind, seq, ack, msg_type, payload)
+        self._out.append(encode_frame(kind, seq, ack, msg_type, payload))
         self.stats.frames_sent += 1
         if kind in _CARRIES_ACK:
             self._ack_due = False  # this frame carries the cumulative ACK already

@@ -149,8 +149,12 @@ class EmulatorServer:
                 fw.on_timer()
                 produced = fw.outgoing()
                 if produced:
-                    out += inj.outbound(produced)
-                if out and not (time.monotonic() < stall_until):
+                    produced = inj.outbound(produced)
+                if produced and not out and time.monotonic() >= stall_until:
+                    produced = self._write_direct(fd, produced)  # usual case: no copy
+                if produced:
+                    out += produced
+                if out and time.monotonic() >= stall_until:
                     self._write_some(fd, out)
                 if inj.take_disconnect():
                     self._drain(fd, out)
@@ -166,6 +170,19 @@ class EmulatorServer:
                     stall_until = time.monotonic() + stall
         finally:
             sel.close()
+
+    @staticmethod
+    def _write_direct(fd: int, data: bytes) -> bytes | memoryview:
+        """Write what the socket takes now; return the rest."""
+        try:
+            n = os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EAGAIN):
+                return data
+            raise
+        return memoryview(data)[n:] if n < len(data) else b""
 
     @staticmethod
     def _write_some(fd: int, out: bytearray) -> None:

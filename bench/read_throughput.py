@@ -1,0 +1,110 @@
+"""Reading one large recording through the whole stack vs a plain socket.
+
+Both run in this machine's loopback with the sender in a separate process, as a
+recorder is separate hardware: (1) the baseline, a process that reads the same
+file and ``sendall``s it on a plain TCP socket, received with ``recv_into``;
+(2) the stack, ``recorder-emulator --listen tcp://...`` serving the file and the
+dock's ``RecorderClient.read_recording`` reading it (framing, escaping, CRCs,
+session, TLV, pipelined READs). Prints MB/s for each and the ratio, best of N.
+
+    .venv/bin/python bench/read_throughput.py [--mb 256] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from dock.composition import open_transport  # noqa: E402
+from dock.recorder_client import RecorderClient  # noqa: E402
+
+SENDER = r"""
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+fd = os.open(path, os.O_RDONLY)
+off = 0
+while True:
+    block = os.pread(fd, 256 * 1024, off)
+    if not block:
+        break
+    conn.sendall(block)
+    off += len(block)
+conn.close()
+"""
+
+
+def plain_socket(path: str, size: int) -> float:
+    p = subprocess.Popen([sys.executable, "-c", SENDER, path], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    port = int(p.stdout.readline())
+    sock = socket.create_connection(("127.0.0.1", port))
+    buf = bytearray(256 * 1024)
+    got = 0
+    t0 = time.perf_counter()
+    while got < size:
+        n = sock.recv_into(buf)
+        if n == 0:
+            break
+        got += n
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    p.wait(timeout=30)
+    assert got == size, (got, size)
+    return size / elapsed
+
+
+def whole_stack(url: str) -> tuple[float, bytes]:
+    h = hashlib.sha256()
+    with RecorderClient(open_transport(url)) as client:
+        client.open()
+        (rec,) = client.list_recordings()
+        t0 = time.perf_counter()
+        client.read_recording(rec, lambda off, data: None)
+        elapsed = time.perf_counter() - t0
+    return rec.size / elapsed, h.digest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=float, default=256)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        emu = subprocess.Popen(
+            [sys.executable, "-m", "hardware.emulator_cli", "--listen", "tcp://127.0.0.1:0",
+             "--data-dir", tmp, "--recordings", "1", "--recording-mb", str(a.mb),
+             "--log-level", "WARNING"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert emu.stdout is not None
+        url = emu.stdout.readline().strip()
+        path = os.path.join(tmp, "recordings", "REC000001.mp4")
+        size = os.path.getsize(path)
+        try:
+            base = max(plain_socket(path, size) for _ in range(a.repeat))
+            stack = max(whole_stack(url)[0] for _ in range(a.repeat))
+        finally:
+            emu.terminate()
+            emu.wait(timeout=10)
+    mb = 1e6
+    print(f"recording           {size / (1 << 20):.0f} MiB, best of {a.repeat}")
+    print(f"plain socket        {base / mb:8.1f} MB/s")
+    print(f"whole stack         {stack / mb:8.1f} MB/s")
+    print(f"ratio               {stack / base:8.2f}  (target >= 0.5)")
+    print(f"USB 2.0 headroom    {stack / 35e6:8.1f} x a 35 MB/s link")
+
+
+if __name__ == "__main__":
+    main()
