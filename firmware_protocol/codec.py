@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 FIELD_HEAD = struct.Struct(">BI")
@@ -53,16 +54,24 @@ class FieldSpec:
     size: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Schema:
     name: str
     fields: tuple[FieldSpec, ...] = ()
 
-    def by_tag(self) -> dict[int, FieldSpec]:
+    @cached_property
+    def _tags(self) -> dict[int, FieldSpec]:
         return {f.tag: f for f in self.fields}
 
-    def by_name(self) -> dict[str, FieldSpec]:
+    @cached_property
+    def _names(self) -> dict[str, FieldSpec]:
         return {f.name: f for f in self.fields}
+
+    def by_tag(self) -> dict[int, FieldSpec]:
+        return self._tags
+
+    def by_name(self) -> dict[str, FieldSpec]:
+        return self._names
 
 
 class MalformedMessage(ValueError):

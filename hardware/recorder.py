@@ -66,6 +66,7 @@ class RecorderFirmware:
         session_config: SessionConfig | None = None,
     ) -> None:
         self.model = model
+        self._reading: tuple[str, int] | None = None
         self._mono = monotonic
         self._random = random_bytes
         cfg = session_config or SessionConfig(max_payload=MAX_READ + 1024, window=16)
@@ -73,6 +74,7 @@ class RecorderFirmware:
         self._new_session()
 
     def _new_session(self) -> None:
+        self._close_reading()
         self.authenticated = False
         self._host_nonce: bytes | None = None
         self._device_nonce: bytes | None = None
@@ -203,12 +205,21 @@ class RecorderFirmware:
         if offset > rec.size:
             raise RecorderError(ErrorCode.OUT_OF_RANGE, f"offset {offset} beyond size {rec.size}")
         length = min(length, MAX_READ, self.session.peer_max_payload - 64, rec.size - offset)
-        fd = os.open(self.model.recording_path(id), os.O_RDONLY)
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        return {"offset": offset, "data": data}
+        return {"offset": offset, "data": os.pread(self._open_for_read(id), length, offset)}
+
+    def _open_for_read(self, rid: str) -> int:
+        """One open file at a time: a transfer reads one recording chunk after chunk."""
+        if self._reading is not None and self._reading[0] == rid:
+            return self._reading[1]
+        self._close_reading()
+        fd = os.open(self.model.recording_path(rid), os.O_RDONLY)
+        self._reading = (rid, fd)
+        return fd
+
+    def _close_reading(self) -> None:
+        if self._reading is not None:
+            os.close(self._reading[1])
+            self._reading = None
 
     def _on_erase(self, id: str, sha256: bytes) -> dict:
         rec = self.model.recordings.get(id)
@@ -216,6 +227,7 @@ class RecorderFirmware:
             raise RecorderError(ErrorCode.NOT_FOUND, f"no recording {id}")
         if sha256 != rec.sha256:
             raise RecorderError(ErrorCode.HASH_MISMATCH, "stated hash is not this recording's")
+        self._close_reading()
         self.model.erase(id)
         return {}
 
