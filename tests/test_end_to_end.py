@@ -121,3 +121,26 @@ def test_authenticated_session_over_pty(start_recorder) -> None:
         c.open()
         c.authenticate(SECRET)
         assert c.authenticated
+
+
+def test_a_stall_shorter_than_the_timeout_only_slows_the_read(start_recorder) -> None:
+    faults = LinkFaults(stall_after_bytes=100_000, stall_seconds=1.0)
+    r = start_recorder(listen="tcp://127.0.0.1:0", link_faults=faults, recordings=1, recording_mb=1)
+    with r.client(timeout=10) as c:
+        c.open()
+        (rec,) = c.list_recordings()
+        blob = read_all(c, rec)
+    assert hashlib.sha256(blob).digest() == rec.sha256
+    assert r.server.injector._stalled
+
+
+def test_pulled_recorder_on_a_pty_is_a_link_error_not_a_hang(start_recorder) -> None:
+    from dock.recorder_client import LinkGone
+
+    faults = LinkFaults(disconnect_after_bytes=200_000)
+    r = start_recorder(link_faults=faults, recordings=1, recording_mb=1)
+    with r.client(timeout=5) as c:
+        c.open()
+        (rec,) = c.list_recordings()
+        with pytest.raises(LinkGone):  # the line hung up: no resume attempts on it
+            c.read_recording(rec, lambda off, d: None)
