@@ -31,19 +31,18 @@ from firmware_protocol.codec import FIELD_HEAD, REQ_ID, FieldType, MalformedMess
 from firmware_protocol.framing import (
     ABSOLUTE_MAX_PAYLOAD,
     END,
-    ESC,
     FRAME_VERSION,
     HEADER,
     HEADER_SIZE,
+    OVERHEAD,
     START,
+    TRAILER_SIZE,
     Frame,
     FrameDecoder,
     FrameError,
     FrameKind,
     crc16_ccitt_false,
     encode_frame,
-    escape,
-    unescape,
 )
 from firmware_protocol.messages import (
     PROTOCOL_VERSION,
@@ -78,7 +77,8 @@ NEW_SECRET = bytes(range(0xA0, 0xC0))
 HOST_NONCE = bytes(range(0x20, 0x40))
 DEVICE_NONCE = bytes(range(0x40, 0x60))
 DEVICE_KEY_SEED = bytes(range(0x60, 0x80))
-#: Recording REC000001: 4 KiB whose bytes 0xB0..0xBF include 0xB7 (shows escaping).
+#: Recording REC000001: 4 KiB whose bytes 0xB0..0xBF include 0xB7, the first byte of both
+#: markers (the READ example shows that payload bytes are sent unchanged).
 FOOTAGE = bytes(range(256)) * 16
 FOOTAGE_SHA256 = hashlib.sha256(FOOTAGE).digest()
 READ_OFFSET, READ_LENGTH = 0xB0, 16
@@ -140,10 +140,12 @@ def message_json(msg: Message) -> dict[str, Any]:
 
 
 def split_frames(data: bytes) -> list[bytes]:
-    """Cut a clean byte stream at END markers (escaping guarantees none inside)."""
+    """Cut a clean byte stream into frames, using each header's LEN."""
     out, pos = [], 0
     while pos < len(data):
-        end = data.index(END, pos) + len(END)
+        assert data.startswith(START, pos)
+        length = HEADER.unpack_from(data, pos + len(START))[-1]
+        end = pos + OVERHEAD + length
         out.append(data[pos:end])
         pos = end
     return out
@@ -153,13 +155,12 @@ def frame_vector(name: str, direction: str, raw: bytes, note: str = "") -> dict[
     """A valid frame: wire bytes, header values, and the decoded message if any."""
     (frame,) = FrameDecoder().feed(raw)
     assert isinstance(frame, Frame), (name, frame)
-    body = unescape(raw[len(START) : -len(END)])
-    version, kind, seq, ack, msg_type, length = HEADER.unpack_from(body)
+    h = len(START)
+    version, kind, seq, ack, msg_type, length = HEADER.unpack_from(raw, h)
     vec: dict[str, Any] = {"name": name, "direction": direction}
     if note:
         vec["note"] = note
     vec["frame"] = raw.hex()
-    vec["unescaped"] = body.hex()
     vec["header"] = {
         "version": version,
         "kind": FrameKind(kind).name,
@@ -167,8 +168,8 @@ def frame_vector(name: str, direction: str, raw: bytes, note: str = "") -> dict[
         "ack": ack,
         "msg_type": msg_type,
         "length": length,
-        "header_crc": int.from_bytes(body[HEADER.size : HEADER_SIZE], "big"),
-        "crc": int.from_bytes(body[-4:], "big"),
+        "header_crc": int.from_bytes(raw[h + HEADER.size : h + HEADER_SIZE], "big"),
+        "crc": int.from_bytes(raw[-len(END) - TRAILER_SIZE : -len(END)], "big"),
     }
     vec["payload"] = frame.payload.hex()
     if frame.kind in (FrameKind.SYN, FrameKind.SYN_ACK):
@@ -437,7 +438,7 @@ def _raw_frame(
     head = HEADER.pack(version, kind, seq, ack, msg_type, length)
     head += crc16_ccitt_false(head).to_bytes(2, "big")
     crc = zlib.crc32(payload, zlib.crc32(head)).to_bytes(4, "big")
-    return START + escape(head + payload + crc) + END
+    return START + head + payload + crc + END
 
 
 def _flip(data: bytes, index: int, bit: int = 0) -> bytes:
@@ -449,24 +450,31 @@ def _flip(data: bytes, index: int, bit: int = 0) -> bytes:
 def decoder_vectors() -> list[dict[str, Any]]:
     a = encode_frame(FrameKind.MSG, 7, 3, MsgType.READ.reply, b"A" * 24)
     b = encode_frame(FrameKind.MSG, 8, 3, MsgType.READ.reply, b"B" * 24)
+    c = encode_frame(FrameKind.MSG, 9, 3, MsgType.READ.reply, b"C" * 24)
     ack = encode_frame(FrameKind.ACK, 0, 12, 0)
+    long = encode_frame(FrameKind.MSG, 10, 3, MsgType.READ.reply, b"L" * 200)
+    next_long = encode_frame(FrameKind.MSG, 11, 3, MsgType.READ.reply, b"N" * 150)
     noise = bytes.fromhex("0011223344556677c3e5")
     inner = encode_frame(FrameKind.MSG, 99, 0, MsgType.ERASE, b"erase me")
     carrier = encode_frame(FrameKind.MSG, 9, 3, MsgType.READ.reply, b"xxxx" + inner + b"yyyy")
-    esc = encode_frame(FrameKind.MSG, 0xB7, 0xB7C3, 0xB7E5, b"\xb7\xc3\xb7\xe5\xb7\x00\xb7")
-    assert a.count(b"\xb7") == 2 and b"\xb7" not in a[2:-2]  # test-input sanity
-    payload_at = 2 + HEADER_SIZE  # first payload byte of a (its header has no 0xB7)
+    markers = encode_frame(FrameKind.MSG, 0xB7, 0xB7C3, 0xB7E5, b"\xb7\xc3\xb7\xe5\xb7\x00\xb7")
+    # test-input sanity: 0xB7 only in the markers of a, so the offsets below hit what they say
+    assert a.count(b"\xb7") == 2 and len(a) == OVERHEAD + 24
+    assert len(a[:40] + ack + next_long) >= len(long)  # enough bytes to find the END missing
+    payload_at = len(START) + HEADER_SIZE  # first payload byte
     cases: list[tuple[str, str, int, list[bytes]]] = [
         ("good_frame", "one clean frame", ABSOLUTE_MAX_PAYLOAD, [a]),
         (
-            "escaped_bytes",
-            "header, payload and CRC containing 0xB7, START and END patterns",
+            "markers_inside_frame",
+            "SEQ, ACK, TYPE and payload containing 0xB7 and both marker patterns: sent "
+            "unchanged and delivered as they are (a good frame is not searched for START)",
             ABSOLUTE_MAX_PAYLOAD,
-            [esc],
+            [markers],
         ),
         (
             "payload_bit_flipped",
-            "bit 0 of the 5th payload byte of the first frame flipped; the second is intact",
+            "bit 0 of the 5th payload byte of the first frame flipped, the second intact: "
+            "bad_crc with SEQ, the rest of the damaged frame is noise, the second is found",
             ABSOLUTE_MAX_PAYLOAD,
             [_flip(a, payload_at + 4) + b],
         ),
@@ -474,7 +482,7 @@ def decoder_vectors() -> list[dict[str, Any]]:
             "crc_bit_flipped",
             "a bit of the CRC-32 trailer flipped",
             ABSOLUTE_MAX_PAYLOAD,
-            [_flip(a, len(a) - 4, 3) + b],
+            [_flip(a, len(a) - 6, 3) + b],
         ),
         (
             "header_bit_flipped",
@@ -495,30 +503,30 @@ def decoder_vectors() -> list[dict[str, Any]]:
             [_raw_frame(FRAME_VERSION, 0x07, 7, 3, 0, 4, b"kind") + b],
         ),
         (
-            "length_mismatch",
-            "LEN says 10 but 12 payload bytes lie between the markers (CRCs correct)",
-            ABSOLUTE_MAX_PAYLOAD,
-            [_raw_frame(FRAME_VERSION, FrameKind.MSG, 7, 3, 2, 10, b"twelve bytes") + b],
-        ),
-        (
-            "empty_frame",
-            "START immediately followed by END",
-            ABSOLUTE_MAX_PAYLOAD,
-            [START + END + b],
-        ),
-        (
             "declared_length_over_limit",
-            "a complete, correct frame whose LEN (24) exceeds this decoder's max_payload (16)",
+            "a complete, correct frame whose LEN (24) exceeds this decoder's max_payload (16): "
+            "refused from its header alone",
             16,
             [a + ack],
         ),
         (
-            "endless_frame",
-            "START then 100 bytes and no END: dropped once longer than any legal frame "
-            "(2 * (16 + 22) + 4 = 80 bytes for max_payload 16); bytes up to the next START "
-            "are dropped silently",
-            16,
-            [START + b"\x01" * 100, b"\x02" * 5 + ack],
+            "end_marker_bit_flipped",
+            "a bit of the END marker flipped: bad_end as soon as the frame's last byte is in",
+            ABSOLUTE_MAX_PAYLOAD,
+            [_flip(a, len(a) - 1, 4), b],
+        ),
+        (
+            "length_below_payload",
+            "LEN says 10 but 12 payload bytes are sent (both CRCs computed over what is "
+            "sent): END is not where LEN puts it",
+            ABSOLUTE_MAX_PAYLOAD,
+            [_raw_frame(FRAME_VERSION, FrameKind.MSG, 7, 3, 2, 10, b"twelve bytes") + b],
+        ),
+        (
+            "start_then_end",
+            "START immediately followed by END: the header CRC fails",
+            ABSOLUTE_MAX_PAYLOAD,
+            [START + END + b],
         ),
         (
             "leading_noise",
@@ -533,8 +541,15 @@ def decoder_vectors() -> list[dict[str, Any]]:
             [a + noise + b],
         ),
         (
+            "noise_across_deliveries",
+            "noise in two deliveries: one noise report per delivery",
+            ABSOLUTE_MAX_PAYLOAD,
+            [noise, noise + a],
+        ),
+        (
             "false_start_in_garbage",
-            "garbage containing a START pattern: the false frame is cut by the real START",
+            "garbage containing a START pattern whose 18 'header' bytes (garbage and the start "
+            "of the next frame) fail the header CRC; the next frame is found by rescanning",
             ABSOLUTE_MAX_PAYLOAD,
             [a + b"\x55\x55" + START + noise + b],
         ),
@@ -546,42 +561,48 @@ def decoder_vectors() -> list[dict[str, Any]]:
         ),
         (
             "cut_in_header_then_good_frame",
-            "the first 10 bytes of a frame, then a complete frame",
+            "the first 10 bytes of a frame, then a complete frame: the header CRC fails",
             ABSOLUTE_MAX_PAYLOAD,
             [a[:10] + b],
         ),
         (
             "cut_in_payload_then_good_frame",
-            "a frame cut after 30 bytes (header complete), then a complete frame: "
-            "SEQ is reported so the receiver can NAK at once",
+            "a frame cut after 30 bytes (header complete), then a complete frame: bad_end with "
+            "SEQ (so the receiver can NAK at once), then the good frame found by rescanning",
             ABSOLUTE_MAX_PAYLOAD,
             [a[:30] + b],
         ),
         (
-            "lost_end_marker",
-            "a bit of the END marker flipped: the frame is declared truncated only when the "
-            "next START arrives",
+            "cut_long_frame_holds_later_frames",
+            "a frame with LEN 200 cut after 40 bytes, then an ACK frame: nothing comes out until "
+            "LEN's worth of bytes has arrived; then bad_end, and both later frames are found",
             ABSOLUTE_MAX_PAYLOAD,
-            [_flip(a, len(a) - 1, 4), b],
+            [long[:40] + ack, next_long],
+        ),
+        (
+            "frames_after_damage_all_found",
+            "a frame with a damaged payload followed by three good frames in one delivery",
+            ABSOLUTE_MAX_PAYLOAD,
+            [_flip(a, payload_at) + b + ack + c],
         ),
         (
             "split_delivery",
-            "one frame delivered in four pieces: inside START, inside the header, "
+            "one frame delivered in five pieces: inside START, inside the header, "
             "inside the payload, inside END",
             ABSOLUTE_MAX_PAYLOAD,
             [a[:1], a[1:12], a[12:40], a[40:-1], a[-1:]],
         ),
         (
-            "split_escape_pair",
-            "a frame with an escaped 0xB7 delivered with the escape pair split",
-            ABSOLUTE_MAX_PAYLOAD,
-            [esc[: esc.index(b"\xb7\x00") + 1], esc[esc.index(b"\xb7\x00") + 1 :]],
-        ),
-        (
             "split_start_after_noise",
-            "noise ending in 0xB7, then 0xC3 and the rest of a frame in the next piece",
+            "noise ending in 0xB7, then 0xC3 and the rest of a frame in the next delivery",
             ABSOLUTE_MAX_PAYLOAD,
             [noise + a[:1], a[1:]],
+        ),
+        (
+            "trailing_b7_not_a_start",
+            "noise ending in 0xB7 is held back; the next delivery shows it was noise",
+            ABSOLUTE_MAX_PAYLOAD,
+            [noise + b"\xb7", b"\x00" + a],
         ),
         (
             "duplicate_frame",
@@ -590,9 +611,10 @@ def decoder_vectors() -> list[dict[str, Any]]:
             [a + a],
         ),
         (
-            "damaged_carrier_hides_embedded_frame",
-            "a frame whose payload contains a complete frame, with the carrier's payload "
-            "damaged outside the embedded frame: nothing surfaces",
+            "damaged_carrier_exposes_embedded_frame",
+            "a frame whose payload contains a complete valid frame, damaged outside that "
+            "frame: after bad_crc the rescan finds and delivers the embedded frame "
+            "(PROTOCOL.md section 2.2 explains why this is accepted)",
             ABSOLUTE_MAX_PAYLOAD,
             [_flip(carrier, payload_at + 1)],
         ),
@@ -842,8 +864,8 @@ def build_vectors() -> dict[str, Any]:
             "frame_version": FRAME_VERSION,
             "start": START.hex(),
             "end": END.hex(),
-            "escape": "b7 -> b700",
             "header_size": HEADER_SIZE,
+            "frame_overhead": OVERHEAD,
             "absolute_max_payload": ABSOLUTE_MAX_PAYLOAD,
             "reply_bit": REPLY_BIT,
         },
@@ -867,14 +889,13 @@ def _hexline(data: bytes) -> str:
 
 
 def _dump_bytes(lines: list[str], data: bytes, comment: str, indent: str) -> None:
-    """Wire bytes (escaped) with a comment on the first line; 16 bytes per line."""
-    wire = escape(data)
-    if not wire:
+    """Wire bytes with a comment on the first line; 16 bytes per line."""
+    if not data:
         lines.append(f"{'':<47} | {indent}{comment}".rstrip())
         return
-    for i in range(0, len(wire), 16):
+    for i in range(0, len(data), 16):
         note = f"{indent}{comment}" if i == 0 else ""
-        lines.append(f"{_hexline(wire[i : i + 16]):<47} | {note}".rstrip())
+        lines.append(f"{_hexline(data[i : i + 16]):<47} | {note}".rstrip())
 
 
 _ENUM_FIELDS: dict[tuple[str, str], type[enum.IntEnum] | type[enum.IntFlag]] = {
@@ -913,7 +934,7 @@ def _dump_fields(lines: list[str], schema: Schema, data: bytes, indent: str) -> 
             _dump_fields(lines, spec.nested, value, indent + "  ")
             continue
         if spec is None or spec.type is FieldType.BYTES:
-            shown = f"({len(value)} bytes{'; each 0xB7 sent as b7 00' if ESC in value else ''})"
+            shown = f"({len(value)} bytes)"
         elif spec.type is FieldType.STR:
             shown = json.dumps(value.decode(), ensure_ascii=False)
         elif spec.type is FieldType.BOOL:
@@ -929,9 +950,9 @@ def _dump_fields(lines: list[str], schema: Schema, data: bytes, indent: str) -> 
 
 
 def annotate(raw: bytes) -> str:
-    body = unescape(raw[len(START) : -len(END)])
+    body = raw[len(START) : -len(END)]  # VERSION..CRC
     version, kind, seq, ack, msg_type, length = HEADER.unpack_from(body)
-    payload = body[HEADER_SIZE:-4]
+    payload = body[HEADER_SIZE:-TRAILER_SIZE]
     lines: list[str] = []
     lines.append(f"{_hexline(START):<47} | START")
     h = body[:HEADER_SIZE]
@@ -961,9 +982,16 @@ def annotate(raw: bytes) -> str:
         except (KeyError, ValueError):
             schema = Schema("unknown")
         _dump_fields(lines, schema, payload[4:], "")
+    elif kind in (FrameKind.ACK, FrameKind.NAK) and payload:
+        bits = int.from_bytes(payload, "big")
+        width = len(payload) * 8
+        held = [ack + 2 + i for i in range(width) if bits >> (width - 1 - i) & 1]
+        text = ", ".join(str(n) for n in held)
+        _dump_bytes(lines, payload, f"SACK bitmap: holds SEQ {text}", "")
     elif payload:
         _dump_bytes(lines, payload, "payload", "")
-    _dump_bytes(lines, body[-4:], f"CRC 0x{int.from_bytes(body[-4:], 'big'):08x}", "")
+    crc = body[-TRAILER_SIZE:]
+    _dump_bytes(lines, crc, f"CRC 0x{int.from_bytes(crc, 'big'):08x}", "")
     lines.append(f"{_hexline(END):<47} | END")
     return "\n".join(lines)
 

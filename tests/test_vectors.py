@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import struct
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from firmware_protocol import auth
 from firmware_protocol.codec import FieldSpec, FieldType, MalformedMessage, Schema
 from firmware_protocol.framing import (
+    ABSOLUTE_MAX_PAYLOAD,
     END,
+    FRAME_VERSION,
     HEADER,
     HEADER_SIZE,
+    OVERHEAD,
     START,
+    TRAILER_SIZE,
     Frame,
     FrameDecoder,
     FrameError,
+    FrameErrorCode,
     FrameKind,
     crc16_ccitt_false,
     encode_frame,
-    escape,
-    unescape,
 )
 from firmware_protocol.messages import (
     EVENT,
@@ -182,10 +186,11 @@ def test_valid_frame(vec: dict[str, Any]) -> None:
 
     # decode: exactly one frame with the stated header values and payload
     assert FrameDecoder().feed(raw) == [Frame(kind, h["seq"], h["ack"], h["msg_type"], payload)]
+    # layout: START, header, HCRC, payload, CRC, END, every byte sent as it is
     assert raw.startswith(START) and raw.endswith(END)
-    body = unescape(raw[2:-2])
-    assert body.hex() == vec["unescaped"]
-    assert escape(body) == raw[2:-2]
+    assert len(raw) == OVERHEAD + len(payload)
+    body = raw[len(START) : -len(END)]  # VERSION..CRC
+    assert body[HEADER_SIZE:-TRAILER_SIZE] == payload
     assert HEADER.unpack_from(body) == (
         h["version"],
         int(kind),
@@ -194,9 +199,11 @@ def test_valid_frame(vec: dict[str, Any]) -> None:
         h["msg_type"],
         h["length"],
     )
-    assert h["length"] == len(payload) == len(body) - HEADER_SIZE - 4
-    assert crc16_ccitt_false(body[:16]) == h["header_crc"]
-    assert zlib.crc32(body[:-4]) == h["crc"]
+    assert h["length"] == len(payload)
+    assert crc16_ccitt_false(body[: HEADER.size]) == h["header_crc"]
+    assert int.from_bytes(body[HEADER.size : HEADER_SIZE], "big") == h["header_crc"]
+    assert zlib.crc32(body[:-TRAILER_SIZE]) == h["crc"]
+    assert int.from_bytes(body[-TRAILER_SIZE:], "big") == h["crc"]
 
     # re-encode: the same bytes
     assert encode_frame(kind, h["seq"], h["ack"], h["msg_type"], payload) == raw
@@ -256,7 +263,7 @@ def test_decoder_vector(vec: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("vec", VECTORS["decoder"], ids=_ids(VECTORS["decoder"]))
 def test_decoder_vector_accounts_for_every_byte(vec: dict[str, Any]) -> None:
-    """Frames + discarded + still buffered = bytes fed (except while skipping a too-long frame)."""
+    """Frames + discarded + still buffered = bytes fed: no byte is dropped unreported."""
     fed = sum(len(step["data"]) // 2 for step in vec["feeds"])
     used = 0
     for step in vec["feeds"]:
@@ -274,10 +281,27 @@ def test_decoder_vector_accounts_for_every_byte(vec: dict[str, Any]) -> None:
                 )
             else:
                 used += out["discarded"]
-    if vec["name"] == "endless_frame":
-        assert used < fed  # bytes after a too-long frame are skipped without a report
-    else:
-        assert used + vec["feeds"][-1]["buffered"] == fed
+    assert used + vec["feeds"][-1]["buffered"] == fed
+
+
+def test_decoder_vectors_cover_every_error_code() -> None:
+    seen = {
+        out["error"]
+        for vec in VECTORS["decoder"]
+        for step in vec["feeds"]
+        for out in step["outputs"]
+        if "error" in out
+    }
+    assert seen == {c.value for c in FrameErrorCode}
+
+
+def test_constants() -> None:
+    c = VECTORS["constants"]
+    assert bytes.fromhex(c["start"]) == START and bytes.fromhex(c["end"]) == END
+    assert c["frame_version"] == FRAME_VERSION
+    assert c["header_size"] == HEADER_SIZE == 18
+    assert c["frame_overhead"] == OVERHEAD == len(START) + HEADER_SIZE + TRAILER_SIZE + len(END)
+    assert c["absolute_max_payload"] == ABSOLUTE_MAX_PAYLOAD
 
 
 # ----------------------------------------------------------------- body vectors
@@ -425,6 +449,50 @@ def test_doc_enumeration_table(enum_cls: type) -> None:
     assert got == {m.name: int(m) for m in enum_cls}
 
 
+def test_doc_frame_layout_table() -> None:
+    rows = _tables(_doc())["encode_frame"]
+    fields = ["START", "VERSION", "KIND", "SEQ", "ACK", "TYPE", "LEN", "HCRC"]
+    fields += ["PAYLOAD", "CRC", "END"]
+    assert [r[2] for r in rows] == fields
+    sizes = [len(START), *[struct.calcsize(">" + c) for c in HEADER.format[1:]], 2]
+    sizes += [None, TRAILER_SIZE, len(END)]  # None: the payload, n bytes
+    offset, after_payload = 0, False
+    for row, size in zip(rows, sizes, strict=True):
+        assert row[0] == (f"{offset}+*n*" if after_payload else str(offset)), row
+        assert row[1] == ("*n*" if size is None else str(size)), row
+        if size is None:
+            after_payload = True
+        else:
+            offset += size
+    assert offset == OVERHEAD
+    assert rows[0][3] == " ".join(f"0x{x:02X}" for x in START)
+    assert rows[-1][3] == " ".join(f"0x{x:02X}" for x in END)
+
+
+def test_doc_frame_kind_table() -> None:
+    rows = _tables(_doc())["FrameKind"]
+    assert {r[1]: int(r[0], 0) for r in rows} == {k.name: int(k) for k in FrameKind}
+
+
+def test_doc_frame_error_table() -> None:
+    """The error list of section 2.5 is FrameErrorCode, and says what each report carries."""
+    rows = _tables(_doc())["FrameErrorCode"]
+    assert [r[0] for r in rows] == [c.value for c in FrameErrorCode]
+    discarded = {r[0]: r[1] for r in rows}
+    carries_seq = {r[0]: r[2] == "yes" for r in rows}
+    assert {r[2] for r in rows} <= {"yes", "no"}
+    for vec in VECTORS["decoder"]:
+        for step in vec["feeds"]:
+            for out in step["outputs"]:
+                if "error" not in out:
+                    continue
+                code = out["error"]
+                assert (out["seq"] is not None) == carries_seq[code], (vec["name"], out)
+                assert (out["kind"] is not None) == carries_seq[code], (vec["name"], out)
+                if discarded[code].isdigit():
+                    assert out["discarded"] == int(discarded[code]), (vec["name"], out)
+
+
 def test_doc_has_a_section_per_message() -> None:
     headings = [line for line in _doc().splitlines() if line.startswith("#")]
     for t in MsgType:
@@ -440,3 +508,15 @@ def test_doc_examples_match_the_vectors() -> None:
     for name, block in examples:
         hex_part = "".join(line.split("|")[0] for line in block.splitlines())
         assert "".join(hex_part.split()) == by_name[name], f"example {name} is stale"
+
+
+def test_doc_names_only_existing_vectors() -> None:
+    """Every "vector `name`" in PROTOCOL.md is a vector in the file (or a section of it)."""
+    known = {
+        v["name"]
+        for section in ("frames", "session_frames", "decoder", "bodies")
+        for v in VECTORS[section]
+    } | set(VECTORS)
+    named = re.findall(r"[Vv]ectors?\s+`(\w+)`", _doc())
+    assert "damaged_carrier_exposes_embedded_frame" in named
+    assert set(named) - known == set()
