@@ -346,7 +346,9 @@ class Session:
             o = self._unacked.get(f.seq)
             # A NAK that left the peer before our latest copy could have arrived is
             # about an older copy: ignore it, the latest is on its way.
-            if o is not None and now - o.sent_at >= 0.5 * self._min_rtt:
+            # (Before the first RTT sample there is nothing to wait for.)
+            guard = 0.0 if self._min_rtt == float("inf") else 0.5 * self._min_rtt
+            if o is not None and now - o.sent_at >= guard:
                 self._retransmit(f.seq, o, now)
         elif kind is FrameKind.MSG:
             self._on_msg(f, now, events)
