@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -28,3 +29,46 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class LedPattern(StrEnum):
+    """What a slot's LED says; distinct blink patterns, see hardware/indicators.py."""
+
+    OFF = "off"
+    READY = "ready"  # steady green: passes its checks
+    TAKE_THIS = "take_this"  # fast blink: the slot an officer was just given
+    BUSY = "busy"  # slow pulse: charging or offloading
+    FAILED_CHECK = "failed_check"  # double blink: refused at check-out
+    FAULT = "fault"  # steady red / rapid flash: device or slot fault
+
+
+class SlotIndicator(Protocol):
+    """The LED(s) of one slot."""
+
+    def show(self, pattern: LedPattern) -> None: ...
+
+
+class Buzzer(Protocol):
+    def refuse(self) -> None:
+        """The refusal sound: short, unmistakable, bounded in time."""
+        ...
+
+    def acknowledge(self) -> None: ...
+
+
+class Screen(Protocol):
+    """The dock's status screen: a few lines of text (LCD, OLED, or a console)."""
+
+    def show(self, lines: list[str]) -> None: ...
+
+
+class ClockSource(Protocol):
+    """Whether this dock's own clock may be trusted to set recorders' clocks."""
+
+    def synchronised(self) -> tuple[bool, str]:
+        """(trusted, reason); reason says why not, or which source vouches for it."""
+        ...
+
+    def now(self) -> float:
+        """UTC seconds since the epoch."""
+        ...

@@ -1,0 +1,75 @@
+"""Policy presets: the numbers the regulations in shared/seeds set, one preset each.
+
+Where the regulations differ the dock ships the strictest value as the default
+(``strictest``) and a named preset per regulation; every value can be overridden
+in the configuration file (``[policy]``). Check thresholds the regulations leave
+open (they say "check the battery", not how much) are the project's own defaults,
+the same in every preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    #: Footage must reach the unit's storage within this long after return.
+    offload_deadline_hours: float = 24.0
+    #: Count the deadline in working days (Mon-Fri) instead of hours.
+    offload_deadline_working_days: int | None = None
+    #: Minimum retention of ordinary footage.
+    retention_days: int = 3 * 365
+    #: Recorders per officer that must exist (1 per 2 officers = 0.5).
+    min_recorders_per_officer: float = 0.5
+    # --- pre-shift checks -------------------------------------------------------
+    shift_hours: float = 10.0
+    #: Hours of recording expected in a shift, for the storage check.
+    recording_hours_per_shift: float = 8.0
+    #: Recording hours a new battery gives from full; scaled by battery health.
+    battery_hours_when_new: float = 12.0
+    min_battery_percent: int = 80
+    #: Storage one hour of recording takes (about 4 Mbit/s video).
+    bytes_per_recording_hour: int = 1_800_000_000
+    max_clock_drift_after_sync_s: float = 1.0
+    #: Firmware versions allowed at check-out; empty means any.
+    allowed_firmware: tuple[str, ...] = ()
+    #: Whether a supervisor may override a failed check (always audited).
+    supervisor_override_allowed: bool = True
+    #: Checks a supervisor may never override.
+    never_overridable: tuple[str, ...] = field(
+        default=("device_unknown", "device_lost", "officer_unknown", "officer_disabled")
+    )
+
+
+PRESETS: dict[str, Policy] = {
+    # The strictest of all: shortest deadline, longest retention.
+    "strictest": Policy("strictest"),
+    # 000 Qiannan prefecture guideline: retention 2 years (no deadline stated).
+    "qiannan": Policy("qiannan", retention_days=2 * 365),
+    # 001 Pishan county: one working day, retention 3 years, 1 recorder per 2 officers.
+    "pishan": Policy("pishan", offload_deadline_working_days=1, retention_days=3 * 365),
+    # 002 Guangdong province: 24 hours.
+    "guangdong": Policy("guangdong", retention_days=365),
+    # 003 Tanghe county: 24 hours after return, retention 1 year.
+    "tanghe": Policy("tanghe", retention_days=365),
+    # 004 Jingzhou: 2 days, retention 6 months.
+    "jingzhou": Policy("jingzhou", offload_deadline_hours=48.0, retention_days=183),
+}
+DEFAULT_PRESET = "strictest"
+
+
+def policy_from(preset: str, overrides: dict[str, Any]) -> Policy:
+    """A preset with overrides applied; raises KeyError/TypeError naming the bad key."""
+    base = PRESETS[preset]
+    known = {f.name: f for f in fields(Policy)}
+    clean: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in known or key == "name":
+            raise KeyError(key)
+        if isinstance(value, list):
+            value = tuple(value)
+        clean[key] = value
+    return replace(base, **clean)

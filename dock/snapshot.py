@@ -1,0 +1,27 @@
+"""What the dock knows about one docked recorder at one moment: the input to checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    serial: str
+    firmware: str
+    battery_percent: int
+    #: None when the recorder does not report battery health (older firmware).
+    battery_health_percent: int | None
+    storage_free_bytes: int
+    #: Device clock minus trusted UTC after the dock's last clock set; None if the
+    #: clock could not be set (dock clock untrusted, or the set failed).
+    clock_offset_after_sync_s: float | None
+    #: Recordings still on the device that the dock has not offloaded and verified.
+    recordings_pending: int
+    fault_flags: int
+    #: None when the recorder has no self-test capability.
+    self_test_passed: bool | None
+    #: The device is in the dock's enrolment table and authenticated with its secret.
+    enrolled: bool
+    reported_lost: bool
+    maintenance_flag: bool
