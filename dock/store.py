@@ -1,0 +1,425 @@
+"""The dock's database: officers, enrolled devices, custody, status history.
+
+Real SQLite on disk in WAL mode with ``synchronous=FULL`` (custody must survive a
+power cut the moment it is recorded), ``busy_timeout`` for the daemon and the CLI
+sharing the file, ``BEGIN IMMEDIATE`` for every write, and ``quick_check`` at
+open. The schema itself enforces "one device per officer, one officer per device":
+two partial unique indexes over open custody rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS officers (
+    officer_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    badge TEXT UNIQUE,
+    pin_salt BLOB NOT NULL,
+    pin_hash BLOB NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    serial TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    enrolled_at REAL NOT NULL,
+    lost INTEGER NOT NULL DEFAULT 0,
+    maintenance INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS custody (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL REFERENCES devices(serial),
+    officer_id TEXT NOT NULL REFERENCES officers(officer_id),
+    slot_id TEXT NOT NULL,
+    out_at REAL NOT NULL,
+    taken_at REAL,
+    in_at REAL,
+    in_slot TEXT,
+    override_by TEXT,
+    override_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_device
+    ON custody(serial) WHERE in_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_officer
+    ON custody(officer_id) WHERE in_at IS NULL;
+CREATE TABLE IF NOT EXISTS device_status (
+    serial TEXT NOT NULL,
+    at REAL NOT NULL,
+    battery_percent INTEGER,
+    battery_health_percent INTEGER,
+    battery_cycles INTEGER,
+    storage_free_bytes INTEGER,
+    drift_before_s REAL,
+    drift_after_s REAL,
+    state TEXT
+);
+CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at);
+"""
+
+PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+class StoreError(Exception):
+    """A request the data does not allow (unknown officer, duplicate badge, ...)."""
+
+
+@dataclass(frozen=True)
+class Officer:
+    officer_id: str
+    name: str
+    unit: str
+    badge: str | None
+    role: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Device:
+    serial: str
+    model: str
+    firmware: str
+    secret: bytes
+    enrolled_at: float
+    lost: bool
+    maintenance: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Custody:
+    id: int
+    serial: str
+    officer_id: str
+    slot_id: str
+    out_at: float
+    in_at: float | None
+    override_by: str | None
+    override_reason: str | None
+
+
+def hash_pin(pin: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, **PIN_SCRYPT)
+
+
+class Store:
+    """Thread-safe: one connection per thread, all on the same file."""
+
+    def __init__(self, path: str, clock: Any = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        self._local = threading.local()
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        db = self._db()
+        ok = db.execute("PRAGMA quick_check").fetchone()[0]
+        if ok != "ok":
+            raise StoreError(f"{path}: database damaged ({ok}); restore it from backup")
+        db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # ------------------------------------------------------------------ officers
+    def add_officer(
+        self,
+        officer_id: str,
+        name: str,
+        unit: str,
+        pin: str,
+        badge: str | None = None,
+        role: str = "officer",
+        min_pin_length: int = 6,
+    ) -> Officer:
+        if not officer_id.strip() or not name.strip():
+            raise StoreError("officer number and name must not be empty")
+        if len(pin) < min_pin_length or not pin.isdigit():
+            raise StoreError(f"the PIN must be at least {min_pin_length} digits")
+        salt = os.urandom(16)
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO officers VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                    (officer_id, name, unit, badge, salt, hash_pin(pin, salt), role, self._clock()),
+                )
+        except sqlite3.IntegrityError as exc:
+            what = "badge" if "badge" in str(exc) else "officer number"
+            raise StoreError(f"that {what} is already registered") from exc
+        return self.officer(officer_id)  # type: ignore[return-value]
+
+    def officer(self, officer_id: str) -> Officer | None:
+        row = self._db().execute("SELECT * FROM officers WHERE officer_id = ?", (officer_id,))
+        return _officer(row.fetchone())
+
+    def officer_by_badge(self, badge: str) -> Officer | None:
+        row = self._db().execute("SELECT * FROM officers WHERE badge = ?", (badge,))
+        return _officer(row.fetchone())
+
+    def officers(self) -> list[Officer]:
+        rows = self._db().execute("SELECT * FROM officers ORDER BY officer_id").fetchall()
+        return [o for o in map(_officer, rows) if o is not None]
+
+    def check_pin(self, officer_id: str, pin: str) -> bool:
+        row = (
+            self._db()
+            .execute("SELECT pin_salt, pin_hash FROM officers WHERE officer_id = ?", (officer_id,))
+            .fetchone()
+        )
+        if row is None:
+            hash_pin(pin, b"\0" * 16)  # same work either way: no timing oracle
+            return False
+        return hmac.compare_digest(hash_pin(pin, row["pin_salt"]), row["pin_hash"])
+
+    def set_officer_disabled(self, officer_id: str, disabled: bool) -> None:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE officers SET disabled = ? WHERE officer_id = ?", (int(disabled), officer_id)
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no officer {officer_id}")
+
+    # ------------------------------------------------------------------ devices
+    def enrol_device(self, serial: str, model: str, firmware: str, secret: bytes) -> Device:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO devices (serial, model, firmware, secret, enrolled_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (serial, model, firmware, secret, self._clock()),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"device {serial} is already enrolled") from exc
+        return self.device(serial)  # type: ignore[return-value]
+
+    def device(self, serial: str) -> Device | None:
+        row = self._db().execute("SELECT * FROM devices WHERE serial = ?", (serial,)).fetchone()
+        return _device(row)
+
+    def devices(self) -> list[Device]:
+        rows = self._db().execute("SELECT * FROM devices ORDER BY serial").fetchall()
+        return [d for d in map(_device, rows) if d is not None]
+
+    def flag_device(
+        self, serial: str, *, lost: bool | None = None, maintenance: bool | None = None, note=""
+    ) -> Device:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM devices WHERE serial = ?", (serial,)).fetchone() is None:
+                raise StoreError(f"device {serial} is not enrolled")
+            if lost is not None:
+                db.execute("UPDATE devices SET lost = ? WHERE serial = ?", (int(lost), serial))
+            if maintenance is not None:
+                db.execute(
+                    "UPDATE devices SET maintenance = ? WHERE serial = ?",
+                    (int(maintenance), serial),
+                )
+            if note:
+                db.execute("UPDATE devices SET note = ? WHERE serial = ?", (note, serial))
+        return self.device(serial)  # type: ignore[return-value]
+
+    def update_firmware(self, serial: str, firmware: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE devices SET firmware = ? WHERE serial = ?", (firmware, serial))
+
+    # ------------------------------------------------------------------ custody
+    def open_custody(
+        self,
+        serial: str,
+        officer_id: str,
+        slot_id: str,
+        override_by: str | None = None,
+        override_reason: str | None = None,
+    ) -> Custody:
+        """Record a check-out; the schema refuses a second open custody for either side."""
+        try:
+            with self._write() as db:
+                cur = db.execute(
+                    "INSERT INTO custody (serial, officer_id, slot_id, out_at, override_by, "
+                    "override_reason) VALUES (?, ?, ?, ?, ?, ?)",
+                    (serial, officer_id, slot_id, self._clock(), override_by, override_reason),
+                )
+                custody_id = cur.lastrowid
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{serial} or officer {officer_id} already has open custody") from exc
+        return self.custody(custody_id)  # type: ignore[arg-type,return-value]
+
+    def close_custody(self, serial: str, slot_id: str) -> Custody | None:
+        """Docking closes the device's open custody; returns it, or None if none was open."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id FROM custody WHERE serial = ? AND in_at IS NULL", (serial,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE custody SET in_at = ?, in_slot = ? WHERE id = ?",
+                (self._clock(), slot_id, row["id"]),
+            )
+        return self.custody(row["id"])
+
+    def mark_taken(self, slot_id: str) -> None:
+        """The device granted from ``slot_id`` has left it: seeing it again is a return."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE custody SET taken_at = ? WHERE slot_id = ? AND in_at IS NULL "
+                "AND taken_at IS NULL",
+                (self._clock(), slot_id),
+            )
+
+    def awaiting_takeaway(self, slot_id: str) -> str | None:
+        """The serial granted from ``slot_id`` and not yet taken out of it, if any."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT serial FROM custody WHERE slot_id = ? AND in_at IS NULL AND taken_at IS NULL",
+                (slot_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else row["serial"]
+
+    def custody(self, custody_id: int) -> Custody | None:
+        row = self._db().execute("SELECT * FROM custody WHERE id = ?", (custody_id,)).fetchone()
+        return _custody(row)
+
+    def open_custody_of_officer(self, officer_id: str) -> Custody | None:
+        row = (
+            self._db()
+            .execute("SELECT * FROM custody WHERE officer_id = ? AND in_at IS NULL", (officer_id,))
+            .fetchone()
+        )
+        return _custody(row)
+
+    def open_custody_of_device(self, serial: str) -> Custody | None:
+        row = (
+            self._db()
+            .execute("SELECT * FROM custody WHERE serial = ? AND in_at IS NULL", (serial,))
+            .fetchone()
+        )
+        return _custody(row)
+
+    def custody_history(self, limit: int = 100) -> list[Custody]:
+        rows = self._db().execute("SELECT * FROM custody ORDER BY id DESC LIMIT ?", (limit,))
+        return [c for c in map(_custody, rows.fetchall()) if c is not None]
+
+    # ------------------------------------------------------------------ status
+    def record_status(self, serial: str, **values: Any) -> None:
+        cols = [
+            "battery_percent",
+            "battery_health_percent",
+            "battery_cycles",
+            "storage_free_bytes",
+            "drift_before_s",
+            "drift_after_s",
+            "state",
+        ]
+        unknown = set(values) - set(cols)
+        if unknown:
+            raise ValueError(f"unknown status fields {sorted(unknown)}")
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO device_status (serial, at, {', '.join(cols)}) "
+                f"VALUES (?, ?, {', '.join('?' for _ in cols)})",
+                (serial, self._clock(), *[values.get(c) for c in cols]),
+            )
+
+    def status_history(self, serial: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT * FROM device_status WHERE serial = ? ORDER BY at DESC, rowid DESC LIMIT ?",
+            (serial, limit),
+        )
+        return [dict(r) for r in rows.fetchall()]
+
+    def ratio(self) -> dict[str, Any]:
+        """Recorders per officer: the regulation asks for at least one per two officers."""
+        db = self._db()
+        officers = db.execute("SELECT COUNT(*) FROM officers WHERE disabled = 0").fetchone()[0]
+        devices = db.execute("SELECT COUNT(*) FROM devices WHERE lost = 0").fetchone()[0]
+        return {
+            "officers": officers,
+            "recorders": devices,
+            "recorders_per_officer": round(devices / officers, 3) if officers else None,
+        }
+
+
+def _officer(row: sqlite3.Row | None) -> Officer | None:
+    if row is None:
+        return None
+    return Officer(
+        row["officer_id"],
+        row["name"],
+        row["unit"],
+        row["badge"],
+        row["role"],
+        bool(row["disabled"]),
+    )
+
+
+def _device(row: sqlite3.Row | None) -> Device | None:
+    if row is None:
+        return None
+    return Device(
+        row["serial"],
+        row["model"],
+        row["firmware"],
+        row["secret"],
+        row["enrolled_at"],
+        bool(row["lost"]),
+        bool(row["maintenance"]),
+        row["note"],
+    )
+
+
+def _custody(row: sqlite3.Row | None) -> Custody | None:
+    if row is None:
+        return None
+    return Custody(
+        row["id"],
+        row["serial"],
+        row["officer_id"],
+        row["slot_id"],
+        row["out_at"],
+        row["in_at"],
+        row["override_by"],
+        row["override_reason"],
+    )
