@@ -311,7 +311,8 @@ class Store:
         row = (
             self._db()
             .execute(
-                "SELECT serial FROM custody WHERE slot_id = ? AND in_at IS NULL AND taken_at IS NULL",
+                "SELECT serial FROM custody "
+                "WHERE slot_id = ? AND in_at IS NULL AND taken_at IS NULL",
                 (slot_id,),
             )
             .fetchone()
