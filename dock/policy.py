@@ -29,7 +29,7 @@ class Policy:
     #: Hours of recording expected in a shift, for the storage check.
     recording_hours_per_shift: float = 8.0
     #: Recording hours a new battery gives from full; scaled by battery health.
-    battery_hours_when_new: float = 12.0
+    battery_hours_when_new: float = 14.0
     min_battery_percent: int = 80
     #: Storage one hour of recording takes (about 4 Mbit/s video).
     bytes_per_recording_hour: int = 1_800_000_000
@@ -51,7 +51,7 @@ PRESETS: dict[str, Policy] = {
     "qiannan": Policy("qiannan", retention_days=2 * 365),
     # 001 Pishan county: one working day, retention 3 years, 1 recorder per 2 officers.
     "pishan": Policy("pishan", offload_deadline_working_days=1, retention_days=3 * 365),
-    # 002 Guangdong province: 24 hours.
+    # 002 Guangdong province: 24 hours (retention left to the enforcing body: 1 year here).
     "guangdong": Policy("guangdong", retention_days=365),
     # 003 Tanghe county: 24 hours after return, retention 1 year.
     "tanghe": Policy("tanghe", retention_days=365),
