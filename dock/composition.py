@@ -76,3 +76,80 @@ def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
         servers.append(EmulatorServer(RecorderFirmware(model)).start())
         descriptions.append(description)
     return EmulatedFleet([s.url for s in servers], descriptions, servers)
+
+
+def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
+    """Wire a DockService from a DockConfig: database, audit log and key, clock,
+    transports, and the LEDs, buzzer and screen when a GPIO pin factory is given."""
+    from .audit import AuditLog
+    from .clock import SystemClock, TrustedClock
+    from .config import config_hash
+    from .keys import load_or_create_signing_key
+    from .service import DockService
+    from .store import Store
+
+    state = cfg.dock.state_dir
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    store = Store(os.path.join(state, "dock.db"))
+    key = load_or_create_signing_key(os.path.join(state, "signing.key"))
+    audit = AuditLog(os.path.join(state, "audit.db"), key, cfg.dock.id)
+    clock = TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
+    indicators: dict[str, Any] = {}
+    buzzer = None
+    if pin_factory is not None:
+        from hardware.indicators import GpioBuzzer, GpioSlotIndicator
+
+        for slot in cfg.slots:
+            if slot.led_green is not None and slot.led_red is not None:
+                indicators[slot.id] = GpioSlotIndicator(slot.led_green, slot.led_red, pin_factory)
+        if cfg.gpio.buzzer is not None:
+            buzzer = GpioBuzzer(cfg.gpio.buzzer, pin_factory)
+    if screen is None:
+        screen = _screen(cfg, pin_factory)
+    _audit_config_change(audit, state, config_hash(cfg), cfg.path)
+    return DockService(
+        dock_id=cfg.dock.id,
+        store=store,
+        audit=audit,
+        policy=cfg.policy,
+        clock=clock,
+        slots={s.id: s.port for s in cfg.slots},
+        open_transport=open_transport,
+        lock_dir=os.path.join(state, "locks"),
+        locale=cfg.dock.locale,
+        indicators=indicators,
+        screen=screen,
+        buzzer=buzzer,
+        min_pin_length=cfg.officers.min_pin_length,
+    )
+
+
+def _screen(cfg: Any, pin_factory: Any) -> Any:
+    from hardware.screens import ConsoleScreen, Hd44780Screen
+
+    lcd = getattr(cfg.gpio, "hd44780", None)
+    if cfg.gpio.screen == "hd44780" and pin_factory is not None and lcd is not None:
+        return Hd44780Screen(
+            lcd.rs, lcd.e, lcd.d4, lcd.d5, lcd.d6, lcd.d7, pin_factory,
+            cols=lcd.columns, rows=lcd.rows,
+        )  # fmt: skip
+    return ConsoleScreen()
+
+
+def _audit_config_change(audit: Any, state_dir: str, digest: str, path: str | None) -> None:
+    """A configuration that differs from the one the dock last ran with is audited."""
+    marker = os.path.join(state_dir, "config.sha256")
+    try:
+        with open(marker, encoding="ascii") as f:
+            previous = f.read().strip()
+    except FileNotFoundError:
+        previous = None
+    if previous == digest:
+        return
+    audit.append("config", "admin", path or "", {"previous": previous, "current": digest})
+    tmp = marker + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(digest)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, marker)

@@ -1,0 +1,467 @@
+"""The dock's service layer: inspect slots, check devices, check out, check in, enrol.
+
+Everything a user can ask of the dock goes through here (the CLI, the daemon and,
+later, the status page), so every custody change, check result, clock set and
+enrolment is audited in one place. Talking to a slot takes that slot's lock file,
+so the daemon's sweeps and a command-line check-out never interleave on one port.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware_protocol.messages import Capability
+
+from .audit import AuditLog
+from .checks import CheckResult, message_for, run_checks
+from .interfaces import ClockSource, LedPattern, Screen, SlotIndicator, Transport
+from .policy import Policy
+from .recorder_client import (
+    AuthenticationFailed,
+    LinkError,
+    RecorderClient,
+    RecorderRefused,
+    Status,
+)
+from .snapshot import DeviceSnapshot
+from .store import Officer, Store, StoreError
+
+log = logging.getLogger("dock.service")
+
+#: Reasons a check-out is refused that are about the officer or the dock, not one
+#: device (those come from dock.checks). Short enough for a 20-column screen line.
+DECISION_MESSAGES: dict[str, dict[str, str]] = {
+    "officer_unknown": {"zh": "身份无法识别", "en": "Officer not recognised"},
+    "officer_disabled": {"zh": "该警员已停用", "en": "Officer disabled"},
+    "officer_has_device": {"zh": "已领用设备 {serial}", "en": "Already holds {serial}"},
+    "no_device_ready": {"zh": "无可用设备", "en": "No recorder ready"},
+    "override_not_allowed": {"zh": "政策不允许越权", "en": "Override not allowed"},
+    "override_refused": {"zh": "主管身份验证失败", "en": "Supervisor not verified"},
+    "override_reason_missing": {"zh": "请填写越权理由", "en": "Give a reason"},
+    "take_slot": {"zh": "请取 {slot} 号槽位", "en": "Take slot {slot}"},
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class SlotView:
+    """What the dock last learnt about one slot."""
+
+    slot_id: str
+    port: str
+    serial: str | None = None
+    snapshot: DeviceSnapshot | None = None
+    results: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+    checked_at: float | None = None
+    status: Status | None = None
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.snapshot is not None and bool(self.results) and all(r.passed for r in self.results)
+        )
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+
+@dataclass(frozen=True)
+class Decision:
+    granted: bool
+    slot: str | None
+    device: str | None
+    reasons: list[Reason]
+    officer_id: str
+    override_by: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "granted": self.granted,
+            "slot": self.slot,
+            "device": self.device,
+            "officer": self.officer_id,
+            "override_by": self.override_by,
+            "reasons": [r.as_dict() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class Override:
+    supervisor_id: str
+    supervisor_pin: str
+    reason: str
+
+
+class DockService:
+    def __init__(
+        self,
+        *,
+        dock_id: str,
+        store: Store,
+        audit: AuditLog,
+        policy: Policy,
+        clock: ClockSource,
+        slots: dict[str, str],
+        open_transport: Callable[[str], Transport],
+        lock_dir: str,
+        locale: str = "zh",
+        indicators: dict[str, SlotIndicator] | None = None,
+        screen: Screen | None = None,
+        buzzer: Any = None,
+        min_pin_length: int = 6,
+    ) -> None:
+        self.dock_id = dock_id
+        self.store = store
+        self.audit = audit
+        self.policy = policy
+        self.clock = clock
+        self.locale = locale
+        self.views = {sid: SlotView(sid, port) for sid, port in slots.items()}
+        self._open_transport = open_transport
+        self._lock_dir = lock_dir
+        os.makedirs(lock_dir, exist_ok=True)
+        self.indicators = indicators or {}
+        self.screen = screen
+        self.buzzer = buzzer
+        self.min_pin_length = min_pin_length
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _slot(self, slot_id: str, timeout: float = 10.0) -> Iterator[RecorderClient]:
+        """The slot's lock, and an open session with the recorder in it."""
+        view = self.views[slot_id]
+        path = os.path.join(self._lock_dir, f"slot-{slot_id}.lock")
+        with open(path, "a+") as lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LinkError(f"slot {slot_id} is busy") from None
+                    time.sleep(0.01)
+            try:
+                client = RecorderClient(self._open_transport(view.port), timeout=5.0)
+            except (ConnectionError, ValueError) as exc:
+                raise LinkError(f"slot {slot_id}: {exc}") from exc
+            try:
+                client.open(timeout=3.0)
+                yield client
+            finally:
+                client.close()
+
+    def _msg(self, code: str, **detail: Any) -> str:
+        own = DECISION_MESSAGES.get(code)
+        if own is None:
+            return message_for(code, self.locale, **detail)
+        text = own["zh" if self.locale.lower().startswith("zh") else "en"]
+        return text.format(**detail)
+
+    def _led(self, slot_id: str, pattern: LedPattern) -> None:
+        ind = self.indicators.get(slot_id)
+        if ind is not None:
+            ind.show(pattern)
+
+    def _show(self, lines: list[str]) -> None:
+        if self.screen is not None:
+            self.screen.show(lines)
+
+    # ------------------------------------------------------------------ inspect
+    def inspect(self, slot_id: str, set_clock: bool = True) -> SlotView:
+        """Identify, authenticate, set the clock, self-test and check one slot."""
+        view = self.views[slot_id]
+        view.checked_at = self.clock.now()
+        previous = view.serial
+        try:
+            with self._slot(slot_id) as client:
+                self._inspect_with(view, client, set_clock)
+        except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+            empty = "no recorder answered" in str(exc) or "cannot" in str(exc)
+            if empty:
+                self.taken(slot_id)
+            view.serial = view.snapshot = view.status = None
+            view.results = []
+            view.error = None if empty else str(exc)
+            self._led(slot_id, LedPattern.OFF if empty else LedPattern.FAULT)
+            return view
+        if previous is not None and view.serial != previous:
+            self.taken(slot_id)  # another recorder is in the slot now
+        if view.serial is not None and self.store.awaiting_takeaway(slot_id) == view.serial:
+            self._led(slot_id, LedPattern.TAKE_THIS)
+        else:
+            self._led(slot_id, LedPattern.READY if view.ready else LedPattern.FAILED_CHECK)
+        return view
+
+    def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
+        ident = client.identity
+        assert ident is not None
+        device = self.store.device(ident.serial)
+        enrolled = False
+        if device is not None:
+            client.authenticate(device.secret)
+            enrolled = True
+            if device.firmware != ident.firmware:
+                self.store.update_firmware(ident.serial, ident.firmware)
+        status = client.status()
+        trusted, why = self.clock.synchronised()
+        drift_before = status.clock_offset_s
+        offset_after: float | None = None
+        if enrolled and trusted and set_clock:
+            client.set_time(self.clock.now(), source=why)
+            offset_after = client.status().clock_offset_s
+            self.audit.append(
+                "clock_set",
+                "dock",
+                ident.serial,
+                {"slot": view.slot_id, "drift_before_s": drift_before, "after_s": offset_after},
+            )
+        self_test: bool | None = None
+        if client.has(Capability.SELF_TEST):
+            self_test = bool(client.self_test()["passed"])
+        pending = len(client.list_recordings())
+        view.serial = ident.serial
+        view.status = status
+        view.error = None
+        view.snapshot = DeviceSnapshot(
+            serial=ident.serial,
+            firmware=ident.firmware,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            storage_free_bytes=status.storage_free_bytes,
+            clock_offset_after_sync_s=offset_after,
+            recordings_pending=pending,
+            fault_flags=status.fault_flags,
+            self_test_passed=self_test,
+            enrolled=enrolled,
+            reported_lost=bool(device and device.lost),
+            maintenance_flag=bool(device and device.maintenance),
+        )
+        view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
+        self.store.record_status(
+            ident.serial,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            battery_cycles=status.battery_cycles,
+            storage_free_bytes=status.storage_free_bytes,
+            drift_before_s=drift_before,
+            drift_after_s=offset_after,
+            state="ready" if view.ready else "failed_check",
+        )
+        self.audit.append(
+            "checks",
+            "dock",
+            ident.serial,
+            {
+                "slot": view.slot_id,
+                "passed": view.ready,
+                "failed": [r.code for r in view.failures],
+            },
+        )
+        self._close_custody_if_back(view, ident.serial)
+
+    def _close_custody_if_back(self, view: SlotView, serial: str) -> None:
+        """A device that was out with an officer is back: its own identity closes custody."""
+        if self.store.awaiting_takeaway(view.slot_id) == serial:
+            return  # granted a moment ago and not taken out of its slot yet
+        closed = self.store.close_custody(serial, view.slot_id)
+        if closed is not None:
+            self.audit.append(
+                "checkin",
+                "dock",
+                serial,
+                {"officer": closed.officer_id, "slot": view.slot_id, "custody": closed.id},
+            )
+
+    def sweep(self) -> list[SlotView]:
+        return [self.inspect(sid) for sid in self.views]
+
+    # ------------------------------------------------------------------ officers
+    def identify(
+        self, officer_id: str | None, pin: str | None, badge: str | None
+    ) -> tuple[Officer | None, list[Reason]]:
+        officer: Officer | None = None
+        if badge:
+            officer = self.store.officer_by_badge(badge)
+        elif officer_id is not None and pin is not None and self.store.check_pin(officer_id, pin):
+            officer = self.store.officer(officer_id)
+        if officer is None:
+            return None, [Reason("officer_unknown", self._msg("officer_unknown"))]
+        if officer.disabled:
+            return officer, [Reason("officer_disabled", self._msg("officer_disabled"))]
+        return officer, []
+
+    # ------------------------------------------------------------------ check-out
+    def checkout(
+        self,
+        officer_id: str | None = None,
+        pin: str | None = None,
+        badge: str | None = None,
+        override: Override | None = None,
+        refresh: bool = True,
+    ) -> Decision:
+        """Pick a ready device for the officer, write the officer into it, record custody."""
+        officer, reasons = self.identify(officer_id, pin, badge)
+        who = officer.officer_id if officer else (officer_id or f"badge:{badge}")
+        if not reasons and officer is not None:
+            held = self.store.open_custody_of_officer(officer.officer_id)
+            if held is not None:
+                reasons = [
+                    Reason(
+                        "officer_has_device",
+                        self._msg("officer_has_device", serial=held.serial),
+                    )
+                ]
+        if reasons:
+            return self._refuse(who, reasons)
+        assert officer is not None
+        supervisor = None
+        if override is not None:
+            supervisor, problem = self._check_override(override)
+            if problem is not None:
+                return self._refuse(who, [problem])
+        if refresh:
+            self.sweep()
+        candidates = sorted(
+            (
+                v
+                for v in self.views.values()
+                if v.snapshot is not None and self.store.awaiting_takeaway(v.slot_id) is None
+            ),
+            key=lambda v: -v.snapshot.battery_percent,  # type: ignore[union-attr]
+        )
+        chosen = next((v for v in candidates if v.ready), None)
+        if chosen is None and supervisor is not None:
+            chosen = next((v for v in candidates if self._overridable(v)), None)
+        if chosen is None:
+            return self._refuse(who, self._why_none(candidates))
+        return self._grant(officer, chosen, supervisor, override)
+
+    def _check_override(self, o: Override) -> tuple[Officer | None, Reason | None]:
+        if not self.policy.supervisor_override_allowed:
+            return None, Reason("override_not_allowed", self._msg("override_not_allowed"))
+        sup = self.store.officer(o.supervisor_id)
+        if (
+            sup is None
+            or sup.role != "supervisor"
+            or sup.disabled
+            or not self.store.check_pin(o.supervisor_id, o.supervisor_pin)
+        ):
+            return None, Reason("override_refused", self._msg("override_refused"))
+        if len(o.reason.strip()) < 4:
+            return None, Reason("override_reason_missing", self._msg("override_reason_missing"))
+        return sup, None
+
+    def _overridable(self, v: SlotView) -> bool:
+        failed = {r.code for r in v.failures}
+        return bool(failed) and not failed & set(self.policy.never_overridable)
+
+    def _why_none(self, candidates: list[SlotView]) -> list[Reason]:
+        reasons = [Reason("no_device_ready", self._msg("no_device_ready"))]
+        seen: set[str] = set()
+        for v in candidates:
+            for r in v.failures:
+                if r.code not in seen:
+                    seen.add(r.code)
+                    reasons.append(Reason(r.code, f"{v.slot_id}: {r.message}"))
+        return reasons
+
+    def _grant(
+        self,
+        officer: Officer,
+        view: SlotView,
+        supervisor: Officer | None,
+        override: Override | None,
+    ) -> Decision:
+        serial = view.serial
+        assert serial is not None
+        try:
+            with self._slot(view.slot_id) as client:
+                device = self.store.device(serial)
+                assert device is not None
+                client.authenticate(device.secret)
+                if client.identity is None or client.identity.serial != serial:
+                    raise LinkError("a different recorder is now in the slot")
+                client.assign(officer.officer_id, officer.name, officer.unit)
+        except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+            return self._refuse(
+                officer.officer_id, [Reason("device_unreachable", f"{view.slot_id}: {exc}")]
+            )
+        try:
+            custody = self.store.open_custody(
+                serial,
+                officer.officer_id,
+                view.slot_id,
+                override_by=supervisor.officer_id if supervisor else None,
+                override_reason=override.reason if override else None,
+            )
+        except StoreError as exc:
+            return self._refuse(officer.officer_id, [Reason("custody_conflict", str(exc))])
+        data = {"slot": view.slot_id, "custody": custody.id, "officer": officer.officer_id}
+        if supervisor is not None and override is not None:
+            data |= {
+                "override_by": supervisor.officer_id,
+                "reason": override.reason,
+                "overridden": [r.code for r in view.failures],
+            }
+            self.audit.append("override", supervisor.officer_id, serial, data)
+        self.audit.append("checkout", officer.officer_id, serial, data)
+        self._led(view.slot_id, LedPattern.TAKE_THIS)
+        self._show([self._msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"])
+        if self.buzzer is not None:
+            self.buzzer.acknowledge()
+        return Decision(
+            True,
+            view.slot_id,
+            serial,
+            [],
+            officer.officer_id,
+            supervisor.officer_id if supervisor else None,
+        )
+
+    def _refuse(self, who: str, reasons: list[Reason]) -> Decision:
+        self.audit.append("checkout_refused", who, "", {"reasons": [r.code for r in reasons]})
+        self._show([r.message for r in reasons[:4]])
+        if self.buzzer is not None:
+            self.buzzer.refuse()
+        for v in self.views.values():
+            if v.snapshot is not None and not v.ready:
+                self._led(v.slot_id, LedPattern.FAILED_CHECK)
+        return Decision(False, None, None, reasons, who)
+
+    def taken(self, slot_id: str) -> None:
+        """The granted device left its slot: from now on, docking it is a return."""
+        self.store.mark_taken(slot_id)
+        self._led(slot_id, LedPattern.OFF)
+
+    # ------------------------------------------------------------------ enrolment
+    def enrol(self, slot_id: str, actor: str) -> str:
+        """Provision a fresh secret into the recorder in ``slot_id`` and remember it."""
+        secret = os.urandom(32)
+        with self._slot(slot_id) as client:
+            ident = client.identity
+            assert ident is not None
+            if self.store.device(ident.serial) is not None:
+                raise StoreError(f"device {ident.serial} is already enrolled")
+            client.enrol(secret)
+            client.authenticate(secret)  # proves the recorder took it
+            self.store.enrol_device(ident.serial, ident.model, ident.firmware, secret)
+        self.audit.append("enrol", actor, ident.serial, {"slot": slot_id, "model": ident.model})
+        return ident.serial

@@ -1,0 +1,193 @@
+"""Check-out at shift start, end to end: emulated recorders over TCP, real SQLite,
+the real audit log. Each failing check refuses with its own code."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import sqlite3
+from collections.abc import Callable
+
+import pytest
+
+from dock.clock import FixedClock
+from dock.composition import build_service
+from dock.config import emulated_config
+from dock.service import DockService, Override
+from firmware_protocol.messages import FaultFlag
+from hardware.screens import ConsoleScreen
+
+PIN = "246810"
+
+
+@pytest.fixture
+def make_dock(tmp_path, start_recorder) -> Callable[..., tuple[DockService, list]]:
+    made = []
+
+    def make(*specs: dict, enrol: bool = True, policy: dict | None = None, clock=None):
+        made.append(1)
+        recorders = [
+            start_recorder(listen="tcp://127.0.0.1:0", **{"recordings": 0, **spec})
+            for spec in specs
+        ]
+        cfg = emulated_config(len(recorders), str(tmp_path / f"state{len(made)}"))
+        slots = tuple(
+            dataclasses.replace(slot, port=r.url)
+            for slot, r in zip(cfg.slots, recorders, strict=True)
+        )
+        cfg = dataclasses.replace(cfg, slots=slots)
+        if policy:
+            cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, **policy))
+        svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
+        if clock is not None:
+            svc.clock = clock
+        if enrol:
+            for slot in svc.views:
+                svc.enrol(slot, "admin")
+        svc.store.add_officer("1001", "Wang Wei", "Traffic 3", PIN, badge="BADGE-1001")
+        svc.store.add_officer("1002", "Li Na", "Traffic 3", PIN)
+        svc.store.add_officer("9001", "Zhao Min", "Traffic 3", "999000", role="supervisor")
+        return svc, recorders
+
+    return make
+
+
+def codes(decision) -> set[str]:
+    return {r["code"] for r in decision.as_dict()["reasons"]}
+
+
+def test_a_good_device_is_granted_and_written_with_the_officer(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0})
+    d = svc.checkout("1001", PIN)
+    assert d.granted and d.slot == "1" and d.device == recs[0].model.serial, d
+    assert recs[0].model.state["officer"] == {
+        "officer_id": "1001", "name": "Wang Wei", "unit": "Traffic 3",
+    }  # fmt: skip
+    assert svc.store.open_custody_of_officer("1001").serial == d.device
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert "checkout" in kinds and "enrol" in kinds and "clock_set" in kinds
+
+
+def test_the_best_charged_ready_device_is_chosen(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 88.0}, {"battery_percent": 97.0})
+    d = svc.checkout("1001", PIN)
+    assert d.granted and d.device == recs[1].model.serial
+
+
+def test_badge_identifies_the_officer(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0})
+    d = svc.checkout(badge="BADGE-1001")
+    assert d.granted and d.officer_id == "1001"
+
+
+@pytest.mark.parametrize(
+    ("spec", "policy", "code"),
+    [
+        ({"battery_percent": 40.0}, None, "battery_low"),
+        ({"battery_percent": 85.0, "battery_health_percent": 60}, None, "battery_runtime"),
+        ({"storage_free_mb": 2000}, None, "storage_low"),
+        ({}, {"allowed_firmware": ("2.0.0",)}, "firmware_not_allowed"),
+        ({"recordings": 2, "recording_mb": 0.05}, None, "footage_pending"),
+        ({"faults": FaultFlag.SENSOR}, None, "device_fault"),
+        ({"faults": FaultFlag.STORAGE}, None, "self_test_failed"),
+    ],
+)
+def test_each_failing_check_refuses_with_its_code(make_dock, spec, policy, code) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0, **spec}, policy=policy)
+    d = svc.checkout("1001", PIN)
+    assert not d.granted
+    assert {"no_device_ready", code} <= codes(d)
+    assert svc.store.open_custody_of_officer("1001") is None
+
+
+def test_untrusted_dock_clock_fails_closed(make_dock) -> None:
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "clock_offset_s": 30.0},
+        clock=FixedClock(False, "kernel: clock not synchronised", 1.8e9),
+    )
+    d = svc.checkout("1001", PIN)
+    assert not d.granted and {"clock_untrusted", "clock_drift"} <= codes(d)
+    assert recs[0].model.device_time() - 1.8e9 != 0  # the recorder's clock was not touched
+
+
+def test_maintenance_lost_and_unknown_devices_are_never_handed_out(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0}, {"battery_percent": 96.0})
+    svc.store.flag_device(recs[0].model.serial, maintenance=True)
+    svc.store.flag_device(recs[1].model.serial, lost=True)
+    d = svc.checkout("1001", PIN)
+    assert not d.granted and {"maintenance_flag", "device_lost"} <= codes(d)
+
+    svc2, _ = make_dock({"battery_percent": 95.0}, enrol=False)
+    d2 = svc2.checkout("1002", PIN)
+    assert not d2.granted and "device_unknown" in codes(d2)
+
+
+def test_one_device_each_second_checkout_refused(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0}, {"battery_percent": 94.0})
+    assert svc.checkout("1001", PIN).granted
+    again = svc.checkout("1001", PIN)
+    assert not again.granted and codes(again) == {"officer_has_device"}
+    assert svc.checkout("1002", PIN).granted  # the other recorder goes to the other officer
+
+
+def test_granted_device_waiting_in_its_slot_is_not_given_twice(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    d = svc.checkout("1002", PIN)
+    assert not d.granted and "no_device_ready" in codes(d)
+
+
+def test_unknown_wrong_pin_and_disabled_officers_are_refused(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0})
+    assert codes(svc.checkout("7777", PIN)) == {"officer_unknown"}
+    assert codes(svc.checkout("1001", "000000")) == {"officer_unknown"}
+    svc.store.set_officer_disabled("1002", True)
+    assert codes(svc.checkout("1002", PIN)) == {"officer_disabled"}
+    refused = [e for e in svc.audit.entries() if e.kind == "checkout_refused"]
+    assert len(refused) == 3
+
+
+def test_docking_closes_custody_from_the_device_identity(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0})
+    d = svc.checkout("1001", PIN)
+    svc.inspect("1")  # still in its slot, not taken yet: not a return
+    assert svc.store.open_custody_of_officer("1001") is not None
+    svc.taken("1")  # the officer took it out
+    svc.inspect("1")  # ... and later docked it again
+    assert svc.store.open_custody_of_officer("1001") is None
+    checkins = [e for e in svc.audit.entries() if e.kind == "checkin"]
+    assert len(checkins) == 1 and checkins[0].subject == d.device
+
+
+def test_supervisor_override_needs_credentials_and_a_reason(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 60.0})
+    bad = svc.checkout("1001", PIN, override=Override("9001", "123456", "urgent"))
+    assert not bad.granted and codes(bad) == {"override_refused"}
+    no_reason = svc.checkout("1001", PIN, override=Override("9001", "999000", ""))
+    assert codes(no_reason) == {"override_reason_missing"}
+    ok = svc.checkout("1001", PIN, override=Override("9001", "999000", "riot response"))
+    assert ok.granted and ok.override_by == "9001"
+    overrides = [e for e in svc.audit.entries() if e.kind == "override"]
+    assert overrides and overrides[0].data["reason"] == "riot response"
+    assert "battery_low" in overrides[0].data["overridden"]
+
+
+def test_unknown_device_cannot_be_overridden(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0}, enrol=False)
+    d = svc.checkout("1001", PIN, override=Override("9001", "999000", "riot response"))
+    assert not d.granted and "device_unknown" in codes(d)
+
+
+def test_a_tampered_audit_row_is_caught(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    assert svc.audit.verify().ok
+    db = sqlite3.connect(svc.audit.db_path)
+    # a tamperer with the file in hand removes the append-only guard first
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f'DROP TRIGGER "{name}"')
+    row = db.execute("SELECT seq FROM entries WHERE kind = 'checkout'").fetchone()
+    db.execute("UPDATE entries SET actor = 'someone else' WHERE seq = ?", row)
+    db.commit()
+    report = svc.audit.verify()
+    assert not report.ok and report.first_bad == row[0]
