@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import logging
+import os
 import sys
 import tempfile
 import time
+from typing import Any
 
+from .cli_admin import add_commands
 from .logs import setup_logging
 from .probe import describe, probe
 from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 
+log = logging.getLogger("dock.cli")
+
 EXIT_USAGE = 2
 EXIT_LINK = 3
 EXIT_AUTH = 4
+
+
+def _default_actor() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _parse_secret(text: str | None) -> bytes | None:
@@ -50,55 +64,113 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(slot: int, url: str, note: str, r: dict | None, error: str | None) -> str:
-    if r is None:
-        return f"{slot:>4}  {url:<14} {'-':<9} {'unreachable: ' + str(error):<50}"
-    health = r["battery_health_percent"]
-    return (
-        f"{slot:>4}  {url:<14} {r['serial']:<9} {r['firmware']:<8} "
-        f"{r['battery_percent']:>3} % {'' if health is None else f'({health} %)':<7} "
-        f"{r['storage_free_bytes'] / (1 << 30):>6.1f} GiB "
-        f"{round(r['clock_offset_s'], 1) + 0.0:>+8.1f} s {r['recording_count']:>4}   {note}"
+DEMO_OFFICERS = [
+    ("1001", "王伟 Wang Wei", "交警三大队", "246810", "BADGE-1001", "officer"),
+    ("1002", "李娜 Li Na", "交警三大队", "135790", "BADGE-1002", "officer"),
+    ("9001", "赵敏 Zhao Min", "交警三大队", "999000", None, "supervisor"),
+]
+
+
+def _write_emulated_config(path: str, cfg: Any) -> None:
+    """Save the emulated dock's configuration so other `dock` commands can use it."""
+    lines = [
+        "# written by `dock run --emulate`: emulated recorders on pseudo-terminals",
+        "[dock]",
+        f'id = "{cfg.dock.id}"',
+        f'site = "{cfg.dock.site}"',
+        f'unit = "{cfg.dock.unit}"',
+        f'state_dir = "{cfg.dock.state_dir}"',
+        f'evidence_dir = "{cfg.dock.evidence_dir}"',
+        "",
+        "[clock]",
+        'source = "trusted"',
+    ]
+    for slot in cfg.slots:
+        lines += ["", "[[slot]]", f'id = "{slot.id}"', f'port = "{slot.port}"']
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    import dataclasses
+    import os
+
+    from .composition import build_service, start_emulated_recorders
+    from .config import emulated_config
+
+    state = os.path.abspath(args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-"))
+    fleet = start_emulated_recorders(args.emulate, os.path.join(state, "recorders"))
+    cfg = emulated_config(args.emulate, state)
+    slots = tuple(
+        dataclasses.replace(s, port=url) for s, url in zip(cfg.slots, fleet.urls, strict=True)
     )
+    cfg = dataclasses.replace(cfg, slots=slots)
+    config_path = os.path.join(state, "dock.toml")
+    _write_emulated_config(config_path, cfg)
+    svc = build_service(cfg)
+    # Enrol every emulated recorder but the last of three or more, which stays an
+    # unknown recorder: the dock shows it and never hands it out.
+    keep_unknown = args.emulate >= 3
+    for i, slot in enumerate(cfg.slots):
+        if keep_unknown and i == len(cfg.slots) - 1:
+            continue
+        try:
+            svc.enrol(slot.id, "demo")
+        except Exception as exc:  # already enrolled from an earlier run
+            log.info("slot %s not enrolled: %s", slot.id, exc)
+    if not svc.store.officers():
+        for oid, name, unit, pin, badge, role in DEMO_OFFICERS:
+            svc.store.add_officer(oid, name, unit, pin, badge, role)
+    descriptions = dict(zip((s.id for s in cfg.slots), fleet.descriptions, strict=True))
+    print(f"emulated dock: {args.emulate} recorder(s); state in {state}")
+    for slot in cfg.slots:
+        print(f"  slot {slot.id}: {slot.port}  ({descriptions[slot.id]})")
+    print("in another shell:")
+    print(f"  export DOCK_CONFIG={config_path}")
+    print("  dock checkout --officer 1001 --pin 246810      # officer 王伟")
+    print("  dock status")
+    return svc, fleet, config_path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """For now: start emulated recorders, then probe every slot each interval."""
-    from .composition import start_emulated_recorders
+    """The daemon: sweep every slot each interval, show the result, until stopped."""
+    import signal
+    import threading
 
-    if args.emulate < 1:
-        print(
-            "dock run: only emulated recorders are wired so far; use --emulate N", file=sys.stderr
-        )
-        return EXIT_USAGE
-    data_dir = args.data_dir or tempfile.mkdtemp(prefix="dock-emulated-")
-    fleet = start_emulated_recorders(args.emulate, data_dir)
-    header = (
-        f"{'slot':>4}  {'port':<14} {'serial':<9} {'firmware':<8} battery (health) "
-        f"{'free':>10} {'clock':>10} {'files':>5}   emulated as"
-    )
+    from .cli_admin import print_status, service_from, status_report
+
+    fleet = None
+    if args.emulate:
+        svc, fleet, _ = _emulated_dock(args)
+    else:
+        svc = service_from(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last = None
     try:
-        for sweep in range(args.sweeps if args.once is False else 1):
-            if sweep:
-                time.sleep(args.interval)
-            print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}  {len(fleet.urls)} slot(s)")
-            print(header)
-            for i, (url, note) in enumerate(zip(fleet.urls, fleet.descriptions, strict=True)):
-                try:
-                    report, error = _probe_url(url, None, args.timeout), None
-                except (LinkError, RecorderRefused, ConnectionError) as exc:
-                    report, error = None, str(exc)
-                print(_row(i + 1, url, note, report, error), flush=True)
+        for _ in range(1 if args.once else args.sweeps):
+            report = status_report(svc, svc.sweep())
+            if report != last:
+                print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+                print_status(report)
+                last = report
+            if stop.wait(0 if args.once else args.interval):
+                break
     except KeyboardInterrupt:
         pass
     finally:
-        fleet.stop()
+        if fleet is not None:
+            fleet.stop()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dock", description="Body-worn camera dock")
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument(
+        "--config", help="configuration file (default $DOCK_CONFIG, /etc/dock/dock.toml)"
+    )
+    p.add_argument("--actor", default=_default_actor(), help="who is doing this (audited)")
     sub = p.add_subparsers(dest="command", required=True)
 
     pr = sub.add_parser("probe", help="handshake with one recorder and show its status")
@@ -108,14 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for answers")
     pr.set_defaults(func=cmd_probe)
 
-    run = sub.add_parser("run", help="run the dock (for now: with emulated recorders)")
+    run = sub.add_parser("run", help="run the dock daemon")
     run.add_argument("--emulate", type=int, default=0, metavar="N", help="N emulated recorders")
-    run.add_argument("--data-dir", help="where emulated recorders keep their state")
+    run.add_argument("--state-dir", help="with --emulate: where the dock and recorders keep state")
     run.add_argument("--once", action="store_true", help="one sweep, then exit")
-    run.add_argument("--interval", type=float, default=5.0, help="seconds between sweeps")
-    run.add_argument("--sweeps", type=int, default=1_000_000, help=argparse.SUPPRESS)
-    run.add_argument("--timeout", type=float, default=5.0)
+    run.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
+    run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+    add_commands(sub)
     return p
 
 

@@ -46,7 +46,8 @@ class EmulatedFleet:
 #: The spread of states `dock run --emulate N` cycles through, so a newcomer sees
 #: every branch of the flow: (description, emulator settings).
 EMULATED_SPREAD: list[tuple[str, dict[str, Any]]] = [
-    ("healthy", {"battery_percent": 96.0, "recordings": 3}),
+    ("healthy", {"battery_percent": 96.0, "recordings": 0}),
+    ("back with footage", {"battery_percent": 90.0, "recordings": 3, "interrupted": 1}),
     ("low battery", {"battery_percent": 11.0, "battery_health_percent": 61, "recordings": 2}),
     ("clock drifted 47 s", {"clock_offset_s": 47.0, "drift_ppm": 180.0, "recordings": 1}),
     ("older firmware", {"firmware": "1.1.0", "legacy": True, "recordings": 2}),

@@ -35,6 +35,11 @@ from .store import Officer, Store, StoreError
 
 log = logging.getLogger("dock.service")
 
+#: A recorder's clock is set again when it is further off than this.
+CLOCK_SET_THRESHOLD_S = 0.05
+#: Status history is written on change, and at least this often while docked.
+STATUS_EVERY_S = 300.0
+
 #: Reasons a check-out is refused that are about the officer or the dock, not one
 #: device (those come from dock.checks). Short enough for a 20-column screen line.
 DECISION_MESSAGES: dict[str, dict[str, str]] = {
@@ -141,6 +146,9 @@ class DockService:
         self.screen = screen
         self.buzzer = buzzer
         self.min_pin_length = min_pin_length
+        self._clock_set: set[str] = set()  # recorders whose clock this run has set
+        self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -224,9 +232,13 @@ class DockService:
         trusted, why = self.clock.synchronised()
         drift_before = status.clock_offset_s
         offset_after: float | None = None
-        if enrolled and trusted and set_clock:
+        needs_set = abs(drift_before) > CLOCK_SET_THRESHOLD_S or ident.serial not in self._clock_set
+        if enrolled and trusted and set_clock and not needs_set:
+            offset_after = drift_before  # set earlier in this run and still within bounds
+        elif enrolled and trusted and set_clock:
             client.set_time(self.clock.now(), source=why)
             offset_after = client.status().clock_offset_s
+            self._clock_set.add(ident.serial)
             self.audit.append(
                 "clock_set",
                 "dock",
@@ -255,7 +267,7 @@ class DockService:
             maintenance_flag=bool(device and device.maintenance),
         )
         view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
-        self.store.record_status(
+        self._record_status(
             ident.serial,
             battery_percent=status.battery_percent,
             battery_health_percent=status.battery_health_percent,
@@ -265,17 +277,26 @@ class DockService:
             drift_after_s=offset_after,
             state="ready" if view.ready else "failed_check",
         )
-        self.audit.append(
-            "checks",
-            "dock",
-            ident.serial,
-            {
-                "slot": view.slot_id,
-                "passed": view.ready,
-                "failed": [r.code for r in view.failures],
-            },
-        )
+        outcome = (ident.serial, tuple(r.code for r in view.failures))
+        if self._last_outcome.get(view.slot_id) != outcome:  # audit changes, not every sweep
+            self._last_outcome[view.slot_id] = outcome
+            self.audit.append(
+                "checks",
+                "dock",
+                ident.serial,
+                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
+            )
         self._close_custody_if_back(view, ident.serial)
+
+    def _record_status(self, serial: str, **values: Any) -> None:
+        """Status history for trends: on change, and at least every few minutes."""
+        key = (values.get("battery_percent"), values.get("state"), values.get("storage_free_bytes"))
+        last = self._last_status.get(serial)
+        now = self.clock.now()
+        if last is not None and last[0] == key and now - last[1] < STATUS_EVERY_S:
+            return
+        self._last_status[serial] = (key, now)
+        self.store.record_status(serial, **values)
 
     def _close_custody_if_back(self, view: SlotView, serial: str) -> None:
         """A device that was out with an officer is back: its own identity closes custody."""

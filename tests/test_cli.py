@@ -104,9 +104,54 @@ def test_missing_port_and_bad_secret_are_clear_errors() -> None:
 
 
 def test_run_with_emulated_recorders_shows_every_slot(tmp_path) -> None:
-    out = dock("run", "--emulate", "3", "--once", "--data-dir", str(tmp_path))
+    out = dock("run", "--emulate", "4", "--once", "--state-dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    rows = [line for line in out.stdout.splitlines() if "EMU000" in line]
-    assert len(rows) == 3
-    assert "low battery" in rows[1] and "clock drifted" in rows[2]
-    assert "+47.0 s" in rows[2]
+    rows = {line.split()[0]: line for line in out.stdout.splitlines() if "EMU000" in line}
+    assert "ready" in rows["1"]  # healthy
+    assert "footage" in rows["2"] or "录像" in rows["2"]  # back with footage
+    assert "11 %" in rows["3"]  # low battery
+    assert "未登记" in rows["4"]  # the unknown recorder is shown as such
+    assert (tmp_path / "dock.toml").exists()
+
+
+def test_checkout_from_another_process_while_the_daemon_runs(tmp_path) -> None:
+    daemon = subprocess.Popen(
+        [*DOCK, "run", "--emulate", "3", "--state-dir", str(tmp_path), "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        for _ in range(200):  # wait for the first sweep to be printed
+            if "fleet:" in daemon.stdout.readline():
+                break
+        env = {**os.environ, "DOCK_CONFIG": str(tmp_path / "dock.toml")}
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [*DOCK, *args], capture_output=True, text=True, env=env, timeout=60
+            )
+
+        first = run("checkout", "--officer", "1001", "--pin", "246810", "--json")
+        assert first.returncode == 0, first.stderr
+        decision = json.loads(first.stdout)
+        assert decision["granted"] and decision["slot"] == "1" and decision["device"] == "EMU0001"
+        again = run("checkout", "--officer", "1001", "--pin", "246810", "--json")
+        assert again.returncode == 1
+        assert [r["code"] for r in json.loads(again.stdout)["reasons"]] == ["officer_has_device"]
+        status = json.loads(run("status", "--json").stdout)
+        assert status["slots"][0]["awaiting_takeaway"] is True
+        verify = run("audit", "verify")
+        assert verify.returncode == 0 and "OK" in verify.stdout
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
+
+
+def test_a_bad_config_file_names_the_key_and_the_fix(tmp_path) -> None:
+    bad = tmp_path / "dock.toml"
+    bad.write_text('[dock]\nid = "d1"\nsite = "s"\nunit = "u"\n\n[[slot]]\nid = "1"\n')
+    out = dock("--config", str(bad), "status")
+    assert out.returncode == 2
+    assert "slot[1].port" in out.stderr

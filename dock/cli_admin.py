@@ -1,0 +1,250 @@
+"""``dock officer|device|audit|checkout|status``: the administrative commands."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from .config import ConfigError, load_config
+from .recorder_client import LinkError
+from .store import StoreError
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_LINK = 3
+
+
+def service_from(args: argparse.Namespace) -> Any:
+    """Load the configuration (clear errors, no traceback) and build the service."""
+    from .composition import build_service
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"dock: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    return build_service(cfg)
+
+
+def _pin(given: str | None, prompt: str) -> str:
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    return getpass.getpass(prompt)
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from .service import Override
+
+    svc = service_from(args)
+    if args.badge is None and args.officer is None:
+        print("dock checkout: give --officer ID (and a PIN) or --badge", file=sys.stderr)
+        return EXIT_USAGE
+    pin = None if args.badge else _pin(args.pin, "PIN: ")
+    override = None
+    if args.supervisor:
+        if not args.reason:
+            print("dock checkout: an override needs --reason", file=sys.stderr)
+            return EXIT_USAGE
+        override = Override(
+            args.supervisor, _pin(args.supervisor_pin, "Supervisor PIN: "), args.reason
+        )
+    decision = svc.checkout(args.officer, pin, args.badge, override)
+    if args.json:
+        print(json.dumps(decision.as_dict(), ensure_ascii=False, indent=2))
+    elif decision.granted:
+        print(f"granted: take slot {decision.slot} (recorder {decision.device})")
+    else:
+        print("refused:")
+        for r in decision.reasons:
+            print(f"  [{r.code}] {r.message}")
+    return 0 if decision.granted else EXIT_REFUSED
+
+
+def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
+    rows = []
+    for v in views:
+        snap = v.snapshot
+        rows.append(
+            {
+                "slot": v.slot_id,
+                "port": v.port,
+                "device": v.serial,
+                "ready": v.ready,
+                "battery_percent": snap.battery_percent if snap else None,
+                "battery_health_percent": snap.battery_health_percent if snap else None,
+                "storage_free_bytes": snap.storage_free_bytes if snap else None,
+                "clock_offset_after_sync_s": snap.clock_offset_after_sync_s if snap else None,
+                "failed": [{"code": r.code, "message": r.message} for r in v.failures],
+                "awaiting_takeaway": svc.store.awaiting_takeaway(v.slot_id) is not None,
+                "error": v.error,
+            }
+        )
+    trusted, why = svc.clock.synchronised()
+    return {
+        "dock": svc.dock_id,
+        "clock": {"trusted": trusted, "reason": why},
+        "slots": rows,
+        "fleet": svc.store.ratio(),
+    }
+
+
+def print_status(report: dict[str, Any]) -> None:
+    clock = report["clock"]
+    trusted = "trusted" if clock["trusted"] else "NOT trusted"
+    print(f"dock {report['dock']}   clock: {trusted} ({clock['reason']})")
+    print(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
+    for r in report["slots"]:
+        state = (
+            "empty" if r["device"] is None and not r["error"]
+            else "fault" if r["error"]
+            else "take-away" if r["awaiting_takeaway"]
+            else "ready" if r["ready"] else "failed check"
+        )  # fmt: skip
+        batt = "" if r["battery_percent"] is None else f"{r['battery_percent']} %"
+        free = "" if r["storage_free_bytes"] is None else f"{r['storage_free_bytes'] / 2**30:.1f}"
+        why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
+        print(f"{r['slot']:>4}  {r['device'] or '-':<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
+    ratio = report["fleet"]
+    per = ratio["recorders_per_officer"]
+    print(
+        f"fleet: {ratio['recorders']} recorder(s) for {ratio['officers']} officer(s)"
+        + ("" if per is None else f", {per:.2f} per officer (at least 0.50 required)"),
+        flush=True,
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    report = status_report(svc, svc.sweep())
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_status(report)
+    return 0
+
+
+def cmd_officer(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    try:
+        if args.action == "add":
+            pin = _pin(args.pin, f"PIN for {args.id}: ")
+            role = "supervisor" if args.supervisor else "officer"
+            svc.store.add_officer(
+                args.id, args.name, args.unit, pin, args.badge, role, svc.min_pin_length
+            )
+            svc.audit.append("officer_add", args.actor, args.id, {"role": role, "unit": args.unit})
+            print(f"officer {args.id} added")
+        elif args.action in ("disable", "enable"):
+            svc.store.set_officer_disabled(args.id, args.action == "disable")
+            svc.audit.append(f"officer_{args.action}", args.actor, args.id, {})
+            print(f"officer {args.id} {args.action}d")
+        else:
+            officers = [o.__dict__ for o in svc.store.officers()]
+            if args.json:
+                print(json.dumps(officers, ensure_ascii=False, indent=2))
+            for o in [] if args.json else officers:
+                flag = " (disabled)" if o["disabled"] else ""
+                print(f"{o['officer_id']:<10} {o['name']:<16} {o['unit']:<16} {o['role']}{flag}")
+    except StoreError as exc:
+        print(f"dock officer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    try:
+        if args.action == "enrol":
+            serial = svc.enrol(args.slot, args.actor)
+            print(f"recorder {serial} in slot {args.slot} enrolled")
+        elif args.action == "flag":
+            changes: dict[str, Any] = {}
+            if args.lost or args.found:
+                changes["lost"] = bool(args.lost)
+            if args.maintenance or args.repaired:
+                changes["maintenance"] = bool(args.maintenance)
+            if not changes:
+                print("dock device flag: give --lost/--found/--maintenance/--repaired")
+                return EXIT_USAGE
+            svc.store.flag_device(args.serial, note=args.note or "", **changes)
+            svc.audit.append("device_flag", args.actor, args.serial, changes | {"note": args.note})
+            print(f"recorder {args.serial}: {changes}")
+        else:
+            devices = [
+                {k: v for k, v in d.__dict__.items() if k != "secret"} for d in svc.store.devices()
+            ]
+            if args.json:
+                print(json.dumps(devices, ensure_ascii=False, indent=2))
+            for d in [] if args.json else devices:
+                flags = ",".join(f for f in ("lost", "maintenance") if d[f]) or "-"
+                print(f"{d['serial']:<10} {d['model']:<12} {d['firmware']:<8} {flags}")
+    except (StoreError, LinkError, KeyError) as exc:
+        print(f"dock device: {exc}", file=sys.stderr)
+        return EXIT_LINK if isinstance(exc, LinkError) else EXIT_USAGE
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    if args.action == "verify":
+        report = svc.audit.verify()
+        print(report.describe())
+        return 0 if report.ok else EXIT_REFUSED
+    summary = svc.audit.export(args.path)
+    svc.audit.append("audit_export", args.actor, args.path, {})
+    print(f"exported to {args.path}: {summary}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    co = sub.add_parser("checkout", help="check a recorder out to an officer")
+    co.add_argument("--officer", help="officer number")
+    co.add_argument("--pin", help="officer PIN (prompted for when omitted)")
+    co.add_argument("--badge", help="badge id as read by the badge reader")
+    co.add_argument("--supervisor", help="supervisor number, to override failed checks")
+    co.add_argument("--supervisor-pin")
+    co.add_argument("--reason", help="why the override is needed (audited)")
+    co.add_argument("--json", action="store_true")
+    co.set_defaults(func=cmd_checkout)
+
+    st = sub.add_parser("status", help="check every slot now and show the result")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    of = sub.add_parser("officer", help="add, list, disable or enable officers")
+    ofs = of.add_subparsers(dest="action", required=True)
+    add = ofs.add_parser("add")
+    add.add_argument("id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--unit", required=True)
+    add.add_argument("--badge")
+    add.add_argument("--pin", help="prompted for when omitted")
+    add.add_argument("--supervisor", action="store_true")
+    lst = ofs.add_parser("list")
+    lst.add_argument("--json", action="store_true")
+    for name in ("disable", "enable"):
+        ofs.add_parser(name).add_argument("id")
+    of.set_defaults(func=cmd_officer)
+
+    dv = sub.add_parser("device", help="enrol, list or flag recorders")
+    dvs = dv.add_subparsers(dest="action", required=True)
+    dvs.add_parser("enrol").add_argument("--slot", required=True)
+    dl = dvs.add_parser("list")
+    dl.add_argument("--json", action="store_true")
+    fl = dvs.add_parser("flag")
+    fl.add_argument("serial")
+    for flag in ("--lost", "--found", "--maintenance", "--repaired"):
+        fl.add_argument(flag, action="store_true")
+    fl.add_argument("--note")
+    dv.set_defaults(func=cmd_device)
+
+    au = sub.add_parser("audit", help="verify or export the audit log")
+    aus = au.add_subparsers(dest="action", required=True)
+    aus.add_parser("verify")
+    aus.add_parser("export").add_argument("path")
+    au.set_defaults(func=cmd_audit)
