@@ -620,7 +620,7 @@ class Oracle:
             self.new_custody_period()  # the grant opens a new custody period
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequences)
 def test_sequences_keep_the_invariants(sequence):
     oracle = Oracle()
@@ -660,7 +660,7 @@ any_status = st.builds(
 )
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(any_status, odd_events)
 def test_any_status_and_any_event_never_raise(status, event):
     new, actions = transition(status, event)
