@@ -19,6 +19,7 @@ from typing import Any
 
 from firmware_protocol.messages import Capability
 
+from . import slot_state as sm
 from .audit import AuditLog
 from .checks import CheckResult, message_for, run_checks
 from .interfaces import ClockSource, LedPattern, Screen, SlotIndicator, Transport
@@ -34,6 +35,10 @@ from .snapshot import DeviceSnapshot
 from .store import Officer, Store, StoreError
 
 log = logging.getLogger("dock.service")
+
+#: Slot states from which a device may be handed out (READY), or handed out by a
+#: supervisor's override (FAILED_CHECK); not while offloading, faulty or taken.
+HANDOUT_STATES = (sm.SlotState.READY, sm.SlotState.FAILED_CHECK)
 
 #: A recorder's clock is set again when it is further off than this.
 CLOCK_SET_THRESHOLD_S = 0.05
@@ -146,6 +151,8 @@ class DockService:
         self.screen = screen
         self.buzzer = buzzer
         self.min_pin_length = min_pin_length
+        self.slot_status = {sid: sm.SlotStatus() for sid in slots}
+        self._returned_now = False
         self._clock_set: set[str] = set()  # recorders whose clock this run has set
         self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
@@ -197,26 +204,66 @@ class DockService:
         """Identify, authenticate, set the clock, self-test and check one slot."""
         view = self.views[slot_id]
         view.checked_at = self.clock.now()
-        previous = view.serial
+        status = self.slot_status[slot_id]
+        self._returned_now = False
         try:
             with self._slot(slot_id) as client:
                 self._inspect_with(view, client, set_clock)
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             empty = "no recorder answered" in str(exc) or "cannot" in str(exc)
-            if empty:
-                self.taken(slot_id)
             view.serial = view.snapshot = view.status = None
             view.results = []
             view.error = None if empty else str(exc)
-            self._led(slot_id, LedPattern.OFF if empty else LedPattern.FAULT)
+            if empty:
+                if status.state is not sm.SlotState.EMPTY:
+                    self.taken(slot_id)
+            else:
+                if status.state is sm.SlotState.EMPTY:
+                    self._feed(slot_id, sm.Docked())
+                self._feed(slot_id, sm.Fault(str(exc)))
             return view
-        if previous is not None and view.serial != previous:
-            self.taken(slot_id)  # another recorder is in the slot now
-        if view.serial is not None and self.store.awaiting_takeaway(slot_id) == view.serial:
-            self._led(slot_id, LedPattern.TAKE_THIS)
+        serial = view.serial
+        assert serial is not None and view.snapshot is not None
+        if status.state is sm.SlotState.EMPTY:
+            self._feed(slot_id, sm.Docked())
+        elif status.serial not in (None, serial):
+            self._feed(slot_id, sm.Undocked(), sm.Docked())  # another recorder, unseen swap
+        if self.slot_status[slot_id].state is sm.SlotState.FAULT:
+            self._feed(slot_id, sm.FaultCleared())
+        if self.slot_status[slot_id].state is sm.SlotState.IDENTIFYING:
+            snap = view.snapshot
+            self._feed(
+                slot_id,
+                sm.Identified(serial, snap.enrolled, self._returned_now, snap.recordings_pending),
+            )
+        if view.ready:
+            self._feed(slot_id, sm.ChecksPassed())
         else:
-            self._led(slot_id, LedPattern.READY if view.ready else LedPattern.FAILED_CHECK)
+            self._feed(slot_id, sm.ChecksFailed(tuple(r.code for r in view.failures)))
         return view
+
+    def _feed(self, slot_id: str, *events: object) -> None:
+        """Run the slot's state machine and carry out what it asks for."""
+        for event in events:
+            status, actions = sm.transition(self.slot_status[slot_id], event)
+            self.slot_status[slot_id] = status
+            for action in actions:
+                if isinstance(action, sm.ShowLed):
+                    self._led(slot_id, action.pattern)
+                elif isinstance(action, sm.Alert):
+                    log.warning("slot %s: %s (%s)", slot_id, action.code, action.detail)
+                elif isinstance(action, sm.Buzz) and self.buzzer is not None:
+                    if action.kind == "ack":
+                        self.buzzer.acknowledge()
+                    else:
+                        self.buzzer.refuse()
+                elif isinstance(action, sm.QueueOffload):
+                    view = self.views[slot_id]
+                    if view.snapshot is not None and view.snapshot.recordings_pending == 0:
+                        self._feed(slot_id, sm.OffloadStarted(), sm.OffloadDone())
+                    else:  # offloading footage is the next piece of work (evidence store)
+                        log.info("slot %s: footage waits for offload", slot_id)
+                # CloseCustody and RunChecks: inspect() does both itself.
 
     def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
         ident = client.identity
@@ -286,7 +333,7 @@ class DockService:
                 ident.serial,
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
             )
-        self._close_custody_if_back(view, ident.serial)
+        self._returned_now = self._close_custody_if_back(view, ident.serial)
 
     def _record_status(self, serial: str, **values: Any) -> None:
         """Status history for trends: on change, and at least every few minutes."""
@@ -298,18 +345,21 @@ class DockService:
         self._last_status[serial] = (key, now)
         self.store.record_status(serial, **values)
 
-    def _close_custody_if_back(self, view: SlotView, serial: str) -> None:
+    def _close_custody_if_back(self, view: SlotView, serial: str) -> bool:
         """A device that was out with an officer is back: its own identity closes custody."""
         if self.store.awaiting_takeaway(view.slot_id) == serial:
-            return  # granted a moment ago and not taken out of its slot yet
+            return False  # granted a moment ago and not taken out of its slot yet
         closed = self.store.close_custody(serial, view.slot_id)
-        if closed is not None:
-            self.audit.append(
-                "checkin",
-                "dock",
-                serial,
-                {"officer": closed.officer_id, "slot": view.slot_id, "custody": closed.id},
-            )
+        if closed is None:
+            return False
+        self.audit.append(
+            "checkin",
+            "dock",
+            serial,
+            {"officer": closed.officer_id, "slot": view.slot_id, "custody": closed.id},
+        )
+        self.audit.checkpoint()  # custody changes are signed at once
+        return True
 
     def sweep(self) -> list[SlotView]:
         return [self.inspect(sid) for sid in self.views]
@@ -364,7 +414,9 @@ class DockService:
             (
                 v
                 for v in self.views.values()
-                if v.snapshot is not None and self.store.awaiting_takeaway(v.slot_id) is None
+                if v.snapshot is not None
+                and self.store.awaiting_takeaway(v.slot_id) is None
+                and self.slot_status[v.slot_id].state in HANDOUT_STATES
             ),
             key=lambda v: -v.snapshot.battery_percent,  # type: ignore[union-attr]
         )
@@ -372,7 +424,8 @@ class DockService:
         if chosen is None and supervisor is not None:
             chosen = next((v for v in candidates if self._overridable(v)), None)
         if chosen is None:
-            return self._refuse(who, self._why_none(candidates))
+            docked = [v for v in self.views.values() if v.snapshot is not None]
+            return self._refuse(who, self._why_none(docked))
         return self._grant(officer, chosen, supervisor, override)
 
     def _check_override(self, o: Override) -> tuple[Officer | None, Reason | None]:
@@ -444,10 +497,9 @@ class DockService:
             }
             self.audit.append("override", supervisor.officer_id, serial, data)
         self.audit.append("checkout", officer.officer_id, serial, data)
-        self._led(view.slot_id, LedPattern.TAKE_THIS)
+        self.audit.checkpoint()  # custody changes are signed at once
+        self._feed(view.slot_id, sm.CheckedOut(officer.officer_id))  # LED: take this one
         self._show([self._msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"])
-        if self.buzzer is not None:
-            self.buzzer.acknowledge()
         return Decision(
             True,
             view.slot_id,
@@ -462,15 +514,12 @@ class DockService:
         self._show([r.message for r in reasons[:4]])
         if self.buzzer is not None:
             self.buzzer.refuse()
-        for v in self.views.values():
-            if v.snapshot is not None and not v.ready:
-                self._led(v.slot_id, LedPattern.FAILED_CHECK)
         return Decision(False, None, None, reasons, who)
 
     def taken(self, slot_id: str) -> None:
         """The granted device left its slot: from now on, docking it is a return."""
         self.store.mark_taken(slot_id)
-        self._led(slot_id, LedPattern.OFF)
+        self._feed(slot_id, sm.Undocked())
 
     # ------------------------------------------------------------------ enrolment
     def enrol(self, slot_id: str, actor: str) -> str:

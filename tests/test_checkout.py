@@ -14,6 +14,7 @@ from dock.clock import FixedClock
 from dock.composition import build_service
 from dock.config import emulated_config
 from dock.service import DockService, Override
+from dock.slot_state import SlotState
 from firmware_protocol.messages import FaultFlag
 from hardware.screens import ConsoleScreen
 
@@ -133,6 +134,7 @@ def test_one_device_each_second_checkout_refused(make_dock) -> None:
 def test_granted_device_waiting_in_its_slot_is_not_given_twice(make_dock) -> None:
     svc, _ = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).granted
+    assert svc.slot_status["1"].state is SlotState.CHECKED_OUT
     d = svc.checkout("1002", PIN)
     assert not d.granted and "no_device_ready" in codes(d)
 
@@ -153,8 +155,11 @@ def test_docking_closes_custody_from_the_device_identity(make_dock) -> None:
     svc.inspect("1")  # still in its slot, not taken yet: not a return
     assert svc.store.open_custody_of_officer("1001") is not None
     svc.taken("1")  # the officer took it out
+    assert svc.slot_status["1"].state is SlotState.EMPTY
     svc.inspect("1")  # ... and later docked it again
     assert svc.store.open_custody_of_officer("1001") is None
+    # nothing to offload from this one, so it is checked and ready again
+    assert svc.slot_status["1"].state is SlotState.READY
     checkins = [e for e in svc.audit.entries() if e.kind == "checkin"]
     assert len(checkins) == 1 and checkins[0].subject == d.device
 
@@ -191,3 +196,11 @@ def test_a_tampered_audit_row_is_caught(make_dock) -> None:
     db.commit()
     report = svc.audit.verify()
     assert not report.ok and report.first_bad == row[0]
+
+
+def test_a_device_back_with_footage_waits_for_offload(make_dock) -> None:
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.05})
+    svc.sweep()
+    assert svc.slot_status["1"].state is SlotState.OFFLOADING
+    d = svc.checkout("1001", PIN)
+    assert not d.granted and "footage_pending" in codes(d)
