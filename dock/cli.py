@@ -133,23 +133,44 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The daemon: sweep every slot each interval, show the result, until stopped."""
+    """The daemon: sweep every slot each interval, show the result, until stopped;
+    badges read meanwhile are decided at once from the last sweep."""
     import signal
     import threading
 
     from .cli_admin import print_status, service_from, status_report
+    from .composition import badge_source
+    from .config import load_config
 
     fleet = None
+    reader, baudrate = "none", 9600
     if args.emulate:
         svc, fleet, _ = _emulated_dock(args)
     else:
         svc = service_from(args)
+        cfg = load_config(args.config)
+        reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
+    next_badge = badge_source(args.badge_reader or reader, baudrate)
     stop = threading.Event()
+    busy = threading.Lock()  # one of sweep / decision at a time
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def badges() -> None:
+        while not stop.is_set():
+            badge = next_badge()  # type: ignore[misc]
+            if badge is None:
+                continue
+            with busy:
+                decision = svc.checkout(badge=badge, refresh=False)
+            print(json.dumps(decision.as_dict(), ensure_ascii=False), flush=True)
+
+    if next_badge is not None:
+        threading.Thread(target=badges, name="badges", daemon=True).start()
     last = None
     try:
         for _ in range(1 if args.once else args.sweeps):
-            report = status_report(svc, svc.sweep())
+            with busy:
+                report = status_report(svc, svc.sweep())
             if report != last:
                 print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
                 print_status(report)
@@ -159,6 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         if fleet is not None:
             fleet.stop()
     return 0
@@ -184,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--emulate", type=int, default=0, metavar="N", help="N emulated recorders")
     run.add_argument("--state-dir", help="with --emulate: where the dock and recorders keep state")
     run.add_argument("--once", action="store_true", help="one sweep, then exit")
+    run.add_argument("--badge-reader", help="badge reader: a serial port URL or 'keyboard'")
     run.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
     run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)

@@ -154,3 +154,34 @@ def _audit_config_change(audit: Any, state_dir: str, digest: str, path: str | No
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, marker)
+
+
+def badge_source(reader: str, baudrate: int = 9600) -> Any:
+    """A function returning the next badge read (or None within ~0.2 s), or None when
+    the dock has no badge reader (``reader`` as in the configuration's [badge])."""
+    if reader == "none":
+        return None
+    if reader == "keyboard":
+        import queue
+        import threading
+
+        from hardware.badge_reader import keyboard_badges
+
+        q: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            for badge in keyboard_badges():
+                q.put(badge)
+
+        threading.Thread(target=pump, name="badge-keyboard", daemon=True).start()
+
+        def next_keyboard() -> str | None:
+            try:
+                return q.get(timeout=0.2)
+            except queue.Empty:
+                return None
+
+        return next_keyboard
+    from hardware.badge_reader import SerialBadgeReader
+
+    return SerialBadgeReader(reader, baudrate).read

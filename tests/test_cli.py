@@ -155,3 +155,33 @@ def test_a_bad_config_file_names_the_key_and_the_fix(tmp_path) -> None:
     out = dock("--config", str(bad), "status")
     assert out.returncode == 2
     assert "slot[1].port" in out.stderr
+
+
+def test_daemon_decides_a_badge_read_on_its_serial_reader(tmp_path) -> None:
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+    daemon = subprocess.Popen(
+        [*DOCK, "run", "--emulate", "2", "--state-dir", str(tmp_path), "--interval", "0.5",
+         "--badge-reader", os.ttyname(slave)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert daemon.stdout is not None
+        for _ in range(200):
+            if "fleet:" in daemon.stdout.readline():
+                break
+        os.write(master, b"BADGE-1001\r\n")
+        decision = None
+        for _ in range(200):
+            line = daemon.stdout.readline()
+            if line.startswith("{"):
+                decision = json.loads(line)
+                break
+        assert decision is not None and decision["granted"] and decision["officer"] == "1001"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
+        os.close(master)
+        os.close(slave)
