@@ -8,6 +8,7 @@ so the daemon's sweeps and a command-line check-out never interleave on one port
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -39,6 +40,13 @@ log = logging.getLogger("dock.service")
 #: Slot states from which a device may be handed out (READY), or handed out by a
 #: supervisor's override (FAILED_CHECK); not while offloading, faulty or taken.
 HANDOUT_STATES = (sm.SlotState.READY, sm.SlotState.FAILED_CHECK)
+
+#: States in which a slot's recorder must be fully inspected: just docked or faulty.
+FRESH_STATES = (sm.SlotState.EMPTY, sm.SlotState.IDENTIFYING, sm.SlotState.FAULT)
+
+#: A docked recorder is fully inspected (authenticated, clock set, self-tested,
+#: footage listed) at least this often; sweeps in between only read its STATUS.
+FULL_INSPECTION_EVERY_S = 60.0
 
 #: A recorder's clock is set again when it is further off than this.
 CLOCK_SET_THRESHOLD_S = 0.05
@@ -154,6 +162,7 @@ class DockService:
         self.slot_status = {sid: sm.SlotStatus() for sid in slots}
         self._returned_now = False
         self._clock_set: set[str] = set()  # recorders whose clock this run has set
+        self._full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
         self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
 
@@ -268,6 +277,9 @@ class DockService:
     def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
         ident = client.identity
         assert ident is not None
+        if self._light_poll_enough(view, ident.serial):
+            self._light_poll(view, client)
+            return
         device = self.store.device(ident.serial)
         enrolled = False
         if device is not None:
@@ -314,6 +326,7 @@ class DockService:
             maintenance_flag=bool(device and device.maintenance),
         )
         view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
+        self._full_at[view.slot_id] = (ident.serial, self.clock.now())
         self._record_status(
             ident.serial,
             battery_percent=status.battery_percent,
@@ -334,6 +347,46 @@ class DockService:
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
             )
         self._returned_now = self._close_custody_if_back(view, ident.serial)
+
+    def _light_poll_enough(self, view: SlotView, serial: str) -> bool:
+        """Between full inspections of the same recorder a STATUS is enough: the
+        secret, self-test and footage list do not change while it sits docked."""
+        full = self._full_at.get(view.slot_id)
+        return (
+            full is not None
+            and full[0] == serial
+            and view.snapshot is not None
+            and view.snapshot.serial == serial
+            and self.clock.now() - full[1] < FULL_INSPECTION_EVERY_S
+            and self.slot_status[view.slot_id].state not in FRESH_STATES
+        )
+
+    def _light_poll(self, view: SlotView, client: RecorderClient) -> None:
+        assert view.snapshot is not None
+        status = client.status()
+        trusted, why = self.clock.synchronised()
+        offset = view.snapshot.clock_offset_after_sync_s
+        if offset is not None:
+            offset = status.clock_offset_s  # still within bounds since it was set?
+        view.status = status
+        view.snapshot = dataclasses.replace(
+            view.snapshot,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            storage_free_bytes=status.storage_free_bytes,
+            fault_flags=status.fault_flags,
+            clock_offset_after_sync_s=offset,
+        )
+        view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
+        view.error = None
+        self._record_status(
+            view.snapshot.serial,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            battery_cycles=status.battery_cycles,
+            storage_free_bytes=status.storage_free_bytes,
+            state="ready" if view.ready else "failed_check",
+        )
 
     def _record_status(self, serial: str, **values: Any) -> None:
         """Status history for trends: on change, and at least every few minutes."""
@@ -519,6 +572,7 @@ class DockService:
     def taken(self, slot_id: str) -> None:
         """The granted device left its slot: from now on, docking it is a return."""
         self.store.mark_taken(slot_id)
+        self._full_at.pop(slot_id, None)
         self._feed(slot_id, sm.Undocked())
 
     # ------------------------------------------------------------------ enrolment
