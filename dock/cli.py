@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from typing import Any
 
 from .cli_admin import add_commands
@@ -171,10 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for _ in range(1 if args.once else args.sweeps):
             with busy:
                 report = status_report(svc, svc.sweep())
-            if report != last:
-                print(f"\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+            shown = {k: v for k, v in report.items() if not k.startswith("time_")}
+            if shown != last:  # print when something changed, not every sweep
+                print()
                 print_status(report)
-                last = report
+                last = shown
             if stop.wait(0 if args.once else args.interval):
                 break
     except KeyboardInterrupt:

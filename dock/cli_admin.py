@@ -73,6 +73,7 @@ def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
             {
                 "slot": v.slot_id,
                 "port": v.port,
+                "state": svc.slot_status[v.slot_id].state.value,
                 "device": v.serial,
                 "ready": v.ready,
                 "battery_percent": snap.battery_percent if snap else None,
@@ -84,9 +85,14 @@ def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
                 "error": v.error,
             }
         )
+    from .clock import local_display, utc_iso
+
     trusted, why = svc.clock.synchronised()
+    now = svc.clock.now()
     return {
         "dock": svc.dock_id,
+        "time_utc": utc_iso(now),  # stored and exchanged in UTC
+        "time_local": local_display(now, svc.timezone),  # shown with its zone
         "clock": {"trusted": trusted, "reason": why},
         "slots": rows,
         "fleet": svc.store.ratio(),
@@ -96,15 +102,10 @@ def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
 def print_status(report: dict[str, Any]) -> None:
     clock = report["clock"]
     trusted = "trusted" if clock["trusted"] else "NOT trusted"
-    print(f"dock {report['dock']}   clock: {trusted} ({clock['reason']})")
+    print(f"dock {report['dock']}   {report['time_local']}   clock: {trusted} ({clock['reason']})")
     print(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
     for r in report["slots"]:
-        state = (
-            "empty" if r["device"] is None and not r["error"]
-            else "fault" if r["error"]
-            else "take-away" if r["awaiting_takeaway"]
-            else "ready" if r["ready"] else "failed check"
-        )  # fmt: skip
+        state = "take-away" if r["awaiting_takeaway"] else r["state"].replace("_", " ")
         batt = "" if r["battery_percent"] is None else f"{r['battery_percent']} %"
         free = "" if r["storage_free_bytes"] is None else f"{r['storage_free_bytes'] / 2**30:.1f}"
         why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")

@@ -122,6 +122,7 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
         screen=screen,
         buzzer=buzzer,
         min_pin_length=cfg.officers.min_pin_length,
+        timezone=cfg.dock.timezone,
     )
 
 

@@ -144,7 +144,9 @@ class DockService:
         screen: Screen | None = None,
         buzzer: Any = None,
         min_pin_length: int = 6,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
+        self.timezone = timezone
         self.dock_id = dock_id
         self.store = store
         self.audit = audit
@@ -249,6 +251,11 @@ class DockService:
             self._feed(slot_id, sm.ChecksPassed())
         else:
             self._feed(slot_id, sm.ChecksFailed(tuple(r.code for r in view.failures)))
+        if self.slot_status[slot_id].state is sm.SlotState.READY:
+            granted = self.store.open_custody_of_device(serial)
+            if granted is not None and self.store.awaiting_takeaway(slot_id) == serial:
+                # granted by another process (the command line): show it here too
+                self._feed(slot_id, sm.CheckedOut(granted.officer_id))
         return view
 
     def _feed(self, slot_id: str, *events: object) -> None:

@@ -204,3 +204,26 @@ def test_a_device_back_with_footage_waits_for_offload(make_dock) -> None:
     assert svc.slot_status["1"].state is SlotState.OFFLOADING
     d = svc.checkout("1001", PIN)
     assert not d.granted and "footage_pending" in codes(d)
+
+
+def test_a_grant_made_by_another_process_shows_in_the_daemon(make_dock) -> None:
+    from dock.composition import open_transport
+    from dock.store import Store
+
+    daemon, _ = make_dock({"battery_percent": 95.0})
+    daemon.sweep()
+    assert daemon.slot_status["1"].state is SlotState.READY
+    cli = DockService(  # what `dock checkout` builds in its own process
+        dock_id=daemon.dock_id,
+        store=Store(daemon.store.path),
+        audit=daemon.audit,
+        policy=daemon.policy,
+        clock=daemon.clock,
+        slots={sid: v.port for sid, v in daemon.views.items()},
+        open_transport=open_transport,
+        lock_dir=daemon._lock_dir,
+    )
+    assert cli.checkout("1001", PIN).granted
+    daemon.inspect("1")
+    assert daemon.slot_status["1"].state is SlotState.CHECKED_OUT
+    assert daemon.slot_status["1"].officer_id == "1001"
