@@ -334,16 +334,7 @@ class DockService:
         )
         view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
         self._full_at[view.slot_id] = (ident.serial, self.clock.now())
-        self._record_status(
-            ident.serial,
-            battery_percent=status.battery_percent,
-            battery_health_percent=status.battery_health_percent,
-            battery_cycles=status.battery_cycles,
-            storage_free_bytes=status.storage_free_bytes,
-            drift_before_s=drift_before,
-            drift_after_s=offset_after,
-            state="ready" if view.ready else "failed_check",
-        )
+        self._record_status(view, status, drift_before, offset_after)
         outcome = (ident.serial, tuple(r.code for r in view.failures))
         if self._last_outcome.get(view.slot_id) != outcome:  # audit changes, not every sweep
             self._last_outcome[view.slot_id] = outcome
@@ -386,24 +377,35 @@ class DockService:
         )
         view.results = run_checks(view.snapshot, self.policy, (trusted, why), self.locale)
         view.error = None
-        self._record_status(
-            view.snapshot.serial,
+        self._record_status(view, status)
+
+    def _record_status(
+        self,
+        view: SlotView,
+        status: Status,
+        drift_before: float | None = None,
+        drift_after: float | None = None,
+    ) -> None:
+        """Status history for trends: on change, and at least every few minutes."""
+        assert view.serial is not None
+        state = "ready" if view.ready else "failed_check"
+        key = (status.battery_percent, state, status.storage_free_bytes)
+        last = self._last_status.get(view.serial)
+        now = self.clock.now()
+        unchanged = last is not None and last[0] == key and now - last[1] < STATUS_EVERY_S
+        if unchanged and drift_before is None:  # full inspections always record the drift
+            return
+        self._last_status[view.serial] = (key, now)
+        self.store.record_status(
+            view.serial,
             battery_percent=status.battery_percent,
             battery_health_percent=status.battery_health_percent,
             battery_cycles=status.battery_cycles,
             storage_free_bytes=status.storage_free_bytes,
-            state="ready" if view.ready else "failed_check",
+            drift_before_s=drift_before,
+            drift_after_s=drift_after,
+            state=state,
         )
-
-    def _record_status(self, serial: str, **values: Any) -> None:
-        """Status history for trends: on change, and at least every few minutes."""
-        key = (values.get("battery_percent"), values.get("state"), values.get("storage_free_bytes"))
-        last = self._last_status.get(serial)
-        now = self.clock.now()
-        if last is not None and last[0] == key and now - last[1] < STATUS_EVERY_S:
-            return
-        self._last_status[serial] = (key, now)
-        self.store.record_status(serial, **values)
 
     def _close_custody_if_back(self, view: SlotView, serial: str) -> bool:
         """A device that was out with an officer is back: its own identity closes custody."""
