@@ -55,6 +55,10 @@ class LinkError(ConnectionError):
     """The recorder stopped answering, the link dropped, or it is not a recorder."""
 
 
+class NoAnswer(LinkError):
+    """Nothing answered on the link at all: most likely no recorder is docked there."""
+
+
 class LinkGone(LinkError):
     """The transport itself is gone (unplugged, closed): nothing to re-open."""
 
@@ -233,7 +237,7 @@ class RecorderClient:
                     f"the device answered, but not in this protocol ({exc}; "
                     f"{noise} unintelligible bytes/frames)"
                 ) from exc
-            raise LinkError(f"no recorder answered ({exc})") from exc
+            raise NoAnswer(f"no recorder answered ({exc})") from exc
         self._opened = True
         f = self.call(
             MsgType.HELLO,

@@ -28,6 +28,7 @@ from .policy import Policy
 from .recorder_client import (
     AuthenticationFailed,
     LinkError,
+    NoAnswer,
     RecorderClient,
     RecorderRefused,
     Status,
@@ -186,8 +187,8 @@ class DockService:
                     time.sleep(0.01)
             try:
                 client = RecorderClient(self._open_transport(view.port), timeout=5.0)
-            except (ConnectionError, ValueError) as exc:
-                raise LinkError(f"slot {slot_id}: {exc}") from exc
+            except (ConnectionError, ValueError) as exc:  # port gone: nothing docked there
+                raise NoAnswer(f"slot {slot_id}: {exc}") from exc
             try:
                 client.open(timeout=3.0)
                 yield client
@@ -221,7 +222,7 @@ class DockService:
             with self._slot(slot_id) as client:
                 self._inspect_with(view, client, set_clock)
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
-            empty = "no recorder answered" in str(exc) or "cannot" in str(exc)
+            empty = isinstance(exc, NoAnswer)
             view.serial = view.snapshot = view.status = None
             view.results = []
             view.error = None if empty else str(exc)

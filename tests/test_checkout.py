@@ -227,3 +227,19 @@ def test_a_grant_made_by_another_process_shows_in_the_daemon(make_dock) -> None:
     daemon.inspect("1")
     assert daemon.slot_status["1"].state is SlotState.CHECKED_OUT
     assert daemon.slot_status["1"].officer_id == "1001"
+
+
+def test_undock_and_redock_seen_by_polling(make_dock, start_recorder) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    port = recs[0].url.rsplit(":", 1)[1]
+    recs[0].server.stop()  # the officer takes the recorder out of the slot
+    svc.inspect("1")
+    assert svc.slot_status["1"].state is SlotState.EMPTY
+    assert svc.store.awaiting_takeaway("1") is None  # taken: docking it again is a return
+    assert svc.store.open_custody_of_officer("1001") is not None  # still out with 1001
+    # end of shift: the same recorder (same state on its flash) is docked again
+    start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=recs[0].data_dir)
+    svc.inspect("1")
+    assert svc.store.open_custody_of_officer("1001") is None
+    assert svc.slot_status["1"].state is SlotState.READY
