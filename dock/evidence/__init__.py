@@ -1,0 +1,1 @@
+"""Evidence handling: careful copies of footage and their verification."""

@@ -1,0 +1,488 @@
+"""The careful copy: write footage, prove the disk holds exactly those bytes, then name it.
+
+Footage is evidence, so a copy only counts once it is verified bit for bit against the
+hash the recorder computed at capture (REQUIREMENTS §4; DESIGN "Hard-won facts"):
+
+1. write to a temporary name in the destination folder while a worker thread hashes the
+   same bytes (hashlib releases the GIL, so hashing overlaps the I/O);
+2. flush and fsync the file, drop it from the page cache, read it back from the disk and
+   hash what was read;
+3. only if both hashes (and the size) match the expected ones: make it read-only,
+   ``os.replace`` it to its final name and fsync the folder.
+
+A mismatch never deletes bytes: the temporary file goes to ``dest_dir/quarantine/``, as
+evidence of what went wrong. An I/O error (EIO, ENOSPC, ...) removes the partial file and
+raises :class:`CopyFailed`; an fsync is never retried (after a failed fsync the kernel may
+have marked the dirty pages clean, so a second one can "succeed" over lost data): the
+caller copies again from the source, which stays on the device until this returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import hashlib
+import logging
+import os
+import queue
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger("dock.evidence.verified_copy")
+
+QUARANTINE_DIR = "quarantine"
+READ_BLOCK = 1024 * 1024
+HASH_QUEUE_CHUNKS = 8  # bounds the memory held between the writer and the hasher
+_NAME_PREFIX_BYTES = 180  # keeps temporary and quarantine names under NAME_MAX (255)
+
+
+class VerifiedCopyError(Exception):
+    """Base of every refusal or failure of a careful copy."""
+
+
+class IntegrityError(VerifiedCopyError):
+    """The bytes are not the expected ones; the file was quarantined, not published.
+
+    ``stage`` says where: ``"source"`` (the bytes received do not hash to the expected
+    value), ``"read-back"`` (the disk returned other bytes than were written) or
+    ``"size"``. ``found_sha256`` is the hash at that stage.
+    """
+
+    def __init__(
+        self,
+        final_name: str,
+        stage: str,
+        expected_sha256: bytes,
+        found_sha256: bytes,
+        *,
+        written_sha256: bytes,
+        read_back_sha256: bytes,
+        expected_size: int | None,
+        written_size: int,
+        read_back_size: int,
+        quarantined_path: str | None,
+    ) -> None:
+        self.final_name = final_name
+        self.stage = stage
+        self.expected_sha256 = expected_sha256
+        self.found_sha256 = found_sha256
+        self.written_sha256 = written_sha256
+        self.read_back_sha256 = read_back_sha256
+        self.expected_size = expected_size
+        self.written_size = written_size
+        self.read_back_size = read_back_size
+        self.quarantined_path = quarantined_path
+        super().__init__(
+            f"{final_name}: {stage} mismatch: expected sha256 {expected_sha256.hex()}"
+            f" size {expected_size}, found {found_sha256.hex()}"
+            f" (written {written_size} B {written_sha256.hex()},"
+            f" read back {read_back_size} B {read_back_sha256.hex()});"
+            f" kept in {quarantined_path or 'its temporary file (quarantine failed)'}"
+        )
+
+
+class CopyFailed(VerifiedCopyError):
+    """An I/O error at the destination; the partial file is gone, copy again from the source."""
+
+    def __init__(self, errno: int | None, operation: str, path: str, strerror: str = "") -> None:
+        self.errno = errno
+        self.operation = operation
+        self.path = path
+        name = errno_mod.errorcode.get(errno, str(errno)) if errno is not None else "?"
+        super().__init__(f"{operation} {path}: [{name}] {strerror}".rstrip())
+
+
+class DestinationExists(VerifiedCopyError):
+    """``final_name`` already holds something else: refused, and left untouched."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} already exists and {reason}; refusing to replace it")
+
+
+class NotEnoughRoom(VerifiedCopyError):
+    """Not enough room at the destination: the offload does not start."""
+
+    def __init__(self, needed: int, free: int) -> None:
+        self.needed = needed
+        self.free = free
+        super().__init__(f"not enough room: need {needed} bytes, {free} free")
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """A file on disk proven to hold the expected bytes. ``already_present``: a resume."""
+
+    path: str
+    size: int
+    sha256: bytes
+    already_present: bool = False
+
+
+class FileOps:
+    """The OS calls a careful copy makes, injectable so tests can fail them on purpose."""
+
+    def open_new(self, path: str) -> int:
+        """Create ``path`` for writing; fails if it exists (never writes over anything)."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+    def write(self, fd: int, data: memoryview) -> int:
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def drop_cache(self, fd: int) -> None:
+        """Best effort: evict the file's clean pages so the read-back comes from the disk.
+
+        Only clean pages go (hence after fsync); a filesystem without a page cache of its
+        own or a platform without ``posix_fadvise`` silently reads from memory instead.
+        """
+        with contextlib.suppress(AttributeError, OSError):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def read_back(self, path: str) -> Iterator[bytes]:
+        """Yield the file's bytes as stored, from the disk (best effort, see drop_cache)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.drop_cache(fd)
+            while block := os.read(fd, READ_BLOCK):
+                yield block
+        finally:
+            os.close(fd)
+
+    def sync_existing(self, path: str) -> None:
+        """fsync a file this process did not just write (a resume), so read-back is real."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(path)
+        except FileNotFoundError:
+            return None
+
+
+REAL_FS = FileOps()
+
+
+def free_bytes(path: str) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def ensure_room(path: str, needed: int, margin: int = 0) -> int:
+    """Raise :class:`NotEnoughRoom` unless ``needed + margin`` bytes are free; return free.
+
+    Checked before an offload starts, so a full disk refuses the offload instead of
+    failing half-way through it.
+    """
+    if needed < 0 or margin < 0:
+        raise ValueError("needed and margin must not be negative")
+    free = free_bytes(path)
+    if free < needed + margin:
+        raise NotEnoughRoom(needed + margin, free)
+    return free
+
+
+class _Hasher:
+    """SHA-256 in a worker thread fed through a bounded queue, overlapping the writes."""
+
+    _STOP = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=HASH_QUEUE_CHUNKS)
+        self._hash = hashlib.sha256()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sha256-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None:
+                try:
+                    self._hash.update(item)  # type: ignore[arg-type]
+                except BaseException as exc:  # keep draining so the writer never blocks
+                    self._error = exc
+
+    def feed(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def finish(self) -> bytes:
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._hash.digest()
+
+    def stop(self) -> None:
+        """End the worker (idempotent); used on every path, so no thread outlives a copy."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+
+
+def _short(name: str) -> str:
+    """``name`` cut to a prefix that leaves room for a suffix within NAME_MAX."""
+    return name.encode()[:_NAME_PREFIX_BYTES].decode(errors="ignore")
+
+
+def _check_name(final_name: str) -> None:
+    """A plain name; hidden names and ``quarantine`` are reserved for this module."""
+    if (
+        not final_name
+        or final_name.startswith(".")
+        or final_name == QUARANTINE_DIR
+        or "/" in final_name
+        or "\0" in final_name
+        or len(final_name.encode()) > 255
+    ):
+        raise ValueError(f"not a plain file name: {final_name!r}")
+
+
+def _hash_file(path: str, fs: FileOps) -> tuple[bytes, int]:
+    digest = hashlib.sha256()
+    size = 0
+    for block in fs.read_back(path):
+        digest.update(block)
+        size += len(block)
+    return digest.digest(), size
+
+
+def _copy_failed(exc: OSError, operation: str, path: str) -> CopyFailed:
+    return CopyFailed(exc.errno, operation, path, exc.strerror or str(exc))
+
+
+def _existing(
+    path: str,
+    expected_sha256: bytes,
+    expected_size: int | None,
+    fs: FileOps,
+) -> VerifiedFile | None:
+    """Verify what already sits at the final name: the same bytes mean already done.
+
+    Reads it back from the disk (a resumed offload must not trust a half-remembered
+    success), and fsyncs the folder once more in case the last run stopped before.
+    """
+    st = fs.lstat(path)
+    if st is None:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise DestinationExists(path, "is not a regular file")
+    if expected_size is not None and st.st_size != expected_size:
+        raise DestinationExists(path, f"has {st.st_size} bytes, not {expected_size}")
+    try:
+        fs.sync_existing(path)
+        found, size = _hash_file(path, fs)
+        fs.fsync_dir(os.path.dirname(path) or ".")
+    except OSError as exc:
+        raise _copy_failed(exc, "verify existing", path) from exc
+    if found != expected_sha256 or (expected_size is not None and size != expected_size):
+        raise DestinationExists(path, f"holds other content (sha256 {found.hex()})")
+    return VerifiedFile(path, size, found, already_present=True)
+
+
+def _discard(tmp_path: str, fs: FileOps) -> None:
+    """Remove a partial copy; its source is still on the device, so nothing is lost."""
+    try:
+        fs.unlink(tmp_path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        log.exception("could not remove partial copy %s", tmp_path)
+
+
+def _quarantine(dest_dir: str, final_name: str, tmp_path: str, fs: FileOps) -> str | None:
+    """Move a mismatching file aside, read-only; on failure leave it where it is."""
+    qdir = os.path.join(dest_dir, QUARANTINE_DIR)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = os.path.join(qdir, f"{_short(final_name)}.{stamp}-{secrets.token_hex(4)}.mismatch")
+    try:
+        fs.mkdir(qdir)
+        fs.chmod(tmp_path, 0o444)
+        fs.replace(tmp_path, target)
+    except OSError:
+        log.exception("could not quarantine %s; left in place", tmp_path)
+        return None
+    for folder in (qdir, dest_dir):
+        try:
+            fs.fsync_dir(folder)
+        except OSError:
+            log.exception("could not fsync %s after quarantining %s", folder, target)
+    return target
+
+
+def _write_all(fd: int, data: bytes, fs: FileOps) -> None:
+    view = memoryview(data)
+    while view:
+        written = fs.write(fd, view)
+        if written <= 0:  # a write that makes no progress would loop forever
+            raise OSError(errno_mod.EIO, "write made no progress")
+        view = view[written:]
+
+
+def write_verified(
+    dest_dir: str,
+    final_name: str,
+    chunks: Iterable[bytes],
+    expected_sha256: bytes,
+    *,
+    expected_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    fs: FileOps = REAL_FS,
+) -> VerifiedFile:
+    """Copy ``chunks`` to ``dest_dir/final_name`` and prove the disk holds exactly them.
+
+    Returns only once the file is verified, read-only, under its final name and the folder
+    is fsynced: only then may the device copy be erased. If ``final_name`` already holds
+    the expected bytes (a resumed offload), returns it with ``already_present=True``
+    without consuming ``chunks`` or rewriting it.
+
+    ``chunks`` may be bytes, bytearray or memoryview; non-bytes chunks are copied first, so
+    a producer that reuses its buffer cannot change what gets hashed. ``progress`` receives
+    the cumulative byte count after each non-empty chunk, ending at the size. An exception
+    raised by ``chunks`` or ``progress`` removes the partial file and propagates unchanged.
+
+    Raises :class:`IntegrityError` (file quarantined), :class:`CopyFailed` (partial file
+    removed, copy again from the source), :class:`DestinationExists` (left untouched).
+    The read-back bypasses the page cache on a best-effort basis (``posix_fadvise
+    DONTNEED`` after fsync): where that is unavailable it may read from memory.
+    """
+    _check_name(final_name)
+    if not isinstance(expected_sha256, bytes) or len(expected_sha256) != 32:
+        raise ValueError("expected_sha256 must be the 32-byte SHA-256 digest")
+    if expected_size is not None and expected_size < 0:
+        raise ValueError("expected_size must not be negative")
+    final_path = os.path.join(dest_dir, final_name)
+
+    done = _existing(final_path, expected_sha256, expected_size, fs)
+    if done is not None:
+        return done
+
+    tmp_path = os.path.join(dest_dir, f".{_short(final_name)}.partial-{secrets.token_hex(8)}")
+    try:
+        fd = fs.open_new(tmp_path)
+    except OSError as exc:
+        raise _copy_failed(exc, "create", tmp_path) from exc
+
+    hasher = _Hasher()
+    written_size = 0
+    fd_open = True
+    try:
+        for chunk in chunks:
+            data = chunk if type(chunk) is bytes else bytes(chunk)
+            if not data:
+                continue
+            hasher.feed(data)
+            try:
+                _write_all(fd, data, fs)
+            except OSError as exc:
+                raise _copy_failed(exc, "write", tmp_path) from exc
+            written_size += len(data)
+            if progress is not None:
+                progress(written_size)
+        if written_size == 0 and progress is not None:
+            progress(0)
+        written_sha256 = hasher.finish()
+        try:
+            fs.fsync(fd)  # once only: never retried (see the module docstring)
+        except OSError as exc:
+            raise _copy_failed(exc, "fsync", tmp_path) from exc
+        fs.drop_cache(fd)
+        fd_open = False
+        try:
+            fs.close(fd)
+        except OSError as exc:
+            raise _copy_failed(exc, "close", tmp_path) from exc
+        try:
+            read_back_sha256, read_back_size = _hash_file(tmp_path, fs)
+        except OSError as exc:
+            raise _copy_failed(exc, "read back", tmp_path) from exc
+    except BaseException:
+        hasher.stop()
+        if fd_open:
+            with contextlib.suppress(OSError):
+                fs.close(fd)
+        _discard(tmp_path, fs)
+        raise
+
+    stage = None
+    found = expected_sha256
+    if written_sha256 != expected_sha256:
+        stage, found = "source", written_sha256
+    elif read_back_sha256 != expected_sha256:
+        stage, found = "read-back", read_back_sha256
+    elif read_back_size != written_size or (
+        expected_size is not None and written_size != expected_size
+    ):
+        stage, found = "size", read_back_sha256
+    if stage is not None:
+        raise IntegrityError(
+            final_name,
+            stage,
+            expected_sha256,
+            found,
+            written_sha256=written_sha256,
+            read_back_sha256=read_back_sha256,
+            expected_size=expected_size,
+            written_size=written_size,
+            read_back_size=read_back_size,
+            quarantined_path=_quarantine(dest_dir, final_name, tmp_path, fs),
+        )
+
+    try:
+        fs.chmod(tmp_path, 0o444)
+        # Checked again just before publishing: something may have appeared meanwhile.
+        done = _existing(final_path, expected_sha256, expected_size, fs)
+    except BaseException:
+        _discard(tmp_path, fs)
+        raise
+    if done is not None:
+        _discard(tmp_path, fs)  # an identical verified copy is already in place
+        return done
+    try:
+        fs.replace(tmp_path, final_path)
+    except OSError as exc:
+        _discard(tmp_path, fs)
+        raise _copy_failed(exc, "rename", final_path) from exc
+    try:
+        fs.fsync_dir(dest_dir)
+    except OSError as exc:
+        # The name may not be durable and an fsync is never retried: withdraw the copy so
+        # the caller copies again (the device still holds the source).
+        _discard(final_path, fs)
+        raise _copy_failed(exc, "fsync folder", dest_dir) from exc
+    return VerifiedFile(final_path, written_size, written_sha256)

@@ -1,0 +1,360 @@
+"""The careful copy, on real files: faults are injected only into the OS calls it makes."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dock.evidence.verified_copy import (
+    QUARANTINE_DIR,
+    CopyFailed,
+    DestinationExists,
+    FileOps,
+    IntegrityError,
+    NotEnoughRoom,
+    VerifiedFile,
+    ensure_room,
+    free_bytes,
+    write_verified,
+)
+
+NAME = "officer-0042_case-2024-117_20240501T101500Z.mp4"
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def chunked(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+class RecordingFS(FileOps):
+    """The real OS calls, counted and logged in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def count(self, name: str) -> int:
+        return self.calls.count(name)
+
+    def open_new(self, path: str) -> int:
+        self.calls.append("open_new")
+        return super().open_new(path)
+
+    def write(self, fd: int, data: memoryview) -> int:
+        self.calls.append("write")
+        return super().write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        self.calls.append("fsync")
+        super().fsync(fd)
+
+    def drop_cache(self, fd: int) -> None:
+        self.calls.append("drop_cache")
+        super().drop_cache(fd)
+
+    def close(self, fd: int) -> None:
+        self.calls.append("close")
+        super().close(fd)
+
+    def read_back(self, path: str) -> Iterator[bytes]:
+        self.calls.append("read_back")
+        return super().read_back(path)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self.calls.append("chmod")
+        super().chmod(path, mode)
+
+    def replace(self, src: str, dst: str) -> None:
+        self.calls.append("replace")
+        super().replace(src, dst)
+
+    def fsync_dir(self, path: str) -> None:
+        self.calls.append("fsync_dir")
+        super().fsync_dir(path)
+
+
+class NoSpaceAfter(RecordingFS):
+    """A disk that fills up after ``limit`` bytes: a short write, then ENOSPC."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.left = limit
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if self.left <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = super().write(fd, data[: self.left])
+        self.left -= n
+        return n
+
+
+class FsyncEIO(RecordingFS):
+    def fsync(self, fd: int) -> None:
+        self.calls.append("fsync")
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+class FlipBitOnReadBack(RecordingFS):
+    """The disk returns one flipped bit, as a failing medium or cable would."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def read_back(self, path: str) -> Iterator[bytes]:
+        offset = 0
+        for block in super().read_back(path):
+            if offset <= self.at < offset + len(block):
+                damaged = bytearray(block)
+                damaged[self.at - offset] ^= 0x10
+                block = bytes(damaged)
+            offset += len(block)
+            yield block
+
+
+class FsyncDirEIO(RecordingFS):
+    def fsync_dir(self, path: str) -> None:
+        self.calls.append("fsync_dir")
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def hasher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sha256-writer"]
+
+
+def leftovers(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n != QUARANTINE_DIR)
+
+
+def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> None:
+    data = os.urandom(5 * 1024 * 1024)
+    fs = RecordingFS()
+    result = write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+
+    final = tmp_path / NAME
+    assert result == VerifiedFile(str(final), len(data), sha(data))
+    assert final.read_bytes() == data
+    assert stat.S_IMODE(final.stat().st_mode) == 0o444
+    assert os.listdir(tmp_path) == [NAME]
+    # fsync once, drop the cache, then read back; publish only after verifying.
+    order = [c for c in fs.calls if c != "write"]
+    assert order == [
+        "open_new",
+        "fsync",
+        "drop_cache",
+        "close",
+        "read_back",
+        "drop_cache",
+        "chmod",
+        "replace",
+        "fsync_dir",
+    ]
+
+
+def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
+    data = os.urandom(300_000)
+    wrong = sha(b"something else")
+    with pytest.raises(IntegrityError) as info:
+        write_verified(str(tmp_path), NAME, chunked(data), wrong)
+
+    err = info.value
+    assert (err.stage, err.expected_sha256, err.found_sha256) == ("source", wrong, sha(data))
+    assert wrong.hex() in str(err) and sha(data).hex() in str(err)
+    assert not (tmp_path / NAME).exists()
+    assert leftovers(str(tmp_path)) == []
+    quarantined = os.listdir(tmp_path / QUARANTINE_DIR)
+    assert len(quarantined) == 1 and quarantined[0].startswith(NAME)
+    assert err.quarantined_path == str(tmp_path / QUARANTINE_DIR / quarantined[0])
+    assert (tmp_path / QUARANTINE_DIR / quarantined[0]).read_bytes() == data  # nothing lost
+
+
+def test_flipped_bit_on_read_back_is_an_integrity_error(tmp_path) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 17)
+    fs = FlipBitOnReadBack(at=1_500_000)
+    with pytest.raises(IntegrityError) as info:
+        write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+
+    err = info.value
+    assert err.stage == "read-back"
+    assert err.written_sha256 == sha(data) and err.found_sha256 != sha(data)
+    assert not (tmp_path / NAME).exists()
+    assert len(os.listdir(tmp_path / QUARANTINE_DIR)) == 1
+    assert "chmod" in fs.calls  # the quarantined copy is read-only too
+
+
+def test_size_mismatch_is_an_integrity_error(tmp_path) -> None:
+    data = os.urandom(10_000)
+    with pytest.raises(IntegrityError) as info:
+        write_verified(str(tmp_path), NAME, [data], sha(data), expected_size=len(data) + 1)
+    assert info.value.stage == "size"
+    assert not (tmp_path / NAME).exists()
+
+
+def test_enospc_mid_write_removes_the_partial_file(tmp_path) -> None:
+    data = os.urandom(1024 * 1024)
+    fs = NoSpaceAfter(limit=300_000)
+    with pytest.raises(CopyFailed) as info:
+        write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+
+    assert info.value.errno == errno.ENOSPC
+    assert isinstance(info.value.__cause__, OSError)
+    assert os.listdir(tmp_path) == []  # no partial file, no final name, no quarantine
+    assert "replace" not in fs.calls
+    assert hasher_threads() == []
+
+
+def test_eio_on_fsync_fails_once_and_is_never_retried(tmp_path) -> None:
+    data = os.urandom(200_000)
+    fs = FsyncEIO()
+    with pytest.raises(CopyFailed) as info:
+        write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+
+    assert info.value.errno == errno.EIO
+    assert fs.count("fsync") == 1
+    assert os.listdir(tmp_path) == []
+    assert "read_back" not in fs.calls and "replace" not in fs.calls
+
+
+def test_eio_on_folder_fsync_withdraws_the_copy(tmp_path) -> None:
+    data = os.urandom(50_000)
+    fs = FsyncDirEIO()
+    with pytest.raises(CopyFailed) as info:
+        write_verified(str(tmp_path), NAME, [data], sha(data), fs=fs)
+    assert info.value.errno == errno.EIO
+    assert fs.count("fsync_dir") == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_second_call_with_same_content_returns_existing_file_untouched(tmp_path) -> None:
+    data = os.urandom(400_000)
+    first = write_verified(str(tmp_path), NAME, chunked(data), sha(data))
+    before = os.stat(first.path)
+
+    def must_not_be_read() -> Iterator[bytes]:
+        raise AssertionError("the source was read again")
+        yield b""  # pragma: no cover
+
+    fs = RecordingFS()
+    again = write_verified(
+        str(tmp_path), NAME, must_not_be_read(), sha(data), expected_size=len(data), fs=fs
+    )
+
+    after = os.stat(first.path)
+    assert again == VerifiedFile(first.path, len(data), sha(data), already_present=True)
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert "open_new" not in fs.calls and "replace" not in fs.calls
+    assert "read_back" in fs.calls  # verified again from the disk, not trusted
+    assert os.listdir(tmp_path) == [NAME]
+
+
+def test_existing_different_file_is_refused_and_left_untouched(tmp_path) -> None:
+    other = b"another officer's footage"
+    final = tmp_path / NAME
+    final.write_bytes(other)
+    before = os.stat(final)
+    data = os.urandom(len(other))
+
+    fs = RecordingFS()
+    with pytest.raises(DestinationExists):
+        write_verified(str(tmp_path), NAME, [data], sha(data), fs=fs)
+
+    assert final.read_bytes() == other
+    assert os.stat(final).st_mtime_ns == before.st_mtime_ns
+    assert os.listdir(tmp_path) == [NAME]
+    assert "open_new" not in fs.calls
+
+
+def test_existing_directory_at_final_name_is_refused(tmp_path) -> None:
+    (tmp_path / NAME).mkdir()
+    with pytest.raises(DestinationExists):
+        write_verified(str(tmp_path), NAME, [b"x"], sha(b"x"))
+
+
+def test_progress_increases_to_the_size(tmp_path) -> None:
+    data = os.urandom(1_000_003)
+    seen: list[int] = []
+    pieces = [data[:1], b"", data[1:70_000], data[70_000:900_000], data[900_000:]]
+    write_verified(str(tmp_path), NAME, pieces, sha(data), progress=seen.append)
+    assert seen == sorted(set(seen)) and seen[-1] == len(data)
+    assert seen == [1, 70_000, 900_000, len(data)]
+
+
+def test_empty_file_verifies_and_reports_zero(tmp_path) -> None:
+    seen: list[int] = []
+    result = write_verified(str(tmp_path), NAME, [], sha(b""), progress=seen.append)
+    assert (result.size, seen) == (0, [0])
+
+
+def test_reused_source_buffer_cannot_change_what_is_hashed(tmp_path) -> None:
+    data = os.urandom(256 * 1024)
+
+    def reusing_reader() -> Iterator[bytearray]:
+        buf = bytearray(32 * 1024)
+        for piece in chunked(data, len(buf)):
+            buf[:] = piece
+            yield buf
+
+    result = write_verified(str(tmp_path), NAME, reusing_reader(), sha(data))  # type: ignore[arg-type]
+    assert (tmp_path / NAME).read_bytes() == data and result.sha256 == sha(data)
+
+
+def test_source_error_removes_partial_file_and_propagates(tmp_path) -> None:
+    def broken_link() -> Iterator[bytes]:
+        yield b"a" * 1000
+        raise ConnectionError("recorder unplugged")
+
+    with pytest.raises(ConnectionError):
+        write_verified(str(tmp_path), NAME, broken_link(), sha(b""))
+    assert os.listdir(tmp_path) == []
+    assert hasher_threads() == []
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", ".hidden", "quarantine", "a/b", "../x", "x\0y"])
+def test_refuses_names_that_are_not_plain(tmp_path, name: str) -> None:
+    with pytest.raises(ValueError):
+        write_verified(str(tmp_path), name, [b"x"], sha(b"x"))
+
+
+def test_refuses_a_hash_that_is_not_a_digest(tmp_path) -> None:
+    with pytest.raises(ValueError):
+        write_verified(str(tmp_path), NAME, [b"x"], sha(b"x").hex().encode())
+
+
+def test_free_bytes_and_ensure_room(tmp_path) -> None:
+    free = free_bytes(str(tmp_path))
+    assert free > 0
+    assert ensure_room(str(tmp_path), 1, margin=1) > 0
+    with pytest.raises(NotEnoughRoom) as info:
+        ensure_room(str(tmp_path), free, margin=2**50)
+    assert info.value.needed == free + 2**50 and info.value.free > 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.binary(max_size=200_000),
+    cuts=st.lists(st.integers(min_value=0, max_value=200_000), max_size=12),
+)
+def test_any_chunking_of_any_data_verifies_and_reproduces_the_bytes(
+    data: bytes, cuts: list[int]
+) -> None:
+    bounds = sorted([0, len(data), *(c for c in cuts if c <= len(data))])  # repeats: b""
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    with tempfile.TemporaryDirectory() as folder:
+        result = write_verified(folder, NAME, pieces, sha(data), expected_size=len(data))
+        with open(result.path, "rb") as f:
+            assert f.read() == data
+        assert (result.size, result.sha256) == (len(data), sha(data))
+        assert os.listdir(folder) == [NAME]
