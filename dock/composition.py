@@ -108,6 +108,9 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
     if screen is None:
         screen = _screen(cfg, pin_factory)
     _audit_config_change(audit, state, config_hash(cfg), cfg.path)
+    from .evidence.offload import Offloader
+
+    offloader = Offloader(store, audit, cfg.dock.evidence_dir)
     return DockService(
         dock_id=cfg.dock.id,
         store=store,
@@ -123,6 +126,7 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
         buzzer=buzzer,
         min_pin_length=cfg.officers.min_pin_length,
         timezone=cfg.dock.timezone,
+        offloader=offloader,
     )
 
 

@@ -65,6 +65,7 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "override_refused": {"zh": "主管身份验证失败", "en": "Supervisor not verified"},
     "override_reason_missing": {"zh": "请填写越权理由", "en": "Give a reason"},
     "take_slot": {"zh": "请取 {slot} 号槽位", "en": "Take slot {slot}"},
+    "no_room": {"zh": "证据存储空间不足", "en": "Evidence disk full"},
 }
 
 
@@ -146,8 +147,10 @@ class DockService:
         buzzer: Any = None,
         min_pin_length: int = 6,
         timezone: str = "Asia/Shanghai",
+        offloader: Any = None,
     ) -> None:
         self.timezone = timezone
+        self.offloader = offloader
         self.dock_id = dock_id
         self.store = store
         self.audit = audit
@@ -278,8 +281,10 @@ class DockService:
                     view = self.views[slot_id]
                     if view.snapshot is not None and view.snapshot.recordings_pending == 0:
                         self._feed(slot_id, sm.OffloadStarted(), sm.OffloadDone())
-                    else:  # offloading footage is the next piece of work (evidence store)
-                        log.info("slot %s: footage waits for offload", slot_id)
+                    elif self.offloader is None:
+                        log.info("slot %s: footage waits: no evidence store configured", slot_id)
+                    else:
+                        self.offload(slot_id)
                 # CloseCustody and RunChecks: inspect() does both itself.
 
     def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
@@ -584,6 +589,33 @@ class DockService:
         self.store.mark_taken(slot_id)
         self._full_at.pop(slot_id, None)
         self._feed(slot_id, sm.Undocked())
+
+    # ------------------------------------------------------------------ offload
+    def offload(self, slot_id: str, progress: Any = None) -> Any:
+        """Offload, verify and erase every recording on the recorder in ``slot_id``."""
+        serial = self.views[slot_id].serial
+        self._feed(slot_id, sm.OffloadStarted())
+        try:
+            with self._slot(slot_id) as client:
+                ident = client.identity
+                device = self.store.device(ident.serial) if ident else None
+                if device is None:
+                    raise LinkError(f"slot {slot_id}: recorder is not enrolled")
+                client.authenticate(device.secret)
+                report = self.offloader.offload(client, slot_id, progress)
+        except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+            self._feed(slot_id, sm.OffloadFailed(str(exc)))
+            self.audit.append("offload_failed", "dock", serial or "", {"error": str(exc)})
+            return None
+        self._full_at.pop(slot_id, None)  # what is on the device changed: look again in full
+        if report.ok:
+            self._feed(slot_id, sm.OffloadDone())
+        elif report.not_enough_room:
+            self._feed(slot_id, sm.OffloadFailed("not enough room in the evidence store"))
+            self._show([self._msg("no_room"), f"{slot_id}: {serial}"])
+        else:
+            self._feed(slot_id, sm.OffloadFailed("; ".join(report.failed.values())))
+        return report
 
     # ------------------------------------------------------------------ enrolment
     def enrol(self, slot_id: str, actor: str) -> str:

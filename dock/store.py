@@ -70,6 +70,19 @@ CREATE TABLE IF NOT EXISTS device_status (
     state TEXT
 );
 CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at);
+CREATE TABLE IF NOT EXISTS archive (
+    serial TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    sha256 BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    officer_id TEXT,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    archived_at REAL NOT NULL,
+    erased_at REAL,
+    PRIMARY KEY (serial, recording_id)
+);
 """
 
 PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -369,6 +382,50 @@ class Store:
             "SELECT * FROM device_status WHERE serial = ? ORDER BY at DESC, rowid DESC LIMIT ?",
             (serial, limit),
         )
+        return [dict(r) for r in rows.fetchall()]
+
+    # ------------------------------------------------------------------ archive
+    def add_archived(
+        self,
+        serial: str,
+        recording_id: str,
+        sha256: bytes,
+        size: int,
+        path: str,
+        officer_id: str | None,
+        start_ms: int,
+        end_ms: int,
+    ) -> None:
+        """A recording verified in the archive (after its file was renamed into place)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO archive (serial, recording_id, sha256, size, path, officer_id, "
+                "start_ms, end_ms, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (serial, recording_id, sha256, size, path, officer_id, start_ms, end_ms,
+                 self._clock()),
+            )  # fmt: skip
+
+    def archived(self, serial: str, recording_id: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT * FROM archive WHERE serial = ? AND recording_id = ?",
+                (serial, recording_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else dict(row)
+
+    def mark_erased(self, serial: str, recording_id: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE archive SET erased_at = ? WHERE serial = ? AND recording_id = ? "
+                "AND erased_at IS NULL",
+                (self._clock(), serial, recording_id),
+            )
+
+    def archive_entries(self) -> list[dict[str, Any]]:
+        rows = self._db().execute("SELECT * FROM archive ORDER BY archived_at, rowid")
         return [dict(r) for r in rows.fetchall()]
 
     def ratio(self) -> dict[str, Any]:

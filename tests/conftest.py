@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from dock.composition import open_transport
+from dock.composition import build_service, open_transport
+from dock.config import emulated_config
 from dock.recorder_client import RecorderClient
 from hardware.emulator_server import EmulatorServer
 from hardware.link_faults import LinkFaults
 from hardware.recorder import RecorderFirmware
 from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.screens import ConsoleScreen
 
 SECRET = bytes(range(32))
+PIN = "246810"
 
 
 @dataclass
@@ -55,3 +61,35 @@ def start_recorder(tmp_path) -> Iterator[Callable[..., RunningRecorder]]:
     yield start
     for r in started:
         r.server.stop()
+
+
+@pytest.fixture
+def make_dock(tmp_path, start_recorder) -> Callable[..., tuple[Any, list]]:
+    made = []
+
+    def make(*specs: dict, enrol: bool = True, policy: dict | None = None, clock=None):
+        made.append(1)
+        recorders = [
+            start_recorder(listen="tcp://127.0.0.1:0", **{"recordings": 0, **spec})
+            for spec in specs
+        ]
+        cfg = emulated_config(len(recorders), str(tmp_path / f"state{len(made)}"))
+        slots = tuple(
+            dataclasses.replace(slot, port=r.url)
+            for slot, r in zip(cfg.slots, recorders, strict=True)
+        )
+        cfg = dataclasses.replace(cfg, slots=slots)
+        if policy:
+            cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, **policy))
+        svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
+        if clock is not None:
+            svc.clock = clock
+        if enrol:
+            for slot in svc.views:
+                svc.enrol(slot, "admin")
+        svc.store.add_officer("1001", "Wang Wei", "Traffic 3", PIN, badge="BADGE-1001")
+        svc.store.add_officer("1002", "Li Na", "Traffic 3", PIN)
+        svc.store.add_officer("9001", "Zhao Min", "Traffic 3", "999000", role="supervisor")
+        return svc, recorders
+
+    return make

@@ -3,54 +3,16 @@ the real audit log. Each failing check refuses with its own code."""
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import sqlite3
-from collections.abc import Callable
 
 import pytest
 
 from dock.clock import FixedClock
-from dock.composition import build_service
-from dock.config import emulated_config
 from dock.service import DockService, Override
 from dock.slot_state import SlotState
 from firmware_protocol.messages import FaultFlag
-from hardware.screens import ConsoleScreen
 
-PIN = "246810"
-
-
-@pytest.fixture
-def make_dock(tmp_path, start_recorder) -> Callable[..., tuple[DockService, list]]:
-    made = []
-
-    def make(*specs: dict, enrol: bool = True, policy: dict | None = None, clock=None):
-        made.append(1)
-        recorders = [
-            start_recorder(listen="tcp://127.0.0.1:0", **{"recordings": 0, **spec})
-            for spec in specs
-        ]
-        cfg = emulated_config(len(recorders), str(tmp_path / f"state{len(made)}"))
-        slots = tuple(
-            dataclasses.replace(slot, port=r.url)
-            for slot, r in zip(cfg.slots, recorders, strict=True)
-        )
-        cfg = dataclasses.replace(cfg, slots=slots)
-        if policy:
-            cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, **policy))
-        svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
-        if clock is not None:
-            svc.clock = clock
-        if enrol:
-            for slot in svc.views:
-                svc.enrol(slot, "admin")
-        svc.store.add_officer("1001", "Wang Wei", "Traffic 3", PIN, badge="BADGE-1001")
-        svc.store.add_officer("1002", "Li Na", "Traffic 3", PIN)
-        svc.store.add_officer("9001", "Zhao Min", "Traffic 3", "999000", role="supervisor")
-        return svc, recorders
-
-    return make
+from .conftest import PIN
 
 
 def codes(decision) -> set[str]:
@@ -196,14 +158,6 @@ def test_a_tampered_audit_row_is_caught(make_dock) -> None:
     db.commit()
     report = svc.audit.verify()
     assert not report.ok and report.first_bad == row[0]
-
-
-def test_a_device_back_with_footage_waits_for_offload(make_dock) -> None:
-    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.05})
-    svc.sweep()
-    assert svc.slot_status["1"].state is SlotState.OFFLOADING
-    d = svc.checkout("1001", PIN)
-    assert not d.granted and "footage_pending" in codes(d)
 
 
 def test_a_grant_made_by_another_process_shows_in_the_daemon(make_dock) -> None:

@@ -1,0 +1,237 @@
+"""Offload: every recording on a docked recorder into the archive, verified, then erased.
+
+Per recording: stream it over the protocol (resumable READs), write it with
+``write_verified`` (hash while writing, fsync, read back from disk, compare with
+the hash the recorder computed at capture and check its Ed25519 signature where
+the recorder signs), record it in the archive table, and only then erase the
+device copy, stating the expected hash so the recorder refuses if anything is
+off. A recording already in the archive (an offload interrupted after the copy) is
+not copied again; one already erased is not erased again. A mismatch erases
+nothing: the file is quarantined and the failure reported.
+
+Layout, "one subject, one place": ``<evidence>/<officer>/<YYYY-MM-DD>/`` with files
+named ``<officer>_<serial>_<start UTC>_<recording id>.mp4``; a case is attached to
+recordings later in the database, never by renaming the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..audit import AuditLog
+from ..recorder_client import RecorderClient, RecordingInfo
+from ..store import Store
+from .verified_copy import VerifiedCopyError, ensure_room, write_verified
+
+log = logging.getLogger("dock.offload")
+
+#: Room kept free on the evidence disk beyond what an offload needs.
+ROOM_MARGIN = 256 << 20
+
+
+class SignatureMismatch(VerifiedCopyError):
+    """The recorder's Ed25519 signature over its capture hash does not verify."""
+
+
+@dataclass
+class OffloadReport:
+    serial: str
+    archived: list[str] = field(default_factory=list)
+    already_archived: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_enough_room: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_enough_room
+
+
+def archive_name(officer_id: str | None, serial: str, rec: RecordingInfo) -> tuple[str, str]:
+    """(folder relative to the evidence root, file name) for one recording."""
+    officer = _safe(officer_id or "unassigned")
+    start = time.gmtime(rec.start_ms / 1000)
+    day = time.strftime("%Y-%m-%d", start)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", start)
+    return os.path.join(officer, day), f"{officer}_{_safe(serial)}_{stamp}_{_safe(rec.id)}.mp4"
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)[:64] or "-"
+
+
+class Offloader:
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        evidence_dir: str,
+        erase_after_verify: bool = True,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.evidence_dir = evidence_dir
+        self.erase_after_verify = erase_after_verify
+
+    def offload(
+        self,
+        client: RecorderClient,
+        slot_id: str,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> OffloadReport:
+        """Offload everything on the recorder behind ``client`` (opened, authenticated)."""
+        assert client.identity is not None
+        serial = client.identity.serial
+        report = OffloadReport(serial)
+        recordings = client.list_recordings()
+        todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
+        os.makedirs(self.evidence_dir, exist_ok=True)
+        try:
+            ensure_room(self.evidence_dir, sum(r.size for r in todo), ROOM_MARGIN)
+        except VerifiedCopyError as exc:
+            report.not_enough_room = True
+            self.audit.append("offload_refused", "dock", serial, {"reason": str(exc)})
+            return report
+        for rec in recordings:
+            done = self.store.archived(serial, rec.id)
+            if done is not None and done["sha256"] != rec.sha256:
+                report.failed[rec.id] = "archived copy differs from the recorder's hash"
+                continue
+            if done is None:
+                try:
+                    self._copy(client, slot_id, rec, progress)
+                except (VerifiedCopyError, ConnectionError, OSError) as exc:
+                    report.failed[rec.id] = f"{type(exc).__name__}: {exc}"
+                    self.audit.append(
+                        "offload_failed", "dock", serial, {"recording": rec.id, "error": str(exc)}
+                    )
+                    if isinstance(exc, ConnectionError):
+                        break  # the link is gone: the rest waits for the next docking
+                    continue
+                report.archived.append(rec.id)
+            else:
+                report.already_archived.append(rec.id)
+            if self.erase_after_verify:
+                client.erase(rec.id, rec.sha256)
+                self.store.mark_erased(serial, rec.id)
+                self.audit.append("erase", "dock", serial, {"recording": rec.id})
+                report.erased.append(rec.id)
+        self.audit.checkpoint()
+        return report
+
+    def _copy(
+        self,
+        client: RecorderClient,
+        slot_id: str,
+        rec: RecordingInfo,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> None:
+        assert client.identity is not None
+        serial = client.identity.serial
+        self._check_signature(client, rec)
+        officer = rec.officer_id or client.status().officer_id
+        folder, name = archive_name(officer, serial, rec)
+        dest = os.path.join(self.evidence_dir, folder)
+        os.makedirs(dest, exist_ok=True)
+        chunks = _pull(client, rec)
+        report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
+        try:
+            result = write_verified(
+                dest, name, chunks, rec.sha256, expected_size=rec.size, progress=report
+            )
+        finally:
+            chunks.close()
+        self.store.add_archived(
+            serial,
+            rec.id,
+            rec.sha256,
+            rec.size,
+            os.path.relpath(result.path, self.evidence_dir),
+            officer,
+            rec.start_ms,
+            rec.end_ms,
+        )
+        self.audit.append(
+            "offload_file",
+            "dock",
+            serial,
+            {
+                "recording": rec.id,
+                "sha256": rec.sha256.hex(),
+                "size": rec.size,
+                "path": os.path.relpath(result.path, self.evidence_dir),
+                "slot": slot_id,
+                "resumed": result.already_present,
+            },
+        )
+
+    @staticmethod
+    def _check_signature(client: RecorderClient, rec: RecordingInfo) -> None:
+        key = client.identity.device_public_key if client.identity else None
+        if rec.signature is None or key is None:
+            return
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(rec.signature, rec.sha256)
+        except InvalidSignature:
+            raise SignatureMismatch(
+                f"{rec.id}: the recorder's signature over its capture hash does not verify"
+            ) from None
+
+
+class _Pull:
+    """Turn the client's push-style read into the chunks ``write_verified`` pulls.
+
+    The client reads in a worker thread (it is used by nobody else meanwhile); a
+    bounded queue keeps memory flat; an error in the reader reaches the writer.
+    """
+
+    _END = object()
+
+    def __init__(self, client: RecorderClient, rec: RecordingInfo) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=32)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(client, rec), daemon=True)
+        self._thread.start()
+
+    def _run(self, client: RecorderClient, rec: RecordingInfo) -> None:
+        try:
+            client.read_recording(rec, lambda _off, data: self._put(data))
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise ConnectionAbortedError("offload abandoned")
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _pull(client: RecorderClient, rec: RecordingInfo) -> _Pull:
+    return _Pull(client, rec)

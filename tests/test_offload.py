@@ -1,0 +1,103 @@
+"""Offload on docking, end to end: footage verified into the archive, then erased on the
+device; and with faults, nothing lost and nothing erased before it is verified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+from dock.evidence import offload as offload_mod
+from dock.slot_state import SlotState
+from hardware.link_faults import LinkFaults
+
+from .conftest import PIN
+
+
+def archive_files(svc) -> dict[str, bytes]:
+    root = svc.offloader.evidence_dir
+    out = {}
+    for e in svc.store.archive_entries():
+        with open(os.path.join(root, e["path"]), "rb") as f:
+            out[e["recording_id"]] = f.read()
+    return out
+
+
+def test_footage_is_archived_verified_and_then_erased(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.2})
+    model = recs[0].model
+    expected = {r.id: r.sha256 for r in model.recordings.values()}
+    svc.sweep()  # docking: identify, then offload
+    files = archive_files(svc)
+    assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
+    assert model.recordings == {}  # erased on the device only after verification
+    for e in svc.store.archive_entries():
+        path = os.path.join(svc.offloader.evidence_dir, e["path"])
+        assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+        assert model.serial in os.path.basename(path) and e["erased_at"] is not None
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("offload_file") == 3 and kinds.count("erase") == 3
+    svc.sweep()  # checked again in full: nothing pending any more
+    assert svc.slot_status["1"].state is SlotState.READY
+    assert svc.checkout("1001", PIN).granted
+
+
+def test_an_interrupted_offload_resumes_without_loss_or_duplicates(make_dock) -> None:
+    faults = LinkFaults(disconnect_after_bytes=300_000)
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.25, "link_faults": faults}
+    )
+    model = recs[0].model
+    expected = {r.id: r.sha256 for r in model.recordings.values()}
+    svc.sweep()  # the cable is cut during the second recording
+    assert svc.slot_status["1"].state is SlotState.FAULT
+    archived = {e["recording_id"] for e in svc.store.archive_entries()}
+    assert set(model.recordings) | archived == set(expected)  # nothing lost
+    assert set(model.recordings) == set(expected) - {
+        e["recording_id"] for e in svc.store.archive_entries() if e["erased_at"]
+    }  # nothing erased that is not verified in the archive
+    svc.sweep()  # docked again (the emulator accepts a new connection): finishes
+    files = archive_files(svc)
+    assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
+    assert len(svc.store.archive_entries()) == 2 and model.recordings == {}
+
+
+def test_a_capture_hash_mismatch_quarantines_and_erases_nothing(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    model = recs[0].model
+    bad = model.ordered_recordings()[0]
+    bad.sha256 = hashlib.sha256(b"not this footage").digest()  # the recorder's own record
+    bad.signature = None
+    svc.sweep()
+    assert bad.id in model.recordings  # still on the device
+    assert svc.store.archived(model.serial, bad.id) is None
+    quarantine = [
+        os.path.join(d, f)
+        for d, _, names in os.walk(svc.offloader.evidence_dir)
+        for f in names
+        if "quarantine" in d
+    ]
+    assert len(quarantine) == 1
+    assert svc.slot_status["1"].state is SlotState.FAULT
+    failed = [e for e in svc.audit.entries() if e.kind == "offload_failed"]
+    assert failed and failed[0].data["recording"] == bad.id
+
+
+def test_a_bad_device_signature_erases_nothing(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
+    model = recs[0].model
+    rec = model.ordered_recordings()[0]
+    rec.signature = bytes(64)
+    svc.sweep()
+    assert rec.id in model.recordings and svc.store.archived(model.serial, rec.id) is None
+
+
+def test_not_enough_room_keeps_the_footage_on_the_device(make_dock, monkeypatch) -> None:
+    monkeypatch.setattr(offload_mod, "ROOM_MARGIN", 1 << 60)
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    svc.sweep()
+    assert len(recs[0].model.recordings) == 2
+    assert svc.store.archive_entries() == []
+    assert svc.slot_status["1"].state is SlotState.FAULT
+    refused = [e for e in svc.audit.entries() if e.kind == "offload_refused"]
+    assert refused and "not enough room" in refused[0].data["reason"]
