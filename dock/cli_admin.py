@@ -190,6 +190,49 @@ def cmd_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(rec_id: str, done: int, total: int) -> None:
+    """One line per recording on stderr, redrawn in place."""
+    width = 30
+    filled = width if total == 0 else int(width * done / total)
+    pct = 100 if total == 0 else 100 * done // total
+    end = "\n" if done >= total else ""
+    print(
+        f"\r  {rec_id:<12} [{'#' * filled}{'.' * (width - filled)}] {pct:3d} %  "
+        f"{done / 2**20:8.1f} / {total / 2**20:.1f} MiB",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_offload(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    if args.slot not in svc.views:
+        print(f"dock offload: no slot {args.slot!r}", file=sys.stderr)
+        return EXIT_USAGE
+    report = svc.offload(args.slot, progress=_progress_bar)
+    if report is None:
+        print(f"dock offload: slot {args.slot}: the link failed; footage stays on the device")
+        return EXIT_LINK
+    summary = {
+        "serial": report.serial,
+        "archived": report.archived,
+        "already_archived": report.already_archived,
+        "erased": report.erased,
+        "failed": report.failed,
+        "not_enough_room": report.not_enough_room,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{report.serial}: {len(report.archived)} archived, {len(report.erased)} erased"
+            + (f", {len(report.failed)} FAILED (kept on the device)" if report.failed else "")
+            + (", NOT ENOUGH ROOM (kept on the device)" if report.not_enough_room else "")
+        )
+    return 0 if report.ok else EXIT_REFUSED
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     svc = service_from(args)
     if args.action == "verify":
@@ -243,6 +286,11 @@ def add_commands(sub: Any) -> None:
         fl.add_argument(flag, action="store_true")
     fl.add_argument("--note")
     dv.set_defaults(func=cmd_device)
+
+    off = sub.add_parser("offload", help="offload, verify and erase a docked recorder now")
+    off.add_argument("--slot", required=True)
+    off.add_argument("--json", action="store_true")
+    off.set_defaults(func=cmd_offload)
 
     au = sub.add_parser("audit", help="verify or export the audit log")
     aus = au.add_subparsers(dest="action", required=True)

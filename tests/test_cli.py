@@ -185,3 +185,24 @@ def test_daemon_decides_a_badge_read_on_its_serial_reader(tmp_path) -> None:
         daemon.wait(timeout=20)
         os.close(master)
         os.close(slave)
+
+
+def test_offload_command_shows_progress_and_reports(emulator, tmp_path) -> None:
+    url = emulator("--listen", "tcp://127.0.0.1:0", "--recordings", "2", "--recording-mb", "0.2")
+    state, evidence = tmp_path / "state", tmp_path / "evidence"
+    cfg = tmp_path / "dock.toml"
+    cfg.write_text(
+        f'[dock]\nid = "d1"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
+        f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
+        f'[[slot]]\nid = "1"\nport = "{url}"\n'
+    )
+    assert dock("--config", str(cfg), "device", "enrol", "--slot", "1").returncode == 0
+    out = dock("--config", str(cfg), "offload", "--slot", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["archived"] == ["REC000001", "REC000002"] == report["erased"]
+    assert "100 %" in out.stderr  # the progress bar reached the end
+    again = json.loads(dock("--config", str(cfg), "offload", "--slot", "1", "--json").stdout)
+    assert again["archived"] == [] and again["erased"] == []
+    files = [f for _, _, names in os.walk(evidence) for f in names]
+    assert len(files) == 2
