@@ -143,6 +143,7 @@ class Offloader:
         folder, name = archive_name(officer, serial, rec)
         dest = os.path.join(self.evidence_dir, folder)
         os.makedirs(dest, exist_ok=True)
+        _remove_stale_partials(dest, name)
         chunks = _pull(client, rec)
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
         try:
@@ -186,6 +187,15 @@ class Offloader:
             raise SignatureMismatch(
                 f"{rec.id}: the recorder's signature over its capture hash does not verify"
             ) from None
+
+
+def _remove_stale_partials(folder: str, final_name: str) -> None:
+    """Temporary files of an earlier attempt killed mid-copy: never evidence (never
+    verified, and the recorder still holds the footage), so they can go."""
+    prefix = f".{final_name}.partial-"
+    for entry in os.scandir(folder):
+        if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
 
 
 class _Pull:
