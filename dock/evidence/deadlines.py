@@ -1,0 +1,163 @@
+"""When a returned recorder's footage must be offloaded, and how close that deadline is.
+
+REQUIREMENTS.md §4: footage must reach the unit's storage within 24 h of return (002 art.23;
+003 art.13), 2 days (004 att.1 art.5; the ``jingzhou`` preset ships it as 48 h) or one
+working day (001 art.19), and the dock alerts when a deadline is at risk. Pure: the
+caller passes every time in, so the rules are table-tested without a clock.
+
+Times are aware datetimes or UTC seconds since the epoch; every datetime returned is aware
+UTC. Bad input (a naive datetime, a nonsensical policy) raises ValueError: a deadline
+computed from it would be wrong, and a wrong deadline silently hides an overdue offload.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from dock.policy import Policy
+
+#: An aware datetime, or UTC seconds since the epoch.
+Instant = datetime | float
+State = Literal["done", "done_late", "on_time", "at_risk", "overdue"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_DATES: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class DeadlineState:
+    """``remaining``: for an offload still to do, the time left until the deadline from
+    ``now`` (negative once overdue); for a finished one, the margin it was done with
+    (``deadline - offloaded_at``, negative when late)."""
+
+    state: State
+    deadline: datetime
+    remaining: timedelta
+
+
+def offload_deadline(
+    returned_at: Instant,
+    policy: Policy,
+    tz: str | tzinfo,
+    holidays: frozenset[date] = _NO_DATES,
+    *,
+    makeup_workdays: frozenset[date] = _NO_DATES,
+) -> datetime:
+    """The instant (aware UTC) by which footage of a recorder returned at ``returned_at``
+    must be offloaded; an offload at exactly this instant is on time.
+
+    Hours (``policy.offload_deadline_hours``, used when ``offload_deadline_working_days``
+    is None): elapsed time, ``returned_at + hours``. The zone does not matter and a DST
+    change does not stretch or shrink it: "within 24 hours" is 24 real hours.
+
+    Working days (``policy.offload_deadline_working_days`` = N), after 001 art.19(3)
+    (REQUIREMENTS.md §4: "在执法活动结束后一个工作日内" -- within one working day after
+    the activity ends). The rule, exactly:
+
+    1. Take the calendar date of the return in the dock's zone ``tz`` (local, not UTC:
+       a return at 07:30 in Shanghai is that local day even though UTC still shows the
+       day before).
+    2. The day of return never counts, whatever the hour ("after" the activity; the
+       usual Chinese rule for periods counted in days, where the first day is not
+       counted -- Civil Code art.201).
+    3. Count forward N working days: Monday to Friday, minus ``holidays``, plus
+       ``makeup_workdays`` (weekend days worked in exchange for a holiday, 调休). The dock
+       does not know public holidays; the caller passes them, as local dates.
+    4. The deadline is the end of the Nth working day, i.e. local 00:00 at the start of
+       the next calendar day (the last day ends at 24:00 -- Civil Code art.203),
+       converted to UTC. Where a DST change makes local midnight not exist, that day
+       starts at the first instant after the jump; where midnight occurs twice, at the
+       first occurrence (the previous day does not recur).
+
+    So a return on Friday evening is due by the end of Monday, and a return at 23:59 on
+    Monday by the end of Tuesday, just like a return at 00:01 on Monday.
+    """
+    start = _utc(returned_at, "returned_at")
+    zone = _zone(tz)
+    days = policy.offload_deadline_working_days
+    if days is None:
+        hours = policy.offload_deadline_hours
+        if isinstance(hours, bool) or not isinstance(hours, int | float):
+            raise ValueError(f"offload_deadline_hours {hours!r} is not a number")
+        if not math.isfinite(hours) or hours <= 0:
+            raise ValueError(f"offload_deadline_hours {hours!r} must be finite and > 0")
+        return start + timedelta(hours=hours)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"offload_deadline_working_days {days!r} must be a whole number >= 1")
+    if holidays & makeup_workdays:
+        raise ValueError(
+            f"dates both holiday and working day: {sorted(holidays & makeup_workdays)}"
+        )
+    day = start.astimezone(zone).date()
+    while days:
+        day += timedelta(days=1)
+        if _working(day, holidays, makeup_workdays):
+            days -= 1
+    # fold=0: for a midnight that does not exist zoneinfo uses the offset before the jump,
+    # which lands on the jump itself; for a repeated midnight it is the first occurrence.
+    next_day = day + timedelta(days=1)
+    return datetime(next_day.year, next_day.month, next_day.day, tzinfo=zone).astimezone(UTC)
+
+
+def deadline_status(
+    returned_at: Instant,
+    offloaded_at: Instant | None,
+    now: Instant,
+    policy: Policy,
+    tz: str | tzinfo,
+    at_risk_fraction: float = 0.75,
+    *,
+    holidays: frozenset[date] = _NO_DATES,
+    makeup_workdays: frozenset[date] = _NO_DATES,
+) -> DeadlineState:
+    """Where one returned recorder stands against its offload deadline, for the alert.
+
+    Offloaded: ``done`` when at or before the deadline, else ``done_late`` (``now`` is not
+    looked at). Not offloaded: ``overdue`` once ``now`` is past the deadline; ``at_risk``
+    once ``at_risk_fraction`` of the time from return to deadline has elapsed (real time,
+    so a Friday-evening return under the working-day rule turns at risk on Monday
+    morning); ``on_time`` before that.
+    """
+    if isinstance(at_risk_fraction, bool) or not 0 < at_risk_fraction <= 1:
+        raise ValueError(f"at_risk_fraction {at_risk_fraction!r} must be in (0, 1]")
+    start = _utc(returned_at, "returned_at")
+    at = _utc(now, "now")
+    deadline = offload_deadline(start, policy, tz, holidays, makeup_workdays=makeup_workdays)
+    if offloaded_at is not None:
+        done = _utc(offloaded_at, "offloaded_at")
+        margin = deadline - done
+        return DeadlineState("done" if done <= deadline else "done_late", deadline, margin)
+    remaining = deadline - at
+    if at > deadline:
+        return DeadlineState("overdue", deadline, remaining)
+    if at - start >= (deadline - start) * at_risk_fraction:
+        return DeadlineState("at_risk", deadline, remaining)
+    return DeadlineState("on_time", deadline, remaining)
+
+
+def _working(day: date, holidays: frozenset[date], makeup: frozenset[date]) -> bool:
+    if day in makeup:
+        return True
+    return day.weekday() < 5 and day not in holidays
+
+
+def _zone(tz: str | tzinfo) -> tzinfo:
+    """Raises zoneinfo.ZoneInfoNotFoundError (a KeyError) for an unknown name."""
+    return ZoneInfo(tz) if isinstance(tz, str) else tz
+
+
+def _utc(t: Instant, what: str) -> datetime:
+    if isinstance(t, datetime):
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"{what} is a naive datetime; pass an aware one or epoch seconds")
+        return t.astimezone(UTC)
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"{what} {t!r} is neither an aware datetime nor epoch seconds")
+    return _EPOCH + timedelta(seconds=t)
+
+
+__all__ = ["DeadlineState", "Instant", "State", "deadline_status", "offload_deadline"]

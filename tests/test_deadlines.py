@@ -1,0 +1,415 @@
+"""Offload deadlines (REQUIREMENTS.md §4) as tables: presets around weekends, local
+midnight, a zone without DST and one crossing its changes, holidays and make-up days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pytest
+
+from dock.evidence.deadlines import deadline_status, offload_deadline
+from dock.policy import Policy
+
+H24 = Policy("t24", offload_deadline_hours=24.0)
+H48 = Policy("t48", offload_deadline_hours=48.0)
+WD1 = Policy("twd1", offload_deadline_working_days=1)
+WD2 = Policy("twd2", offload_deadline_working_days=2)
+
+SH = "Asia/Shanghai"  # UTC+8 all year
+BER = "Europe/Berlin"  # 2025: CEST from 30 Mar 02:00, CET again from 26 Oct 03:00
+SAO = "America/Sao_Paulo"  # 2018-11-04: local midnight did not exist (00:00 -> 01:00)
+HAV = "America/Havana"  # 2023-11-05: local midnight occurred twice (01:00 -> 00:00)
+
+# China's National Day 2025: 1-8 Oct off, Sunday 28 Sep and Saturday 11 Oct worked.
+NATIONAL_DAY = frozenset(date(2025, 10, d) for d in range(1, 9))
+NATIONAL_DAY_MAKEUP = frozenset({date(2025, 9, 28), date(2025, 10, 11)})
+# Germany, Easter 2025: Good Friday 18 Apr, Easter Monday 21 Apr.
+EASTER = frozenset({date(2025, 4, 18), date(2025, 4, 21)})
+
+
+def local(tz: str, *args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo(tz))
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+NONE: frozenset[date] = frozenset()
+
+
+def deadline_row(
+    name: str,
+    policy: Policy,
+    tz: str,
+    returned: datetime,
+    expected: datetime,
+    holidays: frozenset[date] = NONE,
+    makeup: frozenset[date] = NONE,
+) -> Any:
+    """A recorder returned at ``returned`` is due by ``expected`` (UTC)."""
+    return pytest.param(policy, tz, returned, expected, holidays, makeup, id=name)
+
+
+DEADLINES = [
+    # --- 24 h: elapsed time, weekends and DST do not matter
+    deadline_row("24h-monday", H24, SH, local(SH, 2025, 3, 3, 10), utc(2025, 3, 4, 2)),
+    deadline_row("24h-friday-evening", H24, SH, local(SH, 2025, 3, 7, 18), utc(2025, 3, 8, 10)),
+    # Sat 12:00 CET + 24 h = Sun 13:00 CEST on the wall clock: 24 real hours.
+    deadline_row("24h-berlin-spring", H24, BER, local(BER, 2025, 3, 29, 12), utc(2025, 3, 30, 11)),
+    deadline_row(
+        "24h-berlin-autumn", H24, BER, local(BER, 2025, 10, 25, 12), utc(2025, 10, 26, 10)
+    ),
+    deadline_row(
+        "24h-holiday-ignored",
+        H24,
+        SH,
+        local(SH, 2025, 9, 30, 18),
+        utc(2025, 10, 1, 10),
+        holidays=NATIONAL_DAY,
+    ),
+    # --- 48 h
+    deadline_row("48h-friday-evening", H48, SH, local(SH, 2025, 3, 7, 18), utc(2025, 3, 9, 10)),
+    deadline_row("48h-berlin-spring", H48, BER, local(BER, 2025, 3, 28, 20), utc(2025, 3, 30, 19)),
+    # --- 1 working day: end of the next working day, local
+    deadline_row("wd1-monday", WD1, SH, local(SH, 2025, 3, 3, 10), utc(2025, 3, 4, 16)),
+    deadline_row(
+        "wd1-friday-evening", WD1, SH, local(SH, 2025, 3, 7, 18, 30), utc(2025, 3, 10, 16)
+    ),
+    deadline_row(
+        "wd1-friday-just-before-midnight",
+        WD1,
+        SH,
+        local(SH, 2025, 3, 7, 23, 59, 59),
+        utc(2025, 3, 10, 16),
+    ),
+    deadline_row("wd1-saturday", WD1, SH, local(SH, 2025, 3, 8, 9), utc(2025, 3, 10, 16)),
+    deadline_row("wd1-sunday-late", WD1, SH, local(SH, 2025, 3, 9, 23), utc(2025, 3, 10, 16)),
+    deadline_row(
+        "wd1-monday-just-before-midnight",
+        WD1,
+        SH,
+        local(SH, 2025, 3, 3, 23, 59, 59),
+        utc(2025, 3, 4, 16),
+    ),
+    deadline_row(
+        "wd1-tuesday-just-after-midnight",
+        WD1,
+        SH,
+        local(SH, 2025, 3, 4, 0, 0, 1),
+        utc(2025, 3, 5, 16),
+    ),
+    # 07:30 Tuesday in Shanghai is still Monday in UTC: the local day counts.
+    deadline_row(
+        "wd1-local-day-not-utc-day", WD1, SH, utc(2025, 3, 3, 23, 30), utc(2025, 3, 5, 16)
+    ),
+    # Friday CET, deadline end of Monday CEST: the change on Sunday shifts it by an hour.
+    deadline_row("wd1-berlin-spring", WD1, BER, local(BER, 2025, 3, 28, 17), utc(2025, 3, 31, 22)),
+    deadline_row(
+        "wd1-berlin-autumn", WD1, BER, local(BER, 2025, 10, 24, 17), utc(2025, 10, 27, 23)
+    ),
+    deadline_row(
+        "wd1-berlin-just-before-midnight",
+        WD1,
+        BER,
+        local(BER, 2025, 3, 31, 23, 30),
+        utc(2025, 4, 1, 22),
+    ),
+    deadline_row("wd2-thursday", WD2, SH, local(SH, 2025, 3, 6, 12), utc(2025, 3, 10, 16)),
+    # --- holidays and make-up working days
+    deadline_row(
+        "wd1-national-day",
+        WD1,
+        SH,
+        local(SH, 2025, 9, 30, 18),
+        utc(2025, 10, 9, 16),
+        holidays=NATIONAL_DAY,
+        makeup=NATIONAL_DAY_MAKEUP,
+    ),
+    deadline_row(
+        "wd1-makeup-saturday",
+        WD1,
+        SH,
+        local(SH, 2025, 10, 10, 18),
+        utc(2025, 10, 11, 16),
+        holidays=NATIONAL_DAY,
+        makeup=NATIONAL_DAY_MAKEUP,
+    ),
+    deadline_row(
+        "wd1-makeup-sunday",
+        WD1,
+        SH,
+        local(SH, 2025, 9, 27, 10),
+        utc(2025, 9, 28, 16),
+        holidays=NATIONAL_DAY,
+        makeup=NATIONAL_DAY_MAKEUP,
+    ),
+    deadline_row(
+        "wd1-holiday-monday",
+        WD1,
+        SH,
+        local(SH, 2025, 3, 7, 18),
+        utc(2025, 3, 11, 16),
+        holidays=frozenset({date(2025, 3, 10)}),
+    ),
+    deadline_row(
+        "wd1-return-on-holiday",
+        WD1,
+        SH,
+        local(SH, 2025, 10, 3, 9),
+        utc(2025, 10, 9, 16),
+        holidays=NATIONAL_DAY,
+    ),
+    deadline_row(
+        "wd1-berlin-easter",
+        WD1,
+        BER,
+        local(BER, 2025, 4, 17, 16),
+        utc(2025, 4, 22, 22),
+        holidays=EASTER,
+    ),
+    # --- midnights a DST change removes or repeats (end of a worked Saturday)
+    deadline_row(
+        "wd1-midnight-missing",
+        WD1,
+        SAO,
+        local(SAO, 2018, 11, 2, 10),
+        utc(2018, 11, 4, 3),
+        makeup=frozenset({date(2018, 11, 3)}),
+    ),
+    deadline_row(
+        "wd1-midnight-twice",
+        WD1,
+        HAV,
+        local(HAV, 2023, 11, 3, 10),
+        utc(2023, 11, 5, 4),
+        makeup=frozenset({date(2023, 11, 4)}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "tz", "returned", "expected", "holidays", "makeup"), DEADLINES)
+def test_offload_deadline(policy, tz, returned, expected, holidays, makeup) -> None:
+    got = offload_deadline(returned, policy, tz, holidays, makeup_workdays=makeup)
+    assert got == expected
+    assert got.tzinfo is UTC
+    # The same instant as epoch seconds gives the same deadline.
+    assert offload_deadline(returned.timestamp(), policy, tz, holidays, makeup_workdays=makeup) == (
+        expected
+    )
+
+
+def test_working_day_deadline_is_local_midnight() -> None:
+    for case in DEADLINES:
+        policy, tz, returned, _, holidays, makeup = case.values
+        if policy.offload_deadline_working_days is None:
+            continue
+        end = offload_deadline(returned, policy, tz, holidays, makeup_workdays=makeup)
+        assert end > returned
+        assert end.astimezone(ZoneInfo(tz)).time() in {
+            datetime.min.time(),
+            datetime.min.time().replace(hour=1),  # the missing midnight lands on 01:00
+        }
+
+
+RET = local(SH, 2025, 3, 3, 10)  # Monday; 24 h deadline Tue 10:00 local = 02:00 UTC
+RET_DL = utc(2025, 3, 4, 2)
+FRI = local(SH, 2025, 3, 7, 18)  # Friday evening; 1 working day: end of Monday
+FRI_DL = utc(2025, 3, 10, 16)  # window 78 h: at risk from Mon 04:30 local
+
+
+def state_row(
+    name: str,
+    returned: datetime,
+    offloaded: datetime | None,
+    now: datetime,
+    policy: Policy,
+    state: str,
+    remaining: timedelta,
+    fraction: float = 0.75,
+) -> Any:
+    """In zone SH, the status at ``now`` is ``state`` with ``remaining`` left (or margin)."""
+    return pytest.param(returned, offloaded, now, policy, state, remaining, fraction, id=name)
+
+
+STATES = [
+    state_row(
+        "done-early", RET, RET + timedelta(hours=2), RET_DL, H24, "done", timedelta(hours=22)
+    ),
+    state_row(
+        "done-at-deadline", RET, RET_DL, RET_DL + timedelta(days=9), H24, "done", timedelta(0)
+    ),
+    state_row(
+        "done-late",
+        RET,
+        RET_DL + timedelta(minutes=1),
+        RET_DL,
+        H24,
+        "done_late",
+        timedelta(minutes=-1),
+    ),
+    state_row("on-time", RET, None, RET + timedelta(hours=1), H24, "on_time", timedelta(hours=23)),
+    state_row(
+        "before-return", RET, None, RET - timedelta(hours=1), H24, "on_time", timedelta(hours=25)
+    ),
+    state_row(
+        "just-before-risk",
+        RET,
+        None,
+        RET + timedelta(hours=17, minutes=59),
+        H24,
+        "on_time",
+        timedelta(hours=6, minutes=1),
+    ),
+    state_row(
+        "at-risk-threshold",
+        RET,
+        None,
+        RET + timedelta(hours=18),
+        H24,
+        "at_risk",
+        timedelta(hours=6),
+    ),
+    state_row("at-risk-at-deadline", RET, None, RET_DL, H24, "at_risk", timedelta(0)),
+    state_row(
+        "overdue", RET, None, RET_DL + timedelta(seconds=1), H24, "overdue", timedelta(seconds=-1)
+    ),
+    state_row(
+        "custom-fraction",
+        RET,
+        None,
+        RET + timedelta(hours=12),
+        H24,
+        "at_risk",
+        timedelta(hours=12),
+        fraction=0.5,
+    ),
+    state_row(
+        "fraction-one",
+        RET,
+        None,
+        RET + timedelta(hours=23),
+        H24,
+        "on_time",
+        timedelta(hours=1),
+        fraction=1.0,
+    ),
+    state_row(
+        "48h-on-time", RET, None, RET + timedelta(hours=30), H48, "on_time", timedelta(hours=18)
+    ),
+    state_row(
+        "wd1-weekend-on-time",
+        FRI,
+        None,
+        local(SH, 2025, 3, 9, 12),
+        WD1,
+        "on_time",
+        timedelta(hours=36),
+    ),
+    state_row(
+        "wd1-risk-not-yet",
+        FRI,
+        None,
+        local(SH, 2025, 3, 10, 4, 29),
+        WD1,
+        "on_time",
+        FRI_DL - local(SH, 2025, 3, 10, 4, 29),
+    ),
+    state_row(
+        "wd1-risk-starts",
+        FRI,
+        None,
+        local(SH, 2025, 3, 10, 4, 30),
+        WD1,
+        "at_risk",
+        timedelta(hours=19, minutes=30),
+    ),
+    state_row(
+        "wd1-monday-at-risk",
+        FRI,
+        None,
+        local(SH, 2025, 3, 10, 16, 30),
+        WD1,
+        "at_risk",
+        timedelta(hours=7, minutes=30),
+    ),
+    state_row(
+        "wd1-tuesday-overdue",
+        FRI,
+        None,
+        local(SH, 2025, 3, 11, 9),
+        WD1,
+        "overdue",
+        timedelta(hours=-9),
+    ),
+    state_row(
+        "wd1-done-monday",
+        FRI,
+        local(SH, 2025, 3, 10, 9),
+        local(SH, 2025, 3, 12),
+        WD1,
+        "done",
+        timedelta(hours=15),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("returned", "offloaded", "now", "policy", "state", "remaining", "fraction"), STATES
+)
+def test_deadline_status(returned, offloaded, now, policy, state, remaining, fraction) -> None:
+    got = deadline_status(returned, offloaded, now, policy, SH, fraction)
+    assert (got.state, got.remaining) == (state, remaining)
+    assert got.deadline == offload_deadline(returned, policy, SH)
+    assert got.deadline.tzinfo is UTC
+
+
+def test_status_passes_holidays_through() -> None:
+    got = deadline_status(
+        FRI, None, local(SH, 2025, 3, 11, 9), WD1, SH, holidays=frozenset({date(2025, 3, 10)})
+    )
+    assert (got.state, got.deadline) == ("at_risk", utc(2025, 3, 11, 16))  # not overdue
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: offload_deadline(datetime(2025, 3, 3, 10), H24, SH), ValueError),
+        (lambda: offload_deadline(float("nan"), H24, SH), ValueError),
+        (lambda: offload_deadline(RET, Policy("x", offload_deadline_hours=0), SH), ValueError),
+        (
+            lambda: offload_deadline(RET, Policy("x", offload_deadline_working_days=0), SH),
+            ValueError,
+        ),
+        (
+            lambda: offload_deadline(
+                RET,
+                WD1,
+                SH,
+                frozenset({date(2025, 3, 8)}),
+                makeup_workdays=frozenset({date(2025, 3, 8)}),
+            ),
+            ValueError,
+        ),
+        (lambda: offload_deadline(RET, WD1, "Mars/Olympus_Mons"), ZoneInfoNotFoundError),
+        (lambda: deadline_status(RET, None, RET, H24, SH, 0.0), ValueError),
+        (lambda: deadline_status(RET, None, RET, H24, SH, 1.5), ValueError),
+        (lambda: deadline_status(RET, None, datetime(2025, 3, 3), H24, SH), ValueError),
+    ],
+    ids=[
+        "naive",
+        "nan",
+        "zero-hours",
+        "zero-days",
+        "holiday-and-workday",
+        "unknown-zone",
+        "fraction-zero",
+        "fraction-above-one",
+        "naive-now",
+    ],
+)
+def test_bad_input_raises(call, error) -> None:
+    with pytest.raises(error):
+        call()
