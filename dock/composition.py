@@ -110,7 +110,13 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
     _audit_config_change(audit, state, config_hash(cfg), cfg.path)
     from .evidence.offload import Offloader
 
-    offloader = Offloader(store, audit, cfg.dock.evidence_dir)
+    offloader = Offloader(
+        store,
+        audit,
+        cfg.dock.evidence_dir,
+        organization=f"{cfg.dock.unit} ({cfg.dock.site})",
+        scanner=command_scanner(cfg.scanner.command) if cfg.scanner.command else None,
+    )
     return DockService(
         dock_id=cfg.dock.id,
         store=store,
@@ -128,6 +134,26 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
         timezone=cfg.dock.timezone,
         offloader=offloader,
     )
+
+
+def command_scanner(command: tuple[str, ...], timeout: float = 600.0) -> Any:
+    """A scanner hook around a command such as ClamAV's clamscan/clamdscan:
+    exit 0 clean, 1 found, anything else (or no answer) a failure: fail closed."""
+    import subprocess
+
+    def scan(path: str) -> tuple[bool, str]:
+        try:
+            done = subprocess.run([*command, path], capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"scanner failed: {exc}"
+        text = (done.stdout + done.stderr).strip()[-300:]
+        if done.returncode == 0:
+            return True, text
+        if done.returncode == 1:
+            return False, f"scanner found: {text}"
+        return False, f"scanner failed (exit {done.returncode}): {text}"
+
+    return scan
 
 
 def _screen(cfg: Any, pin_factory: Any) -> Any:

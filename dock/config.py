@@ -130,6 +130,15 @@ class BadgeConfig:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    """``[scanner]``: a malware scanner run on each file before it is archived, e.g.
+    ``command = ["clamdscan", "--no-summary", "--fdpass"]``; the file path is appended.
+    Exit status 0 = clean, 1 = found; anything else is a scanner failure (fail closed)."""
+
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OfficersConfig:
     min_pin_length: int = 6
 
@@ -143,6 +152,7 @@ class DockConfig:
     gpio: GpioConfig = GpioConfig()
     badge: BadgeConfig = BadgeConfig()
     officers: OfficersConfig = OfficersConfig()
+    scanner: ScannerConfig = ScannerConfig()
     #: Names of the policy fields the file overrides (informational).
     policy_overrides: tuple[str, ...] = ()
     #: Allowed but weakening settings, already logged; for the status page / audit.
@@ -158,7 +168,7 @@ class DockConfig:
 
 # --- the keys each table accepts (docs/CONFIG.md documents each) ------------------
 
-SECTIONS = ("dock", "policy", "slot", "clock", "gpio", "badge", "officers")
+SECTIONS = ("dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner")
 DOCK_KEYS = tuple(f.name for f in dataclasses.fields(DockSettings))
 SLOT_KEYS = tuple(f.name for f in dataclasses.fields(SlotConfig))
 CLOCK_KEYS = tuple(f.name for f in dataclasses.fields(ClockConfig))
@@ -176,6 +186,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "gpio": GPIO_KEYS,
     "badge": BADGE_KEYS,
     "officers": OFFICERS_KEYS,
+    "scanner": ("command",),
 }
 
 
@@ -252,6 +263,7 @@ def config_hash(cfg: DockConfig) -> str:
         "gpio": dataclasses.asdict(cfg.gpio),
         "badge": dataclasses.asdict(cfg.badge),
         "officers": dataclasses.asdict(cfg.officers),
+        "scanner": list(cfg.scanner.command),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -550,6 +562,13 @@ def _check_port(text: str, allow_emulated: bool) -> str:
         return f"{scheme}://{host.lower()}:{int(number)}{m.group(2)}"
     known = ", ".join(f"{s}://" for s in (*_HOST_PORT_SCHEMES, *_FREE_SCHEMES))
     raise _Bad(f"{_show(text)}: unknown scheme {scheme}://", f"use {known}, a /dev path or usb:")
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    fix = 'give the command as a list of strings, e.g. ["clamdscan", "--no-summary"]'
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _Bad("must be a non-empty list of strings", fix)
+    return tuple(value)
 
 
 def _badge_reader(value: Any) -> str:
@@ -944,6 +963,10 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     if officers["min_pin_length"] is not _INVALID and officers["min_pin_length"] < 6:
         ck.warn("officers.min_pin_length", f"{officers['min_pin_length']} is below the default 6")
 
+    scanner_t = _table(ck, data, "scanner")
+    ck.unknown_keys("scanner", scanner_t, ("command",))
+    scanner = ck.get(scanner_t, "scanner", "command", _command, ())
+
     if ck.problems or policy is None:
         raise ConfigError(ck.problems, path)
     for text in ck.warnings:
@@ -961,6 +984,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         ),
         badge=BadgeConfig(**badge),
         officers=OfficersConfig(**officers),
+        scanner=ScannerConfig(command=tuple(scanner)),
         policy_overrides=overridden,
         warnings=tuple(ck.warnings),
         path=path,

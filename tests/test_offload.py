@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 
 from dock.evidence import offload as offload_mod
 from dock.slot_state import SlotState
@@ -101,3 +102,34 @@ def test_not_enough_room_keeps_the_footage_on_the_device(make_dock, monkeypatch)
     assert svc.slot_status["1"].state is SlotState.FAULT
     refused = [e for e in svc.audit.entries() if e.kind == "offload_refused"]
     assert refused and "not enough room" in refused[0].data["reason"]
+
+
+def test_each_custody_episode_is_sealed_as_a_bagit_package(make_dock) -> None:
+    from dock.evidence.bagit import tagmanifest_digest, validate_bag
+
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    svc.sweep()
+    seals = [e for e in svc.audit.entries() if e.kind == "seal"]
+    assert len(seals) == 1
+    bag = os.path.join(svc.offloader.evidence_dir, seals[0].data["bag"])
+    assert validate_bag(bag).ok
+    assert tagmanifest_digest(bag) == seals[0].data["tagmanifest_sha256"]
+    assert sorted(seals[0].data["recordings"]) == ["REC000001", "REC000002"]
+
+
+def test_a_scanner_hit_quarantines_and_keeps_the_footage_on_the_device(make_dock) -> None:
+    from dock.composition import command_scanner
+
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    model = recs[0].model
+    flagged = model.ordered_recordings()[1].id
+    # a stand-in for clamscan: exit 1 ("found") for the second recording's file
+    script = f"import sys; sys.exit(1 if '{flagged}' in sys.argv[1] else 0)"
+    svc.offloader.scanner = command_scanner((sys.executable, "-c", script))
+    svc.sweep()
+    assert flagged in model.recordings  # the original stays on the recorder
+    assert svc.store.archived(model.serial, flagged) is None
+    hits = [e for e in svc.audit.entries() if e.kind == "scanner_hit"]
+    assert len(hits) == 1 and hits[0].data["recording"] == flagged
+    assert os.path.exists(os.path.join(svc.offloader.evidence_dir, hits[0].data["quarantined"]))
+    assert svc.slot_status["1"].state is SlotState.FAULT

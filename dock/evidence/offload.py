@@ -31,12 +31,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..audit import AuditLog
 from ..recorder_client import RecorderClient, RecordingInfo
 from ..store import Store
+from .bagit import make_bag
 from .verified_copy import VerifiedCopyError, ensure_room, write_verified
 
 log = logging.getLogger("dock.offload")
 
 #: Room kept free on the evidence disk beyond what an offload needs.
 ROOM_MARGIN = 256 << 20
+
+
+class ScannerHit(VerifiedCopyError):
+    """The scanner flagged the file (or could not scan it): quarantined, not archived."""
 
 
 class SignatureMismatch(VerifiedCopyError):
@@ -51,6 +56,10 @@ class OffloadReport:
     erased: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_enough_room: bool = False
+    #: The BagIt package sealing what this offload archived, and its seal.
+    bag: str | None = None
+    seal: str | None = None
+    scanner_hits: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +86,11 @@ class Offloader:
         audit: AuditLog,
         evidence_dir: str,
         erase_after_verify: bool = True,
+        organization: str = "",
+        scanner: Callable[[str], tuple[bool, str]] | None = None,
     ) -> None:
+        self.organization = organization
+        self.scanner = scanner
         self.store = store
         self.audit = audit
         self.evidence_dir = evidence_dir
@@ -112,6 +125,8 @@ class Offloader:
                     self._copy(client, slot_id, rec, progress)
                 except (VerifiedCopyError, ConnectionError, OSError) as exc:
                     report.failed[rec.id] = f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, ScannerHit):
+                        report.scanner_hits[rec.id] = str(exc)
                     self.audit.append(
                         "offload_failed", "dock", serial, {"recording": rec.id, "error": str(exc)}
                     )
@@ -126,8 +141,52 @@ class Offloader:
                 self.store.mark_erased(serial, rec.id)
                 self.audit.append("erase", "dock", serial, {"recording": rec.id})
                 report.erased.append(rec.id)
+        if report.archived:
+            self._seal(client, report)
         self.audit.checkpoint()
         return report
+
+    def _seal(self, client: RecorderClient, report: OffloadReport) -> None:
+        """Seal the footage of this custody episode as a BagIt package, its tag-manifest
+        hash in the audit log: any later change to the package shows against it."""
+        entries = [self.store.archived(report.serial, rid) for rid in report.archived]
+        files = [e for e in entries if e is not None]
+        officer = files[0]["officer_id"] or "unassigned"
+        first = min(e["start_ms"] for e in files)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(first / 1000))
+        name = f"{_safe(officer)}_{_safe(report.serial)}_{stamp}"
+        bag_dir = os.path.join(self.evidence_dir, "bags", _safe(officer), name)
+        if os.path.exists(bag_dir):
+            bag_dir += f"-{int(time.time())}"
+        payload = {os.path.basename(e["path"]): os.path.join(self.evidence_dir, e["path"])
+                   for e in files}  # fmt: skip
+        known = {os.path.basename(e["path"]): e["sha256"] for e in files}
+        ident = client.identity
+        info: dict[str, str | list[str]] = {
+            "Source-Organization": self.organization,
+            "External-Description": "Body-worn camera footage of one custody episode, "
+            "verified against the recorder's capture hashes",
+            "External-Identifier": name,
+            "Contact-Name": officer,
+            "Recorder-Serial": report.serial,
+            "Recorder-Model": ident.model if ident else "",
+            "Recording-Ids": [e["recording_id"] for e in files],
+        }
+        os.makedirs(os.path.dirname(bag_dir), exist_ok=True)
+        bag = make_bag(bag_dir, payload, info, known_sha256=known)
+        report.bag = os.path.relpath(bag.path, self.evidence_dir)
+        report.seal = bag.tagmanifest_sha256
+        self.audit.append(
+            "seal",
+            "dock",
+            report.serial,
+            {
+                "bag": report.bag,
+                "tagmanifest_sha256": bag.tagmanifest_sha256,
+                "payload_oxum": bag.payload_oxum,
+                "recordings": [e["recording_id"] for e in files],
+            },
+        )
 
     def _copy(
         self,
@@ -152,6 +211,17 @@ class Offloader:
             )
         finally:
             chunks.close()
+        if self.scanner is not None:
+            clean, detail = self.scanner(result.path)
+            if not clean:
+                moved = self._quarantine(result.path)
+                self.audit.append(
+                    "scanner_hit",
+                    "dock",
+                    serial,
+                    {"recording": rec.id, "detail": detail, "quarantined": moved},
+                )
+                raise ScannerHit(f"{rec.id}: {detail}")
         self.store.add_archived(
             serial,
             rec.id,
@@ -175,6 +245,14 @@ class Offloader:
                 "resumed": result.already_present,
             },
         )
+
+    def _quarantine(self, path: str) -> str:
+        """Move a published but rejected file out of the archive, keeping its bytes."""
+        folder = os.path.join(self.evidence_dir, "quarantine")
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"{int(time.time())}-{os.path.basename(path)}")
+        os.replace(path, target)
+        return os.path.relpath(target, self.evidence_dir)
 
     @staticmethod
     def _check_signature(client: RecorderClient, rec: RecordingInfo) -> None:
