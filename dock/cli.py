@@ -11,7 +11,11 @@ import sys
 import tempfile
 from typing import Any
 
+from .cli_access import add_access_commands
 from .cli_admin import add_commands
+from .cli_archive import add_archive_commands
+from .cli_gaps import add_gap_commands
+from .cli_retention import add_retention_commands
 from .logs import setup_logging
 from .probe import describe, probe
 from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
@@ -211,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     add_commands(sub)
+    add_archive_commands(sub)
+    add_gap_commands(sub)
+    add_retention_commands(sub)
+    add_access_commands(sub)
     return p
 
 

@@ -66,6 +66,7 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "override_reason_missing": {"zh": "请填写越权理由", "en": "Give a reason"},
     "take_slot": {"zh": "请取 {slot} 号槽位", "en": "Take slot {slot}"},
     "no_room": {"zh": "证据存储空间不足", "en": "Evidence disk full"},
+    "gaps_opened": {"zh": "录像中断{n}处待说明", "en": "{n} gap(s) to explain"},
 }
 
 
@@ -350,7 +351,7 @@ class DockService:
                 ident.serial,
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
             )
-        self._returned_now = self._close_custody_if_back(view, ident.serial)
+        self._returned_now = self._close_custody_if_back(view, ident.serial, client, enrolled)
 
     def _light_poll_enough(self, view: SlotView, serial: str) -> bool:
         """Between full inspections of the same recorder a STATUS is enough: the
@@ -413,8 +414,11 @@ class DockService:
             state=state,
         )
 
-    def _close_custody_if_back(self, view: SlotView, serial: str) -> bool:
-        """A device that was out with an officer is back: its own identity closes custody."""
+    def _close_custody_if_back(
+        self, view: SlotView, serial: str, client: RecorderClient, authenticated: bool
+    ) -> bool:
+        """A device that was out with an officer is back: its own identity closes custody,
+        and its event log is read for gaps in recording during the episode."""
         if self.store.awaiting_takeaway(view.slot_id) == serial:
             return False  # granted a moment ago and not taken out of its slot yet
         closed = self.store.close_custody(serial, view.slot_id)
@@ -427,6 +431,16 @@ class DockService:
             {"officer": closed.officer_id, "slot": view.slot_id, "custody": closed.id},
         )
         self.audit.checkpoint()  # custody changes are signed at once
+        if authenticated:
+            from .evidence.gaps import GapError, scan_episode
+
+            try:
+                opened = scan_episode(client, self.store, self.audit, serial, closed)
+            except (GapError, LinkError, RecorderRefused) as exc:
+                log.warning("slot %s: gaps not read: %s", view.slot_id, exc)
+            else:
+                if opened:
+                    self._show([self._msg("gaps_opened", n=opened), serial])
         return True
 
     def sweep(self) -> list[SlotView]:
@@ -604,6 +618,7 @@ class DockService:
                 client.authenticate(device.secret)
                 report = self.offloader.offload(client, slot_id, progress)
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+            log.warning("slot %s: offload stopped: %s", slot_id, exc)
             self._feed(slot_id, sm.OffloadFailed(str(exc)))
             self.audit.append("offload_failed", "dock", serial or "", {"error": str(exc)})
             return None

@@ -106,6 +106,12 @@ class EmulatorServer:
 
     # ------------------------------------------------------------------ the loop
     def _serve_fd(self, fd: int, is_socket: bool) -> None:
+        try:
+            self._serve_fd_until_closed(fd, is_socket)
+        except (ConnectionResetError, BrokenPipeError):
+            log.info("dock connection reset")  # a recorder outlives any dock's crash
+
+    def _serve_fd_until_closed(self, fd: int, is_socket: bool) -> None:
         fw, inj = self.firmware, self.injector
         sel = selectors.DefaultSelector()
         sel.register(fd, selectors.EVENT_READ)
@@ -136,6 +142,8 @@ class EmulatorServer:
                             data = os.read(fd, READ_SIZE)
                         except BlockingIOError:
                             data = None
+                        except (ConnectionResetError, BrokenPipeError):
+                            data = b""  # the dock went away hard (killed): same as a close
                         except OSError as exc:
                             if exc.errno == errno.EIO:  # pty: nobody on the other end yet
                                 data = None

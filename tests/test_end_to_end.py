@@ -8,6 +8,7 @@ import pytest
 
 from dock.composition import open_transport
 from dock.recorder_client import LinkError, RecorderClient
+from firmware_protocol.messages import MsgType
 from hardware.footage import expected_sha256
 from hardware.link_faults import LinkFaults
 
@@ -144,3 +145,21 @@ def test_pulled_recorder_on_a_pty_is_a_link_error_not_a_hang(start_recorder) -> 
         (rec,) = c.list_recordings()
         with pytest.raises(LinkGone):  # the line hung up: no resume attempts on it
             c.read_recording(rec, lambda off, d: None)
+
+
+def test_recorder_survives_a_dock_killed_mid_transfer(start_recorder) -> None:
+    import socket
+    import struct
+
+    r = start_recorder(listen="tcp://127.0.0.1:0", recordings=1, recording_mb=1)
+    c = r.client()
+    c.open()
+    (rec,) = c.list_recordings()
+    for off in range(0, 8 * 4096, 4096):  # requests in flight, then a hard reset
+        c.start(MsgType.READ, id=rec.id, offset=off, length=4096)
+    sock: socket.socket = c.transport.sock  # type: ignore[attr-defined]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST, as when the dock process is killed
+    with r.client() as again:  # the recorder still answers the next dock
+        again.open()
+        assert again.status().recording_count == 1

@@ -50,6 +50,7 @@ def test_an_interrupted_offload_resumes_without_loss_or_duplicates(make_dock) ->
     )
     model = recs[0].model
     expected = {r.id: r.sha256 for r in model.recordings.values()}
+    svc.offloader.use_mass_storage = False  # the footage must cross the cut cable
     svc.sweep()  # the cable is cut during the second recording
     assert svc.slot_status["1"].state is SlotState.FAULT
     archived = {e["recording_id"] for e in svc.store.archive_entries()}
@@ -133,3 +134,50 @@ def test_a_scanner_hit_quarantines_and_keeps_the_footage_on_the_device(make_dock
     assert len(hits) == 1 and hits[0].data["recording"] == flagged
     assert os.path.exists(os.path.join(svc.offloader.evidence_dir, hits[0].data["quarantined"]))
     assert svc.slot_status["1"].state is SlotState.FAULT
+
+
+def test_mass_storage_is_used_where_the_recorder_offers_it(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.2})
+    svc.sweep()
+    files = [e for e in svc.audit.entries() if e.kind == "offload_file"]
+    assert [e.data["via"] for e in files] == ["mass_storage", "mass_storage"]
+    assert recs[0].model.recordings == {}
+    assert not os.path.exists(os.path.join(recs[0].data_dir, "mass-storage"))  # left again
+
+
+def test_older_recorder_without_mass_storage_offloads_over_the_protocol(make_dock) -> None:
+    from hardware.recorder_model import LEGACY_CAPABILITIES
+
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.2,
+         "capabilities": LEGACY_CAPABILITIES}
+    )  # fmt: skip
+    svc.sweep()
+    files = [e for e in svc.audit.entries() if e.kind == "offload_file"]
+    assert [e.data["via"] for e in files] == ["protocol", "protocol"]
+    assert recs[0].model.recordings == {}
+
+
+def test_a_return_with_an_interrupted_recording_opens_an_explanation_item(make_dock) -> None:
+    from dock.evidence.gaps import GapRegister
+
+    svc, recs = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    model = recs[0].model
+    # out on patrol: one recording, cut when the battery ran out
+    model._generate_recordings(1, 100_000, interrupted=1)
+    import time
+
+    time.sleep(0.3)
+    now_ms = int(time.time() * 1000)
+    rec = model.ordered_recordings()[-1]
+    rec.start_ms, rec.end_ms = now_ms - 200, now_ms - 100  # during the shift just ended
+    for e in model.state["events"]:
+        if e.get("recording_id") == rec.id:
+            e["time_ms"] = rec.start_ms if e["kind"] == 3 else rec.end_ms
+    model.save()
+    svc.inspect("1")  # docked again: custody closes, the event log is read, footage offloaded
+    items = GapRegister(svc.store, svc.audit).list_items(officer_id="1001")
+    assert len(items) == 1 and items[0].reason == "battery"
+    assert svc.store.open_custody_of_officer("1001") is None

@@ -28,8 +28,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from firmware_protocol.messages import Capability
+
 from ..audit import AuditLog
-from ..recorder_client import RecorderClient, RecordingInfo
+from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
 from .bagit import make_bag
 from .verified_copy import VerifiedCopyError, ensure_room, write_verified
@@ -86,10 +88,13 @@ class Offloader:
         audit: AuditLog,
         evidence_dir: str,
         erase_after_verify: bool = True,
+        use_mass_storage: bool = True,
         organization: str = "",
         scanner: Callable[[str], tuple[bool, str]] | None = None,
     ) -> None:
         self.organization = organization
+        self.use_mass_storage = use_mass_storage
+        self._volume: str | None = None
         self.scanner = scanner
         self.store = store
         self.audit = audit
@@ -107,8 +112,55 @@ class Offloader:
         serial = client.identity.serial
         report = OffloadReport(serial)
         recordings = client.list_recordings()
+        self._confirm_erasures(serial, {r.id for r in recordings})
         todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
         os.makedirs(self.evidence_dir, exist_ok=True)
+        self._volume = self._mass_storage(client) if todo and self.use_mass_storage else None
+        try:
+            return self._offload(client, slot_id, progress, report, recordings, todo)
+        finally:
+            if self._volume is not None:
+                self._volume = None
+                try:
+                    client.mass_storage(False)
+                except (RecorderRefused, ConnectionError) as exc:
+                    log.warning("could not leave mass-storage mode: %s", exc)
+
+    def _confirm_erasures(self, serial: str, on_device: set[str]) -> None:
+        """An earlier run erased these (archived, verified) and died before noting it."""
+        for row in self.store.archive_entries():
+            gone = row["recording_id"] not in on_device
+            if row["serial"] == serial and row["erased_at"] is None and gone:
+                self.store.mark_erased(serial, row["recording_id"])
+                self.audit.append(
+                    "erase", "dock", serial,
+                    {"recording": row["recording_id"], "confirmed_after_restart": True},
+                )  # fmt: skip
+
+    def _mass_storage(self, client: RecorderClient) -> str | None:
+        """The recorder's read-only volume, where it offers one: faster than READs."""
+        if not client.has(Capability.MASS_STORAGE):
+            return None
+        try:
+            path = client.mass_storage(True).get("local_path")
+        except (RecorderRefused, ConnectionError) as exc:
+            log.info("mass storage not available: %s", exc)
+            return None
+        if not path or not os.path.isdir(path):
+            client.mass_storage(False)
+            return None
+        return path
+
+    def _offload(
+        self,
+        client: RecorderClient,
+        slot_id: str,
+        progress: Callable[[str, int, int], None] | None,
+        report: OffloadReport,
+        recordings: list[RecordingInfo],
+        todo: list[RecordingInfo],
+    ) -> OffloadReport:
+        serial = report.serial
         try:
             ensure_room(self.evidence_dir, sum(r.size for r in todo), ROOM_MARGIN)
         except VerifiedCopyError as exc:
@@ -203,7 +255,9 @@ class Offloader:
         dest = os.path.join(self.evidence_dir, folder)
         os.makedirs(dest, exist_ok=True)
         _remove_stale_partials(dest, name)
-        chunks = _pull(client, rec)
+        source = os.path.join(self._volume, f"{rec.id}.mp4") if self._volume else None
+        via = "mass_storage" if source is not None and os.path.isfile(source) else "protocol"
+        chunks: Any = _FileChunks(source) if via == "mass_storage" else _pull(client, rec)
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
         try:
             result = write_verified(
@@ -243,6 +297,7 @@ class Offloader:
                 "path": os.path.relpath(result.path, self.evidence_dir),
                 "slot": slot_id,
                 "resumed": result.already_present,
+                "via": via,
             },
         )
 
@@ -274,6 +329,21 @@ def _remove_stale_partials(folder: str, final_name: str) -> None:
     for entry in os.scandir(folder):
         if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)
+
+
+class _FileChunks:
+    """A recording read from the recorder's mass-storage volume, 1 MiB at a time."""
+
+    def __init__(self, path: str, block: int = 1 << 20) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close(), like _Pull
+        self._block = block
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self._f.read(self._block):
+            yield block
+
+    def close(self) -> None:
+        self._f.close()
 
 
 class _Pull:
