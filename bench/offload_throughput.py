@@ -1,0 +1,109 @@
+"""Offloading one large recording, fully verified, against what an administrator would do.
+
+Baselines in the same run, on the same files and disk:
+  bare       cp SRC DST && sync                                (no verification at all)
+  admin      cp SRC DST && sync && sha256sum SRC && sha256sum DST   (the careful script)
+Ours (the real Offloader: hash while writing, fsync, read back from disk, compare with
+the capture hash, publish, seal the BagIt package, erase on the recorder):
+  protocol   the recording streamed over TCP through the wire protocol
+  volume     the recording read from the recorder's mass-storage volume
+
+    .venv/bin/python bench/offload_throughput.py [--mb 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from dock.composition import build_service  # noqa: E402
+from dock.config import emulated_config  # noqa: E402
+from hardware.screens import ConsoleScreen  # noqa: E402
+
+
+def drop_caches() -> None:
+    """Start each run from a cold page cache where the machine lets us (root)."""
+    subprocess.run(["sync"], check=False)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def shell(cmd: str) -> float:
+    drop_caches()
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-c", cmd], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def ours(mb: float, tmp: str, via_volume: bool) -> float:
+    rec_dir = os.path.join(tmp, f"rec-{via_volume}")
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "hardware.emulator_cli", "--listen", "tcp://127.0.0.1:0",
+         "--data-dir", rec_dir, "--serial", "BENCH1", "--recordings", "1",
+         "--recording-mb", str(mb), "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert emu.stdout is not None
+    url = emu.stdout.readline().strip()
+    try:
+        cfg = emulated_config(1, os.path.join(tmp, f"dock-{via_volume}"))
+        cfg = dataclasses.replace(cfg, slots=(dataclasses.replace(cfg.slots[0], port=url),))
+        svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
+        svc.enrol("1", "bench")
+        svc.offloader.use_mass_storage = via_volume
+        drop_caches()
+        t0 = time.perf_counter()
+        report = svc.offload("1")
+        elapsed = time.perf_counter() - t0
+        assert report is not None and report.ok and len(report.archived) == 1, report
+        return elapsed
+    finally:
+        emu.terminate()
+        emu.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=float, default=1024)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-offload-", dir=os.environ.get("BENCH_DIR"))
+    try:
+        src = os.path.join(tmp, "src.mp4")
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(int(a.mb)):
+                f.write(block)
+        dst = os.path.join(tmp, "dst.mp4")
+        bare = shell(f"cp {src} {dst} && sync")
+        os.remove(dst)
+        admin = shell(f"cp {src} {dst} && sync && sha256sum {src} {dst}")
+        os.remove(dst)
+        os.remove(src)
+        protocol = ours(a.mb, tmp, via_volume=False)
+        volume = ours(a.mb, tmp, via_volume=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{a.mb:g} MiB recording")
+    print(f"bare cp + sync               {bare:6.2f} s")
+    print(f"admin cp+sync+2x sha256sum   {admin:6.2f} s")
+    for name, t in (("ours, over the protocol", protocol), ("ours, mass-storage volume", volume)):
+        print(
+            f"{name:<28} {t:6.2f} s   {t / bare:5.2f} x bare   {admin / t:5.2f}x faster than admin"
+        )
+
+
+if __name__ == "__main__":
+    main()
