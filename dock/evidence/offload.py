@@ -33,7 +33,7 @@ from firmware_protocol.messages import Capability
 from ..audit import AuditLog
 from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
-from .bagit import make_bag
+from .bagit import BagError, make_bag
 from .verified_copy import VerifiedCopyError, ensure_room, write_verified
 
 log = logging.getLogger("dock.offload")
@@ -194,7 +194,11 @@ class Offloader:
                 self.audit.append("erase", "dock", serial, {"recording": rec.id})
                 report.erased.append(rec.id)
         if report.archived:
-            self._seal(client, report)
+            try:
+                self._seal(client, report)
+            except (OSError, BagError) as exc:  # the footage itself is archived and verified
+                report.failed["seal"] = f"{type(exc).__name__}: {exc}"
+                self.audit.append("seal_failed", "dock", serial, {"error": str(exc)})
         self.audit.checkpoint()
         return report
 
