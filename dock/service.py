@@ -444,7 +444,16 @@ class DockService:
         return True
 
     def sweep(self) -> list[SlotView]:
-        return [self.inspect(sid) for sid in self.views]
+        """Inspect every slot; a failure in one slot never stops the others."""
+        views = []
+        for sid in self.views:
+            try:
+                views.append(self.inspect(sid))
+            except Exception as exc:  # a bug or a disk error: this slot is faulty
+                log.exception("slot %s: inspection failed", sid)
+                self._feed(sid, sm.Fault(f"{type(exc).__name__}: {exc}"))
+                views.append(self.views[sid])
+        return views
 
     # ------------------------------------------------------------------ officers
     def identify(
