@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from typing import Any
 
 from .cli_access import add_access_commands
@@ -174,6 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for _ in range(1 if args.once else args.sweeps):
             with busy:
                 report = status_report(svc, svc.sweep())
+                svc.housekeeping(time.time())
             shown = {k: v for k, v in report.items() if not k.startswith("time_")}
             if shown != last:  # print when something changed, not every sweep
                 print()

@@ -45,6 +45,11 @@ HANDOUT_STATES = (sm.SlotState.READY, sm.SlotState.FAILED_CHECK)
 #: States in which a slot's recorder must be fully inspected: just docked or faulty.
 FRESH_STATES = (sm.SlotState.EMPTY, sm.SlotState.IDENTIFYING, sm.SlotState.FAULT)
 
+#: How often the daemon looks at offload deadlines, and samples the archive's fixity.
+DEADLINES_EVERY_S = 60.0
+FIXITY_EVERY_S = 24 * 3600.0
+FIXITY_SAMPLE = 0.05
+
 #: A docked recorder is fully inspected (authenticated, clock set, self-tested,
 #: footage listed) at least this often; sweeps in between only read its STATUS.
 FULL_INSPECTION_EVERY_S = 60.0
@@ -170,6 +175,9 @@ class DockService:
         self._returned_now = False
         self._clock_set: set[str] = set()  # recorders whose clock this run has set
         self._full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
+        self._last_deadlines = float("-inf")
+        self._last_fixity = float("-inf")
+        self._deadline_alerts: set[tuple[int, str]] = set()
         self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
 
@@ -612,6 +620,33 @@ class DockService:
         self.store.mark_taken(slot_id)
         self._full_at.pop(slot_id, None)
         self._feed(slot_id, sm.Undocked())
+
+    # ------------------------------------------------------------------ housekeeping
+    def housekeeping(self, now: float) -> None:
+        """What the daemon does now and then besides sweeping: raise offload deadlines
+        at risk or overdue (once per episode and state), and sample the archive's
+        fixity once a day."""
+        from .evidence.fixity import verify_archive
+        from .evidence.holds import deadline_report, overdue_or_at_risk
+
+        if now - self._last_deadlines >= DEADLINES_EVERY_S:
+            self._last_deadlines = now
+            for row in overdue_or_at_risk(
+                deadline_report(self.store, self.policy, self.timezone, now)
+            ):
+                key = (row["custody_id"], row["state"])
+                if key not in self._deadline_alerts:
+                    self._deadline_alerts.add(key)
+                    log.warning("offload deadline %s: %s", row["state"], row)
+                    self.audit.append(f"deadline_{row['state']}", "dock", row["serial"], row)
+        if self.offloader is not None and now - self._last_fixity >= FIXITY_EVERY_S:
+            self._last_fixity = now
+            report = verify_archive(
+                self.store, self.offloader.evidence_dir, self.audit,
+                sample_fraction=FIXITY_SAMPLE,
+            )  # fmt: skip
+            if not report.ok:
+                log.error("fixity check found problems: %s", report.bad)
 
     # ------------------------------------------------------------------ offload
     def offload(self, slot_id: str, progress: Any = None) -> Any:

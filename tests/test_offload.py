@@ -181,3 +181,24 @@ def test_a_return_with_an_interrupted_recording_opens_an_explanation_item(make_d
     items = GapRegister(svc.store, svc.audit).list_items(officer_id="1001")
     assert len(items) == 1 and items[0].reason == "battery"
     assert svc.store.open_custody_of_officer("1001") is None
+
+
+def test_housekeeping_raises_overdue_offloads_once_and_samples_fixity(make_dock) -> None:
+    import time
+
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
+    svc.sweep()  # offloads the footage that was on it
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    recs[0].model._generate_recordings(1, 50_000, interrupted=0)  # recorded on patrol
+    recs[0].model.save()
+    svc.offloader.use_mass_storage = False
+    svc.offloader.erase_after_verify = True
+    svc.offloader.scanner = lambda path: (False, "scanner failed")  # offload keeps failing
+    svc.inspect("1")  # returned: custody closed, offload fails, footage stays
+    later = time.time() + 25 * 3600  # a day later, still not offloaded
+    svc.housekeeping(later)
+    svc.housekeeping(later + 3600)  # raised once per episode and state, not every time
+    overdue = [e for e in svc.audit.entries() if e.kind == "deadline_overdue"]
+    assert len(overdue) == 1 and overdue[0].subject == recs[0].model.serial
+    assert [e for e in svc.audit.entries() if e.kind == "fixity_check"]
