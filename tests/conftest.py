@@ -93,3 +93,15 @@ def make_dock(tmp_path, start_recorder) -> Callable[..., tuple[Any, list]]:
         return svc, recorders
 
     return make
+
+
+def write_dock_config(tmp_path: Any, url: str, dock_id: str = "d1") -> tuple[str, Any, Any]:
+    """A minimal dock.toml with one slot on ``url``: (config path, state dir, evidence dir)."""
+    state, evidence = tmp_path / "state", tmp_path / "evidence"
+    cfg = tmp_path / "dock.toml"
+    cfg.write_text(
+        f'[dock]\nid = "{dock_id}"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
+        f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
+        f'[[slot]]\nid = "1"\nport = "{url}"\n'
+    )
+    return str(cfg), state, evidence

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from .conftest import write_dock_config
+
 SECRET_HEX = "11" * 32
 EMULATOR = [sys.executable, "-m", "hardware.emulator_cli"]
 DOCK = [sys.executable, "-m", "dock.cli"]
@@ -189,13 +191,7 @@ def test_daemon_decides_a_badge_read_on_its_serial_reader(tmp_path) -> None:
 
 def test_offload_command_shows_progress_and_reports(emulator, tmp_path) -> None:
     url = emulator("--listen", "tcp://127.0.0.1:0", "--recordings", "2", "--recording-mb", "0.2")
-    state, evidence = tmp_path / "state", tmp_path / "evidence"
-    cfg = tmp_path / "dock.toml"
-    cfg.write_text(
-        f'[dock]\nid = "d1"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
-        f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
-        f'[[slot]]\nid = "1"\nport = "{url}"\n'
-    )
+    cfg, _state, evidence = write_dock_config(tmp_path, url, "d1")
     assert dock("--config", str(cfg), "device", "enrol", "--slot", "1").returncode == 0
     out = dock("--config", str(cfg), "offload", "--slot", "1", "--json")
     assert out.returncode == 0, out.stderr

@@ -15,6 +15,7 @@ import time
 
 from hardware.footage import expected_sha256
 
+from .conftest import write_dock_config
 from .test_cli import DOCK, EMULATOR
 
 RECORDINGS = 8
@@ -31,13 +32,7 @@ def test_offload_survives_repeated_kill_minus_9(tmp_path) -> None:
     try:
         assert emu.stdout is not None
         url = emu.stdout.readline().strip()
-        state, evidence = tmp_path / "state", tmp_path / "evidence"
-        cfg = tmp_path / "dock.toml"
-        cfg.write_text(
-            f'[dock]\nid = "d1"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
-            f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
-            f'[[slot]]\nid = "1"\nport = "{url}"\n'
-        )
+        cfg, state, evidence = write_dock_config(tmp_path, url, "d1")
         base = [*DOCK, "--config", str(cfg)]
         enrol = subprocess.run([*base, "device", "enrol", "--slot", "1"], capture_output=True)
         assert enrol.returncode == 0, enrol.stderr
@@ -104,13 +99,7 @@ def test_nothing_is_erased_that_is_not_archived_while_killed(tmp_path) -> None:
     try:
         assert emu.stdout is not None
         url = emu.stdout.readline().strip()
-        state, evidence = tmp_path / "state", tmp_path / "evidence"
-        cfg = tmp_path / "dock.toml"
-        cfg.write_text(
-            f'[dock]\nid = "d2"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
-            f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
-            f'[[slot]]\nid = "1"\nport = "{url}"\n'
-        )
+        cfg, state, _evidence = write_dock_config(tmp_path, url, "d2")
         base = [*DOCK, "--config", str(cfg)]
         assert subprocess.run([*base, "device", "enrol", "--slot", "1"]).returncode == 0
         everything = {f"REC{i:06d}" for i in range(1, 5)}

@@ -16,6 +16,7 @@ recordings later in the database, never by renaming the original.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -370,7 +371,10 @@ class _Pull:
             client.read_recording(rec, lambda _off, data: self._put(data))
             self._put(self._END)
         except BaseException as exc:  # handed to the consumer, which raises it
-            self._put(exc)
+            if self._stop.is_set():
+                return  # the consumer gave up (its own error is what it reports)
+            with contextlib.suppress(ConnectionAbortedError):
+                self._put(exc)
 
     def _put(self, item: Any) -> None:
         while not self._stop.is_set():
