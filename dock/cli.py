@@ -155,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
     next_badge = badge_source(args.badge_reader or reader, baudrate)
+    svc.offload_concurrency = max(1, args.offload_concurrency)
     stop = threading.Event()
     busy = threading.Lock()  # one of sweep / decision at a time
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="with --emulate: where the dock and recorders keep state")
     run.add_argument("--once", action="store_true", help="one sweep, then exit")
     run.add_argument("--badge-reader", help="badge reader: a serial port URL or 'keyboard'")
+    run.add_argument(
+        "--offload-concurrency", type=int, default=2, help="recorders offloaded at once"
+    )
     run.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
     run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)

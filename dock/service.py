@@ -12,6 +12,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -154,7 +155,12 @@ class DockService:
         min_pin_length: int = 6,
         timezone: str = "Asia/Shanghai",
         offloader: Any = None,
+        offload_concurrency: int = 1,
     ) -> None:
+        self.offload_concurrency = offload_concurrency
+        self._state_lock = threading.RLock()
+        self._offloading: dict[str, threading.Thread] = {}
+        self._offload_queue: list[str] = []
         self.timezone = timezone
         self.offloader = offloader
         self.dock_id = dock_id
@@ -227,6 +233,8 @@ class DockService:
     def inspect(self, slot_id: str, set_clock: bool = True) -> SlotView:
         """Identify, authenticate, set the clock, self-test and check one slot."""
         view = self.views[slot_id]
+        if slot_id in self._offloading:
+            return view  # its recorder is busy offloading: looked at again afterwards
         view.checked_at = self.clock.now()
         status = self.slot_status[slot_id]
         self._returned_now = False
@@ -273,6 +281,10 @@ class DockService:
 
     def _feed(self, slot_id: str, *events: object) -> None:
         """Run the slot's state machine and carry out what it asks for."""
+        with self._state_lock:  # offload workers report from their own threads
+            self._feed_locked(slot_id, *events)
+
+    def _feed_locked(self, slot_id: str, *events: object) -> None:
         for event in events:
             status, actions = sm.transition(self.slot_status[slot_id], event)
             self.slot_status[slot_id] = status
@@ -293,7 +305,7 @@ class DockService:
                     elif self.offloader is None:
                         log.info("slot %s: footage waits: no evidence store configured", slot_id)
                     else:
-                        self.offload(slot_id)
+                        self._queue_offload(slot_id)
                 # CloseCustody and RunChecks: inspect() does both itself.
 
     def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
@@ -649,6 +661,50 @@ class DockService:
                 log.error("fixity check found problems: %s", report.bad)
 
     # ------------------------------------------------------------------ offload
+    def _queue_offload(self, slot_id: str) -> None:
+        """Offload now (one at a time), or in a worker, at most ``offload_concurrency``
+        recorders together: the disk, not a lock of ours, should be the limit."""
+        if self.offload_concurrency <= 1:
+            self.offload(slot_id)
+            return
+        with self._state_lock:
+            if slot_id in self._offloading or slot_id in self._offload_queue:
+                return
+            self._offload_queue.append(slot_id)
+        self._start_offload_workers()
+
+    def _start_offload_workers(self) -> None:
+        with self._state_lock:
+            while self._offload_queue and len(self._offloading) < self.offload_concurrency:
+                slot_id = self._offload_queue.pop(0)
+                worker = threading.Thread(
+                    target=self._offload_worker, args=(slot_id,), name=f"offload-{slot_id}"
+                )
+                self._offloading[slot_id] = worker
+                worker.start()
+
+    def _offload_worker(self, slot_id: str) -> None:
+        try:
+            self.offload(slot_id)
+        except Exception:  # never leave a slot marked busy for ever
+            log.exception("slot %s: offload worker failed", slot_id)
+            self._feed(slot_id, sm.OffloadFailed("internal error"))
+        finally:
+            with self._state_lock:
+                self._offloading.pop(slot_id, None)
+            self._start_offload_workers()
+
+    def wait_offloads(self, timeout: float = 600.0) -> None:
+        """Block until every queued and running offload has finished (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._state_lock:
+                workers = list(self._offloading.values())
+                if not workers and not self._offload_queue:
+                    return
+            for w in workers:
+                w.join(timeout=max(0.0, deadline - time.monotonic()))
+
     def offload(self, slot_id: str, progress: Any = None) -> Any:
         """Offload, verify and erase every recording on the recorder in ``slot_id``."""
         serial = self.views[slot_id].serial

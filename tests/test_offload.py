@@ -202,3 +202,24 @@ def test_housekeeping_raises_overdue_offloads_once_and_samples_fixity(make_dock)
     overdue = [e for e in svc.audit.entries() if e.kind == "deadline_overdue"]
     assert len(overdue) == 1 and overdue[0].subject == recs[0].model.serial
     assert [e for e in svc.audit.entries() if e.kind == "fixity_check"]
+
+
+def test_several_slots_offload_together_within_the_cap(make_dock) -> None:
+    specs = [{"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.3} for _ in range(3)]
+    svc, recs = make_dock(*specs)
+    svc.offload_concurrency = 2
+    seen_running = []
+    original = svc.offload
+
+    def spy(slot_id, progress=None):
+        seen_running.append(len(svc._offloading))
+        return original(slot_id, progress)
+
+    svc.offload = spy  # type: ignore[method-assign]
+    svc.sweep()
+    svc.wait_offloads()
+    assert max(seen_running) <= 2  # never more than the cap at once
+    assert len(svc.store.archive_entries()) == 6
+    assert all(r.model.recordings == {} for r in recs)
+    svc.sweep()
+    assert all(svc.slot_status[s].state is SlotState.READY for s in svc.views)

@@ -95,7 +95,6 @@ class Offloader:
     ) -> None:
         self.organization = organization
         self.use_mass_storage = use_mass_storage
-        self._volume: str | None = None
         self.scanner = scanner
         self.store = store
         self.audit = audit
@@ -116,12 +115,12 @@ class Offloader:
         self._confirm_erasures(serial, {r.id for r in recordings})
         todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
         os.makedirs(self.evidence_dir, exist_ok=True)
-        self._volume = self._mass_storage(client) if todo and self.use_mass_storage else None
+        # Per call, never on self: several recorders are offloaded at once.
+        volume = self._mass_storage(client) if todo and self.use_mass_storage else None
         try:
-            return self._offload(client, slot_id, progress, report, recordings, todo)
+            return self._offload(client, slot_id, progress, report, recordings, todo, volume)
         finally:
-            if self._volume is not None:
-                self._volume = None
+            if volume is not None:
                 try:
                     client.mass_storage(False)
                 except (RecorderRefused, ConnectionError) as exc:
@@ -160,6 +159,7 @@ class Offloader:
         report: OffloadReport,
         recordings: list[RecordingInfo],
         todo: list[RecordingInfo],
+        volume: str | None,
     ) -> OffloadReport:
         serial = report.serial
         try:
@@ -175,7 +175,7 @@ class Offloader:
                 continue
             if done is None:
                 try:
-                    self._copy(client, slot_id, rec, progress)
+                    self._copy(client, slot_id, rec, progress, volume)
                 except (VerifiedCopyError, ConnectionError, OSError) as exc:
                     report.failed[rec.id] = f"{type(exc).__name__}: {exc}"
                     if isinstance(exc, ScannerHit):
@@ -251,6 +251,7 @@ class Offloader:
         slot_id: str,
         rec: RecordingInfo,
         progress: Callable[[str, int, int], None] | None,
+        volume: str | None,
     ) -> None:
         assert client.identity is not None
         serial = client.identity.serial
@@ -260,7 +261,7 @@ class Offloader:
         dest = os.path.join(self.evidence_dir, folder)
         os.makedirs(dest, exist_ok=True)
         _remove_stale_partials(dest, name)
-        source = os.path.join(self._volume, f"{rec.id}.mp4") if self._volume else None
+        source = os.path.join(volume, f"{rec.id}.mp4") if volume else None
         via = "mass_storage" if source is not None and os.path.isfile(source) else "protocol"
         chunks: Any = _FileChunks(source) if via == "mass_storage" else _pull(client, rec)
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
