@@ -79,7 +79,7 @@ def test_a_capture_hash_mismatch_quarantines_and_erases_nothing(make_dock) -> No
         for f in names
         if "quarantine" in d
     ]
-    assert len(quarantine) == 1
+    assert len(quarantine) == 2  # the first copy and the re-read, both kept
     assert svc.slot_status["1"].state is SlotState.FAULT
     failed = [e for e in svc.audit.entries() if e.kind == "offload_failed"]
     assert failed and failed[0].data["recording"] == bad.id
@@ -223,3 +223,27 @@ def test_several_slots_offload_together_within_the_cap(make_dock) -> None:
     assert all(r.model.recordings == {} for r in recs)
     svc.sweep()
     assert all(svc.slot_status[s].state is SlotState.READY for s in svc.views)
+
+
+def test_offload_over_a_noisy_line_is_exact(make_dock) -> None:
+    faults = LinkFaults(bit_error_rate=1e-5, drop_rate=0.01, seed=3)
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.3, "link_faults": faults}
+    )
+    expected = {r.id: r.sha256 for r in recs[0].model.recordings.values()}
+    svc.offloader.use_mass_storage = False
+    svc.sweep()
+    files = archive_files(svc)
+    assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
+    assert recs[0].model.recordings == {}
+
+
+def test_a_mismatch_is_read_once_more_before_giving_up(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
+    rec = recs[0].model.ordered_recordings()[0]
+    rec.sha256 = hashlib.sha256(b"other").digest()
+    rec.signature = None
+    svc.sweep()
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("offload_retry") == 1 and "offload_failed" in kinds
+    assert rec.id in recs[0].model.recordings

@@ -35,7 +35,7 @@ from ..audit import AuditLog
 from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
 from .bagit import BagError, make_bag
-from .verified_copy import VerifiedCopyError, ensure_room, write_verified
+from .verified_copy import IntegrityError, VerifiedCopyError, ensure_room, write_verified
 
 log = logging.getLogger("dock.offload")
 
@@ -175,7 +175,15 @@ class Offloader:
                 continue
             if done is None:
                 try:
-                    self._copy(client, slot_id, rec, progress, volume)
+                    try:
+                        self._copy(client, slot_id, rec, progress, volume)
+                    except IntegrityError as first:  # quarantined; read it once more
+                        log.warning("%s: %s; reading it again", rec.id, first)
+                        self.audit.append(
+                            "offload_retry", "dock", serial,
+                            {"recording": rec.id, "error": str(first)},
+                        )  # fmt: skip
+                        self._copy(client, slot_id, rec, progress, volume)
                 except (VerifiedCopyError, ConnectionError, OSError) as exc:
                     report.failed[rec.id] = f"{type(exc).__name__}: {exc}"
                     if isinstance(exc, ScannerHit):
