@@ -233,6 +233,20 @@ def cmd_offload(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_REFUSED
 
 
+def cmd_confirm_copy(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    try:
+        svc.store.confirm_second_copy(args.serial, args.recording, args.where)
+    except StoreError as exc:
+        print(f"dock confirm-copy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    svc.audit.append(
+        "second_copy", args.actor, args.serial, {"recording": args.recording, "where": args.where}
+    )
+    print(f"{args.serial}/{args.recording}: second copy confirmed ({args.where})")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     svc = service_from(args)
     if args.action == "verify":
@@ -291,6 +305,12 @@ def add_commands(sub: Any) -> None:
     off.add_argument("--slot", required=True)
     off.add_argument("--json", action="store_true")
     off.set_defaults(func=cmd_offload)
+
+    cc = sub.add_parser("confirm-copy", help="a second copy exists: the recorder may now erase it")
+    cc.add_argument("serial")
+    cc.add_argument("recording")
+    cc.add_argument("--where", required=True, help="where the second copy is kept")
+    cc.set_defaults(func=cmd_confirm_copy)
 
     au = sub.add_parser("audit", help="verify or export the audit log")
     aus = au.add_subparsers(dest="action", required=True)

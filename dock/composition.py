@@ -115,6 +115,7 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
         audit,
         cfg.dock.evidence_dir,
         organization=f"{cfg.dock.unit} ({cfg.dock.site})",
+        erase_after_verify=cfg.policy.erase_on_device == "after_verify",
         scanner=command_scanner(cfg.scanner.command) if cfg.scanner.command else None,
     )
     return DockService(

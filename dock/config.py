@@ -636,6 +636,12 @@ def _policy_value(name: str, value: Any) -> Any:
                 f"{_kind(bad[0])} in the array", 'every entry must be a quoted string, e.g. ["a"]'
             )
         return tuple(value)
+    if hint is str and name == "erase_on_device":
+        from .policy import ERASE_MODES
+
+        if value not in ERASE_MODES:
+            raise _Bad(f"{_show(value)} is not an erase mode", f"use one of {list(ERASE_MODES)}")
+        return value
     raise _Bad(f"has a type ({hint}) the configuration cannot set", "remove it")  # pragma: no cover
 
 
@@ -670,6 +676,7 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "bytes_per_recording_hour": _lower_is_laxer,
     "max_clock_drift_after_sync_s": _higher_is_laxer,
     "allowed_firmware": _widens_firmware,
+    "erase_on_device": lambda new, old: new == "after_verify" and old != new,
     "supervisor_override_allowed": lambda new, old: new and not old,
     "never_overridable": _drops_entries,
 }

@@ -36,12 +36,25 @@ class Policy:
     max_clock_drift_after_sync_s: float = 1.0
     #: Firmware versions allowed at check-out; empty means any.
     allowed_firmware: tuple[str, ...] = ()
+    #: When the recorder's copy may be erased: "after_verify" (as soon as the archive
+    #: copy is verified) or "after_second_copy" (only once a second copy, e.g. on the
+    #: unit's platform, is confirmed with `dock confirm-copy`).
+    erase_on_device: str = "after_verify"
     #: Whether a supervisor may override a failed check (always audited).
     supervisor_override_allowed: bool = True
     #: Checks a supervisor may never override.
     never_overridable: tuple[str, ...] = field(
         default=("device_unknown", "device_lost", "officer_unknown", "officer_disabled")
     )
+
+
+ERASE_MODES = ("after_verify", "after_second_copy")
+
+
+def _check(policy: Policy) -> Policy:
+    if policy.erase_on_device not in ERASE_MODES:
+        raise ValueError(f"erase_on_device must be one of {ERASE_MODES}")
+    return policy
 
 
 PRESETS: dict[str, Policy] = {
@@ -72,4 +85,4 @@ def policy_from(preset: str, overrides: dict[str, Any]) -> Policy:
         if isinstance(value, list):
             value = tuple(value)
         clean[key] = value
-    return replace(base, **clean)
+    return _check(replace(base, **clean))

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS archive (
     end_ms INTEGER NOT NULL,
     archived_at REAL NOT NULL,
     erased_at REAL,
+    second_copy_at REAL,
+    second_copy_where TEXT,
     PRIMARY KEY (serial, recording_id)
 );
 """
@@ -423,6 +425,17 @@ class Store:
                 "AND erased_at IS NULL",
                 (self._clock(), serial, recording_id),
             )
+
+    def confirm_second_copy(self, serial: str, recording_id: str, where: str) -> None:
+        """A second copy of an archived recording exists elsewhere (the unit's platform)."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE archive SET second_copy_at = ?, second_copy_where = ? "
+                "WHERE serial = ? AND recording_id = ?",
+                (self._clock(), where, serial, recording_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"{serial}/{recording_id} is not in the archive")
 
     def archive_entries(self) -> list[dict[str, Any]]:
         rows = self._db().execute("SELECT * FROM archive ORDER BY archived_at, rowid")

@@ -247,3 +247,17 @@ def test_a_mismatch_is_read_once_more_before_giving_up(make_dock) -> None:
     kinds = [e.kind for e in svc.audit.entries()]
     assert kinds.count("offload_retry") == 1 and "offload_failed" in kinds
     assert rec.id in recs[0].model.recordings
+
+
+def test_erase_only_after_a_second_copy_when_the_policy_says_so(make_dock) -> None:
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1},
+        policy={"erase_on_device": "after_second_copy"},
+    )
+    svc.offloader.erase_after_verify = svc.policy.erase_on_device == "after_verify"
+    model = recs[0].model
+    svc.sweep()
+    assert len(svc.store.archive_entries()) == 2 and len(model.recordings) == 2  # kept
+    svc.store.confirm_second_copy(model.serial, "REC000001", "unit platform")
+    svc.offload("1")
+    assert set(model.recordings) == {"REC000002"}  # only the confirmed one went

@@ -197,7 +197,9 @@ class Offloader:
                 report.archived.append(rec.id)
             else:
                 report.already_archived.append(rec.id)
-            if self.erase_after_verify:
+            row = self.store.archived(serial, rec.id)
+            second_copy = row is not None and row.get("second_copy_at") is not None
+            if self.erase_after_verify or second_copy:
                 client.erase(rec.id, rec.sha256)
                 self.store.mark_erased(serial, rec.id)
                 self.audit.append("erase", "dock", serial, {"recording": rec.id})
