@@ -82,6 +82,7 @@ def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
                 "clock_offset_after_sync_s": snap.clock_offset_after_sync_s if snap else None,
                 "failed": [{"code": r.code, "message": r.message} for r in v.failures],
                 "awaiting_takeaway": svc.store.awaiting_takeaway(v.slot_id) is not None,
+                "offload": svc.offload_progress.get(v.slot_id),
                 "error": v.error,
             }
         )

@@ -161,6 +161,8 @@ class DockService:
         self._state_lock = threading.RLock()
         self._offloading: dict[str, threading.Thread] = {}
         self._offload_queue: list[str] = []
+        #: slot -> {"recording", "done", "total"} of the offload running there
+        self.offload_progress: dict[str, dict[str, Any]] = {}
         self.timezone = timezone
         self.offloader = offloader
         self.dock_id = dock_id
@@ -705,6 +707,16 @@ class DockService:
             for w in workers:
                 w.join(timeout=max(0.0, deadline - time.monotonic()))
 
+    def _tracker(self, slot_id: str, progress: Any) -> Any:
+        """Keep each slot's offload progress for the status page and JSON."""
+
+        def track(recording: str, done: int, total: int) -> None:
+            self.offload_progress[slot_id] = {"recording": recording, "done": done, "total": total}
+            if progress is not None:
+                progress(recording, done, total)
+
+        return track
+
     def offload(self, slot_id: str, progress: Any = None) -> Any:
         """Offload, verify and erase every recording on the recorder in ``slot_id``."""
         serial = self.views[slot_id].serial
@@ -716,12 +728,13 @@ class DockService:
                 if device is None:
                     raise LinkError(f"slot {slot_id}: recorder is not enrolled")
                 client.authenticate(device.secret)
-                report = self.offloader.offload(client, slot_id, progress)
+                report = self.offloader.offload(client, slot_id, self._tracker(slot_id, progress))
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             log.warning("slot %s: offload stopped: %s", slot_id, exc)
             self._feed(slot_id, sm.OffloadFailed(str(exc)))
             self.audit.append("offload_failed", "dock", serial or "", {"error": str(exc)})
             return None
+        self.offload_progress.pop(slot_id, None)
         self._full_at.pop(slot_id, None)  # what is on the device changed: look again in full
         if report.ok:
             self._feed(slot_id, sm.OffloadDone())

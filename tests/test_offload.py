@@ -261,3 +261,19 @@ def test_erase_only_after_a_second_copy_when_the_policy_says_so(make_dock) -> No
     svc.store.confirm_second_copy(model.serial, "REC000001", "unit platform")
     svc.offload("1")
     assert set(model.recordings) == {"REC000002"}  # only the confirmed one went
+
+
+def test_offload_progress_is_visible_per_slot_while_it_runs(make_dock) -> None:
+    from dock.cli_admin import status_report
+
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.5})
+    svc.offloader.use_mass_storage = False
+    seen = []
+
+    def watch(recording: str, done: int, total: int) -> None:
+        seen.append(status_report(svc, list(svc.views.values()))["slots"][0]["offload"])
+
+    svc.offload("1", progress=watch)
+    assert seen[0]["recording"] == "REC000001" and seen[0]["done"] <= seen[0]["total"]
+    assert seen[-1] == {"recording": "REC000002", "done": 524288, "total": 524288}
+    assert "1" not in svc.offload_progress  # cleared when done
