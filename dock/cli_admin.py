@@ -234,6 +234,29 @@ def cmd_offload(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_REFUSED
 
 
+def cmd_case(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    if args.action == "attach":
+        try:
+            for item in args.recordings:
+                serial, _, rec = item.partition(":")
+                if svc.store.attach_case(args.case, serial, rec, args.actor):
+                    svc.audit.append("case_attach", args.actor, serial,
+                                     {"case": args.case, "recording": rec})  # fmt: skip
+        except StoreError as exc:
+            print(f"dock case: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    rows = svc.store.case_recordings(args.case)
+    if args.json:
+        print(json.dumps([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()}
+                          for r in rows], ensure_ascii=False, indent=2))  # fmt: skip
+    else:
+        print(f"case {args.case}: {len(rows)} recording(s)")
+        for r in rows:
+            print(f"  {r['serial']}/{r['recording_id']}  {r['officer_id'] or '-'}  {r['path']}")
+    return 0
+
+
 def cmd_confirm_copy(args: argparse.Namespace) -> int:
     svc = service_from(args)
     try:
@@ -306,6 +329,17 @@ def add_commands(sub: Any) -> None:
     off.add_argument("--slot", required=True)
     off.add_argument("--json", action="store_true")
     off.set_defaults(func=cmd_offload)
+
+    ca = sub.add_parser("case", help="file archived recordings under a case or event number")
+    cas = ca.add_subparsers(dest="action", required=True)
+    attach = cas.add_parser("attach")
+    attach.add_argument("case")
+    attach.add_argument("recordings", nargs="+", metavar="SERIAL:RECORDING")
+    attach.add_argument("--json", action="store_true")
+    show = cas.add_parser("show")
+    show.add_argument("case")
+    show.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_case)
 
     cc = sub.add_parser("confirm-copy", help="a second copy exists: the recorder may now erase it")
     cc.add_argument("serial")

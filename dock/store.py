@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS device_status (
     state TEXT
 );
 CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at);
+CREATE TABLE IF NOT EXISTS case_links (
+    case_number TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    attached_at REAL NOT NULL,
+    attached_by TEXT NOT NULL,
+    PRIMARY KEY (case_number, serial, recording_id)
+);
 CREATE TABLE IF NOT EXISTS archive (
     serial TEXT NOT NULL,
     recording_id TEXT NOT NULL,
@@ -436,6 +444,29 @@ class Store:
             )
             if cur.rowcount == 0:
                 raise StoreError(f"{serial}/{recording_id} is not in the archive")
+
+    def attach_case(self, case_number: str, serial: str, recording_id: str, by: str) -> bool:
+        """File an archived recording under a case (or event) number. The original is
+        never renamed or moved: the case is a link. Returns False if already attached."""
+        if not case_number.strip():
+            raise StoreError("the case number must not be empty")
+        if self.archived(serial, recording_id) is None:
+            raise StoreError(f"{serial}/{recording_id} is not in the archive")
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO case_links VALUES (?, ?, ?, ?, ?)",
+                (case_number.strip(), serial, recording_id, self._clock(), by),
+            )
+        return cur.rowcount == 1
+
+    def case_recordings(self, case_number: str) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT a.* FROM case_links c JOIN archive a "
+            "ON a.serial = c.serial AND a.recording_id = c.recording_id "
+            "WHERE c.case_number = ? ORDER BY a.start_ms",
+            (case_number,),
+        )
+        return [dict(r) for r in rows.fetchall()]
 
     def archive_entries(self) -> list[dict[str, Any]]:
         rows = self._db().execute("SELECT * FROM archive ORDER BY archived_at, rowid")

@@ -277,3 +277,17 @@ def test_offload_progress_is_visible_per_slot_while_it_runs(make_dock) -> None:
     assert seen[0]["recording"] == "REC000001" and seen[0]["done"] <= seen[0]["total"]
     assert seen[-1] == {"recording": "REC000002", "done": 524288, "total": 524288}
     assert "1" not in svc.offload_progress  # cleared when done
+
+
+def test_a_case_is_attached_later_without_renaming_the_original(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    svc.sweep()
+    before = {e["recording_id"]: e["path"] for e in svc.store.archive_entries()}
+    serial = recs[0].model.serial
+    assert svc.store.attach_case("2026-JX-0042", serial, "REC000002", "clerk")
+    assert not svc.store.attach_case("2026-JX-0042", serial, "REC000002", "clerk")
+    rows = svc.store.case_recordings("2026-JX-0042")
+    assert [r["recording_id"] for r in rows] == ["REC000002"]
+    after = {e["recording_id"]: e["path"] for e in svc.store.archive_entries()}
+    assert after == before  # the original keeps its name and place
+    assert os.path.exists(os.path.join(svc.offloader.evidence_dir, rows[0]["path"]))
