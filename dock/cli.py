@@ -188,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     finally:
         stop.set()
+        svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
         if fleet is not None:
             fleet.stop()
     return 0
