@@ -129,10 +129,11 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
     print(f"emulated dock: {args.emulate} recorder(s); state in {state}")
     for slot in cfg.slots:
         print(f"  slot {slot.id}: {slot.port}  ({descriptions[slot.id]})")
+    exe = os.path.join(os.path.dirname(sys.executable), "dock")
     print("in another shell:")
     print(f"  export DOCK_CONFIG={config_path}")
-    print("  dock checkout --officer 1001 --pin 246810      # officer 王伟")
-    print("  dock status")
+    print(f"  {exe} checkout --officer 1001 --pin 246810   # officer 王伟")
+    print(f"  {exe} status")
     return svc, fleet, config_path
 
 
