@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .cli_access import add_access_commands
-from .cli_admin import add_commands
+from .cli_admin import EXIT_LINK, EXIT_USAGE, add_commands
 from .cli_archive import add_archive_commands
 from .cli_gaps import add_gap_commands
 from .cli_retention import add_retention_commands
@@ -23,8 +23,6 @@ from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 
 log = logging.getLogger("dock.cli")
 
-EXIT_USAGE = 2
-EXIT_LINK = 3
 EXIT_AUTH = 4
 
 

@@ -95,7 +95,6 @@ class SlotView:
     snapshot: DeviceSnapshot | None = None
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
-    checked_at: float | None = None
     status: Status | None = None
 
     @property
@@ -180,7 +179,6 @@ class DockService:
         self.buzzer = buzzer
         self.min_pin_length = min_pin_length
         self.slot_status = {sid: sm.SlotStatus() for sid in slots}
-        self._returned_now = False
         self._clock_set: set[str] = set()  # recorders whose clock this run has set
         self._full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
         self._last_deadlines = float("-inf")
@@ -232,17 +230,15 @@ class DockService:
             self.screen.show(lines)
 
     # ------------------------------------------------------------------ inspect
-    def inspect(self, slot_id: str, set_clock: bool = True) -> SlotView:
+    def inspect(self, slot_id: str) -> SlotView:
         """Identify, authenticate, set the clock, self-test and check one slot."""
         view = self.views[slot_id]
         if slot_id in self._offloading:
             return view  # its recorder is busy offloading: looked at again afterwards
-        view.checked_at = self.clock.now()
         status = self.slot_status[slot_id]
-        self._returned_now = False
         try:
             with self._slot(slot_id) as client:
-                self._inspect_with(view, client, set_clock)
+                returned = self._inspect_with(view, client)
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             empty = isinstance(exc, NoAnswer)
             view.serial = view.snapshot = view.status = None
@@ -268,7 +264,7 @@ class DockService:
             snap = view.snapshot
             self._feed(
                 slot_id,
-                sm.Identified(serial, snap.enrolled, self._returned_now, snap.recordings_pending),
+                sm.Identified(serial, snap.enrolled, returned, snap.recordings_pending),
             )
         if view.ready:
             self._feed(slot_id, sm.ChecksPassed())
@@ -310,12 +306,13 @@ class DockService:
                         self._queue_offload(slot_id)
                 # CloseCustody and RunChecks: inspect() does both itself.
 
-    def _inspect_with(self, view: SlotView, client: RecorderClient, set_clock: bool) -> None:
+    def _inspect_with(self, view: SlotView, client: RecorderClient) -> bool:
+        """Fill ``view`` from the recorder; True if this was a return (custody closed)."""
         ident = client.identity
         assert ident is not None
         if self._light_poll_enough(view, ident.serial):
             self._light_poll(view, client)
-            return
+            return False
         device = self.store.device(ident.serial)
         enrolled = False
         if device is not None:
@@ -328,9 +325,9 @@ class DockService:
         drift_before = status.clock_offset_s
         offset_after: float | None = None
         needs_set = abs(drift_before) > CLOCK_SET_THRESHOLD_S or ident.serial not in self._clock_set
-        if enrolled and trusted and set_clock and not needs_set:
+        if enrolled and trusted and not needs_set:
             offset_after = drift_before  # set earlier in this run and still within bounds
-        elif enrolled and trusted and set_clock:
+        elif enrolled and trusted:
             client.set_time(self.clock.now(), source=why)
             offset_after = client.status().clock_offset_s
             self._clock_set.add(ident.serial)
@@ -373,7 +370,7 @@ class DockService:
                 ident.serial,
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
             )
-        self._returned_now = self._close_custody_if_back(view, ident.serial, client, enrolled)
+        return self._close_custody_if_back(view, ident.serial, client, enrolled)
 
     def _light_poll_enough(self, view: SlotView, serial: str) -> bool:
         """Between full inspections of the same recorder a STATUS is enough: the

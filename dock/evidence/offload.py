@@ -273,7 +273,7 @@ class Offloader:
         _remove_stale_partials(dest, name)
         source = os.path.join(volume, f"{rec.id}.mp4") if volume else None
         via = "mass_storage" if source is not None and os.path.isfile(source) else "protocol"
-        chunks: Any = _FileChunks(source) if via == "mass_storage" else _pull(client, rec)
+        chunks: Any = _FileChunks(source) if via == "mass_storage" else _Pull(client, rec)
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
         try:
             result = write_verified(
@@ -408,7 +408,3 @@ class _Pull:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
-
-
-def _pull(client: RecorderClient, rec: RecordingInfo) -> _Pull:
-    return _Pull(client, rec)
