@@ -622,9 +622,10 @@ class AuditLog:
                     json.loads(row.data), row.prev_hash, row.hash,
                 )  # fmt: skip
 
-    def checkpoints(self) -> list[Checkpoint]:
+    def checkpoints(self, since: int = 0) -> list[Checkpoint]:
+        """Checkpoints covering entries after ``since``, oldest first."""
         with self._snapshot() as conn:
-            return _read_checkpoints(conn)
+            return _read_checkpoints(conn, since)
 
     def verify(self, public_key_bytes: bytes | None = None) -> VerifyReport:
         """Check every link, hash and checkpoint; by default against this dock's own key.
@@ -669,8 +670,10 @@ class AuditLog:
         return ExportSummary(path, head_seq, len(cps), head_hash)
 
 
-def _read_checkpoints(conn: sqlite3.Connection) -> list[Checkpoint]:
-    cur = conn.execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY seq")
+def _read_checkpoints(conn: sqlite3.Connection, since: int = 0) -> list[Checkpoint]:
+    cur = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE seq > ? ORDER BY seq", (since,)
+    )
     return [Checkpoint(r[0], *map(_as_text, r[1:])) for r in cur]
 
 

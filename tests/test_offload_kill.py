@@ -19,7 +19,7 @@ from .conftest import write_dock_config
 from .test_cli import DOCK, EMULATOR
 
 RECORDINGS = 8
-SIZE_MB = 1.0
+SIZE_MB = 2.0
 
 
 def test_offload_survives_repeated_kill_minus_9(tmp_path) -> None:
@@ -37,7 +37,7 @@ def test_offload_survives_repeated_kill_minus_9(tmp_path) -> None:
         enrol = subprocess.run([*base, "device", "enrol", "--slot", "1"], capture_output=True)
         assert enrol.returncode == 0, enrol.stderr
         kills = 0
-        delay = 0.25
+        delay = 0.2
         for _ in range(40):  # bounded: kill later and later until one run finishes by itself
             p = subprocess.Popen(
                 [*base, "offload", "--slot", "1", "--json"],
@@ -50,7 +50,7 @@ def test_offload_survives_repeated_kill_minus_9(tmp_path) -> None:
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=30)
             kills += 1
-            delay += 0.04
+            delay += 0.03
         assert kills >= 3, "the offload always finished before the kill: make it longer"
         final = subprocess.run([*base, "offload", "--slot", "1", "--json"], capture_output=True)
         assert final.returncode == 0, final.stderr

@@ -168,6 +168,12 @@ class Offloader:
             report.not_enough_room = True
             self.audit.append("offload_refused", "dock", serial, {"reason": str(exc)})
             return report
+        if todo:
+            self.audit.append(
+                "offload_start", "dock", serial,
+                {"slot": slot_id, "recordings": len(todo), "bytes": sum(r.size for r in todo),
+                 "via": "mass_storage" if volume else "protocol"},
+            )  # fmt: skip
         for rec in recordings:
             done = self.store.archived(serial, rec.id)
             if done is not None and done["sha256"] != rec.sha256:
@@ -210,6 +216,14 @@ class Offloader:
             except (OSError, BagError) as exc:  # the footage itself is archived and verified
                 report.failed["seal"] = f"{type(exc).__name__}: {exc}"
                 self.audit.append("seal_failed", "dock", serial, {"error": str(exc)})
+        if todo:
+            self.audit.append(
+                "offload_done", "dock", serial,
+                {"slot": slot_id, "archived": len(report.archived),
+                 "already_archived": len(report.already_archived),
+                 "erased": len(report.erased), "failed": len(report.failed),
+                 "bag": report.bag, "seal": report.seal},
+            )  # fmt: skip
         self.audit.checkpoint()
         return report
 

@@ -1,0 +1,190 @@
+"""The dock's outbox: events for headquarters, on disk until the broker acknowledges them.
+
+paho-mqtt keeps unacknowledged messages in memory only, so a restart would lose them.
+Here an event is written (synchronous=FULL) before it is published and marked sent only
+on PUBACK; a restart republishes whatever was not acknowledged, and headquarters drops
+the duplicates by (boot, seq). Events are fed from the audit log under a cursor kept in
+the same transaction as the rows, so each audit entry becomes exactly one event.
+
+Bound: events are never dropped. Sent events are kept ``KEEP_SENT_S`` for ``resend``
+requests, then pruned. Health is not stored here (only the newest matters).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from hq.contract import Kind, encode, utc
+
+from .events import AuditView
+
+log = logging.getLogger("dock.outbox")
+
+KEEP_SENT_S = 30 * 86400.0
+#: Above this many unsent events the dock warns (it still keeps them all).
+WARN_PENDING = 100_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    boot TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    queued REAL NOT NULL,
+    sent REAL,
+    UNIQUE (boot, seq)
+);
+CREATE INDEX IF NOT EXISTS events_unsent ON events (id) WHERE sent IS NULL;
+CREATE TABLE IF NOT EXISTS commands_seen (id TEXT PRIMARY KEY, seen REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    type: str
+    payload: bytes
+
+
+class Outbox:
+    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- cursors into the audit log ---------------------------------------------
+
+    def cursor(self, name: str) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def start_cursors(self, entry_head: int, checkpoint_head: int) -> None:
+        """First start of reporting: events begin now, not with years of old audit entries."""
+        with self._write() as db:
+            for name, value in (("audit", entry_head), ("checkpoint", checkpoint_head)):
+                db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, str(value)))
+
+    def enqueue(
+        self,
+        boot: str,
+        items: Iterable[tuple[str, AuditView, dict[str, Any], bool]],
+        cursors: dict[str, int],
+    ) -> int:
+        """Queue events and move the cursors in one transaction; returns how many.
+
+        ``items``: (event type, source entry, event data, is an audit entry).
+        """
+        count = 0
+        with self._write() as db:
+            row = db.execute("SELECT max(seq) FROM events WHERE boot = ?", (boot,)).fetchone()
+            seq = int(row[0] or 0)
+            now = self._clock()
+            for etype, entry, data, is_entry in items:
+                seq += 1
+                body: dict[str, Any] = {
+                    "type": etype,
+                    "boot": boot,
+                    "seq": seq,
+                    "time": _wire_time(entry.time, now),
+                    "actor": entry.actor,
+                    "subject": entry.subject,
+                    "data": data,
+                }
+                if is_entry:
+                    body["audit_seq"] = entry.seq
+                db.execute(
+                    "INSERT INTO events (boot, seq, type, payload, queued) VALUES (?, ?, ?, ?, ?)",
+                    (boot, seq, str(etype), encode(Kind.EVENT, body), now),
+                )
+                count += 1
+            for name, value in cursors.items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+        return count
+
+    # --- publishing -------------------------------------------------------------
+
+    def pending(self, limit: int, after_id: int = 0) -> list[Pending]:
+        rows = self._db.execute(
+            "SELECT id, type, payload FROM events WHERE sent IS NULL AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [Pending(int(r[0]), r[1], bytes(r[2])) for r in rows]
+
+    def mark_sent(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        now = self._clock()
+        with self._write() as db:
+            db.executemany("UPDATE events SET sent = ? WHERE id = ?", [(now, i) for i in ids])
+
+    def count_pending(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM events WHERE sent IS NULL").fetchone()[0])
+
+    def last_event(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT boot, seq FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else {"boot": row[0], "seq": int(row[1])}
+
+    def resend(self, boot: str, from_seq: int, to_seq: int) -> int:
+        """Queue already-sent events again (headquarters missed them); returns how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE events SET sent = NULL WHERE boot = ? AND seq BETWEEN ? AND ?",
+                (boot, from_seq, to_seq),
+            )
+            return cur.rowcount
+
+    def prune(self) -> int:
+        cutoff = self._clock() - KEEP_SENT_S
+        with self._write() as db:
+            n = db.execute("DELETE FROM events WHERE sent IS NOT NULL AND sent < ?", (cutoff,))
+            db.execute("DELETE FROM commands_seen WHERE seen < ?", (cutoff,))
+            return n.rowcount
+
+    # --- commands from headquarters ---------------------------------------------
+
+    def first_sight(self, command_id: str) -> bool:
+        """Remember a command id; False if it was seen before (a replay)."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO commands_seen VALUES (?, ?)", (command_id, self._clock())
+            )
+            return cur.rowcount == 1
+
+
+def _wire_time(audit_time: str, fallback: float) -> str:
+    """The audit log's UTC time in the contract's format (they agree; this guards it)."""
+    from hq.contract import ContractError, parse_utc
+
+    try:
+        return utc(parse_utc(audit_time))
+    except ContractError:
+        return utc(fallback)

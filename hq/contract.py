@@ -1,0 +1,250 @@
+"""The MQTT contract between docks and headquarters (topic map and payloads), version 1.
+
+Docks and headquarters share this module and nothing else: ``hq`` may not import the dock,
+and the dock builds every topic and payload it publishes here, so the two sides cannot
+drift apart. It is pure (no I/O, no clock reads); ``MQTT.md`` beside it is the prose
+version for people writing another client. Payloads are JSON objects carrying ``schema``;
+fields are only ever added within a schema version, so readers ignore fields they do not
+know and refuse a schema they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+#: Incompatible changes get a new root (``bwc/v2``) and a new schema number.
+ROOT = "bwc/v1"
+SCHEMA = 1
+DOCKS = f"{ROOT}/docks"
+#: Retained, with headquarters' own Last Will: docks republish birth and state on "online".
+HQ_STATUS = f"{ROOT}/hq/status"
+#: What headquarters subscribes to for the whole fleet.
+FLEET_FILTER = f"{DOCKS}/#"
+
+#: Site and dock ids are single topic levels: no "/", "+", "#" or spaces, and short.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ContractError(ValueError):
+    """A topic or payload that does not follow this contract."""
+
+
+class Kind(StrEnum):
+    STATE = "state"  # retained: ready | lost (Last Will) | stopped
+    BIRTH = "birth"  # retained: software, configuration hash, boot id, slots
+    HEALTH = "health"  # periodic, QoS 1: the dock and every slot
+    SLOT = "slot"  # retained per slot: slot/<slot id>
+    EVENT = "event"  # QoS 1 from the dock's outbox: event/<type>
+    CMD = "cmd"  # headquarters -> dock: cmd/<command>
+    REPLY = "reply"  # dock -> headquarters: the answer to a command
+
+
+class DockState(StrEnum):
+    READY = "ready"
+    LOST = "lost"
+    STOPPED = "stopped"
+
+
+class EventType(StrEnum):
+    CHECKOUT_GRANTED = "checkout.granted"
+    CHECKOUT_REFUSED = "checkout.refused"
+    CHECKIN = "checkin"
+    CHECKS_FAILED = "checks.failed"
+    OFFLOAD_STARTED = "offload.started"
+    OFFLOAD_DONE = "offload.done"
+    OFFLOAD_FAILED = "offload.failed"
+    GAP_FOUND = "gap.found"
+    DEADLINE_AT_RISK = "deadline.at_risk"
+    DEADLINE_OVERDUE = "deadline.overdue"
+    CLOCK_DRIFT = "clock.drift"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    SCANNER_HIT = "scanner.hit"
+    FIXITY_FAILED = "fixity.failed"
+    DEVICE_FLAGGED = "device.flagged"
+    COMMAND = "command"  # a command from headquarters, accepted or refused
+
+
+class Command(StrEnum):
+    STATUS = "status"  # publish birth, state, slots and health now
+    FLAG = "flag"  # args: serial, maintenance (bool), note
+    LOST = "lost"  # args: serial, note
+    RESEND = "resend"  # args: boot, from_seq, to_seq: events headquarters is missing
+
+
+#: Commands older than this (by their "issued" time) are refused as stale or replayed.
+COMMAND_MAX_AGE_S = 300.0
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a message on the fleet tree came from: ``bwc/v1/docks/<site>/<dock>/<kind>/…``."""
+
+    site: str
+    dock: str
+    kind: Kind
+    #: The level after the kind: slot id, event type or command name ("" for the others).
+    name: str = ""
+
+    @property
+    def topic(self) -> str:
+        return dock_topic(self.site, self.dock, self.kind, self.name)
+
+
+def check_id(what: str, value: str) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise ContractError(
+            f"{what} {value!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit (it is one MQTT topic level)"
+        )
+    return value
+
+
+_NAMED = {Kind.SLOT, Kind.EVENT, Kind.CMD}
+
+
+def dock_topic(site: str, dock: str, kind: Kind | str, name: str = "") -> str:
+    kind = Kind(kind)
+    base = f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/{kind.value}"
+    if kind in _NAMED:
+        if not name or not ID_RE.match(name):
+            raise ContractError(f"{kind.value} topic needs a name, got {name!r}")
+        return f"{base}/{name}"
+    if name:
+        raise ContractError(f"{kind.value} topic takes no name")
+    return base
+
+
+def dock_filter(site: str, dock: str) -> str:
+    """Everything one dock publishes or receives (for a dock's ACL or a focused subscriber)."""
+    return f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/#"
+
+
+def parse_topic(topic: str) -> Address:
+    parts = topic.split("/")
+    prefix = DOCKS.split("/")
+    if parts[: len(prefix)] != prefix:
+        raise ContractError(f"{topic}: not under {DOCKS}/")
+    rest = parts[len(prefix) :]
+    if len(rest) < 3:
+        raise ContractError(f"{topic}: expected {DOCKS}/<site>/<dock>/<kind>")
+    site, dock, kind_text, *name = rest
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        raise ContractError(f"{topic}: unknown kind {kind_text!r}") from None
+    if (kind in _NAMED) != (len(name) == 1) or len(name) > 1:
+        raise ContractError(f"{topic}: wrong number of levels for {kind.value}")
+    address = Address(check_id("site", site), check_id("dock", dock), kind, name[0] if name else "")
+    if address.name and not ID_RE.match(address.name):
+        raise ContractError(f"{topic}: bad name {address.name!r}")
+    return address
+
+
+def utc(t: float) -> str:
+    """ISO 8601 in UTC with milliseconds, the only time format on the wire."""
+    whole = int(t // 1)
+    ms = round((t - whole) * 1000)
+    if ms == 1000:
+        whole, ms = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def parse_utc(text: str) -> float:
+    """Inverse of :func:`utc` (also accepts no fraction); a ContractError otherwise."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z", str(text))
+    if not m:
+        raise ContractError(f"time {text!r}: expected ISO 8601 UTC like 2026-11-22T09:05:53.120Z")
+    import calendar
+
+    base = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    frac = m.group(2) or "0"
+    return base + int(frac) / 10 ** len(frac)
+
+
+# Required fields per kind and their JSON types; more fields are allowed and ignored.
+_NUM = (int, float)
+_REQUIRED: dict[Kind, dict[str, Any]] = {
+    Kind.STATE: {"state": str, "boot": str, "time": str},
+    Kind.BIRTH: {
+        "boot": str,
+        "time": str,
+        "software": str,
+        "config_hash": str,
+        "started": str,
+        "slots": list,
+        "site": str,
+        "dock": str,
+    },
+    Kind.HEALTH: {"boot": str, "seq": int, "time": str, "dock": dict, "slots": list},
+    Kind.SLOT: {"slot": str, "state": str, "time": str},
+    Kind.EVENT: {"type": str, "boot": str, "seq": int, "time": str, "data": dict},
+    Kind.CMD: {"id": str, "command": str, "issued": str, "by": str, "args": dict, "sig": str},
+    Kind.REPLY: {"id": str, "ok": bool, "time": str},
+}
+
+
+def encode(kind: Kind, body: dict[str, Any]) -> bytes:
+    """Validate ``body`` for ``kind`` and serialise it (compact UTF-8 JSON with ``schema``)."""
+    payload = {"schema": SCHEMA, **body}
+    _validate(Kind(kind), payload)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode(kind: Kind, raw: bytes | str) -> dict[str, Any]:
+    """Parse and validate one payload; a ContractError names what is wrong."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{Kind(kind).value}: not JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise ContractError(f"{Kind(kind).value}: payload must be a JSON object")
+    _validate(Kind(kind), payload)
+    return payload
+
+
+def _validate(kind: Kind, payload: dict[str, Any]) -> None:
+    if payload.get("schema") != SCHEMA:
+        raise ContractError(
+            f"{kind.value}: schema {payload.get('schema')!r} not understood (this side speaks "
+            f"{SCHEMA})"
+        )
+    for name, typ in _REQUIRED[kind].items():
+        value = payload.get(name)
+        # bool is an int in Python; a sequence number must not be True.
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ContractError(f"{kind.value}: field {name!r} missing or not {typ.__name__}")
+    for name in ("time", "started", "issued"):
+        if name in payload:
+            parse_utc(payload[name])
+    if kind is Kind.STATE:
+        _enum(kind, "state", payload["state"], DockState)
+    elif kind is Kind.EVENT:
+        _enum(kind, "type", payload["type"], EventType)
+        if payload["seq"] < 1:
+            raise ContractError("event: seq starts at 1")
+    elif kind is Kind.CMD:
+        _enum(kind, "command", payload["command"], Command)
+
+
+def _enum(kind: Kind, field: str, value: str, enum: type[StrEnum]) -> None:
+    try:
+        enum(value)
+    except ValueError:
+        raise ContractError(f"{kind.value}: unknown {field} {value!r}") from None
+
+
+def signing_bytes(command: dict[str, Any]) -> bytes:
+    """What headquarters signs (Ed25519) and the dock verifies: the command without ``sig``,
+    as JSON with sorted keys, no spaces and non-ASCII kept as UTF-8."""
+    body = {k: v for k, v in command.items() if k != "sig"}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def event_key(site: str, dock: str, payload: dict[str, Any]) -> tuple[str, str, str, int]:
+    """The identity of an event across retries and restarts: duplicates share it."""
+    return (site, dock, payload["boot"], payload["seq"])
