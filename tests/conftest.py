@@ -105,3 +105,14 @@ def write_dock_config(tmp_path: Any, url: str, dock_id: str = "d1") -> tuple[str
         f'[[slot]]\nid = "1"\nport = "{url}"\n'
     )
     return str(cfg), state, evidence
+
+
+@pytest.fixture
+def mosquitto(tmp_path) -> Iterator[Any]:
+    """A real mosquitto (tests/broker.py Broker) of our own on a free 127.0.0.1 port."""
+    from tests.broker import Broker, find_mosquitto
+
+    if find_mosquitto() is None:
+        pytest.skip("no mosquitto binary: install the mosquitto package (scripts/bootstrap.sh)")
+    with Broker(tmp_path) as broker:
+        yield broker
