@@ -1,0 +1,289 @@
+"""Alert rules: what in the fleet's messages deserves a person's attention. Pure.
+
+Every rule takes what headquarters knows (a payload, a count, the last time a dock was
+heard) and returns a :class:`Decision`: alerts to open and alerts to close. The store
+applies decisions; nothing here reads a clock, a file or the network, so the rules are
+table-tested on their own.
+
+An alert is identified by ``(site, dock, kind, subject)``; at most one is open per key
+(opening it again counts a repeat). Kinds in :data:`CLEARING` describe a condition and
+close by themselves when it ends (the dock is back, the battery is replaced, the offload
+is done); the others record something that happened and stay open until acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hq.contract import DockState, EventType
+
+
+class AlertKind(StrEnum):
+    DOCK_LOST = "dock_lost"  # state "lost": the broker published the dock's Last Will
+    DOCK_SILENT = "dock_silent"  # no health for silent_intervals x health_interval_s
+    BATTERY_HEALTH = "battery_health"  # a device's battery health below the bound
+    OFFLOAD_OVERDUE = "offload_overdue"  # deadline.overdue, until offload.done
+    CLOCK_DRIFT = "clock_drift"  # clock.drift event: footage before the sync was off
+    CLOCK_DRIFT_NOW = "clock_drift_now"  # a slot's drift_s in health above the bound
+    CHECKS_FAILING = "checks_failing"  # a device failed its checks repeatedly
+    REFUSALS = "refusals"  # a dock refused check-outs repeatedly
+    SCANNER_HIT = "scanner_hit"
+    FIXITY_FAILED = "fixity_failed"
+    EVENTS_MISSING = "events_missing"  # holes in seq or last_event ahead of what arrived
+
+
+#: Conditions: closed by the rules when the condition ends, not by acknowledging them.
+CLEARING = frozenset(
+    {
+        AlertKind.DOCK_LOST,
+        AlertKind.DOCK_SILENT,
+        AlertKind.BATTERY_HEALTH,
+        AlertKind.OFFLOAD_OVERDUE,
+        AlertKind.CLOCK_DRIFT_NOW,
+        AlertKind.EVENTS_MISSING,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Bounds of the rules; every one is a ``dock-hq run`` option and a config key."""
+
+    #: The docks' health interval (contract default 60 s).
+    health_interval_s: float = 60.0
+    #: A dock in state ready with no health for this many intervals is "silent".
+    silent_intervals: float = 3.0
+    #: Battery health (capacity against new) below this is worth replacing.
+    battery_health_min_pct: float = 80.0
+    #: A docked recorder's clock off by more than this (after the dock's sync) is a fault.
+    drift_max_s: float = 2.0
+    #: checks.failed (with failing codes) for one device within the window.
+    device_failures: int = 3
+    #: checkout.refused on one dock within the window (people turned away at a dock).
+    dock_refusals: int = 5
+    failure_window_s: float = 3600.0
+
+    @property
+    def silent_after_s(self) -> float:
+        return self.silent_intervals * self.health_interval_s
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    site: str
+    dock: str
+    kind: AlertKind
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: AlertKey
+    detail: str
+
+
+@dataclass
+class Decision:
+    open: list[Alert] = field(default_factory=list)
+    close: list[AlertKey] = field(default_factory=list)
+
+    def raise_(self, site: str, dock: str, kind: AlertKind, subject: str, detail: str) -> None:
+        self.open.append(Alert(AlertKey(site, dock, kind, subject), detail))
+
+    def clear(self, site: str, dock: str, kind: AlertKind, subject: str = "") -> None:
+        self.close.append(AlertKey(site, dock, kind, subject))
+
+    def extend(self, other: Decision) -> None:
+        self.open.extend(other.open)
+        self.close.extend(other.close)
+
+    def __bool__(self) -> bool:
+        return bool(self.open or self.close)
+
+
+def state_rule(site: str, dock: str, state: dict[str, Any]) -> Decision:
+    """``lost`` opens DOCK_LOST; ``ready`` closes it (and silence). ``stopped`` is a clean
+    stop somebody chose: it closes both, and silent_rule leaves a stopped dock alone."""
+    d = Decision()
+    if state.get("state") == DockState.LOST:
+        d.raise_(site, dock, AlertKind.DOCK_LOST, "", f"Last Will (connected {state.get('time')})")
+    else:
+        d.clear(site, dock, AlertKind.DOCK_LOST)
+        d.clear(site, dock, AlertKind.DOCK_SILENT)
+    return d
+
+
+def health_rule(site: str, dock: str, health: dict[str, Any], th: Thresholds) -> Decision:
+    """Health proves the dock alive; each docked device's battery health and clock drift
+    open or close that device's alert (a device that left keeps its alert)."""
+    d = Decision()
+    d.clear(site, dock, AlertKind.DOCK_SILENT)
+    for slot in health.get("slots") or []:
+        if not isinstance(slot, dict):
+            continue
+        subject = _device(slot)
+        if subject is None:
+            continue
+        battery = _number(slot.get("battery_health_pct"))
+        if battery is not None:
+            if battery < th.battery_health_min_pct:
+                d.raise_(
+                    site,
+                    dock,
+                    AlertKind.BATTERY_HEALTH,
+                    subject,
+                    f"battery health {battery:g}% < {th.battery_health_min_pct:g}% "
+                    f"(slot {slot.get('slot')})",
+                )
+            else:
+                d.clear(site, dock, AlertKind.BATTERY_HEALTH, subject)
+        drift = _number(slot.get("drift_s"))
+        if drift is not None:
+            if abs(drift) > th.drift_max_s:
+                d.raise_(
+                    site,
+                    dock,
+                    AlertKind.CLOCK_DRIFT_NOW,
+                    subject,
+                    f"clock off by {drift:g} s > {th.drift_max_s:g} s (slot {slot.get('slot')})",
+                )
+            else:
+                d.clear(site, dock, AlertKind.CLOCK_DRIFT_NOW, subject)
+    return d
+
+
+def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
+    """Alerts one event opens or closes by itself (counting rules: :func:`failure_rule`)."""
+    d = Decision()
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    kind = event.get("type")
+    serial = str(data.get("serial") or event.get("subject") or "")
+    if kind == EventType.DEADLINE_OVERDUE:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.OFFLOAD_OVERDUE,
+            serial,
+            f"offload overdue since {data.get('due')} (officer {data.get('officer')})",
+        )
+    elif kind == EventType.OFFLOAD_DONE and not data.get("failed"):
+        d.clear(site, dock, AlertKind.OFFLOAD_OVERDUE, serial)
+    elif kind == EventType.CLOCK_DRIFT:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.CLOCK_DRIFT,
+            serial,
+            f"clock was off by {data.get('drift_before_s')} s (bound {data.get('bound_s')} s, "
+            f"{data.get('after_s')} s after sync, slot {data.get('slot')})",
+        )
+    elif kind == EventType.SCANNER_HIT:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.SCANNER_HIT,
+            f"{serial}/{data.get('recording', '')}",
+            f"scanner: {data.get('detail')}",
+        )
+    elif kind == EventType.FIXITY_FAILED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.FIXITY_FAILED,
+            str(data.get("path") or serial),
+            f"fixity failed: {data.get('detail')} (device {serial or '?'})",
+        )
+    return d
+
+
+def failure_of(event: dict[str, Any]) -> tuple[AlertKind, str] | None:
+    """The counter an event adds to, as (kind, subject): a device's failed checks (only
+    when some check fails: the event also reports checks that pass again) or a dock's
+    refused check-outs."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    if event.get("type") == EventType.CHECKS_FAILED and data.get("failed"):
+        return AlertKind.CHECKS_FAILING, str(data.get("serial") or "")
+    if event.get("type") == EventType.CHECKOUT_REFUSED:
+        return AlertKind.REFUSALS, ""
+    return None
+
+
+def failure_rule(
+    site: str, dock: str, kind: AlertKind, subject: str, count: int, th: Thresholds
+) -> Decision:
+    """``count``: such events for (site, dock, kind, subject) within the window, this one
+    included."""
+    d = Decision()
+    bound = th.device_failures if kind is AlertKind.CHECKS_FAILING else th.dock_refusals
+    if count >= bound:
+        what = "failed checks" if kind is AlertKind.CHECKS_FAILING else "refused check-outs"
+        d.raise_(
+            site, dock, kind, subject, f"{count} {what} within {th.failure_window_s / 60:g} min"
+        )
+    return d
+
+
+def missing_rule(site: str, dock: str, boot: str, received: int, expected: int) -> Decision:
+    """Events of one boot: ``received`` distinct seqs out of 1..``expected`` (the highest
+    seq seen, or the dock's last_event when its outbox is empty)."""
+    d = Decision()
+    if received < expected:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.EVENTS_MISSING,
+            boot,
+            f"{expected - received} of {expected} events of boot {boot} not received",
+        )
+    else:
+        d.clear(site, dock, AlertKind.EVENTS_MISSING, boot)
+    return d
+
+
+@dataclass(frozen=True)
+class DockSeen:
+    """When headquarters last heard a dock's health (its own clock, epoch seconds)."""
+
+    site: str
+    dock: str
+    state: str | None
+    last_health_at: float | None
+
+
+def silent_rule(docks: Iterable[DockSeen], now: float, since: float, th: Thresholds) -> Decision:
+    """Docks that say they run but sent no health for ``th.silent_after_s``.
+
+    ``since``: when headquarters started listening; silence is counted from then at the
+    earliest, so a restart of headquarters does not find the whole fleet silent while
+    the broker's queue drains. Lost and stopped docks are left to their state.
+    """
+    d = Decision()
+    for seen in docks:
+        if seen.state in (DockState.LOST, DockState.STOPPED):
+            continue
+        heard = max(seen.last_health_at or since, since)
+        if now - heard > th.silent_after_s:
+            d.raise_(
+                seen.site,
+                seen.dock,
+                AlertKind.DOCK_SILENT,
+                "",
+                f"no health for more than {th.silent_after_s:g} s",
+            )
+    return d
+
+
+def _device(slot: dict[str, Any]) -> str | None:
+    serial = slot.get("serial")
+    if isinstance(serial, str) and serial:
+        return serial
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

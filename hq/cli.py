@@ -1,0 +1,354 @@
+"""``dock-hq``: the headquarters fleet monitor and the commands to read and steer it.
+
+    dock-hq run       the daemon (subscribes, stores, raises alerts)
+    dock-hq fleet     every dock now            dock-hq alerts   open alerts (--all: also closed)
+    dock-hq ack ID    acknowledge an alert      dock-hq command  a signed command to one dock
+    dock-hq keygen    a new signing key; prints the public key for the docks' configuration
+
+The read commands open the database while ``run`` writes it (SQLite WAL). Exit status:
+0 ok, 1 refused (a dock's negative reply, an unknown alert), 2 bad usage or settings,
+3 no answer (broker or dock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from hq import config, contract
+from hq.alerts import AlertKind
+from hq.commands import CommandError, SigningKeyError, generate_key, load_key, send_and_wait
+from hq.commands import sign_command as _sign
+from hq.store import Store
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_ANSWER = 0, 1, 2, 3
+STATS_LOG_INTERVAL_S = 60.0
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line on stderr, extra fields included (journald keeps them)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": contract.utc(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def _add_settings(parser: argparse.ArgumentParser, settings: Sequence[config.Setting]) -> None:
+    for s in settings:
+        default = "" if s.default is None else f" (default {s.default})"
+        parser.add_argument(s.option, dest=s.name, type=s.type, default=None, help=s.help + default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dock-hq", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=os.environ.get(config.CONFIG_ENV),
+        help=f"TOML file whose keys mirror the options (default ${config.CONFIG_ENV})",
+    )
+
+    run = sub.add_parser("run", parents=[common], help="the monitor daemon")
+    _add_settings(run, (*config.BROKER, *config.DATABASE, *config.MONITOR))
+
+    fleet = sub.add_parser("fleet", parents=[common], help="every dock now")
+    _add_settings(fleet, config.DATABASE)
+    fleet.add_argument("--json", action="store_true")
+
+    alerts = sub.add_parser("alerts", parents=[common], help="open alerts")
+    _add_settings(alerts, config.DATABASE)
+    alerts.add_argument("--all", action="store_true", help="closed ones too")
+    alerts.add_argument("--json", action="store_true")
+
+    ack = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
+    _add_settings(ack, config.DATABASE)
+    ack.add_argument("alert_id", type=int)
+    ack.add_argument("--by", required=True, help="who acknowledges it")
+
+    cmd = sub.add_parser("command", parents=[common], help="a signed command to one dock")
+    cmd.add_argument("site")
+    cmd.add_argument("dock")
+    cmd.add_argument("command", choices=[c.value for c in contract.Command])
+    cmd.add_argument("--key", "--signing-key", dest="signing_key", help="Ed25519 key (PEM)")
+    cmd.add_argument("--by", default=None, help="who gives the command (default: login name)")
+    cmd.add_argument("--serial", help="flag, lost: the device")
+    cmd.add_argument("--maintenance", action=argparse.BooleanOptionalAction, default=None)
+    cmd.add_argument("--note", default="", help="flag, lost: why")
+    cmd.add_argument("--boot", help="resend: the boot id")
+    cmd.add_argument("--from-seq", type=int, help="resend: first seq")
+    cmd.add_argument("--to-seq", type=int, help="resend: last seq")
+    cmd.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
+    cmd.add_argument("--json", action="store_true")
+    _add_settings(cmd, config.BROKER)
+
+    keygen = sub.add_parser("keygen", help="a new command signing key")
+    keygen.add_argument("--out", required=True, help="private key file to create (0600)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    file = config.load_file(args.config) if getattr(args, "config", None) else {}
+    return config.merge(vars(args), file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        _setup_logging(settings["log_level"])
+        handler = {
+            "run": _run,
+            "fleet": _fleet,
+            "alerts": _alerts,
+            "ack": _ack,
+            "command": _command,
+            "keygen": _keygen,
+        }[args.cmd]
+        return handler(args, settings)
+    except (config.ConfigError, SigningKeyError, contract.ContractError) as exc:
+        print(f"dock-hq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------- run
+
+
+def _run(_args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    from hq.monitor import Monitor  # paho threads only for the daemon
+
+    key = load_key(settings["signing_key"]) if settings["signing_key"] else None
+    db_dir = os.path.dirname(os.path.abspath(settings["db"]))
+    if not os.path.isdir(db_dir):
+        raise config.ConfigError(f"db {settings['db']}: directory {db_dir} does not exist")
+    monitor = Monitor(
+        settings["db"],
+        config.BrokerSettings.from_settings(settings),
+        name=settings["name"],
+        thresholds=config.thresholds(settings),
+        signing_key=key,
+        session_expiry_s=settings["session_expiry"],
+    )
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    monitor.start()
+    log = logging.getLogger("hq.cli")
+    while not done.wait(STATS_LOG_INTERVAL_S):
+        stats = monitor.stats()
+        log.info("stats", extra={"stats": stats})
+    monitor.stop()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- read commands
+
+
+def _open_store(settings: dict[str, Any]) -> Store:
+    path = settings["db"]
+    if not os.path.exists(path):
+        raise config.ConfigError(f"db {path}: no such file (has dock-hq run started?)")
+    return Store(path)
+
+
+def _local(t: float | None) -> str:
+    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def _cut(text: Any, width: int) -> str:
+    text = "-" if text is None or text == "" else str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _fleet(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    store = _open_store(settings)
+    try:
+        docks = store.fleet()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(docks, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not docks:
+        print("no docks heard of yet")
+        return EXIT_OK
+    rows = []
+    for d in docks:
+        total = len(d["slot_ids"]) or len(d["slots"])
+        docked = sum(1 for s in d["slots"] if s["serial"])
+        faults = sum(1 for s in d["slots"] if s["state"] in ("fault", "refused"))
+        summary = f"{docked}/{total}" + (f" {faults}!" if faults else "")
+        rows.append(
+            [
+                _cut(d["site"], 12),
+                _cut(d["dock"], 12),
+                _cut(d["state"], 7),
+                _local(d["last_seen_at"]),
+                _cut(d["software"], 8),
+                summary,
+                str(d["open_alerts"].get(AlertKind.BATTERY_HEALTH.value, 0)),
+                _cut(d["outbox_pending"], 7),
+                str(sum(d["open_alerts"].values())),
+            ]
+        )
+    headers = ["SITE", "DOCK", "STATE", "LAST SEEN", "SW", "SLOTS", "LOW", "OUTBOX", "ALERTS"]
+    print(_table(headers, rows))
+    print("SLOTS: docked/total (n! in fault or refused); LOW: batteries below the health bound")
+    return EXIT_OK
+
+
+def _alerts(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    store = _open_store(settings)
+    try:
+        found = store.alerts(include_closed=args.all)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not found:
+        print("no alerts" if args.all else "no open alerts")
+        return EXIT_OK
+    rows, details = [], []
+    for a in found:
+        status = "closed" if a["closed_at"] else "open"
+        if a["acked_by"]:
+            status += f", ack {a['acked_by']}"
+        rows.append(
+            [
+                str(a["id"]),
+                _local(a["opened_at"]),
+                _cut(f"{a['site']}/{a['dock']}", 18),
+                a["kind"],
+                _cut(a["subject"], 14) + (f" x{a['count']}" if a["count"] > 1 else ""),
+                _cut(status, 16),
+            ]
+        )
+        details.append("      " + _cut(a["detail"], 74))
+    table = _table(["ID", "OPENED", "DOCK", "KIND", "SUBJECT", "STATUS"], rows).split("\n")
+    print(table[0])
+    for line, detail in zip(table[1:], details, strict=True):
+        print(line)
+        print(detail)
+    return EXIT_OK
+
+
+def _ack(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    store = _open_store(settings)
+    try:
+        result = store.ack(args.alert_id, args.by, time.time())
+    finally:
+        store.close()
+    if result == "unknown":
+        print(f"dock-hq: no alert {args.alert_id}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(
+        f"alert {args.alert_id}: {'acknowledged' if result == 'acked' else 'acknowledged already'}"
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- command, keygen
+
+
+def _command_args(args: argparse.Namespace) -> dict[str, Any]:
+    name = contract.Command(args.command)
+    if name is contract.Command.STATUS:
+        return {}
+    if name in (contract.Command.FLAG, contract.Command.LOST):
+        if not args.serial:
+            raise config.ConfigError(f"{name.value} needs --serial")
+        if name is contract.Command.LOST:
+            return {"serial": args.serial, "note": args.note}
+        if args.maintenance is None:
+            raise config.ConfigError("flag needs --maintenance or --no-maintenance")
+        return {"serial": args.serial, "maintenance": args.maintenance, "note": args.note}
+    if not args.boot or args.from_seq is None or args.to_seq is None:
+        raise config.ConfigError("resend needs --boot, --from-seq and --to-seq")
+    if not 1 <= args.from_seq <= args.to_seq:
+        raise config.ConfigError("resend needs 1 <= --from-seq <= --to-seq")
+    return {"boot": args.boot, "from_seq": args.from_seq, "to_seq": args.to_seq}
+
+
+def _command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    contract.check_id("site", args.site)
+    contract.check_id("dock", args.dock)
+    if not settings["signing_key"]:
+        raise config.ConfigError("command needs --key (or signing_key in the config file)")
+    key = load_key(settings["signing_key"])
+    command = _sign(
+        key, args.command, _command_args(args), args.by or getpass.getuser(), now=time.time()
+    )
+    broker = config.BrokerSettings.from_settings(settings)
+    try:
+        reply = send_and_wait(
+            broker, settings["name"], args.site, args.dock, command, timeout_s=args.timeout
+        )
+    except CommandError as exc:
+        print(f"dock-hq: {exc}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    if args.json:
+        print(json.dumps({"command": command, "reply": reply}, indent=2, ensure_ascii=False))
+    elif reply is None:
+        print(f"command {command['id']}: no reply within {args.timeout:g} s")
+    elif reply["ok"]:
+        print(f"command {command['id']}: done")
+    else:
+        print(f"command {command['id']}: refused ({reply.get('error', '?')})")
+    if reply is None:
+        return EXIT_NO_ANSWER
+    return EXIT_OK if reply["ok"] else EXIT_REFUSED
+
+
+def _keygen(args: argparse.Namespace, _settings: dict[str, Any]) -> int:
+    public = generate_key(args.out)
+    print(public)
+    print(
+        f"private key written to {args.out} (mode 0600); add the line above to each dock's "
+        "[mqtt] hq_public_keys",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
