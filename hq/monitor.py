@@ -122,6 +122,7 @@ class Monitor:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the fleet filter is in place
         self._stats_lock = threading.Lock()
         self._counts = dict.fromkeys(
             (
@@ -159,6 +160,7 @@ class Monitor:
         client.reconnect_delay_set(1, 60)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
@@ -179,8 +181,10 @@ class Monitor:
         )
         return self
 
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """True once connected with the fleet subscription in place (for tests and
+        tools: a dock's message sent before that reaches no session of ours)."""
+        return self._subscribed.wait(timeout_s) and self._connected.is_set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Commit and acknowledge what was queued, publish ``offline``, disconnect."""
@@ -231,8 +235,15 @@ class Monitor:
             extra={"session_present": bool(flags.session_present), "client_id": self.client_id},
         )
 
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("fleet subscription refused", extra={"reason": str(reasons[0])})
+            return
+        self._subscribed.set()
+
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._connected.clear()
+        self._subscribed.clear()
         log.warning("disconnected", extra={"reason": str(reason)})
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
