@@ -32,6 +32,7 @@ from hq.store import Store
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_ANSWER = 0, 1, 2, 3
 STATS_LOG_INTERVAL_S = 60.0
+TABLE_WIDTH = 80
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 
@@ -216,24 +217,43 @@ def _fleet(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         total = len(d["slot_ids"]) or len(d["slots"])
         docked = sum(1 for s in d["slots"] if s["serial"])
         faults = sum(1 for s in d["slots"] if s["state"] in ("fault", "refused"))
-        summary = f"{docked}/{total}" + (f" {faults}!" if faults else "")
         rows.append(
             [
-                _cut(d["site"], 12),
-                _cut(d["dock"], 12),
+                d["site"],
+                d["dock"],
                 _cut(d["state"], 7),
                 _local(d["last_seen_at"]),
                 _cut(d["software"], 8),
-                summary,
+                f"{docked}/{total}" + (f" {faults}!" if faults else ""),
                 str(d["open_alerts"].get(AlertKind.BATTERY_HEALTH.value, 0)),
                 _cut(d["outbox_pending"], 7),
                 str(sum(d["open_alerts"].values())),
             ]
         )
     headers = ["SITE", "DOCK", "STATE", "LAST SEEN", "SW", "SLOTS", "LOW", "OUTBOX", "ALERTS"]
+    _fit_ids(headers, rows, (0, 1))
     print(_table(headers, rows))
-    print("SLOTS: docked/total (n! in fault or refused); LOW: batteries below the health bound")
+    print("SLOTS docked/total (n! fault or refused)  LOW batteries below the health bound")
     return EXIT_OK
+
+
+def _fit_ids(headers: list[str], rows: list[list[str]], columns: tuple[int, ...]) -> None:
+    """Shorten the id columns, only as far as needed, so that a row fits 80 columns."""
+
+    def width(i: int) -> int:
+        return max(len(headers[i]), *(len(r[i]) for r in rows))
+
+    other = sum(width(i) for i in range(len(headers)) if i not in columns)
+    budget = TABLE_WIDTH - other - 2 * (len(headers) - 1)
+    natural = {i: width(i) for i in columns}
+    if sum(natural.values()) <= budget:
+        return
+    small = {i: w for i, w in natural.items() if w <= budget // len(columns)}
+    share = max(6, (budget - sum(small.values())) // max(1, len(columns) - len(small)))
+    for row in rows:
+        for i in columns:
+            if i not in small:
+                row[i] = _cut(row[i], share)
 
 
 def _alerts(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -250,21 +270,23 @@ def _alerts(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         return EXIT_OK
     rows, details = [], []
     for a in found:
-        status = "closed" if a["closed_at"] else "open"
-        if a["acked_by"]:
-            status += f", ack {a['acked_by']}"
+        status = "closed" if a["closed_at"] else ("acked" if a["acked_by"] else "open")
         rows.append(
             [
                 str(a["id"]),
                 _local(a["opened_at"]),
-                _cut(f"{a['site']}/{a['dock']}", 18),
+                a["site"],
+                a["dock"],
                 a["kind"],
-                _cut(a["subject"], 14) + (f" x{a['count']}" if a["count"] > 1 else ""),
-                _cut(status, 16),
+                status + (f" x{a['count']}" if a["count"] > 1 else ""),
             ]
         )
-        details.append("      " + _cut(a["detail"], 74))
-    table = _table(["ID", "OPENED", "DOCK", "KIND", "SUBJECT", "STATUS"], rows).split("\n")
+        acked = f" (ack: {a['acked_by']})" if a["acked_by"] else ""
+        subject = f"{a['subject']}: " if a["subject"] else ""
+        details.append(_cut(f"    {subject}{a['detail']}{acked}", TABLE_WIDTH))
+    headers = ["ID", "OPENED", "SITE", "DOCK", "KIND", "STATUS"]
+    _fit_ids(headers, rows, (2, 3))
+    table = _table(headers, rows).split("\n")
     print(table[0])
     for line, detail in zip(table[1:], details, strict=True):
         print(line)
