@@ -400,9 +400,10 @@ class Monitor:
         if not store.insert_event(site, dock, event, item.received):
             work.duplicates += 1
             return
-        key = (site, dock, event["boot"])
+        site, dock, boot, seq = contract.event_key(site, dock, event)
+        key = (site, dock, boot)
         count, max_seq = work.new_events.get(key, (0, 0))
-        work.new_events[key] = (count + 1, max(max_seq, event["seq"]))
+        work.new_events[key] = (count + 1, max(max_seq, seq))
         work.boots.add(key)
         work.decision.extend(alerts.event_rule(site, dock, event))
         failure = alerts.failure_of(event)

@@ -16,6 +16,7 @@ import pytest
 
 from hq import contract
 from hq.commands import load_key, public_key_b64
+from hq.store import Store
 from tests.broker import Broker, find_mosquitto
 from tests.test_hq_monitor import WAIT, FakeDock, verify, wait_until
 
@@ -194,3 +195,42 @@ def test_password_comes_from_a_file_or_the_environment(tmp_path, key):
             *args, "--username", "hq", "--timeout", "5", env={"DOCK_HQ_PASSWORD": "nope"}
         )
         assert wrong.returncode == 3 and "refused" in wrong.stderr
+
+
+def test_killed_daemon_loses_nothing(mosquitto, tmp_path):
+    """SIGKILL in the middle of a stream: what was not committed was not acknowledged
+    either, so the broker delivers it again to the next run."""
+    db = str(tmp_path / "fleet.sqlite3")
+    args = [sys.executable, "-m", "hq.cli", "run", "--port", str(mosquitto.port), "--db", db]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def stored() -> int:
+        if not os.path.exists(db):
+            return 0
+        store = Store(db)
+        try:
+            return store.db.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            store.close()
+
+    proc = start()
+    dock = FakeDock(mosquitto)
+    try:
+        # seq 1 again and again until the daemon has it: then its session exists
+        wait_until(lambda: dock.event(1, serial="X") or stored() == 1, "the daemon subscribed")
+        for seq in range(2, 201):
+            dock.event(seq, serial="X")
+        proc.kill()
+        proc.wait(WAIT)
+        for seq in range(201, 251):
+            dock.event(seq, serial="X")
+        proc = start()
+        wait_until(lambda: stored() == 250, "all 250 events", timeout=60)
+    finally:
+        dock.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(WAIT)

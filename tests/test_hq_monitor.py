@@ -369,3 +369,18 @@ def test_verify_rejects_a_changed_command():
     verify(public, command)
     with pytest.raises(InvalidSignature):
         verify(public, {**command, "args": {"serial": "Y", "maintenance": True}})
+
+
+def test_broker_restart_keeps_the_session_and_hq_reconnects(mosquitto, start_monitor, tmp_path):
+    monitor = start_monitor()
+    mosquitto.restart()  # SIGTERM: mosquitto saves hq's session and its subscription
+    dock = FakeDock(mosquitto, dock="d2")  # may well publish before hq is back
+    try:
+        for seq in range(1, 4):
+            dock.event(seq, serial="X")
+        wait_until(committed(monitor, 3), "events after the broker restart")
+    finally:
+        dock.close()
+    assert monitor.stats()["counts"]["connects"] >= 2
+    [(count,)] = rows(tmp_path, "SELECT count(*) FROM events WHERE dock='d2'")
+    assert count == 3
