@@ -58,8 +58,9 @@ class Thresholds:
     silent_intervals: float = 3.0
     #: Battery health (capacity against new) below this is worth replacing.
     battery_health_min_pct: float = 80.0
-    #: A docked recorder's clock off by more than this (after the dock's sync) is a fault.
-    drift_max_s: float = 2.0
+    #: A docked recorder's clock off by more than this (after the dock's sync) is a fault;
+    #: the dock's strictest policy allows 1 s after a sync (max_clock_drift_after_sync_s).
+    drift_max_s: float = 1.0
     #: checks.failed (with failing codes) for one device within the window.
     device_failures: int = 3
     #: checkout.refused on one dock within the window (people turned away at a dock).

@@ -68,7 +68,8 @@ def _setup_logging(level: str) -> None:
 def _add_settings(parser: argparse.ArgumentParser, settings: Sequence[config.Setting]) -> None:
     for s in settings:
         default = "" if s.default is None else f" (default {s.default})"
-        parser.add_argument(s.option, dest=s.name, type=s.type, default=None, help=s.help + default)
+        text = (s.help + default).replace("%", "%%")  # argparse formats help with %
+        parser.add_argument(s.option, dest=s.name, type=s.type, default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,6 +123,7 @@ class Monitor:
         self._generation = 0
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the fleet filter is in place
+        self._stopping = threading.Event()
         self._stats_lock = threading.Lock()
         self._counts = dict.fromkeys(
             (
@@ -189,6 +190,7 @@ class Monitor:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Commit and acknowledge what was queued, publish ``offline``, disconnect."""
         if self._writer is not None:
+            self._stopping.set()
             self._queue.put(_STOP)
             self._writer.join(timeout_s)
             self._writer = None
@@ -297,8 +299,11 @@ class Monitor:
                 self._commit(batch)
                 return
             except Exception:
+                if self._stopping.is_set():
+                    log.error("batch left unacknowledged at stop", extra={"size": len(batch)})
+                    return  # the broker delivers it again to the next run
                 log.exception("batch not committed; retrying", extra={"size": len(batch)})
-                time.sleep(delay)
+                self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
 
     def _commit(self, batch: list[Inbound]) -> None:

@@ -234,3 +234,13 @@ def test_killed_daemon_loses_nothing(mosquitto, tmp_path):
         dock.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(WAIT)
+
+
+@pytest.mark.parametrize("command", ["run", "fleet", "alerts", "ack", "command", "keygen"])
+def test_every_help_prints(command, capsys):
+    from hq.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: dock-hq " + command in capsys.readouterr().out
