@@ -384,3 +384,22 @@ def test_broker_restart_keeps_the_session_and_hq_reconnects(mosquitto, start_mon
     assert monitor.stats()["counts"]["connects"] >= 2
     [(count,)] = rows(tmp_path, "SELECT count(*) FROM events WHERE dock='d2'")
     assert count == 3
+
+
+def test_tls_with_a_client_certificate(tmp_path):
+    from tests.broker import Broker
+
+    with Broker(tmp_path / "tls", tls=True) as broker:
+        cert, key = broker.client_cert("hq-test")
+        settings = BrokerSettings(
+            host=broker.host,
+            port=broker.port,
+            tls_ca=str(broker.ca_path),
+            tls_cert=cert,
+            tls_key=key,
+        )
+        monitor = Monitor(str(tmp_path / "tls.sqlite3"), settings, name="test").start()
+        try:
+            assert monitor.wait_subscribed(WAIT)
+        finally:
+            monitor.stop()
