@@ -9,6 +9,22 @@ An alert is identified by ``(site, dock, kind, subject)``; at most one is open p
 (opening it again counts a repeat). Kinds in :data:`CLEARING` describe a condition and
 close by themselves when it ends (the dock is back, the battery is replaced, the offload
 is done); the others record something that happened and stay open until acknowledged.
+
+| kind | opened by | closed by |
+|---|---|---|
+| dock_lost | state ``lost`` (the dock's Last Will) | state ``ready`` or ``stopped`` |
+| dock_silent | state not lost/stopped and no health for 3 x 60 s | the next health |
+| battery_health | a slot's ``battery_health_pct`` < 80 | that device's health >= 80 |
+| clock_drift_now | a slot's ``abs(drift_s)`` > 1 s | that device's drift within 1 s |
+| clock_drift | a ``clock.drift`` event | acknowledgement |
+| offload_overdue | ``deadline.overdue`` | ``offload.done`` without failures |
+| checks_failing | 3 ``checks.failed`` (with codes) of one device in 1 h | acknowledgement |
+| refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
+| scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
+| fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
+| events_missing | holes in a boot's seq, or ``last_event`` ahead with an empty outbox | all received |
+
+The numbers are :class:`Thresholds` defaults, each a ``dock-hq run`` option.
 """
 
 from __future__ import annotations
