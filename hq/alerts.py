@@ -22,7 +22,7 @@ is done); the others record something that happened and stay open until acknowle
 | refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
 | fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
-| events_missing | holes in a boot's seq, or ``last_event`` ahead with an empty outbox | all received |
+| events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
 
 The numbers are :class:`Thresholds` defaults, each a ``dock-hq run`` option.
 """
