@@ -89,11 +89,14 @@ def _write_emulated_config(path: str, cfg: Any) -> None:
     ]
     for slot in cfg.slots:
         lines += ["", "[[slot]]", f'id = "{slot.id}"', f'port = "{slot.port}"']
+    if cfg.mqtt.enabled:
+        lines += ["", "[mqtt]", f'host = "{cfg.mqtt.host}"', f"port = {cfg.mqtt.broker_port}"]
+        lines += [f'site = "{cfg.mqtt.site}"']
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
+def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     import dataclasses
     import os
 
@@ -107,6 +110,14 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
         dataclasses.replace(s, port=url) for s, url in zip(cfg.slots, fleet.urls, strict=True)
     )
     cfg = dataclasses.replace(cfg, slots=slots)
+    if args.mqtt:
+        from .config_mqtt import MqttConfig
+
+        host, _, port = args.mqtt.rpartition(":") if ":" in args.mqtt else (args.mqtt, "", "0")
+        mqtt = MqttConfig(host=host, port=int(port), site="emulated")
+        if args.health_interval:
+            mqtt = dataclasses.replace(mqtt, health_interval_s=args.health_interval)
+        cfg = dataclasses.replace(cfg, mqtt=mqtt)
     config_path = os.path.join(state, "dock.toml")
     _write_emulated_config(config_path, cfg)
     svc = build_service(cfg)
@@ -132,7 +143,7 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, str]:
     print(f"  export DOCK_CONFIG={config_path}")
     print(f"  {exe} checkout --officer 1001 --pin 246810   # officer 王伟")
     print(f"  {exe} status")
-    return svc, fleet, config_path
+    return svc, fleet, cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -142,17 +153,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     from .cli_admin import print_status, service_from, status_report
-    from .composition import badge_source
+    from .composition import badge_source, build_reporter
     from .config import load_config
 
-    fleet = None
+    fleet = reporter = None
     reader, baudrate = "none", 9600
     if args.emulate:
-        svc, fleet, _ = _emulated_dock(args)
+        svc, fleet, cfg = _emulated_dock(args)
     else:
         svc = service_from(args)
         cfg = load_config(args.config)
         reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
+    reporter = build_reporter(cfg, svc)
+    if reporter is not None:
+        reporter.start()  # events wait in the outbox while the broker is away
     next_badge = badge_source(args.badge_reader or reader, baudrate)
     svc.offload_concurrency = max(1, args.offload_concurrency)
     stop = threading.Event()
@@ -188,6 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
+        if reporter is not None:
+            reporter.stop()  # "stopped" for headquarters, then a clean disconnect
         if fleet is not None:
             fleet.stop()
     return 0
@@ -219,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
     run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--mqtt", metavar="HOST[:PORT]", help="with --emulate: report to this MQTT broker"
+    )
+    run.add_argument("--health-interval", type=float, default=0.0, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     add_commands(sub)
     add_archive_commands(sub)

@@ -217,3 +217,31 @@ def badge_source(reader: str, baudrate: int = 9600) -> Any:
     from hardware.badge_reader import SerialBadgeReader
 
     return SerialBadgeReader(reader, baudrate).read
+
+
+def build_reporter(cfg: Any, svc: Any) -> Any:
+    """The reporter to headquarters over MQTT, or None when ``[mqtt]`` has no host."""
+    if not cfg.mqtt.enabled:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .config import config_hash
+    from .reporting.outbox import Outbox
+    from .reporting.paho_link import PahoLink
+    from .reporting.reporter import Reporter
+
+    try:
+        software = version("bwc-dock")
+    except PackageNotFoundError:
+        software = "unknown"
+    return Reporter(
+        link=PahoLink(cfg.mqtt, client_id=f"dock-{cfg.mqtt.site}-{cfg.dock.id}"),
+        outbox=Outbox(os.path.join(cfg.dock.state_dir, "outbox.db")),
+        service=svc,
+        cfg=cfg.mqtt,
+        dock_id=cfg.dock.id,
+        software=software,
+        config_hash=config_hash(cfg),
+        state_dir=cfg.dock.state_dir,
+        evidence_dir=cfg.dock.evidence_dir,
+    )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config_mqtt import MQTT_KEYS, MqttConfig, parse_mqtt
 from .policy import DEFAULT_PRESET, PRESETS, Policy, policy_from
 
 log = logging.getLogger("dock.config")
@@ -153,6 +154,7 @@ class DockConfig:
     badge: BadgeConfig = BadgeConfig()
     officers: OfficersConfig = OfficersConfig()
     scanner: ScannerConfig = ScannerConfig()
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     #: Names of the policy fields the file overrides (informational).
     policy_overrides: tuple[str, ...] = ()
     #: Allowed but weakening settings, already logged; for the status page / audit.
@@ -168,7 +170,7 @@ class DockConfig:
 
 # --- the keys each table accepts (docs/CONFIG.md documents each) ------------------
 
-SECTIONS = ("dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner")
+SECTIONS = ("dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner", "mqtt")
 DOCK_KEYS = tuple(f.name for f in dataclasses.fields(DockSettings))
 SLOT_KEYS = tuple(f.name for f in dataclasses.fields(SlotConfig))
 CLOCK_KEYS = tuple(f.name for f in dataclasses.fields(ClockConfig))
@@ -187,6 +189,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "badge": BADGE_KEYS,
     "officers": OFFICERS_KEYS,
     "scanner": ("command",),
+    "mqtt": MQTT_KEYS,
 }
 
 
@@ -264,6 +267,7 @@ def config_hash(cfg: DockConfig) -> str:
         "badge": dataclasses.asdict(cfg.badge),
         "officers": dataclasses.asdict(cfg.officers),
         "scanner": list(cfg.scanner.command),
+        "mqtt": dataclasses.asdict(cfg.mqtt),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -974,6 +978,14 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     ck.unknown_keys("scanner", scanner_t, ("command",))
     scanner = ck.get(scanner_t, "scanner", "command", _command, ())
 
+    mqtt_t = _table(ck, data, "mqtt")
+    ck.unknown_keys("mqtt", mqtt_t, MQTT_KEYS)
+    mqtt, mqtt_problems = parse_mqtt(
+        {k: v for k, v in mqtt_t.items() if k in MQTT_KEYS}, dock["id"]
+    )
+    for key, what, fix in mqtt_problems:
+        ck.problem(key, what, fix)
+
     if ck.problems or policy is None:
         raise ConfigError(ck.problems, path)
     for text in ck.warnings:
@@ -992,6 +1004,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         badge=BadgeConfig(**badge),
         officers=OfficersConfig(**officers),
         scanner=ScannerConfig(command=tuple(scanner)),
+        mqtt=mqtt or MqttConfig(),
         policy_overrides=overridden,
         warnings=tuple(ck.warnings),
         path=path,

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from queue import Queue
+from typing import Any, Protocol
 
 
 class TransportClosed(ConnectionError):
@@ -72,3 +73,26 @@ class ClockSource(Protocol):
     def now(self) -> float:
         """UTC seconds since the epoch."""
         ...
+
+
+class BrokerLink(Protocol):
+    """A connection to the MQTT broker, reconnecting by itself.
+
+    Everything it learns arrives in ``inbox`` as tuples, read by one thread:
+    ``("connected",)``, ``("disconnected", reason)``, ``("ack", mid, ok, reason)`` for a
+    QoS 1 publish (``ok`` False when the broker refused it, e.g. not authorised), and
+    ``("message", topic, payload)``.
+    """
+
+    inbox: Queue[tuple[Any, ...]]
+
+    def start(self, will_topic: str, will_payload: bytes) -> None:
+        """Connect in the background; the broker publishes the will (retained) if we die."""
+
+    def stop(self) -> None:
+        """Disconnect cleanly (no will) and stop reconnecting."""
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
+        """QoS 1; the message id its ack will carry, or None when not connected."""
+
+    def subscribe(self, topic: str) -> None: ...

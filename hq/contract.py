@@ -124,6 +124,11 @@ def dock_filter(site: str, dock: str) -> str:
     return f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/#"
 
 
+def command_filter(site: str, dock: str) -> str:
+    """What a dock subscribes to for its commands."""
+    return f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/{Kind.CMD.value}/+"
+
+
 def parse_topic(topic: str) -> Address:
     parts = topic.split("/")
     prefix = DOCKS.split("/")

@@ -1,0 +1,387 @@
+"""Reporting to headquarters: one thread that owns the broker link and the outbox.
+
+It feeds the outbox from the audit log, publishes queued events (marking them sent on
+PUBACK), keeps the retained birth, state and slot topics current, sends health every
+interval (only the newest waits while the broker is away), and answers commands. The
+dock never waits for any of this: with no broker, events simply wait on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hq.contract import (
+    HQ_STATUS,
+    Command,
+    ContractError,
+    DockState,
+    Kind,
+    command_filter,
+    decode,
+    dock_topic,
+    encode,
+    parse_topic,
+    utc,
+)
+
+from ..config_mqtt import MqttConfig
+from ..interfaces import BrokerLink
+from .commands import arguments, refusal
+from .feed import feed
+from .health import dock_health, slot_summary
+from .outbox import WARN_PENDING, Outbox
+
+log = logging.getLogger("dock.reporter")
+
+#: Events published and not yet acknowledged, at most.
+WINDOW = 100
+FEED_EVERY_S = 0.5
+PRUNE_EVERY_S = 3600.0
+#: After the broker refused a publish (ACL, quota): wait this long before trying again.
+REFUSED_PAUSE_S = 30.0
+
+
+class Reporter:
+    def __init__(
+        self,
+        *,
+        link: BrokerLink,
+        outbox: Outbox,
+        service: Any,
+        cfg: MqttConfig,
+        dock_id: str,
+        software: str,
+        config_hash: str,
+        state_dir: str,
+        evidence_dir: str,
+        clock: Callable[[], float] = time.time,
+        boot: str | None = None,
+    ) -> None:
+        self.link = link
+        self.outbox = outbox
+        self.service = service
+        self.cfg = cfg
+        self.site = cfg.site
+        self.dock_id = dock_id
+        self.software = software
+        self.config_hash = config_hash
+        self.state_dir = state_dir
+        self.evidence_dir = evidence_dir
+        self._clock = clock
+        self.boot = boot or secrets.token_hex(8)
+        self.started = clock()
+        self._keys = cfg.public_keys()
+        self._drift_bound = float(service.policy.max_clock_drift_after_sync_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = False
+        #: message id -> outbox row id (None: not an outbox row)
+        self._inflight: dict[int, int | None] = {}
+        self._pump_after = 0
+        self._paused_until = 0.0
+        self._acked: list[int] = []
+        self._health_seq = 0
+        self._waiting_health: bytes | None = None
+        self._slots_sent: dict[str, dict[str, Any]] = {}
+        self._stopped_mid: int | None = None
+        self.stats = {"published": 0, "acked": 0, "refused": 0, "commands": 0}
+
+    # --- topics -------------------------------------------------------------------
+
+    def _topic(self, kind: Kind, name: str = "") -> str:
+        return dock_topic(self.site, self.dock_id, kind, name)
+
+    def _state(self, state: DockState, at: float) -> bytes:
+        return encode(Kind.STATE, {"state": state.value, "boot": self.boot, "time": utc(at)})
+
+    # --- life -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._feed()  # on first use this fixes where events start: before anything can happen
+        self.link.start(self._topic(Kind.STATE), self._state(DockState.LOST, self._clock()))
+        self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say ``stopped`` (retained) if the broker is there, then disconnect cleanly."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout + 5)
+
+    def _run(self) -> None:
+        next_feed = next_prune = 0.0
+        next_health = self._clock()
+        while not self._stop.is_set():
+            self._guarded(self._drain, 0.2)
+            now = self._clock()
+            if now >= next_feed:
+                next_feed = now + FEED_EVERY_S
+                self._guarded(self._feed)
+            if self._connected:
+                self._guarded(self._pump, now)
+                self._guarded(self._publish_slots, False)
+            if now >= next_health:
+                next_health = now + self.cfg.health_interval_s
+                self._guarded(self._health, now)
+            if now >= next_prune:
+                next_prune = now + PRUNE_EVERY_S
+                self._guarded(self.outbox.prune)
+            self._flush_acks()
+        self._guarded(self._goodbye)
+
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> None:
+        """One failing step (a locked database, a bad message) must not end reporting."""
+        try:
+            step(*args)
+        except Exception:
+            log.exception("reporting step %s failed", getattr(step, "__name__", step))
+            self._stop.wait(1.0)
+
+    def _goodbye(self) -> None:
+        self._feed()
+        if self._connected:
+            self._stopped_mid = self.link.publish(
+                self._topic(Kind.STATE), self._state(DockState.STOPPED, self._clock()), retain=True
+            )
+            deadline = time.monotonic() + 3.0
+            while self._stopped_mid is not None and time.monotonic() < deadline:
+                self._drain(0.1)
+        self._flush_acks()
+        self.link.stop()
+
+    # --- inbox ------------------------------------------------------------------------
+
+    def _drain(self, wait: float) -> None:
+        try:
+            item = self.link.inbox.get(timeout=wait)
+        except queue.Empty:
+            return
+        for _ in range(10_000):  # bounded: at most this many per turn
+            self._handle(item)
+            try:
+                item = self.link.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        what = item[0]
+        if what == "connected":
+            self._on_connected()
+        elif what == "disconnected":
+            log.warning("broker link down: %s", item[1])
+            self._connected = False
+            self._inflight.clear()  # unacknowledged events go again on the next connection
+            self._pump_after = 0
+        elif what == "ack":
+            self._on_ack(item[1], item[2], item[3])
+        elif what == "message":
+            self._on_message(item[1], item[2])
+
+    def _on_connected(self) -> None:
+        log.info("connected to broker %s:%s", self.cfg.host, self.cfg.broker_port)
+        self._connected = True
+        self._inflight.clear()
+        self._pump_after = 0
+        self.link.subscribe(command_filter(self.site, self.dock_id))
+        self.link.subscribe(HQ_STATUS)
+        self._announce()
+        if self._waiting_health is not None:
+            self._send(self._topic(Kind.HEALTH), self._waiting_health)
+            self._waiting_health = None
+
+    def _announce(self) -> None:
+        """Birth, state and every slot: on each connection and when headquarters returns."""
+        now = self._clock()
+        birth = {
+            "site": self.site,
+            "dock": self.dock_id,
+            "boot": self.boot,
+            "time": utc(now),
+            "started": utc(self.started),
+            "software": self.software,
+            "config_hash": self.config_hash,
+            "slots": list(self.service.views),
+            "policy": self.service.policy.name,
+        }
+        self._send(self._topic(Kind.BIRTH), encode(Kind.BIRTH, birth), retain=True)
+        self._send(self._topic(Kind.STATE), self._state(DockState.READY, now), retain=True)
+        self._publish_slots(True)
+
+    def _send(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
+        mid = self.link.publish(topic, payload, retain=retain)
+        if mid is not None:
+            self._inflight[mid] = None
+            self.stats["published"] += 1
+        return mid
+
+    def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        if mid == self._stopped_mid:
+            self._stopped_mid = None
+        row = self._inflight.pop(mid, None)
+        if not ok:
+            self.stats["refused"] += 1
+            log.error("broker refused message %s (%s): check this dock's ACL", mid, reason)
+            if row is not None:  # stays unsent; try again later
+                self._paused_until = self._clock() + REFUSED_PAUSE_S
+                self._pump_after = 0
+            return
+        self.stats["acked"] += 1
+        if row is not None:
+            self._acked.append(row)
+
+    def _flush_acks(self) -> None:
+        if self._acked:
+            done, self._acked = self._acked, []
+            self.outbox.mark_sent(done)
+
+    # --- events -------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        for _ in range(100):  # a long backlog goes over several turns
+            if not feed(self.service.audit, self.outbox, self.boot, self._drift_bound):
+                return
+
+    def _pump(self, now: float) -> None:
+        if now < self._paused_until:
+            return
+        in_flight = {r for r in self._inflight.values() if r is not None}
+        room = WINDOW - len(in_flight)
+        if room <= 0:
+            return
+        for row in self.outbox.pending(room + len(in_flight), self._pump_after):
+            if room <= 0:
+                break
+            self._pump_after = max(self._pump_after, row.id)
+            if row.id in in_flight:
+                continue
+            mid = self.link.publish(self._topic(Kind.EVENT, row.type), row.payload)
+            if mid is None:
+                return
+            self._inflight[mid] = row.id
+            self.stats["published"] += 1
+            room -= 1
+
+    # --- health and slots -------------------------------------------------------------------
+
+    def _slot_summaries(self) -> list[dict[str, Any]]:
+        out = []
+        for slot_id, view in list(self.service.views.items()):
+            state = self.service.slot_status[slot_id].state
+            out.append(slot_summary(slot_id, str(state), view))
+        return out
+
+    def _publish_slots(self, force: bool) -> None:
+        if not self._connected:
+            return
+        for summary in self._slot_summaries():
+            slot_id = summary["slot"]
+            if not force and self._slots_sent.get(slot_id) == summary:
+                continue
+            payload = encode(Kind.SLOT, {**summary, "time": utc(self._clock())})
+            if self._send(self._topic(Kind.SLOT, slot_id), payload, retain=True) is not None:
+                self._slots_sent[slot_id] = summary
+
+    def _health(self, now: float) -> None:
+        self._health_seq += 1
+        pending = self.outbox.count_pending()
+        if pending > WARN_PENDING:
+            log.warning("%d events wait for the broker (none is dropped)", pending)
+        dock = dock_health(self.state_dir, self.evidence_dir, now)
+        dock |= {"outbox_pending": pending, "last_event": self.outbox.last_event()}
+        body = {
+            "boot": self.boot,
+            "seq": self._health_seq,
+            "time": utc(now),
+            "dock": dock,
+            "slots": self._slot_summaries(),
+        }
+        payload = encode(Kind.HEALTH, body)
+        if self._connected and self._send(self._topic(Kind.HEALTH), payload) is not None:
+            self._waiting_health = None
+        else:
+            self._waiting_health = payload  # coalesced: only the newest waits
+
+    # --- messages from headquarters -------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == HQ_STATUS:
+            try:
+                if json.loads(payload).get("state") == "online":
+                    self._announce()
+            except (ValueError, AttributeError):
+                log.warning("unreadable headquarters status: %r", payload[:100])
+            return
+        try:
+            address = parse_topic(topic)
+        except ContractError as exc:
+            log.warning("ignored message: %s", exc)
+            return
+        if address.kind is not Kind.CMD or address.dock != self.dock_id:
+            return
+        self._command(address.name, payload)
+
+    def _command(self, name: str, payload: bytes) -> None:
+        self.stats["commands"] += 1
+        try:
+            cmd = decode(Kind.CMD, payload)
+        except ContractError as exc:
+            log.warning("command %s refused: %s", name, exc)
+            return  # no id to answer to
+        error = refusal(cmd, self._keys, self._clock())
+        if error is None and cmd["command"] != name:
+            error = "bad arguments"
+        if error is None and not self.outbox.first_sight(cmd["id"]):
+            error = "replayed"
+        args = arguments(cmd) if error is None else None
+        if error is None and args is None:
+            error = "bad arguments"
+        result: dict[str, Any] = {}
+        by = f"hq:{cmd['by']}"
+        if error is None and args is not None:
+            error, result = self._obey(Command(cmd["command"]), args, by)
+        self.service.audit.append(
+            "hq_command",
+            by,
+            str(cmd["args"].get("serial", "")),
+            {
+                "id": cmd["id"],
+                "command": cmd["command"],
+                "args": cmd["args"],
+                "accepted": error is None,
+                "error": error or "",
+            },
+        )
+        reply: dict[str, Any] = {"id": cmd["id"], "ok": error is None, "time": utc(self._clock())}
+        reply |= {"error": error} if error else {"result": result}
+        self._send(self._topic(Kind.REPLY), encode(Kind.REPLY, reply))
+        if error is None and cmd["command"] == Command.STATUS:
+            self._announce()
+            self._health(self._clock())
+
+    def _obey(self, command: Command, args: dict[str, Any], by: str) -> tuple[str | None, dict]:
+        from ..store import StoreError
+
+        if command is Command.STATUS:
+            return None, {}
+        if command is Command.RESEND:
+            n = self.outbox.resend(args["boot"], args["from_seq"], args["to_seq"])
+            self._pump_after = 0
+            return None, {"requeued": n}
+        changes = {"lost": True} if command is Command.LOST else {}
+        if command is Command.FLAG:
+            changes = {"maintenance": args["maintenance"]}
+        try:
+            self.service.store.flag_device(args["serial"], note=args["note"], **changes)
+        except StoreError:
+            return "unknown device", {}
+        self.service.audit.append(
+            "device_flag", by, args["serial"], changes | {"note": args["note"]}
+        )
+        return None, changes

@@ -1,0 +1,317 @@
+"""The dock reporting to a real Mosquitto: birth, state, health and events arrive; a killed
+dock is seen lost; nothing is lost across broker restarts; ACLs and TLS hold."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from dock.composition import build_reporter, build_service
+from dock.config import load_config
+from hq.contract import Kind, decode, signing_bytes, utc
+
+from .broker import Broker, find_mosquitto
+from .conftest import write_dock_config
+from .mqtt_listener import Listener
+
+DOCK = [sys.executable, "-m", "dock.cli"]
+
+pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="no mosquitto binary")
+
+
+def _dock_config(tmp_path: Any, broker: Broker, dock_id: str = "d1", **mqtt: Any) -> str:
+    path, _, _ = write_dock_config(tmp_path, "tcp://127.0.0.1:9", dock_id)
+    lines = ["", "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}", 'site = "s1"']
+    lines += ["health_interval_s = 5"]
+    for key, value in mqtt.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _reporter(config_path: str) -> tuple[Any, Any]:
+    cfg = load_config(config_path, env={})
+    svc = build_service(cfg)
+    return svc, build_reporter(cfg, svc)
+
+
+def _events(listener: Listener, kind: str = "checkout.refused") -> list[dict[str, Any]]:
+    return [p for t, p, _ in listener.received if t.endswith(f"/event/{kind}")]
+
+
+def _unique(events: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(e["boot"], e["seq"]): e for e in events}
+
+
+def test_daemon_reports_birth_state_health_events_and_stopped(tmp_path, mosquitto) -> None:
+    hq = Listener(mosquitto.host, mosquitto.port)
+    state = tmp_path / "dock"
+    daemon = subprocess.Popen(
+        [*DOCK, "run", "--emulate", "3", "--state-dir", str(state), "--interval", "0.3",
+         "--mqtt", f"{mosquitto.host}:{mosquitto.port}", "--health-interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = "bwc/v1/docks/emulated/emulated"
+    try:
+        birth = hq.wait_for(lambda: hq.on(f"{base}/birth"), timeout=30)[0]
+        decode(Kind.BIRTH, json.dumps(birth))
+        assert birth["slots"] == ["1", "2", "3"] and birth["software"]
+        assert hq.wait_for(lambda: [p for p in hq.on(f"{base}/state") if p["state"] == "ready"])
+        # health: the dock and each slot, once the first sweep has identified the recorders
+        health = hq.wait_for(
+            lambda: [h for h in hq.on(f"{base}/health") if h["slots"][0]["serial"]], timeout=30
+        )[0]
+        decode(Kind.HEALTH, json.dumps(health))
+        assert health["dock"]["memory_used_pct"] > 0 and health["dock"]["uptime_s"] > 0
+        assert [s["slot"] for s in health["slots"]] == ["1", "2", "3"]
+        assert health["slots"][0]["battery_pct"] == 96
+        slot1 = hq.wait_for(lambda: [p for p in hq.on(f"{base}/slot/1") if p["serial"]])[-1]
+        assert slot1["serial"] == "EMU0001"
+
+        env = {**os.environ, "DOCK_CONFIG": str(state / "dock.toml")}
+        out = subprocess.run(
+            [*DOCK, "checkout", "--officer", "1001", "--pin", "246810", "--json"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        granted = hq.wait_for(lambda: hq.on(f"{base}/event/checkout.granted"))[0]
+        assert granted["data"]["officer"] == "1001" and granted["subject"] == "EMU0001"
+        assert granted["boot"] == birth["boot"] and granted["seq"] >= 1
+        refused = subprocess.run(
+            [*DOCK, "checkout", "--officer", "1001", "--pin", "246810", "--json"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        event = hq.wait_for(lambda: hq.on(f"{base}/event/checkout.refused"))[0]
+        assert event["data"]["reasons"] == ["officer_has_device"]
+        assert event["seq"] > granted["seq"]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert hq.wait_for(lambda: [p for p in hq.on(f"{base}/state") if p["state"] == "stopped"])
+    hq.close()
+
+
+def test_kill_minus_9_makes_headquarters_see_lost(tmp_path, mosquitto) -> None:
+    hq = Listener(mosquitto.host, mosquitto.port)
+    daemon = subprocess.Popen(
+        [*DOCK, "run", "--emulate", "1", "--state-dir", str(tmp_path / "dock"),
+         "--mqtt", f"{mosquitto.host}:{mosquitto.port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = "bwc/v1/docks/emulated/emulated"
+    try:
+        hq.wait_for(lambda: [p for p in hq.on(f"{base}/state") if p["state"] == "ready"], 30)
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=30)
+    lost = hq.wait_for(lambda: [p for p in hq.on(f"{base}/state") if p["state"] == "lost"])
+    assert lost[0]["boot"] == hq.on(f"{base}/birth")[0]["boot"]
+    hq.close()
+    # the retained state a monitor starting now reads is "lost" too
+    late = Listener(mosquitto.host, mosquitto.port, f"{base}/state", client_id="late")
+    assert late.wait_for(lambda: late.on("/state"))[-1]["state"] == "lost"
+    late.close()
+
+
+def test_broker_restarts_during_a_stream_lose_no_event(tmp_path, mosquitto) -> None:
+    """Events appended while the broker goes away and comes back three times all reach
+    headquarters; after dropping duplicates by (boot, seq) each is there exactly once."""
+    hq = Listener(mosquitto.host, mosquitto.port)
+    svc, reporter = _reporter(_dock_config(tmp_path, mosquitto))
+    reporter.start()
+    total = 150
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(total):
+            svc.audit.append("checkout_refused", f"o{i}", "", {"reasons": ["officer_unknown"]})
+            time.sleep(0.01)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    try:
+        hq.wait_for(lambda: hq.on("/birth"))
+        producer.start()
+        for _ in range(3):
+            time.sleep(0.3)
+            mosquitto.stop()
+            time.sleep(0.5)  # events keep coming while the broker is away
+            mosquitto.restart()
+        assert done.wait(60)
+        got = hq.wait_for(
+            lambda: len(_unique(_events(hq))) >= total and _unique(_events(hq)), timeout=60
+        )
+    finally:
+        producer.join(timeout=60)
+        reporter.stop()
+    events = _events(hq)
+    unique = _unique(events)
+    assert len(got) == total and len(unique) == total
+    checkpoints = _unique(_events(hq, "audit.checkpoint"))  # one per 100 entries, signed
+    assert sorted(seq for _, seq in [*got, *checkpoints]) == list(range(1, total + 2))
+    assert sorted(e["actor"] for e in unique.values()) == sorted(f"o{i}" for i in range(total))
+    assert reporter.outbox.count_pending() == 0
+    hq.close()
+
+
+def test_events_wait_in_the_outbox_without_a_broker_and_keep_their_boot(tmp_path) -> None:
+    broker = Broker(tmp_path)  # not started: nobody listens on its port yet
+    config = _dock_config(tmp_path, broker)
+    svc, reporter = _reporter(config)
+    reporter.start()
+    for i in range(5):
+        svc.audit.append("checkout_refused", f"o{i}", "", {"reasons": ["officer_unknown"]})
+    deadline = time.monotonic() + 10
+    while reporter.outbox.count_pending() < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reporter.outbox.count_pending() == 5
+    first_boot = reporter.boot
+    reporter.stop()
+    svc.store.close()
+    with broker:
+        hq = Listener(broker.host, broker.port)
+        _, reporter2 = _reporter(config)  # the dock restarted: a new boot
+        assert reporter2.boot != first_boot
+        reporter2.start()
+        try:
+            got = hq.wait_for(lambda: len(_events(hq)) >= 5 and _events(hq))
+        finally:
+            reporter2.stop()
+        assert {e["boot"] for e in got} == {first_boot}
+        assert sorted(e["seq"] for e in got) == [1, 2, 3, 4, 5]
+        assert reporter2.outbox.count_pending() == 0
+        hq.close()
+
+
+def test_a_dock_cannot_write_under_another_docks_id(tmp_path) -> None:
+    acl = (
+        "user hq\ntopic read bwc/#\ntopic write bwc/v1/hq/#\n\n"
+        "pattern write bwc/v1/docks/+/%u/#\npattern read bwc/v1/docks/+/%u/cmd/#\n"
+        "pattern read bwc/v1/hq/status\n"
+    )
+    passwords = {"hq": "hq-pass", "dockA": "a-pass"}
+    with Broker(tmp_path, acl=acl, passwords=passwords) as broker:
+        hq = Listener(broker.host, broker.port, client_id="hq-acl", credentials=("hq", "hq-pass"))
+        secret = tmp_path / "dock.pass"
+        secret.write_text("a-pass\n")
+        os.chmod(secret, 0o600)
+        # a dock logged in as dockA but configured as dockB: every publish is refused
+        svc, reporter = _reporter(
+            _dock_config(tmp_path, broker, "dockB", username="dockA", password_file=str(secret))
+        )
+        reporter.start()
+        try:
+            svc.audit.append("checkout_refused", "x", "", {"reasons": ["officer_unknown"]})
+            deadline = time.monotonic() + 15
+            while reporter.stats["refused"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            reporter.stop()
+        assert reporter.stats["refused"] >= 2  # birth/state/health and the event
+        assert not [t for t, _, _ in hq.received if "/dockB/" in t]
+        assert reporter.outbox.count_pending() == 1  # refused is not sent: it waits
+        hq.close()
+
+
+def test_tls_with_client_certificates(tmp_path) -> None:
+    acl = "user hq\ntopic read bwc/#\n\npattern write bwc/v1/docks/+/%u/#\n"
+    with Broker(tmp_path, tls=True, acl=acl) as broker:
+        hq_cert, hq_key = broker.client_cert("hq")
+        hq = Listener(
+            broker.host, broker.port, client_id="hq-tls", tls=(str(broker.ca_path), hq_cert, hq_key)
+        )
+        cert, key = broker.client_cert("d1")
+        _, reporter = _reporter(
+            _dock_config(
+                tmp_path, broker, "d1", ca_file=str(broker.ca_path), cert_file=cert, key_file=key
+            )
+        )
+        reporter.start()
+        try:
+            birth = hq.wait_for(lambda: hq.on("/s1/d1/birth"))[0]
+        finally:
+            reporter.stop()
+        assert birth["dock"] == "d1"
+        assert hq.wait_for(lambda: [p for p in hq.on("/d1/state") if p["state"] == "stopped"])
+        hq.close()
+
+
+def _command(key: Ed25519PrivateKey, name: str, args: dict, issued: float | None = None) -> dict:
+    cmd = {
+        "schema": 1,
+        "id": str(uuid.uuid4()),
+        "command": name,
+        "issued": utc(time.time() if issued is None else issued),
+        "by": "duty officer",
+        "args": args,
+    }
+    cmd["sig"] = base64.b64encode(key.sign(signing_bytes(cmd))).decode()
+    return cmd
+
+
+def test_commands_are_obeyed_only_when_signed_fresh_and_new(tmp_path, mosquitto) -> None:
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    config = _dock_config(tmp_path, mosquitto, hq_public_keys=[public.decode()])
+    svc, reporter = _reporter(config)
+    svc.store.enrol_device("BWC-7", "M1", "2.0.0", b"\0" * 32)
+    hq = Listener(mosquitto.host, mosquitto.port)
+    reporter.start()
+    base = "bwc/v1/docks/s1/d1"
+
+    def send(cmd: dict) -> dict:
+        def answers() -> list[dict]:
+            return [r for r in hq.on(f"{base}/reply") if r["id"] == cmd["id"]]
+
+        before = len(answers())
+        hq.client.publish(f"{base}/cmd/{cmd['command']}", json.dumps(cmd), qos=1)
+        return hq.wait_for(lambda: len(answers()) > before and answers())[-1]
+
+    try:
+        hq.wait_for(lambda: hq.on(f"{base}/birth"))
+        lost = _command(key, "lost", {"serial": "BWC-7", "note": "reported stolen"})
+        assert send(lost)["ok"]
+        assert svc.store.device("BWC-7").lost
+        assert send(lost)["error"] == "replayed"
+        stranger = _command(
+            Ed25519PrivateKey.generate(), "flag", {"serial": "BWC-7", "maintenance": True}
+        )
+        assert send(stranger)["error"] == "unauthorised"
+        stale = _command(key, "flag", {"serial": "BWC-7", "maintenance": True}, time.time() - 900)
+        assert send(stale)["error"] == "stale"
+        forged = _command(key, "flag", {"serial": "BWC-7", "maintenance": True})
+        forged["args"]["maintenance"] = False  # changed after signing
+        assert send(forged)["error"] == "unauthorised"
+        assert not svc.store.device("BWC-7").maintenance
+        unknown = _command(key, "flag", {"serial": "NOPE", "maintenance": True})
+        assert send(unknown)["error"] == "unknown device"
+        births = len(hq.on(f"{base}/birth"))
+        assert send(_command(key, "status", {}))["ok"]
+        hq.wait_for(lambda: len(hq.on(f"{base}/birth")) > births)
+        # every command is audited and reported, obeyed or not
+        reported = hq.wait_for(lambda: len(hq.on(f"{base}/event/command")) >= 7 and
+                               hq.on(f"{base}/event/command"))  # fmt: skip
+        assert [e["data"]["accepted"] for e in reported] == [
+            True, False, False, False, False, False, True
+        ]  # fmt: skip
+        flagged = hq.wait_for(lambda: hq.on(f"{base}/event/device.flagged"))[0]
+        assert flagged["data"]["lost"] is True and flagged["data"]["by"] == "hq:duty officer"
+    finally:
+        reporter.stop()
+        hq.close()
+    audited = [e for e in svc.audit.entries() if e.kind == "hq_command"]
+    assert len(audited) == 7 and svc.audit.verify().ok
