@@ -315,3 +315,67 @@ def test_commands_are_obeyed_only_when_signed_fresh_and_new(tmp_path, mosquitto)
         hq.close()
     audited = [e for e in svc.audit.entries() if e.kind == "hq_command"]
     assert len(audited) == 7 and svc.audit.verify().ok
+
+
+def test_dock_to_dock_hq_exactly_once_across_broker_restarts(tmp_path, mosquitto) -> None:
+    """The real reporter into the real monitor: the broker stops and comes back three
+    times during a stream of events (and dock-hq once more); the monitor's database ends
+    with every event exactly once, and the fleet view shows the dock."""
+    import sqlite3
+
+    from hq.config import BrokerSettings
+    from hq.monitor import Monitor
+
+    db = str(tmp_path / "hq.db")
+    monitor = Monitor(db, BrokerSettings(host=mosquitto.host, port=mosquitto.port)).start()
+    assert monitor.wait_subscribed(15)
+    svc, reporter = _reporter(_dock_config(tmp_path, mosquitto))
+    reporter.start()
+    total = 120
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(total):
+            svc.audit.append("checkout_refused", f"o{i}", "", {"reasons": ["pin_wrong"]})
+            time.sleep(0.01)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    try:
+        producer.start()
+        for _ in range(3):
+            time.sleep(0.3)
+            mosquitto.stop()
+            time.sleep(0.4)
+            mosquitto.restart()
+        monitor.stop()  # headquarters away for a while too: its session queues
+        assert done.wait(60)
+        monitor = Monitor(db, BrokerSettings(host=mosquitto.host, port=mosquitto.port)).start()
+        deadline = time.monotonic() + 60
+        count = 0
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db) as conn:
+                count = conn.execute(
+                    "SELECT count(*) FROM events WHERE type = 'checkout.refused'"
+                ).fetchone()[0]
+            if count >= total and reporter.outbox.count_pending() == 0:
+                break
+            time.sleep(0.2)
+    finally:
+        producer.join(timeout=60)
+        reporter.stop()
+        monitor.stop()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT boot, seq, payload FROM events WHERE type = 'checkout.refused' ORDER BY seq"
+        ).fetchall()
+    assert len(rows) == total == len({(b, s) for b, s, _ in rows})
+    assert sorted(json.loads(p)["actor"] for _, _, p in rows) == sorted(
+        f"o{i}" for i in range(total)
+    )
+    fleet = subprocess.run(
+        [sys.executable, "-m", "hq.cli", "fleet", "--json", "--db", db],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert fleet.returncode == 0, fleet.stderr
+    assert "d1" in fleet.stdout
