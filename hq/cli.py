@@ -217,7 +217,11 @@ def _fleet(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     for d in docks:
         total = len(d["slot_ids"]) or len(d["slots"])
         docked = sum(1 for s in d["slots"] if s["serial"])
-        faults = sum(1 for s in d["slots"] if s["state"] in ("fault", "refused"))
+        faults = sum(
+            1
+            for s in d["slots"]
+            if s["state"] in (contract.SlotState.FAULT, contract.SlotState.FAILED_CHECK)
+        )
         rows.append(
             [
                 d["site"],
@@ -234,7 +238,7 @@ def _fleet(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     headers = ["SITE", "DOCK", "STATE", "LAST SEEN", "SW", "SLOTS", "LOW", "OUTBOX", "ALERTS"]
     _fit_ids(headers, rows, (0, 1))
     print(_table(headers, rows))
-    print("SLOTS docked/total (n! fault or refused)  LOW batteries below the health bound")
+    print("SLOTS docked/total (n! faulty or failing checks)  LOW battery health below bound")
     return EXIT_OK
 
 

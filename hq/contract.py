@@ -50,6 +50,19 @@ class DockState(StrEnum):
     STOPPED = "stopped"
 
 
+class SlotState(StrEnum):
+    """A slot's state as the dock's state machine names it (retained slot topic)."""
+
+    EMPTY = "empty"
+    IDENTIFYING = "identifying"
+    CHARGING = "charging"
+    OFFLOADING = "offloading"
+    READY = "ready"
+    FAILED_CHECK = "failed_check"
+    CHECKED_OUT = "checked_out"  # granted to an officer, not yet taken out
+    FAULT = "fault"
+
+
 class EventType(StrEnum):
     CHECKOUT_GRANTED = "checkout.granted"
     CHECKOUT_REFUSED = "checkout.refused"

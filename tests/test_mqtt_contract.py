@@ -176,3 +176,12 @@ def test_mqtt_md_topic_map_has_every_kind_and_state() -> None:
     assert set(topics) == {k.value for k in Kind}
     for state in DockState:
         assert f"`{state.value}`" in DOC
+
+
+def test_slot_states_on_the_wire_are_the_docks_state_machine() -> None:
+    from dock.slot_state import SlotState as DockSlotState
+    from hq.contract import SlotState
+
+    assert [s.value for s in SlotState] == [s.value for s in DockSlotState]
+    for state in SlotState:
+        assert f"`{state.value}`" in DOC
