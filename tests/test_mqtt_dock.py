@@ -379,3 +379,60 @@ def test_dock_to_dock_hq_exactly_once_across_broker_restarts(tmp_path, mosquitto
     )  # fmt: skip
     assert fleet.returncode == 0, fleet.stderr
     assert "d1" in fleet.stdout
+
+
+def _fast_reporter(config_path: str, health_s: float) -> tuple[Any, Any]:
+    import dataclasses
+
+    cfg = load_config(config_path, env={})
+    cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, health_interval_s=health_s))
+    svc = build_service(cfg)
+    return svc, build_reporter(cfg, svc)
+
+
+def test_health_waiting_for_the_broker_is_coalesced_to_the_newest(tmp_path) -> None:
+    broker = Broker(tmp_path)  # not started yet
+    _, reporter = _fast_reporter(_dock_config(tmp_path, broker), 0.1)
+    reporter.start()
+    try:
+        time.sleep(1.0)  # about ten health intervals with no broker
+        with broker:
+            hq = Listener(broker.host, broker.port)
+            first = hq.wait_for(lambda: hq.on("/health"))[0]
+            hq.wait_for(lambda: len(hq.on("/health")) >= 3)
+            seqs = [h["seq"] for h in hq.on("/health")]
+            hq.close()
+    finally:
+        reporter.stop()
+    assert first["seq"] >= 5  # the newest, not the first of the backlog
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))  # older ones were dropped
+
+
+def test_dock_republishes_birth_when_headquarters_comes_online(tmp_path, mosquitto) -> None:
+    _, reporter = _reporter(_dock_config(tmp_path, mosquitto))
+    hq = Listener(mosquitto.host, mosquitto.port)
+    reporter.start()
+    try:
+        hq.wait_for(lambda: hq.on("/d1/birth"))
+        before = len(hq.on("/d1/birth"))
+        hq.client.publish("bwc/v1/hq/status", json.dumps({"schema": 1, "state": "online"}), 1)
+        hq.wait_for(lambda: len(hq.on("/d1/birth")) > before)
+        hq.wait_for(lambda: len(hq.on("/d1/slot/1")) >= 2)  # slots come again too
+    finally:
+        reporter.stop()
+        hq.close()
+
+
+def test_reconnect_delays_grow_are_capped_and_jittered() -> None:
+    import random
+
+    from dock.reporting.paho_link import RECONNECT_MAX_S, RECONNECT_MIN_S, backoff
+
+    rng = random.Random(5)
+    delays = [[backoff(attempt, rng) for attempt in range(12)] for _ in range(50)]
+    for attempt in range(12):
+        ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2**attempt)
+        column = [d[attempt] for d in delays]
+        assert all(ceiling / 2 <= d <= ceiling for d in column)
+        assert len(set(column)) > 40  # docks that lost the same broker do not come back together
+    assert backoff(10_000, rng) <= RECONNECT_MAX_S
