@@ -16,6 +16,7 @@ from .cli_access import add_access_commands
 from .cli_admin import EXIT_LINK, EXIT_USAGE, add_commands
 from .cli_archive import add_archive_commands
 from .cli_gaps import add_gap_commands
+from .cli_reporting import add_reporting_commands
 from .cli_retention import add_retention_commands
 from .logs import setup_logging
 from .probe import describe, probe
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gap_commands(sub)
     add_retention_commands(sub)
     add_access_commands(sub)
+    add_reporting_commands(sub)
     return p
 
 

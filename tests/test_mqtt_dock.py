@@ -182,6 +182,12 @@ def test_events_wait_in_the_outbox_without_a_broker_and_keep_their_boot(tmp_path
     first_boot = reporter.boot
     reporter.stop()
     svc.store.close()
+    shown = subprocess.run(
+        [*DOCK, "--config", config, "outbox", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["pending"] == 5 and report["last_sent"] is None and report["reporting"]
     with broker:
         hq = Listener(broker.host, broker.port)
         _, reporter2 = _reporter(config)  # the dock restarted: a new boot

@@ -149,6 +149,23 @@ class Outbox:
     def count_pending(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM events WHERE sent IS NULL").fetchone()[0])
 
+    def summary(self) -> dict[str, Any]:
+        """For people: how far behind reporting is (``dock outbox``)."""
+        db = self._db
+        pending, oldest = db.execute(
+            "SELECT count(*), min(queued) FROM events WHERE sent IS NULL"
+        ).fetchone()
+        kept, last_sent = db.execute(
+            "SELECT count(*), max(sent) FROM events WHERE sent IS NOT NULL"
+        ).fetchone()
+        return {
+            "pending": int(pending),
+            "oldest_pending": utc(oldest) if oldest is not None else None,
+            "sent_kept": int(kept),
+            "last_sent": utc(last_sent) if last_sent is not None else None,
+            "last_event": self.last_event(),
+        }
+
     def last_event(self) -> dict[str, Any] | None:
         row = self._db.execute("SELECT boot, seq FROM events ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else {"boot": row[0], "seq": int(row[1])}
