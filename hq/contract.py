@@ -10,6 +10,8 @@ know and refuse a schema they do not know.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import json
 import re
 import time
@@ -172,16 +174,25 @@ def utc(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
 
 
-def parse_utc(text: str) -> float:
-    """Inverse of :func:`utc` (also accepts no fraction); a ContractError otherwise."""
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z", str(text))
-    if not m:
-        raise ContractError(f"time {text!r}: expected ISO 8601 UTC like 2026-11-22T09:05:53.120Z")
-    import calendar
+_UTC_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z")
 
-    base = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    frac = m.group(2) or "0"
-    return base + int(frac) / 10 ** len(frac)
+
+def parse_utc(text: str) -> float:
+    """Inverse of :func:`utc` (also accepts no fraction); a ContractError otherwise.
+
+    Headquarters parses a time in every message, so no strptime: a regex, a range
+    check by ``datetime`` and ``calendar.timegm``.
+    """
+    m = _UTC_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise ContractError(f"time {text!r}: expected ISO 8601 UTC like 2026-11-22T09:05:53.120Z")
+    fields = tuple(int(v) for v in m.groups()[:6])
+    try:
+        datetime.datetime(*fields)  # rejects month 13, 24:00:00, Feb 30
+    except ValueError:
+        raise ContractError(f"time {text!r}: not a real date and time") from None
+    frac = m.group(7) or "0"
+    return calendar.timegm(fields) + int(frac) / 10 ** len(frac)
 
 
 # Required fields per kind and their JSON types; more fields are allowed and ignored.

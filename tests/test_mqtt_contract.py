@@ -185,3 +185,11 @@ def test_slot_states_on_the_wire_are_the_docks_state_machine() -> None:
     assert [s.value for s in SlotState] == [s.value for s in DockSlotState]
     for state in SlotState:
         assert f"`{state.value}`" in DOC
+
+
+@pytest.mark.parametrize(
+    "bad", ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-22T24:00:00Z"]
+)
+def test_times_that_are_not_real_dates_are_refused(bad: str) -> None:
+    with pytest.raises(ContractError, match="not a real date"):
+        parse_utc(bad)
