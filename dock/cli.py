@@ -165,9 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         svc = service_from(args)
         cfg = load_config(args.config)
         reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
-    reporter = build_reporter(cfg, svc)
-    if reporter is not None:
-        reporter.start()  # events wait in the outbox while the broker is away
+    try:
+        reporter = build_reporter(cfg, svc)
+        if reporter is not None:
+            reporter.start()  # events wait in the outbox while the broker is away
+    except Exception:  # the dock's own work never waits for reporting
+        log.exception("reporting to headquarters could not start; the dock runs without it")
+        reporter = None
     next_badge = badge_source(args.badge_reader or reader, baudrate)
     svc.offload_concurrency = max(1, args.offload_concurrency)
     stop = threading.Event()

@@ -223,7 +223,22 @@ def build_reporter(cfg: Any, svc: Any) -> Any:
     """The reporter to headquarters over MQTT, or None when ``[mqtt]`` has no host."""
     if not cfg.mqtt.enabled:
         return None
+    import fcntl
+    import logging
     from importlib.metadata import PackageNotFoundError, version
+
+    # One reporter per state directory: two would queue each event twice and take the
+    # broker session from each other (same client id), raising false "lost" alarms.
+    lock = open(os.path.join(cfg.dock.state_dir, "reporting.lock"), "a")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        logging.getLogger("dock.reporter").warning(
+            "another dock process already reports for %s; this one does not",
+            cfg.dock.state_dir,
+        )
+        return None
 
     from .config import config_hash
     from .reporting.outbox import Outbox
@@ -234,7 +249,7 @@ def build_reporter(cfg: Any, svc: Any) -> Any:
         software = version("bwc-dock")
     except PackageNotFoundError:
         software = "unknown"
-    return Reporter(
+    reporter = Reporter(
         link=PahoLink(cfg.mqtt, client_id=f"dock-{cfg.mqtt.site}-{cfg.dock.id}"),
         outbox=Outbox(os.path.join(cfg.dock.state_dir, "outbox.db")),
         service=svc,
@@ -245,3 +260,5 @@ def build_reporter(cfg: Any, svc: Any) -> Any:
         state_dir=cfg.dock.state_dir,
         evidence_dir=cfg.dock.evidence_dir,
     )
+    reporter.lock = lock  # held for as long as the reporter lives
+    return reporter

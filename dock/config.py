@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config_mqtt import MQTT_KEYS, MqttConfig, parse_mqtt
+from .config_mqtt import MQTT_ID_RE, MQTT_KEYS, MqttConfig, parse_mqtt
 from .policy import DEFAULT_PRESET, PRESETS, Policy, policy_from
 
 log = logging.getLogger("dock.config")
@@ -985,6 +985,14 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     )
     for key, what, fix in mqtt_problems:
         ck.problem(key, what, fix)
+    if mqtt is not None and mqtt.enabled:
+        for s in slots:
+            if isinstance(s.get("id"), str) and not MQTT_ID_RE.match(s["id"]):
+                ck.problem(
+                    f"slot {s['id']!r}",
+                    "with [mqtt] a slot id is a topic level",
+                    'use letters, digits, "_", "-" or ".", starting with a letter or digit',
+                )
 
     if ck.problems or policy is None:
         raise ConfigError(ck.problems, path)

@@ -14,6 +14,8 @@ from typing import Any
 
 from hq.contract import ID_RE
 
+MQTT_ID_RE = ID_RE  # dock, site and slot ids must each be one topic level
+
 
 @dataclass(frozen=True)
 class MqttConfig:

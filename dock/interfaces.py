@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from queue import Queue
 from typing import Any, Protocol
@@ -86,8 +87,9 @@ class BrokerLink(Protocol):
 
     inbox: Queue[tuple[Any, ...]]
 
-    def start(self, will_topic: str, will_payload: bytes) -> None:
-        """Connect in the background; the broker publishes the will (retained) if we die."""
+    def start(self, will_topic: str, will_payload: Callable[[], bytes]) -> None:
+        """Connect in the background; the broker publishes the will (retained) if we die.
+        ``will_payload`` is asked again for each connection (it carries its time)."""
 
     def stop(self) -> None:
         """Disconnect cleanly (no will) and stop reconnecting."""

@@ -343,7 +343,13 @@ def _command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         raise config.ConfigError("command needs --key (or signing_key in the config file)")
     key = load_key(settings["signing_key"])
     command = _sign(
-        key, args.command, _command_args(args), args.by or getpass.getuser(), now=time.time()
+        key,
+        args.command,
+        _command_args(args),
+        args.by or getpass.getuser(),
+        site=args.site,
+        dock=args.dock,
+        now=time.time(),
     )
     broker = config.BrokerSettings.from_settings(settings)
     try:

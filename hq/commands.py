@@ -85,13 +85,18 @@ def sign_command(
     args: dict[str, Any],
     by: str,
     *,
+    site: str,
+    dock: str,
     now: float,
     command_id: str | None = None,
 ) -> dict[str, Any]:
-    """A complete command payload (``schema`` included) with its ``sig``."""
+    """A complete command payload (``schema`` included) with its ``sig``; the signature
+    covers the dock it is for, so it cannot be replayed to another dock."""
     body: dict[str, Any] = {
         "schema": contract.SCHEMA,
         "id": command_id or str(uuid.uuid4()),
+        "site": site,
+        "dock": dock,
         "command": contract.Command(command).value,
         "issued": contract.utc(now),
         "by": by,

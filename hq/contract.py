@@ -212,7 +212,16 @@ _REQUIRED: dict[Kind, dict[str, Any]] = {
     Kind.HEALTH: {"boot": str, "seq": int, "time": str, "dock": dict, "slots": list},
     Kind.SLOT: {"slot": str, "state": str, "time": str},
     Kind.EVENT: {"type": str, "boot": str, "seq": int, "time": str, "data": dict},
-    Kind.CMD: {"id": str, "command": str, "issued": str, "by": str, "args": dict, "sig": str},
+    Kind.CMD: {
+        "id": str,
+        "site": str,
+        "dock": str,
+        "command": str,
+        "issued": str,
+        "by": str,
+        "args": dict,
+        "sig": str,
+    },
     Kind.REPLY: {"id": str, "ok": bool, "time": str},
 }
 

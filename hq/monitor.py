@@ -42,6 +42,8 @@ OFFLINE = json.dumps({"schema": contract.SCHEMA, "state": "offline"}, separators
 RESEND_RETRY_S = 300.0
 #: At most this many seq ranges asked for per boot at a time.
 RESEND_MAX_RANGES = 20
+#: Boots a health message may name with their last seq (the dock sends its latest 10).
+MAX_BOOTS_NOTED = 20
 #: Within a batch window, wait this long for one more message before committing.
 BATCH_GAP_S = 0.005
 _LAG_SAMPLES = 10_000
@@ -246,6 +248,7 @@ class Monitor:
         self._subscribed.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._generation += 1  # acks of messages from this connection are void now
         self._connected.clear()
         self._subscribed.clear()
         log.warning("disconnected", extra={"reason": str(reason)})
@@ -333,9 +336,7 @@ class Monitor:
         for item in batch:
             if item.qos > 0 and item.generation == generation and client is not None:
                 client.ack(item.mid, item.qos)
-        for site, dock, command in work.commands:
-            if client is not None:
-                publish_command(client, site, dock, command)
+        self._send_commands(work)
         for alert_id in opened:
             log.warning("alert opened", extra={"alert_id": alert_id})
         with self._stats_lock:
@@ -427,13 +428,18 @@ class Monitor:
     ) -> None:
         """The dock's newest queued event counts as expected only once its outbox is empty:
         before that, events not yet received are merely not yet sent."""
-        last = part.get("last_event")
-        if part.get("outbox_pending") != 0 or not isinstance(last, dict):
+        if part.get("outbox_pending") != 0:
             return
-        boot, seq = last.get("boot"), last.get("seq")
-        if isinstance(boot, str) and type(seq) is int and seq > 0:
-            store.note_last_event(site, dock, boot, seq)
-            work.boots.add((site, dock, boot))
+        # The newest event, and the last of each recent boot: events lost at the very end
+        # of an earlier boot show up only in the latter.
+        lasts = [part.get("last_event"), *(part.get("boots") or [])[:MAX_BOOTS_NOTED]]
+        for last in lasts:
+            if not isinstance(last, dict):
+                continue
+            boot, seq = last.get("boot"), last.get("seq")
+            if isinstance(boot, str) and type(seq) is int and seq > 0:
+                store.note_last_event(site, dock, boot, seq)
+                work.boots.add((site, dock, boot))
 
     def _plan_resend(
         self, store: Store, key: tuple[str, str, str], expected: int, now: float, work: _Batch
@@ -450,30 +456,48 @@ class Monitor:
                 contract.Command.RESEND,
                 {"boot": boot, "from_seq": first, "to_seq": last},
                 f"dock-hq {self.name}",
+                site=site,
+                dock=dock,
                 now=now,
             )
             store.record_command(site, dock, command, now)
             work.commands.append((site, dock, command))
+            work.asked[key] = (expected, now)
             log.info(
                 "asking for missing events",
                 extra={"site": site, "dock": dock, "boot": boot, "from": first, "to": last},
             )
-        self._resend_asked[key] = (expected, now)
+
+    def _send_commands(self, work: _Batch) -> None:
+        """After the commit: a resend counts as asked only once it was published."""
+        client = self._client
+        if client is None:
+            return
+        for site, dock, command in work.commands:
+            publish_command(client, site, dock, command)
+        self._resend_asked.update(work.asked)
 
     def _tick(self) -> None:
-        """Periodic rules (silence) and housekeeping, in their own small transaction."""
+        """Periodic rules (silence), asking again for events still missing (also of boots
+        no message touches any more), and housekeeping, in their own small transaction."""
         store = self._store
         assert store is not None
         now = self.clock()
         th = self.thresholds
+        work = _Batch(now=now)
         try:
             with store.transaction():
                 decision = alerts.silent_rule(store.docks_seen(), now, self._started_at, th)
                 opened = store.apply(decision, now)
                 store.prune_failures(now - 2 * th.failure_window_s)
+                for key in store.boots_missing_events():
+                    received, expected = store.boot_progress(*key)
+                    if received < expected:
+                        self._plan_resend(store, key, expected, now, work)
         except Exception:
             log.exception("periodic check failed")
             return
+        self._send_commands(work)
         with self._stats_lock:
             self._counts["alerts_opened"] += len(opened)
 
@@ -487,6 +511,7 @@ class _Batch:
     new_events: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     boots: set[tuple[str, str, str]] = field(default_factory=set)
     commands: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    asked: dict[tuple[str, str, str], tuple[int, float]] = field(default_factory=dict)
     published: list[float] = field(default_factory=list)
     duplicates: int = 0
     rejected: int = 0

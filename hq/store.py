@@ -141,6 +141,14 @@ class Store:
             (site, dock, boot, seq),
         )
 
+    def boots_missing_events(self) -> list[tuple[str, str, str]]:
+        """(site, dock, boot) of every open "events missing" alert."""
+        rows = self.db.execute(
+            "SELECT site, dock, subject FROM alerts WHERE kind = 'events_missing' "
+            "AND closed_at IS NULL"
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def boot_progress(self, site: str, dock: str, boot: str) -> tuple[int, int]:
         """(events received, events expected) of one boot of one dock."""
         row = self.db.execute(
@@ -317,7 +325,8 @@ class Store:
             "INSERT INTO commands (id, site, dock, command, args, by, issued, reply_ok, "
             "reply_error, reply_time) VALUES (?,?,?,'','{}','','',?,?,?) "
             "ON CONFLICT DO UPDATE SET reply_ok=excluded.reply_ok, "
-            "reply_error=excluded.reply_error, reply_time=excluded.reply_time",
+            "reply_error=excluded.reply_error, reply_time=excluded.reply_time "
+            "WHERE commands.site = excluded.site AND commands.dock = excluded.dock",
             (reply["id"], site, dock, int(reply["ok"]), _text(reply.get("error")), reply["time"]),
         )
 

@@ -122,10 +122,13 @@ class FakeDock:
         slots: list[dict] | None = None,
         last_event: int | None = None,
         outbox_pending: int = 0,
+        boots: list[dict] | None = None,
     ) -> None:
         part: dict[str, Any] = {"uptime_s": 10.0, "outbox_pending": outbox_pending}
         if last_event is not None:
             part["last_event"] = {"boot": self.boot, "seq": last_event}
+        if boots is not None:
+            part["boots"] = boots
         self.publish(
             K.HEALTH,
             {"boot": self.boot, "seq": seq, "time": now(), "dock": part, "slots": slots or []},
@@ -311,6 +314,41 @@ def test_hole_in_seq_raises_missing_and_asks_for_the_events(docks, start_monitor
     assert monitor.stats()["counts"]["commands_sent"] == 2
 
 
+def test_events_lost_at_the_end_of_an_earlier_boot_are_noticed(docks, start_monitor, tmp_path):
+    """Boot 1 sent 1..5 but only 1..3 arrived (a broker crash), then the dock restarted:
+    the new boot's health names boot 1's last seq, and that hole opens an alert."""
+    monitor = start_monitor()
+    dock = docks()
+    for seq in (1, 2, 3):
+        dock.event(seq, serial="X")
+    dock.boot = "boot-2"
+    dock.event(1, serial="X")
+    dock.health(1, last_event=1, boots=[{"boot": "boot-2", "seq": 1}, {"boot": "boot-1", "seq": 5}])
+    wait_until(committed(monitor, 5), "events and health")
+    alerts = open_alerts(tmp_path, "events_missing")
+    assert [a["subject"] for a in alerts] == ["boot-1"]
+
+
+def test_missing_events_are_asked_for_again_with_no_new_traffic(
+    docks, start_monitor, tmp_path, monkeypatch
+):
+    """The dock restarted (its old boot never sends again) and the first resend was lost:
+    the periodic check asks again, without waiting for a message about that boot."""
+    import hq.monitor
+
+    monkeypatch.setattr(hq.monitor, "RESEND_RETRY_S", 0.0)
+    key_path = str(tmp_path / "hq.pem")
+    generate_key(key_path)
+    start_monitor(signing_key=load_key(key_path), tick_s=0.2)
+    dock = docks()
+    for seq in (1, 3):
+        dock.event(seq, serial="X")
+    first = dock.commands.get(timeout=WAIT)[1]
+    again = dock.commands.get(timeout=WAIT)[1]  # no message in between: the tick asked
+    assert first["args"] == again["args"] == {"boot": "boot-1", "from_seq": 2, "to_seq": 2}
+    assert first["id"] != again["id"]
+
+
 def test_last_event_ahead_while_outbox_busy_is_not_a_hole(docks, start_monitor, tmp_path):
     monitor = start_monitor()
     dock = docks()
@@ -365,7 +403,9 @@ def test_verify_rejects_a_changed_command():
 
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes_raw()
-    command = sign_command(key, "flag", {"serial": "X", "maintenance": True}, "me", now=0.0)
+    command = sign_command(
+        key, "flag", {"serial": "X", "maintenance": True}, "me", site="s", dock="d", now=0.0
+    )
     verify(public, command)
     with pytest.raises(InvalidSignature):
         verify(public, {**command, "args": {"serial": "Y", "maintenance": True}})

@@ -106,8 +106,8 @@ VALID = {
         "type": "checkin", "boot": "b", "seq": 1, "time": "2026-11-22T09:00:00.000Z", "data": {},
     },
     Kind.CMD: {
-        "id": "1", "command": "status", "issued": "2026-11-22T09:00:00.000Z", "by": "x",
-        "args": {}, "sig": "",
+        "id": "1", "site": "s", "dock": "d", "command": "status",
+        "issued": "2026-11-22T09:00:00.000Z", "by": "x", "args": {}, "sig": "",
     },
 }  # fmt: skip
 

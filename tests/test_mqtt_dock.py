@@ -256,10 +256,14 @@ def test_tls_with_client_certificates(tmp_path) -> None:
         hq.close()
 
 
-def _command(key: Ed25519PrivateKey, name: str, args: dict, issued: float | None = None) -> dict:
+def _command(
+    key: Ed25519PrivateKey, name: str, args: dict, issued: float | None = None, dock: str = "d1"
+) -> dict:
     cmd = {
         "schema": 1,
         "id": str(uuid.uuid4()),
+        "site": "s1",
+        "dock": dock,
         "command": name,
         "issued": utc(time.time() if issued is None else issued),
         "by": "duty officer",
@@ -316,11 +320,24 @@ def test_commands_are_obeyed_only_when_signed_fresh_and_new(tmp_path, mosquitto)
         ]  # fmt: skip
         flagged = hq.wait_for(lambda: hq.on(f"{base}/event/device.flagged"))[0]
         assert flagged["data"]["lost"] is True and flagged["data"]["by"] == "hq:duty officer"
+        # signed for another dock and replayed here: refused
+        elsewhere = _command(key, "flag", {"serial": "BWC-7", "maintenance": True}, dock="d2")
+        assert send(elsewhere)["error"] == "not for this dock"
+        # text that cannot be stored as UTF-8 (a lone surrogate): refused, audited, answered
+        odd = _command(key, "status", {})
+        odd["by"] = "\ud800"
+        assert send(odd)["error"] == "unauthorised"
+        # not even a command: no id to answer, but audited
+        hq.client.publish(f"{base}/cmd/status", b"not json", qos=1)
+        hq.wait_for(lambda: len(hq.on(f"{base}/event/command")) >= 10)
     finally:
         reporter.stop()
         hq.close()
     audited = [e for e in svc.audit.entries() if e.kind == "hq_command"]
-    assert len(audited) == 7 and svc.audit.verify().ok
+    assert len(audited) == 10 and svc.audit.verify().ok
+    assert audited[-1].data["error"].startswith("unreadable") and audited[-1].actor == "hq:?"
+    assert audited[-2].actor == "hq:?"  # the surrogate, replaced
+    assert not svc.store.device("BWC-7").maintenance
 
 
 def test_dock_to_dock_hq_exactly_once_across_broker_restarts(tmp_path, mosquitto) -> None:
@@ -442,3 +459,24 @@ def test_reconnect_delays_grow_are_capped_and_jittered() -> None:
         assert all(ceiling / 2 <= d <= ceiling for d in column)
         assert len(set(column)) > 40  # docks that lost the same broker do not come back together
     assert backoff(10_000, rng) <= RECONNECT_MAX_S
+
+
+def test_only_one_process_reports_for_a_state_directory(tmp_path, mosquitto) -> None:
+    config = _dock_config(tmp_path, mosquitto)
+    _, first = _reporter(config)
+    _, second = _reporter(config)  # e.g. `dock run` started twice
+    assert first is not None and second is None
+    first.lock.close()  # as when that process ends
+    _, third = _reporter(config)  # the first one is gone: reporting may start again
+    assert third is not None
+
+
+def test_a_bad_slot_id_is_a_configuration_error_when_reporting(tmp_path, mosquitto) -> None:
+    from dock.config import ConfigError
+
+    path = _dock_config(tmp_path, mosquitto)
+    from pathlib import Path
+
+    Path(path).write_text(Path(path).read_text().replace('id = "1"', 'id = "_1"'))
+    with pytest.raises(ConfigError, match="slot '_1'"):
+        load_config(path, env={})

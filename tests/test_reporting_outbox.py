@@ -87,7 +87,9 @@ class FlakyOutbox(Outbox):
 
     fail_after: int | None = None
 
-    def enqueue(self, boot: str, items: Iterable, cursors: dict[str, int]) -> int:
+    def enqueue(
+        self, boot: str, items: Iterable, cursors: dict[str, int], expected: dict | None = None
+    ) -> int:
         limit, self.fail_after = self.fail_after, None
 
         def items_then_crash() -> Iterator:
@@ -98,7 +100,7 @@ class FlakyOutbox(Outbox):
             if limit is not None:
                 raise OSError("power cut")
 
-        return super().enqueue(boot, items_then_crash(), cursors)
+        return super().enqueue(boot, items_then_crash(), cursors, expected)
 
 
 ops = st.lists(
@@ -109,6 +111,7 @@ ops = st.lists(
         st.just(("feed",)),
         st.tuples(st.just("crash"), st.integers(0, 3)),
         st.just(("restart",)),
+        st.just(("intruder",)),  # a second reporter on the same state directory
     ),
     max_size=25,
 )
@@ -149,6 +152,16 @@ def test_every_reported_entry_is_queued_exactly_once_in_order(ops, batch: int) -
                     with contextlib.suppress(OSError):
                         feed(audit, outbox, boot, 1.0)
                     outbox.fail_after = None
+                elif op[0] == "intruder":
+                    other = Outbox(os.path.join(d, "outbox.db"))
+                    stale = {"audit": other.cursor("audit")}  # what it read before feeding
+                    audit.append("checkout_refused", "late", "", {"reasons": ["x"]})
+                    expected.append("late")
+                    # it read its cursor before this entry; the main feed runs in between
+                    feed(audit, outbox, boot, 1.0)
+                    view = AuditView(0, "2026-11-22T09:00:00.000Z", "checkin", "", "", {})
+                    assert other.enqueue("intruder", [("checkin", view, {}, True)], {}, stale) == 0
+                    other.close()
                 else:  # the dock restarts: a new outbox connection and a new boot
                     outbox.close()
                     outbox = FlakyOutbox(os.path.join(d, "outbox.db"))
@@ -195,4 +208,8 @@ def test_sent_marks_resend_and_prune(tmp_path) -> None:
     now[0] += KEEP_SENT_S + 1
     assert outbox.prune() == 5
     assert outbox.resend("b1", 1, 5) == 0  # too old to resend: said so by the count
+    # a dock up for months: its boot's seq goes on from 5, never from 1 again
+    assert outbox.enqueue("b1", items[:1], {"audit": 6}) == 1
+    assert json.loads(outbox.pending(1)[0].payload)["seq"] == 6
+    assert outbox.recent_boots() == [{"boot": "b1", "seq": 6}]
     assert outbox.first_sight("cmd-1") and not outbox.first_sight("cmd-1")

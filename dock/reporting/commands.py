@@ -28,9 +28,9 @@ class Outcome:
 def signed_by_any(command: dict[str, Any], keys: list[bytes]) -> bool:
     try:
         signature = base64.b64decode(command["sig"], validate=True)
-    except (binascii.Error, ValueError):
+        message = signing_bytes(command)
+    except (binascii.Error, ValueError):  # UnicodeEncodeError (a lone surrogate) is one
         return False
-    message = signing_bytes(command)
     for key in keys:
         try:
             Ed25519PublicKey.from_public_bytes(key).verify(signature, message)

@@ -45,4 +45,5 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
     cursors = {"audit": last_entry, "checkpoint": cps[-1].seq if cps else cp_cursor}
     if not entries and not cps:
         return 0
-    return outbox.enqueue(boot, items, cursors)
+    # Another reporter on this state directory may have fed meanwhile: then nothing.
+    return outbox.enqueue(boot, items, cursors, {"audit": entry_cursor, "checkpoint": cp_cursor})

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_unsent ON events (id) WHERE sent IS NULL;
 CREATE TABLE IF NOT EXISTS commands_seen (id TEXT PRIMARY KEY, seen REAL NOT NULL);
+-- The last seq given out in each boot: kept apart from the events, which are pruned,
+-- so a seq is never given out twice in one boot however long the dock runs.
+CREATE TABLE IF NOT EXISTS boots (
+    boot TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, first_queued REAL NOT NULL
+);
 """
 
 
@@ -74,10 +79,11 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # also when COMMIT itself failed (disk full)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     # --- cursors into the audit log ---------------------------------------------
 
@@ -96,15 +102,22 @@ class Outbox:
         boot: str,
         items: Iterable[tuple[str, AuditView, dict[str, Any], bool]],
         cursors: dict[str, int],
+        expected: dict[str, int | None] | None = None,
     ) -> int:
         """Queue events and move the cursors in one transaction; returns how many.
 
         ``items``: (event type, source entry, event data, is an audit entry).
+        ``expected``: the cursors these items were read after; if another process moved
+        them meanwhile nothing is queued (the entries would be queued twice).
         """
         count = 0
         with self._write() as db:
-            row = db.execute("SELECT max(seq) FROM events WHERE boot = ?", (boot,)).fetchone()
-            seq = int(row[0] or 0)
+            for name, value in (expected or {}).items():
+                row = db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+                if (None if row is None else int(row[0])) != value:
+                    return 0
+            row = db.execute("SELECT last_seq FROM boots WHERE boot = ?", (boot,)).fetchone()
+            seq = int(row[0]) if row is not None else 0
             now = self._clock()
             for etype, entry, data, is_entry in items:
                 seq += 1
@@ -126,6 +139,12 @@ class Outbox:
                 count += 1
             for name, value in cursors.items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+            if count:
+                db.execute(
+                    "INSERT INTO boots VALUES (?, ?, ?) "
+                    "ON CONFLICT (boot) DO UPDATE SET last_seq = excluded.last_seq",
+                    (boot, seq, now),
+                )
         return count
 
     # --- publishing -------------------------------------------------------------
@@ -170,6 +189,14 @@ class Outbox:
         row = self._db.execute("SELECT boot, seq FROM events ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else {"boot": row[0], "seq": int(row[1])}
 
+    def recent_boots(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last seq of the latest boots: headquarters notices events of an earlier
+        boot that never arrived (lost at the end of that boot) from these."""
+        rows = self._db.execute(
+            "SELECT boot, last_seq FROM boots ORDER BY first_queued DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [{"boot": b, "seq": int(s)} for b, s in rows]
+
     def resend(self, boot: str, from_seq: int, to_seq: int) -> int:
         """Queue already-sent events again (headquarters missed them); returns how many."""
         with self._write() as db:
@@ -184,6 +211,11 @@ class Outbox:
         with self._write() as db:
             n = db.execute("DELETE FROM events WHERE sent IS NOT NULL AND sent < ?", (cutoff,))
             db.execute("DELETE FROM commands_seen WHERE seen < ?", (cutoff,))
+            db.execute(  # old boots with nothing left; never the newest (it may be running)
+                "DELETE FROM boots WHERE first_queued < ? AND boot NOT IN (SELECT boot FROM "
+                "events) AND first_queued < (SELECT max(first_queued) FROM boots)",
+                (cutoff,),
+            )
             return n.rowcount
 
     # --- commands from headquarters ---------------------------------------------

@@ -12,6 +12,7 @@ import logging
 import queue
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -37,17 +38,26 @@ def backoff(attempt: int, rng: random.Random) -> float:
 class PahoLink:
     def __init__(self, cfg: MqttConfig, client_id: str, rng: random.Random | None = None) -> None:
         self.cfg = cfg
+        self.client_id = client_id
         self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
+        self._will: tuple[str, Callable[[], bytes]] | None = None
+        self._client = self._new_client()
+
+    def _new_client(self) -> mqtt.Client:
+        """A fresh paho client for each connection: paho would otherwise re-send the last
+        connection's unacknowledged messages under their old ids, while the outbox already
+        sends them again; and the will gets this connection's time."""
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+            client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             reconnect_on_failure=False,  # ours, with jitter
         )
+        cfg = self.cfg
         if cfg.tls:
             c.tls_set(
                 ca_certs=cfg.ca_file,
@@ -61,7 +71,10 @@ class PahoLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
-        self._client = c
+        if self._will is not None:
+            topic, payload = self._will
+            c.will_set(topic, payload(), qos=1, retain=True)
+        return c
 
     # --- paho callbacks (network thread) ----------------------------------------
 
@@ -88,8 +101,8 @@ class PahoLink:
 
     # --- BrokerLink -------------------------------------------------------------
 
-    def start(self, will_topic: str, will_payload: bytes) -> None:
-        self._client.will_set(will_topic, will_payload, qos=1, retain=True)
+    def start(self, will_topic: str, will_payload: Callable[[], bytes]) -> None:
+        self._will = (will_topic, will_payload)
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._thread.start()
 
@@ -97,6 +110,7 @@ class PahoLink:
         attempt = 0
         while not self._stop.is_set():
             try:
+                self._client = self._new_client()
                 self._client.connect(
                     self.cfg.host, self.cfg.broker_port, self.cfg.keepalive_s, clean_start=True
                 )
@@ -131,8 +145,8 @@ class PahoLink:
         if not self._connected:
             return None
         info = self._client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
-            return None
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return None  # not sent (e.g. paho's queue is full): the outbox keeps it
         return int(info.mid)
 
     def subscribe(self, topic: str) -> None:

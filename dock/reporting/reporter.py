@@ -8,6 +8,7 @@ dock never waits for any of this: with no broker, events simply wait on disk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -92,6 +93,8 @@ class Reporter:
         self._slots_sent: dict[str, dict[str, Any]] = {}
         self._stopped_mid: int | None = None
         self.stats = {"published": 0, "acked": 0, "refused": 0, "commands": 0}
+        #: What keeps other processes from reporting for the same dock (composition sets it).
+        self.lock: Any = None
 
     # --- topics -------------------------------------------------------------------
 
@@ -105,7 +108,7 @@ class Reporter:
 
     def start(self) -> None:
         self._feed()  # on first use this fixes where events start: before anything can happen
-        self.link.start(self._topic(Kind.STATE), self._state(DockState.LOST, self._clock()))
+        self.link.start(self._topic(Kind.STATE), lambda: self._state(DockState.LOST, self._clock()))
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
         self._thread.start()
 
@@ -114,6 +117,9 @@ class Reporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 5)
+        if self.lock is not None:
+            self.lock.close()  # another reporter may start now
+            self.lock = None
 
     def _run(self) -> None:
         next_feed = next_prune = 0.0
@@ -133,7 +139,7 @@ class Reporter:
             if now >= next_prune:
                 next_prune = now + PRUNE_EVERY_S
                 self._guarded(self.outbox.prune)
-            self._flush_acks()
+            self._guarded(self._flush_acks)
         self._guarded(self._goodbye)
 
     def _guarded(self, step: Callable[..., Any], *args: Any) -> None:
@@ -147,6 +153,7 @@ class Reporter:
     def _goodbye(self) -> None:
         self._feed()
         if self._connected:
+            self._health(self._clock())  # the last word on this boot's events
             self._stopped_mid = self.link.publish(
                 self._topic(Kind.STATE), self._state(DockState.STOPPED, self._clock()), retain=True
             )
@@ -249,6 +256,7 @@ class Reporter:
                 return
 
     def _pump(self, now: float) -> None:
+        self._flush_acks()  # what was acknowledged must not look pending below
         if now < self._paused_until:
             return
         in_flight = {r for r in self._inflight.values() if r is not None}
@@ -258,12 +266,13 @@ class Reporter:
         for row in self.outbox.pending(room + len(in_flight), self._pump_after):
             if room <= 0:
                 break
-            self._pump_after = max(self._pump_after, row.id)
             if row.id in in_flight:
+                self._pump_after = max(self._pump_after, row.id)
                 continue
             mid = self.link.publish(self._topic(Kind.EVENT, row.type), row.payload)
             if mid is None:
-                return
+                return  # not sent: this row is the first of the next turn
+            self._pump_after = max(self._pump_after, row.id)
             self._inflight[mid] = row.id
             self.stats["published"] += 1
             room -= 1
@@ -294,7 +303,11 @@ class Reporter:
         if pending > WARN_PENDING:
             log.warning("%d events wait for the broker (none is dropped)", pending)
         dock = dock_health(self.state_dir, self.evidence_dir, now)
-        dock |= {"outbox_pending": pending, "last_event": self.outbox.last_event()}
+        dock |= {
+            "outbox_pending": pending,
+            "last_event": self.outbox.last_event(),
+            "boots": self.outbox.recent_boots(),
+        }
         body = {
             "boot": self.boot,
             "seq": self._health_seq,
@@ -328,32 +341,48 @@ class Reporter:
         self._command(address.name, payload)
 
     def _command(self, name: str, payload: bytes) -> None:
+        """Check, obey, audit and answer one command; nothing in it may stop reporting."""
         self.stats["commands"] += 1
         try:
             cmd = decode(Kind.CMD, payload)
         except ContractError as exc:
+            digest = hashlib.sha256(payload).hexdigest()
             log.warning("command %s refused: %s", name, exc)
+            self.service.audit.append(
+                "hq_command",
+                "hq:?",
+                "",
+                {"command": name, "accepted": False, "error": f"unreadable: {exc}"[:300],
+                 "payload_sha256": digest},
+            )  # fmt: skip
             return  # no id to answer to
-        error = refusal(cmd, self._keys, self._clock())
-        if error is None and cmd["command"] != name:
-            error = "bad arguments"
-        if error is None and not self.outbox.first_sight(cmd["id"]):
-            error = "replayed"
-        args = arguments(cmd) if error is None else None
-        if error is None and args is None:
-            error = "bad arguments"
+        error: str | None = None
         result: dict[str, Any] = {}
-        by = f"hq:{cmd['by']}"
-        if error is None and args is not None:
-            error, result = self._obey(Command(cmd["command"]), args, by)
+        by = _printable(f"hq:{cmd['by']}")
+        try:
+            error = refusal(cmd, self._keys, self._clock())
+            if error is None and (
+                cmd["command"] != name or (cmd["site"], cmd["dock"]) != (self.site, self.dock_id)
+            ):
+                error = "not for this dock"
+            if error is None and not self.outbox.first_sight(cmd["id"]):
+                error = "replayed"
+            args = arguments(cmd) if error is None else None
+            if error is None and args is None:
+                error = "bad arguments"
+            if error is None and args is not None:
+                error, result = self._obey(Command(cmd["command"]), args, by)
+        except Exception as exc:  # a bug or a full disk: refuse, say so, keep reporting
+            log.exception("command %s failed", cmd["id"])
+            error = f"internal: {type(exc).__name__}"
         self.service.audit.append(
             "hq_command",
             by,
-            str(cmd["args"].get("serial", "")),
+            _printable(str(cmd["args"].get("serial", ""))),
             {
-                "id": cmd["id"],
+                "id": _printable(cmd["id"]),
                 "command": cmd["command"],
-                "args": cmd["args"],
+                "args": json.loads(_printable(json.dumps(cmd["args"], ensure_ascii=False))),
                 "accepted": error is None,
                 "error": error or "",
             },
@@ -371,6 +400,7 @@ class Reporter:
         if command is Command.STATUS:
             return None, {}
         if command is Command.RESEND:
+            self._flush_acks()  # a late "sent" mark must not undo the resend
             n = self.outbox.resend(args["boot"], args["from_seq"], args["to_seq"])
             self._pump_after = 0
             return None, {"requeued": n}
@@ -385,3 +415,8 @@ class Reporter:
             "device_flag", by, args["serial"], changes | {"note": args["note"]}
         )
         return None, changes
+
+
+def _printable(text: str) -> str:
+    """Text that can be stored and hashed: lone surrogates (never valid UTF-8) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8")
