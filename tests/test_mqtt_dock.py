@@ -480,3 +480,76 @@ def test_a_bad_slot_id_is_a_configuration_error_when_reporting(tmp_path, mosquit
     Path(path).write_text(Path(path).read_text().replace('id = "1"', 'id = "_1"'))
     with pytest.raises(ConfigError, match="slot '_1'"):
         load_config(path, env={})
+
+
+def test_events_a_crashed_broker_lost_are_asked_for_and_sent_again(tmp_path) -> None:
+    """Headquarters is away, the broker holds 30 events for it and dies (kill -9, nothing
+    saved). When both are back, dock-hq sees the hole (in seq, and in the dock's last
+    seq in its health), signs a resend, and the dock sends those events again from its
+    outbox: in the end every event is stored, each once."""
+    import sqlite3
+
+    from hq.commands import generate_key, load_key
+    from hq.config import BrokerSettings
+    from hq.monitor import Monitor
+
+    key_path = str(tmp_path / "hq.pem")
+    public = generate_key(key_path)
+    db = str(tmp_path / "hq.db")
+
+    def count() -> int:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM events WHERE type = 'checkout.refused'"
+            ).fetchone()[0]
+
+    def until(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    def acknowledged() -> int:
+        return reporter.outbox._db.execute(
+            "SELECT count(*) FROM events WHERE type = 'checkout.refused' AND sent IS NOT NULL"
+        ).fetchone()[0]
+
+    with Broker(tmp_path, persistence=False) as mosquitto:
+        settings = BrokerSettings(host=mosquitto.host, port=mosquitto.port)
+        monitor = Monitor(db, settings, signing_key=load_key(key_path), tick_s=0.5).start()
+        assert monitor.wait_subscribed(15)
+        svc, reporter = _fast_reporter(
+            _dock_config(tmp_path, mosquitto, hq_public_keys=[public]), 0.3
+        )
+        reporter.start()
+        n = 0
+
+        def events(k: int) -> None:
+            nonlocal n
+            for _ in range(k):
+                n += 1
+                svc.audit.append("checkout_refused", f"o{n}", "", {"reasons": ["pin_wrong"]})
+
+        try:
+            events(30)
+            until(lambda: count() == 30, "first 30 stored")
+            monitor.stop()  # headquarters away: the broker queues for its session
+            events(30)
+            until(lambda: acknowledged() == 60, "the broker took the next 30")
+            mosquitto.kill()  # and loses them
+            mosquitto.restart()
+            monitor = Monitor(db, settings, signing_key=load_key(key_path), tick_s=0.5).start()
+            assert monitor.wait_subscribed(15)
+            assert count() == 30  # the 30 the broker held are gone
+            events(30)
+            until(lambda: count() == 90, "all 90 stored after the resend")
+        finally:
+            reporter.stop()
+            monitor.stop()
+    with sqlite3.connect(db) as conn:
+        seqs = [r[0] for r in conn.execute(
+            "SELECT seq FROM events WHERE type = 'checkout.refused' ORDER BY seq"
+        )]  # fmt: skip
+    assert len(seqs) == 90 == len(set(seqs))
+    resends = [e for e in svc.audit.entries() if e.kind == "hq_command" and e.data["accepted"]]
+    assert resends and all(e.data["command"] == "resend" for e in resends)
