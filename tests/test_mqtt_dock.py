@@ -553,3 +553,35 @@ def test_events_a_crashed_broker_lost_are_asked_for_and_sent_again(tmp_path) -> 
     assert len(seqs) == 90 == len(set(seqs))
     resends = [e for e in svc.audit.entries() if e.kind == "hq_command" and e.data["accepted"]]
     assert resends and all(e.data["command"] == "resend" for e in resends)
+
+
+def test_a_long_backlog_of_unreported_entries_does_not_hide_a_later_event(
+    tmp_path, monkeypatch
+) -> None:
+    """Thousands of entries headquarters never hears of (officers added while the dock's
+    service was stopped, say), then one it does: the reporter works through them over
+    several turns, with no new write to wake it, and queues the event."""
+    from dock.reporting import feed as feed_module
+
+    broker = Broker(tmp_path)  # never started: the outbox only fills
+    config = _dock_config(tmp_path, broker)
+    svc, reporter = _reporter(config)
+    reporter.start()  # reporting begins here
+    reporter.stop()
+    for i in range(2500):
+        svc.audit.append("officer_add", "admin", f"o{i}", {"role": "officer"})
+    svc.audit.append("checkout_refused", "x", "", {"reasons": ["pin_wrong"]})
+    monkeypatch.setattr(feed_module, "BATCH", 10)  # 1,000 entries a turn: three turns
+    _, reporter = _reporter(config)
+    reporter.start()
+
+    def queued() -> list[str]:  # signed checkpoints (one per 100 entries), then the event
+        return [p.type for p in reporter.outbox.pending(1000)]
+
+    try:
+        deadline = time.monotonic() + 20
+        while "checkout.refused" not in queued() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        reporter.stop()
+    assert queued()[-1] == "checkout.refused"

@@ -160,7 +160,9 @@ def test_every_reported_entry_is_queued_exactly_once_in_order(ops, batch: int) -
                     # it read its cursor before this entry; the main feed runs in between
                     feed(audit, outbox, boot, 1.0)
                     view = AuditView(0, "2026-11-22T09:00:00.000Z", "checkin", "", "", {})
-                    assert other.enqueue("intruder", [("checkin", view, {}, True)], {}, stale) == 0
+                    assert (
+                        other.enqueue("intruder", [("checkin", view, {}, True)], {}, stale) is None
+                    )
                     other.close()
                 else:  # the dock restarts: a new outbox connection and a new boot
                     outbox.close()

@@ -14,7 +14,8 @@ BATCH = 1000
 
 
 def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> int:
-    """Queue events for audit entries not seen yet; returns how many events were queued.
+    """Queue events for audit entries not seen yet; returns how many entries and
+    checkpoints it moved past (0: nothing new), whether or not they made events.
 
     Entries and checkpoints each have a cursor; both move in the transaction that
     queues the events, so a crash in between repeats nothing and skips nothing.
@@ -46,4 +47,5 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
     if not entries and not cps:
         return 0
     # Another reporter on this state directory may have fed meanwhile: then nothing.
-    return outbox.enqueue(boot, items, cursors, {"audit": entry_cursor, "checkpoint": cp_cursor})
+    queued = outbox.enqueue(boot, items, cursors, {"audit": entry_cursor, "checkpoint": cp_cursor})
+    return 0 if queued is None else len(entries) + len(cps)

@@ -103,19 +103,20 @@ class Outbox:
         items: Iterable[tuple[str, AuditView, dict[str, Any], bool]],
         cursors: dict[str, int],
         expected: dict[str, int | None] | None = None,
-    ) -> int:
+    ) -> int | None:
         """Queue events and move the cursors in one transaction; returns how many.
 
         ``items``: (event type, source entry, event data, is an audit entry).
         ``expected``: the cursors these items were read after; if another process moved
-        them meanwhile nothing is queued (the entries would be queued twice).
+        them meanwhile nothing is queued (the entries would be queued twice) and the
+        answer is None.
         """
         count = 0
         with self._write() as db:
             for name, value in (expected or {}).items():
                 row = db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
                 if (None if row is None else int(row[0])) != value:
-                    return 0
+                    return None
             row = db.execute("SELECT last_seq FROM boots WHERE boot = ?", (boot,)).fetchone()
             seq = int(row[0]) if row is not None else 0
             now = self._clock()

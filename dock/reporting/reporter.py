@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -92,6 +93,9 @@ class Reporter:
         self._waiting_health: bytes | None = None
         self._slots_sent: dict[str, dict[str, Any]] = {}
         self._stopped_mid: int | None = None
+        self._audit_probe = sqlite3.connect(service.audit.db_path, check_same_thread=False)
+        self._audit_version: int | None = None
+        self._backlog = False
         self.stats = {"published": 0, "acked": 0, "refused": 0, "commands": 0}
         #: What keeps other processes from reporting for the same dock (composition sets it).
         self.lock: Any = None
@@ -251,9 +255,17 @@ class Reporter:
     # --- events -------------------------------------------------------------------------
 
     def _feed(self) -> None:
+        # Cheap "did anyone write to the audit log?" first: on a quiet dock this is all
+        # the feed costs (the snapshot reads open connections and parse JSON).
+        version = self._audit_probe.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._audit_version and not self._backlog:
+            return
+        self._audit_version = version
+        self._backlog = False
         for _ in range(100):  # a long backlog goes over several turns
             if not feed(self.service.audit, self.outbox, self.boot, self._drift_bound):
                 return
+        self._backlog = True
 
     def _pump(self, now: float) -> None:
         self._flush_acks()  # what was acknowledged must not look pending below
