@@ -125,6 +125,28 @@ def test_kill_minus_9_makes_headquarters_see_lost(tmp_path, mosquitto) -> None:
     late = Listener(mosquitto.host, mosquitto.port, f"{base}/state", client_id="late")
     assert late.wait_for(lambda: late.on("/state"))[-1]["state"] == "lost"
     late.close()
+    # and dock-hq, started now, raises the alarm from that retained state
+    hq_db = str(tmp_path / "hq.db")
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "hq.cli", "run", "--host", mosquitto.host,
+         "--port", str(mosquitto.port), "--db", hq_db],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        alerts: list = []
+        while time.monotonic() < deadline and not alerts:
+            time.sleep(0.3)
+            out = subprocess.run(
+                [sys.executable, "-m", "hq.cli", "alerts", "--json", "--db", hq_db],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            if out.returncode == 0 and out.stdout.strip():
+                alerts = [a for a in json.loads(out.stdout) if a["kind"] == "dock_lost"]
+    finally:
+        monitor.terminate()
+        monitor.wait(timeout=30)
+    assert alerts and alerts[0]["dock"] == "emulated"
 
 
 def test_broker_restarts_during_a_stream_lose_no_event(tmp_path, mosquitto) -> None:
