@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from enum import StrEnum
 from queue import Queue
 from typing import Any, Protocol
@@ -80,8 +80,9 @@ class BrokerLink(Protocol):
     """A connection to the MQTT broker, reconnecting by itself.
 
     Everything it learns arrives in ``inbox`` as tuples, read by one thread:
-    ``("connected",)``, ``("disconnected", reason)``, ``("ack", mid, ok, reason)`` for a
-    QoS 1 publish (``ok`` False when the broker refused it, e.g. not authorised), and
+    ``("connected",)``, ``("disconnected", reason)``, ``("ack", handle, ok, reason)`` for a
+    QoS 1 publish (``handle`` as ``publish`` returned it, unique across reconnections;
+    ``ok`` False when the broker refused it, e.g. not authorised), and
     ``("message", topic, payload)``.
     """
 
@@ -94,7 +95,7 @@ class BrokerLink(Protocol):
     def stop(self) -> None:
         """Disconnect cleanly (no will) and stop reconnecting."""
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
-        """QoS 1; the message id its ack will carry, or None when not connected."""
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> Hashable | None:
+        """QoS 1; the handle its ack will carry, or None when it was not sent."""
 
     def subscribe(self, topic: str) -> None: ...

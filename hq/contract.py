@@ -236,13 +236,17 @@ def encode(kind: Kind, body: dict[str, Any]) -> bytes:
 def decode(kind: Kind, raw: bytes | str) -> dict[str, Any]:
     """Parse and validate one payload; a ContractError names what is wrong."""
     try:
-        payload = json.loads(raw)
+        payload = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ContractError(f"{Kind(kind).value}: not JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise ContractError(f"{Kind(kind).value}: payload must be a JSON object")
     _validate(Kind(kind), payload)
     return payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python reads them, JSON has none
 
 
 def _validate(kind: Kind, payload: dict[str, Any]) -> None:

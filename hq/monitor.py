@@ -40,6 +40,8 @@ ONLINE = json.dumps({"schema": contract.SCHEMA, "state": "online"}, separators=(
 OFFLINE = json.dumps({"schema": contract.SCHEMA, "state": "offline"}, separators=(",", ":"))
 #: Ask a dock again for events still missing after this long.
 RESEND_RETRY_S = 300.0
+#: Ask this many times for the same missing events, then leave it to the open alert.
+RESEND_MAX_ATTEMPTS = 5
 #: At most this many seq ranges asked for per boot at a time.
 RESEND_MAX_RANGES = 20
 #: Boots a health message may name with their last seq (the dock sends its latest 10).
@@ -145,7 +147,10 @@ class Monitor:
         self._received = 0
         self._lag_receive = _Lag()
         self._lag_publish = _Lag()
-        self._resend_asked: dict[tuple[str, str, str], tuple[int, float]] = {}
+        #: (site, dock, boot) -> the highest last seq noted from health (saves writes)
+        self._noted: dict[tuple[str, str, str], int] = {}
+        #: (site, dock, boot) -> (highest seq asked for, when, how many times)
+        self._resend_asked: dict[tuple[str, str, str], tuple[int, float, int]] = {}
         self._store: Store | None = None
         self._client: mqtt.Client | None = None
         self._writer: threading.Thread | None = None
@@ -331,6 +336,7 @@ class Monitor:
                     self._plan_resend(store, key, expected, now, work)
             opened = store.apply(decision, now)
         committed = time.time()
+        self._noted.update(work.noted)
         generation = self._generation
         client = self._client
         for item in batch:
@@ -432,14 +438,23 @@ class Monitor:
             return
         # The newest event, and the last of each recent boot: events lost at the very end
         # of an earlier boot show up only in the latter.
-        lasts = [part.get("last_event"), *(part.get("boots") or [])[:MAX_BOOTS_NOTED]]
+        boots = part.get("boots")
+        lasts = [
+            part.get("last_event"),
+            *(boots[:MAX_BOOTS_NOTED] if isinstance(boots, list) else []),
+        ]
         for last in lasts:
             if not isinstance(last, dict):
                 continue
             boot, seq = last.get("boot"), last.get("seq")
-            if isinstance(boot, str) and type(seq) is int and seq > 0:
-                store.note_last_event(site, dock, boot, seq)
-                work.boots.add((site, dock, boot))
+            if not (isinstance(boot, str) and type(seq) is int and seq > 0):
+                continue
+            key = (site, dock, boot)
+            if max(self._noted.get(key, 0), work.noted.get(key, 0)) >= seq:
+                continue  # nothing new about this boot: no write, no check
+            work.noted[key] = seq  # remembered once committed (a failed batch is redone)
+            store.note_last_event(site, dock, boot, seq)
+            work.boots.add(key)
 
     def _plan_resend(
         self, store: Store, key: tuple[str, str, str], expected: int, now: float, work: _Batch
@@ -447,8 +462,12 @@ class Monitor:
         if self.signing_key is None:
             return
         asked = self._resend_asked.get(key)
-        if asked is not None and asked[0] >= expected and now - asked[1] < RESEND_RETRY_S:
-            return
+        if asked is not None and asked[0] >= expected:
+            if now - asked[1] < RESEND_RETRY_S:
+                return
+            if asked[2] >= RESEND_MAX_ATTEMPTS:
+                return  # the dock no longer has them (kept 30 days): the alert stays open
+        attempts = asked[2] + 1 if asked is not None and asked[0] >= expected else 1
         site, dock, boot = key
         for first, last in store.gaps(site, dock, boot, expected, RESEND_MAX_RANGES):
             command = sign_command(
@@ -462,7 +481,7 @@ class Monitor:
             )
             store.record_command(site, dock, command, now)
             work.commands.append((site, dock, command))
-            work.asked[key] = (expected, now)
+            work.asked[key] = (expected, now, attempts)
             log.info(
                 "asking for missing events",
                 extra={"site": site, "dock": dock, "boot": boot, "from": first, "to": last},
@@ -511,7 +530,8 @@ class _Batch:
     new_events: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     boots: set[tuple[str, str, str]] = field(default_factory=set)
     commands: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    asked: dict[tuple[str, str, str], tuple[int, float]] = field(default_factory=dict)
+    asked: dict[tuple[str, str, str], tuple[int, float, int]] = field(default_factory=dict)
+    noted: dict[tuple[str, str, str], int] = field(default_factory=dict)
     published: list[float] = field(default_factory=list)
     duplicates: int = 0
     rejected: int = 0

@@ -349,6 +349,28 @@ def test_missing_events_are_asked_for_again_with_no_new_traffic(
     assert first["id"] != again["id"]
 
 
+def test_asking_for_missing_events_stops_after_a_few_tries(
+    docks, start_monitor, tmp_path, monkeypatch
+):
+    """A dock that no longer has the events (kept 30 days) is not asked for ever; the
+    alert stays open for a person to look at."""
+    import hq.monitor
+
+    monkeypatch.setattr(hq.monitor, "RESEND_RETRY_S", 0.0)
+    monkeypatch.setattr(hq.monitor, "RESEND_MAX_ATTEMPTS", 2)
+    key_path = str(tmp_path / "hq.pem")
+    generate_key(key_path)
+    start_monitor(signing_key=load_key(key_path), tick_s=0.1)
+    dock = docks()
+    for seq in (1, 3):
+        dock.event(seq, serial="X")
+    asked = [dock.commands.get(timeout=WAIT)[1] for _ in range(2)]
+    assert all(c["args"]["from_seq"] == 2 for c in asked)
+    with pytest.raises(queue.Empty):
+        dock.commands.get(timeout=1.5)  # fifteen more periodic checks: no third request
+    assert open_alerts(tmp_path, "events_missing")
+
+
 def test_last_event_ahead_while_outbox_busy_is_not_a_hole(docks, start_monitor, tmp_path):
     monitor = start_monitor()
     dock = docks()

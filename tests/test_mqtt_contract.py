@@ -193,3 +193,13 @@ def test_slot_states_on_the_wire_are_the_docks_state_machine() -> None:
 def test_times_that_are_not_real_dates_are_refused(bad: str) -> None:
     with pytest.raises(ContractError, match="not a real date"):
         parse_utc(bad)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    raw = (
+        '{"schema":1,"type":"checkin","boot":"b","seq":1,"time":"2026-11-22T09:00:00.000Z",'
+        f'"data":{{"x":{constant}}}}}'
+    )
+    with pytest.raises(ContractError, match="not JSON"):
+        decode(Kind.EVENT, raw)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 
@@ -215,3 +216,113 @@ def test_sent_marks_resend_and_prune(tmp_path) -> None:
     assert json.loads(outbox.pending(1)[0].payload)["seq"] == 6
     assert outbox.recent_boots() == [{"boot": "b1", "seq": 6}]
     assert outbox.first_sight("cmd-1") and not outbox.first_sight("cmd-1")
+
+
+# --- the reporter's bookkeeping, driven through the BrokerLink interface ----------------
+
+
+class ScriptedLink:
+    """A BrokerLink whose connections and acks the test orders by hand: the orderings a
+    real network produces only now and then (the reporter's bookkeeping is under test,
+    not the broker)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.inbox: queue.Queue = queue.Queue()
+        self.connection = 1
+        self.next_mid = 1
+        self.published: list[tuple[tuple[int, int], str]] = []
+
+    def start(self, will_topic, will_payload) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def subscribe(self, topic: str) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False):
+        handle = (self.connection, self.next_mid)
+        self.next_mid += 1
+        self.published.append((handle, topic))
+        return handle
+
+    def reconnect(self) -> None:
+        self.connection += 1
+        self.next_mid = 1  # as with a fresh paho client: ids start again
+
+
+def _scripted_reporter(tmp_path, make_dock):
+    import dataclasses
+
+    from dock.config_mqtt import MqttConfig
+    from dock.reporting.reporter import Reporter
+
+    svc, _ = make_dock({})
+    link = ScriptedLink()
+    outbox = Outbox(str(tmp_path / "outbox.db"))
+    reporter = Reporter(
+        link=link, outbox=outbox, service=svc,
+        cfg=dataclasses.replace(MqttConfig(host="x", site="s1"), health_interval_s=3600),
+        dock_id="d1", software="t", config_hash="h",
+        state_dir=str(tmp_path), evidence_dir=str(tmp_path),
+    )  # fmt: skip
+    return svc, link, outbox, reporter
+
+
+def _sent(outbox: Outbox) -> dict[str, bool]:
+    rows = outbox._db.execute("SELECT payload, sent IS NOT NULL FROM events").fetchall()
+    return {json.loads(p)["actor"]: bool(s) for p, s in rows}
+
+
+def test_an_ack_from_a_past_connection_never_marks_a_new_publish_sent(tmp_path, make_dock) -> None:
+    svc, link, outbox, reporter = _scripted_reporter(tmp_path, make_dock)
+    reporter._feed()  # reporting starts
+    for who in ("a", "b"):
+        svc.audit.append("checkout_refused", who, "", {"reasons": ["x"]})
+    reporter._feed()
+    link.inbox.put(("connected",))
+    reporter._drain(0.1)
+    reporter._pump(0.0)  # a and b go out on connection 1
+    event_handles = [h for h, t in link.published if "/event/" in t]
+    assert len(event_handles) == 2
+    # connection 1 acks everything but b (birth, state, slot, a) and drops; connection 2
+    # is up before the reporter reads any of that, and c goes out on it with message id
+    # 1 again, the id the birth had on connection 1
+    for handle, _ in link.published:
+        if handle != event_handles[1]:
+            link.inbox.put(("ack", handle, True, "Success"))
+    link.inbox.put(("disconnected", "lost"))
+    link.reconnect()
+    link.inbox.put(("connected",))
+    svc.audit.append("checkout_refused", "c", "", {"reasons": ["x"]})
+    reporter._feed()
+    reporter._pump(0.0)
+    reporter._drain(0.1)  # only now the old ack and the reconnection are read
+    reporter._flush_acks()
+    assert _sent(outbox) == {"a": True, "b": False, "c": False}
+    reporter._audit_probe.close()
+
+
+def test_a_feed_that_failed_is_tried_again_without_a_new_audit_write(
+    tmp_path, make_dock, monkeypatch
+) -> None:
+    import dock.reporting.reporter as reporter_module
+
+    svc, _, outbox, reporter = _scripted_reporter(tmp_path, make_dock)
+    reporter._feed()
+    svc.audit.append("checkout_refused", "a", "", {"reasons": ["x"]})
+    real = reporter_module.feed
+    calls = []
+
+    def fails_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args)
+
+    monkeypatch.setattr(reporter_module, "feed", fails_once)
+    with pytest.raises(sqlite3.OperationalError):
+        reporter._feed()
+    reporter._feed()  # nothing was written to the audit log in between
+    assert _sent(outbox) == {"a": False}
+    reporter._audit_probe.close()

@@ -212,11 +212,8 @@ class Outbox:
         with self._write() as db:
             n = db.execute("DELETE FROM events WHERE sent IS NOT NULL AND sent < ?", (cutoff,))
             db.execute("DELETE FROM commands_seen WHERE seen < ?", (cutoff,))
-            db.execute(  # old boots with nothing left; never the newest (it may be running)
-                "DELETE FROM boots WHERE first_queued < ? AND boot NOT IN (SELECT boot FROM "
-                "events) AND first_queued < (SELECT max(first_queued) FROM boots)",
-                (cutoff,),
-            )
+            # boots rows stay: one small row per start of the dock, and a running boot's
+            # counter must never go (its seq would start again at 1).
             return n.rowcount
 
     # --- commands from headquarters ---------------------------------------------

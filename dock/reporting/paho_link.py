@@ -12,7 +12,7 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,17 +45,21 @@ class PahoLink:
         self._thread: threading.Thread | None = None
         self._connected = False
         self._will: tuple[str, Callable[[], bytes]] | None = None
-        self._client = self._new_client()
+        #: (connection number, its client), swapped as one value: publish reads it once.
+        self._current: tuple[int, mqtt.Client] = (0, self._new_client(0))
 
-    def _new_client(self) -> mqtt.Client:
+    def _new_client(self, number: int) -> mqtt.Client:
         """A fresh paho client for each connection: paho would otherwise re-send the last
         connection's unacknowledged messages under their old ids, while the outbox already
-        sends them again; and the will gets this connection's time."""
+        sends them again; and the will gets this connection's time. Each client carries
+        its connection number (paho's userdata): message ids restart with every client,
+        so an ack is (connection, mid), and callbacks of a past client are ignored."""
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             reconnect_on_failure=False,  # ours, with jitter
+            userdata=number,
         )
         cfg = self.cfg
         if cfg.tls:
@@ -79,6 +83,8 @@ class PahoLink:
     # --- paho callbacks (network thread) ----------------------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if userdata != self._current[0]:
+            return
         if rc.is_failure:
             log.error("broker refused the connection: %s", rc)
             self.inbox.put(("disconnected", f"refused: {rc}"))
@@ -87,6 +93,8 @@ class PahoLink:
         self.inbox.put(("connected",))
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if userdata != self._current[0]:
+            return  # a past connection's late word (paho may call it from a publish)
         was, self._connected = self._connected, False
         if was:
             self.inbox.put(("disconnected", str(rc)))
@@ -94,9 +102,11 @@ class PahoLink:
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         # MQTT 5 brokers answer a refused publish (ACL) with a PUBACK carrying a failure
         # code: paho still calls it "published", so look at the code.
-        self.inbox.put(("ack", mid, not rc.is_failure, str(rc)))
+        self.inbox.put(("ack", (userdata, mid), not rc.is_failure, str(rc)))
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if userdata != self._current[0]:
+            return
         self.inbox.put(("message", message.topic, bytes(message.payload)))
 
     # --- BrokerLink -------------------------------------------------------------
@@ -110,8 +120,9 @@ class PahoLink:
         attempt = 0
         while not self._stop.is_set():
             try:
-                self._client = self._new_client()
-                self._client.connect(
+                number = self._current[0] + 1
+                self._current = (number, self._new_client(number))
+                self._current[1].connect(
                     self.cfg.host, self.cfg.broker_port, self.cfg.keepalive_s, clean_start=True
                 )
             except (OSError, ValueError) as exc:
@@ -123,7 +134,7 @@ class PahoLink:
                 continue
             after_stop = 0
             while after_stop < 10:  # after stop(): a few more turns to flush DISCONNECT
-                rc = self._client.loop(timeout=0.2)
+                rc = self._current[1].loop(timeout=0.2)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
                 if self._connected:
@@ -141,22 +152,23 @@ class PahoLink:
     def connected(self) -> bool:
         return self._connected
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> Hashable | None:
+        number, client = self._current  # one read: the client and its number agree
         if not self._connected:
             return None
-        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        info = client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None  # not sent (e.g. paho's queue is full): the outbox keeps it
-        return int(info.mid)
+        return (number, int(info.mid))
 
     def subscribe(self, topic: str) -> None:
-        self._client.subscribe(topic, qos=1)
+        self._current[1].subscribe(topic, qos=1)
 
     def stop(self) -> None:
         """Disconnect cleanly: a normal DISCONNECT, so the broker does not send the will."""
         self._stop.set()
         if self._connected:
-            self._client.disconnect()  # thread-safe: queued for the network thread
+            self._current[1].disconnect()  # thread-safe: queued for the network thread
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._connected = False

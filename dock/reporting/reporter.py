@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from hq.contract import (
@@ -84,15 +84,15 @@ class Reporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
-        #: message id -> outbox row id (None: not an outbox row)
-        self._inflight: dict[int, int | None] = {}
+        #: publish handle -> outbox row id (None: not an outbox row)
+        self._inflight: dict[Hashable, int | None] = {}
         self._pump_after = 0
         self._paused_until = 0.0
         self._acked: list[int] = []
         self._health_seq = 0
         self._waiting_health: bytes | None = None
         self._slots_sent: dict[str, dict[str, Any]] = {}
-        self._stopped_mid: int | None = None
+        self._stopped_mid: Hashable | None = None
         self._audit_probe = sqlite3.connect(service.audit.db_path, check_same_thread=False)
         self._audit_version: int | None = None
         self._backlog = False
@@ -121,6 +121,10 @@ class Reporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 5)
+            if self._thread.is_alive():
+                log.error("reporting did not stop in time; its lock stays held")
+                return
+        self._audit_probe.close()
         if self.lock is not None:
             self.lock.close()  # another reporter may start now
             self.lock = None
@@ -225,14 +229,14 @@ class Reporter:
         self._send(self._topic(Kind.STATE), self._state(DockState.READY, now), retain=True)
         self._publish_slots(True)
 
-    def _send(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
+    def _send(self, topic: str, payload: bytes, retain: bool = False) -> Hashable | None:
         mid = self.link.publish(topic, payload, retain=retain)
         if mid is not None:
             self._inflight[mid] = None
             self.stats["published"] += 1
         return mid
 
-    def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
+    def _on_ack(self, mid: Hashable, ok: bool, reason: str) -> None:
         if mid == self._stopped_mid:
             self._stopped_mid = None
         row = self._inflight.pop(mid, None)
@@ -260,12 +264,15 @@ class Reporter:
         version = self._audit_probe.execute("PRAGMA data_version").fetchone()[0]
         if version == self._audit_version and not self._backlog:
             return
-        self._audit_version = version
-        self._backlog = False
         for _ in range(100):  # a long backlog goes over several turns
             if not feed(self.service.audit, self.outbox, self.boot, self._drift_bound):
-                return
-        self._backlog = True
+                break
+        else:
+            self._backlog = True
+            return
+        # Only now: a feed that raised above leaves these as they were, to try again.
+        self._audit_version = version
+        self._backlog = False
 
     def _pump(self, now: float) -> None:
         self._flush_acks()  # what was acknowledged must not look pending below
@@ -401,7 +408,10 @@ class Reporter:
         )
         reply: dict[str, Any] = {"id": cmd["id"], "ok": error is None, "time": utc(self._clock())}
         reply |= {"error": error} if error else {"result": result}
-        self._send(self._topic(Kind.REPLY), encode(Kind.REPLY, reply))
+        try:
+            self._send(self._topic(Kind.REPLY), encode(Kind.REPLY, reply))
+        except (ValueError, UnicodeError) as exc:  # an id that cannot be sent back
+            log.warning("no reply to command %r: %s", _printable(cmd["id"]), exc)
         if error is None and cmd["command"] == Command.STATUS:
             self._announce()
             self._health(self._clock())
