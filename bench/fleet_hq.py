@@ -96,8 +96,8 @@ def _health_body(boot: str, seq: int, t: str, last: int, dock: str) -> dict[str,
         "evidence_free_bytes": 900_000_000_000,
         "outbox_pending": 0,
         "last_event": {"boot": boot, "seq": last},
-        # as a dock sends it: this boot and the one before (restarted once)
-        "boots": [{"boot": boot, "seq": last}, {"boot": f"{boot}-before", "seq": 40}],
+        # as a dock sends it (a dock that has not restarted: only this boot)
+        "boots": [{"boot": boot, "seq": last}],
     }
     return {"boot": boot, "seq": seq, "time": t, "dock": part, "slots": slots}
 
