@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--to-seq", type=int, help="resend: last seq")
     cmd.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     cmd.add_argument("--json", action="store_true")
-    _add_settings(cmd, config.BROKER)
+    _add_settings(cmd, (*config.BROKER, *config.DATABASE))
 
     keygen = sub.add_parser("keygen", help="a new command signing key")
     keygen.add_argument("--out", required=True, help="private key file to create (0600)")
@@ -351,6 +351,13 @@ def _command(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         dock=args.dock,
         now=time.time(),
     )
+    if os.path.exists(settings["db"]):  # the register of commands, beside the monitor's
+        store = Store(settings["db"])
+        try:
+            with store.transaction():
+                store.record_command(args.site, args.dock, command, time.time())
+        finally:
+            store.close()
     broker = config.BrokerSettings.from_settings(settings)
     try:
         reply = send_and_wait(

@@ -101,11 +101,12 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # also when COMMIT itself failed (disk full)
+                self.db.execute("ROLLBACK")
             self._open = saved
             raise
-        self.db.execute("COMMIT")
 
     # ------------------------------------------------------------------ events
 

@@ -128,17 +128,23 @@ def test_run_fleet_alerts_ack(mosquitto, daemon, tmp_path):
     assert any(entry["msg"] == "monitor stopped" for entry in logs)
 
 
-def test_command_round_trip_with_a_dock_that_replies(mosquitto, key):
+def test_command_round_trip_with_a_dock_that_replies(mosquitto, key, tmp_path):
     path, public = key
+    db = str(tmp_path / "fleet.sqlite3")
+    Store(db).close()  # as `dock-hq run` leaves it
     dock = FakeDock(mosquitto)
     dock.reply_with = lambda cmd: {"id": cmd["id"], "ok": True, "time": contract.utc(0)}
     try:
         done = dock_hq(
             *("command", "s1", "d1", "flag", "--serial", "BWC-9", "--maintenance"),
             *("--note", "cracked lens", "--by", "duty officer", "--key", path),
-            *("--port", str(mosquitto.port), "--json", "--timeout", str(WAIT)),
+            *("--port", str(mosquitto.port), "--json", "--timeout", str(WAIT), "--db", db),
         )
         assert done.returncode == 0, done.stderr
+        store = Store(db)  # the command is in headquarters' register
+        row = store.db.execute("SELECT command, by, site, dock FROM commands").fetchone()
+        store.close()
+        assert tuple(row) == ("flag", "duty officer", "s1", "d1")
         out = json.loads(done.stdout)
         assert out["reply"]["ok"] is True
         msg, command = dock.commands.get(timeout=WAIT)
