@@ -71,6 +71,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from .keys import fingerprint, public_key_bytes
+from .sqlite_tx import immediate
 
 ENTRY_DOMAIN = "bwc-dock-audit/v1"
 CHECKPOINT_DOMAIN = "bwc-dock-audit-checkpoint/v1"
@@ -509,15 +510,8 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:  # also when COMMIT itself failed (disk full)
-                    self._conn.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:

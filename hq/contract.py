@@ -134,11 +134,6 @@ def dock_topic(site: str, dock: str, kind: Kind | str, name: str = "") -> str:
     return base
 
 
-def dock_filter(site: str, dock: str) -> str:
-    """Everything one dock publishes or receives (for a dock's ACL or a focused subscriber)."""
-    return f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/#"
-
-
 def command_filter(site: str, dock: str) -> str:
     """What a dock subscribes to for its commands."""
     return f"{DOCKS}/{check_id('site', site)}/{check_id('dock', dock)}/{Kind.CMD.value}/+"
@@ -196,7 +191,6 @@ def parse_utc(text: str) -> float:
 
 
 # Required fields per kind and their JSON types; more fields are allowed and ignored.
-_NUM = (int, float)
 _REQUIRED: dict[Kind, dict[str, Any]] = {
     Kind.STATE: {"state": str, "boot": str, "time": str},
     Kind.BIRTH: {
@@ -278,6 +272,21 @@ def _enum(kind: Kind, field: str, value: str, enum: type[StrEnum]) -> None:
         enum(value)
     except ValueError:
         raise ContractError(f"{kind.value}: unknown {field} {value!r}") from None
+
+
+def hq_status(online: bool) -> bytes:
+    """Headquarters' retained presence on :data:`HQ_STATUS` (its will says offline)."""
+    state = "online" if online else "offline"
+    return json.dumps({"schema": SCHEMA, "state": state}, separators=(",", ":")).encode()
+
+
+def hq_online(raw: bytes) -> bool:
+    """Whether a :data:`HQ_STATUS` payload says headquarters is (back) online."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(payload, dict) and payload.get("state") == "online"
 
 
 def signing_bytes(command: dict[str, Any]) -> bytes:

@@ -11,7 +11,6 @@ primary key (site, dock, boot, seq) turns the second copy into a no-op.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sqlite3
@@ -36,8 +35,8 @@ from hq.store import Store
 
 log = logging.getLogger("hq.monitor")
 
-ONLINE = json.dumps({"schema": contract.SCHEMA, "state": "online"}, separators=(",", ":"))
-OFFLINE = json.dumps({"schema": contract.SCHEMA, "state": "offline"}, separators=(",", ":"))
+ONLINE = contract.hq_status(online=True)
+OFFLINE = contract.hq_status(online=False)
 #: Ask a dock again for events still missing after this long.
 RESEND_RETRY_S = 300.0
 #: Ask this many times for the same missing events, then leave it to the open alert.

@@ -203,3 +203,12 @@ def test_nan_and_infinity_are_not_json(constant: str) -> None:
     )
     with pytest.raises(ContractError, match="not JSON"):
         decode(Kind.EVENT, raw)
+
+
+def test_headquarters_presence_round_trips() -> None:
+    from hq.contract import hq_online, hq_status
+
+    assert hq_online(hq_status(online=True))
+    assert not hq_online(hq_status(online=False))
+    for junk in (b"", b"online", b"[1]", b'{"state": "ONLINE"}'):
+        assert not hq_online(junk)

@@ -210,6 +210,7 @@ def test_sent_marks_resend_and_prune(tmp_path) -> None:
     outbox.mark_sent(p.id for p in outbox.pending(10))
     now[0] += KEEP_SENT_S + 1
     assert outbox.prune() == 5
+    assert outbox.last_event() == {"boot": "b1", "seq": 5}  # still known, for health
     assert outbox.resend("b1", 1, 5) == 0  # too old to resend: said so by the count
     # a dock up for months: its boot's seq goes on from 5, never from 1 again
     assert outbox.enqueue("b1", items[:1], {"audit": 6}) == 1

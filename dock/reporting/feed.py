@@ -30,6 +30,8 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
     last_entry = entries[-1].seq if entries else entry_cursor
     # A checkpoint follows the entry it signs; never run ahead of the entries read.
     cps = [cp for cp in audit.checkpoints(cp_cursor) if cp.seq <= last_entry]
+    if not entries and not cps:
+        return 0
     sources: list[tuple[int, int, AuditView, bool]] = [
         (e.seq, 0, AuditView(e.seq, e.time, e.kind, e.actor, e.subject, e.data), True)
         for e in entries
@@ -44,8 +46,6 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
         if found is not None:
             items.append((found[0], view, found[1], is_entry))
     cursors = {"audit": last_entry, "checkpoint": cps[-1].seq if cps else cp_cursor}
-    if not entries and not cps:
-        return 0
     # Another reporter on this state directory may have fed meanwhile: then nothing.
     queued = outbox.enqueue(boot, items, cursors, {"audit": entry_cursor, "checkpoint": cp_cursor})
     return 0 if queued is None else len(entries) + len(cps)

@@ -16,13 +16,14 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from hq.contract import Kind, encode, utc
+from hq.contract import ContractError, Kind, encode, parse_utc, utc
 
+from ..sqlite_tx import immediate
 from .events import AuditView
 
 log = logging.getLogger("dock.outbox")
@@ -74,16 +75,8 @@ class Outbox:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:  # also when COMMIT itself failed (disk full)
-                self._db.execute("ROLLBACK")
-            raise
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db)
 
     # --- cursors into the audit log ---------------------------------------------
 
@@ -187,14 +180,16 @@ class Outbox:
         }
 
     def last_event(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT boot, seq FROM events ORDER BY id DESC LIMIT 1").fetchone()
-        return None if row is None else {"boot": row[0], "seq": int(row[1])}
+        """The newest event queued (also once pruned): the last seq of the latest boot."""
+        latest = self.recent_boots(1)
+        return latest[0] if latest else None
 
     def recent_boots(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last seq of the latest boots: headquarters notices events of an earlier
-        boot that never arrived (lost at the end of that boot) from these."""
+        boot that never arrived (lost at the end of that boot) from these. Newest first by
+        rowid (the order boots first queued), which a clock set back cannot reorder."""
         rows = self._db.execute(
-            "SELECT boot, last_seq FROM boots ORDER BY first_queued DESC LIMIT ?", (limit,)
+            "SELECT boot, last_seq FROM boots ORDER BY rowid DESC LIMIT ?", (limit,)
         ).fetchall()
         return [{"boot": b, "seq": int(s)} for b, s in rows]
 
@@ -228,9 +223,8 @@ class Outbox:
 
 
 def _wire_time(audit_time: str, fallback: float) -> str:
-    """The audit log's UTC time in the contract's format (they agree; this guards it)."""
-    from hq.contract import ContractError, parse_utc
-
+    """The audit log's UTC time in the contract's format. They agree; this guards it, as
+    one unreadable time would otherwise stop every later event at ``encode``."""
     try:
         return utc(parse_utc(audit_time))
     except ContractError:

@@ -148,10 +148,6 @@ class PahoLink:
                 self._stop.wait(backoff(attempt, self._rng))
                 attempt += 1
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> Hashable | None:
         number, client = self._current  # one read: the client and its number agree
         if not self._connected:

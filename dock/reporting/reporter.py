@@ -29,6 +29,7 @@ from hq.contract import (
     decode,
     dock_topic,
     encode,
+    hq_online,
     parse_topic,
     utc,
 )
@@ -116,11 +117,11 @@ class Reporter:
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
         """Say ``stopped`` (retained) if the broker is there, then disconnect cleanly."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout + 5)
+            self._thread.join(10.0)  # the goodbye waits at most 3 s for its ack
             if self._thread.is_alive():
                 log.error("reporting did not stop in time; its lock stays held")
                 return
@@ -344,11 +345,8 @@ class Reporter:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         if topic == HQ_STATUS:
-            try:
-                if json.loads(payload).get("state") == "online":
-                    self._announce()
-            except (ValueError, AttributeError):
-                log.warning("unreadable headquarters status: %r", payload[:100])
+            if hq_online(payload):
+                self._announce()
             return
         try:
             address = parse_topic(topic)
