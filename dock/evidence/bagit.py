@@ -39,6 +39,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from .. import crashpoints
+
 __all__ = [
     "Bag",
     "BagError",
@@ -482,6 +484,7 @@ def make_bag(
 
     tmp, lock_fd = _start_temp(parent)
     try:
+        crashpoints.reach("seal.start")
         data_root = os.path.join(tmp, PAYLOAD_DIR)
         os.mkdir(data_root)
         dirs = {data_root}
@@ -517,8 +520,10 @@ def make_bag(
         for folder in sorted(dirs, key=len, reverse=True):  # deepest first, then data/
             _fsync_dir(folder)
         _fsync_dir(tmp)
+        crashpoints.reach("seal.before_rename")
         _publish(tmp, bag_dir)
         _fsync_dir(parent)
+        crashpoints.reach("seal.after_rename")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

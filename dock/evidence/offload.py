@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware_protocol.messages import Capability
 
+from .. import crashpoints
 from ..audit import AuditLog
 from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
@@ -132,6 +133,7 @@ class Offloader:
             gone = row["recording_id"] not in on_device
             if row["serial"] == serial and row["erased_at"] is None and gone:
                 self.store.mark_erased(serial, row["recording_id"])
+                crashpoints.reach("audit.confirm.before")
                 self.audit.append(
                     "erase", "dock", serial,
                     {"recording": row["recording_id"], "confirmed_after_restart": True},
@@ -206,8 +208,11 @@ class Offloader:
             row = self.store.archived(serial, rec.id)
             second_copy = row is not None and row.get("second_copy_at") is not None
             if self.erase_after_verify or second_copy:
+                crashpoints.reach("erase.before")
                 client.erase(rec.id, rec.sha256)
+                crashpoints.reach("erase.after")
                 self.store.mark_erased(serial, rec.id)
+                crashpoints.reach("audit.erase.before")
                 self.audit.append("erase", "dock", serial, {"recording": rec.id})
                 report.erased.append(rec.id)
         if report.archived:
@@ -217,6 +222,7 @@ class Offloader:
                 report.failed["seal"] = f"{type(exc).__name__}: {exc}"
                 self.audit.append("seal_failed", "dock", serial, {"error": str(exc)})
         if todo:
+            crashpoints.reach("audit.done.before")
             self.audit.append(
                 "offload_done", "dock", serial,
                 {"slot": slot_id, "archived": len(report.archived),
@@ -316,6 +322,7 @@ class Offloader:
             rec.start_ms,
             rec.end_ms,
         )
+        crashpoints.reach("publish.after_row")
         self.audit.append(
             "offload_file",
             "dock",

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from .. import crashpoints
+
 log = logging.getLogger("dock.evidence.verified_copy")
 
 QUARANTINE_DIR = "quarantine"
@@ -300,6 +302,7 @@ def _existing(
     st = fs.lstat(path)
     if st is None:
         return None
+    crashpoints.reach("verify.existing")
     if not stat.S_ISREG(st.st_mode):
         raise DestinationExists(path, "is not a regular file")
     if expected_size is not None and st.st_size != expected_size:
@@ -397,6 +400,7 @@ def write_verified(
         fd = fs.open_new(tmp_path)
     except OSError as exc:
         raise _copy_failed(exc, "create", tmp_path) from exc
+    crashpoints.reach("copy.start")
 
     hasher = _Hasher()
     written_size = 0
@@ -412,6 +416,8 @@ def write_verified(
             except OSError as exc:
                 raise _copy_failed(exc, "write", tmp_path) from exc
             written_size += len(data)
+            if crashpoints.ARMED:  # tests only; one global test per chunk otherwise
+                crashpoints.reach("copy.chunk")
             if progress is not None:
                 progress(written_size)
         if written_size == 0 and progress is not None:
@@ -427,6 +433,7 @@ def write_verified(
             fs.close(fd)
         except OSError as exc:
             raise _copy_failed(exc, "close", tmp_path) from exc
+        crashpoints.reach("verify.start")
         try:
             read_back_sha256, read_back_size = _hash_file(tmp_path, fs)
         except OSError as exc:
@@ -473,6 +480,7 @@ def write_verified(
     if done is not None:
         _discard(tmp_path, fs)  # an identical verified copy is already in place
         return done
+    crashpoints.reach("publish.before_rename")
     try:
         fs.replace(tmp_path, final_path)
     except OSError as exc:
@@ -485,4 +493,5 @@ def write_verified(
         # the caller copies again (the device still holds the source).
         _discard(final_path, fs)
         raise _copy_failed(exc, "fsync folder", dest_dir) from exc
+    crashpoints.reach("publish.after_rename")
     return VerifiedFile(final_path, written_size, written_sha256)

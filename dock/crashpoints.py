@@ -1,0 +1,78 @@
+"""Test-only fault injection: named points of the offload where a test has the dock die.
+
+TEST-ONLY, like SQLite's test hooks (``sqlite3_test_control``, the crash VFS of its
+test suite): with ``DOCK_CRASH_AT=<point>:<n>`` in its environment, the dock process
+sends itself SIGKILL the ``n``-th time it reaches ``<point>``: exactly a ``kill -9``
+at that instant, chosen by the offload's progress and not by a wall clock, so a test
+kills inside every phase of an offload on any machine, however fast or loaded.
+
+Never set ``DOCK_CRASH_AT`` on a dock in service: it kills the dock on purpose.
+
+Unset (always, in service), :func:`reach` is one test of a module global read once at
+import; a hot loop tests :data:`ARMED` itself before calling it. A malformed value or
+an unknown point name makes the import fail: a misspelt point must not silently never
+fire, which would let a test pass by luck.
+
+:data:`POINTS` names every point; ``tests/test_offload_kill.py`` kills at each of them
+and counts the kills by phase (the name up to its first dot).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+ENV = "DOCK_CRASH_AT"
+
+#: Every crash point, in the order an offload reaches them, with what is on disk then.
+POINTS: dict[str, str] = {
+    "copy.start": "temporary file created in the archive folder, nothing written yet",
+    "copy.chunk": "one more chunk written to the temporary file (reached per chunk)",
+    "verify.start": "temporary file complete and fsynced, not yet read back",
+    "verify.existing": "a file already at the final name (a resume), not yet re-hashed",
+    "publish.before_rename": "verified and read-only, not yet renamed to its final name",
+    "publish.after_rename": "under its final name, folder fsynced, no database row yet",
+    "publish.after_row": "archive row written, its offload_file audit entry not yet",
+    "erase.before": "archived and verified, ERASE not yet sent to the recorder",
+    "erase.after": "the recorder erased it, the archive row not yet marked erased",
+    "audit.erase.before": "archive row marked erased, its erase audit entry not yet",
+    "audit.confirm.before": "an erasure found after a restart marked, not yet audited",
+    "seal.start": "footage archived; the bag's temporary folder created, still empty",
+    "seal.before_rename": "bag complete and fsynced in its temporary folder, not renamed",
+    "seal.after_rename": "bag renamed into place, its seal audit entry not yet written",
+    "audit.done.before": "offload finished, its offload_done audit entry not yet written",
+}
+
+
+def _parse(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    name, sep, count = value.rpartition(":")
+    if not sep or name not in POINTS or not count.isdigit() or int(count) < 1:
+        raise ValueError(
+            f"{ENV}={value!r}: expected <point>:<n> with n >= 1 and point one of "
+            + ", ".join(POINTS)
+        )
+    return name, int(count)
+
+
+_TARGET = _parse(os.environ.get(ENV))
+#: True only when this process was started with DOCK_CRASH_AT (tests).
+ARMED = _TARGET is not None
+_count = 0
+_lock = threading.Lock()
+
+
+def reach(name: str) -> None:
+    """The offload is at crash point ``name``: die here if the environment says so."""
+    if not ARMED:
+        return
+    global _count
+    assert _TARGET is not None
+    if name != _TARGET[0]:
+        return
+    with _lock:
+        _count += 1
+        if _count == _TARGET[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
