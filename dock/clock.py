@@ -233,24 +233,45 @@ class FixedClock:
 # --- display ----------------------------------------------------------------------------
 
 
-def _utc(t: float) -> datetime:
-    ms = round(t * 1000)
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+def utc_datetime(t: float) -> datetime | None:
+    """UTC seconds since the epoch as an aware datetime (to the millisecond), or None
+    for a time no calendar here can show (NaN, infinite, outside the years 1 to 9999).
+    Recorders state times too, so display and naming must not raise on them."""
+    try:
+        ms = round(t * 1000)
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def invalid_time(t: object) -> str:
+    """What is shown instead of a time :func:`utc_datetime` cannot represent."""
+    return f"invalid time ({t!r} s)"
 
 
 def utc_iso(t: float) -> str:
     """UTC seconds since the epoch as ISO 8601 to the millisecond:
-    "2026-11-22T06:45:07.123Z"."""
-    d = _utc(t)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+    "2026-11-22T06:45:07.123Z" (:func:`invalid_time` when impossible)."""
+    d = utc_datetime(t)
+    if d is None:
+        return invalid_time(t)
+    return f"{d.year:04d}-{d:%m-%dT%H:%M:%S}.{d.microsecond // 1000:03d}Z"
 
 
 def local_display(t: float, tz: str) -> str:
     """The local time in zone ``tz`` (an IANA name such as "Asia/Shanghai") with the
-    zone shown: "2026-11-22 14:45:07 CST (UTC+08:00)". Raises
-    zoneinfo.ZoneInfoNotFoundError for an unknown zone."""
-    d = _utc(t).astimezone(ZoneInfo(tz))
-    return f"{d:%Y-%m-%d %H:%M:%S} {d.tzname()} (UTC{_offset(d.utcoffset())})"
+    zone shown: "2026-11-22 14:45:07 CST (UTC+08:00)" (:func:`invalid_time` when
+    impossible). Raises zoneinfo.ZoneInfoNotFoundError for an unknown zone."""
+    zone = ZoneInfo(tz)
+    d = utc_datetime(t)
+    try:
+        local = None if d is None else d.astimezone(zone)
+    except OverflowError:  # within a day of year 1 or 9999
+        local = None
+    if local is None:
+        return invalid_time(t)
+    zone_name, offset = local.tzname(), _offset(local.utcoffset())
+    return f"{local.year:04d}-{local:%m-%d %H:%M:%S} {zone_name} (UTC{offset})"
 
 
 def _offset(delta: timedelta | None) -> str:
@@ -270,9 +291,11 @@ __all__ = [
     "Timex",
     "TrustedClock",
     "interpret_adjtimex",
+    "invalid_time",
     "libc_adjtimex",
     "local_display",
     "parse_chronyc_tracking",
     "parse_timedatectl",
+    "utc_datetime",
     "utc_iso",
 ]

@@ -20,6 +20,8 @@ from hardware.recorder import RecorderFirmware
 from hardware.recorder_model import RecorderModel, RecorderSpec
 from hardware.screens import ConsoleScreen
 
+from .hostile_content import hostile_dock, serve_hostile  # noqa: F401 - fixtures, issue 9
+
 SECRET = bytes(range(32))
 PIN = "246810"
 
@@ -116,3 +118,30 @@ def mosquitto(tmp_path) -> Iterator[Any]:
         pytest.skip("no mosquitto binary: install the mosquitto package (scripts/bootstrap.sh)")
     with Broker(tmp_path) as broker:
         yield broker
+
+
+def send_unsealed(client: Any, msg_type: Any, **fields: Any) -> dict:
+    """Send a request as a dock without the session key would: no authenticator, no
+    local refusal. Returns the reply's fields or raises RecorderRefused."""
+    from firmware_protocol.messages import encode, request
+
+    req_id = client._next_req
+    client._next_req += 1
+    wire, body = encode(request(msg_type, req_id, **fields))
+    client.session.send(wire, body, client._mono())
+    client._flush()
+    return client.wait(req_id)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` (bounded: at most ``timeout`` seconds, 500 looks)."""
+    import time
+
+    end = time.monotonic() + timeout
+    for _ in range(500):
+        if condition():
+            return True
+        if time.monotonic() >= end:
+            break
+        time.sleep(timeout / 500)
+    return condition()

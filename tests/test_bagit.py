@@ -272,14 +272,43 @@ def test_long_values_are_folded_and_read_back(tmp_path) -> None:
         {"Payload-Oxum": "1.1"},
         {"Bad:Label": "x"},
         {" Padded": "x"},
-        {"Note": "two\nlines"},
-        {"Note": " leading blank"},
+        {"Note": 42},
     ],
 )
 def test_bad_bag_info_is_refused_before_touching_the_disk(tmp_path, info) -> None:
     with pytest.raises(ValueError):
         make_bag(str(tmp_path / "out" / "bag"), {}, info)
     assert os.listdir(tmp_path / "out") == []
+
+
+HOSTILE_VALUES = {
+    "Note": "two\nlines\r\nand CR\rhere",
+    "Recording-Ids": ["REC\x00NUL", "\x1b[2J\x07\x9b\u202eRLO", " leading", "trailing\t", "a\\x0a"],
+    "Contact-Name": "王伟 " * 30 + "\n" + "x" * 100,
+}
+
+
+def test_line_breaks_and_controls_in_values_are_escaped_never_refused(tmp_path) -> None:
+    """RFC 8493 section 2.2.2: a line break in a value would end the element; what a
+    recorder stated is written escaped, one element per (folded) line, and read back."""
+    from dock.text import escaped
+
+    bag = make_bag(str(tmp_path / "out" / "bag"), {}, HOSTILE_VALUES)
+    text = Path(bag.path, "bag-info.txt").read_text(encoding="utf-8")
+    assert all(c.isprintable() or c == "\n" for c in text)
+    lines = text.split("\n")
+    assert all(line.startswith(" ") or ": " in line or not line for line in lines)
+    info = read_bag_info(bag.path)
+    assert info["Note"] == ["two\\x0alines\\x0d\\x0aand CR\\x0dhere"]
+    assert info["Recording-Ids"] == [
+        "REC\\x00NUL",
+        "\\x1b[2J\\x07\\x9b\\u202eRLO",
+        "\\x20leading",
+        "trailing\\x09",
+        "a\\\\x0a",  # a literal backslash is doubled: "\\x0a" is never a forgery
+    ]
+    assert info["Contact-Name"] == [escaped(HOSTILE_VALUES["Contact-Name"])]
+    assert validate_bag(bag.path).ok
 
 
 def test_caller_may_set_bagging_date(tmp_path) -> None:
@@ -506,3 +535,26 @@ def test_bagit_python_agrees(made) -> None:
     theirs = bagit_python.Bag(bag.path)
     theirs.validate()
     assert theirs.info["Payload-Oxum"] == bag.payload_oxum
+
+
+def test_bagit_python_validates_hostile_names_and_values(tmp_path) -> None:
+    """Names with CR, LF, ESC, C1, bidi override; bag-info values with line breaks and
+    NUL. (Not ``%``: bagit-python 1.8/1.9 neither encodes nor decodes ``%25``, which
+    RFC 8493 section 2.1.3 requires; the dock's own payload names never hold one.)"""
+    bagit_python = pytest.importorskip("bagit")
+    files = {
+        "line\nbreak.mp4": b"1",
+        "cr\rname.mp4": b"2",
+        "crlf\r\nname.mp4": b"3",
+        "esc\x1b[2J\x07\x9b.mp4": b"4",
+        "rlo\u202egpm.exe": b"5",
+        "folder\nwith break/inner\rfile": b"6",
+    }
+    payload = write_sources(tmp_path / "src", files)
+    bag = make_bag(str(tmp_path / "out" / "bag"), payload, HOSTILE_VALUES)
+    assert validate_bag(bag.path).ok
+    theirs = bagit_python.Bag(bag.path)
+    theirs.validate()
+    assert sorted(theirs.payload_files()) == sorted(f"data/{rel}" for rel in files)
+    assert theirs.info["Payload-Oxum"] == bag.payload_oxum
+    assert theirs.info["Note"] == read_bag_info(bag.path)["Note"][0]

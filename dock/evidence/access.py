@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..clock import local_display, utc_iso
+from ..text import escaped, safe_name
 from .bagit import make_bag, validate_bag
 
 __all__ = [
@@ -442,8 +443,10 @@ def _description(
             f"{n}. data/{name}",
             f"   SHA-256: {bytes(e['sha256']).hex()}",
             f"   大小 Size: {e['size']} bytes",
-            f"   记录仪 Recorder: {e['serial']}, 录像编号 Recording: {e['recording_id']}",
-            f"   执法人员 Officer: {e['officer_id'] or '-'}",
+            # as the recorder stated them, escaped: a line break may not forge a line here
+            f"   记录仪 Recorder: {escaped(e['serial'])}, "
+            f"录像编号 Recording: {escaped(e['recording_id'])}",
+            f"   执法人员 Officer: {escaped(e['officer_id'] or '-')}",
             f"   拍摄开始 Capture start: {_local(e['start_ms'] / 1000, tz)}",
             f"   拍摄结束 Capture end:   {_local(e['end_ms'] / 1000, tz)}",
         ]
@@ -500,7 +503,7 @@ def export(
             raise register._deny(who, request_id, "export", f"{serial}/{rid} left the archive")
         name = os.path.basename(e["path"])
         if name in used:
-            name = f"{serial}_{rid}_{name}"
+            name = f"{safe_name(serial, 40)}_{safe_name(rid)}_{name}"
         used.add(name)
         entries.append((name, e))
 

@@ -18,9 +18,16 @@ Guarantees of :func:`make_bag`:
   The temporary folder is ``flock``-ed while it is built, so the next :func:`make_bag`
   in that folder can tell a crashed build (lock released) from a running one and removes
   only the former;
-* paths follow the RFC: forward slashes, CR, LF and ``%`` percent-encoded in manifests;
-  ``..``, absolute paths and duplicates (also after Unicode normalisation, which macOS
-  and some disc formats apply) are refused.
+* paths follow the RFC: forward slashes, CR, LF and ``%`` (and only those)
+  percent-encoded in manifests (section 2.1.3); ``..``, absolute paths, NUL and
+  duplicates (also after Unicode normalisation, which macOS and some disc formats
+  apply) are refused;
+* a bag-info value is never refused for its characters: it may carry what a recorder
+  stated, and sealing comes after the erase. A line break would end the element
+  (section 2.2.2 continues a value only on a line starting with whitespace, which is
+  not part of the value), so every non-printable character and the backslash are
+  written as ``dock.text.escaped`` does (``\\x0a``, ``\\u202e``, ``\\\\``), and a
+  space at either end as ``\\x20``: one line per element, the text recoverable.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .. import crashpoints
+from ..text import escaped
 
 __all__ = [
     "Bag",
@@ -171,8 +179,8 @@ def _nfc(path: str) -> str:
 
 
 def _show(path: str) -> str:
-    """A path as it appears in a manifest, printable even with CR/LF or bad bytes."""
-    return _encode_path(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    """A path as it appears in a manifest, printable even with control characters."""
+    return escaped(_encode_path(path))
 
 
 # --------------------------------------------------------------------------- tag files
@@ -187,13 +195,16 @@ def _check_label(label: str) -> None:
         )
 
 
-def _check_value(label: str, value: str) -> None:
+def _tag_value(label: str, value: str) -> str:
+    """``value`` as written in bag-info.txt: one line, nothing a reader would strip."""
     if not isinstance(value, str):
         raise ValueError(f"bag-info {label}: value {value!r} is not a string")
-    if any(c in value for c in "\r\n\x00"):
-        raise ValueError(f"bag-info {label}: value may not contain CR, LF or NUL")
-    if value != value.strip(" \t"):
-        raise ValueError(f"bag-info {label}: value may not start or end with whitespace")
+    text = escaped(value)
+    if text.startswith(" "):
+        text = "\\x20" + text[1:]
+    if len(text) > 1 and text.endswith(" "):
+        text = text[:-1] + "\\x20"
+    return text
 
 
 def _fold(label: str, value: str, width: int = LINE_WIDTH) -> str:
@@ -275,10 +286,9 @@ def _bag_info_text(info: Mapping[str, str | list[str]], oxum: str) -> str:
         _check_label(label)
         if label.lower() == _RESERVED_GENERATED:
             raise ValueError("Payload-Oxum is computed by make_bag; do not pass it")
-        values = [raw] if isinstance(raw, str) else list(raw)
+        values = list(raw) if isinstance(raw, list | tuple) else [raw]
         for value in values:
-            _check_value(label, value)
-            out.append(_fold(label, value))
+            out.append(_fold(label, _tag_value(label, value)))
         given.add(label.lower())
     if "bagging-date" not in given:
         out.append(_fold("Bagging-Date", datetime.date.today().isoformat()))

@@ -11,7 +11,11 @@ nothing: the file is quarantined and the failure reported.
 
 Layout, "one subject, one place": ``<evidence>/<officer>/<YYYY-MM-DD>/`` with files
 named ``<officer>_<serial>_<start UTC>_<recording id>.mp4``; a case is attached to
-recordings later in the database, never by renaming the original.
+recordings later in the database, never by renaming the original. Every part of a
+name is stated by the recorder, so each goes through ``dock.text.safe_name`` (never
+``..``, a leading dot or a line break; a hash of the original where it had to change)
+and an impossible start time is named ``unknown-date``; the database keeps the
+recorder's own texts and times.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ from firmware_protocol.messages import Capability
 
 from .. import crashpoints
 from ..audit import AuditLog
+from ..clock import utc_datetime
 from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
+from ..text import safe_name
 from .bagit import BagError, make_bag
+from .mass_storage import Volume
 from .verified_copy import IntegrityError, VerifiedCopyError, ensure_room, write_verified
 
 log = logging.getLogger("dock.offload")
@@ -71,16 +78,28 @@ class OffloadReport:
 
 
 def archive_name(officer_id: str | None, serial: str, rec: RecordingInfo) -> tuple[str, str]:
-    """(folder relative to the evidence root, file name) for one recording."""
-    officer = _safe(officer_id or "unassigned")
-    start = time.gmtime(rec.start_ms / 1000)
-    day = time.strftime("%Y-%m-%d", start)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", start)
-    return os.path.join(officer, day), f"{officer}_{_safe(serial)}_{stamp}_{_safe(rec.id)}.mp4"
+    """(folder relative to the evidence root, file name) for one recording.
+
+    At most 40 + 40 + 64 bytes of officer, serial and id (plus a 9-byte hash each where
+    cut or changed): the name and its ``.partial-`` temporary stay within NAME_MAX.
+    """
+    officer = _officer_folder(officer_id)
+    day, stamp = _day_and_stamp(rec.start_ms)
+    name = f"{officer}_{safe_name(serial, 40)}_{stamp}_{safe_name(rec.id, 64)}.mp4"
+    return os.path.join(officer, day), name
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)[:64] or "-"
+def _officer_folder(officer_id: str | None) -> str:
+    return safe_name(officer_id or "unassigned", 40)
+
+
+def _day_and_stamp(start_ms: int) -> tuple[str, str]:
+    """("YYYY-MM-DD", "YYYYMMDDTHHMMSSZ") of a recorder-stated start; placeholders
+    when no calendar can show it (the recorder's value is kept in the database)."""
+    start = utc_datetime(start_ms / 1000)
+    if start is None:
+        return "unknown-date", "unknown-time"
+    return f"{start.year:04d}-{start:%m-%d}", f"{start.year:04d}{start:%m%dT%H%M%SZ}"
 
 
 class Offloader:
@@ -122,10 +141,8 @@ class Offloader:
             return self._offload(client, slot_id, progress, report, recordings, todo, volume)
         finally:
             if volume is not None:
-                try:
-                    client.mass_storage(False)
-                except (RecorderRefused, ConnectionError) as exc:
-                    log.warning("could not leave mass-storage mode: %s", exc)
+                volume.close()
+                _leave_mass_storage(client)
 
     def _confirm_erasures(self, serial: str, on_device: set[str]) -> None:
         """An earlier run erased these (archived, verified) and died before noting it."""
@@ -139,8 +156,13 @@ class Offloader:
                     {"recording": row["recording_id"], "confirmed_after_restart": True},
                 )  # fmt: skip
 
-    def _mass_storage(self, client: RecorderClient) -> str | None:
-        """The recorder's read-only volume, where it offers one: faster than READs."""
+    def _mass_storage(self, client: RecorderClient) -> Volume | None:
+        """The recorder's read-only volume, where it offers one: faster than READs.
+
+        The path is the recorder's word: :mod:`.mass_storage` decides whether it may
+        be read at all (an existing directory, not a symlink, not ``/`` nor the
+        evidence store); a refused volume means reading over the protocol.
+        """
         if not client.has(Capability.MASS_STORAGE):
             return None
         try:
@@ -148,10 +170,15 @@ class Offloader:
         except (RecorderRefused, ConnectionError) as exc:
             log.info("mass storage not available: %s", exc)
             return None
-        if not path or not os.path.isdir(path):
-            client.mass_storage(False)
-            return None
-        return path
+        volume, why = Volume.open(path, self.evidence_dir)
+        if volume is None:
+            serial = client.identity.serial if client.identity else ""
+            log.warning("mass-storage volume refused (%s); reading over the protocol", why)
+            self.audit.append(
+                "mass_storage_refused", "dock", serial, {"local_path": path, "reason": why}
+            )
+            _leave_mass_storage(client)
+        return volume
 
     def _offload(
         self,
@@ -186,12 +213,13 @@ class Offloader:
                     try:
                         self._copy(client, slot_id, rec, progress, volume)
                     except IntegrityError as first:  # quarantined; read it once more
-                        log.warning("%s: %s; reading it again", rec.id, first)
+                        log.warning("%r: %s; reading it again", rec.id, first)
                         self.audit.append(
                             "offload_retry", "dock", serial,
                             {"recording": rec.id, "error": str(first)},
                         )  # fmt: skip
-                        self._copy(client, slot_id, rec, progress, volume)
+                        # over the protocol: a volume that gave wrong bytes once is not asked again
+                        self._copy(client, slot_id, rec, progress, None)
                 except (VerifiedCopyError, ConnectionError, OSError) as exc:
                     report.failed[rec.id] = f"{type(exc).__name__}: {exc}"
                     if isinstance(exc, ScannerHit):
@@ -218,7 +246,7 @@ class Offloader:
         if report.archived:
             try:
                 self._seal(client, report)
-            except (OSError, BagError) as exc:  # the footage itself is archived and verified
+            except (OSError, BagError, ValueError) as exc:  # the footage is archived, verified
                 report.failed["seal"] = f"{type(exc).__name__}: {exc}"
                 self.audit.append("seal_failed", "dock", serial, {"error": str(exc)})
         if todo:
@@ -240,9 +268,10 @@ class Offloader:
         files = [e for e in entries if e is not None]
         officer = files[0]["officer_id"] or "unassigned"
         first = min(e["start_ms"] for e in files)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(first / 1000))
-        name = f"{_safe(officer)}_{_safe(report.serial)}_{stamp}"
-        bag_dir = os.path.join(self.evidence_dir, "bags", _safe(officer), name)
+        _day, stamp = _day_and_stamp(first)
+        folder = _officer_folder(officer)
+        name = f"{folder}_{safe_name(report.serial, 40)}_{stamp}"
+        bag_dir = os.path.join(self.evidence_dir, "bags", folder, name)
         if os.path.exists(bag_dir):
             bag_dir += f"-{int(time.time())}"
         payload = {os.path.basename(e["path"]): os.path.join(self.evidence_dir, e["path"])
@@ -291,9 +320,11 @@ class Offloader:
         dest = os.path.join(self.evidence_dir, folder)
         os.makedirs(dest, exist_ok=True)
         _remove_stale_partials(dest, name)
-        source = os.path.join(volume, f"{rec.id}.mp4") if volume else None
-        via = "mass_storage" if source is not None and os.path.isfile(source) else "protocol"
-        chunks: Any = _FileChunks(source) if via == "mass_storage" else _Pull(client, rec)
+        fd, refused = volume.open_recording(rec.id, rec.size) if volume else (None, "")
+        if refused:
+            log.warning("%r: not read from the volume (%s); over the protocol", rec.id, refused)
+        via = "mass_storage" if fd is not None else "protocol"
+        chunks: Any = _FileChunks(fd) if fd is not None else _Pull(client, rec)
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
         try:
             result = write_verified(
@@ -335,6 +366,7 @@ class Offloader:
                 "slot": slot_id,
                 "resumed": result.already_present,
                 "via": via,
+                **({"volume_refused": refused} if refused else {}),
             },
         )
 
@@ -368,11 +400,19 @@ def _remove_stale_partials(folder: str, final_name: str) -> None:
             os.unlink(entry.path)
 
 
-class _FileChunks:
-    """A recording read from the recorder's mass-storage volume, 1 MiB at a time."""
+def _leave_mass_storage(client: RecorderClient) -> None:
+    try:
+        client.mass_storage(False)
+    except (RecorderRefused, ConnectionError) as exc:
+        log.warning("could not leave mass-storage mode: %s", exc)
 
-    def __init__(self, path: str, block: int = 1 << 20) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close(), like _Pull
+
+class _FileChunks:
+    """A recording read from the recorder's mass-storage volume, 1 MiB at a time
+    (from a descriptor :meth:`Volume.open_recording` opened; closed by close())."""
+
+    def __init__(self, fd: int, block: int = 1 << 20) -> None:
+        self._f = open(fd, "rb")  # noqa: SIM115 - closed by close(), like _Pull
         self._block = block
 
     def __iter__(self) -> Iterator[bytes]:

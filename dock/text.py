@@ -1,0 +1,108 @@
+"""Text a recorder chose, made safe for a terminal, a log line or a file name.
+
+A recorder states its serial, model, firmware, vendor, officer and recording ids; a
+hostile or broken one can put anything there (ESC sequences that clear or rewrite the
+screen, C1 controls, NUL, bidi overrides that reorder what is shown, ``..``). Such text
+never reaches a person or the file system verbatim:
+
+* :func:`shown` for plain terminal output: every character that is not printable
+  (``str.isprintable``: C0/C1 controls, DEL, format characters such as U+202E,
+  line/paragraph separators, unassigned code points) and the backslash are written
+  as ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN`` (and ``\\\\``), so the escape cannot
+  be forged by sending it literally; the result is bounded in length.
+* :func:`json_text` for JSON on a terminal or in a log: ``json.dumps`` escapes only
+  C0 controls when ``ensure_ascii`` is off, so the rest is ``\\u``-escaped too
+  (the parsed value is unchanged; Chinese stays readable).
+* :func:`safe_name` for one file-name component: ASCII letters, digits, ``-``,
+  ``_`` and ``.``; never ``.``/``..`` or a leading dot; bounded in bytes; and
+  a short hash of the original when anything had to change, so distinct inputs
+  do not silently share a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+#: Default bound of :func:`shown`, in characters after escaping.
+SHOWN_LIMIT = 120
+#: Default bound of :func:`safe_name`, in bytes before the hash suffix.
+NAME_BYTES = 64
+#: What a cut ends with.
+ELLIPSIS = "..."
+
+_NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
+
+
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escaped(text: object) -> str:
+    """``text`` with every non-printable character and the backslash escaped (unbounded)."""
+    s = text if isinstance(text, str) else str(text)
+    if s.isprintable() and "\\" not in s:
+        return s
+    return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in s)
+
+
+def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
+    """``text`` as it may be printed: escaped (:func:`escaped`), at most ``limit``
+    characters (a cut ends with ``...``). ``None`` is shown as ``-``."""
+    if text is None:
+        return "-"
+    s = escaped(text)
+    if len(s) > limit:
+        s = s[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
+    return s
+
+
+def _json_escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells characters beyond the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(value: Any, **kwargs: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, **kwargs)`` with every non-printable
+    character ``\\u``-escaped: same JSON value, nothing raw for a terminal to obey.
+
+    The only raw non-printable ``json.dumps`` emits outside strings is the newline of
+    ``indent``, which stays.
+    """
+    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def safe_name(text: object, max_bytes: int = NAME_BYTES) -> str:
+    """One file-name component for ``text``, never verbatim from a recorder.
+
+    Other characters become ``-``; a leading dot becomes ``-`` (so never ``.``,
+    ``..`` or a hidden name); at most ``max_bytes`` bytes. When any of that changed
+    the text, ``~`` and 8 hex digits of the SHA-256 of the original are appended:
+    ``"../x"`` and ``"--x"`` stay apart. At most ``max_bytes + 9`` bytes.
+    """
+    raw = text if isinstance(text, str) else str(text)
+    name = "".join(ch if _NAME_CHAR.fullmatch(ch) else "-" for ch in raw)[:max_bytes]
+    if name.startswith("."):
+        name = "-" + name[1:]
+    if name == raw and name:
+        return name
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name or '-'}~{digest}"
+
+
+__all__ = ["ELLIPSIS", "NAME_BYTES", "SHOWN_LIMIT", "escaped", "json_text", "safe_name", "shown"]
