@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from .config import ConfigError, load_config
-from .recorder_client import LinkError
+from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 from .store import StoreError
 
 EXIT_REFUSED = 1
@@ -185,9 +185,13 @@ def cmd_device(args: argparse.Namespace) -> int:
             for d in [] if args.json else devices:
                 flags = ",".join(f for f in ("lost", "maintenance") if d[f]) or "-"
                 print(f"{d['serial']:<10} {d['model']:<12} {d['firmware']:<8} {flags}")
-    except (StoreError, LinkError, KeyError) as exc:
+    except (StoreError, KeyError) as exc:
         print(f"dock device: {exc}", file=sys.stderr)
-        return EXIT_LINK if isinstance(exc, LinkError) else EXIT_USAGE
+        return EXIT_USAGE
+    except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+        # Nothing was committed on either side: running the command again is safe.
+        print(f"dock device: {args.action} failed: {exc}", file=sys.stderr)
+        return EXIT_LINK
     return 0
 
 

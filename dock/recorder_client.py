@@ -15,8 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from firmware_protocol import auth
 from firmware_protocol.messages import (
+    AUTHENTICATED_VERSION,
+    PRIVILEGED,
     SUPPORTED_VERSIONS,
     Capability,
     ErrorCode,
@@ -80,6 +86,15 @@ class RecorderRefused(Exception):
 
 class AuthenticationFailed(Exception):
     """The recorder did not accept our proof, or could not prove itself to us."""
+
+
+class NotPermitted(RecorderRefused):
+    """The dock will not send this request: the session cannot protect it (a recorder
+    speaking protocol version 1, or no authentication yet) or the recorder lacks the
+    capability. Nothing was sent; the recorder is unchanged."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(int(ErrorCode.UNSUPPORTED), message)
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,13 @@ class FrameTooLong(LinkError):
     """A reply keeps arriving damaged: the line cannot carry a frame that long."""
 
 
+_CAPABILITY_FOR: dict[MsgType, Capability] = {
+    MsgType.ASSIGN: Capability.ASSIGN,
+    MsgType.ERASE: Capability.ERASE,
+    MsgType.MASS_STORAGE: Capability.MASS_STORAGE,
+}
+
+
 def dock_session_config() -> SessionConfig:
     return SessionConfig(window=16, max_payload=MAX_CHUNK + 1024, rto_initial=0.3, max_retries=8)
 
@@ -212,7 +234,7 @@ class RecorderClient:
         self._random = random_bytes
         self.session = Session(Role.INITIATOR, session_config or dock_session_config())
         self._next_req = 1
-        self._replies: dict[int, Message] = {}
+        self._replies: dict[int, tuple[Message, bytes]] = {}
         self._damage: dict[int, int] = {}  # damaged copies of each reply's frame
         self._opened = False
         self.identity: Identity | None = None
@@ -221,6 +243,9 @@ class RecorderClient:
         self.last_reply_damage = 0
         self._last_delivered = 0
         self._secret: bytes | None = None
+        self._session_key: bytes | None = None
+        self._counter = 0
+        self._sealed: dict[int, int] = {}  # request id -> counter, awaiting a sealed reply
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, timeout: float = 5.0) -> Identity:
@@ -269,12 +294,56 @@ class RecorderClient:
     def has(self, capability: Capability) -> bool:
         return self.identity is not None and capability in self.identity.capabilities
 
+    @property
+    def protected(self) -> bool:
+        """True when privileged requests go out with a session authenticator: the
+        recorder speaks version 2 and this session has authenticated."""
+        return self._session_key is not None
+
+    def why_not(self, msg_type: MsgType) -> str | None:
+        """Why the dock will not send ``msg_type`` in this session (None: it will)."""
+        ident = self.identity
+        if ident is not None and ident.protocol_version < AUTHENTICATED_VERSION:
+            return (
+                f"recorder speaks protocol version {ident.protocol_version}: the dock reads "
+                f"it but never changes or erases it (needs version {AUTHENTICATED_VERSION})"
+            )
+        capability = _CAPABILITY_FOR.get(msg_type)
+        if capability is not None and not self.has(capability):
+            return f"recorder has no {capability.name} capability"
+        if not self.protected:
+            return f"{msg_type.name} needs an authenticated session"
+        return None
+
     # ------------------------------------------------------------------ requests
     def start(self, msg_type: MsgType, **fields: Any) -> int:
-        """Send a request without waiting; returns its request id."""
+        """Send a request without waiting; returns its request id.
+
+        Privileged requests go out only in a protected session, sealed with the
+        session key and the next counter (PROTOCOL.md 5.4); NotPermitted otherwise.
+        """
+        privileged = msg_type in PRIVILEGED or (
+            msg_type is MsgType.ENROL and self.identity is not None and self.identity.enrolled
+        )
+        if privileged:
+            why = self.why_not(msg_type)
+            if why is not None:
+                raise NotPermitted(why)
         req_id = self._next_req
         self._next_req = (self._next_req % 0xFFFFFFFF) + 1
         wire, body = encode(request(msg_type, req_id, **fields))
+        if privileged:
+            assert self._session_key is not None
+            self._counter += 1
+            body = auth.seal(
+                self._session_key,
+                reply=False,
+                session_id=self.session.session_id,
+                counter=self._counter,
+                wire_type=wire,
+                body=body,
+            )
+            self._sealed[req_id] = self._counter
         try:
             self.session.send(wire, body, self._mono())
         except Exception as exc:
@@ -285,12 +354,32 @@ class RecorderClient:
     def wait(self, req_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the reply to ``req_id``; raises RecorderRefused for an ERROR."""
         self._pump(lambda: req_id in self._replies, self.timeout if timeout is None else timeout)
-        msg = self._replies.pop(req_id)
+        msg, raw = self._replies.pop(req_id)
         self.last_reply_damage = self._damage.pop(req_id, 0)
+        counter = self._sealed.pop(req_id, None)
         if msg.msg_type is MsgType.ERROR:
             f = msg.fields
             raise RecorderRefused(f["code"], f.get("message", ""), f.get("request_type"))
+        if counter is not None:
+            self._check_sealed_reply(msg, raw, counter)
         return msg.fields
+
+    def _check_sealed_reply(self, msg: Message, raw: bytes, counter: int) -> None:
+        """A privileged request's success counts only if the recorder itself says so."""
+        assert self._session_key is not None
+        try:
+            got = auth.check(
+                self._session_key,
+                reply=True,
+                session_id=self.session.session_id,
+                wire_type=msg.wire_type,
+                body=raw,
+                after=counter - 1,
+            )
+        except (auth.BadAuthenticator, MalformedMessage) as exc:
+            raise LinkError(f"reply to {msg.msg_type.name} is not authenticated: {exc}") from None
+        if got != counter:
+            raise LinkError(f"reply to {msg.msg_type.name} answers another request")
 
     def call(self, msg_type: MsgType, **fields: Any) -> dict[str, Any]:
         return self.wait(self.start(msg_type, **fields))
@@ -313,6 +402,13 @@ class RecorderClient:
             raise AuthenticationFailed("recorder could not prove it holds the enrolled secret")
         self.authenticated = True
         self._secret = secret
+        self._counter = 0
+        self._sealed.clear()
+        self._session_key = None
+        if self.identity.protocol_version >= AUTHENTICATED_VERSION:
+            self._session_key = auth.session_key(
+                secret, self.identity.serial, self.session.session_id, host_nonce, dn
+            )
 
     def reopen(self, timeout: float = 5.0) -> Identity:
         """Start a fresh session on the same link, re-authenticating if we had."""
@@ -320,7 +416,9 @@ class RecorderClient:
         self.session = Session(Role.INITIATOR, self.session.config)
         self._replies.clear()
         self._damage.clear()
+        self._sealed.clear()
         self.authenticated = False
+        self._session_key = None
         ident = self.open(timeout)
         if serial is not None and ident.serial != serial:
             raise LinkError(f"a different recorder ({ident.serial}) answered on this link")
@@ -328,14 +426,55 @@ class RecorderClient:
             self.authenticate(self._secret)
         return ident
 
-    def enrol(self, secret: bytes) -> None:
-        self.call(MsgType.ENROL, secret=secret)
+    def enrol(self) -> bytes:
+        """Agree a new secret with the recorder (X25519, PROTOCOL.md 5.3); returns it.
+
+        The recorder holds it as pending until the dock authenticates with it, so
+        the caller stores it first and then calls ``authenticate``. A recorder that
+        signs proves with its device key that the exchange was with itself.
+        """
+        ident = self.identity
+        assert ident is not None, "open() first"
+        if ident.protocol_version < AUTHENTICATED_VERSION:
+            raise NotPermitted(
+                f"recorder speaks protocol version {ident.protocol_version}: its enrolment "
+                "sends the secret in clear, so the dock does not enrol it"
+            )
+        own = X25519PrivateKey.from_private_bytes(self._random(32))
+        public = own.public_key().public_bytes_raw()
+        f = self.call(MsgType.ENROL, host_public_key=public)
+        device_public = f.get("device_public_key")
+        if device_public is None:
+            raise AuthenticationFailed("recorder answered ENROL without its public key")
+        if ident.device_public_key is not None:
+            message = auth.enrol_signed_message(ident.serial, public, device_public)
+            try:
+                Ed25519PublicKey.from_public_bytes(ident.device_public_key).verify(
+                    f.get("signature") or b"", message
+                )
+            except (InvalidSignature, ValueError):
+                raise AuthenticationFailed(
+                    "recorder's key agreement is not signed by its device key"
+                ) from None
+        try:
+            shared = own.exchange(X25519PublicKey.from_public_bytes(device_public))
+            return auth.enrol_secret(shared, ident.serial, public, device_public)
+        except ValueError as exc:
+            raise AuthenticationFailed(f"recorder sent an unusable public key ({exc})") from None
 
     def status(self) -> Status:
         t0 = self._wall()
         f = self.call(MsgType.STATUS)
         t1 = self._wall()
         device_time = f["device_time_ms"] / 1000
+        received = f.get("receive_time_ms")
+        if received is None:
+            # The device read its clock somewhere between our send and receive.
+            offset = device_time - (t0 + t1) / 2
+        else:
+            # NTP-style (PROTOCOL.md 6.5): its processing time between the two stamps
+            # is left out, only the transit time is split.
+            offset = ((received / 1000 - t0) + (device_time - t1)) / 2
         temp = f.get("battery_temp_decicelsius")
         return Status(
             battery_percent=f["battery_percent"],
@@ -344,8 +483,7 @@ class RecorderClient:
             storage_free_bytes=f["storage_free"],
             recording=f["recording"],
             device_time=device_time,
-            # The device read its clock somewhere between our send and receive.
-            clock_offset_s=round(device_time - (t0 + t1) / 2, 3),
+            clock_offset_s=round(offset, 3),
             fault_flags=f["fault_flags"],
             recording_count=f["recording_count"],
             event_count=f.get("event_count"),
@@ -518,7 +656,7 @@ class RecorderClient:
                 log.warning("ignoring undecodable message from recorder: %s", exc)
                 return
             if msg.is_reply:
-                self._replies[msg.req_id] = msg
+                self._replies[msg.req_id] = (msg, ev.payload)
                 self._damage[msg.req_id] = ev.damaged_copies
         elif isinstance(ev, PeerReset):
             self.authenticated = False

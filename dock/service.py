@@ -744,15 +744,26 @@ class DockService:
 
     # ------------------------------------------------------------------ enrolment
     def enrol(self, slot_id: str, actor: str) -> str:
-        """Provision a fresh secret into the recorder in ``slot_id`` and remember it."""
-        secret = os.urandom(32)
+        """Agree a secret with the recorder in ``slot_id`` and remember it.
+
+        Atomic from both sides: the dock writes the agreed secret down (pending)
+        before it authenticates with it, and the recorder commits it only on that
+        authentication; a failure or a kill anywhere leaves a state the next
+        ``enrol`` completes or starts over from.
+        """
         with self._slot(slot_id) as client:
             ident = client.identity
             assert ident is not None
             if self.store.device(ident.serial) is not None:
                 raise StoreError(f"device {ident.serial} is already enrolled")
-            client.enrol(secret)
-            client.authenticate(secret)  # proves the recorder took it
-            self.store.enrol_device(ident.serial, ident.model, ident.firmware, secret)
+            pending = self.store.pending_secret(ident.serial)
+            if ident.enrolled and pending is not None:
+                # An earlier enrol got as far as the recorder committing: finish it.
+                client.authenticate(pending)
+            else:
+                secret = client.enrol()
+                self.store.keep_pending_secret(ident.serial, secret)
+                client.authenticate(secret)  # the recorder commits it now
+            self.store.commit_pending_secret(ident.serial, ident.model, ident.firmware)
         self.audit.append("enrol", actor, ident.serial, {"slot": slot_id, "model": ident.model})
         return ident.serial

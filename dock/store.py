@@ -43,6 +43,13 @@ CREATE TABLE IF NOT EXISTS devices (
     maintenance INTEGER NOT NULL DEFAULT 0,
     note TEXT NOT NULL DEFAULT ''
 );
+-- A secret agreed with a recorder by ENROL, kept before the recorder commits it (it
+-- does so when the dock authenticates with it): a dock killed in between finds it here.
+CREATE TABLE IF NOT EXISTS pending_secrets (
+    serial TEXT PRIMARY KEY,
+    secret BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS custody (
     id INTEGER PRIMARY KEY,
     serial TEXT NOT NULL REFERENCES devices(serial),
@@ -244,6 +251,42 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?)",
                     (serial, model, firmware, secret, self._clock()),
                 )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"device {serial} is already enrolled") from exc
+        return self.device(serial)  # type: ignore[return-value]
+
+    def keep_pending_secret(self, serial: str, secret: bytes) -> None:
+        """Write the agreed secret down before the recorder can commit it."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending_secrets (serial, secret, created_at) "
+                "VALUES (?, ?, ?)",
+                (serial, secret, self._clock()),
+            )
+
+    def pending_secret(self, serial: str) -> bytes | None:
+        row = (
+            self._db()
+            .execute("SELECT secret FROM pending_secrets WHERE serial = ?", (serial,))
+            .fetchone()
+        )
+        return None if row is None else bytes(row["secret"])
+
+    def commit_pending_secret(self, serial: str, model: str, firmware: str) -> Device:
+        """The recorder proved it holds the pending secret: enrol it, in one step."""
+        try:
+            with self._write() as db:
+                row = db.execute(
+                    "SELECT secret FROM pending_secrets WHERE serial = ?", (serial,)
+                ).fetchone()
+                if row is None:
+                    raise StoreError(f"no pending enrolment for {serial}")
+                db.execute(
+                    "INSERT INTO devices (serial, model, firmware, secret, enrolled_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (serial, model, firmware, row["secret"], self._clock()),
+                )
+                db.execute("DELETE FROM pending_secrets WHERE serial = ?", (serial,))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"device {serial} is already enrolled") from exc
         return self.device(serial)  # type: ignore[return-value]

@@ -14,9 +14,13 @@ from .codec import FieldSpec as F
 from .codec import FieldType as T
 from .codec import MalformedMessage, Schema, decode_body, encode_body
 
-PROTOCOL_VERSION = 1
-#: Versions this implementation can speak, lowest first.
-SUPPORTED_VERSIONS = (1,)
+PROTOCOL_VERSION = 2
+#: Versions this implementation can speak, lowest first. Version 1 sessions carry
+#: no request authenticators: a version 2 peer serves or sends only unprivileged
+#: requests in them (a dock reads an old recorder, never changes or erases it).
+SUPPORTED_VERSIONS = (1, 2)
+#: The first version whose privileged requests carry a session authenticator.
+AUTHENTICATED_VERSION = 2
 REPLY_BIT = 0x8000
 
 
@@ -109,7 +113,9 @@ class FaultFlag(enum.IntFlag):
 
 
 # Messages that change the device: refused with AUTH_REQUIRED until the dock has
-# proved itself with AUTH_CHALLENGE / AUTH_PROVE in this session.
+# proved itself with AUTH_CHALLENGE / AUTH_PROVE in this session, and (version 2)
+# refused with AUTH_FAILED unless they carry a valid session authenticator.
+# ENROL is privileged too once the recorder holds a secret (re-keying).
 PRIVILEGED = frozenset({MsgType.SET_TIME, MsgType.ASSIGN, MsgType.ERASE, MsgType.MASS_STORAGE})
 
 RECORDING = Schema(
@@ -192,7 +198,15 @@ REQUESTS: dict[MsgType, Schema] = {
         "AuthChallenge", (F(1, "host_nonce", T.BYTES, required=True, size=32),)
     ),
     MsgType.AUTH_PROVE: Schema("AuthProve", (F(1, "host_mac", T.BYTES, required=True, size=32),)),
-    MsgType.ENROL: Schema("Enrol", (F(1, "secret", T.BYTES, required=True, size=32),)),
+    MsgType.ENROL: Schema(
+        "Enrol",
+        (
+            # Version 1 only: the secret itself, in clear. Version 2 refuses it.
+            F(1, "secret", T.BYTES, size=32),
+            # Version 2: the dock's ephemeral X25519 public key (section 5.3).
+            F(2, "host_public_key", T.BYTES, size=32),
+        ),
+    ),
 }
 
 REPLIES: dict[MsgType, Schema] = {
@@ -225,6 +239,10 @@ REPLIES: dict[MsgType, Schema] = {
             F(11, "battery_health_percent", T.U8),
             F(12, "battery_cycles", T.U32),
             F(13, "battery_temp_decicelsius", T.I32),
+            # The device clock when the request was delivered (section 6.5): with
+            # device_time_ms (read when the reply is built) the dock can leave the
+            # recorder's processing time out of its clock offset, NTP-style.
+            F(14, "receive_time_ms", T.I64),
         ),
     ),
     MsgType.SET_TIME: Schema(
@@ -271,7 +289,13 @@ REPLIES: dict[MsgType, Schema] = {
     MsgType.AUTH_PROVE: Schema(
         "AuthProveReply", (F(1, "device_mac", T.BYTES, required=True, size=32),)
     ),
-    MsgType.ENROL: Schema("EnrolReply"),
+    MsgType.ENROL: Schema(
+        "EnrolReply",
+        (
+            F(1, "device_public_key", T.BYTES, size=32),
+            F(2, "signature", T.BYTES, size=64),
+        ),
+    ),
     MsgType.ERROR: Schema(
         "Error",
         (

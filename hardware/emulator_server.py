@@ -22,6 +22,8 @@ from .recorder import RecorderFirmware
 
 log = logging.getLogger("recorder.server")
 READ_SIZE = 256 * 1024
+#: How often a pty with nobody on the other end is looked at again.
+PTY_IDLE_POLL = 0.02
 
 
 class EmulatorServer:
@@ -39,6 +41,7 @@ class EmulatorServer:
         self._listener: socket.socket | None = None
         self._master: int | None = None
         self._slave: int | None = None
+        self._pty_peer_seen = False
         if listen is None or listen == "pty":
             self._master, self._slave = os.openpty()
             tty.setraw(self._slave)
@@ -103,6 +106,8 @@ class EmulatorServer:
                 self._serve_fd(conn.fileno(), is_socket=True)
             finally:
                 conn.close()
+                # The cable is out: nothing of this session may serve the next peer.
+                self.firmware.link_lost()
 
     # ------------------------------------------------------------------ the loop
     def _serve_fd(self, fd: int, is_socket: bool) -> None:
@@ -145,13 +150,24 @@ class EmulatorServer:
                         except (ConnectionResetError, BrokenPipeError):
                             data = b""  # the dock went away hard (killed): same as a close
                         except OSError as exc:
-                            if exc.errno == errno.EIO:  # pty: nobody on the other end yet
-                                data = None
-                            else:
+                            if exc.errno != errno.EIO:
                                 raise
+                            # pty: nobody holds the other end (yet, or any more)
+                            data = None
+                            if self._pty_peer_seen:
+                                self._pty_peer_seen = False
+                                fw.link_lost()
+                            time.sleep(PTY_IDLE_POLL)
                         if data == b"" and is_socket:
                             log.info("dock disconnected")
                             return
+                        if data and not is_socket and self._slave is not None:
+                            # The dock has the line open: let go of our own hold on it
+                            # so that its hang-up shows (as EIO) and ends the session.
+                            os.close(self._slave)
+                            self._slave = None
+                        if data and not is_socket:
+                            self._pty_peer_seen = True
                         if data and not stalled:
                             fw.receive(inj.inbound(data))
                 fw.on_timer()

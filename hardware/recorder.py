@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from firmware_protocol import auth
 from firmware_protocol.messages import (
+    AUTHENTICATED_VERSION,
     PRIVILEGED,
     SUPPORTED_VERSIONS,
     Capability,
@@ -41,6 +44,8 @@ log = logging.getLogger("recorder")
 MAX_READ = 256 * 1024
 LIST_PAGE = 64
 EVENTS_PAGE = 128
+#: Authority lapses after this long without a message from the dock (PROTOCOL.md 5.4).
+AUTH_IDLE_TIMEOUT = 120.0
 
 _CAPABILITY_FOR: dict[MsgType, Capability] = {
     MsgType.SELF_TEST: Capability.SELF_TEST,
@@ -64,50 +69,92 @@ class RecorderFirmware:
         monotonic: Callable[[], float] = time.monotonic,
         random_bytes: Callable[[int], bytes] = os.urandom,
         session_config: SessionConfig | None = None,
+        versions: tuple[int, ...] = SUPPORTED_VERSIONS,
     ) -> None:
         self.model = model
+        #: Protocol versions served. Without version 2 this is an old recorder
+        #: (privileged requests unauthenticated, ENROL in clear): for tests only.
+        self.versions = versions
+        self._legacy = AUTHENTICATED_VERSION not in versions
         self._reading: tuple[str, int] | None = None
+        self._volume: str | None = None
         self._mono = monotonic
         self._random = random_bytes
         cfg = session_config or SessionConfig(max_payload=MAX_READ + 1024, window=16)
         self.session = Session(Role.RESPONDER, cfg)
+        self._last_activity = monotonic()
+        self._received_ms = 0
         self._new_session()
+        # A volume left exposed by a previous run (power cut) is withdrawn at start.
+        self._withdraw_volume(os.path.join(model.data_dir, "mass-storage"))
 
     def _new_session(self) -> None:
         self._close_reading()
-        self.authenticated = False
+        self._drop_authority()
+        self.version: int | None = None
         self._host_nonce: bytes | None = None
         self._device_nonce: bytes | None = None
+
+    def _drop_authority(self) -> None:
+        """Nothing privileged is possible after this until a new AUTH_PROVE."""
+        self.authenticated = False
+        self._session_key: bytes | None = None
+        self._last_counter = 0
+        self._withdraw_volume(self._volume)
+        self._volume = None
+
+    def link_lost(self) -> None:
+        """The transport says the dock went away (TCP close, pty hang-up, USB reset):
+        the session and its authority end with it."""
+        log.info("link lost: session and authority dropped")
+        self.session = Session(Role.RESPONDER, self.session.config)
+        self._new_session()
 
     # ------------------------------------------------------------------ I/O pump
     def receive(self, data: bytes) -> None:
         now = self._mono()
+        self._expire_authority(now)
         for event in self.session.receive(data, now):
             if isinstance(event, Opened):
                 log.info("session opened", extra={"session": event.session_id})
                 self._new_session()
             elif isinstance(event, Delivered):
+                self._last_activity = now
                 self._handle(event.msg_type, event.payload, now)
 
     def outgoing(self) -> bytes:
         return self.session.outgoing()
 
     def next_deadline(self) -> float | None:
-        return self.session.next_deadline()
+        deadline = self.session.next_deadline()
+        if self.authenticated:
+            lapse = self._last_activity + AUTH_IDLE_TIMEOUT
+            deadline = lapse if deadline is None else min(deadline, lapse)
+        return deadline
 
     def on_timer(self) -> None:
-        for event in self.session.on_timer(self._mono()):
+        now = self._mono()
+        self._expire_authority(now)
+        for event in self.session.on_timer(now):
             log.warning("link failed: %s", event)
             # A recorder never gives up on its own; it waits for the dock to reopen.
             self.session = Session(Role.RESPONDER, self.session.config)
             self._new_session()
 
+    def _expire_authority(self, now: float) -> None:
+        if self.authenticated and now - self._last_activity >= AUTH_IDLE_TIMEOUT:
+            log.info("authority lapsed after %.0f s without a message", AUTH_IDLE_TIMEOUT)
+            self._drop_authority()
+
     # ------------------------------------------------------------------ dispatch
     def _handle(self, wire_type: int, payload: bytes, now: float) -> None:
+        key, counter = self._session_key, None
+        self._received_ms = int(self.model.device_time() * 1000)
         try:
             msg = decode(wire_type, payload)
             if msg.is_reply:
                 raise RecorderError(ErrorCode.UNKNOWN_MESSAGE, "a recorder takes requests only")
+            counter = self._authorise(msg, payload)
             answer = self._answer(msg)
         except UnknownMessage as exc:
             answer = error(exc.req_id or 0, ErrorCode.UNKNOWN_MESSAGE, str(exc), wire_type)
@@ -125,15 +172,52 @@ class RecorderFirmware:
             req_id = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else 0
             answer = error(req_id, ErrorCode.INTERNAL, type(exc).__name__, wire_type)
         t, body = encode(answer)
+        if counter is not None and key is not None:
+            # The reply to an authenticated request is authenticated with the same key
+            # and counter, so the dock knows the recorder (not a stranger) did it.
+            sid = self.session.session_id
+            body = auth.seal(
+                key, reply=True, session_id=sid, counter=counter, wire_type=t, body=body
+            )
         self.session.send(t, body, now)
 
-    def _answer(self, msg: Message) -> Message:
+    def _authorise(self, msg: Message, payload: bytes) -> int | None:
+        """Capability, then authority (PROTOCOL.md 6.0). Returns the request's counter
+        when it carried a valid authenticator."""
         t = msg.msg_type
         needed = _CAPABILITY_FOR.get(t)
         if needed is not None and needed not in self.model.capabilities:
             raise RecorderError(ErrorCode.UNSUPPORTED, f"this recorder has no {needed.name}")
-        if t in PRIVILEGED and not self.authenticated:
+        re_key = t is MsgType.ENROL and self.model.secret is not None
+        if t not in PRIVILEGED and not re_key:
+            return None
+        if not self.authenticated:
+            if re_key:
+                raise RecorderError(ErrorCode.ALREADY_ENROLLED, "re-keying needs authentication")
             raise RecorderError(ErrorCode.AUTH_REQUIRED, f"{t.name} needs authentication")
+        if self._legacy:
+            return None
+        if self._session_key is None or (self.version or 0) < AUTHENTICATED_VERSION:
+            raise RecorderError(
+                ErrorCode.AUTH_REQUIRED,
+                f"{t.name} needs a protocol version {AUTHENTICATED_VERSION} session",
+            )
+        try:
+            counter = auth.check(
+                self._session_key,
+                reply=False,
+                session_id=self.session.session_id,
+                wire_type=int(t),
+                body=payload,
+                after=self._last_counter,
+            )
+        except auth.BadAuthenticator as exc:
+            raise RecorderError(ErrorCode.AUTH_FAILED, f"{t.name}: {exc}") from None
+        self._last_counter = counter
+        return counter
+
+    def _answer(self, msg: Message) -> Message:
+        t = msg.msg_type
         handler = getattr(self, f"_on_{t.name.lower()}", None)
         if handler is None:
             raise RecorderError(ErrorCode.UNKNOWN_MESSAGE, f"{t.name} is not a request")
@@ -142,15 +226,18 @@ class RecorderFirmware:
 
     # ------------------------------------------------------------------ handlers
     def _on_hello(self, min_version: int, max_version: int, host_id: str | None = None) -> dict:
-        common = [v for v in SUPPORTED_VERSIONS if min_version <= v <= max_version]
+        common = [v for v in self.versions if min_version <= v <= max_version]
         if not common:
             raise RecorderError(
                 ErrorCode.VERSION_UNSUPPORTED,
-                f"recorder speaks {SUPPORTED_VERSIONS}, host asked {min_version}..{max_version}",
+                f"recorder speaks {self.versions}, host asked {min_version}..{max_version}",
             )
+        if self.authenticated:
+            self._drop_authority()  # a new HELLO starts over: authority is not carried
+        self.version = max(common)
         m = self.model
         fields: dict[str, Any] = {
-            "version": max(common),
+            "version": self.version,
             "firmware": m.state["firmware"],
             "model": m.state["model"],
             "serial": m.serial,
@@ -170,6 +257,7 @@ class RecorderFirmware:
             "storage_total": m.state["storage_total"],
             "storage_free": m.state["storage_free"],
             "recording": bool(m.state["recording"]),
+            "receive_time_ms": self._received_ms,
             "device_time_ms": int(m.device_time() * 1000),
             "fault_flags": int(m.faults()),
             "recording_count": len(m.recordings),
@@ -245,48 +333,84 @@ class RecorderFirmware:
         folder = os.path.join(self.model.data_dir, "mass-storage")
         if enable:
             self._expose_read_only(folder)
+            self._volume = folder  # withdrawn when authority ends (section 6.6)
             return {"enabled": True, "volume_label": self.model.serial, "local_path": folder}
-        if os.path.isdir(folder):
-            os.chmod(folder, 0o755)
-            shutil.rmtree(folder)
+        self._withdraw_volume(folder)
+        self._volume = None
         return {"enabled": False}
 
-    def _expose_read_only(self, folder: str) -> None:
-        if os.path.isdir(folder):
+    @staticmethod
+    def _withdraw_volume(folder: str | None) -> None:
+        if folder is not None and os.path.isdir(folder):
             os.chmod(folder, 0o755)
             shutil.rmtree(folder)
+
+    def _expose_read_only(self, folder: str) -> None:
+        self._withdraw_volume(folder)
         os.makedirs(folder)
         for rec in self.model.ordered_recordings():
             os.link(self.model.recording_path(rec.id), os.path.join(folder, f"{rec.id}.mp4"))
         os.chmod(folder, 0o555)
 
     def _on_auth_challenge(self, host_nonce: bytes) -> dict:
-        if self.model.secret is None:
+        if self.model.secret is None and self.model.pending_secret is None:
             raise RecorderError(ErrorCode.NOT_ENROLLED, "recorder is not enrolled")
+        self._drop_authority()
         self._host_nonce = host_nonce
         self._device_nonce = self._random(auth.NONCE_SIZE)
-        self.authenticated = False
         return {"device_nonce": self._device_nonce}
 
     def _on_auth_prove(self, host_mac: bytes) -> dict:
-        secret = self.model.secret
-        if secret is None or self._host_nonce is None or self._device_nonce is None:
+        if self._host_nonce is None or self._device_nonce is None:
             raise RecorderError(ErrorCode.AUTH_FAILED, "no challenge outstanding")
         host_nonce, device_nonce = self._host_nonce, self._device_nonce
         self._host_nonce = self._device_nonce = None  # one try per challenge
-        expected = auth.host_proof(secret, self.model.serial, host_nonce, device_nonce)
-        if not auth.verify(expected, host_mac):
+        serial = self.model.serial
+        current, pending = self.model.secret, self.model.pending_secret
+        for secret in (s for s in (current, pending) if s is not None):
+            if auth.verify(auth.host_proof(secret, serial, host_nonce, device_nonce), host_mac):
+                break
+        else:
             raise RecorderError(ErrorCode.AUTH_FAILED, "proof does not match")
+        if secret is pending and secret != current:
+            self.model.set_secret(secret)  # the dock holds the new secret: commit it
         self.authenticated = True
-        proof = auth.device_proof(secret, self.model.serial, host_nonce, device_nonce)
-        return {"device_mac": proof}
+        if not self._legacy:
+            sid = self.session.session_id
+            self._session_key = auth.session_key(secret, serial, sid, host_nonce, device_nonce)
+            self._last_counter = 0
+        return {"device_mac": auth.device_proof(secret, serial, host_nonce, device_nonce)}
 
-    def _on_enrol(self, secret: bytes) -> dict:
-        if self.model.secret is not None and not self.authenticated:
-            raise RecorderError(ErrorCode.ALREADY_ENROLLED, "re-keying needs authentication")
-        self.model.set_secret(secret)
-        self.authenticated = False
-        return {}
+    def _on_enrol(self, secret: bytes | None = None, host_public_key: bytes | None = None) -> dict:
+        if self._legacy:
+            if secret is None:
+                raise RecorderError(ErrorCode.MALFORMED, "Enrol: missing required field 'secret'")
+            self.model.set_secret(secret)
+            self._drop_authority()
+            return {}
+        if host_public_key is None or secret is not None:
+            raise RecorderError(
+                ErrorCode.UNSUPPORTED,
+                "enrolment is by key agreement: send host_public_key, never a secret",
+            )
+        own = X25519PrivateKey.from_private_bytes(self._random(32))
+        public = own.public_key().public_bytes_raw()
+        try:
+            shared = own.exchange(X25519PublicKey.from_public_bytes(host_public_key))
+            new_secret = auth.enrol_secret(shared, self.model.serial, host_public_key, public)
+        except ValueError as exc:
+            raise RecorderError(
+                ErrorCode.MALFORMED, f"Enrol: unusable public key ({exc})"
+            ) from None
+        # Pending until the dock authenticates with it (section 5.3): a dock that dies
+        # before storing the secret leaves the recorder as it was.
+        self.model.set_pending_secret(new_secret)
+        fields: dict[str, Any] = {"device_public_key": public}
+        if Capability.SIGNATURE in self.model.capabilities:
+            message = auth.enrol_signed_message(self.model.serial, host_public_key, public)
+            fields["signature"] = self.model.sign(message)
+        self._drop_authority()
+        return fields
 
 
 def _recording_fields(r: Any) -> dict[str, Any]:

@@ -224,10 +224,25 @@ class RecorderModel:
 
     def set_secret(self, secret: bytes) -> None:
         self.state["secret"] = secret.hex()
+        self.state.pop("pending_secret", None)
+        self.save()
+
+    @property
+    def pending_secret(self) -> bytes | None:
+        """A secret from ENROL not yet confirmed by an authentication with it."""
+        s = self.state.get("pending_secret")
+        return bytes.fromhex(s) if s else None
+
+    def set_pending_secret(self, secret: bytes) -> None:
+        self.state["pending_secret"] = secret.hex()
         self.save()
 
     def _device_key(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(self.state["device_key"]))
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature with the device key (recordings, ENROL's key agreement)."""
+        return self._device_key().sign(message)
 
     def device_public_key(self) -> bytes:
         return (

@@ -59,7 +59,7 @@ def test_probe_json_reports_what_the_recorder_was_given(emulator) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["serial"] == "CLI0001"
-    assert report["protocol_version"] == 1
+    assert report["protocol_version"] == 2
     assert report["firmware"] == "1.4.2"
     assert report["battery_percent"] == 42
     assert report["storage_free_bytes"] == (1000 << 20) - 2 * int(0.1 * (1 << 20))

@@ -15,6 +15,8 @@ from dock.config import emulated_config
 from dock.interfaces import LedPattern
 from hardware.screens import ConsoleScreen
 
+from .conftest import wait_until
+
 PIN = "246810"
 
 
@@ -69,12 +71,17 @@ def test_granted_slot_blinks_take_this_and_the_screen_says_which(dock_with_leds)
 def test_refusal_sounds_the_buzzer_and_shows_the_reason(dock_with_leds) -> None:
     svc, factory, screen = dock_with_leds
     assert svc.checkout("1001", PIN).granted
+    buzz = factory.pin(26)
+    assert wait_until(lambda: len(buzz.states) > 1 and not buzz.state)  # the grant's beep
+    before = len(buzz.states) - 1
     refused = svc.checkout("1002", PIN)  # only the flat recorder is left
     assert not refused.granted
-    time.sleep(0.8)
-    buzz = factory.pin(26)
-    rises = [
-        b for a, b in zip(buzz.states, buzz.states[1:], strict=False) if not a.state and b.state
-    ]
-    assert len(rises) == 3  # three short beeps, then silence
+
+    def rises() -> int:
+        s = buzz.states[before:]
+        return sum(1 for a, b in zip(s, s[1:], strict=False) if not a.state and b.state)
+
+    assert wait_until(lambda: rises() >= 3 and not buzz.state)
+    time.sleep(0.3)  # and then silence: no fourth beep
+    assert rises() == 3  # three short beeps
     assert "无可用设备" in screen.getvalue()  # "no recorder ready"

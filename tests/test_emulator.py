@@ -8,11 +8,11 @@ import stat
 
 import pytest
 
-from dock.recorder_client import AuthenticationFailed, RecorderRefused
+from dock.recorder_client import AuthenticationFailed, NotPermitted, RecorderRefused
 from firmware_protocol.messages import Capability, ErrorCode, EventKind, MsgType, StopReason
 from hardware.recorder_model import LEGACY_CAPABILITIES
 
-from .conftest import SECRET
+from .conftest import SECRET, send_unsealed, wait_until
 
 
 def test_status_reads_without_authentication_but_erase_needs_it(start_recorder) -> None:
@@ -21,16 +21,18 @@ def test_status_reads_without_authentication_but_erase_needs_it(start_recorder) 
         c.open()
         assert c.status().recording_count == 2
         rec = c.list_recordings()[0]
+        with pytest.raises(NotPermitted):
+            c.erase(rec.id, rec.sha256)  # the dock does not even send it
         with pytest.raises(RecorderRefused) as exc:
-            c.erase(rec.id, rec.sha256)
+            send_unsealed(c, MsgType.ERASE, id=rec.id, sha256=rec.sha256)
         assert exc.value.code == ErrorCode.AUTH_REQUIRED
-        for privileged in (
-            lambda: c.set_time(1_700_000_000.0),
-            lambda: c.assign("1001", "Wang Wei", "Traffic 3"),
-            lambda: c.mass_storage(True),
+        for msg_type, fields in (
+            (MsgType.SET_TIME, {"utc_ms": 1_700_000_000_000}),
+            (MsgType.ASSIGN, {"officer_id": "1001", "officer_name": "Wang Wei", "unit": "T3"}),
+            (MsgType.MASS_STORAGE, {"enable": True}),
         ):
             with pytest.raises(RecorderRefused, match="AUTH_REQUIRED"):
-                privileged()
+                send_unsealed(c, msg_type, **fields)
     assert len(r.model.recordings) == 2
 
 
@@ -42,7 +44,7 @@ def test_wrong_secret_is_refused_and_grants_nothing(start_recorder) -> None:
             c.authenticate(bytes(32))
         rec = c.list_recordings()[0]
         with pytest.raises(RecorderRefused, match="AUTH_REQUIRED"):
-            c.erase(rec.id, rec.sha256)
+            send_unsealed(c, MsgType.ERASE, id=rec.id, sha256=rec.sha256)
 
 
 def test_erase_refused_without_the_right_hash(start_recorder) -> None:
@@ -139,7 +141,7 @@ def test_unknown_message_gets_an_error_not_a_crash(start_recorder) -> None:
         c.session.send(0x0042, (77).to_bytes(4, "big") + b"\x01\x00\x00\x00\x00", 0.0)
         c._flush()
         c._pump(lambda: 77 in c._replies, 5)
-        err = c._replies.pop(77)
+        err, _ = c._replies.pop(77)
         assert err.msg_type is MsgType.ERROR
         assert err.fields["code"] == ErrorCode.UNKNOWN_MESSAGE
         assert c.status().recording_count == 2  # and it goes on answering
@@ -163,15 +165,17 @@ def test_mass_storage_exposes_a_read_only_folder(start_recorder) -> None:
         c.authenticate(SECRET)
         reply = c.mass_storage(True)
         recs = c.list_recordings()
-    folder = reply["local_path"]
-    names = sorted(os.listdir(folder))
-    assert names == [f"{x.id}.mp4" for x in recs]
-    for x in recs:
-        path = os.path.join(folder, f"{x.id}.mp4")
-        assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-        with open(path, "rb") as f:
-            assert hashlib.sha256(f.read()).digest() == x.sha256
-    assert not os.stat(folder).st_mode & stat.S_IWUSR
+        folder = reply["local_path"]
+        names = sorted(os.listdir(folder))
+        assert names == [f"{x.id}.mp4" for x in recs]
+        for x in recs:
+            path = os.path.join(folder, f"{x.id}.mp4")
+            assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+            with open(path, "rb") as f:
+                assert hashlib.sha256(f.read()).digest() == x.sha256
+        assert not os.stat(folder).st_mode & stat.S_IWUSR
+    # The dock hung up: the volume goes with the session's authority.
+    assert wait_until(lambda: not os.path.exists(folder)), "volume still exposed"
 
 
 def test_enrolment_once_then_rekey_only_when_authenticated(start_recorder) -> None:
@@ -180,8 +184,25 @@ def test_enrolment_once_then_rekey_only_when_authenticated(start_recorder) -> No
         assert c.open().enrolled is False
         with pytest.raises(AuthenticationFailed, match="NOT_ENROLLED"):
             c.authenticate(SECRET)
-        c.enrol(SECRET)
+        secret = c.enrol()
+        assert r.model.secret is None  # pending until the dock proves it holds it
+        c.authenticate(secret)
+        assert c.authenticated and r.model.secret == secret
+    with r.client() as stranger:
+        assert stranger.open().enrolled is True
         with pytest.raises(RecorderRefused, match="ALREADY_ENROLLED"):
-            c.enrol(bytes(32))  # a random host cannot take the device over
-        c.authenticate(SECRET)
-        assert c.authenticated
+            send_unsealed(stranger, MsgType.ENROL, host_public_key=bytes(range(32)))
+    assert r.model.secret == secret
+    fresh = start_recorder(serial="EMU0099")
+    with fresh.client() as c:
+        c.open()
+        with pytest.raises(RecorderRefused, match="UNSUPPORTED"):
+            send_unsealed(c, MsgType.ENROL, secret=bytes(32))  # never in clear
+    assert fresh.model.secret is None and fresh.model.pending_secret is None
+    with r.client() as c:
+        c.open()
+        c.authenticate(secret)
+        new_secret = c.enrol()  # re-keying, in the authenticated session
+        assert new_secret != secret and r.model.secret == secret
+        c.authenticate(new_secret)
+        assert r.model.secret == new_secret

@@ -28,7 +28,7 @@ def test_probe_list_and_read_exact_bytes(start_recorder, listen: str) -> None:
     r = start_recorder(listen=listen, serial="E2E0001", recordings=3, recording_mb=1)
     with r.client() as c:
         ident = c.open()
-        assert ident.serial == "E2E0001" and ident.protocol_version == 1
+        assert ident.serial == "E2E0001" and ident.protocol_version == 2
         status = c.status()
         assert status.recording_count == 3
         assert abs(status.clock_offset_s) < 1.0
