@@ -19,9 +19,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from firmware_protocol import auth
+from firmware_protocol.codec import encode_fields
 from firmware_protocol.messages import (
     AUTHENTICATED_VERSION,
     PRIVILEGED,
+    REPLIES,
+    REPLY_BIT,
     SUPPORTED_VERSIONS,
     Capability,
     ErrorCode,
@@ -151,9 +154,9 @@ class RecorderFirmware:
         key, counter = self._session_key, None
         self._received_ms = int(self.model.device_time() * 1000)
         try:
-            msg = decode(wire_type, payload)
-            if msg.is_reply:
+            if wire_type & REPLY_BIT:  # not decoded: its body does not matter (section 4.4)
                 raise RecorderError(ErrorCode.UNKNOWN_MESSAGE, "a recorder takes requests only")
+            msg = decode(wire_type, payload)
             counter = self._authorise(msg, payload)
             answer = self._answer(msg)
         except UnknownMessage as exc:
@@ -162,10 +165,10 @@ class RecorderFirmware:
             req_id = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else 0
             answer = error(req_id, ErrorCode.MALFORMED, str(exc), wire_type)
         except RecorderError as exc:
-            req_id = int.from_bytes(payload[:4], "big")
+            req_id = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else 0
             answer = error(req_id, exc.code, str(exc), wire_type)
         except OSError as exc:
-            req_id = int.from_bytes(payload[:4], "big")
+            req_id = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else 0
             answer = error(req_id, ErrorCode.STORAGE, f"storage error: {exc}", wire_type)
         except Exception as exc:  # a firmware answers, it never crashes
             log.exception("internal error handling 0x%04x", wire_type)
@@ -283,8 +286,8 @@ class RecorderFirmware:
 
     def _on_list_recordings(self, start: int = 0, max_count: int = LIST_PAGE) -> dict:
         recs = self.model.ordered_recordings()
-        page = recs[start : start + min(max_count, LIST_PAGE)]
-        return {"total": len(recs), "recordings": [_recording_fields(r) for r in page]}
+        page = [_recording_fields(r) for r in recs[start : start + min(max_count, LIST_PAGE)]]
+        return {"total": len(recs), "recordings": self._fitting(MsgType.LIST_RECORDINGS, page)}
 
     def _on_read(self, id: str, offset: int, length: int) -> dict:
         rec = self.model.recordings.get(id)
@@ -321,7 +324,27 @@ class RecorderFirmware:
 
     def _on_events(self, since: int = 0, max_count: int = EVENTS_PAGE) -> dict:
         events = self.model.events_since(since, min(max_count, EVENTS_PAGE))
+        events = self._fitting(MsgType.EVENTS, events)
         return {"next": since + len(events), "events": events}
+
+    def _fitting(self, msg_type: MsgType, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """As many entries as fit in the dock's max payload (section 6.3)."""
+        schema = REPLIES[msg_type].by_name()[
+            "events" if msg_type is MsgType.EVENTS else "recordings"
+        ]
+        assert schema.nested is not None
+        room = self.session.peer_max_payload - 128  # request id, total/next, authenticator
+        out: list[dict[str, Any]] = []
+        for item in items:
+            room -= 5 + len(encode_fields(schema.nested, item))
+            if room < 0:
+                break
+            out.append(item)
+        if items and not out:
+            raise RecorderError(
+                ErrorCode.INTERNAL, "one entry alone exceeds the dock's max payload"
+            )
+        return out
 
     def _on_self_test(self) -> dict:
         faults = self.model.faults()

@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dock.recorder_client import dock_session_config
 from firmware_protocol import auth
@@ -73,10 +74,12 @@ OUTPUT = ROOT / "firmware_protocol" / "vectors" / "vectors.json"
 SESSION_ID = 0x5EED0001
 SERIAL = "EMU0001"
 SECRET = bytes(range(0x00, 0x20))
-NEW_SECRET = bytes(range(0xA0, 0xC0))
 HOST_NONCE = bytes(range(0x20, 0x40))
 DEVICE_NONCE = bytes(range(0x40, 0x60))
 DEVICE_KEY_SEED = bytes(range(0x60, 0x80))
+#: Ephemeral X25519 private keys of the re-keying ENROL in the conversation.
+HOST_X25519 = bytes(range(0x80, 0xA0))
+DEVICE_X25519 = bytes(range(0xC0, 0xE0))
 #: Recording REC000001: 4 KiB whose bytes 0xB0..0xBF include 0xB7, the first byte of both
 #: markers (the READ example shows that payload bytes are sent unchanged).
 FOOTAGE = bytes(range(256)) * 16
@@ -88,6 +91,14 @@ RECORDER_CONFIG = SessionConfig(max_payload=MAX_READ + 1024, window=16)
 
 def _device_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(DEVICE_KEY_SEED)
+
+
+def _x25519_public(seed: bytes) -> bytes:
+    return X25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
+def _session_key() -> bytes:
+    return auth.session_key(SECRET, SERIAL, SESSION_ID, HOST_NONCE, DEVICE_NONCE)
 
 
 def _public_key() -> bytes:
@@ -151,7 +162,9 @@ def split_frames(data: bytes) -> list[bytes]:
     return out
 
 
-def frame_vector(name: str, direction: str, raw: bytes, note: str = "") -> dict[str, Any]:
+def frame_vector(
+    name: str, direction: str, raw: bytes, note: str = "", counter: int | None = None
+) -> dict[str, Any]:
     """A valid frame: wire bytes, header values, and the decoded message if any."""
     (frame,) = FrameDecoder().feed(raw)
     assert isinstance(frame, Frame), (name, frame)
@@ -180,20 +193,43 @@ def frame_vector(name: str, direction: str, raw: bytes, note: str = "") -> dict[
             vec["message"] = message_json(decode(frame.msg_type, frame.payload))
         except UnknownMessage:
             vec["message"] = None
+        parts = auth.split_authenticator(frame.payload) if vec["message"] else None
+        if parts is not None:
+            _, got, mac = parts
+            assert got == counter, (name, got, counter)
+            vec["authenticator"] = {"counter": got, "mac": mac.hex()}
     return vec
 
 
 # ----------------------------------------------------------------- (a) valid frames
-def _conversation() -> list[tuple[str, Message | tuple[int, bytes], str, Message]]:
-    """(request name, request, reply name, reply), in the order a dock would send them."""
+Step = tuple[str, Message | tuple[int, bytes], str, Message, int | None]
+
+
+def _conversation() -> list[Step]:
+    """(request name, request, reply name, reply, counter), in the order a dock would
+    send them; a counter means both are sealed with the session key (section 5.4)."""
     host_mac = auth.host_proof(SECRET, SERIAL, HOST_NONCE, DEVICE_NONCE)
     device_mac = auth.device_proof(SECRET, SERIAL, HOST_NONCE, DEVICE_NONCE)
     signature = _device_key().sign(FOOTAGE_SHA256)
     rec2_sha = hashlib.sha256(b"REC000002").digest()
     caps = int(sum(Capability))
-    steps: list[tuple[str, Message | tuple[int, bytes], str, Message]] = []
+    steps: list[Step] = []
+    counter = 0
 
-    def add(msg_type: MsgType, req: dict[str, Any], rep: dict[str, Any], tag: str = "") -> None:
+    def next_counter(sealed: bool) -> int | None:
+        nonlocal counter
+        if not sealed:
+            return None
+        counter += 1
+        return counter
+
+    def add(
+        msg_type: MsgType,
+        req: dict[str, Any],
+        rep: dict[str, Any],
+        tag: str = "",
+        sealed: bool = False,
+    ) -> None:
         base = msg_type.name.lower() + tag
         req_id = len(steps) + 1
         steps.append(
@@ -202,15 +238,18 @@ def _conversation() -> list[tuple[str, Message | tuple[int, bytes], str, Message
                 request(msg_type, req_id, **req),
                 f"{base}_reply",
                 reply(msg_type, req_id, **rep),
+                next_counter(sealed),
             )
         )
 
-    def add_error(name: str, req: Message | tuple[int, bytes], err: Message) -> None:
-        steps.append((f"{name}_request", req, f"{name}_error", err))
+    def add_error(
+        name: str, req: Message | tuple[int, bytes], err: Message, sealed: bool = False
+    ) -> None:
+        steps.append((f"{name}_request", req, f"{name}_error", err, next_counter(sealed)))
 
     add(
         MsgType.HELLO,
-        {"min_version": 1, "max_version": 1, "host_id": "dock"},
+        {"min_version": 1, "max_version": PROTOCOL_VERSION, "host_id": "dock"},
         {
             "version": PROTOCOL_VERSION,
             "firmware": "1.4.2",
@@ -239,6 +278,7 @@ def _conversation() -> list[tuple[str, Message | tuple[int, bytes], str, Message
             "battery_health_percent": 94,
             "battery_cycles": 212,
             "battery_temp_decicelsius": -45,
+            "receive_time_ms": T0_MS - 1240,
         },
     )
     rid = len(steps) + 1
@@ -253,11 +293,13 @@ def _conversation() -> list[tuple[str, Message | tuple[int, bytes], str, Message
         MsgType.SET_TIME,
         {"utc_ms": T0_MS, "source": "ntp"},
         {"drift_ms": -1234, "device_time_ms": T0_MS + 2},
+        sealed=True,
     )
     add(
         MsgType.ASSIGN,
         {"officer_id": "4711", "officer_name": "Zoë Okafor", "unit": "Patrol 3"},
         {},
+        sealed=True,
     )
     add(
         MsgType.LIST_RECORDINGS,
@@ -338,14 +380,28 @@ def _conversation() -> list[tuple[str, Message | tuple[int, bytes], str, Message
         "erase_wrong_hash",
         request(MsgType.ERASE, rid, id="REC000001", sha256=rec2_sha),
         error(rid, ErrorCode.HASH_MISMATCH, "stated hash is not this recording's", MsgType.ERASE),
+        sealed=True,
     )
-    add(MsgType.ERASE, {"id": "REC000001", "sha256": FOOTAGE_SHA256}, {})
+    add(MsgType.ERASE, {"id": "REC000001", "sha256": FOOTAGE_SHA256}, {}, sealed=True)
     add(
         MsgType.MASS_STORAGE,
         {"enable": True},
         {"enabled": True, "volume_label": SERIAL, "local_path": "/media/EMU0001"},
+        sealed=True,
     )
-    add(MsgType.ENROL, {"secret": NEW_SECRET}, {})
+    host_pub, device_pub = _x25519_public(HOST_X25519), _x25519_public(DEVICE_X25519)
+    add(
+        MsgType.ENROL,
+        {"host_public_key": host_pub},
+        {
+            "device_public_key": device_pub,
+            "signature": _device_key().sign(
+                auth.enrol_signed_message(SERIAL, host_pub, device_pub)
+            ),
+        },
+        tag="_rekey",
+        sealed=True,
+    )
     rid = len(steps) + 1
     add_error(
         "unknown_type",
@@ -372,19 +428,34 @@ def valid_frames() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     control.append(frame_vector("syn", d2r, syn, "the dock opens session 0x5EED0001"))
     control.append(frame_vector("syn_ack", r2d, syn_ack, "the recorder accepts it"))
 
-    for req_name, req, rep_name, rep in _conversation():
+    key = _session_key()
+    for req_name, req, rep_name, rep, counter in _conversation():
         now += 0.01
         wire, body = req if isinstance(req, tuple) else encode(req)
+        if counter is not None:
+            body = auth.seal(
+                key, reply=False, session_id=SESSION_ID, counter=counter, wire_type=wire, body=body
+            )
         dock.send(wire, body, now)
         out = dock.outgoing()
         (delivered,) = rec.receive(out, now)
         assert delivered.payload == body  # type: ignore[union-attr]
-        frames.append(frame_vector(req_name, d2r, out))
+        frames.append(frame_vector(req_name, d2r, out, counter=counter))
         now += 0.01
-        rec.send(*encode(rep), now)
+        rep_wire, rep_body = encode(rep)
+        if counter is not None:
+            rep_body = auth.seal(
+                key,
+                reply=True,
+                session_id=SESSION_ID,
+                counter=counter,
+                wire_type=rep_wire,
+                body=rep_body,
+            )
+        rec.send(rep_wire, rep_body, now)
         back = rec.outgoing()
         assert len(dock.receive(back, now)) == 1
-        frames.append(frame_vector(rep_name, r2d, back))
+        frames.append(frame_vector(rep_name, r2d, back, counter=counter))
     now += 0.01
     control.append(
         frame_vector("ack", d2r, dock.outgoing(), "the dock acknowledges the last reply")
@@ -753,7 +824,12 @@ def body_vectors() -> list[dict[str, Any]]:
             0x0042 | REPLY_BIT,
             rid,
         ),
-        ("unknown_type_short_body", "no request id to echo", 0x0042, b"\x01"),
+        (
+            "unknown_type_short_body",
+            "no request id in the body (null): the ERROR echoes 0",
+            0x0042,
+            b"\x01",
+        ),
         (
             "error_reply",
             "ERROR (0xFFFF) with every field",
@@ -809,6 +885,58 @@ def auth_vector() -> dict[str, Any]:
         "host_mac": host_mac.hex(),
         "device_mac_input": device_input.hex(),
         "device_mac": device_mac.hex(),
+    }
+
+
+def _hkdf_by_hand(ikm: bytes, salt: bytes, info: bytes) -> tuple[bytes, bytes]:
+    """(PRK, OKM) of HKDF-SHA256 for 32 bytes, written out from RFC 5869."""
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    return prk, hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def session_key_vector() -> dict[str, Any]:
+    s = SERIAL.encode()
+    salt = HOST_NONCE + DEVICE_NONCE
+    info = auth.SESSION_KEY_LABEL + len(s).to_bytes(2, "big") + s + SESSION_ID.to_bytes(4, "big")
+    prk, key = _hkdf_by_hand(SECRET, salt, info)
+    assert key == _session_key()
+    return {
+        "secret": SECRET.hex(),
+        "serial": SERIAL,
+        "session_id": SESSION_ID,
+        "host_nonce": HOST_NONCE.hex(),
+        "device_nonce": DEVICE_NONCE.hex(),
+        "hkdf_salt": salt.hex(),
+        "hkdf_info": info.hex(),
+        "hkdf_prk": prk.hex(),
+        "session_key": key.hex(),
+    }
+
+
+def enrol_vector() -> dict[str, Any]:
+    host = X25519PrivateKey.from_private_bytes(HOST_X25519)
+    host_pub, device_pub = _x25519_public(HOST_X25519), _x25519_public(DEVICE_X25519)
+    shared = host.exchange(X25519PrivateKey.from_private_bytes(DEVICE_X25519).public_key())
+    s = SERIAL.encode()
+    salt = host_pub + device_pub
+    info = auth.ENROL_KEY_LABEL + len(s).to_bytes(2, "big") + s
+    prk, secret = _hkdf_by_hand(shared, salt, info)
+    assert secret == auth.enrol_secret(shared, SERIAL, host_pub, device_pub)
+    signed = auth.enrol_signed_message(SERIAL, host_pub, device_pub)
+    return {
+        "serial": SERIAL,
+        "host_private_key": HOST_X25519.hex(),
+        "host_public_key": host_pub.hex(),
+        "device_private_key": DEVICE_X25519.hex(),
+        "device_public_key": device_pub.hex(),
+        "shared": shared.hex(),
+        "hkdf_salt": salt.hex(),
+        "hkdf_info": info.hex(),
+        "hkdf_prk": prk.hex(),
+        "secret": secret.hex(),
+        "signed_message": signed.hex(),
+        "device_signing_public_key": _public_key().hex(),
+        "signature": _device_key().sign(signed).hex(),
     }
 
 
@@ -875,6 +1003,8 @@ def build_vectors() -> dict[str, Any]:
         "decoder": decoder_vectors(),
         "bodies": body_vectors(),
         "auth": auth_vector(),
+        "session_key": session_key_vector(),
+        "enrol": enrol_vector(),
         "signature": signature_vector(),
     }
 

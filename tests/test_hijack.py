@@ -244,3 +244,47 @@ def test_authority_lapses_after_the_idle_timeout(start_recorder, monkeypatch) ->
         monkeypatch.setattr(firmware, "AUTH_IDLE_TIMEOUT", 120.0)
         with pytest.raises(RecorderRefused, match="AUTH_REQUIRED"):
             dock.set_time(time.time())
+
+
+def test_a_reply_type_sent_to_a_recorder_is_unknown_whatever_its_body(start_recorder) -> None:
+    """PROTOCOL.md 4.4: UNKNOWN_MESSAGE, never MALFORMED, for a reply type."""
+    r = start_recorder()
+    with r.client(timeout=5) as c:
+        c.open()
+        c.session.send(int(MsgType.STATUS) | 0x8000, REQ_ID.pack(55) + b"\x01\x00", c._mono())
+        c._flush()
+        with pytest.raises(RecorderRefused) as exc:
+            c.wait(55)
+        assert exc.value.code == ErrorCode.UNKNOWN_MESSAGE
+
+
+def test_pages_fit_the_docks_max_payload(start_recorder) -> None:
+    """PROTOCOL.md 6.3: a dock announcing the minimum payload still lists everything."""
+    from dock.recorder_client import dock_session_config
+
+    r = start_recorder(recordings=40, recording_mb=0.01)
+    cfg = dock_session_config()
+    cfg.max_payload = 512
+    with RecorderClient(open_transport(r.url), timeout=5, session_config=cfg) as c:
+        c.open()
+        listed = c.list_recordings()
+        events = c.events()
+    assert [x.id for x in listed] == [x.id for x in r.model.ordered_recordings()]
+    assert len(events) == len(r.model.state["events"])
+
+
+def test_clock_offset_leaves_out_the_recorders_processing_time(start_recorder) -> None:
+    """PROTOCOL.md 6.5: a recorder that takes 1.5 s to answer STATUS is not 0.75 s off."""
+    r = start_recorder(clock_offset_s=0)
+    firmware = r.server.firmware
+    slow_status = firmware._on_status
+
+    def slow() -> dict:
+        time.sleep(1.5)  # the processing delay under test, not a synchronisation wait
+        return slow_status()
+
+    firmware._on_status = slow  # type: ignore[method-assign]
+    with r.client(timeout=5) as c:
+        c.open()
+        offset = c.status().clock_offset_s
+    assert abs(offset) < 0.2, offset
