@@ -21,6 +21,7 @@ from .cli_retention import add_retention_commands
 from .logs import setup_logging
 from .probe import describe, probe
 from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
+from .text import json_text, shown
 
 log = logging.getLogger("dock.cli")
 
@@ -58,10 +59,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         report = {"url": args.url, **_probe_url(args.url, secret, args.timeout)}
     except AuthenticationFailed as exc:
-        print(f"dock probe: {args.url}: authentication failed: {exc}", file=sys.stderr)
+        print(f"dock probe: {shown(args.url)}: authentication failed: {shown(exc, 400)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_AUTH
     except (LinkError, RecorderRefused, ConnectionError, ValueError) as exc:
-        print(f"dock probe: {args.url}: {exc}", file=sys.stderr)
+        print(f"dock probe: {shown(args.url)}: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_LINK
     print(json.dumps(report, indent=2) if args.json else describe(report))
     return 0
@@ -185,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 continue
             with busy:
                 decision = svc.checkout(badge=badge, refresh=False)
-            print(json.dumps(decision.as_dict(), ensure_ascii=False), flush=True)
+            print(json_text(decision.as_dict()), flush=True)
 
     if next_badge is not None:
         threading.Thread(target=badges, name="badges", daemon=True).start()

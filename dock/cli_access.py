@@ -7,13 +7,13 @@ these commands are the keeper's desk. Refusals exit 1 and are in the audit log t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from .cli_admin import EXIT_REFUSED, _pin, service_from
 from .clock import utc_iso
 from .evidence.access import KINDS, AccessError, AccessRegister, export, parse_recording
+from .text import json_text, shown
 
 
 def _register(svc: Any) -> AccessRegister:
@@ -42,25 +42,25 @@ def cmd_access(args: argparse.Namespace) -> int:
         elif args.action == "list":
             rows = [r.as_dict(now) for r in reg.requests()]
             if args.json:
-                print(json.dumps(rows, ensure_ascii=False, indent=2))
+                print(json_text(rows, indent=2))
             for r in [] if args.json else rows:
                 print(
-                    f"{r['id']:>4}  {r['state']:<8} {r['kind']:<6} {r['requester']:<10} "
-                    f"{len(r['recordings'])} rec  {r['purpose']}"
+                    f"{r['id']:>4}  {r['state']:<8} {r['kind']:<6} {shown(r['requester']):<10} "
+                    f"{len(r['recordings'])} rec  {shown(r['purpose'], 300)}"
                 )
         else:
             entries = reg.log(args.request)
             for e in entries:
                 e["at"] = utc_iso(e["at"])
             if args.json:
-                print(json.dumps(entries, ensure_ascii=False, indent=2))
+                print(json_text(entries, indent=2))
             for e in [] if args.json else entries:
                 print(
-                    f"{e['at']}  #{e['request_id']:<4} {e['action']:<6} {e['who']:<12} "
-                    f"{e['what']}  @ {e['place']}"
+                    f"{e['at']}  #{e['request_id']:<4} {e['action']:<6} {shown(e['who']):<12} "
+                    f"{shown(e['what'], 200)}  @ {shown(e['place'], 200)}"
                 )
     except (AccessError, ValueError) as exc:
-        print(f"dock access: {exc}", file=sys.stderr)
+        print(f"dock access: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_REFUSED
     return 0
 
@@ -83,7 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             actor=args.actor,
         )
     except AccessError as exc:
-        print(f"dock export: {exc}", file=sys.stderr)
+        print(f"dock export: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_REFUSED
     summary = {
         "bag": result.bag_path,
@@ -92,9 +92,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         "iso_sha256": result.iso_sha256,
     }
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        print(json_text(summary, indent=2))
     else:
-        print(f"exported to {result.bag_path}")
+        print(f"exported to {shown(result.bag_path, 300)}")
         print(f"  seal (SHA-256 of tagmanifest-sha256.txt): {result.tagmanifest_sha256}")
         if result.iso_path:
             print(f"  disc image {result.iso_path} (SHA-256 {result.iso_sha256})")

@@ -1,4 +1,9 @@
-"""``dock officer|device|audit|checkout|status``: the administrative commands."""
+"""``dock officer|device|audit|checkout|status``: the administrative commands.
+
+What a recorder stated (serial, model, firmware, officer and recording ids, error
+messages) is printed through ``dock.text.shown`` and JSON through ``json_text``: a
+recorder cannot send the terminal an escape sequence.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from .config import ConfigError, load_config
 from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 from .store import StoreError
+from .text import json_text, shown
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -55,13 +61,13 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         )
     decision = svc.checkout(args.officer, pin, args.badge, override)
     if args.json:
-        print(json.dumps(decision.as_dict(), ensure_ascii=False, indent=2))
+        print(json_text(decision.as_dict(), indent=2))
     elif decision.granted:
-        print(f"granted: take slot {decision.slot} (recorder {decision.device})")
+        print(f"granted: take slot {decision.slot} (recorder {shown(decision.device)})")
     else:
         print("refused:")
         for r in decision.reasons:
-            print(f"  [{r.code}] {r.message}")
+            print(f"  [{r.code}] {shown(r.message, 300)}")
     return 0 if decision.granted else EXIT_REFUSED
 
 
@@ -103,14 +109,16 @@ def status_report(svc: Any, views: list[Any]) -> dict[str, Any]:
 def print_status(report: dict[str, Any]) -> None:
     clock = report["clock"]
     trusted = "trusted" if clock["trusted"] else "NOT trusted"
-    print(f"dock {report['dock']}   {report['time_local']}   clock: {trusted} ({clock['reason']})")
+    reason = shown(clock["reason"], 200)
+    print(f"dock {shown(report['dock'])}   {report['time_local']}   clock: {trusted} ({reason})")
     print(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
     for r in report["slots"]:
         state = "take-away" if r["awaiting_takeaway"] else r["state"].replace("_", " ")
         batt = "" if r["battery_percent"] is None else f"{r['battery_percent']} %"
         free = "" if r["storage_free_bytes"] is None else f"{r['storage_free_bytes'] / 2**30:.1f}"
         why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
-        print(f"{r['slot']:>4}  {r['device'] or '-':<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
+        device, why_not = shown(r["device"]), shown(why_not, 300)
+        print(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
     ratio = report["fleet"]
     per = ratio["recorders_per_officer"]
     print(
@@ -124,7 +132,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     svc = service_from(args)
     report = status_report(svc, svc.sweep())
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
+        print(json_text(report, indent=2))
     else:
         print_status(report)
     return 0
@@ -148,10 +156,13 @@ def cmd_officer(args: argparse.Namespace) -> int:
         else:
             officers = [o.__dict__ for o in svc.store.officers()]
             if args.json:
-                print(json.dumps(officers, ensure_ascii=False, indent=2))
+                print(json_text(officers, indent=2))
             for o in [] if args.json else officers:
                 flag = " (disabled)" if o["disabled"] else ""
-                print(f"{o['officer_id']:<10} {o['name']:<16} {o['unit']:<16} {o['role']}{flag}")
+                print(
+                    f"{shown(o['officer_id']):<10} {shown(o['name']):<16} "
+                    f"{shown(o['unit']):<16} {o['role']}{flag}"
+                )
     except StoreError as exc:
         print(f"dock officer: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -163,7 +174,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     try:
         if args.action == "enrol":
             serial = svc.enrol(args.slot, args.actor)
-            print(f"recorder {serial} in slot {args.slot} enrolled")
+            print(f"recorder {shown(serial)} in slot {shown(args.slot)} enrolled")
         elif args.action == "flag":
             changes: dict[str, Any] = {}
             if args.lost or args.found:
@@ -175,22 +186,25 @@ def cmd_device(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             svc.store.flag_device(args.serial, note=args.note or "", **changes)
             svc.audit.append("device_flag", args.actor, args.serial, changes | {"note": args.note})
-            print(f"recorder {args.serial}: {changes}")
+            print(f"recorder {shown(args.serial)}: {changes}")
         else:
             devices = [
                 {k: v for k, v in d.__dict__.items() if k != "secret"} for d in svc.store.devices()
             ]
             if args.json:
-                print(json.dumps(devices, ensure_ascii=False, indent=2))
+                print(json_text(devices, indent=2))
             for d in [] if args.json else devices:
                 flags = ",".join(f for f in ("lost", "maintenance") if d[f]) or "-"
-                print(f"{d['serial']:<10} {d['model']:<12} {d['firmware']:<8} {flags}")
+                print(
+                    f"{shown(d['serial']):<10} {shown(d['model']):<12} "
+                    f"{shown(d['firmware']):<8} {flags}"
+                )
     except (StoreError, KeyError) as exc:
-        print(f"dock device: {exc}", file=sys.stderr)
+        print(f"dock device: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_USAGE
     except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
         # Nothing was committed on either side: running the command again is safe.
-        print(f"dock device: {args.action} failed: {exc}", file=sys.stderr)
+        print(f"dock device: {args.action} failed: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_LINK
     return 0
 
@@ -202,7 +216,7 @@ def _progress_bar(rec_id: str, done: int, total: int) -> None:
     pct = 100 if total == 0 else 100 * done // total
     end = "\n" if done >= total else ""
     print(
-        f"\r  {rec_id:<12} [{'#' * filled}{'.' * (width - filled)}] {pct:3d} %  "
+        f"\r  {shown(rec_id, 60):<12} [{'#' * filled}{'.' * (width - filled)}] {pct:3d} %  "
         f"{done / 2**20:8.1f} / {total / 2**20:.1f} MiB",
         end=end,
         file=sys.stderr,
@@ -231,10 +245,13 @@ def cmd_offload(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(
-            f"{report.serial}: {len(report.archived)} archived, {len(report.erased)} erased"
+            f"{shown(report.serial)}: {len(report.archived)} archived, "
+            f"{len(report.erased)} erased"
             + (f", {len(report.failed)} FAILED (kept on the device)" if report.failed else "")
             + (", NOT ENOUGH ROOM (kept on the device)" if report.not_enough_room else "")
         )
+        for rec_id, why in report.failed.items():
+            print(f"  FAILED {shown(rec_id)}: {shown(why, 300)}")
     return 0 if report.ok else EXIT_REFUSED
 
 
@@ -248,16 +265,19 @@ def cmd_case(args: argparse.Namespace) -> int:
                     svc.audit.append("case_attach", args.actor, serial,
                                      {"case": args.case, "recording": rec})  # fmt: skip
         except StoreError as exc:
-            print(f"dock case: {exc}", file=sys.stderr)
+            print(f"dock case: {shown(exc, 400)}", file=sys.stderr)
             return EXIT_USAGE
     rows = svc.store.case_recordings(args.case)
     if args.json:
-        print(json.dumps([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()}
-                          for r in rows], ensure_ascii=False, indent=2))  # fmt: skip
+        print(json_text([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()}
+                         for r in rows], indent=2))  # fmt: skip
     else:
-        print(f"case {args.case}: {len(rows)} recording(s)")
+        print(f"case {shown(args.case)}: {len(rows)} recording(s)")
         for r in rows:
-            print(f"  {r['serial']}/{r['recording_id']}  {r['officer_id'] or '-'}  {r['path']}")
+            print(
+                f"  {shown(r['serial'])}/{shown(r['recording_id'])}  "
+                f"{shown(r['officer_id'])}  {shown(r['path'], 300)}"
+            )
     return 0
 
 
@@ -266,12 +286,13 @@ def cmd_confirm_copy(args: argparse.Namespace) -> int:
     try:
         svc.store.confirm_second_copy(args.serial, args.recording, args.where)
     except StoreError as exc:
-        print(f"dock confirm-copy: {exc}", file=sys.stderr)
+        print(f"dock confirm-copy: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_USAGE
     svc.audit.append(
         "second_copy", args.actor, args.serial, {"recording": args.recording, "where": args.where}
     )
-    print(f"{args.serial}/{args.recording}: second copy confirmed ({args.where})")
+    where = shown(args.where, 200)
+    print(f"{shown(args.serial)}/{shown(args.recording)}: second copy confirmed ({where})")
     return 0
 
 
@@ -279,7 +300,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     svc = service_from(args)
     if args.action == "verify":
         report = svc.audit.verify()
-        print(report.describe())
+        print(shown(report.describe(), 1000))
         return 0 if report.ok else EXIT_REFUSED
     summary = svc.audit.export(args.path)
     svc.audit.append("audit_export", args.actor, args.path, {})

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from .cli_admin import EXIT_REFUSED, EXIT_USAGE, _progress_bar, service_from
 from .clock import local_display, utc_iso
+from .text import json_text, shown
 
 
 class _Bar:
@@ -65,7 +65,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        print(json_text(report.as_dict(), indent=2))
     else:
         sampled = f" (a {fraction:.0%} sample of {report.archived})" if fraction < 1 else ""
         print(
@@ -73,8 +73,8 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
             f"bags: {report.bags_checked} checked, {report.bags_bad} bad"
         )
         for p in report.bad:
-            what = f"{p['serial']} {p['recording']}" if p["kind"] == "file" else "bag"
-            print(f"  PROBLEM {what}: {p['path']}: {p['problem']}")
+            what = f"{shown(p['serial'])} {shown(p['recording'])}" if p["kind"] == "file" else "bag"
+            print(f"  PROBLEM {what}: {shown(p['path'], 300)}: {shown(p['problem'], 500)}")
         print("all intact" if report.clean else "PROBLEMS FOUND: nothing was changed; see above")
     return 0 if report.clean else EXIT_REFUSED
 
@@ -106,10 +106,11 @@ def cmd_archive_list(args: argparse.Namespace) -> int:
     svc = service_from(args)
     rows = archive_rows(svc, getattr(args, "officer", None))
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json_text(rows, indent=2))
         return 0
     if not rows:
-        print("no archived recordings" + (f" of officer {args.officer}" if args.officer else ""))
+        of = f" of officer {shown(args.officer)}" if args.officer else ""
+        print("no archived recordings" + of)
         return 0
     print(
         f"{'SERIAL':<10} {'RECORDING':<12} {'OFFICER':<8} {'START (UTC)':<24} "
@@ -117,9 +118,9 @@ def cmd_archive_list(args: argparse.Namespace) -> int:
     )
     for r in rows:
         print(
-            f"{r['serial']:<10} {r['recording_id']:<12} {r['officer_id'] or '-':<8} "
-            f"{r['start_utc']:<24} {r['start_local']:<34} {r['size']:>12} "
-            f"{r['sha256'][:12]:<12} {'yes' if r['erased_on_device'] else 'no'}"
+            f"{shown(r['serial']):<10} {shown(r['recording_id']):<12} "
+            f"{shown(r['officer_id']):<8} {r['start_utc']:<24} {r['start_local']:<34} "
+            f"{r['size']:>12} {r['sha256'][:12]:<12} {'yes' if r['erased_on_device'] else 'no'}"
         )
     return 0
 

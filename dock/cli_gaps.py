@@ -8,13 +8,13 @@ PIN. Wired into ``dock`` by ``add_gap_commands(sub)``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from .cli_admin import EXIT_REFUSED, _pin, service_from
 from .clock import local_display, utc_iso
 from .evidence.gaps import ExplanationItem, GapError, GapRegister
+from .text import json_text, shown
 
 
 def _length(item: ExplanationItem) -> str:
@@ -39,7 +39,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     if args.action == "list":
         items = register.list_items(args.officer, open_only=not args.all)
         if args.json:
-            print(json.dumps([_as_json(i) for i in items], ensure_ascii=False, indent=2))
+            print(json_text([_as_json(i) for i in items], indent=2))
             return 0
         if not items:
             print("no open explanation items" if not args.all else "no explanation items")
@@ -47,22 +47,25 @@ def cmd_gaps(args: argparse.Namespace) -> int:
         print(f"{'id':>5}  {'recorder':<9} {'officer':<8} {'kind':<12} {'reason':<12} "
               f"{'length':<11} start (recorder clock)  status")  # fmt: skip
         for i in items:
-            status = "open" if i.is_open else f"closed by {i.closed_by}"
+            status = "open" if i.is_open else f"closed by {shown(i.closed_by)}"
             start = local_display(i.start_ms / 1000, svc.timezone)
             print(
-                f"{i.id:>5}  {i.serial:<9} {i.officer_id:<8} {i.kind:<12} {i.reason:<12} "
-                f"{_length(i):<11} {start}  {status}"
+                f"{i.id:>5}  {shown(i.serial):<9} {shown(i.officer_id):<8} {shown(i.kind):<12} "
+                f"{shown(i.reason):<12} {_length(i):<11} {start}  {status}"
             )
             if i.recording_id or i.detail:
-                print(f"{'':>7}{i.recording_id or '-'}: {i.detail}")
+                print(f"{'':>7}{shown(i.recording_id)}: {shown(i.detail, 300)}")
         return 0
     pin = _pin(args.pin, f"PIN for supervisor {args.supervisor}: ")
     try:
         item = register.close_item(args.id, args.supervisor, pin, args.text)
     except GapError as exc:
-        print(f"dock gaps explain: {exc}", file=sys.stderr)
+        print(f"dock gaps explain: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_REFUSED
-    print(f"item {item.id} ({item.serial}, {item.kind}, {item.reason}) closed by {item.closed_by}")
+    print(
+        f"item {item.id} ({shown(item.serial)}, {shown(item.kind)}, {shown(item.reason)}) "
+        f"closed by {shown(item.closed_by)}"
+    )
     return 0
 
 

@@ -8,7 +8,6 @@ clock set years ahead would otherwise purge footage whose retention is still run
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from .evidence.holds import (
     purge,
 )
 from .evidence.retention import HoldKind
+from .text import json_text, shown
 
 #: Returns older than this are listed by ``dock deadlines`` only while not done (or --all).
 RECENT_S = 7 * 86400
@@ -54,28 +54,29 @@ def cmd_hold(args: argparse.Namespace) -> int:
             rec = register.place(
                 args.serial, args.recording, args.kind, args.reference, args.actor, until
             )
-            print(f"hold {rec.id} placed on {rec.serial}/{rec.recording_id} ({rec.kind})")
+            what = f"{shown(rec.serial)}/{shown(rec.recording_id)}"
+            print(f"hold {rec.id} placed on {what} ({rec.kind})")
         elif args.action == "release":
             pin = _pin(args.pin, "Supervisor PIN: ")
             rec = register.release(args.id, args.supervisor, pin, args.reason)
-            print(f"hold {rec.id} on {rec.serial}/{rec.recording_id} released")
+            print(f"hold {rec.id} on {shown(rec.serial)}/{shown(rec.recording_id)} released")
         else:
             now = svc.clock.now()
             records = [r for r in register.records() if args.all or r.active(now)]
             if args.json:
-                print(json.dumps([r.as_dict() for r in records], ensure_ascii=False, indent=2))
+                print(json_text([r.as_dict() for r in records], indent=2))
             for r in [] if args.json else records:
                 until = "permanent" if r.until is None else local_display(r.until, svc.timezone)
                 state = "released" if r.released_at is not None else "active"
                 print(
-                    f"{r.id:>5}  {r.serial}/{r.recording_id}  {r.kind}  {r.reference!r}  "
-                    f"by {r.placed_by}  until {until}  {state}"
+                    f"{r.id:>5}  {shown(r.serial)}/{shown(r.recording_id)}  {r.kind}  "
+                    f"{r.reference!r}  by {shown(r.placed_by)}  until {until}  {state}"
                 )
     except HoldError as exc:
-        print(f"dock hold: {exc}", file=sys.stderr)
+        print(f"dock hold: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_REFUSED
     except ValueError as exc:
-        print(f"dock hold: {exc}", file=sys.stderr)
+        print(f"dock hold: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_USAGE
     return 0
 
@@ -99,7 +100,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         actor=args.actor,
     )
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        print(json_text(report.as_dict(), indent=2))
     else:
         _print_purge(report)
     return EXIT_REFUSED if report.failed else 0
@@ -108,15 +109,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def _print_purge(report: Any) -> None:
     verb = "purged" if not report.dry_run else "would purge"
     for item in report.items:
-        what = f"{item['serial']}/{item['recording_id']}  {item['path']}"
+        what = f"{shown(item['serial'])}/{shown(item['recording_id'])}  {shown(item['path'], 300)}"
         if item["action"] in ("purged", "would_purge"):
             print(f"{verb}: {what}")
         elif item["action"] == "failed":
-            print(f"FAILED: {what}: {item['reason']}")
+            print(f"FAILED: {what}: {shown(item['reason'], 300)}")
         elif item["action"] == "keep" and not item["reason"].startswith("retention:"):
-            print(f"keep: {what}: {item['reason']}")  # the plain retention keeps are counted
+            print(f"keep: {what}: {shown(item['reason'], 300)}")  # plain retention: counted
     for bag in report.bags_partial:
-        print(f"bag {'now' if not report.dry_run else 'would be'} partial: {bag}")
+        print(f"bag {'now' if not report.dry_run else 'would be'} partial: {shown(bag, 300)}")
     kept = ", ".join(f"{code} {n}" for code, n in sorted(report.kept.items())) or "none"
     print(
         f"{report.considered} recording(s) considered, {len(report.purged)} {verb}, "
@@ -137,12 +138,13 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
             or datetime.fromisoformat(r["returned_at"]).timestamp() >= recent
         ]
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json_text(rows, indent=2))
     else:
         for r in rows:
             left = r["remaining_s"] / 3600
             print(
-                f"{r['serial']:<10} {r['officer_id']:<8} returned {r['returned_at']}  "
+                f"{shown(r['serial']):<10} {shown(r['officer_id']):<8} "
+                f"returned {r['returned_at']}  "
                 f"due {r['deadline_local']}  {r['state']:<9} {left:+.1f} h"
             )
         alert = overdue_or_at_risk(rows)

@@ -1,11 +1,17 @@
-"""Structured logs: one JSON object per line on stderr (journald keeps them as is)."""
+"""Structured logs: one JSON object per line on stderr (journald keeps them as is).
+
+Messages carry what recorders state; ``dock.text.json_text`` escapes every character
+a terminal could obey (C1 controls and bidi overrides too, which ``json.dumps`` leaves
+raw when not ``ensure_ascii``).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
+
+from .text import json_text
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -24,7 +30,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return json_text(entry, default=str)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -8,6 +8,7 @@ from firmware_protocol.messages import Capability, FaultFlag
 
 from .interfaces import Transport
 from .recorder_client import RecorderClient
+from .text import shown
 
 
 def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.0) -> dict:
@@ -60,11 +61,12 @@ def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.
 
 
 def describe(r: dict[str, Any]) -> str:
-    """The human-readable form of a probe report."""
+    """The human-readable form of a probe report (the recorder's texts escaped)."""
     gib = 1 << 30
     health = r["battery_health_percent"]
     lines = [
-        f"recorder   {r['serial']}  ({r['vendor']} {r['model']}, firmware {r['firmware']})",
+        f"recorder   {shown(r['serial'])}  ({shown(r['vendor'])} {shown(r['model'])}, "
+        f"firmware {shown(r['firmware'])})",
         f"protocol   v{r['protocol_version']}  capabilities: {', '.join(r['capabilities'])}",
         f"enrolled   {'yes' if r['enrolled'] else 'no'}"
         f"{'  (authenticated)' if r['authenticated'] else ''}",
@@ -76,6 +78,8 @@ def describe(r: dict[str, Any]) -> str:
         f"footage    {r['recording_count']} recording(s), "
         f"{sum(x['size'] for x in r['recordings']) / (1 << 20):.1f} MiB",
     ]
+    if r["officer_id"] is not None:
+        lines.append(f"officer    {shown(r['officer_id'])}")
     if r["faults"]:
         lines.append(f"faults     {', '.join(r['faults'])}")
     return "\n".join(lines)

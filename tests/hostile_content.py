@@ -20,8 +20,9 @@ import pytest
 
 from dock.composition import build_service
 from dock.config import emulated_config
+from firmware_protocol.messages import ErrorCode
 from hardware.emulator_server import EmulatorServer
-from hardware.recorder import RecorderFirmware
+from hardware.recorder import RecorderError, RecorderFirmware
 from hardware.recorder_model import RecorderModel, RecorderSpec
 from hardware.screens import ConsoleScreen
 
@@ -40,6 +41,8 @@ class HostileFirmware(RecorderFirmware):
         self.status: dict[str, Any] = {}
         #: the mass-storage ``local_path`` to announce (None: the emulator's own)
         self.volume: str | None = None
+        #: when set, every ERASE is refused with this message
+        self.erase_refusal: str | None = None
 
     def _real(self, wire_id: str) -> str:
         return next((mid for mid, wid in self.ids.items() if wid == wire_id), wire_id)
@@ -56,6 +59,8 @@ class HostileFirmware(RecorderFirmware):
         return super()._on_read(self._real(id), offset, length)
 
     def _on_erase(self, id: str, sha256: bytes) -> dict:
+        if self.erase_refusal is not None:
+            raise RecorderError(ErrorCode.HASH_MISMATCH, self.erase_refusal)
         return super()._on_erase(self._real(id), sha256)
 
     def _on_status(self) -> dict:

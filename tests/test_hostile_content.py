@@ -228,22 +228,28 @@ def test_line_breaks_nul_and_percent_in_ids_are_sealed_in_a_valid_bag(hostile_do
 # --------------------------------------------------------------------------- 5. times
 
 
-@pytest.mark.parametrize("start_ms", [2**63 - 1, -(2**63), -1, 253_402_300_800_000])
-def test_impossible_start_times_are_named_and_listed(hostile_dock, start_ms: int) -> None:
-    from dock.cli_archive import archive_rows
+IMPOSSIBLE_MS = [2**63 - 1, -(2**63), 253_402_300_800_000, -62_135_596_800_001]
 
-    svc, h = hostile_dock(recordings=1)
-    rec = h.model.ordered_recordings()[0]
-    h.firmware.listing[rec.id] = {"start_ms": start_ms}
+
+@pytest.mark.parametrize("start_ms", IMPOSSIBLE_MS)
+def test_impossible_start_times_are_named_and_listed(hostile_dock, start_ms: int) -> None:
+    """The client refuses such a listing now; a row stored before (or a time that slips
+    through) must still never make a name or a listing raise."""
+    from dock.cli_archive import archive_rows
+    from dock.evidence.offload import archive_name
+    from dock.recorder_client import RecordingInfo
+
+    rec = RecordingInfo("REC1", start_ms, start_ms, 1, bytes(32), None, 0, 1, None, None, None)
+    folder, name = archive_name("1001", "EMU1", rec)
+    assert folder == os.path.join("1001", "unknown-date")
+    assert name == "1001_EMU1_unknown-time_REC1.mp4"
+    svc, _h = hostile_dock(recordings=1)
     svc.sweep()
-    assert h.model.recordings == {}
-    (entry,) = svc.store.archive_entries()
-    assert entry["start_ms"] == start_ms  # stored as stated
-    (row,) = archive_rows(svc)
-    assert row["recording_id"] == rec.id
-    if start_ms != -1:
-        assert "invalid" in row["start_utc"] and "invalid" in row["start_local"]
-    assert audit_of(svc, "seal")
+    svc.store.add_archived("EMU1", "REC1", bytes(32), 1, "x.mp4", "1001", start_ms, start_ms)
+    rows = {r["recording_id"]: r for r in archive_rows(svc)}
+    assert len(rows) == 2
+    assert rows["REC1"]["start_utc"].startswith("invalid time")
+    assert rows["REC1"]["start_local"].startswith("invalid time")
 
 
 def test_an_export_of_hostile_recordings_is_a_valid_bag_with_an_honest_description(
