@@ -55,10 +55,105 @@ MIN_CHUNK = 256
 #: Damaged copies of the awaited frame, with nothing delivered in between, after
 #: which we stop waiting for it and re-open with smaller replies.
 STUCK_DAMAGE = 8
+#: Most events the dock asks for in one EVENTS request (the protocol's page size).
+EVENTS_PAGE = 128
+
+# ------------------------------------------------------------------------------ bounds
+# What one recorder can make the dock do. Every exchange is bounded in count, bytes,
+# memory and time, so a recorder that answers within the protocol but lies costs its
+# own slot a bounded amount and never the dock (docs/SECURITY.md). Change them here;
+# ``Bounds`` carries them into a client (tests pass smaller ones).
+
+#: Seconds the dock waits for the reply to one request (PROTOCOL.md 3.7). A recorder
+#: answers at once; the time is for a noisy line, where the session repeats frames.
+REPLY_TIMEOUT_S = 15.0
+#: Seconds a recorder has to answer SELF_TEST (PROTOCOL.md 4.5.9).
+SELF_TEST_TIMEOUT_S = 10.0
+#: Most recordings the dock takes from one recorder's list: far beyond a body-worn
+#: camera's storage (a day of footage is tens of files); a list claiming more is refused.
+MAX_RECORDINGS = 10_000
+#: How many more recordings a list may hold than STATUS ``recording_count`` said: a
+#: recording finished between the two. A list claiming more is refused.
+RECORDING_COUNT_SLACK = 16
+#: Seconds one whole listing (every page) may take.
+LIST_DEADLINE_S = 300.0
+#: Most event-log entries read in one go (at one docking). An honest log longer than
+#: this is read in turns: the rest from where this read stopped, next time.
+MAX_EVENTS = 10_000
+#: Most bytes of event-log entries read in one go (their text counted as UTF-8).
+MAX_EVENT_BYTES = 4 << 20
+#: Seconds one read of the event log (every page) may take.
+EVENTS_DEADLINE_S = 300.0
+#: Largest recording the dock believes in (1 TiB); a recording is also refused when
+#: it is larger than the recorder's own storage (STATUS ``storage_total``).
+MAX_RECORDING_BYTES = 1 << 40
+#: Longest recording id, previous id and officer id the dock accepts (UTF-8 bytes).
+MAX_ID_BYTES = 128
+#: Recording start and end times the dock believes in: 2000-01-01 to 2100-01-01 UTC
+#: (ms since the epoch). A recording outside them stays on the device, reported.
+EARLIEST_MS = 946_684_800_000
+LATEST_MS = 4_102_444_800_000
+#: READ goodput floor: every ``READ_WINDOW_S`` seconds of a read (time the dock itself
+#: spends writing excluded) must bring at least this many bytes per second, or the
+#: read fails and the recording stays on the device. A UART at 115200 baud carries
+#: about 11 KB/s; a recorder capping its replies at a byte or two gives a few hundred.
+READ_MIN_BYTES_PER_S = 4096
+READ_WINDOW_S = 30.0
+#: Replies kept that no one has waited for yet (late, repeated or unsolicited ones
+#: beyond this are dropped, oldest first).
+MAX_PENDING_REPLIES = 64
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The bounds above, for one client (see each constant for its meaning)."""
+
+    self_test_timeout_s: float = SELF_TEST_TIMEOUT_S
+    max_recordings: int = MAX_RECORDINGS
+    recording_count_slack: int = RECORDING_COUNT_SLACK
+    list_deadline_s: float = LIST_DEADLINE_S
+    max_events: int = MAX_EVENTS
+    max_event_bytes: int = MAX_EVENT_BYTES
+    events_deadline_s: float = EVENTS_DEADLINE_S
+    max_recording_bytes: int = MAX_RECORDING_BYTES
+    max_id_bytes: int = MAX_ID_BYTES
+    earliest_ms: int = EARLIEST_MS
+    latest_ms: int = LATEST_MS
+    read_min_bytes_per_s: int = READ_MIN_BYTES_PER_S
+    read_window_s: float = READ_WINDOW_S
+    max_pending_replies: int = MAX_PENDING_REPLIES
+
+
+DEFAULT_BOUNDS = Bounds()
 
 
 class LinkError(ConnectionError):
     """The recorder stopped answering, the link dropped, or it is not a recorder."""
+
+
+class ProtocolViolation(LinkError):
+    """The recorder answered, but with what the protocol forbids or no honest recorder
+    says: a reply of another type, pages that do not add up, a value that cannot be
+    true, more than the dock's bounds allow. Not retried on the same link."""
+
+
+class Stalled(LinkError):
+    """The recorder answers, but too slowly: an exchange outlived its bound (a
+    self-test, a listing, a read below the goodput floor). Not retried."""
+
+
+class NoReply(LinkError):
+    """No reply within the wait's timeout."""
+
+
+class InvalidRecording(ProtocolViolation):
+    """One recording's description cannot be true. The dock skips it (it stays on the
+    device, never erased) and reports it; the other recordings are not affected."""
+
+    def __init__(self, recording_id: str, reason: str) -> None:
+        self.recording_id = recording_id[:MAX_ID_BYTES]
+        self.reason = reason
+        super().__init__(f"recording {self.recording_id!r} refused: {reason}")
 
 
 class NoAnswer(LinkError):
@@ -142,7 +237,17 @@ class RecordingInfo:
     stop_reason: int | None
 
     @classmethod
-    def from_fields(cls, f: dict[str, Any]) -> RecordingInfo:
+    def from_fields(
+        cls,
+        f: dict[str, Any],
+        storage_total: int | None = None,
+        bounds: Bounds = DEFAULT_BOUNDS,
+    ) -> RecordingInfo:
+        """A recording as LIST_RECORDINGS describes it; InvalidRecording if the
+        description cannot be true (``recording_problem``)."""
+        problem = recording_problem(f, storage_total, bounds)
+        if problem is not None:
+            raise InvalidRecording(str(f.get("id", "")), problem)
         return cls(
             id=f["id"],
             start_ms=f["start_ms"],
@@ -156,6 +261,91 @@ class RecordingInfo:
             officer_id=f.get("officer_id"),
             stop_reason=f.get("stop_reason"),
         )
+
+
+def recording_problem(
+    f: dict[str, Any], storage_total: int | None = None, bounds: Bounds = DEFAULT_BOUNDS
+) -> str | None:
+    """Why a LIST_RECORDINGS entry cannot be true, or None. The codec has checked the
+    types (u64, i64, 32-byte hash); this checks what the values claim."""
+    b = bounds
+    rid = f["id"]
+    if not rid:
+        return "empty id"
+    for name in ("id", "previous_id", "officer_id"):
+        text = f.get(name)
+        if text is not None and len(text.encode("utf-8")) > b.max_id_bytes:
+            return f"{name} longer than {b.max_id_bytes} bytes"
+    size = f["size"]
+    if size > b.max_recording_bytes:
+        return f"size {size} bytes, beyond any recorder (at most {b.max_recording_bytes})"
+    if storage_total is not None and size > storage_total:
+        return f"size {size} bytes, more than the recorder's own storage ({storage_total})"
+    start, end = f["start_ms"], f["end_ms"]
+    if not b.earliest_ms <= start < b.latest_ms:
+        return f"start {start} ms is not between {_year(b.earliest_ms)} and {_year(b.latest_ms)}"
+    if not start <= end < b.latest_ms:
+        return f"end {end} ms is before its start or after {_year(b.latest_ms)}"
+    return None
+
+
+def _year(ms: int) -> int:
+    return time.gmtime(ms // 1000).tm_year
+
+
+class RecordingList(list[RecordingInfo]):
+    """The recordings a recorder listed, each validated. ``refused`` holds those whose
+    description could not be true: left on the device, never erased, reported."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(items)
+        self.refused: list[InvalidRecording] = []
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Entries ``since`` .. ``next`` - 1 of a recorder's event log. ``complete`` is
+    False when a bound stopped the read before the end: read on from ``next`` later."""
+
+    events: list[dict[str, Any]]
+    since: int
+    next: int
+    complete: bool
+
+
+def _event_bytes(event: dict[str, Any]) -> int:
+    return 16 + sum(len(v.encode("utf-8")) if isinstance(v, str) else 8 for v in event.values())
+
+
+class _Goodput:
+    """The READ goodput floor, over consecutive windows of the read's own time."""
+
+    def __init__(self, mono: Callable[[], float], bounds: Bounds, rec_id: str) -> None:
+        self._mono = mono
+        self.floor = bounds.read_min_bytes_per_s
+        self.window = bounds.read_window_s
+        self.rec_id = rec_id[:MAX_ID_BYTES]
+        self._restart()
+
+    def _restart(self) -> None:
+        self.start, self.bytes, self.excluded = self._mono(), 0, 0.0
+
+    def exclude(self, seconds: float) -> None:
+        """Time the dock itself spent (writing what it read): not the recorder's."""
+        self.excluded += seconds
+
+    def check(self, delivered: int = 0) -> None:
+        self.bytes += delivered
+        elapsed = self._mono() - self.start - self.excluded
+        if elapsed < self.window:
+            return
+        rate = self.bytes / elapsed
+        if rate < self.floor:
+            raise Stalled(
+                f"READ of {self.rec_id!r}: {rate:.0f} bytes/s over {elapsed:.0f} s, below "
+                f"the floor of {self.floor} bytes/s; the recording stays on the device"
+            )
+        self._restart()
 
 
 class ChunkSizer:
@@ -214,6 +404,20 @@ def dock_session_config() -> SessionConfig:
     return SessionConfig(window=16, max_payload=MAX_CHUNK + 1024, rto_initial=0.3, max_retries=8)
 
 
+def _status_problem(status: Status, bounds: Bounds) -> str | None:
+    """Why a STATUS cannot be true, or None."""
+    if status.battery_percent > 100:
+        return f"battery at {status.battery_percent} %"
+    if status.storage_free_bytes > status.storage_total_bytes:
+        return (
+            f"{status.storage_free_bytes} bytes free of a storage of {status.storage_total_bytes}"
+        )
+    officer = status.officer_id
+    if officer is not None and len(officer.encode("utf-8")) > bounds.max_id_bytes:
+        return f"officer_id longer than {bounds.max_id_bytes} bytes"
+    return None
+
+
 class RecorderClient:
     """One open session with one recorder. Not thread-safe; one per slot."""
 
@@ -221,13 +425,17 @@ class RecorderClient:
         self,
         transport: Transport,
         *,
-        timeout: float = 15.0,
+        timeout: float = REPLY_TIMEOUT_S,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
         session_config: SessionConfig | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
         self.transport = transport
+        self.bounds = bounds or DEFAULT_BOUNDS
+        #: The last STATUS of this session: what listings and event reads are held to.
+        self.last_status: Status | None = None
         self.timeout = timeout
         self._mono = monotonic
         self._wall = wall
@@ -351,8 +559,11 @@ class RecorderClient:
         self._flush()
         return req_id
 
-    def wait(self, req_id: int, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for the reply to ``req_id``; raises RecorderRefused for an ERROR."""
+    def wait(
+        self, req_id: int, timeout: float | None = None, expect: MsgType | None = None
+    ) -> dict[str, Any]:
+        """Wait for the reply to ``req_id``; raises RecorderRefused for an ERROR, and
+        ProtocolViolation for a reply of another type than ``expect``."""
         self._pump(lambda: req_id in self._replies, self.timeout if timeout is None else timeout)
         msg, raw = self._replies.pop(req_id)
         self.last_reply_damage = self._damage.pop(req_id, 0)
@@ -362,7 +573,13 @@ class RecorderClient:
             raise RecorderRefused(f["code"], f.get("message", ""), f.get("request_type"))
         if counter is not None:
             self._check_sealed_reply(msg, raw, counter)
+        if expect is not None and msg.msg_type is not expect:
+            raise ProtocolViolation(f"the recorder answered {expect.name} with {msg.msg_type.name}")
         return msg.fields
+
+    def _ask(self, msg_type: MsgType, timeout: float | None = None, **fields: Any) -> dict:
+        """One request and its reply, which must be a reply to that type."""
+        return self.wait(self.start(msg_type, **fields), timeout, expect=msg_type)
 
     def _check_sealed_reply(self, msg: Message, raw: bytes, counter: int) -> None:
         """A privileged request's success counts only if the recorder itself says so."""
@@ -464,7 +681,7 @@ class RecorderClient:
 
     def status(self) -> Status:
         t0 = self._wall()
-        f = self.call(MsgType.STATUS)
+        f = self._ask(MsgType.STATUS)
         t1 = self._wall()
         device_time = f["device_time_ms"] / 1000
         received = f.get("receive_time_ms")
@@ -476,7 +693,7 @@ class RecorderClient:
             # is left out, only the transit time is split.
             offset = ((received / 1000 - t0) + (device_time - t1)) / 2
         temp = f.get("battery_temp_decicelsius")
-        return Status(
+        status = Status(
             battery_percent=f["battery_percent"],
             charging=f["charging"],
             storage_total_bytes=f["storage_total"],
@@ -492,6 +709,11 @@ class RecorderClient:
             battery_cycles=f.get("battery_cycles"),
             battery_temp_c=None if temp is None else temp / 10,
         )
+        problem = _status_problem(status, self.bounds)
+        if problem is not None:
+            raise ProtocolViolation(f"STATUS: {problem}")
+        self.last_status = status
+        return status
 
     def set_time(self, utc: float, source: str = "") -> float:
         """Set the recorder's clock; returns the drift it had (device minus UTC), seconds."""
@@ -501,36 +723,143 @@ class RecorderClient:
     def assign(self, officer_id: str, officer_name: str, unit: str) -> None:
         self.call(MsgType.ASSIGN, officer_id=officer_id, officer_name=officer_name, unit=unit)
 
-    def list_recordings(self) -> list[RecordingInfo]:
-        out: list[RecordingInfo] = []
-        page = 32
-        for _ in range(100_000):
+    def list_recordings(self) -> RecordingList:
+        """Every recording on the recorder, each validated (``recording_problem``): one
+        whose description cannot be true is left out and named in ``.refused``.
+
+        Bounded: the list may not claim more recordings than STATUS
+        ``recording_count`` (+ RECORDING_COUNT_SLACK) nor MAX_RECORDINGS, every page
+        must bring recordings not listed before, and the whole listing must end
+        within LIST_DEADLINE_S; ProtocolViolation or Stalled otherwise.
+        """
+        b = self.bounds
+        status = self.last_status or self.status()
+        limit = min(b.max_recordings, status.recording_count + b.recording_count_slack)
+        deadline = self._mono() + b.list_deadline_s
+        out = RecordingList()
+        seen: set[str] = set()
+        sequences: dict[int, str] = {}
+        position, page = 0, 32
+        while True:
+            if self._mono() > deadline:
+                raise Stalled(
+                    f"LIST_RECORDINGS: not done after {b.list_deadline_s:g} s "
+                    f"({position} recordings listed)"
+                )
             try:
-                f = self.call(MsgType.LIST_RECORDINGS, start=len(out), max_count=page)
+                f = self._ask(MsgType.LIST_RECORDINGS, start=position, max_count=page)
             except FrameTooLong:
                 if page == 1:
                     raise
                 page = max(1, page // 4)  # smaller replies for a noisy line
                 self.reopen()
                 continue
-            got = [RecordingInfo.from_fields(r) for r in f["recordings"]]
-            out.extend(got)
-            if not got or len(out) >= f["total"]:
+            total, got = f["total"], f["recordings"]
+            if total > limit:
+                raise ProtocolViolation(
+                    f"LIST_RECORDINGS: the recorder says it holds {total} recordings; its "
+                    f"STATUS said {status.recording_count} (the dock takes at most {limit})"
+                )
+            if len(got) > page:
+                raise ProtocolViolation(
+                    f"LIST_RECORDINGS: {len(got)} recordings in a page of at most {page}"
+                )
+            for fields in got:
+                self._take_recording(fields, status, seen, sequences, out)
+            position += len(got)
+            if not got or position >= total:
                 return out
-        raise LinkError("recording list did not end")
+
+    def _take_recording(
+        self,
+        fields: dict[str, Any],
+        status: Status,
+        seen: set[str],
+        sequences: dict[int, str],
+        out: RecordingList,
+    ) -> None:
+        rid = fields["id"]
+        if rid in seen:
+            raise ProtocolViolation(
+                f"LIST_RECORDINGS: recording {rid!r} listed twice (pages repeat)"
+            )
+        try:
+            rec = RecordingInfo.from_fields(fields, status.storage_total_bytes, self.bounds)
+            seen.add(rec.id)  # only ids of bounded length are remembered
+            if rec.sequence is not None and rec.sequence in sequences:
+                other = sequences[rec.sequence]
+                raise InvalidRecording(rec.id, f"sequence {rec.sequence} is also {other!r}'s")
+        except InvalidRecording as exc:
+            log.warning("%s; it stays on the device", exc)
+            out.refused.append(exc)
+            return
+        if rec.sequence is not None:
+            sequences[rec.sequence] = rec.id
+        out.append(rec)
 
     def events(self, since: int = 0) -> list[dict[str, Any]]:
+        """The event log from ``since``, as far as ``read_events`` reads in one go."""
+        return self.read_events(since).events
+
+    def read_events(self, since: int = 0) -> EventLog:
+        """Event-log entries from index ``since``, each page checked: ``next`` must
+        advance by exactly the entries returned, and each entry's ``index`` be its
+        position (ProtocolViolation otherwise).
+
+        Bounded: up to the ``event_count`` STATUS announced (when it did), at most
+        MAX_EVENTS entries and MAX_EVENT_BYTES bytes, within EVENTS_DEADLINE_S. When
+        a bound stops it, ``complete`` is False and the caller reads on from
+        ``next`` another time: an honest long log is read in turns, nothing lost.
+        """
+        b = self.bounds
+        status = self.last_status or self.status()
+        announced = status.event_count
+        deadline = self._mono() + b.events_deadline_s
         out: list[dict[str, Any]] = []
-        for _ in range(100_000):
-            f = self.call(MsgType.EVENTS, since=since, max_count=128)
-            out.extend(f["events"])
-            if f["next"] <= since or not f["events"]:
-                return out
-            since = f["next"]
-        raise LinkError("event log did not end")
+        size, position = 0, since
+        while announced is None or position < announced:
+            room = b.max_events - len(out)
+            if room <= 0 or size >= b.max_event_bytes:
+                log.warning(
+                    "event log read stopped at entry %d (%d entries, %d bytes read: the "
+                    "bound); the rest is read next time",
+                    position,
+                    len(out),
+                    size,
+                )
+                return EventLog(out, since, position, complete=False)
+            if self._mono() > deadline:
+                raise Stalled(f"EVENTS: not done after {b.events_deadline_s:g} s ({len(out)} read)")
+            ask = min(EVENTS_PAGE, room)
+            f = self._ask(MsgType.EVENTS, since=position, max_count=ask)
+            got, next_ = f["events"], f["next"]
+            if len(got) > ask:
+                raise ProtocolViolation(f"EVENTS: {len(got)} entries in a page of at most {ask}")
+            if next_ != position + len(got):
+                raise ProtocolViolation(
+                    f"EVENTS: next is {next_} after {len(got)} entries from {position}; "
+                    f"it must be {position + len(got)}"
+                )
+            for i, event in enumerate(got):
+                if event["index"] != position + i:
+                    raise ProtocolViolation(
+                        f"EVENTS: entry {position + i} says it is entry {event['index']}"
+                    )
+                size += _event_bytes(event)
+            if not got:
+                break
+            out.extend(got)
+            position = next_
+        return EventLog(out, since, position, complete=True)
 
     def self_test(self) -> dict[str, Any]:
-        return self.call(MsgType.SELF_TEST)
+        """Run the recorder's self-test; Stalled if it takes longer than
+        SELF_TEST_TIMEOUT_S (PROTOCOL.md 4.5.9)."""
+        limit = self.bounds.self_test_timeout_s
+        try:
+            return self._ask(MsgType.SELF_TEST, timeout=limit)
+        except NoReply as exc:
+            raise Stalled(f"SELF_TEST: no result within {limit:g} s") from exc
 
     def erase(self, recording_id: str, sha256: bytes) -> None:
         self.call(MsgType.ERASE, id=recording_id, sha256=sha256)
@@ -552,17 +881,24 @@ class RecorderClient:
         not carry, a recorder that reset), it re-opens the session on the same link
         and goes on from the last byte delivered, up to ``resume_attempts`` times.
         Returns the number of bytes delivered.
+
+        Bounded in time by the goodput floor (READ_MIN_BYTES_PER_S over every
+        READ_WINDOW_S, re-openings included): Stalled when the recorder delivers
+        less. A reply that breaks the protocol (another offset, more bytes than
+        asked, none at all) is a ProtocolViolation. Neither is retried.
         """
         delivered = offset
         stalled = 0  # consecutive breaks with no byte delivered in between
+        goodput = _Goodput(self._mono, self.bounds, rec.id)
         for _ in range(10_000):
             try:
-                delivered = self._read_from(rec, sink, delivered, progress)
+                delivered = self._read_from(rec, sink, delivered, progress, goodput)
                 return delivered - offset
             except LinkError as exc:
                 progressed = self._last_delivered > delivered
                 stalled = 0 if progressed else stalled + 1
-                if stalled > resume_attempts or isinstance(exc, LinkGone):
+                final = (LinkGone, Stalled, ProtocolViolation)
+                if stalled > resume_attempts or isinstance(exc, final):
                     raise  # the cable is gone: resuming is the caller's next dock
                 log.warning(
                     "read of %s broke at byte %d (%s); re-opening the session",
@@ -574,7 +910,8 @@ class RecorderClient:
                 # Bytes delivered before the break were handed to the sink already.
                 delivered = max(delivered, self._last_delivered)
                 self.reopen()
-        raise LinkError(f"read of {rec.id} broke too often")
+                goodput.check()
+        raise LinkError(f"read of {rec.id!r} broke too often")
 
     def _read_from(
         self,
@@ -582,6 +919,7 @@ class RecorderClient:
         sink: Callable[[int, bytes], None],
         offset: int,
         progress: Callable[[int], None] | None,
+        goodput: _Goodput,
     ) -> int:
         window = max(1, min(self.session.config.window, 14))
         inflight: list[tuple[int, int, int]] = []  # (req_id, offset, length)
@@ -593,19 +931,25 @@ class RecorderClient:
                 inflight.append((rid, next_off, length))
                 next_off += length
             rid, off, length = inflight.pop(0)
-            f = self.wait(rid)
+            f = self.wait(rid, expect=MsgType.READ)
             data = f["data"]
-            if f["offset"] != off or not data:
-                raise LinkError(f"recorder answered READ at {f['offset']} with {len(data)} bytes")
+            if f["offset"] != off or not data or len(data) > length:
+                raise ProtocolViolation(
+                    f"READ of {length} bytes at {off} answered with {len(data)} bytes "
+                    f"at {f['offset']}"
+                )
+            own = self._mono()
             sink(off, data)
             delivered = self._last_delivered = off + len(data)
             if progress:
                 progress(delivered)
+            goodput.exclude(self._mono() - own)
+            goodput.check(len(data))
             self._sizer.on_reply(damaged=self.last_reply_damage > 0)
             if len(data) < length:
                 # The recorder capped the read: drop what is queued, re-plan from here.
                 for other, _, _ in inflight:
-                    self.wait(other)
+                    self.wait(other, expect=MsgType.READ)
                 inflight.clear()
                 next_off = delivered
                 self._sizer.cap(len(data))
@@ -627,7 +971,7 @@ class RecorderClient:
                 return
             now = self._mono()
             if now >= deadline:
-                raise LinkError(f"no answer within {timeout:g} s")
+                raise NoReply(f"no answer within {timeout:g} s")
             wait = deadline - now
             d = self.session.next_deadline()
             if d is not None:
@@ -648,6 +992,12 @@ class RecorderClient:
                 )
         raise LinkError("pump bound reached")
 
+    def _recent(self, req_id: int) -> bool:
+        """Only a reply to one of the last requests sent is kept: a recorder cannot
+        fill the dock's memory with replies to requests never made."""
+        age = (self._next_req - req_id) % 0xFFFFFFFF
+        return 1 <= age <= 1024
+
     def _on_event(self, ev: SessionEvent) -> None:
         if isinstance(ev, Delivered):
             try:
@@ -655,9 +1005,13 @@ class RecorderClient:
             except (UnknownMessage, MalformedMessage) as exc:
                 log.warning("ignoring undecodable message from recorder: %s", exc)
                 return
-            if msg.is_reply:
+            if msg.is_reply and self._recent(msg.req_id):
                 self._replies[msg.req_id] = (msg, ev.payload)
                 self._damage[msg.req_id] = ev.damaged_copies
+                while len(self._replies) > self.bounds.max_pending_replies:
+                    oldest = next(iter(self._replies))  # late or unsolicited: never waited for
+                    del self._replies[oldest]
+                    self._damage.pop(oldest, None)
         elif isinstance(ev, PeerReset):
             self.authenticated = False
             raise LinkError(f"recorder reset the session ({ev.reason})")

@@ -340,7 +340,9 @@ class DockService:
         self_test: bool | None = None
         if client.has(Capability.SELF_TEST):
             self_test = bool(client.self_test()["passed"])
-        pending = len(client.list_recordings())
+        recordings = client.list_recordings()
+        # Refused recordings count: still on the device, never offloadable as they are.
+        pending = len(recordings) + len(recordings.refused)
         view.serial = ident.serial
         view.status = status
         view.error = None

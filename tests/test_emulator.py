@@ -138,10 +138,12 @@ def test_unknown_message_gets_an_error_not_a_crash(start_recorder) -> None:
     r = start_recorder()
     with r.client() as c:
         c.open()
-        c.session.send(0x0042, (77).to_bytes(4, "big") + b"\x01\x00\x00\x00\x00", 0.0)
+        req = c._next_req  # a request id the client issued (it keeps only such replies)
+        c._next_req += 1
+        c.session.send(0x0042, req.to_bytes(4, "big") + b"\x01\x00\x00\x00\x00", 0.0)
         c._flush()
-        c._pump(lambda: 77 in c._replies, 5)
-        err, _ = c._replies.pop(77)
+        c._pump(lambda: req in c._replies, 5)
+        err, _ = c._replies.pop(req)
         assert err.msg_type is MsgType.ERROR
         assert err.fields["code"] == ErrorCode.UNKNOWN_MESSAGE
         assert c.status().recording_count == 2  # and it goes on answering

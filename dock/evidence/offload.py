@@ -132,7 +132,15 @@ class Offloader:
         serial = client.identity.serial
         report = OffloadReport(serial)
         recordings = client.list_recordings()
-        self._confirm_erasures(serial, {r.id for r in recordings})
+        refused = getattr(recordings, "refused", [])
+        for bad in refused:  # impossible values: left on the device, never erased
+            report.failed[bad.recording_id] = f"refused: {bad.reason}"
+            self.audit.append(
+                "recording_refused", "dock", serial,
+                {"recording": bad.recording_id, "reason": bad.reason},
+            )  # fmt: skip
+        on_device = {r.id for r in recordings} | {bad.recording_id for bad in refused}
+        self._confirm_erasures(serial, on_device)
         todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
         os.makedirs(self.evidence_dir, exist_ok=True)
         # Per call, never on self: several recorders are offloaded at once.
