@@ -349,8 +349,83 @@ def test_an_impossible_recording_stays_on_the_device_and_the_others_are_offloade
     svc.sweep()
     assert {e["recording_id"] for e in svc.store.archive_entries()} == {fine.id}
     assert set(model.recordings) == {huge.id, forever.id}  # never erased
-    refused = [e for e in svc.audit.entries() if e.kind == "recording_refused"]
+    refused = [e for e in svc.audit.entries() if e.kind == "offload_failed"]
+    assert all(e.data.get("refused") for e in refused)  # headquarters hears of them too
     assert {e.data["recording"] for e in refused} == {huge.id, forever.id}
-    assert "size" in refused[0].data["reason"] or "size" in refused[1].data["reason"]
+    assert any(e.data["error"].startswith("refused: size") for e in refused)
     assert svc.slot_status["1"].state is SlotState.FAULT  # the footage waits for a person
     assert svc.views["1"].snapshot is None or svc.views["1"].snapshot.recordings_pending
+
+
+# ---------------------------------------------------------------------- 1. gaps, in turns
+@pytest.fixture
+def ledger(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dock.audit import AuditLog
+    from dock.store import Store
+
+    store = Store(str(tmp_path / "dock.db"))
+    audit = AuditLog(str(tmp_path / "audit.db"), Ed25519PrivateKey.generate(), "DOCK-T")
+    store.add_officer("1001", "Wang Wei", "Traffic 3", "246810")
+    yield store, audit
+    audit.close()
+    store.close()
+
+
+def _custody(store, serial: str, out_ms: int, in_ms: int):
+    from dock.store import Store
+
+    now = [out_ms / 1000]
+    clocked = Store(store.path, clock=lambda: now[0])
+    if clocked.device(serial) is None:
+        clocked.enrol_device(serial, "BWC-EMU-1", "1.4.2", SECRET)
+    clocked.open_custody(serial, "1001", "1")
+    now[0] = in_ms / 1000
+    closed = clocked.close_custody(serial, "1")
+    clocked.close()
+    return closed
+
+
+def _interrupted(m: RecorderModel, at_ms: int, rid: str) -> None:
+    from firmware_protocol.messages import EventKind, StopReason
+
+    m._append_event(at_ms - 60_000, EventKind.RECORD_START, recording_id=rid)
+    m._append_event(at_ms, EventKind.INTERRUPTED, reason=int(StopReason.BATTERY), recording_id=rid)
+
+
+def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns(
+    model, ledger
+) -> None:
+    from dock.evidence.gaps import GapRegister, scan_episode
+    from firmware_protocol.messages import EventKind
+
+    store, audit = ledger
+    m = model(recordings=0)
+    t0 = 1_750_000_000_000
+    for i in range(1000):  # years of an honest log before this dock ever saw it
+        m._append_event(t0 - 10**9 + i, EventKind.POWER_ON)
+    _interrupted(m, t0 + 3_600_000, "REC9")
+    rig = Rig(m, bounds=Bounds(max_events=300))
+    rig.client.authenticate(SECRET)
+    first = _custody(store, m.serial, t0, t0 + 8 * 3_600_000)
+    assert scan_episode(rig.client, store, audit, m.serial, first) == 1
+    assert rig.requests(MsgType.EVENTS) <= 3  # the tail, not the whole log
+
+    t1 = t0 + 24 * 3_600_000  # the next shift: only what came since is read
+    _interrupted(m, t1 + 3_600_000, "REC10")
+    rig.client.status()
+    second = _custody(store, m.serial, t1, t1 + 8 * 3_600_000)
+    pages = rig.requests(MsgType.EVENTS)
+    assert scan_episode(rig.client, store, audit, m.serial, second) == 1
+    assert rig.requests(MsgType.EVENTS) - pages == 1
+    assert scan_episode(rig.client, store, audit, m.serial, first) == 0  # nothing twice
+
+    m.state["events"] = []  # the recorder's log restarted (a factory reset)
+    t2 = t1 + 24 * 3_600_000
+    _interrupted(m, t2 + 3_600_000, "REC11")
+    rig.client.status()
+    third = _custody(store, m.serial, t2, t2 + 8 * 3_600_000)
+    assert scan_episode(rig.client, store, audit, m.serial, third) == 1
+    items = GapRegister(store, audit).list_items("1001")
+    assert [i.recording_id for i in items] == ["REC9", "REC10", "REC11"]

@@ -48,7 +48,7 @@ from typing import Any, Protocol
 from firmware_protocol.messages import Capability, EventKind, RecordingFlag, StopReason
 
 from ..audit import AuditLog
-from ..recorder_client import RecorderClient
+from ..recorder_client import EventLog, RecorderClient
 from ..store import Custody, Store
 
 INTERRUPTED = "interrupted"
@@ -322,6 +322,17 @@ SCHEMA = (
 )""",
     "CREATE INDEX IF NOT EXISTS explanation_items_by_officer "
     "ON explanation_items(officer_id, closed_at)",
+    # Where each episode's scan read the recorder's event log: the next episode reads
+    # on from there, so an honest long log is read in turns, within the client's bound.
+    """CREATE TABLE IF NOT EXISTS event_log_reads (
+    serial TEXT NOT NULL,
+    custody_id INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    next INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    read_at REAL NOT NULL,
+    PRIMARY KEY (serial, custody_id)
+)""",
 )
 
 
@@ -407,6 +418,33 @@ class GapRegister:
                     },
                 )
         return opened
+
+    def events_from(self, serial: str, custody_id: int) -> int | None:
+        """Where to read ``serial``'s event log for this episode: where its own earlier
+        scan started, else where the last scan of the device ended; None: never read."""
+        db = self.store._db()
+        row = db.execute(
+            "SELECT since FROM event_log_reads WHERE serial = ? AND custody_id = ?",
+            (serial, custody_id),
+        ).fetchone()
+        if row is not None:
+            return int(row["since"])
+        row = db.execute(
+            "SELECT next FROM event_log_reads WHERE serial = ? ORDER BY read_at DESC, rowid DESC "
+            "LIMIT 1",
+            (serial,),
+        ).fetchone()
+        return None if row is None else int(row["next"])
+
+    def note_events_read(self, serial: str, custody_id: int, log: EventLog) -> None:
+        with self.store._write() as db:
+            db.execute(
+                "INSERT INTO event_log_reads (serial, custody_id, since, next, complete, read_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial, custody_id) DO UPDATE SET "
+                "next = max(next, excluded.next), complete = excluded.complete, "
+                "read_at = excluded.read_at",
+                (serial, custody_id, log.since, log.next, int(log.complete), self._clock()),
+            )
 
     def item(self, item_id: int) -> ExplanationItem | None:
         row = (
@@ -499,10 +537,33 @@ def scan_episode(
     if custody.serial != serial or (ident is not None and ident.serial != serial):
         seen = ident.serial if ident else "?"
         raise GapError(f"custody {custody.id} is of {custody.serial}, client of {seen}")
+    register = GapRegister(store, audit)
     no_log = ident is not None and not client.has(Capability.EVENT_LOG)
-    events = [] if no_log else client.events(0)
+    events: list[dict[str, Any]] = []
+    if not no_log:
+        log = client.read_events(_events_since(client, register, serial, custody.id))
+        register.note_events_read(serial, custody.id, log)
+        if not log.complete:
+            audit.append(
+                "event_log_partly_read", "dock", serial,
+                {"custody": custody.id, "since": log.since, "next": log.next},
+            )  # fmt: skip
+        events = log.events
     recordings = client.list_recordings()
     start = round(custody.out_at * 1000)
     end = None if custody.in_at is None else round(custody.in_at * 1000)
     gaps = find_gaps(events, recordings, start, end, report_manual_stops)
-    return GapRegister(store, audit).open_items(serial, custody.officer_id, custody.id, gaps)
+    return register.open_items(serial, custody.officer_id, custody.id, gaps)
+
+
+def _events_since(client: RecorderClient, register: GapRegister, serial: str, custody: int) -> int:
+    """Where to read the event log from: on from the last scan, but never further back
+    than the client reads in one go from the end the recorder announces (the episode is
+    at the end); from the start when the log is shorter than where we were (reset)."""
+    since = register.events_from(serial, custody) or 0
+    count = (client.last_status or client.status()).event_count
+    if count is not None:
+        if count < since:
+            since = 0  # the log restarted
+        since = max(since, count - client.bounds.max_events)
+    return since

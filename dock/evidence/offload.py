@@ -136,8 +136,9 @@ class Offloader:
         for bad in refused:  # impossible values: left on the device, never erased
             report.failed[bad.recording_id] = f"refused: {bad.reason}"
             self.audit.append(
-                "recording_refused", "dock", serial,
-                {"recording": bad.recording_id, "reason": bad.reason},
+                "offload_failed", "dock", serial,
+                {"recording": bad.recording_id, "error": f"refused: {bad.reason}",
+                 "refused": True},
             )  # fmt: skip
         on_device = {r.id for r in recordings} | {bad.recording_id for bad in refused}
         self._confirm_erasures(serial, on_device)
