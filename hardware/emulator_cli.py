@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 
-from firmware_protocol.messages import Capability, FaultFlag
+from firmware_protocol.messages import SUPPORTED_VERSIONS, Capability, FaultFlag
 
 from .emulator_server import EmulatorServer
 from .link_faults import LinkFaults
@@ -40,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--secret", help="enrolment secret, 64 hex digits (default: not enrolled)")
     d.add_argument("--legacy", action="store_true", help="older firmware, fewer capabilities")
     d.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=[c.name.lower() for c in Capability if c.name],
+        help="leave out this optional capability (repeatable)",
+    )
+    p.add_argument(
+        "--protocol-version",
+        type=int,
+        choices=SUPPORTED_VERSIONS,
+        default=max(SUPPORTED_VERSIONS),
+        help="newest protocol version served (every start); 1 emulates an old recorder",
+    )
+    d.add_argument(
         "--fault", action="append", default=[], choices=[f.name.lower() for f in FaultFlag]
     )
     d.add_argument("--recording", action="store_true", help="start while recording")
@@ -59,6 +73,9 @@ def spec_from_args(a: argparse.Namespace) -> RecorderSpec:
     faults = FaultFlag(0)
     for name in a.fault:
         faults |= FaultFlag[name.upper()]
+    capabilities = Capability(LEGACY_CAPABILITIES if a.legacy else ALL_CAPABILITIES)
+    for name in a.without:
+        capabilities &= ~Capability[name.upper()]
     secret = bytes.fromhex(a.secret) if a.secret else None
     if secret is not None and len(secret) != 32:
         raise SystemExit("--secret must be 64 hex digits (32 bytes)")
@@ -75,7 +92,7 @@ def spec_from_args(a: argparse.Namespace) -> RecorderSpec:
         recordings=a.recordings,
         recording_mb=a.recording_mb,
         interrupted=a.interrupted,
-        capabilities=Capability(LEGACY_CAPABILITIES if a.legacy else ALL_CAPABILITIES),
+        capabilities=capabilities,
         secret=secret,
         faults=faults,
         recording=a.recording,
@@ -104,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = a.data_dir or tempfile.mkdtemp(prefix=f"recorder-{a.serial}-")
     try:
         model = RecorderModel.open(data_dir, spec_from_args(a))
-        server = EmulatorServer(RecorderFirmware(model), a.listen, faults_from_args(a))
+        versions = tuple(v for v in SUPPORTED_VERSIONS if v <= a.protocol_version)
+        firmware = RecorderFirmware(model, versions=versions)
+        server = EmulatorServer(firmware, a.listen, faults_from_args(a))
     except (ValueError, OSError) as exc:
         print(f"recorder-emulator: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import pytest
 from dock.composition import build_service, open_transport
 from dock.config import emulated_config
 from dock.recorder_client import RecorderClient
+from firmware_protocol.messages import SUPPORTED_VERSIONS
 from hardware.emulator_server import EmulatorServer
 from hardware.link_faults import LinkFaults
 from hardware.recorder import RecorderFirmware
@@ -48,14 +49,17 @@ def start_recorder(tmp_path) -> Iterator[Callable[..., RunningRecorder]]:
         listen: str = "pty",
         link_faults: LinkFaults | None = None,
         data_dir: str | None = None,
+        protocol_versions: tuple[int, ...] | None = None,
         **spec: object,
     ) -> RunningRecorder:
+        """``protocol_versions=(1,)`` serves an old recorder (PROTOCOL.md 6.7)."""
         spec.setdefault("serial", f"EMU{len(started) + 1:04d}")
         spec.setdefault("recording_mb", 0.25)
         spec.setdefault("recordings", 2)
         folder = data_dir or os.path.join(tmp_path, f"rec-{spec['serial']}-{len(started)}")
         model = RecorderModel.open(folder, RecorderSpec(**spec))  # type: ignore[arg-type]
-        server = EmulatorServer(RecorderFirmware(model), listen, link_faults).start()
+        firmware = RecorderFirmware(model, versions=protocol_versions or SUPPORTED_VERSIONS)
+        server = EmulatorServer(firmware, listen, link_faults).start()
         running = RunningRecorder(server, model, folder)
         started.append(running)
         return running
