@@ -27,7 +27,7 @@ from typing import Any
 
 from firmware_protocol.messages import FaultFlag
 
-from .policy import Policy
+from .policy import ASSUMED_BATTERY_HEALTH_PERCENT, Policy
 from .snapshot import DeviceSnapshot
 
 #: Every check, in the order results are returned (identity first: those two can
@@ -47,8 +47,6 @@ CODES: tuple[str, ...] = (
     "self_test_failed",
 )
 
-#: Battery health assumed when the recorder does not report it (older firmware).
-ASSUMED_BATTERY_HEALTH_PERCENT = 70
 
 LOCALES = ("zh", "en")
 DEFAULT_LOCALE = "zh"
@@ -105,11 +103,13 @@ MESSAGES: dict[str, dict[str, dict[str, str]]] = {
             "ok": "Drift {offset_text}s OK",
             "fail": "Drift {offset_text}s >{max_text}s",
             "fail:unknown": "Device clock not set",
+            "fail:not_set": "Unset clock {offset_text}s",
         },
         "zh": {
             "ok": "时钟误差{offset_text}秒",
             "fail": "时钟误差{offset_text}秒，超过{max_text}秒",
             "fail:unknown": "记录仪时钟未校准",
+            "fail:not_set": "无法校时，误差{offset_text}秒",
         },
     },
     "firmware_not_allowed": {
@@ -297,7 +297,7 @@ def _checks(
     health = snap.battery_health_percent
     detail: dict[str, Any] = {"battery_percent": pct, "health_percent": health}
     if health is None:
-        health = ASSUMED_BATTERY_HEALTH_PERCENT
+        health = policy.assumed_battery_health_percent
         detail["health_percent"] = health
         detail["health_assumed"] = True
         detail["note"] = f"battery health not reported; assumed {health}%"
@@ -324,6 +324,10 @@ def _checks(
     limit = policy.max_clock_drift_after_sync_s
     if offset is None:
         yield "clock_drift", False, {"offset_s": None, "max_s": limit, "case": "unknown"}
+    elif snap.clock_not_set_reason is not None:
+        # Not settable (PROTOCOL.md 6.7): passes only if already within the limit.
+        detail = {"offset_s": offset, "max_s": limit, "not_set": snap.clock_not_set_reason}
+        yield "clock_drift", abs(offset) <= limit, detail | {"case": "not_set"}
     else:
         yield "clock_drift", abs(offset) <= limit, {"offset_s": offset, "max_s": limit}
 

@@ -677,6 +677,7 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "recording_hours_per_shift": _lower_is_laxer,
     "battery_hours_when_new": _higher_is_laxer,
     "min_battery_percent": _lower_is_laxer,
+    "assumed_battery_health_percent": _higher_is_laxer,
     "bytes_per_recording_hour": _lower_is_laxer,
     "max_clock_drift_after_sync_s": _higher_is_laxer,
     "allowed_firmware": _widens_firmware,

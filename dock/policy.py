@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+#: Battery health assumed when a recorder does not report it (no BATTERY_HEALTH
+#: capability): 80 %, the capacity at which batteries are usually counted as worn
+#: out. With the defaults a full battery passes a 10 h shift (14 h x 0.8 = 11.2 h) and
+#: one charged below 90 % does not (PROTOCOL.md 6.7).
+ASSUMED_BATTERY_HEALTH_PERCENT = 80
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -31,6 +37,9 @@ class Policy:
     #: Recording hours a new battery gives from full; scaled by battery health.
     battery_hours_when_new: float = 14.0
     min_battery_percent: int = 80
+    #: Battery health assumed for the runtime check when a recorder does not report it
+    #: (no BATTERY_HEALTH capability): a battery at the usual end-of-life capacity.
+    assumed_battery_health_percent: int = ASSUMED_BATTERY_HEALTH_PERCENT
     #: Storage one hour of recording takes (about 4 Mbit/s video).
     bytes_per_recording_hour: int = 1_800_000_000
     max_clock_drift_after_sync_s: float = 1.0

@@ -13,8 +13,9 @@ class DeviceSnapshot:
     #: None when the recorder does not report battery health (older firmware).
     battery_health_percent: int | None
     storage_free_bytes: int
-    #: Device clock minus trusted UTC after the dock's last clock set; None if the
-    #: clock could not be set (dock clock untrusted, or the set failed).
+    #: Device clock minus trusted UTC after the dock's last clock set, or as measured
+    #: when the recorder's clock cannot be set (``clock_not_set_reason``); None when
+    #: the dock clock is untrusted or the device is not enrolled.
     clock_offset_after_sync_s: float | None
     #: Recordings still on the device that the dock has not offloaded and verified.
     recordings_pending: int
@@ -25,3 +26,6 @@ class DeviceSnapshot:
     enrolled: bool
     reported_lost: bool
     maintenance_flag: bool
+    #: Why the dock could not set the recorder's clock (protocol version 1, or it
+    #: refused SET_TIME); None when it was set, or not due.
+    clock_not_set_reason: str | None = None

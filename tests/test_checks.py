@@ -109,15 +109,15 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], tuple[bool, str], bool, s
         "Runtime 7.2h <10h",
         "续航不足：约7.2小时，需10小时",
     ),
-    # health unknown: 12 h x 70 % x 100 % = 8.4 h < 10 h
+    # health unknown: 12 h x 80 % x 100 % = 9.6 h < 10 h
     (
         "battery_runtime",
         {"battery_health_percent": None},
         {},
         SYNCED,
         False,
-        "Runtime 8.4h <10h",
-        "续航不足：约8.4小时，需10小时",
+        "Runtime 9.6h <10h",
+        "续航不足：约9.6小时，需10小时",
     ),
     # ... which covers a 6 h shift
     (
@@ -126,8 +126,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], tuple[bool, str], bool, s
         {"shift_hours": 6.0},
         SYNCED,
         True,
-        "Runtime 8.4h OK",
-        "续航约8.4小时，够用",
+        "Runtime 9.6h OK",
+        "续航约9.6小时，够用",
     ),
     # 8 h x 1.8 GB = 14.4 GB needed
     (
@@ -316,12 +316,35 @@ def test_unknown_battery_health_is_assumed_conservatively_and_said_so() -> None:
     snap = replace(GOOD, battery_health_percent=None, battery_percent=90)
     detail = by_code(run_checks(snap, POLICY, SYNCED, "en"))["battery_runtime"].detail
     assert detail["health_assumed"] is True
-    assert detail["health_percent"] == ASSUMED_BATTERY_HEALTH_PERCENT == 70
-    assert "assumed 70%" in detail["note"]
-    assert detail["expected_hours"] == pytest.approx(12 * 0.7 * 0.9)
+    assert detail["health_percent"] == ASSUMED_BATTERY_HEALTH_PERCENT == 80
+    assert "assumed 80%" in detail["note"]
+    assert detail["expected_hours"] == pytest.approx(12 * 0.8 * 0.9)
     known = by_code(run_checks(GOOD, POLICY, SYNCED, "en"))["battery_runtime"].detail
     assert known["health_assumed"] is False
     assert "note" not in known
+
+
+def test_unknown_battery_health_full_passes_marginal_fails_with_the_defaults() -> None:
+    policy = PRESETS["strictest"]  # 14 h when new, 10 h shifts: 14 x 0.8 x charge
+    unknown = replace(GOOD, battery_health_percent=None)
+    for pct, passed in ((100, True), (90, True), (89, False), (80, False)):
+        snap = replace(unknown, battery_percent=pct)
+        assert by_code(run_checks(snap, policy, SYNCED))["battery_runtime"].passed is passed, pct
+    stricter = replace(policy, assumed_battery_health_percent=70)  # the unit's own figure
+    snap = replace(unknown, battery_percent=100)
+    result = by_code(run_checks(snap, stricter, SYNCED, "en"))["battery_runtime"]
+    assert not result.passed and result.detail["health_percent"] == 70
+
+
+def test_a_clock_the_dock_cannot_set_passes_only_within_the_limit() -> None:
+    why = "recorder speaks protocol version 1"
+    near = replace(GOOD, clock_offset_after_sync_s=0.4, clock_not_set_reason=why)
+    ok = by_code(run_checks(near, POLICY, SYNCED, "en"))["clock_drift"]
+    assert ok.passed and ok.detail["not_set"] == why and ok.message == "Drift +0.40s OK"
+    far = replace(near, clock_offset_after_sync_s=-3.5)
+    bad = by_code(run_checks(far, POLICY, SYNCED, "en"))["clock_drift"]
+    assert not bad.passed and bad.message == "Unset clock -3.50s"
+    assert bad.message_in("zh") == "无法校时，误差-3.50秒"
 
 
 def test_battery_over_100_percent_does_not_inflate_runtime() -> None:
@@ -381,6 +404,7 @@ FREE_TEXT = {"clock_untrusted", "firmware_not_allowed", "device_fault"}
     offset=st.none() | st.floats(-999, 999),
     pending=st.integers(0, 999),
     policy=st.sampled_from(sorted(PRESETS.values(), key=lambda p: p.name)),
+    not_set=st.none() | st.just("recorder speaks protocol version 1"),
 )
 def test_english_messages_fit_a_20_column_lcd_line(
     battery: int,
@@ -389,6 +413,7 @@ def test_english_messages_fit_a_20_column_lcd_line(
     offset: float | None,
     pending: int,
     policy: Policy,
+    not_set: str | None,
 ) -> None:
     snap = replace(
         GOOD,
@@ -399,6 +424,7 @@ def test_english_messages_fit_a_20_column_lcd_line(
         recordings_pending=pending,
         firmware="2.3.1",
         fault_flags=int(FaultFlag.STORAGE),
+        clock_not_set_reason=not_set,
     )
     for clock in (SYNCED, UNSYNCED):
         for r in run_checks(snap, policy, clock, "en"):
@@ -423,6 +449,7 @@ snapshots = st.builds(
     enrolled=st.booleans(),
     reported_lost=st.booleans(),
     maintenance_flag=st.booleans(),
+    clock_not_set_reason=st.none() | st.text(max_size=40),
 )
 policies = st.builds(
     replace,
