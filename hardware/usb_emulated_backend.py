@@ -242,6 +242,7 @@ class EmulatedRecorder:
             self.connected = False
             self._pending.clear()
             self._claims.clear()
+            self.firmware.link_lost()  # the session and its authority end with the cable
             self._cond.notify_all()  # blocked transfers fail at once, as on a real unplug
 
     def close_handle(self, handle: _Handle) -> None:
@@ -275,12 +276,15 @@ class EmulatedRecorder:
                 raise _usb_error(LIBUSB_ERROR_NOT_FOUND)
             if any(h is not handle and h.open for h in self._claims.values()):
                 raise _usb_error(LIBUSB_ERROR_BUSY)
+            if value != self.configuration:
+                self.firmware.link_lost()  # a new configuration is a new link
             self.configuration = value
 
     def reset(self, handle: _Handle) -> None:
         with self._cond:
             self._check(handle)
             self._pending.clear()
+            self.firmware.link_lost()  # a bus reset ends the session (PROTOCOL.md 5.2)
 
     # ------------------------------------------------------------------ transfers
     def _claim_for_io(self, handle: _Handle) -> None:

@@ -327,3 +327,26 @@ def test_composition_opens_usb_urls(bus, monkeypatch: pytest.MonkeyPatch) -> Non
     transport = open_transport(f"usb:{PORT_B}")
     assert isinstance(transport, UsbTransport) and seen == [PORT_B]
     transport.close()
+
+
+def test_unplug_and_bus_reset_end_the_sessions_authority(tmp_path: Path) -> None:
+    """PROTOCOL.md 5.2: a link loss the recorder sees drops authority and the volume."""
+    backend = EmulatedUsbBackend()
+    secret = bytes(range(32))
+    spec = RecorderSpec(serial=SERIAL_A, recordings=1, recording_mb=0.1, secret=secret)
+    firmware = RecorderFirmware(RecorderModel.open(str(tmp_path / SERIAL_A), spec))
+    device = backend.plug(firmware, PORT_A)
+    volume = tmp_path / SERIAL_A / "mass-storage"
+    with open_client(backend, PORT_A) as client:
+        client.authenticate(secret)
+        client.mass_storage(True)
+        assert volume.is_dir() and firmware.authenticated
+        backend.unplug(device)
+    assert not volume.exists() and not firmware.authenticated
+    backend.plug(firmware, PORT_A)
+    with open_client(backend, PORT_A) as client:
+        client.authenticate(secret)
+        client.mass_storage(True)
+        assert volume.is_dir()
+        client.transport.device.reset()  # a bus reset, as the kernel may do
+    assert not volume.exists() and not firmware.authenticated
