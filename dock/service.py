@@ -55,6 +55,10 @@ FIXITY_SAMPLE = 0.05
 #: footage listed) at least this often; sweeps in between only read its STATUS.
 FULL_INSPECTION_EVERY_S = 60.0
 
+#: Seconds a recorder has to open a session when the dock looks at its slot: silence
+#: usually means that no recorder is docked there (PROTOCOL.md 3.7).
+SLOT_OPEN_TIMEOUT_S = 3.0
+
 #: A recorder's clock is set again when it is further off than this.
 CLOCK_SET_THRESHOLD_S = 0.05
 #: Status history is written on change, and at least this often while docked.
@@ -204,11 +208,12 @@ class DockService:
                         raise LinkError(f"slot {slot_id} is busy") from None
                     time.sleep(0.01)
             try:
-                client = RecorderClient(self._open_transport(view.port), timeout=5.0)
+                # Replies are waited for REPLY_TIMEOUT_S, as PROTOCOL.md 3.7 says.
+                client = RecorderClient(self._open_transport(view.port))
             except (ConnectionError, ValueError) as exc:  # port gone: nothing docked there
                 raise NoAnswer(f"slot {slot_id}: {exc}") from exc
             try:
-                client.open(timeout=3.0)
+                client.open(timeout=SLOT_OPEN_TIMEOUT_S)
                 yield client
             finally:
                 client.close()

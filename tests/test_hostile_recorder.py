@@ -429,3 +429,36 @@ def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns
     assert scan_episode(rig.client, store, audit, m.serial, third) == 1
     items = GapRegister(store, audit).list_items("1001")
     assert [i.recording_id for i in items] == ["REC9", "REC10", "REC11"]
+
+
+# ---------------------------------------------------------------------- 6. timing, as written
+def _protocol_md() -> str:
+    import pathlib
+
+    import firmware_protocol
+
+    return (pathlib.Path(firmware_protocol.__file__).parent / "PROTOCOL.md").read_text()
+
+
+def test_the_reply_timeout_is_the_one_protocol_md_states_and_the_daemon_uses(make_dock) -> None:
+    import re
+
+    from dock.recorder_client import REPLY_TIMEOUT_S
+
+    stated = re.search(
+        r"waits\s+at\s+most\s+(\d+)\s+s\s+for\s+the\s+reply\s+to\s+each\s+request", _protocol_md()
+    )
+    assert stated is not None and float(stated.group(1)) == REPLY_TIMEOUT_S
+    svc, _ = make_dock({"battery_percent": 95.0})
+    with svc._slot("1") as client:
+        assert client.timeout == REPLY_TIMEOUT_S  # READ, STATUS, ... in sweeps and offloads
+
+
+def test_protocol_md_bounds_the_self_test_as_the_dock_enforces_it() -> None:
+    import re
+
+    from dock.recorder_client import SELF_TEST_TIMEOUT_S
+
+    section = _protocol_md().split("#### 4.5.9 SELF_TEST")[1].split("####")[0]
+    stated = re.search(r"MUST\s+answer\s+within\s+(\d+)\s+s", section)
+    assert stated is not None and float(stated.group(1)) == SELF_TEST_TIMEOUT_S
