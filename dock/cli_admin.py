@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from .config import ConfigError, load_config
-from .recorder_client import AuthenticationFailed, LinkError, RecorderRefused
+from .recorder_client import AuthenticationFailed, LinkError, NotPermitted, RecorderRefused
 from .store import StoreError
 from .text import json_text, shown
 
@@ -64,6 +64,9 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         print(json_text(decision.as_dict(), indent=2))
     elif decision.granted:
         print(f"granted: take slot {decision.slot} (recorder {shown(decision.device)})")
+        if decision.assigned_on_device is False:
+            why = shown(decision.not_assigned_why, 300)
+            print(f"  officer not written to the recorder: {why}")
     else:
         print("refused:")
         for r in decision.reasons:
@@ -202,6 +205,9 @@ def cmd_device(args: argparse.Namespace) -> int:
     except (StoreError, KeyError) as exc:
         print(f"dock device: {shown(exc, 400)}", file=sys.stderr)
         return EXIT_USAGE
+    except NotPermitted as exc:  # e.g. enrolling a version 1 recorder: nothing was sent
+        print(f"dock device: {args.action} refused: {shown(exc.message, 400)}", file=sys.stderr)
+        return EXIT_REFUSED
     except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
         # Nothing was committed on either side: running the command again is safe.
         print(f"dock device: {args.action} failed: {shown(exc, 400)}", file=sys.stderr)
@@ -240,6 +246,9 @@ def cmd_offload(args: argparse.Namespace) -> int:
         "erased": report.erased,
         "failed": report.failed,
         "not_enough_room": report.not_enough_room,
+        # archived and verified but left on the recorder, by design: not a failure
+        "kept_on_device": list(report.kept),
+        "kept_reason": report.kept_reason,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -247,6 +256,11 @@ def cmd_offload(args: argparse.Namespace) -> int:
         print(
             f"{shown(report.serial)}: {len(report.archived)} archived, "
             f"{len(report.erased)} erased"
+            + (
+                f", {len(report.kept)} kept on the device: {shown(report.kept_reason, 300)}"
+                if report.kept
+                else ""
+            )
             + (f", {len(report.failed)} FAILED (kept on the device)" if report.failed else "")
             + (", NOT ENOUGH ROOM (kept on the device)" if report.not_enough_room else "")
         )

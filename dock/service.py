@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware_protocol.messages import Capability
+from firmware_protocol.messages import Capability, ErrorCode, MsgType
 
 from . import slot_state as sm
 from .audit import AuditLog
@@ -32,6 +32,7 @@ from .recorder_client import (
     NoAnswer,
     RecorderClient,
     RecorderRefused,
+    RecordingInfo,
     Status,
 )
 from .snapshot import DeviceSnapshot
@@ -77,6 +78,7 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "take_slot": {"zh": "请取 {slot} 号槽位", "en": "Take slot {slot}"},
     "no_room": {"zh": "证据存储空间不足", "en": "Evidence disk full"},
     "gaps_opened": {"zh": "录像中断{n}处待说明", "en": "{n} gap(s) to explain"},
+    "not_assigned": {"zh": "警员未写入记录仪", "en": "Officer not on device"},
 }
 
 
@@ -100,6 +102,9 @@ class SlotView:
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
     status: Status | None = None
+    #: Recordings archived and verified, due to be erased, that the recorder can erase:
+    #: an offload still has work even when nothing is left to copy.
+    erasures_owed: int = 0
 
     @property
     def ready(self) -> bool:
@@ -120,6 +125,10 @@ class Decision:
     reasons: list[Reason]
     officer_id: str
     override_by: str | None = None
+    #: For a grant: whether the officer was written into the recorder (ASSIGN), and
+    #: why not where it was not (PROTOCOL.md 6.7). None for a refusal.
+    assigned_on_device: bool | None = None
+    not_assigned_why: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +137,8 @@ class Decision:
             "device": self.device,
             "officer": self.officer_id,
             "override_by": self.override_by,
+            "assigned_on_device": self.assigned_on_device,
+            "not_assigned_why": self.not_assigned_why,
             "reasons": [r.as_dict() for r in self.reasons],
         }
 
@@ -184,6 +195,7 @@ class DockService:
         self.min_pin_length = min_pin_length
         self.slot_status = {sid: sm.SlotStatus() for sid in slots}
         self._clock_set: set[str] = set()  # recorders whose clock this run has set
+        self._clock_not_set: dict[str, str] = {}  # serial -> why its clock was not set
         self._full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
         self._last_deadlines = float("-inf")
         self._last_fixity = float("-inf")
@@ -267,10 +279,8 @@ class DockService:
             self._feed(slot_id, sm.FaultCleared())
         if self.slot_status[slot_id].state is sm.SlotState.IDENTIFYING:
             snap = view.snapshot
-            self._feed(
-                slot_id,
-                sm.Identified(serial, snap.enrolled, returned, snap.recordings_pending),
-            )
+            work = snap.recordings_pending + view.erasures_owed
+            self._feed(slot_id, sm.Identified(serial, snap.enrolled, returned, work))
         if view.ready:
             self._feed(slot_id, sm.ChecksPassed())
         else:
@@ -303,7 +313,8 @@ class DockService:
                         self.buzzer.refuse()
                 elif isinstance(action, sm.QueueOffload):
                     view = self.views[slot_id]
-                    if view.snapshot is not None and view.snapshot.recordings_pending == 0:
+                    nothing = view.snapshot is not None and view.snapshot.recordings_pending == 0
+                    if nothing and view.erasures_owed == 0:
                         self._feed(slot_id, sm.OffloadStarted(), sm.OffloadDone())
                     elif self.offloader is None:
                         log.info("slot %s: footage waits: no evidence store configured", slot_id)
@@ -329,25 +340,34 @@ class DockService:
         trusted, why = self.clock.synchronised()
         drift_before = status.clock_offset_s
         offset_after: float | None = None
+        not_set: str | None = None
         needs_set = abs(drift_before) > CLOCK_SET_THRESHOLD_S or ident.serial not in self._clock_set
         if enrolled and trusted and not needs_set:
             offset_after = drift_before  # set earlier in this run and still within bounds
         elif enrolled and trusted:
-            client.set_time(self.clock.now(), source=why)
-            offset_after = client.status().clock_offset_s
-            self._clock_set.add(ident.serial)
-            self.audit.append(
-                "clock_set",
-                "dock",
-                ident.serial,
-                {"slot": view.slot_id, "drift_before_s": drift_before, "after_s": offset_after},
-            )
+            not_set = self._set_clock(client, why)
+            if not_set is None:
+                offset_after = client.status().clock_offset_s
+                self._clock_set.add(ident.serial)
+                self._clock_not_set.pop(ident.serial, None)
+                self.audit.append(
+                    "clock_set",
+                    "dock",
+                    ident.serial,
+                    {"slot": view.slot_id, "drift_before_s": drift_before, "after_s": offset_after},
+                )
+            else:
+                # Strictest reading: the clock must be within the limit at check-out; one
+                # the dock cannot set passes only if it already is (PROTOCOL.md 6.7).
+                offset_after = drift_before
+                self._note_clock_not_set(view.slot_id, ident.serial, not_set, drift_before)
         self_test: bool | None = None
         if client.has(Capability.SELF_TEST):
             self_test = bool(client.self_test()["passed"])
         recordings = client.list_recordings()
-        # Refused recordings count: still on the device, never offloadable as they are.
-        pending = len(recordings) + len(recordings.refused)
+        pending = sum(1 for r in recordings if not self._archived(ident.serial, r))
+        pending += len(recordings.refused)  # still on the device, never offloadable as is
+        view.erasures_owed = self._erasures_owed(client, ident.serial, recordings)
         view.serial = ident.serial
         view.status = status
         view.error = None
@@ -358,6 +378,7 @@ class DockService:
             battery_health_percent=status.battery_health_percent,
             storage_free_bytes=status.storage_free_bytes,
             clock_offset_after_sync_s=offset_after,
+            clock_not_set_reason=not_set,
             recordings_pending=pending,
             fault_flags=status.fault_flags,
             self_test_passed=self_test,
@@ -378,6 +399,52 @@ class DockService:
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
             )
         return self._close_custody_if_back(view, ident.serial, client, enrolled)
+
+    def _set_clock(self, client: RecorderClient, source: str) -> str | None:
+        """Set the recorder's clock from the dock's; why not, where it cannot be set."""
+        why_not = client.why_not(MsgType.SET_TIME)
+        if why_not is not None:  # a version 1 recorder: nothing is sent
+            return why_not
+        try:
+            client.set_time(self.clock.now(), source=source)
+        except RecorderRefused as exc:
+            return f"recorder refused SET_TIME ({exc})"
+        return None
+
+    def _note_clock_not_set(self, slot_id: str, serial: str, why: str, offset: float) -> None:
+        """Audit a clock left as it is: once per recorder and reason in this run."""
+        if self._clock_not_set.get(serial) == why:
+            return
+        self._clock_not_set[serial] = why
+        limit = self.policy.max_clock_drift_after_sync_s
+        self.audit.append(
+            "clock_not_set",
+            "dock",
+            serial,
+            {"slot": slot_id, "reason": why, "offset_s": offset, "max_s": limit,
+             "within_limit": abs(offset) <= limit},
+        )  # fmt: skip
+
+    def _archived(self, serial: str, rec: RecordingInfo) -> bool:
+        """In the archive, verified against the hash the recorder states now."""
+        row = self.store.archived(serial, rec.id)
+        return row is not None and row["sha256"] == rec.sha256
+
+    def _erasures_owed(
+        self, client: RecorderClient, serial: str, recordings: list[RecordingInfo]
+    ) -> int:
+        """Archived recordings the recorder still holds, due to be erased and erasable:
+        an offload interrupted between the copy and the erase left them there."""
+        if self.offloader is None or client.why_not(MsgType.ERASE) is not None:
+            return 0
+        owed = 0
+        for rec in recordings:
+            row = self.store.archived(serial, rec.id)
+            if row is None or row["sha256"] != rec.sha256:
+                continue
+            if self.offloader.erase_after_verify or row.get("second_copy_at") is not None:
+                owed += 1
+        return owed
 
     def _light_poll_enough(self, view: SlotView, serial: str) -> bool:
         """Between full inspections of the same recorder a STATUS is enough: the
@@ -590,7 +657,7 @@ class DockService:
                 client.authenticate(device.secret)
                 if client.identity is None or client.identity.serial != serial:
                     raise LinkError("a different recorder is now in the slot")
-                client.assign(officer.officer_id, officer.name, officer.unit)
+                not_assigned = self._assign(client, officer)
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             return self._refuse(
                 officer.officer_id, [Reason("device_unreachable", f"{view.slot_id}: {exc}")]
@@ -605,7 +672,14 @@ class DockService:
             )
         except StoreError as exc:
             return self._refuse(officer.officer_id, [Reason("custody_conflict", str(exc))])
-        data = {"slot": view.slot_id, "custody": custody.id, "officer": officer.officer_id}
+        data: dict[str, Any] = {
+            "slot": view.slot_id,
+            "custody": custody.id,
+            "officer": officer.officer_id,
+            "assigned_on_device": not_assigned is None,
+        }
+        if not_assigned is not None:
+            data["why"] = not_assigned
         if supervisor is not None and override is not None:
             data |= {
                 "override_by": supervisor.officer_id,
@@ -616,7 +690,8 @@ class DockService:
         self.audit.append("checkout", officer.officer_id, serial, data)
         self.audit.checkpoint()  # custody changes are signed at once
         self._feed(view.slot_id, sm.CheckedOut(officer.officer_id))  # LED: take this one
-        self._show([self._msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"])
+        lines = [self._msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"]
+        self._show(lines + ([self._msg("not_assigned")] if not_assigned else []))
         return Decision(
             True,
             view.slot_id,
@@ -624,7 +699,25 @@ class DockService:
             [],
             officer.officer_id,
             supervisor.officer_id if supervisor else None,
+            assigned_on_device=not_assigned is None,
+            not_assigned_why=not_assigned,
         )
+
+    @staticmethod
+    def _assign(client: RecorderClient, officer: Officer) -> str | None:
+        """Write the officer into the recorder; why not, where it cannot take it (no
+        ASSIGN, protocol version 1, or it answers UNSUPPORTED): the grant stands, the
+        custody ledger names the officer (PROTOCOL.md 6.7). Other refusals raise."""
+        why_not = client.why_not(MsgType.ASSIGN)
+        if why_not is not None:
+            return why_not
+        try:
+            client.assign(officer.officer_id, officer.name, officer.unit)
+        except RecorderRefused as exc:
+            if exc.code != ErrorCode.UNSUPPORTED:
+                raise
+            return f"recorder refused ASSIGN ({exc})"
+        return None
 
     def _refuse(self, who: str, reasons: list[Reason]) -> Decision:
         self.audit.append("checkout_refused", who, "", {"reasons": [r.code for r in reasons]})

@@ -5,9 +5,12 @@ Per recording: stream it over the protocol (resumable READs), write it with
 the hash the recorder computed at capture and check its Ed25519 signature where
 the recorder signs), record it in the archive table, and only then erase the
 device copy, stating the expected hash so the recorder refuses if anything is
-off. A recording already in the archive (an offload interrupted after the copy) is
-not copied again; one already erased is not erased again. A mismatch erases
-nothing: the file is quarantined and the failure reported.
+off. A recorder that cannot erase (no ERASE capability, protocol version 1), refuses
+to, or a policy that waits for a second copy keeps the verified footage on the
+device: reported as kept, with why, never as a failure (PROTOCOL.md 6.7). A
+recording already in the archive (an offload interrupted after the copy) is not
+copied again; one already erased is not erased again. A mismatch erases nothing:
+the file is quarantined and the failure reported.
 
 Layout, "one subject, one place": ``<evidence>/<officer>/<YYYY-MM-DD>/`` with files
 named ``<officer>_<serial>_<start UTC>_<recording id>.mp4``; a case is attached to
@@ -33,7 +36,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from firmware_protocol.messages import Capability
+from firmware_protocol.messages import Capability, MsgType
 
 from .. import crashpoints
 from ..audit import AuditLog
@@ -49,6 +52,9 @@ log = logging.getLogger("dock.offload")
 
 #: Room kept free on the evidence disk beyond what an offload needs.
 ROOM_MARGIN = 256 << 20
+#: Why a verified recording stays on the device under ``erase_on_device =
+#: "after_second_copy"`` until ``dock confirm-copy``.
+KEPT_FOR_SECOND_COPY = "policy keeps it until a second copy is confirmed (after_second_copy)"
 
 
 class ScannerHit(VerifiedCopyError):
@@ -71,10 +77,18 @@ class OffloadReport:
     bag: str | None = None
     seal: str | None = None
     scanner_hits: dict[str, str] = field(default_factory=dict)
+    #: Archived and verified, yet left on the recorder, with why: the recorder cannot
+    #: or will not erase, or the policy waits for a second copy. Not a failure.
+    kept: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.not_enough_room
+
+    @property
+    def kept_reason(self) -> str | None:
+        """Why the kept recordings stay on the device, in one line (None: none kept)."""
+        return "; ".join(dict.fromkeys(self.kept.values())) or None
 
 
 def archive_name(officer_id: str | None, serial: str, rec: RecordingInfo) -> tuple[str, str]:
@@ -174,6 +188,10 @@ class Offloader:
         """
         if not client.has(Capability.MASS_STORAGE):
             return None
+        why = client.why_not(MsgType.MASS_STORAGE)
+        if why is not None:  # privileged; READ is not (PROTOCOL.md 6.7)
+            log.info("mass storage not used: %s; reading over the protocol", why)
+            return None
         try:
             path = client.mass_storage(True).get("local_path")
         except (RecorderRefused, ConnectionError) as exc:
@@ -212,6 +230,7 @@ class Offloader:
                 {"slot": slot_id, "recordings": len(todo), "bytes": sum(r.size for r in todo),
                  "via": "mass_storage" if volume else "protocol"},
             )  # fmt: skip
+        refused: set[str] = set()  # erases the recorder refused (audited one by one)
         for rec in recordings:
             done = self.store.archived(serial, rec.id)
             if done is not None and done["sha256"] != rec.sha256:
@@ -222,7 +241,7 @@ class Offloader:
                     try:
                         self._copy(client, slot_id, rec, progress, volume)
                     except IntegrityError as first:  # quarantined; read it once more
-                        log.warning("%r: %s; reading it again", rec.id, first)
+                        log.warning("%s: %s; reading it again", rec.id, first)
                         self.audit.append(
                             "offload_retry", "dock", serial,
                             {"recording": rec.id, "error": str(first)},
@@ -244,14 +263,30 @@ class Offloader:
                 report.already_archived.append(rec.id)
             row = self.store.archived(serial, rec.id)
             second_copy = row is not None and row.get("second_copy_at") is not None
-            if self.erase_after_verify or second_copy:
-                crashpoints.reach("erase.before")
+            if not (self.erase_after_verify or second_copy):
+                report.kept[rec.id] = KEPT_FOR_SECOND_COPY
+                continue
+            why_not = client.why_not(MsgType.ERASE)
+            if why_not is not None:  # nothing is sent; the footage stays (PROTOCOL.md 6.7)
+                report.kept[rec.id] = f"recorder cannot erase ({why_not})"
+                continue
+            crashpoints.reach("erase.before")
+            try:
                 client.erase(rec.id, rec.sha256)
-                crashpoints.reach("erase.after")
-                self.store.mark_erased(serial, rec.id)
-                crashpoints.reach("audit.erase.before")
-                self.audit.append("erase", "dock", serial, {"recording": rec.id})
-                report.erased.append(rec.id)
+            except RecorderRefused as exc:  # archived and verified: kept, and said so
+                report.kept[rec.id] = f"recorder refused the erase ({exc})"
+                refused.add(rec.id)
+                self.audit.append(
+                    "erase_refused", "dock", serial, {"recording": rec.id, "error": str(exc)}
+                )
+                continue
+            crashpoints.reach("erase.after")
+            self.store.mark_erased(serial, rec.id)
+            crashpoints.reach("audit.erase.before")
+            self.audit.append("erase", "dock", serial, {"recording": rec.id})
+            report.erased.append(rec.id)
+        if todo:
+            self._audit_kept(report, refused)
         if report.archived:
             try:
                 self._seal(client, report)
@@ -269,6 +304,19 @@ class Offloader:
             )  # fmt: skip
         self.audit.checkpoint()
         return report
+
+    def _audit_kept(self, report: OffloadReport, refused: set[str]) -> None:
+        """One entry per offload and reason for what it leaves on the device by design
+        (a refused erase has its own entry per recording)."""
+        by_reason: dict[str, list[str]] = {}
+        for rid, why in report.kept.items():
+            if rid not in refused:
+                by_reason.setdefault(why, []).append(rid)
+        for why, rids in by_reason.items():
+            self.audit.append(
+                "erase_skipped", "dock", report.serial,
+                {"reason": why, "count": len(rids), "recordings": rids},
+            )  # fmt: skip
 
     def _seal(self, client: RecorderClient, report: OffloadReport) -> None:
         """Seal the footage of this custody episode as a BagIt package, its tag-manifest
@@ -331,9 +379,11 @@ class Offloader:
         _remove_stale_partials(dest, name)
         fd, refused = volume.open_recording(rec.id, rec.size) if volume else (None, "")
         if refused:
-            log.warning("%r: not read from the volume (%s); over the protocol", rec.id, refused)
+            log.warning("%s: not read from the volume (%s); over the protocol", rec.id, refused)
         via = "mass_storage" if fd is not None else "protocol"
-        chunks: Any = _FileChunks(fd) if fd is not None else _Pull(client, rec)
+        chunks: Any = (
+            _FileChunks(fd, keepalive=client.status) if fd is not None else _Pull(client, rec)
+        )
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
         try:
             result = write_verified(
@@ -420,12 +470,23 @@ class _FileChunks:
     """A recording read from the recorder's mass-storage volume, 1 MiB at a time
     (from a descriptor :meth:`Volume.open_recording` opened; closed by close())."""
 
-    def __init__(self, fd: int, block: int = 1 << 20) -> None:
+    #: The recorder drops authority (and the volume) after 120 s without a message
+    #: (PROTOCOL.md 5.2): a long copy from the volume says something every 30 s.
+    KEEPALIVE_S = 30.0
+
+    def __init__(
+        self, fd: int, keepalive: Callable[[], object] | None = None, block: int = 1 << 20
+    ) -> None:
         self._f = open(fd, "rb")  # noqa: SIM115 - closed by close(), like _Pull
         self._block = block
+        self._keepalive = keepalive
 
     def __iter__(self) -> Iterator[bytes]:
+        said = time.monotonic()
         while block := self._f.read(self._block):
+            if self._keepalive is not None and time.monotonic() - said >= self.KEEPALIVE_S:
+                self._keepalive()
+                said = time.monotonic()
             yield block
 
     def close(self) -> None:
