@@ -56,6 +56,13 @@ FIXITY_SAMPLE = 0.05
 #: footage listed) at least this often; sweeps in between only read its STATUS.
 FULL_INSPECTION_EVERY_S = 60.0
 
+#: Longest a sweep waits for its slowest slot. Each slot is inspected in its own
+#: thread, so a slow or hostile recorder delays only its own slot; a sweep returns
+#: after this at the latest, with the other slots decided, while the slow one goes on
+#: (each of its exchanges bounded by the client) and later sweeps pass it by until it
+#: is done. Offloads run inside an inspection when offload_concurrency is 1.
+SWEEP_WAIT_S = 60.0
+
 #: Seconds a recorder has to open a session when the dock looks at its slot: silence
 #: usually means that no recorder is docked there (PROTOCOL.md 3.7).
 SLOT_OPEN_TIMEOUT_S = 3.0
@@ -105,6 +112,8 @@ class SlotView:
     #: Recordings archived and verified, due to be erased, that the recorder can erase:
     #: an offload still has work even when nothing is left to copy.
     erasures_owed: int = 0
+    #: Why the dock cannot write an officer into this recorder (None: it can).
+    assign_blocked: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -174,6 +183,8 @@ class DockService:
         self.offload_concurrency = offload_concurrency
         self._state_lock = threading.RLock()
         self._offloading: dict[str, threading.Thread] = {}
+        self._inspecting: dict[str, threading.Thread] = {}  # slot -> its inspection
+        self._inline_offload = threading.Lock()  # offload_concurrency 1: one at a time
         self._offload_queue: list[str] = []
         #: slot -> {"recording", "done", "total"} of the offload running there
         self.offload_progress: dict[str, dict[str, Any]] = {}
@@ -368,6 +379,7 @@ class DockService:
         pending = sum(1 for r in recordings if not self._archived(ident.serial, r))
         pending += len(recordings.refused)  # still on the device, never offloadable as is
         view.erasures_owed = self._erasures_owed(client, ident.serial, recordings)
+        view.assign_blocked = client.why_not(MsgType.ASSIGN)
         view.serial = ident.serial
         view.status = status
         view.error = None
@@ -537,16 +549,40 @@ class DockService:
         return True
 
     def sweep(self) -> list[SlotView]:
-        """Inspect every slot; a failure in one slot never stops the others."""
-        views = []
-        for sid in self.views:
-            try:
-                views.append(self.inspect(sid))
-            except Exception as exc:  # a bug or a disk error: this slot is faulty
-                log.exception("slot %s: inspection failed", sid)
-                self._feed(sid, sm.Fault(f"{type(exc).__name__}: {exc}"))
-                views.append(self.views[sid])
-        return views
+        """Inspect every slot, each in its own thread: a failure or a slow recorder in
+        one slot never stops nor delays the others. Waits for them SWEEP_WAIT_S at
+        most; a slot still being inspected from an earlier sweep is passed by."""
+        started = []
+        with self._state_lock:
+            for sid in self.views:
+                if sid in self._inspecting:
+                    continue
+                worker = threading.Thread(
+                    target=self._inspect_one, args=(sid,), name=f"inspect-{sid}"
+                )
+                self._inspecting[sid] = worker
+                started.append(worker)
+        for worker in started:
+            worker.start()
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        for worker in started:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [self.views[sid] for sid in self.views]
+
+    def _inspect_one(self, slot_id: str) -> None:
+        try:
+            self.inspect(slot_id)
+        except Exception as exc:  # a bug or a disk error: this slot is faulty
+            log.exception("slot %s: inspection failed", slot_id)
+            self._feed(slot_id, sm.Fault(f"{type(exc).__name__}: {exc}"))
+        finally:
+            with self._state_lock:
+                self._inspecting.pop(slot_id, None)
+
+    def busy_slots(self) -> set[str]:
+        """Slots whose inspection (or offload) is still running."""
+        with self._state_lock:
+            return set(self._inspecting) | set(self._offloading)
 
     # ------------------------------------------------------------------ officers
     def identify(
@@ -601,16 +637,37 @@ class DockService:
                 if v.snapshot is not None
                 and self.store.awaiting_takeaway(v.slot_id) is None
                 and self.slot_status[v.slot_id].state in HANDOUT_STATES
+                and v.slot_id not in self._inspecting  # its recorder is busy: not now
             ),
             key=lambda v: -v.snapshot.battery_percent,  # type: ignore[union-attr]
         )
+        # A recorder that cannot be re-assigned and still names another officer would
+        # stamp that officer on this one's footage: never handed to this one.
+        stale = [v for v in candidates if self._names_another(v, officer.officer_id)]
+        candidates = [v for v in candidates if v not in stale]
         chosen = next((v for v in candidates if v.ready), None)
         if chosen is None and supervisor is not None:
             chosen = next((v for v in candidates if self._overridable(v)), None)
         if chosen is None:
             docked = [v for v in self.views.values() if v.snapshot is not None]
-            return self._refuse(who, self._why_none(docked))
+            reasons = self._why_none(docked)
+            for v in stale:
+                stated = v.status.officer_id if v.status else None
+                reasons.append(self._officer_on_device(v.slot_id, stated))
+            return self._refuse(who, reasons)
         return self._grant(officer, chosen, supervisor, override)
+
+    @staticmethod
+    def _names_another(view: SlotView, officer_id: str) -> bool:
+        stated = view.status.officer_id if view.status is not None else None
+        return view.assign_blocked is not None and stated not in (None, officer_id)
+
+    @staticmethod
+    def _officer_on_device(slot_id: str, stated: str | None) -> Reason:
+        return Reason(
+            "officer_on_device",
+            f"{slot_id}: recorder names officer {stated} and cannot be re-assigned",
+        )
 
     def _check_override(self, o: Override) -> tuple[Officer | None, Reason | None]:
         if not self.policy.supervisor_override_allowed:
@@ -658,10 +715,13 @@ class DockService:
                 if client.identity is None or client.identity.serial != serial:
                     raise LinkError("a different recorder is now in the slot")
                 not_assigned = self._assign(client, officer)
+                stated = client.status().officer_id if not_assigned is not None else None
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             return self._refuse(
                 officer.officer_id, [Reason("device_unreachable", f"{view.slot_id}: {exc}")]
             )
+        if stated not in (None, officer.officer_id):
+            return self._refuse(officer.officer_id, [self._officer_on_device(view.slot_id, stated)])
         try:
             custody = self.store.open_custody(
                 serial,
@@ -756,15 +816,33 @@ class DockService:
                 self.store, self.offloader.evidence_dir, self.audit,
                 sample_fraction=FIXITY_SAMPLE,
             )  # fmt: skip
-            if not report.ok:
-                log.error("fixity check found problems: %s", report.bad)
+            self._log_fixity(report)
+
+    @staticmethod
+    def _log_fixity(report: Any) -> None:
+        """The daily sample's outcome in the log (each problem is also audited, as
+        ``fixity_failure``, by verify_archive): an error per problem, naming the file or
+        bag; an empty archive is nothing to check, not a failure."""
+        if report.nothing_to_check:
+            log.info("fixity sample: nothing to check (the archive is empty)")
+            return
+        for p in report.bad:
+            what = "bag" if p["kind"] == "bag" else f"{p['serial']} {p['recording']}"
+            log.error("fixity sample: %s %s: %s", what, p["path"], p["problem"])
+        log.log(
+            logging.INFO if report.ok else logging.ERROR,
+            "fixity sample: %d of %d file(s) checked, %d intact; %d bag(s) checked, %d bad",
+            report.checked, report.archived, report.intact, report.bags_checked,
+            report.bags_bad,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ offload
     def _queue_offload(self, slot_id: str) -> None:
         """Offload now (one at a time), or in a worker, at most ``offload_concurrency``
         recorders together: the disk, not a lock of ours, should be the limit."""
         if self.offload_concurrency <= 1:
-            self.offload(slot_id)
+            with self._inline_offload:  # inside this slot's inspection thread
+                self.offload(slot_id)
             return
         with self._state_lock:
             if slot_id in self._offloading or slot_id in self._offload_queue:

@@ -183,6 +183,26 @@ def test_an_old_recorder_is_checked_out_without_writing_to_it(make_dock) -> None
     assert abs(unset.data["offset_s"]) <= 1.0 and unset.data["max_s"] == 1.0
 
 
+def test_an_old_recorder_still_naming_another_officer_is_not_handed_out(make_dock) -> None:
+    # Assigned to 1002 before protocol version 2: it would stamp 1002 on 1001's footage.
+    svc, _ = old_dock(make_dock, {"battery_percent": 95.0, "officer_id": "1002"})
+    d = svc.checkout("1001", PIN)
+    assert not d.granted
+    assert {"no_device_ready", "officer_on_device"} <= {r.code for r in d.reasons}
+    assert svc.store.open_custody_of_officer("1001") is None
+    d = svc.checkout("1002", PIN)  # the officer it names may have it
+    assert d.granted and d.assigned_on_device is False
+
+
+def test_another_officer_gets_the_next_ready_recorder_instead(make_dock) -> None:
+    svc, recs = make_dock(
+        {"battery_percent": 99.0, "officer_id": "1002", "capabilities": WITHOUT_ASSIGN},
+        {"battery_percent": 90.0},
+    )
+    d = svc.checkout("1001", PIN)
+    assert d.granted and d.device == recs[1].model.serial and d.assigned_on_device is True
+
+
 def test_a_good_device_records_that_the_officer_was_written(make_dock) -> None:
     svc, _ = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).as_dict()["assigned_on_device"] is True
