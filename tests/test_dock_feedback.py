@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import time
 
 import pytest
@@ -79,7 +80,7 @@ def test_refusal_sounds_the_buzzer_and_shows_the_reason(dock_with_leds) -> None:
 
     def rises() -> int:
         s = buzz.states[before:]
-        return sum(1 for a, b in zip(s, s[1:], strict=False) if not a.state and b.state)
+        return sum(1 for a, b in itertools.pairwise(s) if not a.state and b.state)
 
     assert wait_until(lambda: rises() >= 3 and not buzz.state)
     time.sleep(0.3)  # and then silence: no fourth beep
