@@ -69,7 +69,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     else:
         sampled = f" (a {fraction:.0%} sample of {report.archived})" if fraction < 1 else ""
         print(
-            f"files: {report.checked} checked{sampled}, {report.ok} intact; "
+            f"files: {report.checked} checked{sampled}, {report.intact} intact; "
             f"bags: {report.bags_checked} checked, {report.bags_bad} bad"
         )
         for p in report.bad:

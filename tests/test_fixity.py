@@ -84,7 +84,7 @@ def flip(data: bytearray) -> None:
 
 def test_an_intact_archive_passes_and_the_run_is_audited(archived) -> None:
     report = run(archived)
-    assert (report.checked, report.ok, report.bad) == (3, 3, [])
+    assert (report.checked, report.intact, report.bad) == (3, 3, [])
     assert (report.bags_checked, report.bags_bad) == (1, 0) and report.clean
     checks = [e for e in archived.audit.entries() if e.kind == "fixity_check"]
     assert len(checks) == 1
@@ -104,7 +104,7 @@ def test_a_flipped_byte_is_reported_with_its_recording(archived) -> None:
     assert files[0]["recording"] == entry["recording_id"]
     assert files[0]["serial"] == entry["serial"] and files[0]["path"] == entry["path"]
     assert "SHA-256" in files[0]["problem"]
-    assert (report.checked, report.ok) == (3, 2) and not report.clean
+    assert (report.checked, report.intact) == (3, 2) and not report.clean and not report.ok
     if os.stat(path).st_nlink > 1:  # the bag hard-links the same inode: it shows there too
         assert report.bags_bad == 1
     assert tree_state(archived.offloader.evidence_dir) == before  # nothing touched
@@ -126,7 +126,7 @@ def test_a_deleted_file_is_reported(archived) -> None:
     assert [(p["recording"], p["problem"]) for p in files] == [
         (entry["recording_id"], "missing: the archived file is not on disk")
     ]
-    assert report.ok == 2
+    assert report.intact == 2
 
 
 def test_a_file_made_writable_is_reported_though_its_bytes_are_intact(archived) -> None:
@@ -148,7 +148,7 @@ def test_a_tampered_bag_payload_is_reported_and_the_archive_copy_is_not(archived
     flip(data)
     replace_file(os.path.join(data_dir, name), bytes(data))
     report = run(archived)
-    assert report.ok == report.checked == 3  # the archive's own copies are intact
+    assert report.intact == report.checked == 3  # the archive's own copies are intact
     assert (report.bags_checked, report.bags_bad) == (1, 1)
     assert report.bad and all(p["kind"] == "bag" and p["recording"] is None for p in report.bad)
     assert any(name in p["problem"] for p in report.bad)
@@ -195,7 +195,7 @@ def test_sampling_half_of_six_recordings_checks_three(make_dock) -> None:
         rng=random.Random(7),
         progress=lambda label, done, total: seen.add(label),
     )
-    assert (report.archived, report.checked, report.ok) == (6, 3, 3) and len(seen) == 3
+    assert (report.archived, report.checked, report.intact) == (6, 3, 3) and len(seen) == 3
     assert report.bags_checked == 1  # bags are always validated in full
     assert sample_size(1, 0.01) == 1 and sample_size(30, 0.1) == 3 and sample_size(0, 0.5) == 0
     with pytest.raises(ValueError):
@@ -252,3 +252,40 @@ def test_archive_commands_parse() -> None:
     assert args.func is cli_archive.cmd_archive_list and args.officer == "1001"
     with pytest.raises(SystemExit):
         parser.parse_args(["archive", "verify", "--sample", "1.5"])
+
+
+# --- the daemon's daily sample (dock/service.py housekeeping) ------------------------
+
+
+def test_daily_sample_logs_and_audits_a_damaged_file_as_an_error(
+    archived, monkeypatch, caplog
+) -> None:
+    """004 att.2 §4 periodic sampling: a damaged file found by the daemon's daily sample
+    is logged as an error naming the file, and audited; the intact ones do not hide it."""
+    import dock.service as service_mod
+
+    monkeypatch.setattr(service_mod, "FIXITY_SAMPLE", 1.0)  # the sample takes every file
+    entry = archived.store.archive_entries()[1]
+    rewrite(evidence_path(archived, entry["path"]), flip)
+    with caplog.at_level("INFO", logger="dock.service"):
+        archived.housekeeping(1e9)
+    errors = [r for r in caplog.records if r.name == "dock.service" and r.levelname == "ERROR"]
+    assert errors, caplog.text
+    assert any(entry["path"] in r.getMessage() for r in errors), caplog.text
+    failures = [e for e in archived.audit.entries() if e.kind == "fixity_failure"]
+    assert any(f.data["path"] == entry["path"] for f in failures)
+    (check,) = [e for e in archived.audit.entries() if e.kind == "fixity_check"]
+    assert check.data["ok"] is False and check.data["intact"] == 2
+
+
+def test_daily_sample_of_an_empty_archive_is_nothing_to_check(make_dock, caplog) -> None:
+    """004 att.2 §4 periodic sampling: an archive with nothing in it yet (a new dock, at
+    every start) is "nothing to check", never an error."""
+    svc, _ = make_dock({"battery_percent": 95.0})
+    with caplog.at_level("INFO", logger="dock.service"):
+        svc.housekeeping(1e9)
+    mine = [r for r in caplog.records if r.name == "dock.service"]
+    assert not [r for r in mine if r.levelno >= 30], caplog.text
+    assert any("nothing to check" in r.getMessage() for r in caplog.records), caplog.text
+    (check,) = [e for e in svc.audit.entries() if e.kind == "fixity_check"]
+    assert check.data["ok"] is True and check.data["archived"] == 0

@@ -58,10 +58,15 @@ class FixityProblem(TypedDict):
 
 @dataclass
 class FixityReport:
-    """Counts of one run; ``bad`` lists every problem (a file may have several)."""
+    """Counts of one run; ``bad`` lists every problem (a file may have several).
+
+    ``ok`` is the outcome, a flag like every other report's ``ok`` in the dock: True when
+    nothing at all was wrong (an empty archive included). ``intact`` counts the files
+    that passed; it is not the outcome (two intact files beside a damaged one are not ok).
+    """
 
     checked: int = 0
-    ok: int = 0
+    intact: int = 0
     bad: list[FixityProblem] = field(default_factory=list)
     bags_checked: int = 0
     bags_bad: int = 0
@@ -73,12 +78,23 @@ class FixityReport:
         """True when nothing at all was wrong."""
         return not self.bad
 
+    @property
+    def ok(self) -> bool:
+        """The outcome: nothing wrong (the same as ``clean``)."""
+        return self.clean
+
+    @property
+    def nothing_to_check(self) -> bool:
+        """The archive holds no file and no bag yet: a pass with nothing read."""
+        return self.archived == 0 and self.checked == 0 and self.bags_checked == 0
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "ok": self.ok,
             "archived": self.archived,
             "sample_fraction": self.sample_fraction,
             "checked": self.checked,
-            "ok": self.ok,
+            "intact": self.intact,
             "bags_checked": self.bags_checked,
             "bags_bad": self.bags_bad,
             "bad": [dict(p) for p in self.bad],
@@ -121,7 +137,7 @@ def verify_archive(
         found = check_file(evidence_dir, row, progress)
         report.checked += 1
         if not found:
-            report.ok += 1
+            report.intact += 1
         for problem in found:
             report.bad.append(
                 FixityProblem(
