@@ -343,7 +343,7 @@ class _Goodput:
         if rate < self.floor:
             raise Stalled(
                 f"READ of {self.rec_id!r}: {rate:.0f} bytes/s over {elapsed:.0f} s, below "
-                f"the floor of {self.floor} bytes/s; the recording stays on the device"
+                f"the floor of {self.floor} bytes/s"
             )
         self._restart()
 
