@@ -103,7 +103,8 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     import dataclasses
     import os
 
-    from .composition import build_service, start_emulated_recorders
+    from .cli_admin import build_or_exit
+    from .composition import start_emulated_recorders
     from .config import emulated_config
 
     state = os.path.abspath(args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-"))
@@ -123,7 +124,7 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         cfg = dataclasses.replace(cfg, mqtt=mqtt)
     config_path = os.path.join(state, "dock.toml")
     _write_emulated_config(config_path, cfg)
-    svc = build_service(cfg)
+    svc = build_or_exit(cfg)
     # Enrol every emulated recorder but the last of three or more, which stays an
     # unknown recorder: the dock shows it and never hands it out.
     keep_unknown = args.emulate >= 3
@@ -256,10 +257,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Exit status when standard output's reader went away (``dock ... | head``): what a
+#: shell reports for a tool that SIGPIPE ended, 128 + 13, said without a word.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe or socket whose reader has gone."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _quiet_exit() -> int:
+    """Standard output is gone: drop what is left in its buffer, say nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit finds somewhere to go
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    return args.func(args)
+    """``dock``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away, as standard
+    tools do. A BrokenPipeError of anything else (a recorder's link) is not hidden."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+            setup_logging(args.log_level)
+            code = args.func(args)
+        finally:
+            sys.stdout.flush()  # here, not at exit, where the error could not be handled
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise
+        return _quiet_exit()
+    return code
 
 
 if __name__ == "__main__":

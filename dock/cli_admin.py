@@ -21,18 +21,39 @@ from .text import json_text, shown
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_LINK = 3
+#: The state directory (database, audit log, key) cannot be used: full, or not writable.
+EXIT_STATE = 5
+
+
+def config_error_text(exc: ConfigError) -> str:
+    """A configuration error as shown: one line for one problem, else a list."""
+    if len(exc.problems) != 1:
+        return str(exc)
+    problem = exc.problems[0]
+    if exc.path and not problem.startswith(exc.path):
+        problem = f"{exc.path}: {problem}"
+    return problem
 
 
 def service_from(args: argparse.Namespace) -> Any:
     """Load the configuration (clear errors, no traceback) and build the service."""
-    from .composition import build_service
-
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"dock: {exc}", file=sys.stderr)
+        print(f"dock: {config_error_text(exc)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
-    return build_service(cfg)
+    return build_or_exit(cfg)
+
+
+def build_or_exit(cfg: Any) -> Any:
+    """build_service, or one line and EXIT_STATE when the state directory is unusable."""
+    from .composition import StateDirError, build_service
+
+    try:
+        return build_service(cfg)
+    except StateDirError as exc:
+        print(f"dock: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_STATE) from None
 
 
 def _pin(given: str | None, prompt: str) -> str:

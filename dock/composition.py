@@ -5,7 +5,9 @@ Everything else in ``dock`` depends on the interfaces in ``dock.interfaces``.
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,21 +81,100 @@ def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
     return EmulatedFleet([s.url for s in servers], descriptions, servers)
 
 
-def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
-    """Wire a DockService from a DockConfig: database, audit log and key, clock,
-    transports, and the LEDs, buzzer and screen when a GPIO pin factory is given."""
+#: Less free room than this in the state directory counts as full: the database and
+#: the audit log are written at every sweep, and SQLite cannot even open a database in
+#: WAL mode without room for its shared-memory file.
+STATE_MIN_FREE_BYTES = 1 << 20
+
+
+class StateDirError(Exception):
+    """The state directory cannot be used (``full``: no room left); one line to show."""
+
+    def __init__(self, message: str, full: bool) -> None:
+        super().__init__(message)
+        self.full = full
+
+
+def _state_free(state: str) -> tuple[int, int] | None:
+    """(bytes, inodes) free in the state directory for an unprivileged user."""
+    try:
+        st = os.statvfs(state)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize, st.f_favail
+
+
+def _state_full(state: str) -> StateDirError | None:
+    free = _state_free(state)
+    if free is None:
+        return None
+    room, inodes = free
+    if room >= STATE_MIN_FREE_BYTES and inodes != 0:
+        return None
+    left = f"{room // 1024} KiB free" if inodes != 0 else "no inodes left"
+    return StateDirError(
+        f"state directory {state} is full: free space or move state_dir ([dock] in the "
+        f"configuration) to a larger disk ({left}; the dock needs at least "
+        f"{STATE_MIN_FREE_BYTES // 1024} KiB)",
+        full=True,
+    )
+
+
+def _state_error(state: str, exc: BaseException) -> StateDirError:
+    """An error met opening the state directory, said as the one thing to do about it.
+    SQLite reports a full disk as "disk I/O error" as often as "database or disk is
+    full": the free room decides."""
+    errno_full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+    sqlite_full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    full = _state_full(state)
+    if full is not None:
+        return full
+    if errno_full or sqlite_full:
+        return StateDirError(
+            f"state directory {state} is full: free space or move state_dir ([dock] in the "
+            f"configuration) to a larger disk ({exc})",
+            full=True,
+        )
+    why = getattr(exc, "strerror", None) or str(exc)
+    return StateDirError(
+        f"state directory {state}: cannot use it ({why}) — check that it exists, that this "
+        "user may write it, and the disk it is on",
+        full=False,
+    )
+
+
+def open_state(cfg: Any) -> tuple[Any, Any]:
+    """The dock's database and audit log in ``cfg.dock.state_dir`` (created if missing,
+    with the signing key); StateDirError, one line, when the directory cannot be used."""
     from .audit import AuditLog
-    from .clock import SystemClock, TrustedClock
     from .config import config_hash
     from .keys import load_or_create_signing_key
-    from .service import DockService
     from .store import Store
 
     state = cfg.dock.state_dir
-    os.makedirs(state, mode=0o700, exist_ok=True)
-    store = Store(os.path.join(state, "dock.db"))
-    key = load_or_create_signing_key(os.path.join(state, "signing.key"))
-    audit = AuditLog(os.path.join(state, "audit.db"), key, cfg.dock.id)
+    try:
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        full = _state_full(state)
+        if full is not None:
+            raise full
+        store = Store(os.path.join(state, "dock.db"))
+        key = load_or_create_signing_key(os.path.join(state, "signing.key"))
+        audit = AuditLog(os.path.join(state, "audit.db"), key, cfg.dock.id)
+        _audit_config_change(audit, state, config_hash(cfg), cfg.path)
+        os.makedirs(os.path.join(state, "locks"), exist_ok=True)
+    except (OSError, sqlite3.Error) as exc:
+        raise _state_error(state, exc) from exc
+    return store, audit
+
+
+def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
+    """Wire a DockService from a DockConfig: database, audit log and key, clock,
+    transports, and the LEDs, buzzer and screen when a GPIO pin factory is given."""
+    from .clock import SystemClock, TrustedClock
+    from .service import DockService
+
+    state = cfg.dock.state_dir
+    store, audit = open_state(cfg)
     clock = TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
     indicators: dict[str, Any] = {}
     buzzer = None
@@ -107,7 +188,6 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
             buzzer = GpioBuzzer(cfg.gpio.buzzer, pin_factory)
     if screen is None:
         screen = _screen(cfg, pin_factory)
-    _audit_config_change(audit, state, config_hash(cfg), cfg.path)
     from .evidence.offload import Offloader
 
     offloader = Offloader(

@@ -223,7 +223,18 @@ def load_config(
         raise ConfigError(
             [f"{path}: not valid TOML ({exc}) — fix the syntax at that line"], path
         ) from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; an editor may have saved GBK
+        raise ConfigError([f"{path}: {not_utf8(exc)}"], path) from None
     return _build(data, path=path, allow_emulated=False)
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """What to say of a file that is not UTF-8: where, and the fix."""
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return (
+        f"not UTF-8 text (byte 0x{byte} at offset {exc.start}) — save the file as UTF-8 "
+        "(TOML files are UTF-8; e.g. iconv -f GB18030 -t UTF-8)"
+    )
 
 
 def emulated_config(count: int, state_dir: str) -> DockConfig:

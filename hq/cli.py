@@ -7,7 +7,8 @@
 
 The read commands open the database while ``run`` writes it (SQLite WAL). Exit status:
 0 ok, 1 refused (a dock's negative reply, an unknown alert), 2 bad usage or settings,
-3 no answer (broker or dock).
+3 no answer (broker or dock), 141 standard output went away (``dock-hq alerts | head``),
+said without a word as standard tools do.
 """
 
 from __future__ import annotations
@@ -125,7 +126,42 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return config.merge(vars(args), file)
 
 
+#: Exit status when standard output's reader went away (``dock-hq alerts | head``): what
+#: a shell reports for a tool that SIGPIPE ended, 128 + 13, said without a word.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe or socket whose reader has gone."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``dock-hq``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away, as
+    standard tools do (``hq`` may not import ``dock``: these lines are its own)."""
+    try:
+        try:
+            code = _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, where the error could not be handled
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit goes nowhere
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)

@@ -78,6 +78,12 @@ def load_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; an editor may have saved GBK
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"config {path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")

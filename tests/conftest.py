@@ -149,3 +149,33 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             break
         time.sleep(timeout / 500)
     return condition()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path) -> Iterator[Callable[[str, str], str]]:
+    """``small_tmpfs(name, size)``: a tmpfs of ``size`` (e.g. "2m") mounted at
+    tmp_path/name, unmounted afterwards: a disk that really fills up. Root only; the test
+    is skipped, saying why, where mounting is not allowed."""
+    import contextlib
+    import subprocess
+
+    mounted: list[str] = []
+
+    def mount(name: str, size: str) -> str:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small filesystem needs root")
+        where = tmp_path / name
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(str(where))
+        return str(where)
+
+    yield mount
+    for where in reversed(mounted):
+        with contextlib.suppress(Exception):
+            subprocess.run(["umount", "-l", where], check=False)

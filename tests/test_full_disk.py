@@ -3,10 +3,7 @@ where mounting is not allowed). Nothing is lost: the footage stays on the record
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,21 +12,8 @@ from dock.slot_state import SlotState
 
 
 @pytest.fixture
-def small_disk(tmp_path) -> Iterator[str]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield str(mount)
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_disk(small_tmpfs) -> str:
+    return small_tmpfs("small", "2m")
 
 
 def test_offload_does_not_start_without_room(make_dock, small_disk, monkeypatch) -> None:

@@ -251,10 +251,12 @@ def test_a_reply_type_sent_to_a_recorder_is_unknown_whatever_its_body(start_reco
     r = start_recorder()
     with r.client(timeout=5) as c:
         c.open()
-        c.session.send(int(MsgType.STATUS) | 0x8000, REQ_ID.pack(55) + b"\x01\x00", c._mono())
+        req_id = c._next_req
+        c._next_req += 1
+        c.session.send(int(MsgType.STATUS) | 0x8000, REQ_ID.pack(req_id) + b"\x01\x00", c._mono())
         c._flush()
         with pytest.raises(RecorderRefused) as exc:
-            c.wait(55)
+            c.wait(req_id)
         assert exc.value.code == ErrorCode.UNKNOWN_MESSAGE
 
 
