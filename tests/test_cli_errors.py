@@ -60,9 +60,7 @@ def one_line(stderr: str) -> str:
 # --- a full state directory ------------------------------------------------------------
 
 
-def test_a_full_state_directory_is_one_line_at_start_not_a_traceback(
-    tmp_path, small_tmpfs
-) -> None:
+def test_a_full_state_directory_is_one_line_at_start_not_a_traceback(tmp_path, small_tmpfs) -> None:
     state = small_tmpfs("state", "1m")
     cfg = write_config(tmp_path, state)
     fill(state)  # full before the dock ever ran: no database yet
