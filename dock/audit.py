@@ -38,19 +38,35 @@ head_hash), one ``entry`` line per entry (the stored columns; ``data`` as the JS
 signature over ``F("bwc-dock-audit-export/v1") || F(sha256)``. An export contains only
 entries covered by its last checkpoint.
 
+The ``meta`` table holds exactly ``dock_id`` (the configured dock id, which every entry
+hash covers too) and ``format`` (``1``); ``verify`` refuses a log whose ``meta`` holds
+anything else.
+
+A checkpoint file (the copy kept outside the database, and what ``dock-hq checkpoint``
+prints) is one canonical JSON object: ``format`` (``bwc-dock-audit-checkpoint/1``),
+``dock`` (the dock id), ``seq``, ``head``, ``time``, ``public_key``, ``signature`` (of
+the checkpoint, as above) and ``fingerprint``; readers ignore other fields.
+
 What this does and does not prove: without the dock's key, nobody can change, remove,
-reorder or insert an entry that a checkpoint covers without ``verify`` noticing. Entries
-after the last checkpoint (at most ``checkpoint_every - 1``) can be cut off together
-with nothing else, and anyone who deletes the newest checkpoints can rewrite what they
-covered: anchor the head elsewhere (exports, headquarters) to catch that. Whoever holds
-the key (root on the dock) can forge everything; the key file is 0600 for that reason.
+reorder or insert an entry that a checkpoint covers without ``verify`` noticing. Inside
+the database alone, the newest entries can be cut off together with their checkpoints,
+and anyone who deletes checkpoints can rewrite and re-hash what they covered, or empty
+the log: a checkpoint kept *outside* the database catches all of that. The log keeps
+its newest checkpoint in a file of its own (``copy_path``, replaced only by a
+checkpoint that extends it) and ``verify`` compares the chain with it and with any
+checkpoint given to it (headquarters' copy): the chain must hold each one's head at
+its ``seq``. Without any, ``verify`` says that a cut of the newest entries would not
+show. Whoever holds the key (root on the dock) can forge everything; the key file is
+0600 for that reason, and headquarters' copy is the one such a person cannot reach.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -58,7 +74,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -73,10 +89,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from .keys import fingerprint, public_key_bytes
 from .sqlite_tx import immediate
 
+log = logging.getLogger("dock.audit")
+
 ENTRY_DOMAIN = "bwc-dock-audit/v1"
 CHECKPOINT_DOMAIN = "bwc-dock-audit-checkpoint/v1"
 EXPORT_DOMAIN = "bwc-dock-audit-export/v1"
 EXPORT_FORMAT = "bwc-dock-audit-export/1"
+CHECKPOINT_FILE_FORMAT = "bwc-dock-audit-checkpoint/1"
+#: What ``meta`` holds besides the dock id; anything else there fails ``verify``.
+META_FORMAT = "1"
 GENESIS = "0" * 64
 
 # Reasons a verification fails (VerifyReport.reason).
@@ -88,6 +109,13 @@ CHECKPOINT_MISMATCH = "checkpoint does not match chain"
 WRONG_KEY = "signed by another key"
 MALFORMED = "malformed export"
 BAD_EXPORT_SIGNATURE = "bad export signature"
+META_CHANGED = "meta changed"
+BAD_OUTSIDE_CHECKPOINT = "bad outside checkpoint"
+
+#: What ``verify`` says when nothing outside the log vouches for its newest entries.
+NO_OUTSIDE_CHECKPOINT = (
+    "no external checkpoint to compare with: a cut of the newest entries would not show"
+)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
@@ -135,6 +163,18 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class OutsideCheckpoint:
+    """A checkpoint kept outside the database: its copy beside the log, or headquarters'.
+
+    ``source`` names where it came from, for the report (a file's path).
+    """
+
+    dock_id: str
+    checkpoint: Checkpoint
+    source: str
+
+
+@dataclass(frozen=True)
 class ExportSummary:
     path: str
     entries: int
@@ -161,6 +201,11 @@ class VerifyReport:
     last_checkpoint: int = 0
     public_key_fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
+    #: Checkpoints kept outside the log that the chain was compared with, as
+    #: "entry N (source)"; empty: nothing outside vouched for the newest entries.
+    outside: list[str] = field(default_factory=list)
+    #: False for an export, whose own signature covers where it ends.
+    needs_outside: bool = True
 
     @property
     def unsigned_tail(self) -> int:
@@ -169,11 +214,14 @@ class VerifyReport:
     def describe(self) -> str:
         if self.ok:
             tail = f", {self.unsigned_tail} newer not yet signed" if self.unsigned_tail else ""
-            return (
+            line = (
                 f"audit log OK: {self.entries_checked} entries, {self.checkpoints_checked} "
                 f"checkpoints, signed up to entry {self.last_checkpoint}{tail}; head "
                 f"{self.head_hash[:16]}; key {self.public_key_fingerprint}"
             )
+            if self.outside:
+                return line + "\nmatches the checkpoints kept outside: " + "; ".join(self.outside)
+            return line + ("\n" + NO_OUTSIDE_CHECKPOINT if self.needs_outside else "")
         where = "" if self.first_bad is None else f" at entry {self.first_bad}"
         return f"audit log BAD{where}: {self.reason}: {self.detail}"
 
@@ -321,15 +369,14 @@ def _diagnose(dock_id: str, s: int, r: _Row, prev: str, src: _Source) -> tuple[i
     return s, CHANGED, f"entry {s}'s content does not match its hash"
 
 
-def _check_checkpoint(
-    dock_id: str, cp: Checkpoint, head: str, trusted: bytes
+def _check_signature(
+    dock_id: str, cp: Checkpoint, trusted: bytes, what: str = ""
 ) -> tuple[str, str] | None:
-    """(reason, detail) if the checkpoint does not vouch for ``head``, else None."""
+    """(reason, detail) if the checkpoint is not signed by the key ``trusted``."""
+    what = what or f"checkpoint {cp.seq}"
     if cp.public_key != trusted.hex():
         key = fingerprint(bytes.fromhex(cp.public_key)) if _HEX64.fullmatch(cp.public_key) else "?"
-        return WRONG_KEY, (
-            f"checkpoint {cp.seq} names key {key}, not the dock's key {fingerprint(trusted)}"
-        )
+        return WRONG_KEY, f"{what} names key {key}, not the dock's key {fingerprint(trusted)}"
     try:
         if not _HEX128.fullmatch(cp.signature):
             raise InvalidSignature
@@ -337,7 +384,17 @@ def _check_checkpoint(
             bytes.fromhex(cp.signature), checkpoint_message(dock_id, cp.seq, cp.head_hash, cp.time)
         )
     except InvalidSignature:
-        return BAD_CHECKPOINT_SIGNATURE, f"the signature of checkpoint {cp.seq} is not valid"
+        return BAD_CHECKPOINT_SIGNATURE, f"the signature of {what} is not valid"
+    return None
+
+
+def _check_checkpoint(
+    dock_id: str, cp: Checkpoint, head: str, trusted: bytes
+) -> tuple[str, str] | None:
+    """(reason, detail) if the checkpoint does not vouch for ``head``, else None."""
+    problem = _check_signature(dock_id, cp, trusted)
+    if problem:
+        return problem
     if cp.head_hash != head:
         return CHECKPOINT_MISMATCH, (
             f"checkpoint {cp.seq} signed a head hash the chain no longer has: an entry up to "
@@ -347,17 +404,50 @@ def _check_checkpoint(
 
 
 def _verify_chain(
-    dock_id: str, src: _Source, checkpoints: list[Checkpoint], trusted: bytes
+    dock_id: str,
+    src: _Source,
+    checkpoints: list[Checkpoint],
+    trusted: bytes,
+    outside: Sequence[OutsideCheckpoint] = (),
 ) -> VerifyReport:
-    """Walk the chain once, checking links, hashes and checkpoints in seq order."""
+    """Walk the chain once, checking links, hashes and checkpoints in seq order, and
+    that it still holds the head of every checkpoint kept ``outside`` the log."""
     report = VerifyReport(ok=False, public_key_fingerprint=fingerprint(trusted))
     cps = sorted(checkpoints, key=lambda c: c.seq)
     ci = 0
     prev, expected = GENESIS, 1
 
-    def fail(first_bad: int, reason: str, detail: str) -> VerifyReport:
+    def fail(first_bad: int | None, reason: str, detail: str) -> VerifyReport:
         report.first_bad, report.reason, report.detail = first_bad, reason, detail
         return report
+
+    for o in outside:  # first: a forged or foreign copy must not count as one
+        what = f"the checkpoint at entry {o.checkpoint.seq} in {o.source}"
+        if o.dock_id != dock_id:
+            return fail(None, BAD_OUTSIDE_CHECKPOINT, f"{what} is for dock {o.dock_id!r}")
+        problem = _check_signature(dock_id, o.checkpoint, trusted, what)
+        if problem:
+            return fail(None, BAD_OUTSIDE_CHECKPOINT, f"{problem[0]}: {problem[1]}")
+    far = sorted(outside, key=lambda o: o.checkpoint.seq)
+    fi = 0
+
+    def outside_failure(o: OutsideCheckpoint, below: int, head: str | None) -> VerifyReport:
+        cp = o.checkpoint
+        signed = f"the checkpoint kept in {o.source} (signed {cp.time})"
+        if head is None:
+            return fail(
+                report.head_seq + 1,
+                REMOVED,
+                f"the log ends at entry {report.head_seq}, but {signed} vouches for entries up "
+                f"to {cp.seq}: entries {report.head_seq + 1}..{cp.seq} were removed",
+            )
+        return fail(
+            below + 1,
+            CHECKPOINT_MISMATCH,
+            f"entry {cp.seq} is {head[:16]} in the log, {cp.head_hash[:16]} in {signed}: "
+            f"entries {below + 1}..{cp.seq} were rewritten (entries up to {below} are "
+            "vouched for by a checkpoint in the log)",
+        )
 
     def checkpoint_failure(cp: Checkpoint, reason: str, detail: str) -> VerifyReport:
         report.bad_checkpoint = cp.seq
@@ -383,6 +473,7 @@ def _verify_chain(
         prev, expected = r.hash, expected + 1
         report.entries_checked += 1
         report.head_seq, report.head_hash = r.seq, r.hash
+        below = report.last_checkpoint  # the last checkpoint before this entry
         while ci < len(cps) and cps[ci].seq == r.seq:
             problem = _check_checkpoint(dock_id, cps[ci], r.hash, trusted)
             if problem:
@@ -390,6 +481,14 @@ def _verify_chain(
             report.last_checkpoint = r.seq
             report.checkpoints_checked += 1
             ci += 1
+        while fi < len(far) and far[fi].checkpoint.seq <= r.seq:
+            o = far[fi]
+            if o.checkpoint.seq < r.seq:  # only seq <= 0 gets here
+                return fail(None, BAD_OUTSIDE_CHECKPOINT, f"{o.source}: checkpoint before entry 1")
+            if o.checkpoint.head_hash != r.hash:
+                return outside_failure(o, below, r.hash)
+            report.outside.append(f"entry {r.seq} ({o.source})")
+            fi += 1
     if ci < len(cps):
         cp = cps[ci]
         report.bad_checkpoint = cp.seq
@@ -399,6 +498,8 @@ def _verify_chain(
             f"checkpoint {cp.seq} covers entries up to {cp.seq} but the log ends at "
             f"{expected - 1}: entries {expected}..{cp.seq} were removed",
         )
+    if fi < len(far):
+        return outside_failure(far[fi], report.last_checkpoint, None)
     report.ok = True
     return report
 
@@ -465,7 +566,10 @@ class AuditLog:
         dock_id: str,
         checkpoint_every: int = 100,
         clock: Callable[[], float] = time.time,
+        copy_path: str | None = None,
     ) -> None:
+        """``copy_path``: where the newest checkpoint is also kept, outside the database
+        (a checkpoint file, best in another directory or on another disk); None: nowhere."""
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
         if not dock_id:
@@ -473,6 +577,8 @@ class AuditLog:
         self.db_path = db_path
         self.dock_id = dock_id
         self.checkpoint_every = checkpoint_every
+        self.copy_path = copy_path
+        self._signed: Checkpoint | None = None
         self._key = signing_key
         self._public = public_key_bytes(signing_key)
         self._clock = clock
@@ -497,11 +603,15 @@ class AuditLog:
         with self._write() as conn:
             for statement in _SCHEMA:  # not executescript: it would COMMIT for us
                 conn.execute(statement)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('dock_id', ?), ('format', '1')",
-                (self.dock_id,),
-            )
-            stored = conn.execute("SELECT value FROM meta WHERE key = 'dock_id'").fetchone()[0]
+            if conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is None:
+                # A new log. In a log with entries, meta is never written again: rows
+                # missing there are for verify() to report, not for us to paper over.
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('dock_id', ?), ('format', ?)",
+                    (self.dock_id, META_FORMAT),
+                )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'dock_id'").fetchone()
+            stored = self.dock_id if row is None else row[0]
         if stored != self.dock_id:
             raise AuditError(
                 f"audit database {self.db_path} belongs to dock {stored!r}, not "
@@ -510,8 +620,14 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, immediate(self._conn) as conn:
-            yield conn
+        with self._lock:
+            self._signed = None
+            with immediate(self._conn) as conn:
+                yield conn
+            # Committed: only now may the copy outside the database name this checkpoint.
+            signed, self._signed = self._signed, None
+            if signed is not None and self.copy_path:
+                self._keep_outside(signed)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -596,6 +712,53 @@ class AuditLog:
             f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
             (seq, head, stamp, self._public.hex(), signature.hex()),
         )
+        self._signed = Checkpoint(seq, head, stamp, self._public.hex(), signature.hex())
+
+    def _keep_outside(self, cp: Checkpoint) -> None:
+        """Replace the copy outside the database with ``cp`` if ``cp`` extends it.
+
+        Only a checkpoint further on, of a log that still holds the copy's head, replaces
+        it: after a cut or a rewrite the copy keeps what the log no longer has, for
+        verify() to show. Never raises: the entry is committed; a copy that cannot be
+        written is logged as an error (verify then compares with an older one, or says
+        it has none).
+        """
+        path = str(self.copy_path)
+        try:
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                fcntl.flock(dfd, fcntl.LOCK_EX)  # two processes signing: one at a time
+                try:
+                    kept = read_checkpoint_file(path)
+                except FileNotFoundError:
+                    kept = None
+                if kept is not None:
+                    if kept.checkpoint.seq >= cp.seq:
+                        return
+                    row = self._conn.execute(
+                        "SELECT hash FROM entries WHERE seq = ?", (kept.checkpoint.seq,)
+                    ).fetchone()
+                    if (
+                        kept.dock_id != self.dock_id
+                        or row is None
+                        or (row[0] != kept.checkpoint.head_hash)
+                    ):
+                        log.error(
+                            "audit log no longer holds entry %d as signed in %s: the log "
+                            "was cut or rewritten; that copy is kept, not replaced (run "
+                            "`dock audit verify`)",
+                            kept.checkpoint.seq,
+                            path,
+                        )
+                        return
+                text = checkpoint_file_text(self.dock_id, cp)
+                _replace_file(path, text.encode("utf-8"), dfd)
+            finally:
+                os.close(dfd)
+        except (OSError, ValueError) as exc:
+            log.error("cannot keep the audit checkpoint outside the database in %s: %s", path, exc)
 
     # --- reading ---
 
@@ -622,15 +785,73 @@ class AuditLog:
         with self._snapshot() as conn:
             return _read_checkpoints(conn, since)
 
-    def verify(self, public_key_bytes: bytes | None = None) -> VerifyReport:
-        """Check every link, hash and checkpoint; by default against this dock's own key.
+    def checkpoint_before(self, seq: int) -> tuple[int, str]:
+        """(seq, head) of the newest checkpoint before entry ``seq``; (0, GENESIS): none."""
+        with self._snapshot() as conn:
+            row = conn.execute(
+                "SELECT seq, head_hash FROM checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+                (seq,),
+            ).fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), _as_text(row[1]))
+
+    def position(self, seq: int, checkpoint_seq: int) -> tuple[int, str, str | None, str | None]:
+        """(head seq, head hash, hash of entry ``seq``, head of the checkpoint at
+        ``checkpoint_seq``), from one snapshot; None where there is no such entry or
+        checkpoint (GENESIS for 0). What the reporter checks its cursors against."""
+        with self._snapshot() as conn:
+            head_seq, head = self._head(conn)
+            entry = conn.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+            cp = conn.execute(
+                "SELECT head_hash FROM checkpoints WHERE seq = ?", (checkpoint_seq,)
+            ).fetchone()
+        at = GENESIS if seq == 0 else (None if entry is None else _as_text(entry[0]))
+        signed = GENESIS if checkpoint_seq == 0 else (None if cp is None else _as_text(cp[0]))
+        return head_seq, head, at, signed
+
+    def verify(
+        self,
+        public_key_bytes: bytes | None = None,
+        against: Sequence[OutsideCheckpoint] = (),
+    ) -> VerifyReport:
+        """Check every link, hash and checkpoint, ``meta``, and that the chain holds the
+        head of the copy kept outside (``copy_path``) and of every checkpoint in
+        ``against`` (e.g. headquarters'); by default against this dock's own key.
 
         Entries and checkpoints are read in one snapshot, so appends running meanwhile
-        cannot make a sound log look truncated.
+        cannot make a sound log look truncated. A copy that exists but cannot be read
+        fails the verification: it is evidence, not something to skip.
         """
         trusted = self._public if public_key_bytes is None else bytes(public_key_bytes)
+        outside = list(against)
+        if self.copy_path:
+            try:
+                outside.append(read_checkpoint_file(self.copy_path))
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:
+                return VerifyReport(
+                    ok=False,
+                    reason=BAD_OUTSIDE_CHECKPOINT,
+                    detail=f"the checkpoint kept in {self.copy_path} cannot be read: {exc}",
+                    public_key_fingerprint=fingerprint(trusted),
+                )
         with self._snapshot() as conn:
-            return _verify_chain(self.dock_id, _SqlSource(conn), _read_checkpoints(conn), trusted)
+            report = _verify_chain(
+                self.dock_id, _SqlSource(conn), _read_checkpoints(conn), trusted, outside
+            )
+            rows = conn.execute("SELECT key, value FROM meta").fetchall()
+        meta = {_as_text(k): _as_text(v) for k, v in rows}
+        want = {"dock_id": self.dock_id, "format": META_FORMAT}
+        if report.ok and meta != want:
+            report.ok, report.reason = False, META_CHANGED
+            report.detail = "; ".join(
+                f"{k} is {meta[k]!r}, not {want[k]!r}"
+                if k in meta and k in want
+                else (f"{k} is missing" if k in want else f"{k} = {meta[k]!r} should not be there")
+                for k in sorted(set(meta) | set(want))
+                if meta.get(k) != want.get(k)
+            )
+        return report
 
     def export(self, path: str) -> ExportSummary:
         """Write the log for a supervisor (format in the module docstring), atomically.
@@ -676,6 +897,10 @@ def _as_text(value: object) -> str:
     """A column as text even if someone stored a number or a blob in it: verification
     must report such a row as changed, not crash on it."""
     return value if isinstance(value, str) else f"<{type(value).__name__}:{value!r}>"
+
+
+#: A column as every reader here shows it (for code that compares with what it read).
+as_text = _as_text
 
 
 def _row_dict(r: _Row) -> dict[str, Any]:
@@ -730,6 +955,86 @@ def _write_atomically(path: str, lines: Iterable[dict[str, Any]], key: Ed25519Pr
         os.close(dfd)
 
 
+# --- checkpoint files: the copy outside the database, and headquarters' -----------------
+
+_CHECKPOINT_FILE_MAX = 64 * 1024
+_CHECKPOINT_FILE_KEYS = {
+    "format": str, "dock": str, "seq": int, "head": str,
+    "time": str, "public_key": str, "signature": str,
+}  # fmt: skip
+
+
+def checkpoint_file_text(dock_id: str, cp: Checkpoint) -> str:
+    """A checkpoint file (module docstring): one canonical JSON line."""
+    body = {
+        "format": CHECKPOINT_FILE_FORMAT,
+        "dock": dock_id,
+        "seq": cp.seq,
+        "head": cp.head_hash,
+        "time": cp.time,
+        "public_key": cp.public_key,
+        "signature": cp.signature,
+        "fingerprint": fingerprint(bytes.fromhex(cp.public_key)),
+    }
+    return canonical_json(body) + "\n"
+
+
+def parse_checkpoint(raw: bytes | str, source: str) -> OutsideCheckpoint:
+    """A checkpoint file's content; ValueError says what is wrong with it. Only its form
+    is checked here: whose signature it carries is for verify() to decide."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    for key, want in _CHECKPOINT_FILE_KEYS.items():
+        value = obj.get(key)
+        if type(value) is not want:
+            raise ValueError(f"{key} missing or not {want.__name__}")
+    if obj["format"] != CHECKPOINT_FILE_FORMAT:
+        raise ValueError(f"format {obj['format']!r} is not {CHECKPOINT_FILE_FORMAT}")
+    if obj["seq"] < 1:
+        raise ValueError("seq must be 1 or more")
+    if not _HEX64.fullmatch(obj["head"]) or not _HEX64.fullmatch(obj["public_key"]):
+        raise ValueError("head and public_key must be 64 lowercase hex digits")
+    if not _HEX128.fullmatch(obj["signature"]):
+        raise ValueError("signature must be 128 lowercase hex digits")
+    cp = Checkpoint(obj["seq"], obj["head"], obj["time"], obj["public_key"], obj["signature"])
+    return OutsideCheckpoint(obj["dock"], cp, source)
+
+
+def read_checkpoint_file(path: str) -> OutsideCheckpoint:
+    """Read a checkpoint file; FileNotFoundError when there is none, ValueError (with the
+    path) when it is not one."""
+    with open(path, "rb") as f:
+        raw = f.read(_CHECKPOINT_FILE_MAX + 1)
+    if len(raw) > _CHECKPOINT_FILE_MAX:
+        raise ValueError(f"{path}: too big for a checkpoint file")
+    try:
+        return parse_checkpoint(raw, path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a checkpoint file: {exc}") from None
+
+
+def _replace_file(path: str, data: bytes, dfd: int) -> None:
+    """tmp in the same folder + fsync + rename + fsync folder (``dfd``)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), 0o640)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.fsync(dfd)
+
+
 # --- the supervisor's side: an export, without the database ---------------------------
 
 _LINE_KEYS = {
@@ -773,12 +1078,30 @@ def _parse_line(number: int, raw: bytes) -> dict[str, Any]:
     return obj
 
 
-def verify_export(path: str, public_key_bytes: bytes | None = None) -> VerifyReport:
+def export_key(path: str) -> bytes | None:
+    """The public key an export's header names (None if it names none readably): to
+    compare its fingerprint with the dock's before trusting it."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(4096)
+        header = json.loads(first)
+        key = header.get("public_key") if isinstance(header, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return bytes.fromhex(key) if isinstance(key, str) and _HEX64.fullmatch(key) else None
+
+
+def verify_export(
+    path: str,
+    public_key_bytes: bytes | None = None,
+    against: Sequence[OutsideCheckpoint] = (),
+) -> VerifyReport:
     """Check an exported audit log on its own: what a supervisor runs.
 
     Without ``public_key_bytes`` the key named in the file is used and its fingerprint
     reported: compare it with the dock's known fingerprint, because anyone can sign a
-    file with their own key. With it, a file signed by any other key fails.
+    file with their own key. With it, a file signed by any other key fails. ``against``:
+    checkpoints kept elsewhere (headquarters') whose heads the export must hold.
     """
     with open(path, "rb") as f:
         blob = f.read()
@@ -803,7 +1126,8 @@ def verify_export(path: str, public_key_bytes: bytes | None = None) -> VerifyRep
                 reason=REORDERED,
                 detail=f"entry {rows[i].seq} comes after entry {rows[i - 1].seq}",
             )
-    report = _verify_chain(header["dock_id"], _ListSource(rows), cps, trusted)
+    report = _verify_chain(header["dock_id"], _ListSource(rows), cps, trusted, against)
+    report.needs_outside = False  # the file's signature covers where it ends
     if not report.ok:
         return report
     if (report.head_seq, report.head_hash) != (header["head_seq"], header["head_hash"]):

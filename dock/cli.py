@@ -15,6 +15,7 @@ from typing import Any
 from .cli_access import add_access_commands
 from .cli_admin import EXIT_LINK, EXIT_USAGE, add_commands
 from .cli_archive import add_archive_commands
+from .cli_audit import add_audit_commands
 from .cli_gaps import add_gap_commands
 from .cli_reporting import add_reporting_commands
 from .cli_retention import add_retention_commands
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-interval", type=float, default=0.0, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     add_commands(sub)
+    add_audit_commands(sub)
     add_archive_commands(sub)
     add_gap_commands(sub)
     add_retention_commands(sub)

@@ -1,4 +1,5 @@
-"""``dock officer|device|audit|checkout|status``: the administrative commands.
+"""``dock officer|device|checkout|status|...``: the administrative commands
+(``dock audit`` is in ``cli_audit``).
 
 What a recorder stated (serial, model, firmware, officer and recording ids, error
 messages) is printed through ``dock.text.shown`` and JSON through ``json_text``: a
@@ -331,18 +332,6 @@ def cmd_confirm_copy(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    svc = service_from(args)
-    if args.action == "verify":
-        report = svc.audit.verify()
-        print(shown(report.describe(), 1000))
-        return 0 if report.ok else EXIT_REFUSED
-    summary = svc.audit.export(args.path)
-    svc.audit.append("audit_export", args.actor, args.path, {})
-    print(f"exported to {args.path}: {summary}")
-    return 0
-
-
 def add_commands(sub: Any) -> None:
     co = sub.add_parser("checkout", help="check a recorder out to an officer")
     co.add_argument("--officer", help="officer number")
@@ -406,9 +395,3 @@ def add_commands(sub: Any) -> None:
     cc.add_argument("recording")
     cc.add_argument("--where", required=True, help="where the second copy is kept")
     cc.set_defaults(func=cmd_confirm_copy)
-
-    au = sub.add_parser("audit", help="verify or export the audit log")
-    aus = au.add_subparsers(dest="action", required=True)
-    aus.add_parser("verify")
-    aus.add_parser("export").add_argument("path")
-    au.set_defaults(func=cmd_audit)

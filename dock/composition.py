@@ -143,12 +143,23 @@ def _state_error(state: str, exc: BaseException) -> StateDirError:
     )
 
 
+def open_audit_log(cfg: Any) -> Any:
+    """The dock's audit log with its signing key (created on first start) and the copy of
+    its newest checkpoint kept outside the database (``[dock] audit_checkpoint_copy``)."""
+    from .audit import AuditLog
+    from .keys import load_or_create_signing_key
+
+    state = cfg.dock.state_dir
+    key = load_or_create_signing_key(os.path.join(state, "signing.key"))
+    return AuditLog(
+        os.path.join(state, "audit.db"), key, cfg.dock.id, copy_path=cfg.dock.audit_copy_path
+    )
+
+
 def open_state(cfg: Any) -> tuple[Any, Any]:
     """The dock's database and audit log in ``cfg.dock.state_dir`` (created if missing,
     with the signing key); StateDirError, one line, when the directory cannot be used."""
-    from .audit import AuditLog
     from .config import config_hash
-    from .keys import load_or_create_signing_key
     from .store import Store
 
     state = cfg.dock.state_dir
@@ -158,8 +169,7 @@ def open_state(cfg: Any) -> tuple[Any, Any]:
         if full is not None:
             raise full
         store = Store(os.path.join(state, "dock.db"))
-        key = load_or_create_signing_key(os.path.join(state, "signing.key"))
-        audit = AuditLog(os.path.join(state, "audit.db"), key, cfg.dock.id)
+        audit = open_audit_log(cfg)
         _audit_config_change(audit, state, config_hash(cfg), cfg.path)
         os.makedirs(os.path.join(state, "locks"), exist_ok=True)
     except (OSError, sqlite3.Error) as exc:

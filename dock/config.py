@@ -79,10 +79,19 @@ class DockSettings:
     evidence_dir: str = "/srv/evidence"
     locale: str = "zh"
     timezone: str = "Asia/Shanghai"
+    #: The audit log's newest checkpoint, kept outside its database ("": the default).
+    audit_checkpoint_copy: str = ""
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def audit_copy_path(self) -> str:
+        """Where the audit log keeps its newest checkpoint outside its database."""
+        return self.audit_checkpoint_copy or os.path.join(
+            self.state_dir, "audit-copy", "checkpoint.json"
+        )
 
 
 @dataclass(frozen=True)
@@ -938,6 +947,13 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         ),
         "locale": ck.get(dock_t, "dock", "locale", _choice(LOCALES, 'locale = "zh"'), "zh"),
         "timezone": ck.get(dock_t, "dock", "timezone", _timezone, "Asia/Shanghai"),
+        "audit_checkpoint_copy": ck.get(
+            dock_t,
+            "dock",
+            "audit_checkpoint_copy",
+            _abs_path('audit_checkpoint_copy = "/srv/dock-audit/checkpoint.json"'),
+            "",
+        ),
     }
 
     policy, overridden = _check_policy(ck, _table(ck, data, "policy"))
