@@ -156,6 +156,15 @@ class InvalidRecording(ProtocolViolation):
         super().__init__(f"recording {self.recording_id!r} refused: {reason}")
 
 
+class ReplyFields(dict[str, Any]):
+    """A reply's fields. The codec guarantees the fields its own type requires; a
+    field the caller expects and the reply lacks means the recorder answered with
+    another type of reply: a ProtocolViolation, not a KeyError, wherever it is read."""
+
+    def __missing__(self, key: str) -> Any:
+        raise ProtocolViolation(f"the recorder's reply has no {key!r}: not the reply asked for")
+
+
 class NoAnswer(LinkError):
     """Nothing answered on the link at all: most likely no recorder is docked there."""
 
@@ -575,7 +584,7 @@ class RecorderClient:
             self._check_sealed_reply(msg, raw, counter)
         if expect is not None and msg.msg_type is not expect:
             raise ProtocolViolation(f"the recorder answered {expect.name} with {msg.msg_type.name}")
-        return msg.fields
+        return ReplyFields(msg.fields)
 
     def _ask(self, msg_type: MsgType, timeout: float | None = None, **fields: Any) -> dict:
         """One request and its reply, which must be a reply to that type."""

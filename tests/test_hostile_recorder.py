@@ -462,3 +462,20 @@ def test_protocol_md_bounds_the_self_test_as_the_dock_enforces_it() -> None:
     section = _protocol_md().split("#### 4.5.9 SELF_TEST")[1].split("####")[0]
     stated = re.search(r"MUST\s+answer\s+within\s+(\d+)\s+s", section)
     assert stated is not None and float(stated.group(1)) == SELF_TEST_TIMEOUT_S
+
+
+@pytest.mark.parametrize("msg_type", [MsgType.HELLO, MsgType.AUTH_CHALLENGE, MsgType.AUTH_PROVE])
+def test_a_handshake_answered_with_another_reply_type_is_a_protocol_violation(
+    model, msg_type
+) -> None:
+    # Found by tests/test_fuzz_hostile.py: a KeyError escaped from the re-opening of
+    # a session in the middle of a read.
+    def swap(request: Message, answer: Message) -> Plan:
+        return Message(MsgType.ASSIGN, True, answer.req_id, {})
+
+    clock = VirtualClock()
+    firmware = HostileFirmware(model(), answer_with(msg_type, swap), monotonic=clock)
+    client = RecorderClient(LoopTransport(firmware, clock), monotonic=clock)
+    with pytest.raises(ProtocolViolation, match="not the reply asked for"):
+        client.open()
+        client.authenticate(SECRET)
