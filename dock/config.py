@@ -704,6 +704,7 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "erase_on_device": lambda new, old: new == "after_verify" and old != new,
     "supervisor_override_allowed": lambda new, old: new and not old,
     "never_overridable": _drops_entries,
+    "explain_manual_stops": lambda new, old: old and not new,
 }
 
 

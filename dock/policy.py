@@ -55,6 +55,14 @@ class Policy:
     never_overridable: tuple[str, ...] = field(
         default=("device_unknown", "device_lost", "officer_unknown", "officer_disabled")
     )
+    # --- gaps in recording (REQUIREMENTS §5) ------------------------------------------
+    #: Open an explanation item for every manual stop followed by a restart in the same
+    #: custody episode. Off: the regulations ask for explanations of interruptions for
+    #: objective causes (battery, storage, fault, weather, obstruction: 002 art.20; 001
+    #: art.19(2)); an officer ending one incident and starting the next is not one, and
+    #: an item per incident buries the real interruptions. Interruptions and faults are
+    #: items whatever this says.
+    explain_manual_stops: bool = False
 
 
 ERASE_MODES = ("after_verify", "after_second_copy")

@@ -540,7 +540,10 @@ class DockService:
             from .evidence.gaps import GapError, scan_episode
 
             try:
-                opened = scan_episode(client, self.store, self.audit, serial, closed)
+                opened = scan_episode(
+                    client, self.store, self.audit, serial, closed,
+                    report_manual_stops=self.policy.explain_manual_stops,
+                )  # fmt: skip
             except (GapError, LinkError, RecorderRefused) as exc:
                 log.warning("slot %s: gaps not read: %s", view.slot_id, exc)
             else:

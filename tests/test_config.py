@@ -648,3 +648,17 @@ def test_config_hash_ignores_where_the_file_is() -> None:
     # Two loads agree, and the hash does not depend on where the file is.
     one = load_config(str(EXAMPLE), env={})
     assert config_hash(one) == config_hash(dataclasses.replace(one, path="/elsewhere"))
+
+
+def test_explain_manual_stops_is_a_checked_policy_key_off_by_default(tmp_path) -> None:
+    """002 art.20; 001 art.19(2): explanations are owed for interruptions, and a manual
+    stop ending one incident is not one (REQUIREMENTS §5): off in every preset; a unit may
+    turn it on; a value that is not a boolean is refused at load."""
+    assert all(p.explain_manual_stops is False for p in PRESETS.values())
+    assert load_config(write(tmp_path, MINIMAL), env={}).policy.explain_manual_stops is False
+    on = load_config(write(tmp_path, MINIMAL + "\n[policy]\nexplain_manual_stops = true\n"),
+                     env={})  # fmt: skip
+    assert on.policy.explain_manual_stops is True and on.warnings == ()
+    p = one_problem(tmp_path, MINIMAL + '\n[policy]\nexplain_manual_stops = "yes"\n',
+                    "policy.explain_manual_stops")  # fmt: skip
+    assert "expected a boolean" in p and "true or false" in p

@@ -133,7 +133,7 @@ TABLE: list[tuple[str, list[dict], list[Rec], tuple[int | None, int | None], lis
         [],
     ),
     (
-        "manual stop and restart within the episode: shown to the supervisor",
+        "manual stop and restart within the episode: an item when the policy asks",
         [*clip("R1", 2_000, 5_000, 1), *clip("R2", 65_000, 70_000, 1)],
         [Rec("R1", 2_000, 5_000), Rec("R2", 65_000, 70_000)],
         EP,
@@ -257,12 +257,13 @@ def _rows(gaps: list[Gap]) -> list[tuple]:
 @pytest.mark.parametrize(("events", "recs", "episode", "want"), [t[1:] for t in TABLE],
                          ids=[t[0] for t in TABLE])  # fmt: skip
 def test_find_gaps_table(events, recs, episode, want) -> None:
-    assert _rows(find_gaps(events, recs, *episode)) == want
+    """The rules with manual stops asked about (policy explain_manual_stops = true)."""
+    assert _rows(find_gaps(events, recs, *episode, report_manual_stops=True)) == want
 
 
 def test_manual_stops_can_be_left_out_and_say_how_long() -> None:
     events = [*clip("R1", 2_000, 5_000, 1), *clip("R2", 65_000, 70_000, 1)]
-    (gap,) = find_gaps(events, [], *EP)
+    (gap,) = find_gaps(events, [], *EP, report_manual_stops=True)
     assert gap.detail == "stopped by hand and restarted 60 s later"
     assert find_gaps(events, [], *EP, report_manual_stops=False) == []
 
@@ -473,3 +474,192 @@ def test_scan_episode_opens_one_battery_item_from_a_real_recorder(env, start_rec
         "battery exhausted",
     )
     assert len(_kinds(env.audit, "gap_opened")) == 1
+
+
+# --- issue 10 §5: manual stops, several items at once, the officer's own account ---------
+
+
+def _film_incidents(model: Any, count: int, battery_cut_at: int | None = None) -> None:
+    """The officer out on patrol films ``count`` incidents, stopping by hand after each
+    (the ``battery_cut_at``-th one, 0-based, cut by the battery instead): clips inside
+    the custody episode that is open now, in the order filmed."""
+    model._generate_recordings(count, 20_000, interrupted=0)
+    time.sleep(0.05 + count * 0.002)
+    end_ms = int(time.time() * 1000)
+    clips = model.ordered_recordings()[-count:]
+    for i, rec in enumerate(clips):
+        rec.start_ms = end_ms - 2 * (count - i) - 1
+        rec.end_ms = rec.start_ms + 1
+        if i == battery_cut_at:
+            rec.flags, rec.stop_reason = CUT, BAT
+    for e in model.state["events"]:
+        rec = next((r for r in clips if r.id == e.get("recording_id")), None)
+        if rec is None:
+            continue
+        if e["kind"] == int(K.RECORD_START):
+            e["time_ms"] = rec.start_ms
+        else:
+            e["time_ms"] = rec.end_ms
+            if rec.stop_reason == BAT:
+                e["kind"], e["reason"], e["detail"] = int(K.INTERRUPTED), BAT, "battery exhausted"
+    model.save()
+
+
+def _out_and_back(svc: Any, recs: list, count: int, battery_cut_at: int | None = None) -> list:
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    _film_incidents(recs[0].model, count, battery_cut_at)
+    svc.inspect("1")  # docked again: custody closes, the event log is read
+    assert svc.store.open_custody_of_officer("1001") is None
+    return GapRegister(svc.store, svc.audit).list_items("1001")
+
+
+def test_an_officer_who_films_twenty_incidents_leaves_no_items_by_default(make_dock) -> None:
+    """002 art.20; 001 art.19(2): an explanation is owed for an interruption, not for an
+    officer ending one incident and starting the next (REQUIREMENTS §5: a manual stop that
+    ends one incident is not an interruption). Off by default: 20 clips, no item."""
+    svc, recs = make_dock({"battery_percent": 95.0})
+    assert svc.policy.explain_manual_stops is False
+    assert _out_and_back(svc, recs, 20) == []
+    assert not _kinds(svc.audit, "gap_opened")
+
+
+def test_a_battery_cut_among_manual_stops_is_still_one_item(make_dock) -> None:
+    """002 art.20; 001 art.19(2): the interruption for an objective cause (battery) is
+    asked about even when manual stops are not."""
+    svc, recs = make_dock({"battery_percent": 95.0})
+    items = _out_and_back(svc, recs, 5, battery_cut_at=2)
+    assert [(i.kind, i.reason) for i in items] == [(INTERRUPTED, "battery")]
+
+
+def test_a_unit_that_wants_manual_stops_explained_gets_one_item_per_restart(make_dock) -> None:
+    """002 art.19 (the whole action recorded): a unit may still ask about every manual
+    stop followed by a restart (policy explain_manual_stops = true): 20 clips, 19 items."""
+    svc, recs = make_dock({"battery_percent": 95.0}, policy={"explain_manual_stops": True})
+    items = _out_and_back(svc, recs, 20)
+    assert len(items) == 19 and {i.kind for i in items} == {MANUAL_STOP}
+
+
+def test_find_gaps_leaves_manual_stops_out_unless_asked() -> None:
+    events = [*clip("R1", 2_000, 5_000, 1), *clip("R2", 65_000, 70_000, 1)]
+    assert find_gaps(events, [], *EP) == []
+    (gap,) = find_gaps(events, [], *EP, report_manual_stops=True)
+    assert gap.kind == MANUAL_STOP
+
+
+def test_a_supervisor_closes_several_items_with_one_explanation(env) -> None:
+    """001 art.19(2): the unit head reviews; one written explanation may cover several
+    items (one incident, several cuts), each closed and audited on its own, all or none."""
+    reg = GapRegister(env.store, env.audit)
+    reg.open_items("EMU1", "1001", 7, [BATTERY, FLAG_ONLY, SENSOR])
+    a, b, c = (i.id for i in reg.list_items())
+    text = "Rainstorm on the bridge: the recorder was shielded, then failed."
+    with pytest.raises(GapError, match="not verified"):
+        reg.close_items([a, b], "9001", "000000", text)
+    with pytest.raises(GapError, match="no explanation item 999"):
+        reg.close_items([a, 999], "9001", SUP_PIN, text)
+    assert all(i.is_open for i in reg.list_items())  # all or none
+    closed = reg.close_items([a, b, a], "9001", SUP_PIN, text)  # a twice: closed once
+    assert [i.id for i in closed] == [a, b]
+    assert all(i.explanation == text and i.closed_by == "9001" for i in closed)
+    entries = _kinds(env.audit, "gap_explained")
+    assert [e.data["item"] for e in entries] == [a, b]
+    assert all(e.data["batch"] == [a, b] for e in entries)
+    with pytest.raises(GapError, match=f"item {a} was already closed"):
+        reg.close_items([a, c], "9001", SUP_PIN, text)
+    assert reg.item(c).is_open
+
+
+def test_the_officer_writes_their_own_account_on_their_pin(env) -> None:
+    """001 art.19(2): the officer writes the account, the unit head reviews it: stored
+    with the item, audited; only the item's own officer, on their own PIN, once, before
+    the review."""
+    reg = GapRegister(env.store, env.audit)
+    reg.open_items("EMU1", "1001", 7, [BATTERY])
+    (item,) = reg.list_items()
+    account = "Battery ran out at 14:10 during the market inspection; spare fitted at 14:25."
+    with pytest.raises(GapError, match="at least 10"):
+        reg.add_account(item.id, "1001", PIN, "flat")
+    with pytest.raises(GapError, match="not recognised"):
+        reg.add_account(item.id, "1001", "000000", account)  # wrong PIN
+    with pytest.raises(GapError, match="not recognised"):
+        reg.add_account(item.id, "7777", PIN, account)  # nobody: the same words
+    with pytest.raises(GapError, match=r"item \d+ is officer 1001's"):
+        reg.add_account(item.id, "1002", PIN, account)  # another officer
+    assert reg.item(item.id).account is None
+    done = reg.add_account(item.id, "1001", PIN, account)
+    assert done.account == account and done.account_at is not None and done.is_open
+    (entry,) = _kinds(env.audit, "gap_account")
+    assert (entry.actor, entry.subject) == ("1001", "EMU1")
+    assert entry.data["item"] == item.id and entry.data["account"] == account
+    with pytest.raises(GapError, match="already has an account"):
+        reg.add_account(item.id, "1001", PIN, account + " Corrected.")
+    reg.close_item(item.id, "9001", SUP_PIN, "Reviewed: account matches the battery log.")
+    assert reg.item(item.id).account == account
+    assert env.audit.verify().ok
+
+
+def test_an_existing_register_gains_the_account_columns(tmp_path) -> None:
+    """A dock database from before accounts existed opens, and keeps its items."""
+    import sqlite3
+
+    from dock.evidence import gaps
+
+    path = str(tmp_path / "dock.db")
+    store = Store(path)
+    old = gaps.SCHEMA[0].replace("    account TEXT,\n", "").replace("    account_at REAL,\n", "")
+    assert "account" not in old
+    with store._write() as db:
+        db.execute(old)
+        db.execute(
+            "INSERT INTO explanation_items (serial, officer_id, kind, reason, start_ms, "
+            "opened_at) VALUES ('EMU1', '1001', 'interrupted', 'battery', 5, 1.0)"
+        )
+    store.close()
+    store = Store(path)
+    audit = AuditLog(str(tmp_path / "audit.db"), Ed25519PrivateKey.generate(), "DOCK-T")
+    (item,) = GapRegister(store, audit).list_items()
+    assert item.account is None and item.reason == "battery"
+    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(explanation_items)")}
+    assert {"account", "account_at"} <= columns
+    audit.close()
+    store.close()
+
+
+def test_cli_explains_ranges_and_all_open_items_of_an_officer_and_takes_accounts(
+    env, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(cli_gaps, "service_from", lambda args: env)
+    reg = GapRegister(env.store, env.audit)
+    gaps = [Gap(INTERRUPTED, "battery", 1_000 * n, None, f"R{n}", "cut") for n in range(1, 7)]
+    reg.open_items("EMU1", "1001", 7, gaps[:5])
+    reg.open_items("EMU2", "1002", 8, gaps[5:])
+    ids = [i.id for i in reg.list_items()]
+    parser = argparse.ArgumentParser(prog="dock")
+    parser.add_argument("--config")
+    cli_gaps.add_gap_commands(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(argv)
+        return args.func(args)
+
+    text = "One storm, several cuts; checked the recorder."
+    assert run("gaps", "account", str(ids[0]), "--officer", "1001", "--pin", PIN,
+               "--text", "Rain got into the recorder at the crossing.") == 0  # fmt: skip
+    assert "account added to item" in capsys.readouterr().out
+    assert run("gaps", "explain", f"{ids[0]}-{ids[2]}", str(ids[3]), "--supervisor", "9001",
+               "--pin", SUP_PIN, "--text", text) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("closed by 9001") == 4, out
+    assert [i.id for i in reg.list_items()] == [ids[4], ids[5]]
+    assert run("gaps", "explain", "--all-open-for", "1001", "--supervisor", "9001", "--pin",
+               SUP_PIN, "--text", text) == 0  # fmt: skip
+    assert [i.id for i in reg.list_items()] == [ids[5]]  # 1002's item stays open
+    assert run("gaps", "explain", "--all-open-for", "1001", "--supervisor", "9001", "--pin",
+               SUP_PIN, "--text", text) == 1  # fmt: skip
+    assert "no open items" in capsys.readouterr().err
+    assert run("gaps", "explain", "5-2", "--supervisor", "9001", "--pin", SUP_PIN,
+               "--text", text) == 2  # fmt: skip
+    assert "range" in capsys.readouterr().err
+    assert run("gaps", "list", "--all", "--officer", "1001") == 0
+    assert "account: Rain got into the recorder" in capsys.readouterr().out

@@ -26,12 +26,20 @@ What counts, and why:
   recording went on, and a fault that also cut a recording gives two items because the
   device and the gap are answered by different people.
 * A manual stop is not an interruption: it is the officer's decision at the end of an
-  action, and §5 asks for explanations of interruptions. A manual stop followed by a
-  restart within the same episode is still reported, as ``manual_stop``, by default: the
-  dock cannot tell a stop between two actions from a stop in the middle of one (002 art.19
-  asks for the whole action), so a supervisor sees it and closes it with a line.
-  ``report_manual_stops=False`` turns this off. The last stop of an episode is never an
-  item.
+  action, and §5 asks for explanations of interruptions for objective causes (battery,
+  storage, fault, weather, obstruction), not of an officer ending one incident and
+  starting the next. So by default a manual stop opens no item (an officer who films 20
+  incidents would otherwise leave 19, and bury the real interruptions among them). A unit
+  that wants every stop-and-restart within an episode looked at, since the dock cannot
+  tell a stop between two actions from a stop in the middle of one (002 art.19 asks for
+  the whole action), sets the policy's ``explain_manual_stops``
+  (``report_manual_stops=True`` here): each is then a ``manual_stop`` item. The last stop
+  of an episode is never an item.
+
+Closing: the officer writes an account of the item on their own PIN (``add_account``,
+once, before the review), and a supervisor closes it with a written explanation on
+theirs (``close_item``; ``close_items`` closes several with one explanation, all or
+none): 001 art.19(2), the officer writes the account, the unit head reviews it.
 
 Event times are the recorder's clock, which the dock sets at every inspection before a
 check-out; the episode bounds are the dock's custody times (epoch seconds, here ms).
@@ -182,7 +190,7 @@ def find_gaps(
     recordings: Sequence[RecordingLike],
     episode_start_ms: int | None,
     episode_end_ms: int | None,
-    report_manual_stops: bool = True,
+    report_manual_stops: bool = False,
 ) -> list[Gap]:
     """The items to explain for one episode (bounds inclusive; None: unbounded).
 
@@ -318,6 +326,8 @@ SCHEMA = (
     closed_at REAL,
     closed_by TEXT,
     explanation TEXT,
+    account TEXT,
+    account_at REAL,
     UNIQUE (serial, kind, start_ms, recording_id)
 )""",
     "CREATE INDEX IF NOT EXISTS explanation_items_by_officer "
@@ -336,6 +346,10 @@ SCHEMA = (
 )
 
 
+#: Columns added since the table was first made: (name, type), added to an older table.
+ADDED_COLUMNS = (("account", "TEXT"), ("account_at", "REAL"))
+
+
 @dataclass(frozen=True)
 class ExplanationItem:
     id: int
@@ -352,6 +366,9 @@ class ExplanationItem:
     closed_at: float | None
     closed_by: str | None
     explanation: str | None
+    #: The officer's own account (001 art.19(2)), written before the review.
+    account: str | None = None
+    account_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -383,6 +400,10 @@ class GapRegister:
         with store._write() as db:
             for statement in SCHEMA:
                 db.execute(statement)
+            have = {r[1] for r in db.execute("PRAGMA table_info(explanation_items)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in have:  # a database from before the column existed
+                    db.execute(f"ALTER TABLE explanation_items ADD COLUMN {name} {kind}")
 
     def open_items(
         self, serial: str, officer_id: str, custody_id: int | None, gaps: Iterable[Gap]
@@ -478,6 +499,18 @@ class GapRegister:
         Raises GapError for a short explanation, an unverified supervisor (audited as
         ``gap_explain_refused``, so guessing shows), an unknown or an already closed item.
         """
+        return self.close_items([item_id], supervisor_id, supervisor_pin, explanation)[0]
+
+    def close_items(
+        self, item_ids: Iterable[int], supervisor_id: str, supervisor_pin: str, explanation: str
+    ) -> list[ExplanationItem]:
+        """Close several items with one written explanation (one incident, several cuts),
+        on one check of the supervisor's PIN: all of them, or none (GapError naming every
+        item that is unknown or already closed). Each is audited as its own
+        ``gap_explained``, with the whole ``batch``."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            raise GapError("no item to close")
         text = explanation.strip()
         if len(text) < MIN_EXPLANATION:
             raise GapError(f"the explanation must be at least {MIN_EXPLANATION} characters")
@@ -485,34 +518,102 @@ class GapRegister:
         sup = self.store.officer(supervisor_id)
         if not pin_ok or sup is None or sup.role != "supervisor" or sup.disabled:
             self.audit.append(
-                "gap_explain_refused", supervisor_id, str(item_id), {"why": "not verified"}
-            )
+                "gap_explain_refused", supervisor_id, ",".join(map(str, ids)),
+                {"why": "not verified", "items": ids},
+            )  # fmt: skip
             raise GapError("supervisor not verified (wrong PIN, not a supervisor or disabled)")
+        with self.store._write() as db:
+            rows, problems = [], []
+            for item_id in ids:
+                row = db.execute(
+                    "SELECT * FROM explanation_items WHERE id = ?", (item_id,)
+                ).fetchone()
+                if row is None:
+                    problems.append(f"no explanation item {item_id}")
+                elif row["closed_at"] is not None:
+                    problems.append(f"item {item_id} was already closed by {row['closed_by']}")
+                else:
+                    rows.append(row)
+            if problems:
+                what = "; ".join(problems)
+                raise GapError(what + ("; nothing was closed" if len(ids) > 1 else ""))
+            now = self._clock()
+            for row in rows:
+                db.execute(
+                    "UPDATE explanation_items SET closed_at = ?, closed_by = ?, explanation = ? "
+                    "WHERE id = ? AND closed_at IS NULL",
+                    (now, supervisor_id, text, row["id"]),
+                )
+                self.audit.append(
+                    "gap_explained",
+                    supervisor_id,
+                    row["serial"],
+                    {
+                        "item": row["id"],
+                        "officer": row["officer_id"],
+                        "custody": row["custody_id"],
+                        "kind": row["kind"],
+                        "reason": row["reason"],
+                        "start_ms": row["start_ms"],
+                        "recording": row["recording_id"] or None,
+                        "explanation": text,
+                        "account": row["account"] is not None,
+                        "batch": ids,
+                    },
+                )
+        return [self.item(i) for i in ids]  # type: ignore[misc]
+
+    def add_account(self, item_id: int, officer_id: str, pin: str, account: str) -> ExplanationItem:
+        """The officer's own account of an item (001 art.19(2): the officer writes it, the
+        unit head reviews it), on their own PIN, stored with the item and audited
+        (``gap_account``). Only the item's officer; once; before the item is closed.
+
+        A wrong PIN and an unknown officer number are refused in the same words, and
+        audited (``gap_account_refused``)."""
+        text = account.strip()
+        if len(text) < MIN_EXPLANATION:
+            raise GapError(f"the account must be at least {MIN_EXPLANATION} characters")
+        pin_ok = self.store.check_pin(officer_id, pin)  # same work either way
+        officer = self.store.officer(officer_id)
+        if not pin_ok or officer is None:
+            self.audit.append(
+                "gap_account_refused", officer_id, str(item_id), {"why": "not verified"}
+            )
+            raise GapError("officer number or PIN not recognised")
+        if officer.disabled:
+            raise GapError(f"officer {officer_id} is disabled")
         with self.store._write() as db:
             row = db.execute("SELECT * FROM explanation_items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise GapError(f"no explanation item {item_id}")
+            if row["officer_id"] != officer_id:
+                raise GapError(
+                    f"item {item_id} is officer {row['officer_id']}'s: only they write its account"
+                )
+            if row["account"] is not None:
+                raise GapError(f"item {item_id} already has an account (written once, audited)")
             if row["closed_at"] is not None:
-                raise GapError(f"item {item_id} was already closed by {row['closed_by']}")
-            now = self._clock()
+                raise GapError(
+                    f"item {item_id} was already closed by {row['closed_by']}: an account "
+                    "comes before the review"
+                )
             db.execute(
-                "UPDATE explanation_items SET closed_at = ?, closed_by = ?, explanation = ? "
-                "WHERE id = ? AND closed_at IS NULL",
-                (now, supervisor_id, text, item_id),
+                "UPDATE explanation_items SET account = ?, account_at = ? "
+                "WHERE id = ? AND account IS NULL AND closed_at IS NULL",
+                (text, self._clock(), item_id),
             )
             self.audit.append(
-                "gap_explained",
-                supervisor_id,
+                "gap_account",
+                officer_id,
                 row["serial"],
                 {
                     "item": item_id,
-                    "officer": row["officer_id"],
                     "custody": row["custody_id"],
                     "kind": row["kind"],
                     "reason": row["reason"],
                     "start_ms": row["start_ms"],
                     "recording": row["recording_id"] or None,
-                    "explanation": text,
+                    "account": text,
                 },
             )
         return self.item(item_id)  # type: ignore[return-value]
@@ -524,7 +625,7 @@ def scan_episode(
     audit: AuditLog,
     serial: str,
     custody: Custody,
-    report_manual_stops: bool = True,
+    report_manual_stops: bool = False,
 ) -> int:
     """Open the items of ``custody``'s episode from the recorder's logs; returns how many.
 
