@@ -174,16 +174,21 @@ def cmd_officer(args: argparse.Namespace) -> int:
             )
             svc.audit.append("officer_add", args.actor, args.id, {"role": role, "unit": args.unit})
             print(f"officer {args.id} added")
+        elif args.action == "unlock":
+            return _unlock(svc, args)
         elif args.action in ("disable", "enable"):
             svc.store.set_officer_disabled(args.id, args.action == "disable")
             svc.audit.append(f"officer_{args.action}", args.actor, args.id, {})
             print(f"officer {args.id} {args.action}d")
         else:
-            officers = [o.__dict__ for o in svc.store.officers()]
+            locked = svc.store.locked_pins()
+            officers = [o.__dict__ | {"pin_locked": o.officer_id in locked}
+                        for o in svc.store.officers()]  # fmt: skip
             if args.json:
                 print(json_text(officers, indent=2))
             for o in [] if args.json else officers:
                 flag = " (disabled)" if o["disabled"] else ""
+                flag += " (PIN locked)" if o["pin_locked"] else ""
                 print(
                     f"{shown(o['officer_id']):<10} {shown(o['name']):<16} "
                     f"{shown(o['unit']):<16} {o['role']}{flag}"
@@ -191,6 +196,42 @@ def cmd_officer(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"dock officer: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return 0
+
+
+def _unlock(svc: Any, args: argparse.Namespace) -> int:
+    """A supervisor, on their own PIN (itself under the lockout), unlocks an officer's
+    PIN: audited as ``pin_unlocked`` with both names and who typed the command."""
+    from .pins import verify
+
+    if svc.store.officer(args.id) is None:
+        raise StoreError(f"no officer {args.id}")
+    pin = _pin(args.supervisor_pin, f"PIN for supervisor {args.supervisor}: ")
+    check = verify(svc.store, svc.audit, args.supervisor, pin, "unlock")
+    sup = svc.store.officer(args.supervisor)
+    if not check.ok or sup is None or sup.role != "supervisor" or sup.disabled:
+        why = "supervisor PIN locked" if check.locked else "not verified"
+        svc.audit.append("pin_unlock_refused", args.supervisor, args.id,
+                         {"officer": args.id, "why": why, "by": args.actor})  # fmt: skip
+        if check.locked:
+            print("dock officer unlock: supervisor PIN locked: another supervisor unlocks it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("dock officer unlock: supervisor not verified (wrong PIN, not a supervisor "
+                  "or disabled)", file=sys.stderr)  # fmt: skip
+        return EXIT_REFUSED
+    was_locked = svc.store.unlock_pin(args.id)
+    svc.audit.append(
+        "pin_unlocked",
+        sup.officer_id,
+        args.id,
+        {"officer": args.id, "supervisor": sup.officer_id, "by": args.actor,
+         "was_locked": was_locked},
+    )  # fmt: skip
+    if was_locked:
+        print(f"officer {shown(args.id)}: PIN unlocked by supervisor {shown(sup.officer_id)}")
+    else:
+        print(f"officer {shown(args.id)}: the PIN was not locked (wrong tries forgotten)")
     return 0
 
 
@@ -360,6 +401,10 @@ def add_commands(sub: Any) -> None:
     lst.add_argument("--json", action="store_true")
     for name in ("disable", "enable"):
         ofs.add_parser(name).add_argument("id")
+    ul = ofs.add_parser("unlock", help="unlock a PIN locked after wrong tries (a supervisor)")
+    ul.add_argument("id", help="the officer whose PIN is locked")
+    ul.add_argument("--supervisor", required=True, help="supervisor number")
+    ul.add_argument("--supervisor-pin", help="prompted for when omitted")
     of.set_defaults(func=cmd_officer)
 
     dv = sub.add_parser("device", help="enrol, list or flag recorders")

@@ -21,6 +21,7 @@ from typing import Any
 
 from firmware_protocol.messages import Capability, ErrorCode, MsgType
 
+from . import pins
 from . import slot_state as sm
 from .audit import AuditLog
 from .checks import CheckResult, message_for, run_checks
@@ -76,6 +77,11 @@ STATUS_EVERY_S = 300.0
 #: device (those come from dock.checks). Short enough for a 20-column screen line.
 DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "officer_unknown": {"zh": "身份无法识别", "en": "Officer not recognised"},
+    # An officer number with a wrong PIN and a number that does not exist read the same,
+    # tries left included (docs/OPERATIONS.md, "PINs"); only a locked PIN says so.
+    "pin_wrong": {"zh": "警号或密码错误，还可试{left}次", "en": "Wrong ID/PIN: {left} left"},
+    "pin_locked": {"zh": "密码已锁定，请找主管解锁", "en": "PIN locked: ask a supervisor"},
+    "override_pin_locked": {"zh": "主管密码已锁定", "en": "Supervisor PIN locked"},
     "officer_disabled": {"zh": "该警员已停用", "en": "Officer disabled"},
     "officer_has_device": {"zh": "已领用设备 {serial}", "en": "Already holds {serial}"},
     "no_device_ready": {"zh": "无可用设备", "en": "No recorder ready"},
@@ -594,7 +600,13 @@ class DockService:
         officer: Officer | None = None
         if badge:
             officer = self.store.officer_by_badge(badge)
-        elif officer_id is not None and pin is not None and self.store.check_pin(officer_id, pin):
+        elif officer_id is not None and pin is not None:
+            check = pins.verify(self.store, self.audit, officer_id, pin, "checkout")
+            if check.locked:
+                return None, [Reason("pin_locked", self._msg("pin_locked"))]
+            if not check.ok:  # a wrong PIN, or no such number: the same words
+                wrong = self._msg("pin_wrong", left=check.tries_left)
+                return None, [Reason("officer_unknown", wrong)]
             officer = self.store.officer(officer_id)
         if officer is None:
             return None, [Reason("officer_unknown", self._msg("officer_unknown"))]
@@ -675,13 +687,11 @@ class DockService:
     def _check_override(self, o: Override) -> tuple[Officer | None, Reason | None]:
         if not self.policy.supervisor_override_allowed:
             return None, Reason("override_not_allowed", self._msg("override_not_allowed"))
+        check = pins.verify(self.store, self.audit, o.supervisor_id, o.supervisor_pin, "override")
+        if check.locked:
+            return None, Reason("override_pin_locked", self._msg("override_pin_locked"))
         sup = self.store.officer(o.supervisor_id)
-        if (
-            sup is None
-            or sup.role != "supervisor"
-            or sup.disabled
-            or not self.store.check_pin(o.supervisor_id, o.supervisor_pin)
-        ):
+        if sup is None or sup.role != "supervisor" or sup.disabled or not check.ok:
             return None, Reason("override_refused", self._msg("override_refused"))
         if len(o.reason.strip()) < 4:
             return None, Reason("override_reason_missing", self._msg("override_reason_missing"))

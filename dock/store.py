@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import sqlite3
 import threading
@@ -86,6 +87,14 @@ CREATE TABLE IF NOT EXISTS case_links (
     attached_by TEXT NOT NULL,
     PRIMARY KEY (case_number, serial, recording_id)
 );
+-- Wrong PINs in a row per officer number, known or not (a stranger must not tell the
+-- two apart); locked_at set after PIN_TRIES of them, until a supervisor unlocks it.
+CREATE TABLE IF NOT EXISTS pin_failures (
+    officer_id TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    locked_at REAL
+);
 CREATE TABLE IF NOT EXISTS archive (
     serial TEXT NOT NULL,
     recording_id TEXT NOT NULL,
@@ -104,6 +113,10 @@ CREATE TABLE IF NOT EXISTS archive (
 """
 
 PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+#: Wrong PINs in a row after which an officer number's PIN is locked, until a supervisor
+#: unlocks it (``dock officer unlock``).
+PIN_TRIES = 5
 
 
 class StoreError(Exception):
@@ -144,8 +157,48 @@ class Custody:
     override_reason: str | None
 
 
+@dataclass(frozen=True)
+class PinCheck:
+    """The outcome of one PIN tried for one officer number.
+
+    What may be shown to whoever typed it: ``ok``, ``locked`` and ``tries_left``, which
+    are the same for an officer number that exists and one that does not. ``known``
+    (whether the number exists) is for the audit log only.
+    """
+
+    ok: bool
+    locked: bool  # the number's PIN is locked (by this try or before)
+    just_locked: bool  # this try locked it: audit it
+    tries_left: int  # wrong PINs left before the lock; 0 when locked
+    known: bool
+
+
 def hash_pin(pin: str, salt: bytes) -> bytes:
     return hashlib.scrypt(pin.encode("utf-8"), salt=salt, **PIN_SCRYPT)
+
+
+def _run(pin: str, step: int) -> bool:
+    return all((int(b) - int(a)) % 10 == step % 10 for a, b in itertools.pairwise(pin))
+
+
+def pin_problem(pin: str, min_length: int = 6, officer_id: str | None = None) -> str | None:
+    """Why ``pin`` may not be set, in one line; None when it may. Refused: not all digits,
+    shorter than ``min_length``, one digit repeated (000000), a run up or down (123456,
+    654321, 890123), a short pattern repeated (121212, 123123), the officer number."""
+    if pin and not (pin.isascii() and pin.isdigit()):
+        return "the PIN must be digits only (0-9)"
+    if len(pin) < min_length:
+        return f"the PIN must be at least {min_length} digits"
+    if len(set(pin)) == 1:
+        return f"the PIN is one digit repeated ({pin[0] * 6}): choose one that is not"
+    if _run(pin, 1) or _run(pin, -1):
+        return "the PIN is a run of digits (like 123456 or 654321): choose one that is not"
+    for size in range(2, len(pin) // 2 + 1):
+        if len(pin) % size == 0 and pin == pin[:size] * (len(pin) // size):
+            return "the PIN repeats a short pattern (like 121212): choose one that does not"
+    if officer_id is not None and pin == officer_id:
+        return "the PIN is the officer number: choose one that is not"
+    return None
 
 
 class Store:
@@ -197,8 +250,9 @@ class Store:
     ) -> Officer:
         if not officer_id.strip() or not name.strip():
             raise StoreError("officer number and name must not be empty")
-        if len(pin) < min_pin_length or not pin.isdigit():
-            raise StoreError(f"the PIN must be at least {min_pin_length} digits")
+        problem = pin_problem(pin, min_pin_length, officer_id)
+        if problem is not None:
+            raise StoreError(problem)
         salt = os.urandom(16)
         try:
             with self._write() as db:
@@ -206,6 +260,8 @@ class Store:
                     "INSERT INTO officers VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                     (officer_id, name, unit, badge, salt, hash_pin(pin, salt), role, self._clock()),
                 )
+                # Tries on this number from before it existed are not the new officer's.
+                db.execute("DELETE FROM pin_failures WHERE officer_id = ?", (officer_id,))
         except sqlite3.IntegrityError as exc:
             what = "badge" if "badge" in str(exc) else "officer number"
             raise StoreError(f"that {what} is already registered") from exc
@@ -224,15 +280,70 @@ class Store:
         return [o for o in map(_officer, rows) if o is not None]
 
     def check_pin(self, officer_id: str, pin: str) -> bool:
+        """Whether the PIN opens; counts towards the lockout like ``verify_pin`` (whose
+        outcome says more, and which dock.pins.verify audits: prefer that)."""
+        return self.verify_pin(officer_id, pin).ok
+
+    def verify_pin(self, officer_id: str, pin: str) -> PinCheck:
+        """Try a PIN for an officer number; PIN_TRIES wrong ones in a row lock it until
+        ``unlock_pin``. The same work and the same answer whether or not the number
+        exists: one scrypt, one constant-time comparison, one row counted."""
         row = (
             self._db()
             .execute("SELECT pin_salt, pin_hash FROM officers WHERE officer_id = ?", (officer_id,))
             .fetchone()
         )
-        if row is None:
-            hash_pin(pin, b"\0" * 16)  # same work either way: no timing oracle
-            return False
-        return hmac.compare_digest(hash_pin(pin, row["pin_salt"]), row["pin_hash"])
+        known = row is not None
+        salt = row["pin_salt"] if known else b"\0" * 16
+        expected = bytes(row["pin_hash"]) if known else bytes(PIN_SCRYPT["dklen"])
+        matches = hmac.compare_digest(hash_pin(pin, salt), expected) and known
+        now = self._clock()
+        with self._write() as db:
+            tried = db.execute(
+                "SELECT failures, locked_at FROM pin_failures WHERE officer_id = ?", (officer_id,)
+            ).fetchone()
+            if tried is not None and tried["locked_at"] is not None:
+                db.execute(
+                    "UPDATE pin_failures SET failures = failures + 1, last_at = ? "
+                    "WHERE officer_id = ?",
+                    (now, officer_id),
+                )
+                return PinCheck(False, True, False, 0, known)
+            if matches:
+                db.execute("DELETE FROM pin_failures WHERE officer_id = ?", (officer_id,))
+                return PinCheck(True, False, False, PIN_TRIES, known)
+            failures = (tried["failures"] if tried is not None else 0) + 1
+            lock = failures >= PIN_TRIES
+            db.execute(
+                "INSERT INTO pin_failures (officer_id, failures, last_at, locked_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (officer_id) DO UPDATE SET "
+                "failures = excluded.failures, last_at = excluded.last_at, "
+                "locked_at = excluded.locked_at",
+                (officer_id, failures, now, now if lock else None),
+            )
+        return PinCheck(False, lock, lock, max(0, PIN_TRIES - failures), known)
+
+    def pin_locked(self, officer_id: str) -> bool:
+        row = (
+            self._db()
+            .execute("SELECT locked_at FROM pin_failures WHERE officer_id = ?", (officer_id,))
+            .fetchone()
+        )
+        return row is not None and row["locked_at"] is not None
+
+    def locked_pins(self) -> set[str]:
+        """Officer numbers whose PIN is locked (numbers without an officer included)."""
+        rows = self._db().execute("SELECT officer_id FROM pin_failures WHERE locked_at IS NOT NULL")
+        return {r["officer_id"] for r in rows}
+
+    def unlock_pin(self, officer_id: str) -> bool:
+        """Forget the wrong PINs of a number; True if its PIN was locked."""
+        with self._write() as db:
+            was = db.execute(
+                "SELECT locked_at FROM pin_failures WHERE officer_id = ?", (officer_id,)
+            ).fetchone()
+            db.execute("DELETE FROM pin_failures WHERE officer_id = ?", (officer_id,))
+        return was is not None and was["locked_at"] is not None
 
     def set_officer_disabled(self, officer_id: str, disabled: bool) -> None:
         with self._write() as db:

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..clock import local_display, utc_iso
+from ..pins import verify as verify_pin
 from ..text import escaped, safe_name
 from .bagit import make_bag, validate_bag
 
@@ -261,15 +262,17 @@ class AccessRegister:
         self, request_id: int, supervisor_id: str, pin: str, step: str
     ) -> AccessRequest:
         """The request, pending, and a supervisor who proved who they are; else refused."""
-        pin_ok = self.store.check_pin(supervisor_id, pin)  # always: same time either way
+        check = verify_pin(self.store, self.audit, supervisor_id, pin, f"access_{step}")
         req = self.get(request_id)
         officer = self.store.officer(supervisor_id)
         why = None
         if req is None:
             why = f"no access request {request_id}"
+        elif check.locked:
+            why = "supervisor PIN locked: another supervisor unlocks it"
         elif officer is None or officer.role != "supervisor" or officer.disabled:
             why = f"{supervisor_id} is not an active supervisor"
-        elif not pin_ok:
+        elif not check.ok:
             why = "wrong supervisor PIN"
         elif req.state(self.clock()) != "pending":
             why = f"request {request_id} is already {req.state(self.clock())}"

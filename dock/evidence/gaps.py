@@ -56,6 +56,7 @@ from typing import Any, Protocol
 from firmware_protocol.messages import Capability, EventKind, RecordingFlag, StopReason
 
 from ..audit import AuditLog
+from ..pins import verify as verify_pin
 from ..recorder_client import EventLog, RecorderClient
 from ..store import Custody, Store
 
@@ -514,13 +515,15 @@ class GapRegister:
         text = explanation.strip()
         if len(text) < MIN_EXPLANATION:
             raise GapError(f"the explanation must be at least {MIN_EXPLANATION} characters")
-        pin_ok = self.store.check_pin(supervisor_id, supervisor_pin)  # same work either way
+        check = verify_pin(self.store, self.audit, supervisor_id, supervisor_pin, "gap_explain")
         sup = self.store.officer(supervisor_id)
-        if not pin_ok or sup is None or sup.role != "supervisor" or sup.disabled:
+        if not check.ok or sup is None or sup.role != "supervisor" or sup.disabled:
             self.audit.append(
                 "gap_explain_refused", supervisor_id, ",".join(map(str, ids)),
-                {"why": "not verified", "items": ids},
+                {"why": "PIN locked" if check.locked else "not verified", "items": ids},
             )  # fmt: skip
+            if check.locked:
+                raise GapError("supervisor PIN locked: another supervisor unlocks it")
             raise GapError("supervisor not verified (wrong PIN, not a supervisor or disabled)")
         with self.store._write() as db:
             rows, problems = [], []
@@ -573,13 +576,14 @@ class GapRegister:
         text = account.strip()
         if len(text) < MIN_EXPLANATION:
             raise GapError(f"the account must be at least {MIN_EXPLANATION} characters")
-        pin_ok = self.store.check_pin(officer_id, pin)  # same work either way
+        check = verify_pin(self.store, self.audit, officer_id, pin, "gap_account")
         officer = self.store.officer(officer_id)
-        if not pin_ok or officer is None:
-            self.audit.append(
-                "gap_account_refused", officer_id, str(item_id), {"why": "not verified"}
-            )
-            raise GapError("officer number or PIN not recognised")
+        if not check.ok or officer is None:
+            why = "PIN locked" if check.locked else "not verified"
+            self.audit.append("gap_account_refused", officer_id, str(item_id), {"why": why})
+            if check.locked:
+                raise GapError("PIN locked: ask a supervisor (dock officer unlock)")
+            raise GapError(f"officer number or PIN not recognised ({check.tries_left} tries left)")
         if officer.disabled:
             raise GapError(f"officer {officer_id} is disabled")
         with self.store._write() as db:

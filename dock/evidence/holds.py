@@ -31,6 +31,7 @@ from typing import Any
 
 from ..audit import AuditLog
 from ..clock import local_display, utc_iso
+from ..pins import verify as verify_pin
 from ..policy import Policy
 from ..store import Store
 from .deadlines import deadline_status
@@ -209,12 +210,14 @@ class HoldRegister:
     ) -> HoldRecord:
         """End a hold early: only a supervisor, with their own PIN, giving a reason.
         A refusal is audited too (``hold_release_refused``)."""
-        pin_ok = self.store.check_pin(released_by, supervisor_pin)  # always the same work
+        check = verify_pin(self.store, self.audit, released_by, supervisor_pin, "hold_release")
         officer = self.store.officer(released_by)
         why = None
         if not reason.strip():
             why = "a release needs a reason"
-        elif not pin_ok or officer is None or officer.disabled:
+        elif check.locked:
+            why = "supervisor PIN locked: another supervisor unlocks it"
+        elif not check.ok or officer is None or officer.disabled:
             why = "unknown supervisor or wrong PIN"
         elif officer.role != "supervisor":
             why = f"{released_by} is not a supervisor"
