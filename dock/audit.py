@@ -780,6 +780,22 @@ class AuditLog:
                     json.loads(row.data), row.prev_hash, row.hash,
                 )  # fmt: skip
 
+    def find(self, kind: str, subject: str, **data: str) -> int | None:
+        """The seq of the newest ``kind`` entry about ``subject`` whose data holds these
+        values (None: there is none): how a step reconciled after a crash learns whether
+        its entry was written before the crash."""
+        where = "".join(f" AND json_extract(data, '$.{key}') = ?" for key in data)
+        for key in data:
+            if not key.isidentifier():
+                raise ValueError(f"not a data key: {key!r}")
+        with self._snapshot() as conn:
+            row = conn.execute(
+                f"SELECT seq FROM entries WHERE kind = ? AND subject = ?{where} "
+                "ORDER BY seq DESC LIMIT 1",
+                (kind, subject, *data.values()),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def checkpoints(self, since: int = 0) -> list[Checkpoint]:
         """Checkpoints covering entries after ``since``, oldest first."""
         with self._snapshot() as conn:

@@ -312,6 +312,12 @@ def cmd_offload(args: argparse.Namespace) -> int:
         # archived and verified but left on the recorder, by design: not a failure
         "kept_on_device": list(report.kept),
         "kept_reason": report.kept_reason,
+        "sealed_in": report.bag,
+        "seal": report.seal,
+        # archived and verified, but not yet in a package: sealed at the next offload
+        "seal_failed": report.seal_failed,
+        # archived copies that no longer match: not erased from the recorder
+        "damaged": report.damaged,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -329,6 +335,13 @@ def cmd_offload(args: argparse.Namespace) -> int:
         )
         for rec_id, why in report.failed.items():
             print(f"  FAILED {shown(rec_id)}: {shown(why, 300)}")
+        for rec_id, why in report.damaged.items():
+            print(f"  DAMAGED ARCHIVE COPY {shown(rec_id)}: {shown(why, 300)} (not erased)")
+        if report.bag:
+            print(f"  sealed in {shown(report.bag, 300)}")
+        for why in report.seal_failed:
+            print(f"  NOT SEALED YET (archived and verified; sealed at the next offload): "
+                  f"{shown(why, 300)}")  # fmt: skip
     return 0 if report.ok else EXIT_REFUSED
 
 

@@ -807,11 +807,16 @@ class DockService:
 
     # ------------------------------------------------------------------ housekeeping
     def housekeeping(self, now: float) -> None:
-        """What the daemon does now and then besides sweeping: raise offload deadlines
-        at risk or overdue (once per episode and state), and sample the archive's
-        fixity once a day."""
+        """What the daemon does now and then besides sweeping: finish what an
+        interrupted offload left (audit entries, seals), raise offload deadlines at risk
+        or overdue (once per episode and state), and sample the archive's fixity once
+        a day."""
         from .evidence.fixity import verify_archive
         from .evidence.holds import deadline_report, overdue_or_at_risk
+
+        if self.offloader is not None:
+            for why in self.offloader.complete_seals().failed:
+                self.audit.append("seal_failed", "dock", "", {"error": why})
 
         if now - self._last_deadlines >= DEADLINES_EVERY_S:
             self._last_deadlines = now
@@ -924,13 +929,16 @@ class DockService:
             return None
         self.offload_progress.pop(slot_id, None)
         self._full_at.pop(slot_id, None)  # what is on the device changed: look again in full
-        if report.ok:
+        for why in report.seal_failed:  # footage archived and verified: the seal is retried
+            log.error("slot %s: %s", slot_id, why)
+        if not (report.failed or report.not_enough_room or report.damaged):
             self._feed(slot_id, sm.OffloadDone())
         elif report.not_enough_room:
             self._feed(slot_id, sm.OffloadFailed("not enough room in the evidence store"))
             self._show([self._msg("no_room"), f"{slot_id}: {serial}"])
         else:
-            self._feed(slot_id, sm.OffloadFailed("; ".join(report.failed.values())))
+            problems = [*report.failed.values(), *report.damaged.values()]
+            self._feed(slot_id, sm.OffloadFailed("; ".join(problems)))
         return report
 
     # ------------------------------------------------------------------ enrolment

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,14 @@ CREATE TABLE IF NOT EXISTS archive (
     PRIMARY KEY (serial, recording_id)
 );
 """
+
+#: Columns added to ``archive`` after its first release. Rows from before are
+#: unsealed until a seal claims them (:mod:`dock.evidence.seals` adopts those an
+#: earlier ``seal`` entry names).
+ARCHIVE_ADDED_COLUMNS = (
+    # The package (seals.id) the recording is sealed in; NULL: not yet.
+    ("bag_id", "INTEGER"),
+)
 
 PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
@@ -215,6 +224,11 @@ class Store:
         if ok != "ok":
             raise StoreError(f"{path}: database damaged ({ok}); restore it from backup")
         db.executescript(SCHEMA)
+        with self._write() as w:
+            have = {r[1] for r in w.execute("PRAGMA table_info(archive)")}
+            for name, kind in ARCHIVE_ADDED_COLUMNS:
+                if name not in have:  # a database from before the column existed
+                    w.execute(f"ALTER TABLE archive ADD COLUMN {name} {kind}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -552,8 +566,14 @@ class Store:
         officer_id: str | None,
         start_ms: int,
         end_ms: int,
+        audit: Callable[[], object] | None = None,
     ) -> None:
-        """A recording verified in the archive (after its file was renamed into place)."""
+        """A recording verified in the archive (after its file was renamed into place).
+
+        ``audit`` writes its audit entry inside this transaction: a crash leaves either
+        both or the entry alone (then the next run finds the file and adds the row
+        again), never a row without its entry.
+        """
         with self._write() as db:
             db.execute(
                 "INSERT INTO archive (serial, recording_id, sha256, size, path, officer_id, "
@@ -561,6 +581,8 @@ class Store:
                 (serial, recording_id, sha256, size, path, officer_id, start_ms, end_ms,
                  self._clock()),
             )  # fmt: skip
+            if audit is not None:
+                audit()
 
     def archived(self, serial: str, recording_id: str) -> dict[str, Any] | None:
         row = (
@@ -573,13 +595,19 @@ class Store:
         )
         return None if row is None else dict(row)
 
-    def mark_erased(self, serial: str, recording_id: str) -> None:
+    def mark_erased(
+        self, serial: str, recording_id: str, audit: Callable[[], object] | None = None
+    ) -> None:
+        """The device copy is gone. ``audit`` writes its entry inside this transaction
+        (as for :meth:`add_archived`): never an erased row without its entry."""
         with self._write() as db:
-            db.execute(
-                "UPDATE archive SET erased_at = ? WHERE serial = ? AND recording_id = ? "
-                "AND erased_at IS NULL",
+            cur = db.execute(
+                "UPDATE archive SET erased_at = ? "
+                "WHERE serial = ? AND recording_id = ? AND erased_at IS NULL",
                 (self._clock(), serial, recording_id),
             )
+            if audit is not None and cur.rowcount:
+                audit()
 
     def confirm_second_copy(self, serial: str, recording_id: str, where: str) -> None:
         """A second copy of an archived recording exists elsewhere (the unit's platform)."""

@@ -110,6 +110,21 @@ CI_ROUNDS = (
             "audit.done.before:1",  # REC2, REC3 archived and sealed, offload_done not audited
         ),
     ),
+    Round(
+        legacy=False,
+        recordings=3,
+        mb=0.5,
+        kills=(
+            "erase.intent.before:1",  # REC1 archived and verified, no erase_intent yet
+            "seal.intent.after:1",  # REC1 read back and erased, REC2-3 done; package claimed
+        ),
+    ),
+    Round(
+        legacy=True,
+        recordings=2,
+        mb=0.5,
+        kills=("seal.made.after:1",),  # package made, its seal entry not written
+    ),
 )
 
 
@@ -132,6 +147,8 @@ class Results:
     erased_unaudited: dict[tuple[str, str], str] = field(default_factory=dict)
     archived_unaudited: dict[tuple[str, str], str] = field(default_factory=dict)
     unsealed: dict[tuple[str, str], str] = field(default_factory=dict)
+    erased_without_intent: dict[tuple[str, str], str] = field(default_factory=dict)
+    sealed_twice: dict[tuple[str, str], int] = field(default_factory=dict)
     #: bag folder -> the crash point after which it showed with no seal entry
     bags_without_seal: dict[str, str] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
@@ -353,7 +370,8 @@ class Campaign:
                 with open(path, "rb") as f:
                     if hashlib.sha256(f.read()).digest() != self._expected(serial, rid):
                         res.violations.append(f"after {after}: {path} is not its recording")
-        # Anomalies that nothing repairs later, noted with the kill that made them.
+        # The audit log is never behind the database, at any instant: an erased row has
+        # its erase entry, an archived one its offload_file entry (issue 10 section 2).
         entries = self._audit()
         erase_entries = {(s, d.get("recording")) for _, k, s, d in entries if k == "erase"}
         file_entries = {(s, d.get("recording")) for _, k, s, d in entries if k == "offload_file"}
@@ -362,13 +380,13 @@ class Campaign:
                 res.erased_unaudited.setdefault(key, after)
             if key not in file_entries:
                 res.archived_unaudited.setdefault(key, after)
-        sealed_bags = {d.get("bag") for _, k, _, d in entries if k == "seal"}
-        bags = self.evidence / "bags"
-        for officer in os.listdir(bags) if bags.exists() else ():
-            for bag in os.listdir(bags / officer):
-                rel = os.path.join("bags", officer, bag)
-                if not bag.startswith(".") and rel not in sealed_bags:
-                    res.bags_without_seal.setdefault(rel, after)
+        # Every recording gone from the recorder had its erase_intent written first,
+        # naming how the archived copy was verified just before.
+        intents = {(s, d.get("recording")) for _, k, s, d in entries
+                   if k == "erase_intent" and d.get("verified")}  # fmt: skip
+        for rid in self._gone_ids():
+            if (self.serial, rid) not in intents:
+                res.erased_without_intent.setdefault((self.serial, rid), after)
 
     def check_round(self) -> None:
         """After the clean run: this recorder's footage archived once, verified, erased."""
@@ -397,6 +415,19 @@ class Campaign:
         for key in rows:
             if key not in sealed:
                 res.unsealed.setdefault(key, self._row_born.get(key, "?"))
+        # A package put in place by a killed run is sealed by the next one (section 1).
+        sealed_bags = {d.get("bag") for _, k, _, d in entries if k == "seal"}
+        bags = self.evidence / "bags"
+        for officer in os.listdir(bags) if bags.exists() else ():
+            for bag in os.listdir(bags / officer):
+                rel = os.path.join("bags", officer, bag)
+                if not bag.startswith(".") and rel not in sealed_bags:
+                    res.bags_without_seal.setdefault(rel, self.serial)
+        # Each recording in exactly one package.
+        counts = collections.Counter(
+            (s, rid) for _, k, s, d in entries if k == "seal" for rid in d.get("recordings", [])
+        )
+        res.sealed_twice.update({key: n for key, n in counts.items() if n > 1})
         res.leftovers = []
         for folder, dirs, names in os.walk(self.evidence):
             rel = os.path.relpath(folder, self.evidence)
@@ -453,38 +484,25 @@ def test_audit_log_verifies_after_the_kills(ci: Results) -> None:
     assert ci.audit_verify.returncode == 0, ci.audit_verify.stdout + ci.audit_verify.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: a kill after mark_erased and before the erase audit entry "
-    "(audit.erase.before, audit.confirm.before) leaves an erasure no entry records",
-)
 def test_every_erasure_has_its_audit_entry(ci: Results) -> None:
     assert ci.erased_unaudited == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: a kill after the archive row and before its offload_file entry "
-    "(publish.after_row) leaves an archived recording no entry records",
-)
 def test_every_archived_recording_has_its_offload_file_entry(ci: Results) -> None:
     assert ci.archived_unaudited == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 section 1: recordings archived by a killed offload are never sealed "
-    "(the next offload seals only what it archived itself)",
-)
 def test_every_archived_recording_is_sealed(ci: Results) -> None:
+    """Exactly one package each, whatever the kills interrupted (issue 10 section 1)."""
     assert ci.unsealed == {}
+    assert ci.sealed_twice == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: a kill between the bag's rename and its seal entry (seal.after_rename) "
-    "leaves a bag no seal covers, which dock archive verify then reports",
-)
+def test_every_erase_was_preceded_by_its_intent_and_a_verification(ci: Results) -> None:
+    """The log is never missing an erase: its intent is written first (issue 10 s. 2)."""
+    assert ci.erased_without_intent == {}
+
+
 def test_every_bag_has_its_seal_and_the_archive_verifies(ci: Results) -> None:
     assert ci.bags_without_seal == {}
     assert ci.archive_verify is not None

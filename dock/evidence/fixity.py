@@ -28,6 +28,7 @@ from typing import Any, TypedDict
 from ..audit import AuditLog
 from ..store import Store
 from .bagit import BAGIT_TXT, TMP_PREFIX, tagmanifest_digest, validate_bag
+from .seals import not_sealed
 
 __all__ = [
     "FixityProblem",
@@ -149,6 +150,16 @@ def verify_archive(
                 )
             )
     _check_bags(evidence_dir, audit, report)
+    for row in not_sealed(store):  # every one, sampled or not: a cheap question
+        report.bad.append(
+            FixityProblem(
+                kind="file",
+                serial=row["serial"],
+                recording=row["recording_id"],
+                path=row["path"],
+                problem="archived but in no sealed package (sealed at the next offload)",
+            )
+        )
     for p in report.bad:
         audit.append(
             "fixity_failure",

@@ -5,8 +5,15 @@ Per recording: stream it over the protocol (resumable READs), write it with
 the hash the recorder computed at capture and check its Ed25519 signature where
 the recorder signs), record it in the archive table, and only then erase the
 device copy, stating the expected hash so the recorder refuses if anything is
-off. A recorder that cannot erase (no ERASE capability, protocol version 1), refuses
-to, or a policy that waits for a second copy keeps the verified footage on the
+off. Every ERASE follows a read of the archived file back from the disk (past the page
+cache) that matched the capture hash: for a copy made in this run the read-back of
+``write_verified``, otherwise a fresh one, so a database row alone never erases
+anything; an ``erase_intent`` entry is in the audit log before the ERASE goes out.
+The archive row and its ``offload_file`` entry, and the erased mark and its ``erase``
+entry, are written in one transaction of the dock database (the entry inside it), so
+no crash leaves one without the other; sealing is its own step (:mod:`.seals`) that
+the next run completes. A recorder that cannot erase (no ERASE capability, protocol
+version 1), refuses to, or a policy that waits for a second copy keeps the verified footage on the
 device: reported as kept, with why, never as a failure (PROTOCOL.md 6.7). A
 recording already in the archive (an offload interrupted after the copy) is not
 copied again; one already erased is not erased again. A mismatch erases nothing:
@@ -24,6 +31,7 @@ recorder's own texts and times.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import queue
@@ -44,9 +52,15 @@ from ..clock import utc_datetime
 from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from ..store import Store
 from ..text import safe_name
-from .bagit import BagError, make_bag
 from .mass_storage import Volume
-from .verified_copy import IntegrityError, VerifiedCopyError, ensure_room, write_verified
+from .seals import SealOutcome, SealRegister
+from .verified_copy import (
+    REAL_FS,
+    IntegrityError,
+    VerifiedCopyError,
+    ensure_room,
+    write_verified,
+)
 
 log = logging.getLogger("dock.offload")
 
@@ -76,6 +90,11 @@ class OffloadReport:
     #: The BagIt package sealing what this offload archived, and its seal.
     bag: str | None = None
     seal: str | None = None
+    #: Why packages could not be sealed now (tried again at the next offload). The
+    #: footage is archived and verified all the same: not a failed recording.
+    seal_failed: list[str] = field(default_factory=list)
+    #: Archived recordings whose file no longer matches its capture hash (not erased).
+    damaged: dict[str, str] = field(default_factory=dict)
     scanner_hits: dict[str, str] = field(default_factory=dict)
     #: Archived and verified, yet left on the recorder, with why: the recorder cannot
     #: or will not erase, or the policy waits for a second copy. Not a failure.
@@ -83,7 +102,7 @@ class OffloadReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.not_enough_room
+        return not (self.failed or self.not_enough_room or self.seal_failed or self.damaged)
 
     @property
     def kept_reason(self) -> str | None:
@@ -134,6 +153,7 @@ class Offloader:
         self.audit = audit
         self.evidence_dir = evidence_dir
         self.erase_after_verify = erase_after_verify
+        self.seals = SealRegister(store, audit, evidence_dir, organization)
 
     def offload(
         self,
@@ -172,12 +192,23 @@ class Offloader:
         for row in self.store.archive_entries():
             gone = row["recording_id"] not in on_device
             if row["serial"] == serial and row["erased_at"] is None and gone:
-                self.store.mark_erased(serial, row["recording_id"])
+                rid = row["recording_id"]
+                # Its entry may be in the log already (the crash fell between the entry
+                # and the commit of the row): then the row alone is brought up to date.
+                intent = self.audit.find("erase_intent", serial, recording=rid) or 0
+                logged = (self.audit.find("erase", serial, recording=rid) or 0) > intent
                 crashpoints.reach("audit.confirm.before")
-                self.audit.append(
-                    "erase", "dock", serial,
-                    {"recording": row["recording_id"], "confirmed_after_restart": True},
+                self.store.mark_erased(
+                    serial, rid,
+                    audit=None if logged else lambda rid=rid: self.audit.append(
+                        "erase", "dock", serial,
+                        {"recording": rid, "confirmed_after_restart": True},
+                    ),
                 )  # fmt: skip
+
+    def complete_seals(self) -> SealOutcome:
+        """Seal whatever an interrupted run archived (the daemon calls this too)."""
+        return self.seals.complete()
 
     def _mass_storage(self, client: RecorderClient) -> Volume | None:
         """The recorder's read-only volume, where it offers one: faster than READs.
@@ -236,6 +267,7 @@ class Offloader:
             if done is not None and done["sha256"] != rec.sha256:
                 report.failed[rec.id] = "archived copy differs from the recorder's hash"
                 continue
+            verified_now = done is None
             if done is None:
                 try:
                     try:
@@ -270,6 +302,14 @@ class Offloader:
             if why_not is not None:  # nothing is sent; the footage stays (PROTOCOL.md 6.7)
                 report.kept[rec.id] = f"recorder cannot erase ({why_not})"
                 continue
+            if not verified_now and not self._still_intact(report, rec):
+                continue  # the device copy may be the only good one left: keep it
+            crashpoints.reach("erase.intent.before")
+            self.audit.append(
+                "erase_intent", "dock", serial,
+                {"recording": rec.id, "sha256": rec.sha256.hex(),
+                 "verified": "copied now" if verified_now else "read back now"},
+            )  # fmt: skip
             crashpoints.reach("erase.before")
             try:
                 client.erase(rec.id, rec.sha256)
@@ -281,18 +321,16 @@ class Offloader:
                 )
                 continue
             crashpoints.reach("erase.after")
-            self.store.mark_erased(serial, rec.id)
-            crashpoints.reach("audit.erase.before")
-            self.audit.append("erase", "dock", serial, {"recording": rec.id})
+
+            def audit_erase(rid: str = rec.id) -> None:
+                crashpoints.reach("audit.erase.before")
+                self.audit.append("erase", "dock", serial, {"recording": rid})
+
+            self.store.mark_erased(serial, rec.id, audit=audit_erase)
             report.erased.append(rec.id)
         if todo:
             self._audit_kept(report, refused)
-        if report.archived:
-            try:
-                self._seal(client, report)
-            except (OSError, BagError, ValueError) as exc:  # the footage is archived, verified
-                report.failed["seal"] = f"{type(exc).__name__}: {exc}"
-                self.audit.append("seal_failed", "dock", serial, {"error": str(exc)})
+        self._seal(report)
         if todo:
             crashpoints.reach("audit.done.before")
             self.audit.append(
@@ -318,48 +356,39 @@ class Offloader:
                 {"reason": why, "count": len(rids), "recordings": rids},
             )  # fmt: skip
 
-    def _seal(self, client: RecorderClient, report: OffloadReport) -> None:
-        """Seal the footage of this custody episode as a BagIt package, its tag-manifest
-        hash in the audit log: any later change to the package shows against it."""
-        entries = [self.store.archived(report.serial, rid) for rid in report.archived]
-        files = [e for e in entries if e is not None]
-        officer = files[0]["officer_id"] or "unassigned"
-        first = min(e["start_ms"] for e in files)
-        _day, stamp = _day_and_stamp(first)
-        folder = _officer_folder(officer)
-        name = f"{folder}_{safe_name(report.serial, 40)}_{stamp}"
-        bag_dir = os.path.join(self.evidence_dir, "bags", folder, name)
-        if os.path.exists(bag_dir):
-            bag_dir += f"-{int(time.time())}"
-        payload = {os.path.basename(e["path"]): os.path.join(self.evidence_dir, e["path"])
-                   for e in files}  # fmt: skip
-        known = {os.path.basename(e["path"]): e["sha256"] for e in files}
-        ident = client.identity
-        info: dict[str, str | list[str]] = {
-            "Source-Organization": self.organization,
-            "External-Description": "Body-worn camera footage of one custody episode, "
-            "verified against the recorder's capture hashes",
-            "External-Identifier": name,
-            "Contact-Name": officer,
-            "Recorder-Serial": report.serial,
-            "Recorder-Model": ident.model if ident else "",
-            "Recording-Ids": [e["recording_id"] for e in files],
-        }
-        os.makedirs(os.path.dirname(bag_dir), exist_ok=True)
-        bag = make_bag(bag_dir, payload, info, known_sha256=known)
-        report.bag = os.path.relpath(bag.path, self.evidence_dir)
-        report.seal = bag.tagmanifest_sha256
+    def _seal(self, report: OffloadReport) -> None:
+        """Seal what this run and any interrupted one archived (:mod:`.seals`); the
+        package holding this run's recordings is the report's."""
+        outcome = self.seals.complete()
+        found = outcome.bag_of(set(report.archived))
+        if found is not None:
+            report.bag, report.seal = found
+        for why in outcome.failed:
+            report.seal_failed.append(why)
+            self.audit.append("seal_failed", "dock", report.serial, {"error": why})
+
+    def _still_intact(self, report: OffloadReport, rec: RecordingInfo) -> bool:
+        """Read the archived copy back past the page cache; True if it is the capture."""
+        row = self.store.archived(report.serial, rec.id)
+        assert row is not None
+        path = os.path.join(self.evidence_dir, row["path"])
+        digest = hashlib.sha256()
+        try:
+            for block in REAL_FS.read_back(path):
+                digest.update(block)
+        except OSError as exc:
+            why = f"archived copy unreadable ({exc.strerror or exc})"
+        else:
+            if digest.digest() == rec.sha256:
+                return True
+            why = "archived copy no longer matches the capture hash"
+        report.damaged[rec.id] = why
+        log.error("%s/%s: %s: not erased from the recorder", report.serial, rec.id, why)
         self.audit.append(
-            "seal",
-            "dock",
-            report.serial,
-            {
-                "bag": report.bag,
-                "tagmanifest_sha256": bag.tagmanifest_sha256,
-                "payload_oxum": bag.payload_oxum,
-                "recordings": [e["recording_id"] for e in files],
-            },
-        )
+            "archive_damaged", "dock", report.serial,
+            {"recording": rec.id, "path": row["path"], "error": why, "erase": "withheld"},
+        )  # fmt: skip
+        return False
 
     def _copy(
         self,
@@ -402,32 +431,30 @@ class Offloader:
                     {"recording": rec.id, "detail": detail, "quarantined": moved},
                 )
                 raise ScannerHit(f"{rec.id}: {detail}")
+        path = os.path.relpath(result.path, self.evidence_dir)
+
+        def audit_file() -> None:
+            crashpoints.reach("publish.after_row")  # the row is in, not yet committed
+            self.audit.append(
+                "offload_file",
+                "dock",
+                serial,
+                {
+                    "recording": rec.id,
+                    "sha256": rec.sha256.hex(),
+                    "size": rec.size,
+                    "path": path,
+                    "slot": slot_id,
+                    "resumed": result.already_present,
+                    "via": via,
+                    **({"volume_refused": refused} if refused else {}),
+                },
+            )
+
         self.store.add_archived(
-            serial,
-            rec.id,
-            rec.sha256,
-            rec.size,
-            os.path.relpath(result.path, self.evidence_dir),
-            officer,
-            rec.start_ms,
-            rec.end_ms,
-        )
-        crashpoints.reach("publish.after_row")
-        self.audit.append(
-            "offload_file",
-            "dock",
-            serial,
-            {
-                "recording": rec.id,
-                "sha256": rec.sha256.hex(),
-                "size": rec.size,
-                "path": os.path.relpath(result.path, self.evidence_dir),
-                "slot": slot_id,
-                "resumed": result.already_present,
-                "via": via,
-                **({"volume_refused": refused} if refused else {}),
-            },
-        )
+            serial, rec.id, rec.sha256, rec.size, path, officer, rec.start_ms, rec.end_ms,
+            audit=audit_file,
+        )  # fmt: skip
 
     def _quarantine(self, path: str) -> str:
         """Move a published but rejected file out of the archive, keeping its bytes."""

@@ -1,0 +1,298 @@
+"""Sealing as a step of its own: every archived recording ends up in exactly one
+BagIt package, whatever happened between its archiving and its seal.
+
+A seal moves through three states, each durable before the next step starts:
+
+``intent``
+    the package's path is chosen and its members are claimed in the dock database,
+    in one transaction (``archive.bag_id``): no recording can be claimed twice;
+``made``
+    the package is on disk (:func:`make_bag` renames a finished bag into place, so it
+    is there whole or not at all) and its tag-manifest digest is recorded;
+``audited``
+    its ``seal`` entry, carrying that digest, is in the audit log.
+
+:meth:`SealRegister.complete` takes every seal from wherever a crash left it to
+``audited`` (it looks in the audit log before writing an entry, so none is written
+twice) and then seals what is still unsealed. The offloader runs it at the end of
+every offload, and the daemon's housekeeping runs it too, so recordings archived by
+a run that was killed, lost power or ran out of disk are sealed by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import crashpoints
+from ..audit import AuditLog
+from ..clock import utc_datetime
+from ..store import Store
+from ..text import safe_name
+from .bagit import BagError, make_bag, read_bag_info, tagmanifest_digest
+
+log = logging.getLogger("dock.seals")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS seals (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL,
+    bag TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('intent', 'made', 'audited')),
+    tagmanifest_sha256 TEXT,
+    payload_oxum TEXT,
+    created_at REAL NOT NULL
+)
+"""
+
+DESCRIPTION = (
+    "Body-worn camera footage of one custody episode, "
+    "verified against the recorder's capture hashes"
+)
+
+
+@dataclass
+class SealOutcome:
+    """What one :meth:`SealRegister.complete` did."""
+
+    #: Packages sealed (made and audited) now: (bag path, tag-manifest SHA-256, members).
+    sealed: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    #: Packages that could not be made now, with the reason; they are tried again.
+    failed: list[str] = field(default_factory=list)
+
+    def bag_of(self, serial_members: set[str]) -> tuple[str, str] | None:
+        """The package (bag, digest) holding any of these recording ids, if sealed now."""
+        for bag, digest, members in self.sealed:
+            if serial_members & set(members):
+                return bag, digest
+        return None
+
+
+class SealRegister:
+    """The ``seals`` table beside the archive table, and the steps that fill it."""
+
+    def __init__(
+        self, store: Store, audit: AuditLog, evidence_dir: str, organization: str = ""
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.evidence_dir = evidence_dir
+        self.organization = organization
+        with store._write() as db:
+            new = (
+                db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seals'"
+                ).fetchone()
+                is None
+            )
+            db.execute(SCHEMA)
+        if new:
+            self._adopt_earlier_seals()
+
+    # ------------------------------------------------------------------ queries
+    def unsealed(self, serial: str | None = None) -> list[dict[str, Any]]:
+        """Archived recordings in no package (yet)."""
+        sql = "SELECT * FROM archive WHERE bag_id IS NULL"
+        args: tuple[Any, ...] = ()
+        if serial is not None:
+            sql += " AND serial = ?"
+            args = (serial,)
+        rows = self.store._db().execute(sql + " ORDER BY start_ms, rowid", args)
+        return [dict(r) for r in rows.fetchall()]
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Seals a crash left before ``audited``."""
+        rows = self.store._db().execute("SELECT * FROM seals WHERE state != 'audited' ORDER BY id")
+        return [dict(r) for r in rows.fetchall()]
+
+    def members(self, seal_id: int) -> list[dict[str, Any]]:
+        rows = self.store._db().execute(
+            "SELECT * FROM archive WHERE bag_id = ? ORDER BY start_ms, rowid", (seal_id,)
+        )
+        return [dict(r) for r in rows.fetchall()]
+
+    # ------------------------------------------------------------------ the step
+    def complete(self, serial: str | None = None) -> SealOutcome:
+        """Finish interrupted seals, then seal what is unsealed (of ``serial``, or all).
+
+        One process at a time (a lock beside the database): the daemon and a
+        ``dock offload`` never build the same package twice.
+        """
+        outcome = SealOutcome()
+        with self._locked():
+            for seal in self.pending():
+                self._finish(seal, outcome)
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in self.unsealed(serial):
+                groups.setdefault((row["serial"], row["officer_id"] or ""), []).append(row)
+            for (group_serial, _officer), rows in groups.items():
+                try:
+                    seal = self._claim(group_serial, rows)
+                except _Raced:
+                    continue
+                self._finish(seal, outcome)
+        return outcome
+
+    def _claim(self, serial: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Write the intent: the package's path and its members, in one transaction."""
+        officer = rows[0]["officer_id"] or "unassigned"
+        folder = safe_name(officer, 40)
+        name = f"{folder}_{safe_name(serial, 40)}_{_stamp(min(r['start_ms'] for r in rows))}"
+        with self.store._write() as db:
+            bag = self._free_bag_path(db, os.path.join("bags", folder, name))
+            cur = db.execute(
+                "INSERT INTO seals (serial, bag, state, created_at) VALUES (?, ?, 'intent', ?)",
+                (serial, bag, time.time()),
+            )
+            seal_id = cur.lastrowid
+            claimed = 0
+            for r in rows:
+                claimed += db.execute(
+                    "UPDATE archive SET bag_id = ? "
+                    "WHERE serial = ? AND recording_id = ? AND bag_id IS NULL",
+                    (seal_id, r["serial"], r["recording_id"]),
+                ).rowcount
+            if claimed != len(rows):  # another process sealed some meanwhile: next time
+                raise _Raced()
+        crashpoints.reach("seal.intent.after")
+        return {"id": seal_id, "serial": serial, "bag": bag, "state": "intent"}
+
+    def _free_bag_path(self, db: sqlite3.Connection, rel: str) -> str:
+        for i in range(1, 10_000):
+            candidate = rel if i == 1 else f"{rel}-{i}"
+            taken = db.execute("SELECT 1 FROM seals WHERE bag = ?", (candidate,)).fetchone()
+            if not taken and not os.path.lexists(os.path.join(self.evidence_dir, candidate)):
+                return candidate
+        raise BagError(f"no free package name for {rel}")
+
+    def _finish(self, seal: dict[str, Any], outcome: SealOutcome) -> None:
+        """From ``intent`` or ``made`` to ``audited``."""
+        members = self.members(seal["id"])
+        names = [m["recording_id"] for m in members]
+        bag_dir = os.path.join(self.evidence_dir, seal["bag"])
+        try:
+            if seal["state"] == "intent":
+                digest, oxum = self._make(seal, members, bag_dir)
+                with self.store._write() as db:
+                    db.execute(
+                        "UPDATE seals SET state = 'made', tagmanifest_sha256 = ?, "
+                        "payload_oxum = ? WHERE id = ?",
+                        (digest, oxum, seal["id"]),
+                    )
+                crashpoints.reach("seal.made.after")
+            else:
+                digest, oxum = seal["tagmanifest_sha256"], seal["payload_oxum"]
+        except (OSError, BagError, ValueError) as exc:
+            why = f"{seal['bag']}: {type(exc).__name__}: {exc}"
+            log.error("seal not made (tried again at the next offload): %s", why)
+            outcome.failed.append(why)
+            return
+        if self.audit.find("seal", seal["serial"], bag=seal["bag"]) is None:
+            self.audit.append(
+                "seal",
+                "dock",
+                seal["serial"],
+                {
+                    "bag": seal["bag"],
+                    "tagmanifest_sha256": digest,
+                    "payload_oxum": oxum,
+                    "recordings": names,
+                },
+            )
+        with self.store._write() as db:
+            db.execute("UPDATE seals SET state = 'audited' WHERE id = ?", (seal["id"],))
+        outcome.sealed.append((seal["bag"], digest, names))
+
+    def _make(
+        self, seal: dict[str, Any], members: list[dict[str, Any]], bag_dir: str
+    ) -> tuple[str, str]:
+        """The package on disk: made now, or found whole where a crash left it."""
+        if os.path.isdir(bag_dir):  # renamed into place before the crash: it is whole
+            oxum = (read_bag_info(bag_dir).get("Payload-Oxum") or [""])[0]
+            return tagmanifest_digest(bag_dir), oxum
+        if not members:
+            raise BagError("a seal without members")
+        payload = {os.path.basename(m["path"]): os.path.join(self.evidence_dir, m["path"])
+                   for m in members}  # fmt: skip
+        known = {os.path.basename(m["path"]): bytes(m["sha256"]) for m in members}
+        device = self.store.device(seal["serial"])
+        officer = members[0]["officer_id"] or "unassigned"
+        info: dict[str, str | list[str]] = {
+            "Source-Organization": self.organization,
+            "External-Description": DESCRIPTION,
+            "External-Identifier": os.path.basename(seal["bag"]),
+            "Contact-Name": officer,
+            "Recorder-Serial": seal["serial"],
+            "Recorder-Model": device.model if device else "",
+            "Recording-Ids": [m["recording_id"] for m in members],
+        }
+        os.makedirs(os.path.dirname(bag_dir), exist_ok=True)
+        bag = make_bag(bag_dir, payload, info, known_sha256=known)
+        return bag.tagmanifest_sha256, bag.payload_oxum
+
+    # ------------------------------------------------------------------ upgrade
+    def _adopt_earlier_seals(self) -> None:
+        """A database from before this table: its recordings were sealed by ``seal``
+        entries naming them; record those packages, so they are not sealed again."""
+        adopted = 0
+        for entry in self.audit.entries():
+            if entry.kind != "seal" or not isinstance(entry.data.get("bag"), str):
+                continue
+            rids = [r for r in entry.data.get("recordings", []) if isinstance(r, str)]
+            with self.store._write() as db:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO seals (serial, bag, state, tagmanifest_sha256, "
+                    "payload_oxum, created_at) VALUES (?, ?, 'audited', ?, ?, ?)",
+                    (entry.subject, entry.data["bag"], entry.data.get("tagmanifest_sha256"),
+                     entry.data.get("payload_oxum"), time.time()),
+                )  # fmt: skip
+                if cur.rowcount == 0:
+                    continue
+                for rid in rids:
+                    adopted += db.execute(
+                        "UPDATE archive SET bag_id = ? "
+                        "WHERE serial = ? AND recording_id = ? AND bag_id IS NULL",
+                        (cur.lastrowid, entry.subject, rid),
+                    ).rowcount
+        if adopted:
+            log.info("%d archived recordings found in packages sealed before", adopted)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        path = os.path.abspath(self.store.path) + ".seal-lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def not_sealed(store: Store) -> list[dict[str, Any]]:
+    """Archived recordings not (yet) in a package whose seal is in the audit log: what
+    ``dock archive verify`` reports (a database from before the register: none known)."""
+    db = store._db()
+    try:
+        rows = db.execute(
+            "SELECT a.* FROM archive a LEFT JOIN seals s ON a.bag_id = s.id "
+            "WHERE s.id IS NULL OR s.state != 'audited' ORDER BY a.rowid"
+        )
+    except sqlite3.OperationalError:  # no seals table yet: nothing has been sealed by it
+        rows = db.execute("SELECT * FROM archive WHERE 0")
+    return [dict(r) for r in rows.fetchall()]
+
+
+class _Raced(sqlite3.Error):
+    """Another process claimed some of these recordings first (rolls the claim back)."""
+
+
+def _stamp(start_ms: int) -> str:
+    start = utc_datetime(start_ms / 1000)
+    return "unknown-time" if start is None else f"{start.year:04d}{start:%m%dT%H%M%SZ}"
