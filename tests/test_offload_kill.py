@@ -152,6 +152,9 @@ class Results:
     #: bag folder -> the crash point after which it showed with no seal entry
     bags_without_seal: dict[str, str] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
+    #: bag folder -> what bagit-python (an archivist's tool, not ours) finds wrong
+    bagit_invalid: dict[str, str] = field(default_factory=dict)
+    bags: int = 0
     audit_verify: subprocess.CompletedProcess[str] | None = None
     archive_verify: subprocess.CompletedProcess[str] | None = None
     rounds: int = 0
@@ -193,6 +196,9 @@ class Results:
                 ),
                 "archived_never_sealed": self.anomalies_by_point(self.unsealed),
                 "bags_without_seal_entry": self.anomalies_by_point(self.bags_without_seal),
+                "sealed_twice": len(self.sealed_twice),
+                "erased_without_intent": len(self.erased_without_intent),
+                "bagit_python_invalid": len(self.bagit_invalid),
                 "leftover_temporaries": len(self.leftovers),
                 "audit_verify_exit": self.audit_verify and self.audit_verify.returncode,
                 "archive_verify_exit": self.archive_verify and self.archive_verify.returncode,
@@ -297,6 +303,7 @@ class Campaign:
         self.results.archive_verify = subprocess.run(
             [*self.base, "archive", "verify"], capture_output=True, text=True
         )
+        self.results.bagit_invalid = _bagit_python_problems(self.evidence / "bags")
 
     # --- what is where
 
@@ -438,6 +445,23 @@ class Campaign:
             dirs[:] = [d for d in dirs if not d.startswith(".")]
 
 
+def _bagit_python_problems(bags: Any) -> dict[str, str]:
+    """Every package validated by bagit-python, in full (the test extras install it)."""
+    import bagit
+
+    problems: dict[str, str] = {}
+    for officer in sorted(os.listdir(bags)) if os.path.isdir(bags) else ():
+        for name in sorted(os.listdir(os.path.join(bags, officer))):
+            path = os.path.join(bags, officer, name)
+            if name.startswith("."):
+                continue
+            try:
+                bagit.Bag(path).validate()
+            except bagit.BagError as exc:
+                problems[os.path.join(officer, name)] = str(exc)
+    return problems
+
+
 def run_campaign(root: Any, rounds: tuple[Round, ...]) -> Results:
     started = time.monotonic()
     c = Campaign(root)
@@ -505,6 +529,7 @@ def test_every_erase_was_preceded_by_its_intent_and_a_verification(ci: Results) 
 
 def test_every_bag_has_its_seal_and_the_archive_verifies(ci: Results) -> None:
     assert ci.bags_without_seal == {}
+    assert ci.bagit_invalid == {}
     assert ci.archive_verify is not None
     assert ci.archive_verify.returncode == 0, ci.archive_verify.stdout
 
@@ -567,7 +592,12 @@ def test_random_kill_campaign(tmp_path) -> None:
     for bag, point in sorted(res.bags_without_seal.items()):
         print(f"  bag without a seal entry: {bag} after {point}")
     print(f"dock archive verify: exit {res.archive_verify and res.archive_verify.returncode}")
+    print(f"bagit-python: {len(res.bagit_invalid)} invalid package(s) {res.bagit_invalid}")
     assert res.violations == []
     assert res.audit_verify is not None and res.audit_verify.returncode == 0
+    assert res.erased_unaudited == {} and res.archived_unaudited == {}
+    assert res.unsealed == {} and res.sealed_twice == {} and res.bags_without_seal == {}
+    assert res.erased_without_intent == {} and res.bagit_invalid == {}
+    assert res.archive_verify is not None and res.archive_verify.returncode == 0
     assert sum(res.kills.values()) >= kills
     assert all(res.by_phase()[p] >= 1 for p in PHASES), res.by_phase()
