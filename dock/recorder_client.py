@@ -106,7 +106,8 @@ MAX_PENDING_REPLIES = 64
 
 @dataclass(frozen=True)
 class Bounds:
-    """The bounds above, for one client (see each constant for its meaning)."""
+    """The bounds above, for one client (see each constant for its meaning; the reply
+    timeout is the client's own ``timeout``)."""
 
     self_test_timeout_s: float = SELF_TEST_TIMEOUT_S
     max_recordings: int = MAX_RECORDINGS

@@ -23,6 +23,9 @@ is done); the others record something that happened and stay open until acknowle
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
 | fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
 | events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
+| audit_backwards | ``audit.rewound``; a checkpoint the log went back from | acknowledgement |
+| audit_fork | a checkpoint whose head differs from one held at its entry | acknowledgement |
+| audit_bad_checkpoint | a checkpoint not signed by the dock's key | acknowledgement |
 
 The numbers are :class:`Thresholds` defaults, each a ``dock-hq run`` option.
 """
@@ -49,6 +52,9 @@ class AlertKind(StrEnum):
     SCANNER_HIT = "scanner_hit"
     FIXITY_FAILED = "fixity_failed"
     EVENTS_MISSING = "events_missing"  # holes in seq or last_event ahead of what arrived
+    AUDIT_BACKWARDS = "audit_backwards"  # the dock's audit log went back (cut, emptied)
+    AUDIT_FORK = "audit_fork"  # the dock's audit log was rewritten (a head changed)
+    AUDIT_BAD_CHECKPOINT = "audit_bad_checkpoint"  # not signed by the dock's key
 
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
@@ -204,6 +210,15 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
             AlertKind.SCANNER_HIT,
             f"{serial}/{data.get('recording', '')}",
             f"scanner: {data.get('detail')}",
+        )
+    elif kind == EventType.AUDIT_REWOUND:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.AUDIT_BACKWARDS,
+            "",
+            f"audit log went backwards (the dock says): {data.get('detail')}; it ends at entry "
+            f"{data.get('head_seq')}, entries up to {data.get('reported_seq')} were reported",
         )
     elif kind == EventType.FIXITY_FAILED:
         d.raise_(

@@ -4,6 +4,8 @@
     dock-hq fleet     every dock now            dock-hq alerts   open alerts (--all: also closed)
     dock-hq ack ID    acknowledge an alert      dock-hq command  a signed command to one dock
     dock-hq keygen    a new signing key; prints the public key for the docks' configuration
+    dock-hq checkpoint SITE DOCK   the newest audit checkpoint accepted from a dock, for
+                      ``dock audit verify --against`` (--forget: the dock starts a new log)
 
 The read commands open the database while ``run`` writes it (SQLite WAL). Exit status:
 0 ok, 1 refused (a dock's negative reply, an unknown alert), 2 bad usage or settings,
@@ -116,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", action="store_true")
     _add_settings(cmd, (*config.BROKER, *config.DATABASE))
 
+    cp = sub.add_parser(
+        "checkpoint",
+        parents=[common],
+        help="the newest audit checkpoint accepted from a dock, as a checkpoint file",
+        description="Prints the checkpoint file for `dock audit verify --against FILE` on "
+        "the dock. --forget: the dock starts a new audit log (reinstalled, new key); what "
+        "was held is kept, marked forgotten, and no longer judged against.",
+    )
+    cp.add_argument("site")
+    cp.add_argument("dock")
+    cp.add_argument("--forget", action="store_true", help="start over with this dock's log")
+    cp.add_argument("--by", help="with --forget: who decides it")
+    _add_settings(cp, config.DATABASE)
+
     keygen = sub.add_parser("keygen", help="a new command signing key")
     keygen.add_argument("--out", required=True, help="private key file to create (0600)")
     return parser
@@ -172,6 +188,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "alerts": _alerts,
             "ack": _ack,
             "command": _command,
+            "checkpoint": _checkpoint,
             "keygen": _keygen,
         }[args.cmd]
         return handler(args, settings)
@@ -347,6 +364,39 @@ def _ack(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     print(
         f"alert {args.alert_id}: {'acknowledged' if result == 'acked' else 'acknowledged already'}"
     )
+    return EXIT_OK
+
+
+def _checkpoint(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    contract.check_id("site", args.site)
+    contract.check_id("dock", args.dock)
+    if args.forget and not args.by:
+        raise config.ConfigError("--forget needs --by NAME (who decides it)")
+    store = _open_store(settings)
+    try:
+        if args.forget:
+            n = store.forget_checkpoints(args.site, args.dock, args.by, time.time())
+            print(f"{n} checkpoint(s) of {args.site}/{args.dock} forgotten by {args.by}")
+            return EXIT_OK
+        found = store.last_checkpoint(args.site, args.dock)
+    finally:
+        store.close()
+    if found is None:
+        print(f"dock-hq: no signed audit checkpoint from {args.site}/{args.dock}", file=sys.stderr)
+        return EXIT_REFUSED
+    body = {
+        "format": contract.CHECKPOINT_FILE_FORMAT,
+        "site": args.site,
+        "dock": args.dock,
+        "seq": found["seq"],
+        "head": found["head"],
+        "time": found["time"],
+        "public_key": found["public_key"],
+        "signature": found["signature"],
+        "fingerprint": contract.key_fingerprint(bytes.fromhex(found["public_key"])),
+        "received": contract.utc(found["received_at"]),
+    }
+    print(json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import hashlib
 import json
 import re
 import time
@@ -78,6 +79,7 @@ class EventType(StrEnum):
     DEADLINE_OVERDUE = "deadline.overdue"
     CLOCK_DRIFT = "clock.drift"
     AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_REWOUND = "audit.rewound"  # the dock's audit log went backwards under its reporter
     SCANNER_HIT = "scanner.hit"
     FIXITY_FAILED = "fixity.failed"
     DEVICE_FLAGGED = "device.flagged"
@@ -294,6 +296,35 @@ def signing_bytes(command: dict[str, Any]) -> bytes:
     as JSON with sorted keys, no spaces and non-ASCII kept as UTF-8."""
     body = {k: v for k, v in command.items() if k != "sig"}
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+# --- audit checkpoints (MQTT.md, "Audit checkpoints") ------------------------------------
+
+#: A checkpoint file: what ``dock-hq checkpoint`` prints and ``dock audit verify --against``
+#: reads (the dock's audit log keeps its own copy in the same form).
+CHECKPOINT_FILE_FORMAT = "bwc-dock-audit-checkpoint/1"
+#: The audit log before its first entry: the "head" of seq 0.
+GENESIS = "0" * 64
+
+
+def _length_prefixed(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def checkpoint_signed_bytes(dock: str, seq: int, head: str, time: str) -> bytes:
+    """What a dock's Ed25519 signature of an audit checkpoint covers (the dock's audit
+    log, checkpoint construction version 1): each part as 4-byte big-endian length and
+    UTF-8, in this order."""
+    parts = ("bwc-dock-audit-checkpoint/v1", dock, str(seq), head, time)
+    return b"".join(_length_prefixed(p) for p in parts)
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """How a dock shows its public key to people: the first 8 bytes of its SHA-256 in
+    hex, in groups of four (``3f2a:9c01:77b4:e0d5``)."""
+    digest = hashlib.sha256(public_key).hexdigest()[:16]
+    return ":".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
 def event_key(site: str, dock: str, payload: dict[str, Any]) -> tuple[str, str, str, int]:

@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hq import alerts, contract
+from hq import alerts, checkpoints, contract
 from hq.alerts import Decision, Thresholds
 from hq.commands import publish_command, sign_command
 from hq.config import BrokerSettings, mqtt_client
@@ -421,12 +421,39 @@ class Monitor:
         work.new_events[key] = (count + 1, max(max_seq, seq))
         work.boots.add(key)
         work.decision.extend(alerts.event_rule(site, dock, event))
+        if event["type"] == contract.EventType.AUDIT_CHECKPOINT:
+            work.decision.extend(self._checkpoint(store, site, dock, event, work.now))
         failure = alerts.failure_of(event)
         if failure is not None:
             th = self.thresholds
             t = contract.parse_utc(event["time"])
             n = store.count_failure(site, dock, failure[0], failure[1], t, th.failure_window_s)
             work.decision.extend(alerts.failure_rule(site, dock, *failure, n, th))
+
+    def _checkpoint(
+        self, store: Store, site: str, dock: str, event: dict[str, Any], now: float
+    ) -> alerts.Decision:
+        """Hold the dock to its audit log's checkpoints: a new one must extend the last."""
+        decision = alerts.Decision()
+        try:
+            claim = checkpoints.claim_of(event["data"], event["time"])
+        except contract.ContractError as exc:
+            decision.raise_(
+                site, dock, alerts.AlertKind.AUDIT_BAD_CHECKPOINT, "",
+                f"unreadable checkpoint (event {event['boot']}/{event['seq']}): {exc}",
+            )  # fmt: skip
+            return decision
+        verdict = checkpoints.judge(dock, claim, store.checkpoints_known(site, dock, claim))
+        if verdict.status != checkpoints.DUPLICATE:
+            accepted = verdict.status == checkpoints.ACCEPTED
+            store.add_checkpoint(site, dock, claim, accepted, now, event["boot"], event["seq"])
+        if verdict.kind is not None:
+            log.error(
+                "audit checkpoint rejected",
+                extra={"site": site, "dock": dock, "seq": claim.seq, "why": verdict.detail},
+            )
+            decision.raise_(site, dock, verdict.kind, "", verdict.detail)
+        return decision
 
     def _note_last_event(
         self, store: Store, site: str, dock: str, part: dict[str, Any], work: _Batch

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hq.alerts import CLEARING, AlertKey, AlertKind, Decision, DockSeen
+from hq.checkpoints import Claim, Known
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docks (
@@ -67,7 +68,21 @@ CREATE TABLE IF NOT EXISTS commands (
     args TEXT NOT NULL, by TEXT NOT NULL, issued TEXT NOT NULL, sent_at REAL,
     reply_ok INTEGER, reply_error TEXT, reply_time TEXT
 );
+-- Audit checkpoints docks reported (hq/checkpoints.py): status 1 accepted, 0 rejected
+-- (an alert says why), -1 forgotten by a person (dock-hq checkpoint --forget).
+CREATE TABLE IF NOT EXISTS checkpoints (
+    site TEXT NOT NULL, dock TEXT NOT NULL, seq INTEGER NOT NULL, head TEXT NOT NULL,
+    time TEXT NOT NULL, t REAL NOT NULL, prev_seq INTEGER, prev_head TEXT,
+    public_key TEXT, signature TEXT, status INTEGER NOT NULL, received_at REAL NOT NULL,
+    boot TEXT, event_seq INTEGER, forgotten_by TEXT, forgotten_at REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_accepted ON checkpoints (site, dock, seq)
+    WHERE status = 1;
+CREATE INDEX IF NOT EXISTS checkpoints_rejected ON checkpoints (site, dock, seq, head)
+    WHERE status = 0;
 """
+
+_CLAIM = "seq, head, time, t, prev_seq, prev_head, public_key, signature"
 
 
 class Store:
@@ -330,6 +345,84 @@ class Store:
             "WHERE commands.site = excluded.site AND commands.dock = excluded.dock",
             (reply["id"], site, dock, int(reply["ok"]), _text(reply.get("error")), reply["time"]),
         )
+
+    # ------------------------------------------------------------------ audit checkpoints
+
+    def _claim(self, where: str, args: tuple[Any, ...]) -> Claim | None:
+        row = self.db.execute(
+            f"SELECT {_CLAIM} FROM checkpoints WHERE site=? AND dock=? AND status=1 AND {where}",
+            args,
+        ).fetchone()
+        return None if row is None else Claim(*row)
+
+    def checkpoints_known(self, site: str, dock: str, claim: Claim) -> Known:
+        """What :func:`hq.checkpoints.judge` needs to know around ``claim``: a few
+        indexed look-ups, however long the dock's history."""
+        sd = (site, dock)
+        ps = claim.prev_seq
+        key = self.db.execute(
+            "SELECT public_key FROM checkpoints WHERE site=? AND dock=? AND status=1 "
+            "AND public_key IS NOT NULL ORDER BY seq LIMIT 1",
+            sd,
+        ).fetchone()
+        follows_rejected = ps is not None and (
+            self.db.execute(
+                "SELECT 1 FROM checkpoints WHERE site=? AND dock=? AND status=0 AND seq=? "
+                "AND head=? LIMIT 1",
+                (*sd, ps, claim.prev_head),
+            ).fetchone()
+            is not None
+        )
+        return Known(
+            same=self._claim("seq=?", (*sd, claim.seq)),
+            prev=None if ps is None else self._claim("seq=?", (*sd, ps)),
+            inside=None
+            if ps is None
+            else self._claim("seq>? AND seq<? ORDER BY seq LIMIT 1", (*sd, ps, claim.seq)),
+            above=self._claim("seq>? ORDER BY seq LIMIT 1", (*sd, claim.seq)),
+            key=None if key is None else key[0],
+            follows_rejected=follows_rejected,
+        )
+
+    def add_checkpoint(
+        self,
+        site: str,
+        dock: str,
+        claim: Claim,
+        accepted: bool,
+        now: float,
+        boot: str | None = None,
+        event_seq: int | None = None,
+    ) -> None:
+        c = claim
+        self.db.execute(
+            "INSERT INTO checkpoints (site, dock, seq, head, time, t, prev_seq, prev_head, "
+            "public_key, signature, status, received_at, boot, event_seq) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (site, dock, c.seq, c.head, c.time, c.t, c.prev_seq, c.prev_head, c.public_key,
+             c.signature, 1 if accepted else 0, now, boot, event_seq),
+        )  # fmt: skip
+
+    def last_checkpoint(self, site: str, dock: str) -> dict[str, Any] | None:
+        """The newest accepted signed checkpoint of a dock (``dock-hq checkpoint``)."""
+        row = self.db.execute(
+            "SELECT seq, head, time, public_key, signature, received_at FROM checkpoints "
+            "WHERE site=? AND dock=? AND status=1 AND signature IS NOT NULL "
+            "ORDER BY seq DESC LIMIT 1",
+            (site, dock),
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def forget_checkpoints(self, site: str, dock: str, by: str, now: float) -> int:
+        """A person says the dock starts a new audit log (a new key, a reinstalled dock):
+        what was held is kept, marked forgotten by whom, and no longer judged against."""
+        with self.transaction():
+            cur = self.db.execute(
+                "UPDATE checkpoints SET status=-1, forgotten_by=?, forgotten_at=? "
+                "WHERE site=? AND dock=? AND status IN (0, 1)",
+                (by, now, site, dock),
+            )
+        return cur.rowcount
 
     # ------------------------------------------------------------------ alerts
 

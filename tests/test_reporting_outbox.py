@@ -9,6 +9,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -89,8 +90,14 @@ class FlakyOutbox(Outbox):
     fail_after: int | None = None
 
     def enqueue(
-        self, boot: str, items: Iterable, cursors: dict[str, int], expected: dict | None = None
-    ) -> int:
+        self,
+        boot: str,
+        items: Iterable,
+        cursors: dict[str, int | str],
+        expected: dict | None = None,
+        *more: Any,
+        **named: Any,
+    ) -> int | None:
         limit, self.fail_after = self.fail_after, None
 
         def items_then_crash() -> Iterator:
@@ -101,7 +108,7 @@ class FlakyOutbox(Outbox):
             if limit is not None:
                 raise OSError("power cut")
 
-        return super().enqueue(boot, items_then_crash(), cursors, expected)
+        return super().enqueue(boot, items_then_crash(), cursors, expected, *more, **named)
 
 
 ops = st.lists(

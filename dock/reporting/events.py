@@ -96,7 +96,18 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                 }
             return None
         case "checkpoint":
-            return EventType.AUDIT_CHECKPOINT, {"seq": entry.seq, "head": d.get("head")}
+            # time, public_key, signature and previous: for headquarters to check that
+            # each checkpoint extends the last (MQTT.md, "Audit checkpoints").
+            return EventType.AUDIT_CHECKPOINT, {
+                "seq": entry.seq,
+                "head": d.get("head"),
+                **{k: d[k] for k in ("time", "public_key", "signature", "previous") if k in d},
+            }
+        case "audit_rewound":
+            return EventType.AUDIT_REWOUND, _pick(
+                d, "head_seq", "head", "reported_seq", "reported_head", "agreed_seq",
+                "checkpoint_seq", "reported_checkpoint_seq", "detail",
+            )  # fmt: skip
         case "scanner_hit":
             return EventType.SCANNER_HIT, {"serial": serial, **_pick(d, "recording", "detail")}
         case "fixity_failure":

@@ -31,6 +31,8 @@ log = logging.getLogger("dock.outbox")
 KEEP_SENT_S = 30 * 86400.0
 #: Above this many unsent events the dock warns (it still keeps them all).
 WARN_PENDING = 100_000
+#: Hashes of fed audit entries kept (the newest): how far back a cut is located exactly.
+KEEP_FED = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +53,9 @@ CREATE TABLE IF NOT EXISTS commands_seen (id TEXT PRIMARY KEY, seen REAL NOT NUL
 CREATE TABLE IF NOT EXISTS boots (
     boot TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, first_queued REAL NOT NULL
 );
+-- The hash of each audit entry fed (the newest KEEP_FED): if the log goes backwards,
+-- where it still agrees with what was reported is found here.
+CREATE TABLE IF NOT EXISTS fed (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -84,20 +89,49 @@ class Outbox:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
         return None if row is None else int(row[0])
 
-    def start_cursors(self, entry_head: int, checkpoint_head: int) -> None:
+    def mark(self, name: str) -> str | None:
+        """A text kept beside the cursors: the hash of the entry (``audit_hash``) and the
+        head of the checkpoint (``checkpoint_head``) each cursor stands on."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def start_cursors(
+        self,
+        entry_head: int,
+        checkpoint_head: int,
+        entry_hash: str | None = None,
+        checkpoint_hash: str | None = None,
+    ) -> None:
         """First start of reporting: events begin now, not with years of old audit entries."""
+        start = (
+            ("audit", entry_head, "audit_hash", entry_hash),
+            ("checkpoint", checkpoint_head, "checkpoint_head", checkpoint_hash),
+        )
         with self._write() as db:
-            for name, value in (("audit", entry_head), ("checkpoint", checkpoint_head)):
-                db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, str(value)))
+            for name, value, mark, text in start:
+                if db.execute("SELECT 1 FROM meta WHERE key = ?", (name,)).fetchone():
+                    continue  # started already (by another reporter): it stays
+                db.execute("INSERT INTO meta VALUES (?, ?)", (name, str(value)))
+                if text is not None:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mark, text))
+                    if name == "audit" and value:  # where reporting starts, as it was
+                        db.execute("INSERT OR REPLACE INTO fed VALUES (?, ?)", (value, text))
 
     def enqueue(
         self,
         boot: str,
         items: Iterable[tuple[str, AuditView, dict[str, Any], bool]],
-        cursors: dict[str, int],
+        cursors: dict[str, int | str],
         expected: dict[str, int | None] | None = None,
+        fed: Iterable[tuple[int, str]] = (),
+        forget_fed_after: int | None = None,
     ) -> int | None:
-        """Queue events and move the cursors in one transaction; returns how many.
+        """Queue events and move the cursors (and the hashes kept with them) in one
+        transaction; returns how many.
+
+        ``fed``: (seq, hash) of the audit entries these events were read from (all of
+        them, with or without an event); ``forget_fed_after``: drop the hashes kept for
+        entries after this seq (the log went back there).
 
         ``items``: (event type, source entry, event data, is an audit entry).
         ``expected``: the cursors these items were read after; if another process moved
@@ -133,6 +167,9 @@ class Outbox:
                 count += 1
             for name, value in cursors.items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+            if forget_fed_after is not None:
+                db.execute("DELETE FROM fed WHERE seq > ?", (forget_fed_after,))
+            db.executemany("INSERT OR REPLACE INTO fed VALUES (?, ?)", fed)
             if count:
                 db.execute(
                     "INSERT INTO boots VALUES (?, ?, ?) "
@@ -140,6 +177,15 @@ class Outbox:
                     (boot, seq, now),
                 )
         return count
+
+    def fed_hash(self, seq: int) -> str | None:
+        """The hash the audit entry ``seq`` had when it was fed, if still kept."""
+        row = self._db.execute("SELECT hash FROM fed WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def oldest_fed(self) -> int | None:
+        row = self._db.execute("SELECT min(seq) FROM fed").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     # --- publishing -------------------------------------------------------------
 
@@ -207,6 +253,15 @@ class Outbox:
         with self._write() as db:
             n = db.execute("DELETE FROM events WHERE sent IS NOT NULL AND sent < ?", (cutoff,))
             db.execute("DELETE FROM commands_seen WHERE seen < ?", (cutoff,))
+            (newest,) = db.execute("SELECT max(seq) FROM fed").fetchone()
+            if (
+                newest is not None
+                and db.execute("DELETE FROM fed WHERE seq <= ?", (newest - KEEP_FED,)).rowcount
+            ):
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('fed_pruned', ?)",
+                    (str(newest - KEEP_FED),),
+                )
             # boots rows stay: one small row per start of the dock, and a running boot's
             # counter must never go (its seq would start again at 1).
             return n.rowcount
