@@ -290,3 +290,65 @@ def test_clock_offset_leaves_out_the_recorders_processing_time(start_recorder) -
         c.open()
         offset = c.status().clock_offset_s
     assert abs(offset) < 0.2, offset
+
+
+def test_enrolment_is_atomic_from_the_docks_side(make_dock) -> None:
+    """Issue 9 section 2: a recorder that cannot prove the agreed secret leaves nothing
+    enrolled on either side, with a clear error, and enrolling again works."""
+    from dock.recorder_client import AuthenticationFailed
+
+    svc, recs = make_dock({"recordings": 0}, enrol=False)
+    firmware = recs[0].server.firmware
+    honest = firmware._on_auth_prove
+
+    def wrong_proof(host_mac: bytes) -> dict:
+        honest(host_mac)  # the recorder commits the new secret ...
+        return {"device_mac": bytes(32)}  # ... but its proof back is wrong
+
+    firmware._on_auth_prove = wrong_proof  # type: ignore[method-assign]
+    with pytest.raises(AuthenticationFailed, match="could not prove"):
+        svc.enrol("1", "admin")
+    serial = recs[0].model.serial
+    assert svc.store.device(serial) is None  # nothing trusted on the dock's side
+    firmware._on_auth_prove = honest  # type: ignore[method-assign]
+    assert svc.enrol("1", "admin") == serial  # the pending secret finishes it
+    device = svc.store.device(serial)
+    assert device is not None and device.secret == recs[0].model.secret
+    assert svc.store.pending_secret(serial) is None
+
+
+def test_a_killed_enrolment_is_finished_by_the_next(make_dock) -> None:
+    """The dock wrote the agreed secret down, the recorder committed it, the dock died
+    before enrolling it: the next ``enrol`` completes with the same secret."""
+    svc, recs = make_dock({"recordings": 0}, enrol=False)
+    serial = recs[0].model.serial
+    with svc._slot("1") as client:
+        secret = client.enrol()
+        svc.store.keep_pending_secret(serial, secret)
+        client.authenticate(secret)  # recorder commits; the dock "dies" here
+    assert recs[0].model.secret == secret and svc.store.device(serial) is None
+    assert svc.enrol("1", "admin") == serial
+    assert svc.store.device(serial).secret == secret
+
+
+def test_dock_device_enrol_says_in_one_line_when_the_recorder_cannot_prove_it(
+    start_recorder, tmp_path, capsys
+) -> None:
+    """No traceback: one line, a link/auth exit status, and running it again works."""
+    from dock.cli import main
+
+    from .conftest import write_dock_config
+
+    r = start_recorder(listen="tcp://127.0.0.1:0", recordings=0)
+    cfg, _state, _evidence = write_dock_config(tmp_path, r.url, "d1")
+    firmware = r.server.firmware
+    honest = firmware._on_auth_prove
+    firmware._on_auth_prove = lambda host_mac: {**honest(host_mac), "device_mac": bytes(32)}
+    status = main(["--config", str(cfg), "device", "enrol", "--slot", "1"])
+    err = capsys.readouterr().err
+    assert status != 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("dock device")] == [
+        "dock device: enrol failed: recorder could not prove it holds the enrolled secret"
+    ]
+    firmware._on_auth_prove = honest
+    assert main(["--config", str(cfg), "device", "enrol", "--slot", "1"]) == 0
