@@ -90,9 +90,13 @@ MAX_RECORDING_BYTES = 1 << 40
 #: Longest recording id, previous id and officer id the dock accepts (UTF-8 bytes).
 MAX_ID_BYTES = 128
 #: Recording start and end times the dock believes in: 2000-01-01 to 2100-01-01 UTC
-#: (ms since the epoch). A recording outside them stays on the device, reported.
+#: (ms since the epoch). A recording outside them (a recorder whose clock reset to
+#: 1970, say) is still offloaded, since footage must not stay behind for a bad clock,
+#: but its time is marked doubtful (``RecordingInfo.time_doubt``) and audited.
 EARLIEST_MS = 946_684_800_000
 LATEST_MS = 4_102_444_800_000
+#: Times no calendar can show (before 1970 or from the year 10000 on): refused.
+REPRESENTABLE_MS = (0, 253_402_300_800_000)
 #: READ goodput floor: every ``READ_WINDOW_S`` seconds of a read (time the dock itself
 #: spends writing excluded) must bring at least this many bytes per second, or the
 #: read fails and the recording stays on the device. A UART at 115200 baud carries
@@ -245,6 +249,8 @@ class RecordingInfo:
     previous_id: str | None
     officer_id: str | None
     stop_reason: int | None
+    #: Why its start/end times cannot be right (None: plausible); the footage is real.
+    time_doubt: str | None = None
 
     @classmethod
     def from_fields(
@@ -270,6 +276,7 @@ class RecordingInfo:
             previous_id=f.get("previous_id"),
             officer_id=f.get("officer_id"),
             stop_reason=f.get("stop_reason"),
+            time_doubt=time_doubt(f, bounds),
         )
 
 
@@ -291,7 +298,16 @@ def recording_problem(
         return f"size {size} bytes, beyond any recorder (at most {b.max_recording_bytes})"
     if storage_total is not None and size > storage_total:
         return f"size {size} bytes, more than the recorder's own storage ({storage_total})"
-    start, end = f["start_ms"], f["end_ms"]
+    low, high = REPRESENTABLE_MS
+    for name in ("start_ms", "end_ms"):
+        if not low <= f[name] < high:
+            return f"{name.removesuffix('_ms')} {f[name]} ms is no calendar time (1970..9999)"
+    return None
+
+
+def time_doubt(f: dict[str, Any], bounds: Bounds = DEFAULT_BOUNDS) -> str | None:
+    """Why a recording's (representable) times cannot be right, or None."""
+    b, start, end = bounds, f["start_ms"], f["end_ms"]
     if not b.earliest_ms <= start < b.latest_ms:
         return f"start {start} ms is not between {_year(b.earliest_ms)} and {_year(b.latest_ms)}"
     if not start <= end < b.latest_ms:

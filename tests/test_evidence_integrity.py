@@ -135,3 +135,19 @@ def test_packages_sealed_before_the_register_existed_are_adopted(tmp_path) -> No
     reg.complete()
     sealed = [e.data["recordings"] for e in audit.entries() if e.kind == "seal"]
     assert sealed == [["REC1"], ["REC2"]]
+
+
+def test_footage_from_a_recorder_whose_clock_reset_is_offloaded_and_marked(make_dock) -> None:
+    """A recorder that lost its clock (1970) still has real footage: it is offloaded,
+    verified and sealed, not left on the device, and its doubtful time is audited."""
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
+    model = recs[0].model
+    for i, r in enumerate(model.ordered_recordings()):
+        r.start_ms, r.end_ms = 60_000 * (i + 1), 60_000 * (i + 1) + 30_000
+    model.save()
+    report = svc.offload("1")
+    assert sorted(report.erased) == ["REC000001", "REC000002"] and report.failed == {}
+    files = [e for e in svc.audit.entries() if e.kind == "offload_file"]
+    assert len(files) == 2
+    assert all(e.data["time_doubt"].startswith("start ") for e in files)
+    assert report.bag is not None

@@ -207,9 +207,7 @@ BASE = {
         ({"size": (1 << 40) + 1}, "size"),
         ({"start_ms": 2**63 - 1}, "start"),
         ({"start_ms": -1}, "start"),
-        ({"start_ms": 900_000_000_000}, "start"),  # 1998
-        ({"end_ms": 4_200_000_000_000}, "end"),  # 2103
-        ({"end_ms": 1_699_999_999_999}, "end"),  # before its start
+        ({"end_ms": 253_402_300_800_000}, "end"),  # the year 10000
         ({"id": ""}, "id"),
         ({"id": "R" * 129}, "id"),
         ({"id": "录" * 43}, "id"),  # 129 bytes of UTF-8
@@ -220,6 +218,22 @@ BASE = {
 def test_impossible_recording_values_are_refused_at_decode(change, why) -> None:
     with pytest.raises(ProtocolViolation, match=why):
         RecordingInfo.from_fields({**BASE, **change})
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"start_ms": 0, "end_ms": 60_000}, "start"),  # a clock reset to 1970
+        ({"start_ms": 900_000_000_000}, "start"),  # 1998
+        ({"end_ms": 4_200_000_000_000}, "end"),  # 2103
+        ({"end_ms": 1_699_999_999_999}, "end"),  # before its start
+    ],
+)
+def test_doubtful_times_are_kept_and_marked_not_refused(change, why) -> None:
+    """The footage is real even when the recorder's clock is not: offloaded, marked."""
+    rec = RecordingInfo.from_fields({**BASE, **change})
+    assert rec.time_doubt is not None and why in rec.time_doubt
+    assert RecordingInfo.from_fields(BASE).time_doubt is None
 
 
 def test_a_recording_larger_than_the_recorders_storage_is_refused() -> None:

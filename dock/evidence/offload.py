@@ -448,6 +448,8 @@ class Offloader:
                     "resumed": result.already_present,
                     "via": via,
                     **({"volume_refused": refused} if refused else {}),
+                    # the recorder's clock was wrong: the footage is real, its times not
+                    **({"time_doubt": rec.time_doubt} if rec.time_doubt else {}),
                 },
             )
 
