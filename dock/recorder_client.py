@@ -315,6 +315,28 @@ def time_doubt(f: dict[str, Any], bounds: Bounds = DEFAULT_BOUNDS) -> str | None
     return None
 
 
+#: Longest serial the dock accepts (UTF-8 bytes): it names slots, files and audit entries.
+MAX_SERIAL_BYTES = 64
+#: Longest model, firmware or vendor string (UTF-8 bytes).
+MAX_LABEL_BYTES = 128
+
+
+def hello_problem(f: dict[str, Any]) -> str | None:
+    """Why a HELLO reply cannot be an honest recorder's, or None. Its texts are bounded
+    here; control characters in them are escaped wherever they are shown
+    (``dock.text.shown``) and mapped wherever they name a file (``safe_name``)."""
+    if f["version"] not in SUPPORTED_VERSIONS:
+        return f"version {f['version']} was not offered ({SUPPORTED_VERSIONS})"
+    serial = f["serial"]
+    if not serial.strip() or len(serial.encode("utf-8")) > MAX_SERIAL_BYTES:
+        return f"serial empty or longer than {MAX_SERIAL_BYTES} bytes"
+    for name in ("model", "firmware", "vendor"):
+        text = f.get(name)
+        if text is not None and len(text.encode("utf-8")) > MAX_LABEL_BYTES:
+            return f"{name} longer than {MAX_LABEL_BYTES} bytes"
+    return None
+
+
 def _year(ms: int) -> int:
     return time.gmtime(ms // 1000).tm_year
 
@@ -504,6 +526,9 @@ class RecorderClient:
             max_version=max(SUPPORTED_VERSIONS),
             host_id="dock",
         )
+        problem = hello_problem(f)
+        if problem is not None:
+            raise ProtocolViolation(f"HELLO: {problem}")
         self.identity = Identity(
             serial=f["serial"],
             model=f["model"],

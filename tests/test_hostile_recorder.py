@@ -493,3 +493,23 @@ def test_a_handshake_answered_with_another_reply_type_is_a_protocol_violation(
     with pytest.raises(ProtocolViolation, match="not the reply asked for"):
         client.open()
         client.authenticate(SECRET)
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"serial": ""}, "serial"),
+        ({"serial": "S" * 65}, "serial"),
+        ({"model": "M" * 129}, "model"),
+        ({"firmware": "F" * 129}, "firmware"),
+        ({"version": 7}, "version"),
+    ],
+)
+def test_an_impossible_hello_is_refused(change, why) -> None:
+    """Issue 9: HELLO's serial names files, slots and audit entries: bounded, printable."""
+    from dock.recorder_client import hello_problem
+
+    hello = {"version": 2, "serial": "EMU0001", "model": "M", "firmware": "1", "capabilities": 0}
+    assert hello_problem(hello) is None
+    problem = hello_problem({**hello, **change})
+    assert problem is not None and why in problem
