@@ -139,27 +139,12 @@ def verify_archive(
         report.checked += 1
         if not found:
             report.intact += 1
-        for problem in found:
-            report.bad.append(
-                FixityProblem(
-                    kind="file",
-                    serial=row["serial"],
-                    recording=row["recording_id"],
-                    path=row["path"],
-                    problem=problem,
-                )
-            )
+        report.bad += [_file_problem(row, problem) for problem in found]
     _check_bags(evidence_dir, audit, report)
-    for row in not_sealed(store):  # every one, sampled or not: a cheap question
-        report.bad.append(
-            FixityProblem(
-                kind="file",
-                serial=row["serial"],
-                recording=row["recording_id"],
-                path=row["path"],
-                problem="archived but in no sealed package (sealed at the next offload)",
-            )
-        )
+    report.bad += [  # every one, sampled or not: a cheap question
+        _file_problem(row, "archived but in no sealed package (sealed at the next offload)")
+        for row in not_sealed(store)
+    ]
     for p in report.bad:
         audit.append(
             "fixity_failure",
@@ -173,6 +158,16 @@ def verify_archive(
     audit.append("fixity_check", actor, "archive", summary)
     audit.checkpoint()  # sign the outcome at once: a failed check must not be cut off
     return report
+
+
+def _file_problem(row: dict[str, Any], problem: str) -> FixityProblem:
+    return FixityProblem(
+        kind="file",
+        serial=row["serial"],
+        recording=row["recording_id"],
+        path=row["path"],
+        problem=problem,
+    )
 
 
 def check_file(evidence_dir: str, row: dict[str, Any], progress: Progress | None) -> list[str]:
