@@ -22,6 +22,8 @@ is done); the others record something that happened and stay open until acknowle
 | refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
 | fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
+| recording_interrupted | ``gap.found``, kind interrupted or fault (serial/item) | acknowledgement |
+| pin_locked | ``pin.locked`` (subject the officer number) | ``pin.unlocked`` |
 | events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
 | audit_backwards | ``audit.rewound``; a checkpoint the log went back from | acknowledgement |
 | audit_fork | a checkpoint whose head differs from one held at its entry | acknowledgement |
@@ -55,6 +57,10 @@ class AlertKind(StrEnum):
     AUDIT_BACKWARDS = "audit_backwards"  # the dock's audit log went back (cut, emptied)
     AUDIT_FORK = "audit_fork"  # the dock's audit log was rewritten (a head changed)
     AUDIT_BAD_CHECKPOINT = "audit_bad_checkpoint"  # not signed by the dock's key
+    # recording stopped for battery, storage or a fault: the head is told at once
+    # (002 art.20; 003 art.11; 004 att.1 art.3), not only an explanation item
+    RECORDING_INTERRUPTED = "recording_interrupted"
+    PIN_LOCKED = "pin_locked"  # someone tried five wrong PINs for one officer number
 
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
@@ -66,6 +72,7 @@ CLEARING = frozenset(
         AlertKind.OFFLOAD_OVERDUE,
         AlertKind.CLOCK_DRIFT_NOW,
         AlertKind.EVENTS_MISSING,
+        AlertKind.PIN_LOCKED,
     }
 )
 
@@ -220,6 +227,26 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
             f"audit log went backwards (the dock says): {data.get('detail')}; it ends at entry "
             f"{data.get('head_seq')}, entries up to {data.get('reported_seq')} were reported",
         )
+    elif kind == EventType.GAP_FOUND and data.get("kind") in ("interrupted", "fault"):
+        d.raise_(
+            site,
+            dock,
+            AlertKind.RECORDING_INTERRUPTED,
+            f"{serial}/{data.get('item', '')}",
+            f"recording could not go on ({data.get('kind')}: {data.get('reason')}), "
+            f"officer {data.get('officer')}: explanation item {data.get('item')}",
+        )
+    elif kind == EventType.PIN_LOCKED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.PIN_LOCKED,
+            str(data.get("officer", "")),
+            f"PIN of officer number {data.get('officer')} locked after {data.get('tries')} "
+            f"wrong tries ({data.get('purpose')}; number known: {data.get('known')})",
+        )
+    elif kind == EventType.PIN_UNLOCKED:
+        d.clear(site, dock, AlertKind.PIN_LOCKED, str(data.get("officer", "")))
     elif kind == EventType.FIXITY_FAILED:
         d.raise_(
             site,

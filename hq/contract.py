@@ -83,6 +83,8 @@ class EventType(StrEnum):
     SCANNER_HIT = "scanner.hit"
     FIXITY_FAILED = "fixity.failed"
     DEVICE_FLAGGED = "device.flagged"
+    PIN_LOCKED = "pin.locked"  # five wrong PINs in a row for one officer number
+    PIN_UNLOCKED = "pin.unlocked"  # a supervisor unlocked it
     COMMAND = "command"  # a command from headquarters, accepted or refused
 
 

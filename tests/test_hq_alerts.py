@@ -189,3 +189,30 @@ def test_clearing_kinds_are_conditions():
     assert AlertKind.SCANNER_HIT not in CLEARING
     assert AlertKind.FIXITY_FAILED not in CLEARING
     assert AlertKind.DOCK_LOST in CLEARING
+
+
+def test_a_recording_that_could_not_go_on_tells_the_head_at_once() -> None:
+    """002 art.20, 003 art.11, 004 att.1 art.3: an interruption for battery, storage or
+    a fault opens an alert, not only an explanation item; a manual stop does not."""
+    from hq.alerts import event_rule
+
+    def decide(kind: str) -> list:
+        event = {"type": "gap.found", "data": {"serial": "S1", "item": 7, "kind": kind,
+                                               "reason": "battery", "officer": "1001"}}  # fmt: skip
+        return event_rule("s", "d", event).open
+
+    (opened,) = decide("interrupted")
+    assert opened.key.kind == AlertKind.RECORDING_INTERRUPTED and opened.key.subject == "S1/7"
+    assert len(decide("fault")) == 1
+    assert decide("manual_stop") == []
+
+
+def test_a_locked_pin_is_an_alert_until_a_supervisor_unlocks_it() -> None:
+    from hq.alerts import event_rule
+
+    locked = {"type": "pin.locked", "data": {"officer": "1001", "tries": 5, "known": True}}
+    (opened,) = event_rule("s", "d", locked).open
+    assert opened.key.kind == AlertKind.PIN_LOCKED and opened.key.subject == "1001"
+    unlocked = {"type": "pin.unlocked", "data": {"officer": "1001", "by": "9001"}}
+    (closed,) = event_rule("s", "d", unlocked).close
+    assert (closed.kind, closed.subject) == (AlertKind.PIN_LOCKED, "1001")

@@ -116,6 +116,13 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                 "path": d.get("path"),
                 "detail": d.get("problem"),
             }
+        case "pin_locked":
+            return EventType.PIN_LOCKED, {
+                "officer": serial,
+                **_pick(d, "purpose", "tries", "known"),
+            }
+        case "pin_unlocked":
+            return EventType.PIN_UNLOCKED, {"officer": serial, "by": entry.actor}
         case "device_flag":
             return EventType.DEVICE_FLAGGED, {
                 "serial": serial,
