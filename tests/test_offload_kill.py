@@ -286,9 +286,10 @@ class Campaign:
         self.check_invariants(crash or "clean run")
         return out
 
-    def end_round(self) -> None:
-        """A clean offload, then everything of this recorder is checked."""
-        out = self.offload()
+    def end_round(self, last: Outcome | None = None) -> None:
+        """A clean offload (``last``, when that one finished), then everything of this
+        recorder is checked."""
+        out = last if last is not None and last.returncode == 0 else self.offload()
         if out.returncode == 0 and json.loads(out.stdout)["failed"]:
             self.results.violations.append(f"{self.serial}: clean offload: {out.stdout}")
         self.check_round()
@@ -544,6 +545,7 @@ MAX_N = {
     "publish.before_rename": 3,
     "publish.after_rename": 3,
     "publish.after_row": 3,
+    "erase.intent.before": 3,
     "erase.before": 3,
     "erase.after": 3,
     "audit.erase.before": 3,
@@ -559,13 +561,21 @@ def run_random_campaign(root: Any, kills: int, seed: int) -> Results:
     c = Campaign(root)
     try:
         while sum(c.results.kills.values()) < kills:
-            c.start_round(rng.random() < 0.5, rng.randint(2, 5), rng.choice((0.25, 0.5, 1.0)))
-            for _ in range(20):  # bounded, in case every draw is reached
+            c.start_round(rng.random() < 0.5, rng.randint(3, 8), rng.choice((0.25, 0.5, 1.0)))
+            out = None
+            for _ in range(30):  # bounded, in case every draw is reached
                 point = rng.choice(by_phase[rng.choice(PHASES)])
                 out = c.offload(f"{point}:{rng.randint(1, MAX_N.get(point, 1))}")
                 if out.returncode != -signal.SIGKILL:
-                    break
-            c.end_round()
+                    break  # not reached: that offload finished the round's work
+            c.end_round(out)
+            res = c.results
+            print(
+                f"round {res.rounds}: {sum(res.kills.values())} kills, "
+                f"{len(res.not_reached)} not reached, {len(res.violations)} violations, "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
     finally:
         c.finish()
     c.results.seconds = time.monotonic() - started
