@@ -348,15 +348,9 @@ def cmd_offload(args: argparse.Namespace) -> int:
 def cmd_case(args: argparse.Namespace) -> int:
     svc = service_from(args)
     if args.action == "attach":
-        try:
-            for item in args.recordings:
-                serial, _, rec = item.partition(":")
-                if svc.store.attach_case(args.case, serial, rec, args.actor):
-                    svc.audit.append("case_attach", args.actor, serial,
-                                     {"case": args.case, "recording": rec})  # fmt: skip
-        except StoreError as exc:
-            print(f"dock case: {shown(exc, 400)}", file=sys.stderr)
-            return EXIT_USAGE
+        code = _attach(svc, args)
+        if code:
+            return code
     rows = svc.store.case_recordings(args.case)
     if args.json:
         print(json_text([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()}
@@ -368,6 +362,42 @@ def cmd_case(args: argparse.Namespace) -> int:
                 f"  {shown(r['serial'])}/{shown(r['recording_id'])}  "
                 f"{shown(r['officer_id'])}  {shown(r['path'], 300)}"
             )
+    return 0
+
+
+def _attach(svc: Any, args: argparse.Namespace) -> int:
+    """File recordings under a case on the keeper's own credentials: an officer or a
+    supervisor, with their PIN (dock.pins, with its lockout). Attaching only adds
+    protection (a hold on the case keeps what is attached), so either role may; the
+    audit names that person, and the login that typed the command beside them."""
+    from .evidence.holds import ensure_tables, purge_state
+    from .pins import authorise
+
+    who = args.officer or (input("Officer number: ").strip() if sys.stdin.isatty() else "")
+    if not who:
+        print("dock case attach: needs the keeper's credentials: --officer ID (an officer or "
+              "supervisor; the PIN is asked for)", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    pin = _pin(args.pin, f"PIN for {who}: ")
+    ok = authorise(svc.store, svc.audit, who, pin, "case_attach", ("officer", "supervisor"))
+    if not ok.ok:
+        svc.audit.append("case_attach_refused", who, "",
+                         {"case": args.case, "why": ok.why, "by": args.actor})  # fmt: skip
+        print(f"dock case attach: refused: {shown(ok.why, 200)}", file=sys.stderr)
+        return EXIT_REFUSED
+    ensure_tables(svc.store)
+    try:
+        for item in args.recordings:
+            serial, _, rec = item.partition(":")
+            gone = purge_state(svc.store._db(), serial, rec)
+            if gone is not None:
+                raise StoreError(f"{serial}/{rec} {gone}")
+            if svc.store.attach_case(args.case, serial, rec, who):
+                data = {"case": args.case, "recording": rec, "by": args.actor}
+                svc.audit.append("case_attach", who, serial, data)
+    except StoreError as exc:
+        print(f"dock case: {shown(exc, 400)}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -442,6 +472,8 @@ def add_commands(sub: Any) -> None:
     attach = cas.add_parser("attach")
     attach.add_argument("case")
     attach.add_argument("recordings", nargs="+", metavar="SERIAL:RECORDING")
+    attach.add_argument("--officer", help="the keeper filing it: an officer or supervisor")
+    attach.add_argument("--pin", help="their PIN (asked when omitted)")
     attach.add_argument("--json", action="store_true")
     show = cas.add_parser("show")
     show.add_argument("case")

@@ -1,4 +1,5 @@
-"""Test-only fault injection: named points of the offload where a test has the dock die.
+"""Test-only fault injection: named points of the offload (and of a purge) where a test
+has the dock die.
 
 TEST-ONLY, like SQLite's test hooks (``sqlite3_test_control``, the crash VFS of its
 test suite): with ``DOCK_CRASH_AT=<point>:<n>`` in its environment, the dock process
@@ -13,8 +14,10 @@ import; a hot loop tests :data:`ARMED` itself before calling it. A malformed val
 an unknown point name makes the import fail: a misspelt point must not silently never
 fire, which would let a test pass by luck.
 
-:data:`POINTS` names every point; ``tests/test_offload_kill.py`` kills at each of them
-and counts the kills by phase (the name up to its first dot).
+:data:`POINTS` names every point of an offload; ``tests/test_offload_kill.py`` kills at
+each of them and counts the kills by phase (the name up to its first dot).
+:data:`PURGE_POINTS` names those of a purge (``dock purge --apply`` and the daemon
+completing one); ``tests/test_purge_kill.py`` kills at each of them.
 """
 
 from __future__ import annotations
@@ -47,15 +50,30 @@ POINTS: dict[str, str] = {
     "audit.done.before": "offload finished, its offload_done audit entry not yet written",
 }
 
+#: Every crash point of a purge batch (dock/evidence/purging.py), in the order it
+#: reaches them. A re-seal also passes make_bag's ``seal.*`` points.
+PURGE_POINTS: dict[str, str] = {
+    "purge.intent.after": "purge intent and record audited and in the database; disk untouched",
+    "purge.reseal.made": "new package for the remaining recordings in place, not yet sealed",
+    "purge.reseal.after": "new package sealed (audited, remaining recordings moved to it); "
+    "old package and purged files still on disk",
+    "purge.file.after": "one more purged file unlinked (reached per purged recording)",
+    "purge.bag.aside": "old package renamed aside (out of bags/), not yet deleted",
+    "purge.done.before": "files and old package gone; purge entry and purge rows not yet written",
+}
+
+#: Every point :func:`reach` knows.
+ALL_POINTS: dict[str, str] = POINTS | PURGE_POINTS
+
 
 def _parse(value: str | None) -> tuple[str, int] | None:
     if not value:
         return None
     name, sep, count = value.rpartition(":")
-    if not sep or name not in POINTS or not count.isdigit() or int(count) < 1:
+    if not sep or name not in ALL_POINTS or not count.isdigit() or int(count) < 1:
         raise ValueError(
             f"{ENV}={value!r}: expected <point>:<n> with n >= 1 and point one of "
-            + ", ".join(POINTS)
+            + ", ".join(ALL_POINTS)
         )
     return name, int(count)
 
@@ -68,7 +86,7 @@ _lock = threading.Lock()
 
 
 def reach(name: str) -> None:
-    """The offload is at crash point ``name``: die here if the environment says so."""
+    """The dock is at crash point ``name``: die here if the environment says so."""
     if not ARMED:
         return
     global _count

@@ -808,7 +808,8 @@ class DockService:
     # ------------------------------------------------------------------ housekeeping
     def housekeeping(self, now: float) -> None:
         """What the daemon does now and then besides sweeping: finish what an
-        interrupted offload left (audit entries, seals), raise offload deadlines at risk
+        interrupted offload left (audit entries, seals) and what an interrupted purge
+        left (evidence/purging.py), raise offload deadlines at risk
         or overdue (once per episode and state), and sample the archive's fixity once
         a day."""
         from .evidence.fixity import verify_archive
@@ -817,6 +818,13 @@ class DockService:
         if self.offloader is not None:
             for why in self.offloader.complete_seals().failed:
                 self.audit.append("seal_failed", "dock", "", {"error": why})
+            from .evidence.purging import complete as complete_purges
+
+            done = complete_purges(
+                self.store, self.audit, self.offloader.seals, self.offloader.evidence_dir
+            )
+            for what in done.completed:
+                log.info("finished an unfinished purge: %s", what)
 
         if now - self._last_deadlines >= DEADLINES_EVERY_S:
             self._last_deadlines = now

@@ -1,4 +1,4 @@
-"""dock/crashpoints.py: the test-only kill -9 points of the offload."""
+"""dock/crashpoints.py: the test-only kill -9 points of the offload and of a purge."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ def test_every_point_is_placed_exactly_once_and_every_placed_point_is_known() ->
     placed: list[str] = []
     for path in (ROOT / "dock").rglob("*.py"):
         placed += _REACH.findall(path.read_text(encoding="utf-8"))
-    assert sorted(placed) == sorted(crashpoints.POINTS)
+    assert sorted(placed) == sorted(crashpoints.ALL_POINTS)
+    assert not set(crashpoints.POINTS) & set(crashpoints.PURGE_POINTS)
 
 
 def test_unset_it_does_nothing() -> None:
     assert crashpoints.ENV not in os.environ  # never armed in the test process itself
     assert not crashpoints.ARMED
-    for name in crashpoints.POINTS:
+    for name in crashpoints.ALL_POINTS:
         crashpoints.reach(name)
 
 

@@ -8,25 +8,30 @@ import json
 import os
 import sqlite3
 import time
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from dock import cli_retention
-from dock.evidence import holds as holds_mod
+from dock.evidence import purging as purging_mod
+from dock.evidence.fixity import verify_archive
 from dock.evidence.holds import (
     HoldError,
     HoldRegister,
     deadline_report,
+    ensure_tables,
     overdue_or_at_risk,
-    purge,
     purges,
 )
+from dock.evidence.purging import purge
 from dock.evidence.retention import HoldKind
 
 from .conftest import PIN
 
 SUPERVISOR, SUPERVISOR_PIN = "9001", "999000"
+SECOND, SECOND_PIN = "9002", "808541"
 DAY = 86400.0
 RETENTION_DAYS = 30
 
@@ -39,6 +44,7 @@ def docked(make_dock) -> tuple[Any, HoldRegister]:
         policy={"retention_days": RETENTION_DAYS},
     )
     svc.sweep()
+    svc.store.add_officer(SECOND, "Qian Lei", "Traffic 3", SECOND_PIN, role="supervisor")
     assert len(svc.store.archive_entries()) == 3
     return svc, HoldRegister(svc.store, svc.audit)
 
@@ -48,10 +54,13 @@ def run(svc: Any, register: HoldRegister, now: float, apply: bool = False) -> An
         svc.store,
         svc.audit,
         register,
+        svc.offloader.seals,
         svc.offloader.evidence_dir,
         svc.policy,
         now,
         dry_run=not apply,
+        approved_by=(SUPERVISOR, SECOND) if apply else (),
+        actor="clerk",
     )
 
 
@@ -86,27 +95,28 @@ def test_past_retention_purged_on_apply_only_and_recorded(docked) -> None:
     svc, register = docked
     later = time.time() + (RETENTION_DAYS + 1) * DAY
     dry = run(svc, register, later)
-    assert dry.dry_run and len(dry.purged) == 3 and len(dry.bags_partial) == 1
+    assert dry.dry_run and len(dry.purged) == 3 and len(dry.removed) == 1
     assert all(os.path.exists(p) for p in files(svc).values()) and len(bag_files(svc)) == 3
     assert purges(svc.store) == [] and "purge" not in kinds(svc)
 
     report = run(svc, register, later, apply=True)
     assert len(report.purged) == 3 and report.kept == {} and not report.failed
     assert not any(os.path.exists(p) for p in files(svc).values())
-    assert bag_files(svc) == []  # the bag's hard links went too
-    assert report.bags_partial == dry.bags_partial
+    assert bag_files(svc) == []  # the package went with its last recording
+    assert report.removed == dry.removed
     rows = {r["recording_id"]: r for r in purges(svc.store)}
     entries = {e["recording_id"]: e for e in svc.store.archive_entries()}
     assert set(rows) == set(entries)
-    audited = [e for e in svc.audit.entries() if e.kind == "purge"]
-    assert len(audited) == 3
-    for e in audited:
-        archived = entries[e.data["recording"]]
-        assert e.data["sha256"] == archived["sha256"].hex()
-        assert e.data["path"] == archived["path"] == rows[e.data["recording"]]["path"]
-        assert len(e.data["bag_links"]) == 1
-    assert kinds(svc).count("bag_partially_purged") == 3
+    (intent,) = [e for e in svc.audit.entries() if e.kind == "purge_intent"]
+    (done,) = [e for e in svc.audit.entries() if e.kind == "purge"]
+    assert intent.seq < done.seq and done.data["bag"] == report.removed[0]
+    assert sorted(done.data["recordings"]) == sorted(entries)
+    for item in intent.data["record"]["recordings"]:
+        archived = entries[item["recording"]]
+        assert item["sha256"] == archived["sha256"].hex()
+        assert item["path"] == archived["path"] == rows[item["recording"]]["path"]
     assert svc.audit.verify().ok
+    assert verify_archive(svc.store, svc.offloader.evidence_dir, svc.audit).ok
     again = run(svc, register, later, apply=True)  # nothing left to consider
     assert again.considered == 0 and again.purged == []
 
@@ -181,31 +191,20 @@ def test_a_crash_around_the_deletion_is_finished_on_the_next_run(docked, monkeyp
     later = time.time() + 99 * DAY
     first, _, _ = svc.store.archive_entries()
 
-    def crash_before_unlink(path: str, links: list[str]) -> None:
-        raise KeyboardInterrupt  # killed after the audit entry, before the deletion
+    def crash(*a: Any) -> None:
+        raise KeyboardInterrupt  # killed after the intent, before the package went
 
-    monkeypatch.setattr(holds_mod, "_delete", crash_before_unlink)
+    monkeypatch.setattr(purging_mod, "_retire", crash)
     with pytest.raises(KeyboardInterrupt):
         run(svc, register, later, apply=True)
     monkeypatch.undo()
-    assert os.path.exists(files(svc)[first["recording_id"]]) and purges(svc.store) == []
-
-    real_record = holds_mod._record_purge
-
-    def crash_before_row(*a: Any) -> None:
-        raise KeyboardInterrupt  # killed after the deletion, before the purge row
-
-    monkeypatch.setattr(holds_mod, "_record_purge", crash_before_row)
-    with pytest.raises(KeyboardInterrupt):
-        run(svc, register, later, apply=True)
-    monkeypatch.setattr(holds_mod, "_record_purge", real_record)
     assert not os.path.exists(files(svc)[first["recording_id"]]) and purges(svc.store) == []
+    assert run(svc, register, later).pending  # a dry run says it is unfinished
 
     report = run(svc, register, later, apply=True)
-    assert report.completed == [f"{first['serial']}/{first['recording_id']}"]
-    assert len(report.purged) == 2 and len(purges(svc.store)) == 3
-    assert not any(os.path.exists(p) for p in files(svc).values())
-    assert kinds(svc).count("purge") == 4  # the first one audited twice, never unrecorded
+    assert len(report.completed) == 1 and report.purged == [] and len(purges(svc.store)) == 3
+    assert not any(os.path.exists(p) for p in files(svc).values()) and bag_files(svc) == []
+    assert kinds(svc).count("purge") == 1 and kinds(svc).count("purge_intent") == 1
     assert svc.audit.verify().ok
 
 
@@ -282,7 +281,9 @@ def test_cli_commands(docked, monkeypatch, capsys) -> None:
     assert listed["reference"] == "CASE-9" and listed["until"].startswith("2099-12-31T16:00")
     code, out = dock("purge", "--json")
     assert code == 0 and json.loads(out)["kept"] == {"hold": 1, "retention": 2}
-    code, out = dock("purge", "--apply")
+    four_eyes = ("--supervisor", SUPERVISOR, "--supervisor-pin", SUPERVISOR_PIN,
+                 "--second-supervisor", SECOND, "--second-pin", SECOND_PIN)  # fmt: skip
+    code, out = dock("purge", "--apply", *four_eyes)
     assert code == 0 and "0 purged" in out and "kept: hold 1, retention 2" in out
     code, _ = dock(
         "hold", "release", "1", "--supervisor", SUPERVISOR, "--pin", "1", "--reason", "x"
@@ -291,3 +292,155 @@ def test_cli_commands(docked, monkeypatch, capsys) -> None:
     code, out = dock("deadlines", "--json")
     assert code == 0 and json.loads(out) == []
     assert svc.audit.verify().ok
+
+
+# --------------------------------------------------------------------------- scoped holds
+
+
+@pytest.fixture
+def shifts(make_dock) -> tuple[Any, HoldRegister, list[int], list[list[str]]]:
+    """Three shifts on one recorder (officers 1001, 1002, 1001): each checked out,
+    recorded on, returned and offloaded: a custody episode and a package each."""
+    svc, recs = make_dock({"battery_percent": 95.0}, policy={"retention_days": RETENTION_DAYS})
+    svc.store.add_officer(SECOND, "Qian Lei", "Traffic 3", SECOND_PIN, role="supervisor")
+    model = recs[0].model
+    svc.sweep()
+    episodes, recordings = [], []
+    for officer in ("1001", "1002", "1001"):
+        before = {e["recording_id"] for e in svc.store.archive_entries()}
+        assert svc.checkout(officer, PIN).granted
+        svc.taken("1")
+        model._generate_recordings(2, 50_000, 0)
+        model.save()
+        svc.sweep()  # returned: custody closed, footage offloaded and sealed
+        episodes.append(svc.store.custody_history()[0].id)
+        new = [e for e in svc.store.archive_entries() if e["recording_id"] not in before]
+        assert len(new) == 2 and {e["officer_id"] for e in new} == {officer}
+        recordings.append([e["recording_id"] for e in new])
+    return svc, HoldRegister(svc.store, svc.audit), episodes, recordings
+
+
+def purged_ids(report: Any) -> set[str]:
+    return {name.split("/")[1] for name in report.purged}
+
+
+def test_a_hold_on_a_case_keeps_what_is_attached_now_and_later(shifts) -> None:
+    """000 §14.4, 001 art.20, 004 att.1 art.5: footage used as evidence is kept; a hold
+    on the case keeps every recording attached to it, also those attached after it."""
+    svc, register, _episodes, recs = shifts
+    serial = svc.store.archive_entries()[0]["serial"]
+    svc.store.attach_case("C-7", serial, recs[0][0], "1001")
+    hold = register.place_case("C-7", HoldKind.EVIDENCE_CASE, "C-7", "1001")
+    assert register.covered(hold) == [(serial, recs[0][0])]
+    svc.store.attach_case("C-7", serial, recs[2][1], "1001")  # attached after the hold
+    assert len(register.covered(hold)) == 2
+    later = time.time() + (RETENTION_DAYS + 1) * DAY
+    report = run(svc, register, later, apply=True)
+    assert purged_ids(report) == {r for shift in recs for r in shift} - {recs[0][0], recs[2][1]}
+    kept = [i for i in report.items if i["action"] == "keep"]
+    assert {i["recording_id"] for i in kept} == {recs[0][0], recs[2][1]}
+    assert all("on case C-7" in i["reason"] for i in kept)
+    assert verify_archive(svc.store, svc.offloader.evidence_dir, svc.audit).ok
+    register.release(hold.id, SUPERVISOR, SUPERVISOR_PIN, "case file closed and handed over")
+    assert purged_ids(run(svc, register, later, apply=True)) == {recs[0][0], recs[2][1]}
+    placed = [e for e in svc.audit.entries() if e.kind == "hold_placed"]
+    assert placed[0].data["scope"] == "case" and placed[0].data["on"] == "case C-7"
+
+
+def test_a_hold_on_an_officer_and_one_on_an_episode(shifts) -> None:
+    """000 §14.4 (complaints, obstructed officers): an officer's recordings in a period,
+    or one custody episode's, are kept until released."""
+    svc, register, episodes, recs = shifts
+    with svc.store._write() as db:  # the first shift was yesterday
+        db.executemany("UPDATE archive SET start_ms = start_ms - 86400000 WHERE recording_id = ?",
+                       [(r,) for r in recs[0]])  # fmt: skip
+    rows = {e["recording_id"]: e for e in svc.store.archive_entries()}
+    third_start = min(rows[r]["start_ms"] for r in recs[2]) / 1000
+    register.place_officer("1001", HoldKind.COMPLAINT, "TS-11", "1002", from_at=third_start)
+    register.place_episode(episodes[1], HoldKind.OFFICERS_OBSTRUCTED, "INC-3", "1001")
+    with pytest.raises(HoldError, match="no officer"):
+        register.place_officer("4242", HoldKind.COMPLAINT, "TS-12", "1002")
+    with pytest.raises(HoldError, match="no custody episode"):
+        register.place_episode(999, HoldKind.COMPLAINT, "TS-12", "1002")
+    with pytest.raises(HoldError, match="ends before"):
+        register.place_officer("1001", HoldKind.COMPLAINT, "X", "1002", 10.0, 5.0)
+    report = run(svc, register, time.time() + (RETENTION_DAYS + 1) * DAY, apply=True)
+    assert purged_ids(report) == set(recs[0])  # the first shift: 1001 before the period
+    reasons = {i["recording_id"]: i["reason"] for i in report.items if i["action"] == "keep"}
+    assert all("on officer 1001 from" in reasons[r] for r in recs[2])
+    assert all(f"on episode {episodes[1]}" in reasons[r] for r in recs[1])
+    assert verify_archive(svc.store, svc.offloader.evidence_dir, svc.audit).ok
+
+
+def test_scoped_holds_from_the_command_line(shifts, monkeypatch, capsys) -> None:
+    svc, _register, episodes, _recs = shifts
+    monkeypatch.setattr(cli_retention, "service_from", lambda args: svc)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--actor", default="clerk")
+    parser.add_argument("--config")
+    cli_retention.add_retention_commands(parser.add_subparsers(dest="command", required=True))
+
+    def dock(*argv: str) -> tuple[int, str, str]:
+        args = parser.parse_args(argv)
+        code = args.func(args)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    local = datetime.now(ZoneInfo(svc.timezone))  # dates are the dock's local days
+    today, yesterday = local.date().isoformat(), (local - timedelta(days=1)).date().isoformat()
+    code, out, _ = dock("hold", "add", "--officer", "1002", "--from", yesterday, "--to", today,
+                        "--kind", "complaint", "--reference", "TS-20")  # fmt: skip
+    assert code == 0 and "placed on officer 1002" in out and "2 recording(s) now" in out
+    code, out, _ = dock("hold", "add", "--case", "C-9", "--kind", "litigation",
+                        "--reference", "C-9")  # fmt: skip
+    assert code == 0 and "0 recording(s) now and any attached later" in out
+    code, out, _ = dock("hold", "add", "--episode", str(episodes[0]), "--kind", "petition",
+                        "--reference", "P-1")  # fmt: skip
+    assert code == 0 and "2 recording(s) now" in out
+    code, _, err = dock("hold", "add", "--case", "C-9", "--episode", "1", "--kind", "petition",
+                        "--reference", "P-2")  # fmt: skip
+    assert code == 2 and "give one of" in err
+    code, _, err = dock("hold", "add", "--case", "C-9", "--from", today, "--kind", "petition",
+                        "--reference", "P-2")  # fmt: skip
+    assert code == 2 and "--from and --to go with --officer" in err
+    code, out, _ = dock("hold", "list")
+    assert "officer 1002 from" in out and "case C-9" in out and f"episode {episodes[0]}" in out
+    code, out, _ = dock("hold", "list", "--json")
+    listed = {h["scope"]: h for h in json.loads(out)}
+    assert listed["episode"]["recordings_now"] == 2 and listed["case"]["case_number"] == "C-9"
+    assert listed["officer"]["officer_id"] == "1002" and listed["officer"]["from_at"]
+    assert listed["officer"]["to_at"].endswith("T16:00:00.000Z")  # the end of the local day
+    code, out, _ = dock("purge", "--json")
+    kept = json.loads(out)["kept"]
+    assert kept == {"hold": 4, "retention": 2}, kept
+
+
+def test_holds_of_an_earlier_version_keep_working(make_dock, tmp_path) -> None:
+    """A holds table from before scopes: the columns are added, the old holds stay holds
+    on their recording, and what a hold covers cannot be changed afterwards."""
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.05},
+                       policy={"retention_days": RETENTION_DAYS})  # fmt: skip
+    svc.sweep()
+    a, b = svc.store.archive_entries()
+    with svc.store._write() as db:  # the table as the first release created it
+        db.execute(
+            "CREATE TABLE holds (id INTEGER PRIMARY KEY, serial TEXT NOT NULL, "
+            "recording_id TEXT NOT NULL, kind TEXT NOT NULL, reference TEXT NOT NULL, "
+            "placed_at REAL NOT NULL, placed_by TEXT NOT NULL, until REAL, released_at REAL, "
+            "released_by TEXT, release_reason TEXT)"
+        )
+        db.execute(
+            "INSERT INTO holds (serial, recording_id, kind, reference, placed_at, placed_by) "
+            "VALUES (?, ?, 'complaint', 'OLD-1', ?, 'hq')",
+            (a["serial"], a["recording_id"], time.time()),
+        )
+    register = HoldRegister(svc.store, svc.audit)
+    ensure_tables(svc.store)  # twice: idempotent
+    (old,) = register.records()
+    assert old.scope == "recording" and old.target() == f"{a['serial']}/{a['recording_id']}"
+    svc.store.add_officer(SECOND, "Qian Lei", "Traffic 3", SECOND_PIN, role="supervisor")
+    report = run(svc, register, time.time() + (RETENTION_DAYS + 1) * DAY, apply=True)
+    assert report.kept == {"hold": 1} and purged_ids(report) == {b["recording_id"]}
+    refused = pytest.raises(sqlite3.IntegrityError, match="only by one release")
+    with refused, svc.store._write() as db:
+        db.execute("UPDATE holds SET scope = 'case', case_number = 'X'")

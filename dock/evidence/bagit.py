@@ -81,6 +81,7 @@ _LINK_FALLBACK_ERRNOS = frozenset(
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
 _MANIFEST_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+(.+)", re.DOTALL)
 _MANIFEST_NAME = re.compile(r"(tag)?manifest-([A-Za-z0-9]+)\.txt")
+_TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DECODE = re.compile(r"%(0[Dd]|0[Aa]|25)")
 _DECODED = {"0d": "\r", "0a": "\n", "25": "%"}
 
@@ -468,6 +469,7 @@ def make_bag(
     *,
     link: bool = True,
     known_sha256: dict[str, bytes] | None = None,
+    tag_files: Mapping[str, bytes] | None = None,
 ) -> Bag:
     """Build an RFC 8493 bag at ``bag_dir`` (which must not exist) and return its seal.
 
@@ -477,6 +479,9 @@ def make_bag(
     (:class:`HashMismatchError` means the source no longer holds the offloaded bytes).
     ``info`` goes to bag-info.txt (a list repeats the label); Bagging-Date and
     Bag-Software-Agent are added unless given, Payload-Oxum is always computed.
+    ``tag_files`` maps a plain file name (no folder) to its bytes: further tag files in
+    the bag's top folder (RFC 8493 section 2.2.4), covered by the tag manifest like
+    bag-info.txt, so the seal covers them too (a purge record, for one).
     """
     bag_dir = os.path.abspath(bag_dir)
     parent = os.path.dirname(bag_dir)
@@ -489,6 +494,14 @@ def make_bag(
         if not isinstance(digest, bytes) or len(digest) != hashlib.sha256().digest_size:
             raise ValueError(f"known_sha256[{rel!r}] is not a 32-byte SHA-256 digest")
     _bag_info_text(info, "0.0")  # refuse bad metadata before touching the disk
+    extra_tags = dict(tag_files or {})
+    reserved = {BAGIT_TXT, BAG_INFO, "fetch.txt"}
+    for name, data in extra_tags.items():
+        plain = isinstance(name, str) and _TAG_NAME.fullmatch(name) is not None
+        if not plain or name in reserved or _MANIFEST_NAME.fullmatch(name):
+            raise ValueError(f"tag file name {name!r} is reserved or not a plain file name")
+        if not isinstance(data, bytes):
+            raise ValueError(f"tag file {name!r}: bytes expected")
     if os.path.lexists(bag_dir):
         raise FileExistsError(errno.EEXIST, "bag already exists", bag_dir)
 
@@ -513,17 +526,18 @@ def make_bag(
             lines.append(f"{digest}  {_encode_path(PAYLOAD_DIR + '/' + rel)}\n")
         oxum = f"{total}.{len(rels)}"
 
-        tag_files = {
+        tags = {
             BAGIT_TXT: (
                 f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: {TAG_ENCODING}\n"
             ).encode(),
             BAG_INFO: _bag_info_text(info, oxum).encode("utf-8"),
             MANIFEST: "".join(lines).encode("utf-8"),
+            **extra_tags,
         }
-        for name, data in tag_files.items():
+        for name, data in tags.items():
             _write_file(os.path.join(tmp, name), data, TAG_MODE)
         tagmanifest = "".join(
-            f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in tag_files.items()
+            f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in tags.items()
         ).encode("utf-8")
         _write_file(os.path.join(tmp, TAGMANIFEST), tagmanifest, TAG_MODE)
 

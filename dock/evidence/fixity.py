@@ -8,6 +8,13 @@ size, and that it is still read-only. Every BagIt package is validated in full a
 tag-manifest digest compared with the seal the dock wrote to the audit log, so a bag
 that was altered *and* had its manifests rewritten still shows.
 
+A lawful purge (:mod:`.purging`) is not a problem: purged recordings are no longer
+expected on disk, and a package a purge replaced (a ``seal`` that ``supersedes`` it) or
+removed (its ``purge`` entry) is no longer expected either; its successor is checked
+against its own seal. A purge left unfinished by a crash is reported until the next
+``dock purge --apply`` or the daemon finishes it (one under way in another process is
+not).
+
 The check reads only: it never modifies, moves or deletes a file (an operator decides
 what to do with a problem, and the evidence must stay as found). Each run and each
 problem is audited.
@@ -28,7 +35,8 @@ from typing import Any, TypedDict
 from ..audit import AuditLog
 from ..store import Store
 from .bagit import BAGIT_TXT, TMP_PREFIX, tagmanifest_digest, validate_bag
-from .seals import not_sealed
+from .purging import gone_or_going, retired_bags, unfinished
+from .seals import not_sealed, seal_lock_busy
 
 __all__ = [
     "FixityProblem",
@@ -128,7 +136,8 @@ def verify_archive(
     ``rng`` defaults to the system's random source, so whoever could tamper with a file
     cannot predict which ones a sampled run will read.
     """
-    rows = store.archive_entries()
+    gone = gone_or_going(store)
+    rows = [r for r in store.archive_entries() if (r["serial"], r["recording_id"]) not in gone]
     report = FixityReport(archived=len(rows), sample_fraction=sample_fraction)
     count = sample_size(len(rows), sample_fraction)
     if count < len(rows):
@@ -141,9 +150,21 @@ def verify_archive(
             report.intact += 1
         report.bad += [_file_problem(row, problem) for problem in found]
     _check_bags(evidence_dir, audit, report)
+    for batch in _interrupted(store):
+        report.bad.append(
+            FixityProblem(
+                kind="bag",
+                serial=batch["serial"],
+                recording=None,
+                path=batch["old_bag"] or "",
+                problem=f"purge {batch['token']} of this package was interrupted "
+                f"({batch['state']}): `dock purge --apply` or the daemon finishes it",
+            )
+        )
     report.bad += [  # every one, sampled or not: a cheap question
         _file_problem(row, "archived but in no sealed package (sealed at the next offload)")
         for row in not_sealed(store)
+        if (row["serial"], row["recording_id"]) not in gone
     ]
     for p in report.bad:
         audit.append(
@@ -281,8 +302,18 @@ def _drop_bag_cache(bag_dir: str) -> None:
                     os.close(fd)
 
 
+def _interrupted(store: Store) -> list[dict[str, Any]]:
+    """Unfinished purges no process is working on now (one under way holds the seal
+    lock; asked between two looks, so one that finished meanwhile is not reported)."""
+    first = {b["id"] for b in unfinished(store)}
+    if not first or seal_lock_busy(store):
+        return []
+    return [b for b in unfinished(store) if b["id"] in first]
+
+
 def _check_bags(evidence_dir: str, audit: AuditLog, report: FixityReport) -> None:
     seals = _seals(audit)
+    retired = retired_bags(audit)
     on_disk = find_bags(evidence_dir)
     for rel in on_disk:
         key = os.path.normpath(rel)
@@ -303,7 +334,7 @@ def _check_bags(evidence_dir: str, audit: AuditLog, report: FixityReport) -> Non
                 f"({sealed[-1][2]}, entry {sealed[-1][0]}): the bag was changed after sealing"
             )
         _add_bag(report, serial, rel, problems)
-    for key in sorted(set(seals) - {os.path.normpath(r) for r in on_disk}):
+    for key in sorted(set(seals) - {os.path.normpath(r) for r in on_disk} - set(retired)):
         seq, serial, _digest = seals[key][-1]
         _add_bag(report, serial, key, [f"sealed in the audit log (entry {seq}) but missing"])
 

@@ -1,31 +1,27 @@
-"""Holds, purging and offload deadlines: the pure rules given the dock's data.
+"""Holds and offload deadlines: the pure rules given the dock's data.
 
 ``retention.decide`` says whether a recording may go and ``deadlines.deadline_status``
 where a return stands; neither reads storage. This module feeds them from the dock's
-database and evidence folder and carries out what they allow (REQUIREMENTS.md §4, §6):
+database (REQUIREMENTS.md §4, §6); :mod:`.purging` carries out the purges they allow.
 
-* :class:`HoldRegister` keeps holds per recording in the dock database. A hold is never
+* :class:`HoldRegister` keeps holds in the dock database. A hold is placed on one
+  recording, or on a *scope* that covers recordings now and later: a case (every
+  recording attached to it, also those attached after the hold), an officer (their
+  recordings, optionally between two times) or a custody episode. A hold is never
   deleted or edited, only released, once, by a supervisor with their own PIN and a
   reason (triggers refuse anything else); every change is in the audit log.
-* :func:`purge` deletes footage whose retention is over and that no hold keeps, and
-  records every deletion twice: an audited ``purge`` entry written *before* the file is
-  touched, and a row in ``purges`` written after. Any doubt keeps (``retention.decide``
-  keeps on missing or contradictory data; here also: a file that is not what the archive
-  says, a path outside the evidence folder, a failed case look-up). Dry run by default.
+* The ``purges`` table is the permanent record of what was purged, and
+  ``purge_batches`` / ``purge_members`` the purges under way (:mod:`.purging`).
 * :func:`deadline_report` lists returned recorders against their offload deadline.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +31,7 @@ from ..pins import verify as verify_pin
 from ..policy import Policy
 from ..store import Store
 from .deadlines import deadline_status
-from .retention import Hold, HoldKind, Instant, decide
+from .retention import Hold, HoldKind, Instant
 
 #: Created on first use in the dock database; the triggers make holds release-only and
 #: purge records permanent, so a slip in code cannot quietly lift a hold or hide a purge.
@@ -78,9 +74,65 @@ SCHEMA = (
     BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
     """CREATE TRIGGER IF NOT EXISTS purges_never_changed BEFORE UPDATE ON purges
     BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    # A purge under way, one batch per package that loses recordings (purging.py):
+    # its record and state; a recording is in at most one batch.
+    """CREATE TABLE IF NOT EXISTS purge_batches (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        serial TEXT NOT NULL,
+        seal_id INTEGER UNIQUE,
+        old_bag TEXT,
+        old_digest TEXT,
+        new_bag TEXT,
+        state TEXT NOT NULL CHECK (state IN ('intent', 'resealed', 'done')),
+        actor TEXT NOT NULL,
+        record TEXT NOT NULL,
+        package_record BLOB,
+        created_at REAL NOT NULL,
+        done_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS purge_members (
+        batch INTEGER NOT NULL REFERENCES purge_batches(id),
+        serial TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (serial, recording_id)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS purge_batches_kept BEFORE DELETE ON purge_batches
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_batches_forward BEFORE UPDATE ON purge_batches
+    WHEN OLD.state = 'done' OR NEW.record IS NOT OLD.record OR NEW.token IS NOT OLD.token
+      OR NEW.seal_id IS NOT OLD.seal_id OR NEW.old_bag IS NOT OLD.old_bag
+      OR NEW.new_bag IS NOT OLD.new_bag OR NEW.actor IS NOT OLD.actor
+      OR NEW.package_record IS NOT OLD.package_record
+      OR (OLD.state = 'resealed' AND NEW.state = 'intent')
+    BEGIN SELECT RAISE(ABORT, 'a purge batch only moves forward'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_members_kept BEFORE DELETE ON purge_members
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_members_fixed BEFORE UPDATE ON purge_members
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
 )
 
-BAGS_DIR = "bags"
+#: Columns added to ``holds`` for holds on a scope (a database from before gets them
+#: with the defaults: every earlier hold is on one recording, as it was).
+HOLD_ADDED_COLUMNS = (
+    ("scope", "TEXT NOT NULL DEFAULT 'recording'"),
+    ("case_number", "TEXT"),
+    ("officer_id", "TEXT"),
+    ("from_at", "REAL"),
+    ("to_at", "REAL"),
+    ("custody_id", "INTEGER"),
+)
+
+#: Added after the columns: what a hold covers never changes either.
+HOLD_SCOPE_FIXED = """CREATE TRIGGER IF NOT EXISTS holds_scope_fixed BEFORE UPDATE ON holds
+    WHEN NEW.scope IS NOT OLD.scope OR NEW.case_number IS NOT OLD.case_number
+      OR NEW.officer_id IS NOT OLD.officer_id OR NEW.from_at IS NOT OLD.from_at
+      OR NEW.to_at IS NOT OLD.to_at OR NEW.custody_id IS NOT OLD.custody_id
+    BEGIN SELECT RAISE(ABORT, 'a hold changes only by one release with a reason'); END"""
+
+#: What a hold can be placed on.
+SCOPES = ("recording", "case", "officer", "episode")
 
 
 class HoldError(Exception):
@@ -88,10 +140,19 @@ class HoldError(Exception):
 
 
 def ensure_tables(store: Store) -> None:
-    """Create the holds and purges tables (idempotent)."""
+    """Create the holds and purge tables, and add the scope columns to a holds table
+    from before them (idempotent)."""
     with store._write() as db:
         for statement in SCHEMA:
             db.execute(statement)
+        have = {r[1] for r in db.execute("PRAGMA table_info(holds)")}
+        for name, kind in HOLD_ADDED_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE holds ADD COLUMN {name} {kind}")
+        db.execute(HOLD_SCOPE_FIXED)
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS holds_by_scope ON holds(scope, case_number, officer_id)"
+        )
 
 
 # --------------------------------------------------------------------------- holds
@@ -100,7 +161,11 @@ def ensure_tables(store: Store) -> None:
 @dataclass(frozen=True)
 class HoldRecord:
     """One row of the holds table, as stored (``kind`` may be a kind this version does not
-    know; ``retention.decide`` then keeps the recording)."""
+    know, ``scope`` a scope it does not know; ``retention.decide`` then keeps).
+
+    ``scope`` is what the hold is on: ``recording`` (``serial``/``recording_id``),
+    ``case`` (``case_number``), ``officer`` (``officer_id``, recordings starting in
+    [``from_at``, ``to_at``), either end open) or ``episode`` (``custody_id``)."""
 
     id: int
     serial: str
@@ -113,12 +178,20 @@ class HoldRecord:
     released_at: float | None
     released_by: str | None
     release_reason: str | None
+    scope: str = "recording"
+    case_number: str | None = None
+    officer_id: str | None = None
+    from_at: float | None = None
+    to_at: float | None = None
+    custody_id: int | None = None
 
     def as_hold(self) -> Hold:
         try:
             kind: Any = HoldKind(self.kind)
         except ValueError:
             kind = self.kind  # decide() reports it as invalid and keeps
+        if self.scope not in SCOPES:
+            kind = f"{self.kind} on unknown scope {self.scope}"  # invalid: keeps
         return Hold(
             kind=kind,
             reference=self.reference,
@@ -127,7 +200,26 @@ class HoldRecord:
             released_at=self.released_at,
             release_reason=self.release_reason,
             until=self.until,
+            scope="" if self.scope == "recording" else self.target(),
         )
+
+    def target(self) -> str:
+        """What the hold is on, in words: ``S/R``, ``case C``, ``officer O from .. to ..``,
+        ``episode N``."""
+        if self.scope == "recording":
+            return f"{self.serial}/{self.recording_id}"
+        if self.scope == "case":
+            return f"case {self.case_number}"
+        if self.scope == "officer":
+            span = ""
+            if self.from_at is not None:
+                span += f" from {utc_iso(self.from_at)}"
+            if self.to_at is not None:
+                span += f" to {utc_iso(self.to_at)}"
+            return f"officer {self.officer_id}{span}"
+        if self.scope == "episode":
+            return f"episode {self.custody_id}"
+        return f"unknown scope {self.scope!r}"
 
     def active(self, now: float) -> bool:
         if self.released_at is not None:
@@ -136,8 +228,9 @@ class HoldRecord:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("placed_at", "until", "released_at"):
+        for key in ("placed_at", "until", "released_at", "from_at", "to_at"):
             d[key] = None if d[key] is None else utc_iso(d[key])
+        d["on"] = self.target()
         return d
 
 
@@ -157,6 +250,7 @@ class HoldRegister:
         self.clock = clock
         ensure_tables(store)
 
+    # ------------------------------------------------------------------ placing
     def place(
         self,
         serial: str,
@@ -170,6 +264,93 @@ class HoldRegister:
 
         Only recordings in the archive and not purged: a hold on a mistyped id would
         protect nothing while looking as if it did."""
+        if self.store.archived(serial, recording_id) is None:
+            raise HoldError(f"recording {serial}/{recording_id} is not in the archive")
+
+        def check(db: sqlite3.Connection) -> None:
+            gone = purge_state(db, serial, recording_id)
+            if gone is not None:
+                raise HoldError(f"recording {serial}/{recording_id} {gone}")
+
+        return self._insert(
+            {"scope": "recording", "serial": serial, "recording_id": recording_id},
+            kind, reference, placed_by, until, check,
+        )  # fmt: skip
+
+    def place_case(
+        self,
+        case_number: str,
+        kind: HoldKind | str,
+        reference: str,
+        placed_by: str,
+        until: float | None = None,
+    ) -> HoldRecord:
+        """Hold every recording attached to a case: those attached now and those
+        attached later, until the hold is released (or ``until``)."""
+        case_number = case_number.strip()
+        if not case_number:
+            raise HoldError("a hold on a case needs the case number")
+        return self._insert(
+            {"scope": "case", "case_number": case_number}, kind, reference, placed_by, until
+        )
+
+    def place_officer(
+        self,
+        officer_id: str,
+        kind: HoldKind | str,
+        reference: str,
+        placed_by: str,
+        from_at: float | None = None,
+        to_at: float | None = None,
+        until: float | None = None,
+    ) -> HoldRecord:
+        """Hold an officer's recordings (named as theirs by the recorder, or made in a
+        custody episode of theirs) that start in [``from_at``, ``to_at``); an end left
+        out is open: also recordings archived later."""
+        officer_id = officer_id.strip()
+        db = self.store._db()
+        known = (
+            self.store.officer(officer_id) is not None
+            or db.execute("SELECT 1 FROM archive WHERE officer_id = ?", (officer_id,)).fetchone()
+            or db.execute("SELECT 1 FROM custody WHERE officer_id = ?", (officer_id,)).fetchone()
+        )
+        if not officer_id or not known:
+            raise HoldError(f"no officer {officer_id!r} is known to this dock")
+        for t in (from_at, to_at):
+            if t is not None and not math.isfinite(t):
+                raise HoldError("--from and --to must be times")
+        if from_at is not None and to_at is not None and to_at <= from_at:
+            raise HoldError("the hold's period ends before it starts")
+        return self._insert(
+            {"scope": "officer", "officer_id": officer_id, "from_at": from_at, "to_at": to_at},
+            kind, reference, placed_by, until,
+        )  # fmt: skip
+
+    def place_episode(
+        self,
+        custody_id: int,
+        kind: HoldKind | str,
+        reference: str,
+        placed_by: str,
+        until: float | None = None,
+    ) -> HoldRecord:
+        """Hold every recording of one custody episode (check-out to return, and the
+        offload after the return): see :func:`episode_recordings`."""
+        if self.store.custody(custody_id) is None:
+            raise HoldError(f"no custody episode {custody_id}")
+        return self._insert(
+            {"scope": "episode", "custody_id": custody_id}, kind, reference, placed_by, until
+        )
+
+    def _insert(
+        self,
+        target: dict[str, Any],
+        kind: HoldKind | str,
+        reference: str,
+        placed_by: str,
+        until: float | None,
+        check: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> HoldRecord:
         try:
             hold_kind = HoldKind(kind)
         except ValueError:
@@ -177,39 +358,42 @@ class HoldRegister:
             raise HoldError(f"unknown hold kind {kind!r} (one of {known})") from None
         if not reference.strip() or not placed_by.strip():
             raise HoldError("a hold needs a reference (case, complaint, ...) and who places it")
-        if self.store.archived(serial, recording_id) is None:
-            raise HoldError(f"recording {serial}/{recording_id} is not in the archive")
         placed_at = float(self.clock())
         if until is not None and not (math.isfinite(until) and until > placed_at):
             raise HoldError(f"until {until!r} is not a time after now")
+        row = {"serial": "", "recording_id": "", **target}
         with self.store._write() as db:
-            if _is_purged(db, serial, recording_id):
-                raise HoldError(f"recording {serial}/{recording_id} was already purged")
+            if check is not None:
+                check(db)
+            cols = ["kind", "reference", "placed_at", "placed_by", "until", *row]
             cur = db.execute(
-                "INSERT INTO holds (serial, recording_id, kind, reference, placed_at, "
-                "placed_by, until) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (serial, recording_id, hold_kind.value, reference, placed_at, placed_by, until),
+                f"INSERT INTO holds ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                (hold_kind.value, reference, placed_at, placed_by, until, *row.values()),
             )
             hold_id = int(cur.lastrowid or 0)
-            self.audit.append(
-                "hold_placed",
-                placed_by,
-                serial,
-                {
-                    "hold": hold_id,
-                    "recording": recording_id,
-                    "kind": hold_kind.value,
-                    "reference": reference,
-                    "until": None if until is None else utc_iso(until),
-                },
-            )
-        return self.record(hold_id)
+            record = self._record(db, hold_id)
+            data: dict[str, Any] = {
+                "hold": hold_id,
+                "scope": record.scope,
+                "on": record.target(),
+                "kind": hold_kind.value,
+                "reference": reference,
+                "until": None if until is None else utc_iso(until),
+            }
+            if record.scope == "recording":
+                data["recording"] = record.recording_id
+            else:
+                data["recordings_now"] = len(self._covered(db, record))
+            self.audit.append("hold_placed", placed_by, record.serial or record.target(), data)
+        return record
 
+    # ------------------------------------------------------------------ releasing
     def release(
-        self, hold_id: int, released_by: str, supervisor_pin: str, reason: str
+        self, hold_id: int, released_by: str, supervisor_pin: str, reason: str, by: str = ""
     ) -> HoldRecord:
         """End a hold early: only a supervisor, with their own PIN, giving a reason.
-        A refusal is audited too (``hold_release_refused``)."""
+        A refusal is audited too (``hold_release_refused``). ``by``: who typed the
+        command (the login), recorded beside the supervisor."""
         check = verify_pin(self.store, self.audit, released_by, supervisor_pin, "hold_release")
         officer = self.store.officer(released_by)
         why = None
@@ -223,7 +407,7 @@ class HoldRegister:
             why = f"{released_by} is not a supervisor"
         if why is not None:
             self.audit.append(
-                "hold_release_refused", released_by, "", {"hold": hold_id, "why": why}
+                "hold_release_refused", released_by, "", {"hold": hold_id, "why": why, "by": by}
             )
             raise HoldError(f"release refused: {why}")
         with self.store._write() as db:
@@ -237,22 +421,29 @@ class HoldRegister:
                 "WHERE id = ?",
                 (float(self.clock()), released_by, reason, hold_id),
             )
-            self.audit.append(
-                "hold_released",
-                released_by,
-                row["serial"],
-                {
-                    "hold": hold_id,
-                    "recording": row["recording_id"],
-                    "kind": row["kind"],
-                    "reference": row["reference"],
-                    "reason": reason,
-                },
-            )
-        return self.record(hold_id)
+            record = self._record(db, hold_id)
+            data: dict[str, Any] = {
+                "hold": hold_id,
+                "scope": record.scope,
+                "on": record.target(),
+                "kind": row["kind"],
+                "reference": row["reference"],
+                "reason": reason,
+                "supervisor": released_by,
+                "by": by,
+            }
+            if record.scope == "recording":
+                data["recording"] = row["recording_id"]
+            self.audit.append("hold_released", released_by, row["serial"] or record.target(), data)
+        return record
 
+    # ------------------------------------------------------------------ reading
     def record(self, hold_id: int) -> HoldRecord:
-        row = self.store._db().execute("SELECT * FROM holds WHERE id = ?", (hold_id,)).fetchone()
+        return self._record(self.store._db(), hold_id)
+
+    @staticmethod
+    def _record(db: sqlite3.Connection, hold_id: int) -> HoldRecord:
+        row = db.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)).fetchone()
         if row is None:
             raise HoldError(f"no hold {hold_id}")
         return HoldRecord(**dict(row))
@@ -260,317 +451,143 @@ class HoldRegister:
     def records(
         self, serial: str | None = None, recording_id: str | None = None
     ) -> list[HoldRecord]:
-        """Every hold (released ones too), oldest first; or those of one recording."""
-        params: tuple[str | None, ...]
-        sql, params = "SELECT * FROM holds", ()
-        if serial is not None:
-            sql, params = sql + " WHERE serial = ? AND recording_id = ?", (serial, recording_id)
-        rows = self.store._db().execute(sql + " ORDER BY id", params).fetchall()
-        return [HoldRecord(**dict(r)) for r in rows]
+        """Every hold (released ones too), oldest first; or those that cover one
+        recording (on it, or on a case, officer or episode it belongs to)."""
+        db = self.store._db()
+        if serial is None:
+            rows = db.execute("SELECT * FROM holds ORDER BY id").fetchall()
+            return [HoldRecord(**dict(r)) for r in rows]
+        return self.covering(serial, recording_id or "")
+
+    def covering(self, serial: str, recording_id: str) -> list[HoldRecord]:
+        """Every hold ever placed that covers the recording, oldest first. A hold of a
+        scope this version does not know covers every recording (any doubt keeps)."""
+        db = self.store._db()
+        found: dict[int, HoldRecord] = {}
+        for r in db.execute(
+            "SELECT * FROM holds WHERE scope = 'recording' AND serial = ? AND recording_id = ?",
+            (serial, recording_id),
+        ):
+            found[r["id"]] = HoldRecord(**dict(r))
+        for r in db.execute(
+            "SELECT * FROM holds WHERE scope = 'case' AND case_number IN "
+            "(SELECT case_number FROM case_links WHERE serial = ? AND recording_id = ?)",
+            (serial, recording_id),
+        ):
+            found[r["id"]] = HoldRecord(**dict(r))
+        scoped = db.execute(
+            "SELECT * FROM holds WHERE scope NOT IN ('recording', 'case')"
+        ).fetchall()
+        if scoped:
+            row = self.store.archived(serial, recording_id)
+            episodes = episodes_of(db, row) if row is not None else []
+            officers = {e["officer_id"] for e in episodes}
+            if row is not None and row["officer_id"]:
+                officers.add(row["officer_id"])
+            start = row["start_ms"] / 1000 if row is not None else None
+            for r in scoped:
+                h = HoldRecord(**dict(r))
+                if h.scope == "episode":
+                    hit = h.custody_id in {e["id"] for e in episodes}
+                elif h.scope == "officer":
+                    hit = h.officer_id in officers and _within(start, h.from_at, h.to_at)
+                else:
+                    hit = True  # a scope from a later version: any doubt keeps
+                if hit:
+                    found[h.id] = h
+        return [found[k] for k in sorted(found)]
 
     def holds_for(self, serial: str, recording_id: str) -> list[Hold]:
-        """Every hold ever placed on the recording, for ``retention.decide``."""
-        return [r.as_hold() for r in self.records(serial, recording_id)]
+        """Every hold ever placed that covers the recording, for ``retention.decide``."""
+        return [r.as_hold() for r in self.covering(serial, recording_id)]
+
+    def covered(self, hold: HoldRecord) -> list[tuple[str, str]]:
+        """(serial, recording id) of the archived recordings a hold covers now."""
+        return self._covered(self.store._db(), hold)
+
+    def _covered(self, db: sqlite3.Connection, hold: HoldRecord) -> list[tuple[str, str]]:
+        if hold.scope == "recording":
+            return [(hold.serial, hold.recording_id)]
+        if hold.scope == "case":
+            rows = db.execute(
+                "SELECT c.serial, c.recording_id FROM case_links c JOIN archive a "
+                "ON a.serial = c.serial AND a.recording_id = c.recording_id "
+                "WHERE c.case_number = ? ORDER BY a.start_ms",
+                (hold.case_number,),
+            ).fetchall()
+            return [(r[0], r[1]) for r in rows]
+        if hold.scope == "episode":
+            episode = db.execute(
+                "SELECT * FROM custody WHERE id = ?", (hold.custody_id,)
+            ).fetchone()
+            if episode is None:
+                return []
+            return [(r["serial"], r["recording_id"]) for r in episode_recordings(db, episode)]
+        out = []
+        for r in db.execute("SELECT * FROM archive ORDER BY start_ms, rowid").fetchall():
+            if any(h.id == hold.id for h in self.covering(r["serial"], r["recording_id"])):
+                out.append((r["serial"], r["recording_id"]))
+        return out
 
 
-def _is_purged(db: sqlite3.Connection, serial: str, recording_id: str) -> bool:
-    row = db.execute(
-        "SELECT 1 FROM purges WHERE serial = ? AND recording_id = ?", (serial, recording_id)
-    ).fetchone()
-    return row is not None
-
-
-# --------------------------------------------------------------------------- purge
-
-
-@dataclass(frozen=True)
-class CaseFile:
-    """The case file a recording is evidence in: it is kept as long as the case file
-    (open: ``closed_at`` None)."""
-
-    closed_at: Instant | None
-    retention_days: int
-
-
-#: ``(serial, recording_id) -> CaseFile | None``: where the dock learns about cases.
-CaseLookup = Callable[[str, str], CaseFile | None]
-
-
-@dataclass
-class PurgeReport:
-    """What a purge run did (or, in a dry run, would do).
-
-    ``kept`` counts by reason code (``retention``, ``hold``, ``case_open``, ``invalid``,
-    ``missing``, ...); ``items`` has one line per recording considered with the full reason.
-    """
-
-    dry_run: bool
-    considered: int = 0
-    #: "SERIAL/RECORDING" purged (dry run: would be purged).
-    purged: list[str] = field(default_factory=list)
-    kept: dict[str, int] = field(default_factory=dict)
-    #: Sealed bags (relative to the evidence folder) now missing payload files.
-    bags_partial: list[str] = field(default_factory=list)
-    #: Deletions that failed after being audited: retried on the next run.
-    failed: dict[str, str] = field(default_factory=dict)
-    #: Purges audited earlier whose file was gone but whose purge row was not written
-    #: (a crash in between): the row is written now.
-    completed: list[str] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    def _item(self, entry: dict[str, Any], action: str, reason: str) -> None:
-        self.items.append(
-            {
-                "serial": entry["serial"],
-                "recording_id": entry["recording_id"],
-                "path": entry["path"],
-                "action": action,
-                "reason": reason,
-            }
+def episodes_of(db: sqlite3.Connection, row: dict[str, Any]) -> list[sqlite3.Row]:
+    """The custody episodes an archived recording belongs to: those of its recorder
+    during which it started (check-out to return), and the one whose return it was
+    offloaded after (before the recorder's next check-out). Both, where they differ: a
+    hold on either covers it."""
+    start_s = row["start_ms"] / 1000
+    episodes = db.execute(
+        "SELECT * FROM custody WHERE serial = ? ORDER BY out_at, id", (row["serial"],)
+    ).fetchall()
+    found: list[sqlite3.Row] = []
+    for i, e in enumerate(episodes):
+        during = e["out_at"] <= start_s and (e["in_at"] is None or start_s <= e["in_at"])
+        nxt = episodes[i + 1]["out_at"] if i + 1 < len(episodes) else None
+        after_return = (
+            e["in_at"] is not None
+            and row["archived_at"] >= e["in_at"]
+            and (nxt is None or row["archived_at"] < nxt)
         )
-        if action == "keep":
-            code = reason.split(":", 1)[0]
-            self.kept[code] = self.kept.get(code, 0) + 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        if during or after_return:
+            found.append(e)
+    return found
 
 
-def purge(
-    store: Store,
-    audit: AuditLog,
-    holds: HoldRegister,
-    evidence_dir: str,
-    policy: Policy,
-    now: Instant,
-    *,
-    dry_run: bool = True,
-    case: CaseLookup | None = None,
-    actor: str = "dock",
-) -> PurgeReport:
-    """Purge every archived recording that ``retention.decide`` lets go at ``now``.
-
-    Per recording, in this order, so that a crash never leaves a deletion unrecorded:
-    audit ``purge`` (hash, path, reason, bag links) -> make the file writable -> unlink
-    its links in sealed bags under ``<evidence>/bags/`` and the file -> fsync the folders
-    -> insert the ``purges`` row (``purged_at`` = ``now``) -> audit
-    ``bag_partially_purged`` per bag that lost a file. After a crash, a file that still
-    exists is decided and purged again (a second audit entry); a file already gone whose
-    ``purge`` entry is in the audit log gets its row. A file gone *without* an audited
-    purge is never recorded as purged: it is reported as kept, reason ``missing:``.
-
-    ``case``: look-up of the case file a recording is evidence in (none: no cases).
-    Retention is ``policy.retention_days`` from the recording's start (``start_ms``).
-    """
-    at = _epoch(now)
-    report = PurgeReport(dry_run=dry_run)
-    root = os.path.realpath(evidence_dir)
-    db = store._db()
-    done = {
-        (r["serial"], r["recording_id"])
-        for r in db.execute("SELECT serial, recording_id FROM purges").fetchall()
-    }
-    bags = _BagIndex(os.path.join(root, BAGS_DIR))
-    audited: set[tuple[str, str]] | None = None
-    for entry in store.archive_entries():
-        serial, rid = entry["serial"], entry["recording_id"]
-        if (serial, rid) in done:
-            continue
-        report.considered += 1
-        name = f"{serial}/{rid}"
-        path, problem = _archive_path(root, entry)
-        keep, decision_reason = (
-            (True, problem) if problem else _decide(entry, holds, policy, now, case)
-        )
-        if keep:
-            report._item(entry, "keep", decision_reason)
-            continue
-        if not os.path.lexists(path):
-            if audited is None:
-                audited = _audited_purges(audit)
-            if (serial, rid) not in audited:
-                report._item(entry, "keep", "missing: file gone but no purge was ever recorded")
-                continue
-            if not dry_run:
-                _record_purge(store, entry, at, "completed: purge audited before a restart")
-            report.completed.append(name)
-            report._item(entry, "complete", "purge audited earlier; file already gone")
-            continue
-        try:
-            links = bags.links_to(path, bytes(entry["sha256"]))
-        except OSError as exc:
-            report._item(entry, "keep", f"invalid: cannot look for its bag copies: {exc}")
-            continue
-        partial = sorted({os.path.relpath(bag, root) for bag, _ in links})
-        report.bags_partial.extend(b for b in partial if b not in report.bags_partial)
-        if dry_run:
-            report.purged.append(name)
-            report._item(entry, "would_purge", decision_reason)
-            continue
-        audit.append(
-            "purge",
-            actor,
-            serial,
-            {
-                "recording": rid,
-                "sha256": bytes(entry["sha256"]).hex(),
-                "size": entry["size"],
-                "path": entry["path"],
-                "reason": decision_reason,
-                "bag_links": [os.path.relpath(link, root) for _, link in links],
-            },
-        )
-        try:
-            _delete(path, [link for _, link in links])
-        except OSError as exc:
-            report.failed[name] = str(exc)
-            report._item(entry, "failed", f"deletion failed, retried next run: {exc}")
-            audit.append("purge_failed", actor, serial, {"recording": rid, "error": str(exc)})
-            continue
-        _record_purge(store, entry, at, decision_reason)
-        for bag in partial:
-            removed = [
-                os.path.relpath(link, os.path.join(root, bag)) for b, link in links if b == bag
-            ]
-            audit.append(
-                "bag_partially_purged",
-                actor,
-                serial,
-                {"bag": bag, "recording": rid, "removed": removed},
-            )
-        report.purged.append(name)
-        report._item(entry, "purged", decision_reason)
-    if not dry_run and (report.purged or report.completed or report.failed):
-        audit.checkpoint()  # purges are signed at once
-    return report
+def episode_recordings(db: sqlite3.Connection, episode: sqlite3.Row) -> list[sqlite3.Row]:
+    """The archived recordings of one custody episode (see :func:`episodes_of`)."""
+    rows = db.execute(
+        "SELECT * FROM archive WHERE serial = ? ORDER BY start_ms, rowid", (episode["serial"],)
+    ).fetchall()
+    return [r for r in rows if any(e["id"] == episode["id"] for e in episodes_of(db, dict(r)))]
 
 
-def _decide(
-    entry: dict[str, Any],
-    holds: HoldRegister,
-    policy: Policy,
-    now: Instant,
-    case: CaseLookup | None,
-) -> tuple[bool, str]:
-    """(keep, reason) from ``retention.decide``, or keep when the case look-up fails."""
-    start_ms = entry["start_ms"]
-    ok_start = isinstance(start_ms, int) and not isinstance(start_ms, bool) and start_ms > 0
-    start = start_ms / 1000 if ok_start else None
-    case_kw: dict[str, Any] = {}
-    if case is not None:
-        try:
-            found = case(entry["serial"], entry["recording_id"])
-        except Exception as exc:  # any doubt keeps
-            return True, f"invalid: case look-up failed: {exc}"
-        if found is not None:
-            case_kw = {
-                "case_closed_at": found.closed_at,
-                "case_retention_days": found.retention_days,
-            }
-    held = holds.holds_for(entry["serial"], entry["recording_id"])
-    decision = decide(start, policy.retention_days, held, now, **case_kw)  # type: ignore[arg-type]
-    return decision.keep, decision.reason
+def _within(start: float | None, from_at: float | None, to_at: float | None) -> bool:
+    """Whether a recording's start lies in [from_at, to_at); unknown start: yes (keeps)."""
+    if start is None or start <= 0:
+        return True
+    return (from_at is None or start >= from_at) and (to_at is None or start < to_at)
 
 
-def _archive_path(root: str, entry: dict[str, Any]) -> tuple[str, str | None]:
-    """The file's absolute path, or why the archive row cannot be trusted to name one."""
-    rel = entry["path"]
-    if not isinstance(rel, str) or not rel or os.path.isabs(rel):
-        return "", f"invalid: archive path {rel!r} is not relative to the evidence folder"
-    path = os.path.normpath(os.path.join(root, rel))
-    first = os.path.relpath(path, root).split(os.sep)[0]
-    if first in ("..", BAGS_DIR, "quarantine"):
-        return "", f"invalid: archive path {rel!r} is outside the archive proper"
-    if os.path.lexists(path):
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
-            return path, f"invalid: {rel} is not a regular file"
-        if st.st_size != entry["size"]:
-            return path, f"invalid: {rel} is {st.st_size} bytes, the archive says {entry['size']}"
-    return path, None
-
-
-class _BagIndex:
-    """Files under ``<evidence>/bags``, read once per run: a bag holds footage as hard
-    links (same inode) or, where linking was impossible, as copies (same name and hash)."""
-
-    def __init__(self, bags_root: str) -> None:
-        self.root = bags_root
-        self._by_inode: dict[tuple[int, int], list[str]] | None = None
-        self._by_name: dict[str, list[str]] = {}
-
-    def _load(self) -> dict[tuple[int, int], list[str]]:
-        if self._by_inode is None:
-            self._by_inode = {}
-            for folder, _, names in os.walk(self.root):
-                for n in names:
-                    p = os.path.join(folder, n)
-                    st = os.lstat(p)
-                    if stat.S_ISREG(st.st_mode):
-                        self._by_inode.setdefault((st.st_dev, st.st_ino), []).append(p)
-                        self._by_name.setdefault(n, []).append(p)
-        return self._by_inode
-
-    def links_to(self, path: str, sha256: bytes) -> list[tuple[str, str]]:
-        """(bag folder, file) for every copy of ``path`` inside a bag."""
-        by_inode = self._load()
-        st = os.lstat(path)
-        found = list(by_inode.get((st.st_dev, st.st_ino), []))
-        for p in self._by_name.get(os.path.basename(path), []):
-            if p not in found and os.lstat(p).st_size == st.st_size and _sha256(p) == sha256:
-                found.append(p)
-        return [(self._bag_of(p), p) for p in sorted(found)]
-
-    def _bag_of(self, p: str) -> str:
-        """The bag folder holding ``p``: the nearest folder with a bagit.txt."""
-        folder = os.path.dirname(p)
-        while folder.startswith(self.root + os.sep):
-            if os.path.exists(os.path.join(folder, "bagit.txt")):
-                return folder
-            folder = os.path.dirname(folder)
-        return os.path.dirname(p)
-
-
-def _sha256(path: str) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.digest()
-
-
-def _delete(path: str, links: list[str]) -> None:
-    """Unlink the bag links and the file, then make the removals durable."""
-    os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IWUSR)
-    folders = {os.path.dirname(path)}
-    for link in links:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(link)
-        folders.add(os.path.dirname(link))
-    os.unlink(path)
-    for folder in sorted(folders):
-        _fsync_dir(folder)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def purge_state(db: sqlite3.Connection, serial: str, recording_id: str) -> str | None:
+    """Why a recording can no longer be held or attached to a case ("was already
+    purged", "is being purged (...)"), or None when it is in the archive to stay."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _record_purge(store: Store, entry: dict[str, Any], at: float, reason: str) -> None:
-    with store._write() as db:
-        db.execute(
-            "INSERT OR IGNORE INTO purges (serial, recording_id, sha256, path, purged_at, "
-            "reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (entry["serial"], entry["recording_id"], entry["sha256"], entry["path"], at, reason),
-        )
-
-
-def _audited_purges(audit: AuditLog) -> set[tuple[str, str]]:
-    return {(e.subject, str(e.data.get("recording"))) for e in audit.entries() if e.kind == "purge"}
+        if db.execute(
+            "SELECT 1 FROM purges WHERE serial = ? AND recording_id = ?", (serial, recording_id)
+        ).fetchone():
+            return "was already purged"
+        going = db.execute(
+            "SELECT b.token, b.state FROM purge_members m JOIN purge_batches b "
+            "ON b.id = m.batch WHERE m.serial = ? AND m.recording_id = ?",
+            (serial, recording_id),
+        ).fetchone()
+    except sqlite3.OperationalError:  # no purge tables yet: nothing was ever purged
+        return None
+    if going is None:
+        return None
+    if going["state"] == "done":
+        return "was already purged"
+    return f"is being purged (purge {going['token']}, completed by `dock purge --apply`)"
 
 
 def purges(store: Store) -> list[dict[str, Any]]:
@@ -668,15 +685,15 @@ def _epoch(t: Instant) -> float:
 
 
 __all__ = [
-    "CaseFile",
-    "CaseLookup",
+    "SCOPES",
     "HoldError",
     "HoldRecord",
     "HoldRegister",
-    "PurgeReport",
     "deadline_report",
     "ensure_tables",
+    "episode_recordings",
+    "episodes_of",
     "overdue_or_at_risk",
-    "purge",
+    "purge_state",
     "purges",
 ]

@@ -52,6 +52,9 @@ class Hold:
     released_at: Instant | None = None
     release_reason: str | None = None
     until: Instant | None = None
+    #: What the hold was placed on when not on this recording alone ("case C-1",
+    #: "officer 1001 ...", "episode 12"): named in the reason, decides nothing.
+    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def _hold(
     except ValueError:
         problems.append(f"hold of unknown kind {hold.kind!r}")
         return
-    name = f"{kind.value} {hold.reference!r}"
+    name = f"{kind.value} {hold.reference!r}" + (f" on {hold.scope}" if hold.scope else "")
     if not hold.reference or not hold.placed_by:
         problems.append(f"hold {name} lacks a reference or who placed it")
         return

@@ -237,6 +237,101 @@ class SealRegister:
         bag = make_bag(bag_dir, payload, info, known_sha256=known)
         return bag.tagmanifest_sha256, bag.payload_oxum
 
+    # ------------------------------------------------------------------ purges
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """The seal lock, for work that moves recordings between packages (a purge):
+        hold it around :meth:`reseal`, which does not take it itself."""
+        return self._locked()
+
+    def reseal(
+        self,
+        seal_id: int,
+        bag: str,
+        leaving: set[str],
+        *,
+        tag_files: dict[str, bytes],
+        supersedes: dict[str, str],
+        purge: str,
+    ) -> tuple[str, str]:
+        """Replace package ``seal_id`` by a new one at ``bag`` (relative to the evidence
+        folder) holding its members except the recording ids in ``leaving``, plus
+        ``tag_files``; return (bag, tag-manifest SHA-256). The caller holds
+        :meth:`exclusive`.
+
+        The new package is made (or found whole where a crash left it), its ``seal``
+        entry, naming the package it ``supersedes`` and the ``purge`` batch, is audited,
+        and in the same transaction its ``seals`` row is written (``audited``) and the
+        remaining recordings move to it. Run again after a crash, it finishes the same
+        package and writes no entry twice. The old package is left for the caller.
+        """
+        db = self.store._db()
+        done = db.execute("SELECT * FROM seals WHERE bag = ?", (bag,)).fetchone()
+        if done is not None and done["state"] == "audited":
+            return bag, done["tagmanifest_sha256"]
+        old = db.execute("SELECT * FROM seals WHERE id = ?", (seal_id,)).fetchone()
+        if old is None or old["state"] != "audited":
+            raise BagError(f"package {seal_id} is not sealed: nothing to re-seal")
+        serial = old["serial"]
+        staying = [m for m in self.members(seal_id) if m["recording_id"] not in leaving]
+        bag_dir = os.path.join(self.evidence_dir, bag)
+        if os.path.isdir(bag_dir):  # renamed into place before a crash: it is whole
+            digest = tagmanifest_digest(bag_dir)
+            oxum = (read_bag_info(bag_dir).get("Payload-Oxum") or [""])[0]
+        else:
+            if not staying:
+                raise BagError("a re-seal without members")
+            payload = {os.path.basename(m["path"]): os.path.join(self.evidence_dir, m["path"])
+                       for m in staying}  # fmt: skip
+            known = {os.path.basename(m["path"]): bytes(m["sha256"]) for m in staying}
+            device = self.store.device(serial)
+            info: dict[str, str | list[str]] = {
+                "Source-Organization": self.organization,
+                "External-Description": DESCRIPTION
+                + "; recordings purged after their retention are listed in "
+                + ", ".join(sorted(tag_files)),
+                "External-Identifier": os.path.basename(bag),
+                "Contact-Name": staying[0]["officer_id"] or "unassigned",
+                "Recorder-Serial": serial,
+                "Recorder-Model": device.model if device else "",
+                "Recording-Ids": [m["recording_id"] for m in staying],
+                "Supersedes": f"{supersedes['bag']} (tag manifest SHA-256 "
+                f"{supersedes['tagmanifest_sha256']})",
+            }
+            os.makedirs(os.path.dirname(bag_dir), exist_ok=True)
+            made = make_bag(bag_dir, payload, info, known_sha256=known, tag_files=tag_files)
+            digest, oxum = made.tagmanifest_sha256, made.payload_oxum
+        crashpoints.reach("purge.reseal.made")
+        names = [m["recording_id"] for m in staying]
+        with self.store._write() as w:
+            if self.audit.find("seal", serial, bag=bag) is None:
+                self.audit.append(
+                    "seal",
+                    "dock",
+                    serial,
+                    {
+                        "bag": bag,
+                        "tagmanifest_sha256": digest,
+                        "payload_oxum": oxum,
+                        "recordings": names,
+                        "supersedes": dict(supersedes),
+                        "purge": purge,
+                    },
+                )
+            cur = w.execute(
+                "INSERT INTO seals (serial, bag, state, tagmanifest_sha256, payload_oxum, "
+                "created_at) VALUES (?, ?, 'audited', ?, ?, ?) ON CONFLICT (bag) DO UPDATE "
+                "SET state = 'audited', tagmanifest_sha256 = excluded.tagmanifest_sha256, "
+                "payload_oxum = excluded.payload_oxum RETURNING id",
+                (serial, bag, digest, oxum, time.time()),
+            )
+            new_id = cur.fetchone()[0]
+            for rid in names:
+                w.execute(
+                    "UPDATE archive SET bag_id = ? WHERE bag_id = ? AND recording_id = ?",
+                    (new_id, seal_id, rid),
+                )
+        return bag, digest
+
     # ------------------------------------------------------------------ upgrade
     def _adopt_earlier_seals(self) -> None:
         """A database from before this table: its recordings were sealed by ``seal``
@@ -287,6 +382,23 @@ def not_sealed(store: Store) -> list[dict[str, Any]]:
     except sqlite3.OperationalError:  # no seals table yet: nothing has been sealed by it
         rows = db.execute("SELECT * FROM archive WHERE 0")
     return [dict(r) for r in rows.fetchall()]
+
+
+def seal_lock_busy(store: Store) -> bool:
+    """Whether another process holds the seal lock now (a seal or a purge under way):
+    what ``dock archive verify`` asks before calling an unfinished purge interrupted."""
+    path = os.path.abspath(store.path) + ".seal-lock"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's lock
+    return False
 
 
 class _Raced(sqlite3.Error):
