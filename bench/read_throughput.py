@@ -5,7 +5,9 @@ recorder is separate hardware: (1) the baseline, a process that reads the same
 file and ``sendall``s it on a plain TCP socket, received with ``recv_into``;
 (2) the stack, ``recorder-emulator --listen tcp://...`` serving the file and the
 dock's ``RecorderClient.read_recording`` reading it (framing, escaping, CRCs,
-session, TLV, pipelined READs). Prints MB/s for each and the ratio, best of N.
+session, TLV, pipelined READs). Prints MB/s for each and the ratio, best of N, and
+the CPU seconds each side of the stack spends per GiB (dock: this process; recorder:
+the emulator process), which a busy machine disturbs far less than MB/s.
 
     .venv/bin/python bench/read_throughput.py [--mb 256] [--repeat 3]
 """
@@ -13,13 +15,14 @@ session, TLV, pipelined READs). Prints MB/s for each and the ratio, best of N.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -65,15 +68,19 @@ def plain_socket(path: str, size: int) -> float:
     return size / elapsed
 
 
-def whole_stack(url: str) -> tuple[float, bytes]:
-    h = hashlib.sha256()
+def whole_stack(url: str, recorder: psutil.Process) -> tuple[float, float, float]:
+    """(bytes/s, dock CPU s per GiB, recorder CPU s per GiB) of one read."""
     with RecorderClient(open_transport(url)) as client:
         client.open()
         (rec,) = client.list_recordings()
+        r0, c0 = sum(recorder.cpu_times()[:2]), time.process_time()
         t0 = time.perf_counter()
         client.read_recording(rec, lambda off, data: None)
         elapsed = time.perf_counter() - t0
-    return rec.size / elapsed, h.digest()
+        dock_cpu = time.process_time() - c0
+        recorder_cpu = sum(recorder.cpu_times()[:2]) - r0
+    gib = rec.size / (1 << 30)
+    return rec.size / elapsed, dock_cpu / gib, recorder_cpu / gib
 
 
 def main() -> None:
@@ -92,12 +99,16 @@ def main() -> None:
         url = emu.stdout.readline().strip()
         path = os.path.join(tmp, "recordings", "REC000001.mp4")
         size = os.path.getsize(path)
-        bases, stacks = [], []
+        bases, stacks, dock_cpu, recorder_cpu = [], [], [], []
+        recorder = psutil.Process(emu.pid)
         try:
             # Interleaved, so a noisy neighbour hits both sides of each ratio alike.
             for _ in range(a.repeat):
                 bases.append(plain_socket(path, size))
-                stacks.append(whole_stack(url)[0])
+                rate, dock_s, recorder_s = whole_stack(url, recorder)
+                stacks.append(rate)
+                dock_cpu.append(dock_s)
+                recorder_cpu.append(recorder_s)
         finally:
             emu.terminate()
             emu.wait(timeout=10)
@@ -110,6 +121,8 @@ def main() -> None:
     print(f"ratio               {median:8.2f}  median of pairs (target >= 0.5)")
     print(f"ratio of bests      {max(stacks) / max(bases):8.2f}")
     print(f"USB 2.0 headroom    {min(stacks) / 35e6:8.1f} x a 35 MB/s link (worst run)")
+    print(f"dock CPU            {min(dock_cpu):8.2f} s/GiB best, {max(dock_cpu):.2f} worst")
+    print(f"recorder CPU        {min(recorder_cpu):8.2f} s/GiB best, {max(recorder_cpu):.2f} worst")
 
 
 if __name__ == "__main__":
