@@ -332,12 +332,19 @@ def test_a_killed_enrolment_is_finished_by_the_next(make_dock) -> None:
 
 
 def test_dock_device_enrol_says_in_one_line_when_the_recorder_cannot_prove_it(
-    start_recorder, tmp_path, capsys
+    start_recorder, tmp_path, capsys, monkeypatch
 ) -> None:
     """No traceback: one line, a link/auth exit status, and running it again works."""
+    import logging
+
     from dock.cli import main
 
     from .conftest import write_dock_config
+
+    # main() points the root logger at this test's captured stderr: put it back after.
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
 
     r = start_recorder(listen="tcp://127.0.0.1:0", recordings=0)
     cfg, _state, _evidence = write_dock_config(tmp_path, r.url, "d1")
