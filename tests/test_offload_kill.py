@@ -583,7 +583,7 @@ def run_random_campaign(root: Any, kills: int, seed: int) -> Results:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(0)  # by hand: 300 kills took 55-72 min on a loaded 2-core VM
 @pytest.mark.skipif(
     not os.environ.get("DOCK_KILL_CAMPAIGN"), reason="set DOCK_KILL_CAMPAIGN=<kills> to run"
 )
