@@ -53,7 +53,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -71,7 +70,7 @@ from ..clock import utc_iso
 from ..policy import Policy
 from ..store import Store
 from .bagit import TMP_PREFIX, BagError, tagmanifest_digest
-from .holds import HoldRegister, ensure_tables
+from .holds import HoldRegister, _epoch, ensure_tables
 from .retention import Instant, decide
 from .seals import SealRegister
 
@@ -787,17 +786,3 @@ def retired_bags(audit: AuditLog) -> dict[str, int]:
         if isinstance(bag, str):
             retired.setdefault(os.path.normpath(bag), e.seq)
     return retired
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _epoch(t: Instant) -> float:
-    """Epoch seconds from an aware datetime or a number; a naive datetime is refused."""
-    if isinstance(t, datetime):
-        if t.tzinfo is None or t.utcoffset() is None:
-            raise ValueError("now is a naive datetime; pass an aware one or epoch seconds")
-        return t.astimezone(UTC).timestamp()
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
-        raise ValueError(f"now {t!r} is neither an aware datetime nor epoch seconds")
-    return float(t)
