@@ -78,7 +78,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -939,34 +939,23 @@ def _export_signed_message(sha256_hex: str) -> bytes:
 
 
 def _write_atomically(path: str, lines: Iterable[dict[str, Any]], key: Ed25519PrivateKey) -> None:
-    """tmp in the same folder + fsync + rename + fsync folder: all of the file or none."""
+    """The export, streamed, with its signed trailer: all of the file or none."""
+
+    def write(out: BinaryIO) -> None:
+        digest = hashlib.sha256()
+        for line in lines:
+            raw = (canonical_json(line) + "\n").encode("utf-8")
+            digest.update(raw)
+            out.write(raw)
+        sha = digest.hexdigest()
+        signature = key.sign(_export_signed_message(sha)).hex()
+        trailer = {"type": "signature", "sha256": sha, "signature": signature}
+        out.write((canonical_json(trailer) + "\n").encode("utf-8"))
+
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = hashlib.sha256()
-            for line in lines:
-                raw = (canonical_json(line) + "\n").encode("utf-8")
-                digest.update(raw)
-                out.write(raw)
-            sha = digest.hexdigest()
-            trailer = {
-                "type": "signature",
-                "sha256": sha,
-                "signature": key.sign(_export_signed_message(sha)).hex(),
-            }
-            out.write((canonical_json(trailer) + "\n").encode("utf-8"))
-            out.flush()
-            os.fchmod(out.fileno(), 0o640)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.fsync(dfd)
+        _write_replacing(path, write, dfd)
     finally:
         os.close(dfd)
 
@@ -1034,12 +1023,16 @@ def read_checkpoint_file(path: str) -> OutsideCheckpoint:
 
 
 def _replace_file(path: str, data: bytes, dfd: int) -> None:
-    """tmp in the same folder + fsync + rename + fsync folder (``dfd``)."""
+    _write_replacing(path, lambda out: out.write(data), dfd)
+
+
+def _write_replacing(path: str, write: Callable[[BinaryIO], object], dfd: int) -> None:
+    """tmp in the same folder + fsync + rename + fsync folder (``dfd``): all or none."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            write(out)
             out.flush()
             os.fchmod(out.fileno(), 0o640)
             os.fsync(out.fileno())

@@ -179,3 +179,13 @@ def small_tmpfs(tmp_path) -> Iterator[Callable[[str, str], str]]:
     for where in reversed(mounted):
         with contextlib.suppress(Exception):
             subprocess.run(["umount", "-l", where], check=False)
+
+
+def archived_bytes(svc) -> dict[str, bytes]:
+    """What the archive holds: recording id -> its bytes as on disk."""
+    root = svc.offloader.evidence_dir
+    out = {}
+    for e in svc.store.archive_entries():
+        with open(os.path.join(root, e["path"]), "rb") as f:
+            out[e["recording_id"]] = f.read()
+    return out

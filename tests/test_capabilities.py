@@ -21,7 +21,7 @@ from firmware_protocol.messages import Capability, ErrorCode
 from hardware.recorder import RecorderError
 from hardware.recorder_model import ALL_CAPABILITIES
 
-from .conftest import PIN, SECRET, write_dock_config
+from .conftest import PIN, SECRET, archived_bytes, write_dock_config
 
 WITHOUT_ERASE = ALL_CAPABILITIES & ~Capability.ERASE
 WITHOUT_ASSIGN = ALL_CAPABILITIES & ~Capability.ASSIGN
@@ -47,15 +47,6 @@ def kinds(svc) -> list[str]:
 
 def entries(svc, kind: str) -> list:
     return [e for e in svc.audit.entries() if e.kind == kind]
-
-
-def archived_bytes(svc) -> dict[str, bytes]:
-    root = svc.offloader.evidence_dir
-    out = {}
-    for e in svc.store.archive_entries():
-        with open(os.path.join(root, e["path"]), "rb") as f:
-            out[e["recording_id"]] = f.read()
-    return out
 
 
 def check_kept_offload(svc, model, reason_part: str) -> None:

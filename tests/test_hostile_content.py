@@ -10,18 +10,11 @@ import pytest
 
 from dock.evidence.bagit import read_bag_info, validate_bag
 
+from .conftest import archived_bytes
+
 
 def sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-def archived_bytes(svc) -> dict[str, bytes]:
-    root = svc.offloader.evidence_dir
-    out = {}
-    for e in svc.store.archive_entries():
-        with open(os.path.join(root, e["path"]), "rb") as f:
-            out[e["recording_id"]] = f.read()
-    return out
 
 
 def audit_of(svc, kind: str) -> list[dict]:

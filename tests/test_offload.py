@@ -12,16 +12,7 @@ from dock.evidence import offload as offload_mod
 from dock.slot_state import SlotState
 from hardware.link_faults import LinkFaults
 
-from .conftest import PIN
-
-
-def archive_files(svc) -> dict[str, bytes]:
-    root = svc.offloader.evidence_dir
-    out = {}
-    for e in svc.store.archive_entries():
-        with open(os.path.join(root, e["path"]), "rb") as f:
-            out[e["recording_id"]] = f.read()
-    return out
+from .conftest import PIN, archived_bytes
 
 
 def test_footage_is_archived_verified_and_then_erased(make_dock) -> None:
@@ -29,7 +20,7 @@ def test_footage_is_archived_verified_and_then_erased(make_dock) -> None:
     model = recs[0].model
     expected = {r.id: r.sha256 for r in model.recordings.values()}
     svc.sweep()  # docking: identify, then offload
-    files = archive_files(svc)
+    files = archived_bytes(svc)
     assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
     assert model.recordings == {}  # erased on the device only after verification
     for e in svc.store.archive_entries():
@@ -59,7 +50,7 @@ def test_an_interrupted_offload_resumes_without_loss_or_duplicates(make_dock) ->
         e["recording_id"] for e in svc.store.archive_entries() if e["erased_at"]
     }  # nothing erased that is not verified in the archive
     svc.sweep()  # docked again (the emulator accepts a new connection): finishes
-    files = archive_files(svc)
+    files = archived_bytes(svc)
     assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
     assert len(svc.store.archive_entries()) == 2 and model.recordings == {}
 
@@ -233,7 +224,7 @@ def test_offload_over_a_noisy_line_is_exact(make_dock) -> None:
     expected = {r.id: r.sha256 for r in recs[0].model.recordings.values()}
     svc.offloader.use_mass_storage = False
     svc.sweep()
-    files = archive_files(svc)
+    files = archived_bytes(svc)
     assert {rid: hashlib.sha256(b).digest() for rid, b in files.items()} == expected
     assert recs[0].model.recordings == {}
 
