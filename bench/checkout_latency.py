@@ -24,17 +24,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.composition import build_service, open_transport  # noqa: E402
-from dock.config import emulated_config  # noqa: E402
-from dock.recorder_client import RecorderClient  # noqa: E402
+from dock.config.load import emulated_config  # noqa: E402
+from dock.daemon.composition import build_service, open_transport  # noqa: E402
+from dock.devices.recorder_client import RecorderClient  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
 FLEET = r"""
 import sys, os, time
 sys.path.insert(0, sys.argv[1])
-from hardware.recorder_model import RecorderModel, RecorderSpec
-from hardware.recorder import RecorderFirmware
-from hardware.emulator_server import EmulatorServer
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder import RecorderFirmware
+from hardware.emulator.server import EmulatorServer
 n, base = int(sys.argv[2]), sys.argv[3]
 servers = []
 for i in range(n):

@@ -3,7 +3,7 @@
 50,000 MQTT connections do not fit this machine, so the fleet's MESSAGE RATE is
 simulated instead: a few publisher processes, each one paho client speaking for its
 share of the docks (a topic, boot and seq numbers per simulated dock, payloads in the
-form ``hq.contract.encode`` gives them). Headquarters is the real ``Monitor`` (SQLite
+form ``mqtt_contract.contract.encode`` gives them). Headquarters is the real ``Monitor`` (SQLite
 WAL/FULL, alerts, manual acks after commit) in its own process; the broker is a
 Mosquitto of our own on a free 127.0.0.1 port.
 
@@ -47,8 +47,8 @@ import psutil
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from hq import contract  # noqa: E402
 from hq.config import BrokerSettings  # noqa: E402
+from mqtt_contract import contract  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 
 LAG_TARGET_S = 2.0

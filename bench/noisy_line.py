@@ -19,14 +19,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.composition import open_transport  # noqa: E402
-from dock.recorder_client import RecorderClient  # noqa: E402
+from dock.daemon.composition import open_transport  # noqa: E402
+from dock.devices.recorder_client import RecorderClient  # noqa: E402
 
 
 def transfer(mb: float, ber: float, drop: float) -> tuple[float, int, bool]:
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen(
-            [sys.executable, "-m", "hardware.emulator_cli", "--data-dir", tmp,
+            [sys.executable, "-m", "hardware.emulator.cli", "--data-dir", tmp,
              "--recordings", "1", "--recording-mb", str(mb), "--seed", "1",
              "--bit-error-rate", str(ber), "--drop-rate", str(drop), "--log-level", "ERROR"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,

@@ -23,8 +23,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.composition import build_service  # noqa: E402
-from dock.config import emulated_config  # noqa: E402
+from dock.config.load import emulated_config  # noqa: E402
+from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def run(slots: int, mb: float, concurrency: int, tmp: str, volume: bool) -> floa
     procs, urls = [], []
     for i in range(slots):
         p = subprocess.Popen(
-            [sys.executable, "-m", "hardware.emulator_cli", "--listen", "tcp://127.0.0.1:0",
+            [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
              "--data-dir", os.path.join(tmp, f"rec{concurrency}-{i}"), "--serial", f"S{i:03d}",
              "--recordings", "1", "--recording-mb", str(mb), "--log-level", "WARNING"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,

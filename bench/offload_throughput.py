@@ -26,8 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.composition import build_service  # noqa: E402
-from dock.config import emulated_config  # noqa: E402
+from dock.config.load import emulated_config  # noqa: E402
+from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def shell(cmd: str) -> float:
 def ours(mb: float, tmp: str, via_volume: bool) -> float:
     rec_dir = os.path.join(tmp, f"rec-{via_volume}")
     emu = subprocess.Popen(
-        [sys.executable, "-m", "hardware.emulator_cli", "--listen", "tcp://127.0.0.1:0",
+        [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
          "--data-dir", rec_dir, "--serial", "BENCH1", "--recordings", "1",
          "--recording-mb", str(mb), "--log-level", "WARNING"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,

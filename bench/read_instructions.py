@@ -28,16 +28,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = r"""
 import sys
 data_dir, mode, mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
-from hardware.recorder_model import RecorderModel, RecorderSpec
-from hardware.recorder import MAX_READ, RecorderFirmware
-from hardware.emulator_server import EmulatorServer
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder import MAX_READ, RecorderFirmware
+from hardware.emulator.server import EmulatorServer
 from firmware_protocol.session import SessionConfig
 model = RecorderModel.open(data_dir, RecorderSpec(serial="ICOUNT1", recordings=1,
                                                   recording_mb=mb))
 if mode == "prepare":
     sys.exit(0)
-from dock.composition import open_transport
-from dock.recorder_client import RecorderClient, dock_session_config
+from dock.daemon.composition import open_transport
+from dock.devices.recorder_client import RecorderClient, dock_session_config
 slow = dict(rto_initial=30.0, rto_min=30.0, rto_max=60.0)
 fw = RecorderFirmware(model, session_config=SessionConfig(max_payload=MAX_READ + 1024,
                                                           window=16, **slow))

@@ -27,8 +27,8 @@ import psutil
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.composition import open_transport  # noqa: E402
-from dock.recorder_client import RecorderClient  # noqa: E402
+from dock.daemon.composition import open_transport  # noqa: E402
+from dock.devices.recorder_client import RecorderClient  # noqa: E402
 
 SENDER = r"""
 import os, socket, sys
@@ -90,7 +90,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen(
-            [sys.executable, "-m", "hardware.emulator_cli", "--listen", "tcp://127.0.0.1:0",
+            [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
              "--data-dir", tmp, "--recordings", "1", "--recording-mb", str(a.mb),
              "--log-level", "WARNING"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,

@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 from tests.broker import Broker  # noqa: E402
 
-DOCK = [sys.executable, "-m", "dock.cli"]
+DOCK = [sys.executable, "-m", "dock.cli.main"]
 
 
 def cpu_ticks(pid: int) -> int:

@@ -20,7 +20,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
-from .framing import (
+from firmware_protocol.framing import (
     ABSOLUTE_MAX_PAYLOAD,
     Frame,
     FrameDecoder,

@@ -5,8 +5,8 @@ to gpiozero's global default: on the dock that is the real factory (lgpio), in
 tests a ``gpiozero.pins.mock.MockFactory``.
 
 ``hardware`` does not import ``dock``: these classes satisfy
-``dock.interfaces.SlotIndicator`` and ``dock.interfaces.Buzzer`` structurally.
-``show`` takes a pattern name as a plain string; a ``dock.interfaces.LedPattern``
+``dock.domain.interfaces.SlotIndicator`` and ``dock.domain.interfaces.Buzzer`` structurally.
+``show`` takes a pattern name as a plain string; a ``dock.domain.interfaces.LedPattern``
 is a ``StrEnum`` with exactly these values, so it can be passed as it is.
 
 Each slot has a green and a red LED. The patterns:
@@ -68,7 +68,7 @@ FAILED_CHECK = "failed_check"
 FAULT = "fault"
 
 PATTERNS: tuple[str, ...] = (OFF, READY, TAKE_THIS, BUSY, FAILED_CHECK, FAULT)
-"""The pattern names; the same strings as ``dock.interfaces.LedPattern``'s values."""
+"""The pattern names; the same strings as ``dock.domain.interfaces.LedPattern``'s values."""
 
 TAKE_THIS_BLINK = 0.15
 """take_this: seconds on, then the same off."""
@@ -111,7 +111,7 @@ def _require_factory(pin_factory: object) -> None:
 
 
 class GpioSlotIndicator:
-    """One slot's green and red LEDs; satisfies ``dock.interfaces.SlotIndicator``.
+    """One slot's green and red LEDs; satisfies ``dock.domain.interfaces.SlotIndicator``.
 
     ``pwm``: True drives green as a ``PWMLED`` (busy pulses), False as a plain ``LED``
     (busy blinks slowly), None (the default) tries PWM and falls back to a plain LED
@@ -224,7 +224,7 @@ class GpioSlotIndicator:
 
 
 class GpioBuzzer:
-    """An active buzzer on one pin; satisfies ``dock.interfaces.Buzzer``."""
+    """An active buzzer on one pin; satisfies ``dock.domain.interfaces.Buzzer``."""
 
     def __init__(self, pin: PinSpec, pin_factory: Factory, *, active_high: bool = True) -> None:
         _require_factory(pin_factory)

@@ -1,6 +1,6 @@
 """The dock's status screen: a character LCD (HD44780) or, for development, the console.
 
-Both satisfy ``dock.interfaces.Screen`` structurally (``show(lines)``) and fit the
+Both satisfy ``dock.domain.interfaces.Screen`` structurally (``show(lines)``) and fit the
 text to the display in the same way (:func:`fit_lines`): the first ``rows`` lines
 are shown, each cut or padded with spaces to ``cols`` characters; further lines
 are dropped. Showing the same text again does nothing, so a caller may refresh

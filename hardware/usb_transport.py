@@ -22,7 +22,7 @@ from typing import Any
 import usb.core
 import usb.util
 
-from .transports import LinkClosed
+from hardware.transports import LinkClosed
 
 log = logging.getLogger("hardware.usb")
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hq.contract import DockState, EventType
+from mqtt_contract.contract import DockState, EventType
 
 
 class AlertKind(StrEnum):

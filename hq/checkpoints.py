@@ -35,7 +35,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hq.alerts import AlertKind
-from hq.contract import GENESIS, ContractError, checkpoint_signed_bytes, key_fingerprint, parse_utc
+from mqtt_contract.contract import (
+    GENESIS,
+    ContractError,
+    checkpoint_signed_bytes,
+    key_fingerprint,
+    parse_utc,
+)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")

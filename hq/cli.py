@@ -27,11 +27,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from hq import config, contract
+from hq import config
 from hq.alerts import AlertKind
 from hq.commands import CommandError, SigningKeyError, generate_key, load_key, send_and_wait
 from hq.commands import sign_command as _sign
 from hq.store import Store
+from mqtt_contract import contract
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_ANSWER = 0, 1, 2, 3
 STATS_LOG_INTERVAL_S = 60.0

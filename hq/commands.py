@@ -22,8 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hq import contract
 from hq.config import BrokerSettings, mqtt_client
+from mqtt_contract import contract
 
 #: The dock refuses commands older than this anyway; the broker may drop them after it.
 EXPIRY_S = int(contract.COMMAND_MAX_AGE_S)

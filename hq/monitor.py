@@ -27,11 +27,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hq import alerts, checkpoints, contract
+from hq import alerts, checkpoints
 from hq.alerts import Decision, Thresholds
 from hq.commands import publish_command, sign_command
 from hq.config import BrokerSettings, mqtt_client
 from hq.store import Store
+from mqtt_contract import contract
 
 log = logging.getLogger("hq.monitor")
 

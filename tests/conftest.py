@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from dock.composition import build_service, open_transport
-from dock.config import emulated_config
-from dock.recorder_client import RecorderClient
+from dock.config.load import emulated_config
+from dock.daemon.composition import build_service, open_transport
+from dock.devices.recorder_client import RecorderClient
 from firmware_protocol.messages import SUPPORTED_VERSIONS
-from hardware.emulator_server import EmulatorServer
-from hardware.link_faults import LinkFaults
-from hardware.recorder import RecorderFirmware
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.link_faults import LinkFaults
+from hardware.emulator.recorder import RecorderFirmware
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.server import EmulatorServer
 from hardware.screens import ConsoleScreen
 
 from .hostile_content import hostile_dock, serve_hostile  # noqa: F401 - fixtures, issue 9

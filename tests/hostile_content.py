@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from dock.composition import build_service
-from dock.config import emulated_config
+from dock.config.load import emulated_config
+from dock.daemon.composition import build_service
 from firmware_protocol.messages import ErrorCode
-from hardware.emulator_server import EmulatorServer
-from hardware.recorder import RecorderError, RecorderFirmware
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder import RecorderError, RecorderFirmware
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.server import EmulatorServer
 from hardware.screens import ConsoleScreen
 
 #: ESC[2J (clear screen), BEL, C1 CSI, NUL and a right-to-left override.

@@ -1,6 +1,6 @@
 """A recorder that answers within the protocol but lies (issue 9, "hostile peers").
 
-``HostileFirmware`` is the reference firmware (``hardware.recorder.RecorderFirmware``)
+``HostileFirmware`` is the reference firmware (``hardware.emulator.recorder.RecorderFirmware``)
 with every reply passed through a ``rewrite(request, reply)`` function on its way
 out: the reply can be sent as it is, changed, replaced, repeated, dropped or held
 back (until a gate opens, or for a while). It sits exactly where the emulator sits:
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_protocol.messages import Message, MsgType, decode, encode, reply
-from hardware.recorder import RecorderFirmware
-from hardware.recorder_model import RecorderModel
+from hardware.emulator.recorder import RecorderFirmware
+from hardware.emulator.recorder_model import RecorderModel
 
 
 @dataclass
@@ -204,7 +204,7 @@ class LoopTransport:
         self._buf = bytearray()
 
     def write(self, data: bytes) -> None:
-        from dock.interfaces import TransportClosed
+        from dock.domain.interfaces import TransportClosed
 
         if self.closed:
             raise TransportClosed("closed")
@@ -212,7 +212,7 @@ class LoopTransport:
         self.firmware.receive(bytes(data))
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
-        from dock.interfaces import TransportClosed
+        from dock.domain.interfaces import TransportClosed
 
         if self.closed:
             raise TransportClosed("closed")

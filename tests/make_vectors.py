@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from dock.recorder_client import dock_session_config
+from dock.devices.recorder_client import dock_session_config
 from firmware_protocol import auth
 from firmware_protocol.codec import FIELD_HEAD, REQ_ID, FieldType, MalformedMessage, Schema
 from firmware_protocol.framing import (
@@ -65,7 +65,7 @@ from firmware_protocol.messages import (
     schema_for,
 )
 from firmware_protocol.session import SYN_PAYLOAD, Role, Session, SessionConfig
-from hardware.recorder import MAX_READ
+from hardware.emulator.recorder import MAX_READ
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "firmware_protocol" / "vectors" / "vectors.json"

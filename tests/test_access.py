@@ -13,8 +13,8 @@ import stat
 
 import pytest
 
-from dock import cli_access
-from dock.clock import utc_iso
+from dock.cli import access as cli_access
+from dock.devices.clock import utc_iso
 from dock.evidence.access import AccessError, AccessRegister, export, write_iso
 from dock.evidence.bagit import make_bag, read_bag_info, tagmanifest_digest, validate_bag
 

@@ -26,9 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dock import audit
-from dock.audit import AuditError, AuditLog, verify_export
-from dock.keys import KeyFileError, fingerprint, load_or_create_signing_key, public_key_bytes
+from dock.storage import audit
+from dock.storage.audit import AuditError, AuditLog, verify_export
+from dock.storage.keys import (
+    KeyFileError,
+    fingerprint,
+    load_or_create_signing_key,
+    public_key_bytes,
+)
 
 DOCK = "DOCK-0042"
 N = 350  # checkpoints at 100, 200, 300; 301..350 not yet signed

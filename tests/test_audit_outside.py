@@ -21,20 +21,20 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dock import audit
-from dock.audit import (
+from dock.storage import audit
+from dock.storage.audit import (
     NO_OUTSIDE_CHECKPOINT,
     AuditLog,
     OutsideCheckpoint,
     checkpoint_file_text,
     read_checkpoint_file,
 )
-from dock.keys import fingerprint, public_key_bytes
+from dock.storage.keys import fingerprint, public_key_bytes
 
 from .conftest import write_dock_config
 from .test_audit import DOCK, Clock, fill, rehash_from, tamper
 
-DOCK_CLI = [sys.executable, "-m", "dock.cli"]
+DOCK_CLI = [sys.executable, "-m", "dock.cli.main"]
 EVERY = 100
 N = 350  # checkpoints at 100, 200, 300; the copy outside holds 300
 
@@ -206,8 +206,8 @@ def dock(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def configured(tmp_path) -> tuple[str, Path, Path]:
     """A dock configuration whose audit log has entries and checkpoints: (config, db, copy)."""
-    from dock.composition import open_audit_log
-    from dock.config import load_config
+    from dock.config.load import load_config
+    from dock.daemon.composition import open_audit_log
 
     cfg_path, state, _ = write_dock_config(tmp_path, "tcp://127.0.0.1:9", DOCK)
     cfg = load_config(cfg_path, env={})

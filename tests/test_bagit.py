@@ -291,7 +291,7 @@ HOSTILE_VALUES = {
 def test_line_breaks_and_controls_in_values_are_escaped_never_refused(tmp_path) -> None:
     """RFC 8493 section 2.2.2: a line break in a value would end the element; what a
     recorder stated is written escaped, one element per (folded) line, and read back."""
-    from dock.text import escaped
+    from dock.support.text import escaped
 
     bag = make_bag(str(tmp_path / "out" / "bag"), {}, HOSTILE_VALUES)
     text = Path(bag.path, "bag-info.txt").read_text(encoding="utf-8")

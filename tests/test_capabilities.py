@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 
-from dock.slot_state import SlotState
-from dock.store import Store
+from dock.domain.slot_state import SlotState
+from dock.storage.store import Store
 from firmware_protocol.messages import Capability, ErrorCode
-from hardware.recorder import RecorderError
-from hardware.recorder_model import ALL_CAPABILITIES
+from hardware.emulator.recorder import RecorderError
+from hardware.emulator.recorder_model import ALL_CAPABILITIES
 
 from .conftest import PIN, SECRET, archived_bytes, write_dock_config
 
@@ -28,8 +28,8 @@ WITHOUT_ASSIGN = ALL_CAPABILITIES & ~Capability.ASSIGN
 WITHOUT_HEALTH = ALL_CAPABILITIES & ~Capability.BATTERY_HEALTH
 OLD = (1,)  # protocol versions of an old recorder
 
-EMULATOR = [sys.executable, "-m", "hardware.emulator_cli"]
-DOCK = [sys.executable, "-m", "dock.cli"]
+EMULATOR = [sys.executable, "-m", "hardware.emulator.cli"]
+DOCK = [sys.executable, "-m", "dock.cli.main"]
 
 
 def old_dock(make_dock, spec: dict, **kw):

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from dock.clock import FixedClock
-from dock.service import DockService, Override
-from dock.slot_state import SlotState
+from dock.daemon.service import DockService, Override
+from dock.devices.clock import FixedClock
+from dock.domain.slot_state import SlotState
 from firmware_protocol.messages import FaultFlag
 
 from .conftest import PIN
@@ -161,8 +161,8 @@ def test_a_tampered_audit_row_is_caught(make_dock) -> None:
 
 
 def test_a_grant_made_by_another_process_shows_in_the_daemon(make_dock) -> None:
-    from dock.composition import open_transport
-    from dock.store import Store
+    from dock.daemon.composition import open_transport
+    from dock.storage.store import Store
 
     daemon, _ = make_dock({"battery_percent": 95.0})
     daemon.sweep()

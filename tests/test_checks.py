@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dock.checks import (
+from dock.domain.checks import (
     ASSUMED_BATTERY_HEALTH_PERCENT,
     CODES,
     MESSAGES,
@@ -20,8 +20,8 @@ from dock.checks import (
     message_for,
     run_checks,
 )
-from dock.policy import PRESETS, Policy
-from dock.snapshot import DeviceSnapshot
+from dock.domain.policy import PRESETS, Policy
+from dock.domain.snapshot import DeviceSnapshot
 from firmware_protocol.messages import FaultFlag
 
 # Fixed numbers, so the expected messages do not move when the presets are tuned.

@@ -14,8 +14,8 @@ import pytest
 from .conftest import write_dock_config
 
 SECRET_HEX = "11" * 32
-EMULATOR = [sys.executable, "-m", "hardware.emulator_cli"]
-DOCK = [sys.executable, "-m", "dock.cli"]
+EMULATOR = [sys.executable, "-m", "hardware.emulator.cli"]
+DOCK = [sys.executable, "-m", "dock.cli.main"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCK = [sys.executable, "-m", "dock.cli"]
+DOCK = [sys.executable, "-m", "dock.cli.main"]
 DOCK_HQ = [sys.executable, "-m", "hq.cli"]
 
 EXIT_USAGE = 2  # a configuration error, as both programs already say it
@@ -150,7 +150,7 @@ def test_dock_hq_exits_quietly_when_its_reader_goes_away(tmp_path) -> None:
 def test_a_real_head_reads_the_first_line_and_nothing_is_said(tmp_path) -> None:
     done = subprocess.run(
         f"{sys.executable} -m hq.cli --help | head -1; "
-        f"{sys.executable} -m dock.cli --help | head -1",
+        f"{sys.executable} -m dock.cli.main --help | head -1",
         shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
     )  # fmt: skip
     assert done.stderr == "" and len(done.stdout.splitlines()) == 2, done

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dock.clock import (
+from dock.devices.clock import (
     NO_SOURCE,
     STA_UNSYNC,
     TIME_ERROR,
@@ -21,7 +21,7 @@ from dock.clock import (
     local_display,
     utc_iso,
 )
-from dock.interfaces import ClockSource
+from dock.domain.interfaces import ClockSource
 
 # --- recorded outputs ---------------------------------------------------------------------
 

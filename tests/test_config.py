@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 
-from dock.config import (
+from dock.config.load import (
     LAXER,
     POLICY_FIELDS,
     SECTIONS,
@@ -21,7 +21,7 @@ from dock.config import (
     emulated_config,
     load_config,
 )
-from dock.policy import DEFAULT_PRESET, PRESETS
+from dock.domain.policy import DEFAULT_PRESET, PRESETS
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE = DOCS / "dock.example.toml"
@@ -61,7 +61,7 @@ def one_problem(tmp_path: pathlib.Path, text: str, key: str) -> str:
 
 
 def test_example_loads_without_warnings(caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="dock.config"):
+    with caplog.at_level(logging.WARNING, logger="dock.config.load"):
         cfg = load_config(str(EXAMPLE), env={})
     assert cfg.warnings == ()
     assert caplog.records == []
@@ -103,7 +103,7 @@ def test_argument_beats_env(tmp_path) -> None:
 
 
 def test_default_path_when_nothing_is_given(tmp_path, monkeypatch) -> None:
-    from dock import config
+    from dock.config import load as config
 
     assert config.DEFAULT_PATH == "/etc/dock/dock.toml"
     path = write(tmp_path, MINIMAL.replace("dock-01", "from-default"))
@@ -431,7 +431,7 @@ def test_stricter_override_is_silent(tmp_path, caplog) -> None:
         MINIMAL
         + '\n[policy]\npreset = "jingzhou"\nretention_days = 400\nmin_battery_percent = 90\n'
     )
-    with caplog.at_level(logging.WARNING, logger="dock.config"):
+    with caplog.at_level(logging.WARNING, logger="dock.config.load"):
         cfg = load_config(write(tmp_path, text), env={})
     assert cfg.policy.retention_days == 400 and cfg.policy.min_battery_percent == 90
     assert cfg.policy.offload_deadline_hours == 48.0
@@ -444,7 +444,7 @@ def test_laxer_override_is_allowed_but_warned(tmp_path, caplog) -> None:
         "\n[policy]\nmin_battery_percent = 50\nretention_days = 183\n"
         'offload_deadline_hours = 48\nnever_overridable = ["device_lost"]\n'
     )
-    with caplog.at_level(logging.WARNING, logger="dock.config"):
+    with caplog.at_level(logging.WARNING, logger="dock.config.load"):
         cfg = load_config(write(tmp_path, text), env={})
     assert cfg.policy.min_battery_percent == 50
     assert cfg.policy.offload_deadline_hours == 48.0
@@ -497,7 +497,7 @@ def test_trusted_clock_warns(tmp_path) -> None:
 
 
 def _all_keys() -> list[tuple[str, str]]:
-    from dock import config
+    from dock.config import load as config
 
     tables = {
         "dock": config.DOCK_KEYS,

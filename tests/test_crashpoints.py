@@ -1,4 +1,4 @@
-"""dock/crashpoints.py: the test-only kill -9 points of the offload and of a purge."""
+"""dock/support/crashpoints.py: the test-only kill -9 points of the offload and of a purge."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from dock import crashpoints
+from dock.support import crashpoints
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 _REACH = re.compile(r"""crashpoints\.reach\(\s*["']([^"']+)["']\s*\)""")
@@ -39,7 +39,7 @@ def test_unset_it_does_nothing() -> None:
 
 def test_the_nth_time_the_point_is_reached_the_process_dies_by_sigkill() -> None:
     code = (
-        "from dock import crashpoints as c\n"
+        "from dock.support import crashpoints as c\n"
         "for i in range(1, 6):\n"
         "    c.reach('verify.start'); c.reach('copy.chunk'); print(i, flush=True)\n"
     )
@@ -50,6 +50,6 @@ def test_the_nth_time_the_point_is_reached_the_process_dies_by_sigkill() -> None
 
 def test_a_misspelt_or_malformed_point_refuses_to_start() -> None:
     for value in ("copy.chunks:1", "copy.chunk", "copy.chunk:0", "copy.chunk:x"):
-        p = _run("import dock.crashpoints", value)
+        p = _run("import dock.support.crashpoints", value)
         assert p.returncode == 1, value
         assert "DOCK_CRASH_AT" in p.stderr and "copy.chunk" in p.stderr

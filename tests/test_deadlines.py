@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
+from dock.domain.policy import Policy
 from dock.evidence.deadlines import deadline_status, offload_deadline
-from dock.policy import Policy
 
 H24 = Policy("t24", offload_deadline_hours=24.0)
 H48 = Policy("t48", offload_deadline_hours=48.0)

@@ -11,9 +11,9 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from dock.composition import build_service
-from dock.config import emulated_config
-from dock.interfaces import LedPattern
+from dock.config.load import emulated_config
+from dock.daemon.composition import build_service
+from dock.domain.interfaces import LedPattern
 from hardware.screens import ConsoleScreen
 
 from .conftest import wait_until

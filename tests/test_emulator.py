@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from dock.recorder_client import AuthenticationFailed, NotPermitted, RecorderRefused
+from dock.devices.recorder_client import AuthenticationFailed, NotPermitted, RecorderRefused
 from firmware_protocol.messages import Capability, ErrorCode, EventKind, MsgType, StopReason
-from hardware.recorder_model import LEGACY_CAPABILITIES
+from hardware.emulator.recorder_model import LEGACY_CAPABILITIES
 
 from .conftest import SECRET, send_unsealed, wait_until
 

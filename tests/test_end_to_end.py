@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 
-from dock.composition import open_transport
-from dock.recorder_client import LinkError, RecorderClient
+from dock.daemon.composition import open_transport
+from dock.devices.recorder_client import LinkError, RecorderClient
 from firmware_protocol.messages import MsgType
-from hardware.footage import expected_sha256
-from hardware.link_faults import LinkFaults
+from hardware.emulator.footage import expected_sha256
+from hardware.emulator.link_faults import LinkFaults
 
 from .conftest import SECRET
 
@@ -136,7 +136,7 @@ def test_a_stall_shorter_than_the_timeout_only_slows_the_read(start_recorder) ->
 
 
 def test_pulled_recorder_on_a_pty_is_a_link_error_not_a_hang(start_recorder) -> None:
-    from dock.recorder_client import LinkGone
+    from dock.devices.recorder_client import LinkGone
 
     faults = LinkFaults(disconnect_after_bytes=200_000)
     r = start_recorder(link_faults=faults, recordings=1, recording_mb=1)

@@ -11,11 +11,11 @@ import stat
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dock.audit import AuditLog
 from dock.evidence import seals as seals_mod
 from dock.evidence.fixity import verify_archive
 from dock.evidence.seals import SealRegister
-from dock.store import Store
+from dock.storage.audit import AuditLog
+from dock.storage.store import Store
 
 
 def _damage(path: str) -> None:

@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from dock import cli_archive
+from dock.cli import archive as cli_archive
 from dock.evidence.bagit import MANIFEST, TAGMANIFEST
 from dock.evidence.fixity import sample_size, verify_archive
 
@@ -254,7 +254,7 @@ def test_archive_commands_parse() -> None:
         parser.parse_args(["archive", "verify", "--sample", "1.5"])
 
 
-# --- the daemon's daily sample (dock/service.py housekeeping) ------------------------
+# --- the daemon's daily sample (dock/daemon/service.py housekeeping) ------------------------
 
 
 def test_daily_sample_logs_and_audits_a_damaged_file_as_an_error(
@@ -262,14 +262,16 @@ def test_daily_sample_logs_and_audits_a_damaged_file_as_an_error(
 ) -> None:
     """004 att.2 §4 periodic sampling: a damaged file found by the daemon's daily sample
     is logged as an error naming the file, and audited; the intact ones do not hide it."""
-    import dock.service as service_mod
+    import dock.daemon.service as service_mod
 
     monkeypatch.setattr(service_mod, "FIXITY_SAMPLE", 1.0)  # the sample takes every file
     entry = archived.store.archive_entries()[1]
     rewrite(evidence_path(archived, entry["path"]), flip)
-    with caplog.at_level("INFO", logger="dock.service"):
+    with caplog.at_level("INFO", logger="dock.daemon.service"):
         archived.housekeeping(1e9)
-    errors = [r for r in caplog.records if r.name == "dock.service" and r.levelname == "ERROR"]
+    errors = [
+        r for r in caplog.records if r.name == "dock.daemon.service" and r.levelname == "ERROR"
+    ]
     assert errors, caplog.text
     assert any(entry["path"] in r.getMessage() for r in errors), caplog.text
     failures = [e for e in archived.audit.entries() if e.kind == "fixity_failure"]
@@ -282,9 +284,9 @@ def test_daily_sample_of_an_empty_archive_is_nothing_to_check(make_dock, caplog)
     """004 att.2 §4 periodic sampling: an archive with nothing in it yet (a new dock, at
     every start) is "nothing to check", never an error."""
     svc, _ = make_dock({"battery_percent": 95.0})
-    with caplog.at_level("INFO", logger="dock.service"):
+    with caplog.at_level("INFO", logger="dock.daemon.service"):
         svc.housekeeping(1e9)
-    mine = [r for r in caplog.records if r.name == "dock.service"]
+    mine = [r for r in caplog.records if r.name == "dock.daemon.service"]
     assert not [r for r in mine if r.levelno >= 30], caplog.text
     assert any("nothing to check" in r.getMessage() for r in caplog.records), caplog.text
     (check,) = [e for e in svc.audit.entries() if e.kind == "fixity_check"]

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from dock.domain.slot_state import SlotState
 from dock.evidence import offload as offload_mod
-from dock.slot_state import SlotState
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dock.recorder_client import (
+from dock.devices.recorder_client import (
     AuthenticationFailed,
     Bounds,
     EventLog,
@@ -43,7 +43,7 @@ from firmware_protocol.codec import FieldType, MalformedMessage, Schema
 from firmware_protocol.framing import FrameKind, encode_frame
 from firmware_protocol.messages import REPLIES, Message, MsgType, UnknownMessage, decode
 from firmware_protocol.session import Role, Session, SessionConfig, SessionEvent
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
 
 from .hostile_recorder import Hold, HostileFirmware, LoopTransport, Plan, VirtualClock
 

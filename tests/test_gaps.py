@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dock.cli_gaps as cli_gaps
-from dock.audit import AuditLog
+import dock.cli.gaps as cli_gaps
 from dock.evidence.gaps import (
     FAULT,
     INTERRUPTED,
@@ -26,7 +25,8 @@ from dock.evidence.gaps import (
     find_gaps,
     scan_episode,
 )
-from dock.store import Store
+from dock.storage.audit import AuditLog
+from dock.storage.store import Store
 from firmware_protocol.messages import EventKind as K
 from firmware_protocol.messages import RecordingFlag, StopReason
 

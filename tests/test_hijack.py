@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from dock.composition import open_transport
-from dock.recorder_client import RecorderClient, RecorderRefused
+from dock.daemon.composition import open_transport
+from dock.devices.recorder_client import RecorderClient, RecorderRefused
 from firmware_protocol import auth
 from firmware_protocol.codec import FIELD_HEAD, REQ_ID
 from firmware_protocol.framing import Frame, FrameDecoder, FrameKind, encode_frame
@@ -230,7 +230,7 @@ def test_enrolment_puts_no_secret_on_the_cable(start_recorder) -> None:
 
 def test_authority_lapses_after_the_idle_timeout(start_recorder, monkeypatch) -> None:
     """A session left open (a dock hung, a cable not pulled) does not keep authority."""
-    import hardware.recorder as firmware
+    import hardware.emulator.recorder as firmware
 
     r = start_recorder(secret=SECRET)
     with r.client(timeout=5) as dock:
@@ -262,7 +262,7 @@ def test_a_reply_type_sent_to_a_recorder_is_unknown_whatever_its_body(start_reco
 
 def test_pages_fit_the_docks_max_payload(start_recorder) -> None:
     """PROTOCOL.md 6.3: a dock announcing the minimum payload still lists everything."""
-    from dock.recorder_client import dock_session_config
+    from dock.devices.recorder_client import dock_session_config
 
     r = start_recorder(recordings=40, recording_mb=0.01)
     cfg = dock_session_config()
@@ -295,7 +295,7 @@ def test_clock_offset_leaves_out_the_recorders_processing_time(start_recorder) -
 def test_enrolment_is_atomic_from_the_docks_side(make_dock) -> None:
     """Issue 9 section 2: a recorder that cannot prove the agreed secret leaves nothing
     enrolled on either side, with a clear error, and enrolling again works."""
-    from dock.recorder_client import AuthenticationFailed
+    from dock.devices.recorder_client import AuthenticationFailed
 
     svc, recs = make_dock({"recordings": 0}, enrol=False)
     firmware = recs[0].server.firmware
@@ -337,7 +337,7 @@ def test_dock_device_enrol_says_in_one_line_when_the_recorder_cannot_prove_it(
     """No traceback: one line, a link/auth exit status, and running it again works."""
     import logging
 
-    from dock.cli import main
+    from dock.cli.main import main
 
     from .conftest import write_dock_config
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dock import cli_retention
+from dock.cli import retention as cli_retention
 from dock.evidence import purging as purging_mod
 from dock.evidence.fixity import verify_archive
 from dock.evidence.holds import (

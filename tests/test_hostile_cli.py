@@ -12,14 +12,14 @@ import logging
 import subprocess
 import sys
 
-from dock.logs import JsonFormatter
-from dock.store import Store
+from dock.storage.store import Store
+from dock.support.logs import JsonFormatter
 from hardware.screens import ConsoleScreen, fit_lines
 
 from .conftest import write_dock_config
 from .hostile_content import HOSTILE
 
-DOCK = [sys.executable, "-m", "dock.cli"]
+DOCK = [sys.executable, "-m", "dock.cli.main"]
 TEXTS = {
     "serial": f"EMU{HOSTILE}1",
     "model": f"M{HOSTILE}",

@@ -228,9 +228,9 @@ IMPOSSIBLE_MS = [2**63 - 1, -(2**63), 253_402_300_800_000, -62_135_596_800_001]
 def test_impossible_start_times_are_named_and_listed(hostile_dock, start_ms: int) -> None:
     """The client refuses such a listing now; a row stored before (or a time that slips
     through) must still never make a name or a listing raise."""
-    from dock.cli_archive import archive_rows
+    from dock.cli.archive import archive_rows
+    from dock.devices.recorder_client import RecordingInfo
     from dock.evidence.offload import archive_name
-    from dock.recorder_client import RecordingInfo
 
     rec = RecordingInfo("REC1", start_ms, start_ms, 1, bytes(32), None, 0, 1, None, None, None)
     folder, name = archive_name("1001", "EMU1", rec)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dock.recorder_client import (
+from dock.devices.recorder_client import (
     DEFAULT_BOUNDS,
     Bounds,
     LinkError,
@@ -21,7 +21,7 @@ from dock.recorder_client import (
     Stalled,
 )
 from firmware_protocol.messages import Message, MsgType
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
 
 from .conftest import SECRET
 from .hostile_recorder import (
@@ -327,7 +327,7 @@ def test_impossible_status_values_are_refused(model, change) -> None:
 
 # ---------------------------------------------------------------------- 6. SELF_TEST
 def test_a_self_test_slower_than_its_bound_fails(model) -> None:
-    from dock.recorder_client import SELF_TEST_TIMEOUT_S
+    from dock.devices.recorder_client import SELF_TEST_TIMEOUT_S
 
     slow = SELF_TEST_TIMEOUT_S + 1
     rig = Rig(model(), answer_with(MsgType.SELF_TEST, lambda q, a: Hold([a], delay=slow)))
@@ -339,7 +339,7 @@ def test_a_self_test_slower_than_its_bound_fails(model) -> None:
 
 
 def test_a_self_test_within_its_bound_passes(model) -> None:
-    from dock.recorder_client import SELF_TEST_TIMEOUT_S
+    from dock.devices.recorder_client import SELF_TEST_TIMEOUT_S
 
     quick = SELF_TEST_TIMEOUT_S - 1
     rig = Rig(model(), answer_with(MsgType.SELF_TEST, lambda q, a: Hold([a], delay=quick)))
@@ -353,7 +353,7 @@ def test_every_failure_here_is_a_link_error() -> None:
 def test_an_impossible_recording_stays_on_the_device_and_the_others_are_offloaded(
     make_dock,
 ) -> None:
-    from dock.slot_state import SlotState
+    from dock.domain.slot_state import SlotState
 
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.1})
     model = recs[0].model
@@ -376,8 +376,8 @@ def test_an_impossible_recording_stays_on_the_device_and_the_others_are_offloade
 def ledger(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from dock.audit import AuditLog
-    from dock.store import Store
+    from dock.storage.audit import AuditLog
+    from dock.storage.store import Store
 
     store = Store(str(tmp_path / "dock.db"))
     audit = AuditLog(str(tmp_path / "audit.db"), Ed25519PrivateKey.generate(), "DOCK-T")
@@ -388,7 +388,7 @@ def ledger(tmp_path):
 
 
 def _custody(store, serial: str, out_ms: int, in_ms: int):
-    from dock.store import Store
+    from dock.storage.store import Store
 
     now = [out_ms / 1000]
     clocked = Store(store.path, clock=lambda: now[0])
@@ -457,7 +457,7 @@ def _protocol_md() -> str:
 def test_the_reply_timeout_is_the_one_protocol_md_states_and_the_daemon_uses(make_dock) -> None:
     import re
 
-    from dock.recorder_client import REPLY_TIMEOUT_S
+    from dock.devices.recorder_client import REPLY_TIMEOUT_S
 
     stated = re.search(
         r"waits\s+at\s+most\s+(\d+)\s+s\s+for\s+the\s+reply\s+to\s+each\s+request", _protocol_md()
@@ -471,7 +471,7 @@ def test_the_reply_timeout_is_the_one_protocol_md_states_and_the_daemon_uses(mak
 def test_protocol_md_bounds_the_self_test_as_the_dock_enforces_it() -> None:
     import re
 
-    from dock.recorder_client import SELF_TEST_TIMEOUT_S
+    from dock.devices.recorder_client import SELF_TEST_TIMEOUT_S
 
     section = _protocol_md().split("#### 4.5.9 SELF_TEST")[1].split("####")[0]
     stated = re.search(r"MUST\s+answer\s+within\s+(\d+)\s+s", section)
@@ -507,7 +507,7 @@ def test_a_handshake_answered_with_another_reply_type_is_a_protocol_violation(
 )
 def test_an_impossible_hello_is_refused(change, why) -> None:
     """Issue 9: HELLO's serial names files, slots and audit entries: bounded, printable."""
-    from dock.recorder_client import hello_problem
+    from dock.devices.recorder_client import hello_problem
 
     hello = {"version": 2, "serial": "EMU0001", "model": "M", "firmware": "1", "capabilities": 0}
     assert hello_problem(hello) is None

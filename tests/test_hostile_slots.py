@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-import dock.recorder_client as rc
-from dock.slot_state import SlotState
+import dock.devices.recorder_client as rc
+from dock.domain.slot_state import SlotState
 from firmware_protocol.messages import MsgType
 
 from .conftest import wait_until

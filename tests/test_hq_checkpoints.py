@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dock import audit as dock_audit
-from dock.keys import fingerprint, public_key_bytes
+from dock.storage import audit as dock_audit
+from dock.storage.keys import fingerprint, public_key_bytes
 from hq import checkpoints as rule
-from hq import contract
 from hq.alerts import AlertKind
 from hq.checkpoints import ACCEPTED, DUPLICATE, REJECTED, Claim, claim_of, judge, known_from
 from hq.config import BrokerSettings
 from hq.monitor import Monitor
 from hq.store import Store
+from mqtt_contract import contract
 
 from .test_hq_monitor import WAIT, FakeDock, open_alerts, wait_until
 
@@ -355,7 +355,7 @@ def test_a_cut_on_the_dock_is_seen_at_headquarters_and_by_verify_against_it(
         "DELETE FROM checkpoints WHERE seq > 150",
     )
     (state / "audit-copy" / "checkpoint.json").unlink()
-    dock_cli = [sys.executable, "-m", "dock.cli", "--config", config, "audit", "verify"]
+    dock_cli = [sys.executable, "-m", "dock.cli.main", "--config", config, "audit", "verify"]
     blind = subprocess.run(dock_cli, capture_output=True, text=True, timeout=60)
     assert blind.returncode == 0 and dock_audit.NO_OUTSIDE_CHECKPOINT in blind.stdout
     against = subprocess.run(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hq import contract
 from hq.commands import load_key, public_key_b64
 from hq.store import Store
+from mqtt_contract import contract
 from tests.broker import Broker, find_mosquitto
 from tests.test_hq_monitor import WAIT, FakeDock, verify, wait_until
 

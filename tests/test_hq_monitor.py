@@ -1,4 +1,4 @@
-"""dock-hq's monitor against a real mosquitto, with synthetic docks built on hq.contract.
+"""dock-hq's monitor against a real mosquitto, with synthetic docks built on mqtt_contract.contract.
 
 Every wait is bounded (WAIT); nothing asserts how long anything took.
 """
@@ -21,12 +21,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hq import contract
 from hq.alerts import Thresholds
 from hq.commands import generate_key, load_key
 from hq.config import BrokerSettings
 from hq.monitor import Monitor
 from hq.store import Store
+from mqtt_contract import contract
 from tests.broker import find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="no mosquitto binary")

@@ -74,7 +74,7 @@ def pins(factory: MockFactory) -> tuple[MockPin, MockPin]:
 
 
 def test_pattern_names_match_the_dock_enum() -> None:
-    from dock.interfaces import LedPattern  # the test may look at both sides
+    from dock.domain.interfaces import LedPattern  # the test may look at both sides
 
     assert {p.value for p in LedPattern} == set(PATTERNS)
     for p in LedPattern:

@@ -1,5 +1,5 @@
 """The MQTT contract: topics and payloads round-trip, bad ones are refused with a reason,
-and hq/MQTT.md lists exactly what hq/contract.py knows."""
+and mqtt_contract/MQTT.md lists exactly what mqtt_contract/contract.py knows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq.contract import (
+from mqtt_contract.contract import (
     DOCKS,
     ID_RE,
     SCHEMA,
@@ -31,7 +31,7 @@ from hq.contract import (
     utc,
 )
 
-DOC = (Path(__file__).parent.parent / "hq" / "MQTT.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).parent.parent / "mqtt_contract" / "MQTT.md").read_text(encoding="utf-8")
 
 ids = st.from_regex(ID_RE, fullmatch=True)
 times = st.floats(min_value=0, max_value=4102444800, allow_nan=False)  # 1970..2100
@@ -179,8 +179,8 @@ def test_mqtt_md_topic_map_has_every_kind_and_state() -> None:
 
 
 def test_slot_states_on_the_wire_are_the_docks_state_machine() -> None:
-    from dock.slot_state import SlotState as DockSlotState
-    from hq.contract import SlotState
+    from dock.domain.slot_state import SlotState as DockSlotState
+    from mqtt_contract.contract import SlotState
 
     assert [s.value for s in SlotState] == [s.value for s in DockSlotState]
     for state in SlotState:
@@ -206,7 +206,7 @@ def test_nan_and_infinity_are_not_json(constant: str) -> None:
 
 
 def test_headquarters_presence_round_trips() -> None:
-    from hq.contract import hq_online, hq_status
+    from mqtt_contract.contract import hq_online, hq_status
 
     assert hq_online(hq_status(online=True))
     assert not hq_online(hq_status(online=False))

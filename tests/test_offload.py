@@ -8,9 +8,9 @@ import os
 import stat
 import sys
 
+from dock.domain.slot_state import SlotState
 from dock.evidence import offload as offload_mod
-from dock.slot_state import SlotState
-from hardware.link_faults import LinkFaults
+from hardware.emulator.link_faults import LinkFaults
 
 from .conftest import PIN, archived_bytes
 
@@ -110,7 +110,7 @@ def test_each_custody_episode_is_sealed_as_a_bagit_package(make_dock) -> None:
 
 
 def test_a_scanner_hit_quarantines_and_keeps_the_footage_on_the_device(make_dock) -> None:
-    from dock.composition import command_scanner
+    from dock.daemon.composition import command_scanner
 
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     model = recs[0].model
@@ -137,7 +137,7 @@ def test_mass_storage_is_used_where_the_recorder_offers_it(make_dock) -> None:
 
 
 def test_older_recorder_without_mass_storage_offloads_over_the_protocol(make_dock) -> None:
-    from hardware.recorder_model import LEGACY_CAPABILITIES
+    from hardware.emulator.recorder_model import LEGACY_CAPABILITIES
 
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.2,
@@ -255,7 +255,7 @@ def test_erase_only_after_a_second_copy_when_the_policy_says_so(make_dock) -> No
 
 
 def test_offload_progress_is_visible_per_slot_while_it_runs(make_dock) -> None:
-    from dock.cli_admin import status_report
+    from dock.cli.admin import status_report
 
     svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.5})
     svc.offloader.use_mass_storage = False

@@ -1,6 +1,6 @@
 """kill -9 of ``dock offload`` inside every phase of an offload, chosen by progress.
 
-The kills come from the dock's own crash points (dock/crashpoints.py): with
+The kills come from the dock's own crash points (dock/support/crashpoints.py): with
 ``DOCK_CRASH_AT=<point>:<n>`` the real ``dock offload --slot 1 --json`` subprocess
 sends itself SIGKILL the n-th time it reaches ``<point>``. No wall-clock sleep decides
 anything, so the campaign kills in the same places on a quiet machine and a loaded one,
@@ -8,7 +8,7 @@ and a point the offload no longer reaches fails the test by its name instead of
 letting it pass by luck.
 
 After every kill: whatever is gone from the recorder is in the archive, bit-identical
-to the footage the recorder captured (``hardware.footage.expected_sha256``), and
+to the footage the recorder captured (``hardware.emulator.footage.expected_sha256``), and
 every file under a final archive name holds exactly its recording. After each round
 a clean offload: every recording archived exactly once, bit-identical, erased from the
 recorder; in the end ``dock audit verify`` exits 0.
@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from dock.crashpoints import ENV, POINTS
-from hardware.footage import expected_sha256
+from dock.support.crashpoints import ENV, POINTS
+from hardware.emulator.footage import expected_sha256
 
 from .conftest import write_dock_config
 from .test_cli import DOCK, EMULATOR

@@ -11,12 +11,12 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import dock.cli_admin as cli_admin
-import dock.store as store_mod
-from dock.audit import AuditLog
+import dock.cli.admin as cli_admin
+import dock.storage.store as store_mod
+from dock.daemon.service import Override
 from dock.evidence.gaps import INTERRUPTED, Gap, GapError, GapRegister
-from dock.service import Override
-from dock.store import PIN_TRIES, Store, StoreError, pin_problem
+from dock.storage.audit import AuditLog
+from dock.storage.store import PIN_TRIES, Store, StoreError, pin_problem
 
 from .conftest import PIN
 

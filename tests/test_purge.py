@@ -19,7 +19,9 @@ from typing import Any
 import bagit
 import pytest
 
-from dock import cli_admin, cli_archive, cli_retention
+from dock.cli import admin as cli_admin
+from dock.cli import archive as cli_archive
+from dock.cli import retention as cli_retention
 from dock.evidence import purging as purging_mod
 from dock.evidence.bagit import validate_bag
 from dock.evidence.fixity import find_bags, verify_archive

@@ -1,7 +1,7 @@
 """kill -9 of ``dock purge --apply`` at every crash point of a purge (issue 10 section 3).
 
 As in tests/test_offload_kill.py, the kills come from the dock's own crash points
-(``DOCK_CRASH_AT=<point>:<n>``, dock/crashpoints.py ``PURGE_POINTS``): the real
+(``DOCK_CRASH_AT=<point>:<n>``, dock/support/crashpoints.py ``PURGE_POINTS``): the real
 ``dock purge --apply`` subprocess, approved by two supervisors, sends itself SIGKILL
 the n-th time it reaches the point. Each kill is followed by another run, which goes
 on from where the last one died (and is itself killed further on), then a clean run.
@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from dock.composition import build_service
-from dock.config import load_config
-from dock.crashpoints import ENV, PURGE_POINTS
+from dock.config.load import load_config
+from dock.daemon.composition import build_service
+from dock.support.crashpoints import ENV, PURGE_POINTS
 from hardware.screens import ConsoleScreen
 
 from .conftest import write_dock_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from firmware_protocol.messages import EventKind
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
 
 
 class FakeClock:
@@ -55,7 +55,7 @@ def test_clock_drifts_by_its_ppm_and_set_time_reports_it(tmp_path) -> None:
 
 
 def test_footage_hashes_are_the_deterministic_ones(tmp_path) -> None:
-    from hardware.footage import expected_sha256
+    from hardware.emulator.footage import expected_sha256
 
     m, _ = open_model(tmp_path, serial="DET1", recordings=2, recording_mb=0.1)
     for rec in m.ordered_recordings():

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dock.audit import AuditLog
-from dock.keys import load_or_create_signing_key
 from dock.reporting import feed as feed_module
 from dock.reporting.events import AuditView, event_for
 from dock.reporting.feed import feed
 from dock.reporting.outbox import KEEP_SENT_S, Outbox
-from hq.contract import EventType, Kind, decode
+from dock.storage.audit import AuditLog
+from dock.storage.keys import load_or_create_signing_key
+from mqtt_contract.contract import EventType, Kind, decode
 
 
 def _view(kind: str, data: dict, actor: str = "dock", subject: str = "BWC-1") -> AuditView:
@@ -262,7 +262,7 @@ class ScriptedLink:
 def _scripted_reporter(tmp_path, make_dock):
     import dataclasses
 
-    from dock.config_mqtt import MqttConfig
+    from dock.config.mqtt import MqttConfig
     from dock.reporting.reporter import Reporter
 
     svc, _ = make_dock({})

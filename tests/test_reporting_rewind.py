@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dock.audit import GENESIS, AuditLog
-from dock.keys import load_or_create_signing_key
 from dock.reporting.feed import feed
 from dock.reporting.outbox import Outbox
+from dock.storage.audit import GENESIS, AuditLog
+from dock.storage.keys import load_or_create_signing_key
 from hq.checkpoints import claim_of, signature_problem
-from hq.contract import Kind, decode
+from mqtt_contract.contract import Kind, decode
 
 from .test_audit import tamper
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dock.interfaces import LedPattern
-from dock.slot_state import (
+from dock.domain.interfaces import LedPattern
+from dock.domain.slot_state import (
     ACTION_TYPES,
     EVENT_TYPES,
     LED_FOR,

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from dock.store import Store, StoreError
+from dock.storage.store import Store, StoreError
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""dock.text and the total time display: what a recorder states, made safe to show or
+"""dock.support.text and the total time display: what a recorder states, made safe to show or
 to name a file with (issue 9)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from dock.clock import local_display, utc_datetime, utc_iso
-from dock.text import json_text, safe_name, shown
+from dock.devices.clock import local_display, utc_datetime, utc_iso
+from dock.support.text import json_text, safe_name, shown
 
 CONTROLS = "\x1b[2J\x07\x9b\x00\u202e\u2028\x7f\ud800"
 

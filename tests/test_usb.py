@@ -17,12 +17,12 @@ import pytest
 import usb.core
 import usb.util
 
-from dock.recorder_client import LinkError, RecorderClient
-from hardware.footage import expected_sha256
-from hardware.recorder import RecorderFirmware
-from hardware.recorder_model import RecorderModel, RecorderSpec
+from dock.devices.recorder_client import LinkError, RecorderClient
+from hardware.emulator.footage import expected_sha256
+from hardware.emulator.recorder import RecorderFirmware
+from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
+from hardware.emulator.usb_backend import EmulatedRecorder, EmulatedUsbBackend
 from hardware.transports import LinkClosed
-from hardware.usb_emulated_backend import EmulatedRecorder, EmulatedUsbBackend
 from hardware.usb_transport import (
     BULK_IN_ENDPOINT,
     BULK_OUT_ENDPOINT,
@@ -313,7 +313,7 @@ def test_replugged_recorder_gets_a_new_address_and_works(bus, tmp_path: Path) ->
 
 def test_composition_opens_usb_urls(bus, monkeypatch: pytest.MonkeyPatch) -> None:
     import hardware.usb_transport as usb_transport
-    from dock.composition import open_transport
+    from dock.daemon.composition import open_transport
 
     backend, _, _ = bus
     real = usb_transport.open_usb_port

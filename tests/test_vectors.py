@@ -60,7 +60,7 @@ from firmware_protocol.messages import (
     schema_for,
 )
 from firmware_protocol.session import SYN_PAYLOAD
-from hardware.recorder import _CAPABILITY_FOR
+from hardware.emulator.recorder import _CAPABILITY_FOR
 from tests.make_vectors import OUTPUT, build_vectors, from_json, render, to_json
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -38,10 +38,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..clock import local_display, utc_iso
-from ..pins import verify as verify_pin
-from ..text import escaped, safe_name
-from .bagit import make_bag, validate_bag
+from dock.devices.clock import local_display, utc_iso
+from dock.evidence.bagit import make_bag, validate_bag
+from dock.storage.pins import verify as verify_pin
+from dock.support.text import escaped, safe_name
 
 __all__ = [
     "ACTIONS",

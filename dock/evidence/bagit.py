@@ -26,7 +26,7 @@ Guarantees of :func:`make_bag`:
   stated, and sealing comes after the erase. A line break would end the element
   (section 2.2.2 continues a value only on a line starting with whitespace, which is
   not part of the value), so every non-printable character and the backslash are
-  written as ``dock.text.escaped`` does (``\\x0a``, ``\\u202e``, ``\\\\``), and a
+  written as ``dock.support.text.escaped`` does (``\\x0a``, ``\\u202e``, ``\\\\``), and a
   space at either end as ``\\x20``: one line per element, the text recoverable.
 """
 
@@ -46,8 +46,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .. import crashpoints
-from ..text import escaped
+from dock.support import crashpoints
+from dock.support.text import escaped
 
 __all__ = [
     "Bag",

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from dock.policy import Policy
+from dock.domain.policy import Policy
 
 #: An aware datetime, or UTC seconds since the epoch.
 Instant = datetime | float

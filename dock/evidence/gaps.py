@@ -53,12 +53,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dock.devices.recorder_client import EventLog, RecorderClient
+from dock.storage.audit import AuditLog
+from dock.storage.pins import verify as verify_pin
+from dock.storage.store import Custody, Store
 from firmware_protocol.messages import Capability, EventKind, RecordingFlag, StopReason
-
-from ..audit import AuditLog
-from ..pins import verify as verify_pin
-from ..recorder_client import EventLog, RecorderClient
-from ..store import Custody, Store
 
 INTERRUPTED = "interrupted"
 FAULT = "fault"

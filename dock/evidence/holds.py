@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..audit import AuditLog
-from ..clock import local_display, utc_iso
-from ..pins import verify as verify_pin
-from ..policy import Policy
-from ..store import Store
-from .deadlines import deadline_status
-from .retention import Hold, HoldKind, Instant
+from dock.devices.clock import local_display, utc_iso
+from dock.domain.policy import Policy
+from dock.evidence.deadlines import deadline_status
+from dock.evidence.retention import Hold, HoldKind, Instant
+from dock.storage.audit import AuditLog
+from dock.storage.pins import verify as verify_pin
+from dock.storage.store import Store
 
 #: Created on first use in the dock database; the triggers make holds release-only and
 #: purge records permanent, so a slip in code cannot quietly lift a hold or hide a purge.

@@ -22,7 +22,7 @@ the file is quarantined and the failure reported.
 Layout, "one subject, one place": ``<evidence>/<officer>/<YYYY-MM-DD>/`` with files
 named ``<officer>_<serial>_<start UTC>_<recording id>.mp4``; a case is attached to
 recordings later in the database, never by renaming the original. Every part of a
-name is stated by the recorder, so each goes through ``dock.text.safe_name`` (never
+name is stated by the recorder, so each goes through ``dock.support.text.safe_name`` (never
 ``..``, a leading dot or a line break; a hash of the original where it had to change)
 and an impossible start time is named ``unknown-date``; the database keeps the
 recorder's own texts and times.
@@ -44,23 +44,22 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from firmware_protocol.messages import Capability, MsgType
-
-from .. import crashpoints
-from ..audit import AuditLog
-from ..clock import utc_datetime
-from ..recorder_client import RecorderClient, RecorderRefused, RecordingInfo
-from ..store import Store
-from ..text import safe_name
-from .mass_storage import Volume
-from .seals import SealOutcome, SealRegister
-from .verified_copy import (
+from dock.devices.clock import utc_datetime
+from dock.devices.recorder_client import RecorderClient, RecorderRefused, RecordingInfo
+from dock.evidence.mass_storage import Volume
+from dock.evidence.seals import SealOutcome, SealRegister
+from dock.evidence.verified_copy import (
     REAL_FS,
     IntegrityError,
     VerifiedCopyError,
     ensure_room,
     write_verified,
 )
+from dock.storage.audit import AuditLog
+from dock.storage.store import Store
+from dock.support import crashpoints
+from dock.support.text import safe_name
+from firmware_protocol.messages import Capability, MsgType
 
 log = logging.getLogger("dock.offload")
 

@@ -64,15 +64,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import crashpoints
-from ..audit import AuditLog
-from ..clock import utc_iso
-from ..policy import Policy
-from ..store import Store
-from .bagit import TMP_PREFIX, BagError, tagmanifest_digest
-from .holds import HoldRegister, _epoch, ensure_tables
-from .retention import Instant, decide
-from .seals import SealRegister
+from dock.devices.clock import utc_iso
+from dock.domain.policy import Policy
+from dock.evidence.bagit import TMP_PREFIX, BagError, tagmanifest_digest
+from dock.evidence.holds import HoldRegister, _epoch, ensure_tables
+from dock.evidence.retention import Instant, decide
+from dock.evidence.seals import SealRegister
+from dock.storage.audit import AuditLog
+from dock.storage.store import Store
+from dock.support import crashpoints
 
 log = logging.getLogger("dock.purge")
 
@@ -179,7 +179,7 @@ def purge(
     """Purge every archived recording that ``retention.decide`` lets go at ``now``.
 
     ``approved_by``: the two supervisors (different people, their PINs checked by the
-    caller through ``dock.pins``) who approve it; required unless ``dry_run``. ``actor``
+    caller through ``dock.storage.pins``) who approve it; required unless ``dry_run``. ``actor``
     is who typed the command (the login), recorded beside them. First finishes every
     unfinished purge (:func:`complete`), then one batch per package (module docstring).
     ``case``: look-up of the case file a recording is evidence in (none: no cases).
@@ -350,7 +350,7 @@ def _staying(
 def _damaged(root: str, staying: list[dict[str, Any]]) -> str | None:
     """A remaining recording whose archived file is not intact: the old package may be
     the only good copy, so it is not replaced."""
-    from .fixity import check_file  # fixity imports this module
+    from dock.evidence.fixity import check_file  # fixity imports this module
 
     for m in staying:
         problems = check_file(root, m, None)

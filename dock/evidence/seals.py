@@ -31,12 +31,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import crashpoints
-from ..audit import AuditLog
-from ..clock import utc_datetime
-from ..store import Store
-from ..text import safe_name
-from .bagit import BagError, make_bag, read_bag_info, tagmanifest_digest
+from dock.devices.clock import utc_datetime
+from dock.evidence.bagit import BagError, make_bag, read_bag_info, tagmanifest_digest
+from dock.storage.audit import AuditLog
+from dock.storage.store import Store
+from dock.support import crashpoints
+from dock.support.text import safe_name
 
 log = logging.getLogger("dock.seals")
 

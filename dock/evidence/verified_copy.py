@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from .. import crashpoints
+from dock.support import crashpoints
 
 log = logging.getLogger("dock.evidence.verified_copy")
 

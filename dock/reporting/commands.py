@@ -15,7 +15,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hq.contract import COMMAND_MAX_AGE_S, Command, ContractError, parse_utc, signing_bytes
+from mqtt_contract.contract import (
+    COMMAND_MAX_AGE_S,
+    Command,
+    ContractError,
+    parse_utc,
+    signing_bytes,
+)
 
 
 @dataclass(frozen=True)

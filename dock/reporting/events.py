@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hq.contract import EventType
+from mqtt_contract.contract import EventType
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import logging
 from itertools import islice
 from typing import Any
 
-from ..audit import GENESIS, AuditLog, as_text
-from .events import AuditView, event_for
-from .outbox import Outbox
+from dock.reporting.events import AuditView, event_for
+from dock.reporting.outbox import Outbox
+from dock.storage.audit import GENESIS, AuditLog, as_text
 
 log = logging.getLogger("dock.reporter")
 

@@ -21,10 +21,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from hq.contract import ContractError, Kind, encode, parse_utc, utc
-
-from ..sqlite_tx import immediate
-from .events import AuditView
+from dock.reporting.events import AuditView
+from dock.storage.sqlite_tx import immediate
+from mqtt_contract.contract import ContractError, Kind, encode, parse_utc, utc
 
 log = logging.getLogger("dock.outbox")
 

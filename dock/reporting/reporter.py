@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from hq.contract import (
+from dock.config.mqtt import MqttConfig
+from dock.domain.interfaces import BrokerLink
+from dock.reporting.commands import arguments, refusal
+from dock.reporting.feed import feed
+from dock.reporting.health import dock_health, slot_summary
+from dock.reporting.outbox import WARN_PENDING, Outbox
+from mqtt_contract.contract import (
     HQ_STATUS,
     Command,
     ContractError,
@@ -33,13 +39,6 @@ from hq.contract import (
     parse_topic,
     utc,
 )
-
-from ..config_mqtt import MqttConfig
-from ..interfaces import BrokerLink
-from .commands import arguments, refusal
-from .feed import feed
-from .health import dock_health, slot_summary
-from .outbox import WARN_PENDING, Outbox
 
 log = logging.getLogger("dock.reporter")
 
@@ -415,7 +414,7 @@ class Reporter:
             self._health(self._clock())
 
     def _obey(self, command: Command, args: dict[str, Any], by: str) -> tuple[str | None, dict]:
-        from ..store import StoreError
+        from dock.storage.store import StoreError
 
         if command is Command.STATUS:
             return None, {}

@@ -1,0 +1,148 @@
+"""``dock gaps list|account|explain``: gaps in recording and their explanations
+(REQUIREMENTS.md §5).
+
+The dock opens an item for every interruption and fault it finds in a returned recorder's
+logs (manual stops only where the policy asks: ``explain_manual_stops``). The officer
+writes an account of it on their own PIN (``account``); a supervisor reviews and closes
+it with the written explanation 002 art.20 / 001 art.19(2) ask for, on their own PIN
+(``explain``, one item, several, a range ``12-30``, or ``--all-open-for OFFICER``).
+Wired into ``dock`` by ``add_gap_commands(sub)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from dock.cli.admin import EXIT_REFUSED, EXIT_USAGE, _pin, service_from
+from dock.devices.clock import local_display, utc_iso
+from dock.evidence.gaps import ExplanationItem, GapError, GapRegister
+from dock.support.text import json_text, shown
+
+
+def _length(item: ExplanationItem) -> str:
+    if item.end_ms is None:
+        return "open-ended"
+    seconds = max(0, item.end_ms - item.start_ms) / 1000
+    if seconds < 120:
+        return f"{seconds:g} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def _as_json(item: ExplanationItem) -> dict[str, Any]:
+    d = item.as_dict()
+    d["start_utc"] = utc_iso(item.start_ms / 1000)
+    d["end_utc"] = None if item.end_ms is None else utc_iso(item.end_ms / 1000)
+    return d
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    svc = service_from(args)
+    register = GapRegister(svc.store, svc.audit)
+    if args.action == "list":
+        items = register.list_items(args.officer, open_only=not args.all)
+        if args.json:
+            print(json_text([_as_json(i) for i in items], indent=2))
+            return 0
+        if not items:
+            print("no open explanation items" if not args.all else "no explanation items")
+            return 0
+        print(f"{'id':>5}  {'recorder':<9} {'officer':<8} {'kind':<12} {'reason':<12} "
+              f"{'length':<11} start (recorder clock)  status")  # fmt: skip
+        for i in items:
+            status = "open" if i.is_open else f"closed by {shown(i.closed_by)}"
+            start = local_display(i.start_ms / 1000, svc.timezone)
+            print(
+                f"{i.id:>5}  {shown(i.serial):<9} {shown(i.officer_id):<8} {shown(i.kind):<12} "
+                f"{shown(i.reason):<12} {_length(i):<11} {start}  {status}"
+            )
+            if i.recording_id or i.detail:
+                print(f"{'':>7}{shown(i.recording_id)}: {shown(i.detail, 300)}")
+            if i.account:
+                print(f"{'':>7}account: {shown(i.account, 300)}")
+            if i.explanation:
+                print(f"{'':>7}explanation: {shown(i.explanation, 300)}")
+        return 0
+    if args.action == "account":
+        pin = _pin(args.pin, f"PIN for officer {args.officer}: ")
+        try:
+            item = register.add_account(args.id, args.officer, pin, args.text)
+        except GapError as exc:
+            print(f"dock gaps account: {shown(exc, 400)}", file=sys.stderr)
+            return EXIT_REFUSED
+        print(f"account added to item {item.id} ({shown(item.serial)}, {shown(item.kind)}, "
+              f"{shown(item.reason)}); a supervisor reviews it")  # fmt: skip
+        return 0
+    return _explain(args, register)
+
+
+def item_ids(words: list[str]) -> list[int]:
+    """Item ids from ``12``, ``12-30`` (inclusive), in the order given; ValueError says
+    what is wrong."""
+    ids: list[int] = []
+    for word in words:
+        first, dash, last = word.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"{word!r} is not an item id or a range such as 12-30")
+        lo, hi = int(first), int(last) if dash else int(first)
+        if hi < lo:
+            raise ValueError(f"range {word!r} runs backwards: write {hi}-{lo}")
+        if hi - lo >= 10_000:
+            raise ValueError(f"range {word!r} is too long (at most 10000 items at once)")
+        ids.extend(range(lo, hi + 1))
+    return ids
+
+
+def _explain(args: argparse.Namespace, register: GapRegister) -> int:
+    if bool(args.ids) == bool(args.all_open_for):
+        print("dock gaps explain: give item ids (12 14 20-25) or --all-open-for OFFICER",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if args.all_open_for:
+        ids = [i.id for i in register.list_items(args.all_open_for)]
+        if not ids:
+            print(f"dock gaps explain: no open items of officer {shown(args.all_open_for)}",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_REFUSED
+    else:
+        try:
+            ids = item_ids(args.ids)
+        except ValueError as exc:
+            print(f"dock gaps explain: {shown(exc, 200)}", file=sys.stderr)
+            return EXIT_USAGE
+    pin = _pin(args.pin, f"PIN for supervisor {args.supervisor}: ")
+    try:
+        items = register.close_items(ids, args.supervisor, pin, args.text)
+    except GapError as exc:
+        print(f"dock gaps explain: {shown(exc, 400)}", file=sys.stderr)
+        return EXIT_REFUSED
+    for item in items:
+        print(
+            f"item {item.id} ({shown(item.serial)}, {shown(item.kind)}, {shown(item.reason)}) "
+            f"closed by {shown(item.closed_by)}"
+        )
+    return 0
+
+
+def add_gap_commands(sub: Any) -> None:
+    gp = sub.add_parser("gaps", help="gaps in recording: list, the officer's account, explain")
+    gps = gp.add_subparsers(dest="action", required=True)
+    ls = gps.add_parser("list", help="open explanation items (--all: closed ones too)")
+    ls.add_argument("--officer", help="only this officer's items")
+    ls.add_argument("--all", action="store_true", help="closed items too")
+    ls.add_argument("--json", action="store_true")
+    ac = gps.add_parser("account", help="the officer's own account of an item (before review)")
+    ac.add_argument("id", type=int, help="item id, from 'dock gaps list'")
+    ac.add_argument("--officer", required=True, help="the item's officer, writing it")
+    ac.add_argument("--pin", help="the officer's PIN (prompted for when omitted)")
+    ac.add_argument("--text", required=True, help="the account (stored with the item, audited)")
+    ex = gps.add_parser(
+        "explain", help="close items with a written explanation (one, several, a range)"
+    )
+    ex.add_argument("ids", nargs="*", metavar="ID", help="item ids or ranges: 12 14 20-25")
+    ex.add_argument("--all-open-for", metavar="OFFICER", help="every open item of this officer")
+    ex.add_argument("--supervisor", required=True, help="supervisor number")
+    ex.add_argument("--pin", help="the supervisor's PIN (prompted for when omitted)")
+    ex.add_argument("--text", required=True, help="the written explanation (audited)")
+    gp.set_defaults(func=cmd_gaps)

@@ -1,0 +1,53 @@
+"""``dock outbox``: how far behind reporting to headquarters is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from dock.config.load import ConfigError, load_config
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"dock: {exc}", file=sys.stderr)
+        return 2
+    path = os.path.join(cfg.dock.state_dir, "outbox.db")
+    report: dict[str, Any] = {
+        "reporting": cfg.mqtt.enabled,
+        "broker": f"{cfg.mqtt.host}:{cfg.mqtt.broker_port}" if cfg.mqtt.enabled else None,
+    }
+    if os.path.exists(path):
+        from dock.reporting.outbox import Outbox
+
+        outbox = Outbox(path)
+        try:
+            report |= outbox.summary()
+        finally:
+            outbox.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if not report["reporting"]:
+        print("reporting to headquarters is off (no [mqtt] host in the configuration)")
+    else:
+        print(f"reporting to {report['broker']}")
+    if "pending" not in report:
+        print("no outbox yet: `dock run` creates it when reporting starts")
+        return 0
+    print(f"events waiting for the broker: {report['pending']}", end="")
+    print(f" (oldest queued {report['oldest_pending']})" if report["pending"] else "")
+    print(f"last acknowledged by the broker: {report['last_sent'] or 'never'}")
+    print(f"sent events kept for resend requests: {report['sent_kept']}")
+    return 0
+
+
+def add_reporting_commands(sub: Any) -> None:
+    p = sub.add_parser("outbox", help="events waiting to be reported to headquarters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_outbox)

@@ -1,0 +1,228 @@
+"""Serves one emulated recorder on a new pseudo-terminal or a TCP listener.
+
+One connection at a time, as a recorder has one cable. The loop is bounded by
+the firmware's own deadlines and a wake-up pipe, so ``stop()`` returns promptly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+import tty
+from urllib.parse import urlparse
+
+from hardware.emulator.link_faults import FaultInjector, LinkFaults
+from hardware.emulator.recorder import RecorderFirmware
+
+log = logging.getLogger("recorder.server")
+READ_SIZE = 256 * 1024
+#: How often a pty with nobody on the other end is looked at again.
+PTY_IDLE_POLL = 0.02
+
+
+class EmulatorServer:
+    def __init__(
+        self,
+        firmware: RecorderFirmware,
+        listen: str | None = None,
+        faults: LinkFaults | None = None,
+    ) -> None:
+        self.firmware = firmware
+        self.injector = FaultInjector(faults or LinkFaults())
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: socket.socket | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._pty_peer_seen = False
+        if listen is None or listen == "pty":
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            os.set_blocking(self._master, False)
+            self.url = os.ttyname(self._slave)
+        else:
+            parsed = urlparse(listen)
+            if parsed.scheme != "tcp" or not parsed.hostname:
+                raise ValueError(f"--listen must be tcp://HOST:PORT, not {listen!r}")
+            sock = socket.create_server((parsed.hostname, parsed.port or 0))
+            self._listener = sock
+            host, port = sock.getsockname()[:2]
+            self.url = f"tcp://{host}:{port}"
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Ask the loop to end; safe from a signal handler."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = None
+        if self._listener is not None:
+            self._listener.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        if self._master is not None:
+            self._serve_fd(self._master, is_socket=False)
+            return
+        assert self._listener is not None
+        self._listener.settimeout(0.2)
+        while not self._stopping.is_set():
+            try:
+                conn, peer = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            log.info("dock connected from %s", peer)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.setblocking(False)
+            try:
+                self._serve_fd(conn.fileno(), is_socket=True)
+            finally:
+                conn.close()
+                # The cable is out: nothing of this session may serve the next peer.
+                self.firmware.link_lost()
+
+    # ------------------------------------------------------------------ the loop
+    def _serve_fd(self, fd: int, is_socket: bool) -> None:
+        try:
+            self._serve_fd_until_closed(fd, is_socket)
+        except (ConnectionResetError, BrokenPipeError):
+            log.info("dock connection reset")  # a recorder outlives any dock's crash
+
+    def _serve_fd_until_closed(self, fd: int, is_socket: bool) -> None:
+        fw, inj = self.firmware, self.injector
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        out = bytearray()
+        stall_until = 0.0
+        writing = False
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                stalled = now < stall_until
+                want_write = bool(out) and not stalled
+                if want_write != writing:
+                    mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
+                    sel.modify(fd, mask)
+                    writing = want_write
+                timeout = 1.0
+                deadline = fw.next_deadline()
+                if deadline is not None:
+                    timeout = min(timeout, max(0.0, deadline - now))
+                if stalled:
+                    timeout = min(timeout, stall_until - now)
+                for key, events in sel.select(timeout):
+                    if key.fd == self._wake_r:
+                        return
+                    if events & selectors.EVENT_READ:
+                        try:
+                            data = os.read(fd, READ_SIZE)
+                        except BlockingIOError:
+                            data = None
+                        except (ConnectionResetError, BrokenPipeError):
+                            data = b""  # the dock went away hard (killed): same as a close
+                        except OSError as exc:
+                            if exc.errno != errno.EIO:
+                                raise
+                            # pty: nobody holds the other end (yet, or any more)
+                            data = None
+                            if self._pty_peer_seen:
+                                self._pty_peer_seen = False
+                                fw.link_lost()
+                            time.sleep(PTY_IDLE_POLL)
+                        if data == b"" and is_socket:
+                            log.info("dock disconnected")
+                            return
+                        if data and not is_socket and self._slave is not None:
+                            # The dock has the line open: let go of our own hold on it
+                            # so that its hang-up shows (as EIO) and ends the session.
+                            os.close(self._slave)
+                            self._slave = None
+                        if data and not is_socket:
+                            self._pty_peer_seen = True
+                        if data and not stalled:
+                            fw.receive(inj.inbound(data))
+                fw.on_timer()
+                produced = fw.outgoing()
+                if produced:
+                    produced = inj.outbound(produced)
+                if produced and not out and time.monotonic() >= stall_until:
+                    produced = self._write_direct(fd, produced)  # usual case: no copy
+                if produced:
+                    out += produced
+                if out and time.monotonic() >= stall_until:
+                    self._write_some(fd, out)
+                if inj.take_disconnect():
+                    self._drain(fd, out)
+                    log.warning("fault injection: disconnecting after %d bytes", inj.bytes_sent)
+                    if not is_socket:  # the recorder was pulled out: hang up the line
+                        self._stopping.set()
+                        os.close(fd)
+                        self._master = None
+                    return
+                stall = inj.take_stall()
+                if stall:
+                    log.warning("fault injection: stalling %.1f s", stall)
+                    stall_until = time.monotonic() + stall
+        finally:
+            sel.close()
+
+    @staticmethod
+    def _write_direct(fd: int, data: bytes) -> bytes | memoryview:
+        """Write what the socket takes now; return the rest."""
+        try:
+            n = os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EAGAIN):
+                return data
+            raise
+        return memoryview(data)[n:] if n < len(data) else b""
+
+    @staticmethod
+    def _write_some(fd: int, out: bytearray) -> None:
+        try:
+            n = os.write(fd, out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EAGAIN):
+                return
+            raise
+        del out[:n]
+
+    def _drain(self, fd: int, out: bytearray, limit_s: float = 2.0) -> None:
+        end = time.monotonic() + limit_s
+        while out and time.monotonic() < end:
+            self._write_some(fd, out)
+            if out:
+                time.sleep(0.005)
