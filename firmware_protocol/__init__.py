@@ -5,6 +5,6 @@ delivery), ``codec`` + ``messages`` (typed message bodies), ``auth``
 (challenge-response). The specification is PROTOCOL.md beside this file.
 """
 
-from firmware_protocol.messages import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from .messages import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
 __all__ = ["PROTOCOL_VERSION", "SUPPORTED_VERSIONS"]

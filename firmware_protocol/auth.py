@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import struct
 
-from firmware_protocol.codec import FIELD_HEAD, REQ_ID, MalformedMessage
+from .codec import FIELD_HEAD, REQ_ID, MalformedMessage
 
 HOST_LABEL = b"BWC-AUTH-1 host"
 DEVICE_LABEL = b"BWC-AUTH-1 device"

@@ -10,9 +10,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from firmware_protocol.codec import FieldSpec as F
-from firmware_protocol.codec import FieldType as T
-from firmware_protocol.codec import MalformedMessage, Schema, decode_body, encode_body
+from .codec import FieldSpec as F
+from .codec import FieldType as T
+from .codec import MalformedMessage, Schema, decode_body, encode_body
 
 PROTOCOL_VERSION = 2
 #: Versions this implementation can speak, lowest first. Version 1 sessions carry

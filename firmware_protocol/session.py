@@ -20,7 +20,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
-from firmware_protocol.framing import (
+from .framing import (
     ABSOLUTE_MAX_PAYLOAD,
     Frame,
     FrameDecoder,
