@@ -41,6 +41,7 @@ from typing import Any
 from dock.devices.clock import local_display, utc_iso
 from dock.evidence.bagit import make_bag, validate_bag
 from dock.storage.pins import verify as verify_pin
+from dock.support.files import hash_file
 from dock.support.text import escaped, safe_name
 
 __all__ = [
@@ -63,7 +64,6 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 DEFAULT_VALIDITY_S = 7 * 24 * 3600
 DESCRIPTION = "description.txt"
-READ_BLOCK = 1024 * 1024
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_requests (
@@ -655,14 +655,6 @@ class _Hasher:
         return len(data)
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(READ_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_iso(bag_dir: str, iso_path: str, volume: str) -> str:
     """Write ``bag_dir`` as an ISO 9660 image (folder at the disc's root), ready to burn.
 
@@ -725,7 +717,7 @@ def write_iso(bag_dir: str, iso_path: str, volume: str) -> str:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return _sha256_file(iso_path)
+    return hash_file(iso_path).hex
 
 
 def _check_iso(path: str, files: list[tuple[str, str, str, str]]) -> None:
@@ -739,7 +731,7 @@ def _check_iso(path: str, files: list[tuple[str, str, str, str]]) -> None:
         for src, iso_p, j_p, rr_p in files:
             h = _Hasher()
             iso.get_file_from_iso_fp(h, joliet_path=j_p)
-            if h.h.hexdigest() != _sha256_file(src):
+            if h.h.hexdigest() != hash_file(src).hex:
                 raise OSError(f"ISO read-back: {j_p} does not match {src}")
             size = os.path.getsize(src)
             for key, p in (("iso_path", iso_p), ("rr_path", rr_p)):

@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dock.support import crashpoints
+from dock.support.files import drop_cache, fsync_dir, hash_file
 from dock.support.text import escaped
 
 __all__ = [
@@ -313,29 +314,10 @@ def read_bag_info(bag_dir: str) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- disk helpers
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _hash_file(path: str, algorithm: str = "sha256") -> tuple[int, str]:
-    h = hashlib.new(algorithm)
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        while block := f.read(READ_BLOCK):
-            h.update(block)
-            size += len(block)
-    return size, h.hexdigest()
-
-
-def _drop_cache(fd: int) -> None:
-    """Ask the kernel to forget the pages, so a read-back comes from the disk."""
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    """(size, hex digest): the manifests' shape."""
+    found = hash_file(path, algorithm)
+    return found.size, found.hex
 
 
 def _write_file(path: str, data: bytes, mode: int) -> None:
@@ -367,7 +349,7 @@ def _copy(src: str, dst: str, rel: str) -> tuple[int, str]:
         os.fsync(fd)
         os.fchmod(fd, PAYLOAD_MODE)
         os.utime(fd, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))  # keep recording times
-        _drop_cache(fd)
+        drop_cache(fd)
     finally:
         os.close(fd)
     written = h.hexdigest()
@@ -542,11 +524,11 @@ def make_bag(
         _write_file(os.path.join(tmp, TAGMANIFEST), tagmanifest, TAG_MODE)
 
         for folder in sorted(dirs, key=len, reverse=True):  # deepest first, then data/
-            _fsync_dir(folder)
-        _fsync_dir(tmp)
+            fsync_dir(folder)
+        fsync_dir(tmp)
         crashpoints.reach("seal.before_rename")
         _publish(tmp, bag_dir)
-        _fsync_dir(parent)
+        fsync_dir(parent)
         crashpoints.reach("seal.after_rename")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,6 @@ problem is audited.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import random
@@ -37,6 +36,7 @@ from dock.evidence.purging import gone_or_going, retired_bags, unfinished
 from dock.evidence.seals import not_sealed, seal_lock_busy
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
+from dock.support.files import drop_cache, hash_blocks, read_blocks
 
 __all__ = [
     "FixityProblem",
@@ -47,7 +47,6 @@ __all__ = [
     "verify_archive",
 ]
 
-READ_BLOCK = 1024 * 1024
 BAGS_DIR = "bags"
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -240,26 +239,15 @@ def _open_noatime(path: str, flags: int) -> int:
     return os.open(path, flags)
 
 
-def _drop_cache(fd: int) -> None:
-    """Best effort: make the next read come from the disk, and leave no footage cached."""
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 def _hash_from_disk(fd: int, total: int, label: str, progress: Progress | None) -> bytes:
-    _drop_cache(fd)
-    h = hashlib.sha256()
-    done = 0
+    """Read past the page cache, and leave no footage cached."""
+    drop_cache(fd)
     if progress:
         progress(label, 0, total)
-    while block := os.read(fd, READ_BLOCK):
-        h.update(block)
-        done += len(block)
-        if progress:
-            progress(label, done, total)
-    _drop_cache(fd)
-    return h.digest()
+    done = None if progress is None else (lambda n: progress(label, n, total))
+    found = hash_blocks(read_blocks(fd), on_progress=done)
+    drop_cache(fd)
+    return found.digest
 
 
 # --------------------------------------------------------------------------- bags
@@ -297,7 +285,7 @@ def _drop_bag_cache(bag_dir: str) -> None:
             with contextlib.suppress(OSError):
                 fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
                 try:
-                    _drop_cache(fd)
+                    drop_cache(fd)
                 finally:
                     os.close(fd)
 

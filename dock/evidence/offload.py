@@ -31,7 +31,6 @@ recorder's own texts and times.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import queue
@@ -58,6 +57,7 @@ from dock.evidence.verified_copy import (
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
 from dock.support import crashpoints
+from dock.support.files import hash_blocks
 from dock.support.text import safe_name
 from firmware_protocol.messages import Capability, MsgType
 
@@ -371,14 +371,12 @@ class Offloader:
         row = self.store.archived(report.serial, rec.id)
         assert row is not None
         path = os.path.join(self.evidence_dir, row["path"])
-        digest = hashlib.sha256()
         try:
-            for block in REAL_FS.read_back(path):
-                digest.update(block)
+            found = hash_blocks(REAL_FS.read_back(path))
         except OSError as exc:
             why = f"archived copy unreadable ({exc.strerror or exc})"
         else:
-            if digest.digest() == rec.sha256:
+            if found.digest == rec.sha256:
                 return True
             why = "archived copy no longer matches the capture hash"
         report.damaged[rec.id] = why

@@ -73,6 +73,7 @@ from dock.evidence.seals import SealRegister
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
 from dock.support import crashpoints
+from dock.support.files import fsync_dir
 
 log = logging.getLogger("dock.purge")
 
@@ -587,7 +588,7 @@ def _run(
         crashpoints.reach("purge.file.after")
     for folder in sorted(folders):
         with contextlib.suppress(FileNotFoundError):
-            _fsync_dir(folder)
+            fsync_dir(folder)
     _retire(root, old_bag, batch["token"])
     crashpoints.reach("purge.done.before")
     record = json.loads(batch["record"])
@@ -639,21 +640,13 @@ def _retire(root: str, old_bag: str, token: str) -> None:
         if os.path.lexists(aside):
             shutil.rmtree(aside)
         os.rename(bag_dir, aside)
-        _fsync_dir(parent)
+        fsync_dir(parent)
         crashpoints.reach("purge.bag.aside")
     if os.path.lexists(aside):
         shutil.rmtree(aside, ignore_errors=True)  # a seal's sweep of stale temps may race
         if os.path.lexists(aside):
             raise OSError(f"cannot remove {aside}")
-        _fsync_dir(parent)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(parent)
 
 
 # --------------------------------------------------------------------------- completion

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from dock.support import crashpoints
+from dock.support.files import drop_cache, fsync_dir, hash_blocks
 
 log = logging.getLogger("dock.evidence.verified_copy")
 
@@ -145,8 +146,7 @@ class FileOps:
         Only clean pages go (hence after fsync); a filesystem without a page cache of its
         own or a platform without ``posix_fadvise`` silently reads from memory instead.
         """
-        with contextlib.suppress(AttributeError, OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        drop_cache(fd)
 
     def close(self, fd: int) -> None:
         os.close(fd)
@@ -176,11 +176,7 @@ class FileOps:
         os.replace(src, dst)
 
     def fsync_dir(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path)
 
     def mkdir(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
@@ -276,12 +272,8 @@ def _check_name(final_name: str) -> None:
 
 
 def _hash_file(path: str, fs: FileOps) -> tuple[bytes, int]:
-    digest = hashlib.sha256()
-    size = 0
-    for block in fs.read_back(path):
-        digest.update(block)
-        size += len(block)
-    return digest.digest(), size
+    found = hash_blocks(fs.read_back(path))
+    return found.digest, found.size
 
 
 def _copy_failed(exc: OSError, operation: str, path: str) -> CopyFailed:

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from dock.support.files import fsync_dir
+
 #: A PEM Ed25519 key is ~120 bytes; anything far bigger is not our key file.
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
@@ -121,12 +123,4 @@ def _create(path: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(directory)
