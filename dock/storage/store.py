@@ -261,7 +261,10 @@ class Store:
         badge: str | None = None,
         role: str = "officer",
         min_pin_length: int = 6,
+        audit: Callable[[], object] | None = None,
     ) -> Officer:
+        """``audit`` writes its audit entry inside this transaction (as for
+        :meth:`add_archived`): a failed append leaves no officer."""
         if not officer_id.strip() or not name.strip():
             raise StoreError("officer number and name must not be empty")
         problem = pin_problem(pin, min_pin_length, officer_id)
@@ -276,6 +279,8 @@ class Store:
                 )
                 # Tries on this number from before it existed are not the new officer's.
                 db.execute("DELETE FROM pin_failures WHERE officer_id = ?", (officer_id,))
+                if audit is not None:
+                    audit()
         except sqlite3.IntegrityError as exc:
             what = "badge" if "badge" in str(exc) else "officer number"
             raise StoreError(f"that {what} is already registered") from exc
@@ -350,22 +355,30 @@ class Store:
         rows = self._db().execute("SELECT officer_id FROM pin_failures WHERE locked_at IS NOT NULL")
         return {r["officer_id"] for r in rows}
 
-    def unlock_pin(self, officer_id: str) -> bool:
-        """Forget the wrong PINs of a number; True if its PIN was locked."""
+    def unlock_pin(self, officer_id: str, audit: Callable[[bool], object] | None = None) -> bool:
+        """Forget the wrong PINs of a number; True if its PIN was locked. ``audit`` (given
+        that answer) writes its entry inside this transaction."""
         with self._write() as db:
             was = db.execute(
                 "SELECT locked_at FROM pin_failures WHERE officer_id = ?", (officer_id,)
             ).fetchone()
             db.execute("DELETE FROM pin_failures WHERE officer_id = ?", (officer_id,))
+            if audit is not None:
+                audit(was is not None and was["locked_at"] is not None)
         return was is not None and was["locked_at"] is not None
 
-    def set_officer_disabled(self, officer_id: str, disabled: bool) -> None:
+    def set_officer_disabled(
+        self, officer_id: str, disabled: bool, audit: Callable[[], object] | None = None
+    ) -> None:
+        """``audit`` writes its entry inside this transaction: never one without the other."""
         with self._write() as db:
             cur = db.execute(
                 "UPDATE officers SET disabled = ? WHERE officer_id = ?", (int(disabled), officer_id)
             )
             if cur.rowcount == 0:
                 raise StoreError(f"no officer {officer_id}")
+            if audit is not None:
+                audit()
 
     # ------------------------------------------------------------------ devices
     def enrol_device(self, serial: str, model: str, firmware: str, secret: bytes) -> Device:
@@ -425,8 +438,15 @@ class Store:
         return [d for d in map(_device, rows) if d is not None]
 
     def flag_device(
-        self, serial: str, *, lost: bool | None = None, maintenance: bool | None = None, note=""
+        self,
+        serial: str,
+        *,
+        lost: bool | None = None,
+        maintenance: bool | None = None,
+        note: str = "",
+        audit: Callable[[], object] | None = None,
     ) -> Device:
+        """``audit`` writes its entry inside this transaction: never a flag without it."""
         with self._write() as db:
             if db.execute("SELECT 1 FROM devices WHERE serial = ?", (serial,)).fetchone() is None:
                 raise StoreError(f"device {serial} is not enrolled")
@@ -439,6 +459,8 @@ class Store:
                 )
             if note:
                 db.execute("UPDATE devices SET note = ? WHERE serial = ?", (note, serial))
+            if audit is not None:
+                audit()
         return self.device(serial)  # type: ignore[return-value]
 
     def update_firmware(self, serial: str, firmware: str) -> None:
@@ -609,8 +631,15 @@ class Store:
             if audit is not None and cur.rowcount:
                 audit()
 
-    def confirm_second_copy(self, serial: str, recording_id: str, where: str) -> None:
-        """A second copy of an archived recording exists elsewhere (the unit's platform)."""
+    def confirm_second_copy(
+        self,
+        serial: str,
+        recording_id: str,
+        where: str,
+        audit: Callable[[], object] | None = None,
+    ) -> None:
+        """A second copy of an archived recording exists elsewhere (the unit's platform).
+        ``audit`` writes its entry inside this transaction."""
         with self._write() as db:
             cur = db.execute(
                 "UPDATE archive SET second_copy_at = ?, second_copy_where = ? "
@@ -619,10 +648,20 @@ class Store:
             )
             if cur.rowcount == 0:
                 raise StoreError(f"{serial}/{recording_id} is not in the archive")
+            if audit is not None:
+                audit()
 
-    def attach_case(self, case_number: str, serial: str, recording_id: str, by: str) -> bool:
+    def attach_case(
+        self,
+        case_number: str,
+        serial: str,
+        recording_id: str,
+        by: str,
+        audit: Callable[[], object] | None = None,
+    ) -> bool:
         """File an archived recording under a case (or event) number. The original is
-        never renamed or moved: the case is a link. Returns False if already attached."""
+        never renamed or moved: the case is a link. Returns False if already attached.
+        ``audit`` writes its entry inside this transaction, only for a new link."""
         if not case_number.strip():
             raise StoreError("the case number must not be empty")
         if self.archived(serial, recording_id) is None:
@@ -632,6 +671,8 @@ class Store:
                 "INSERT OR IGNORE INTO case_links VALUES (?, ?, ?, ?, ?)",
                 (case_number.strip(), serial, recording_id, self._clock(), by),
             )
+            if audit is not None and cur.rowcount == 1:
+                audit()
         return cur.rowcount == 1
 
     def case_recordings(self, case_number: str) -> list[dict[str, Any]]:
