@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,23 +33,12 @@ from typing import Any
 from dock.devices.clock import utc_datetime
 from dock.evidence.bagit import BagError, make_bag, read_bag_info, tagmanifest_digest
 from dock.storage.audit import AuditLog
+from dock.storage.evidence_tables import SealTable
 from dock.storage.store import Store
 from dock.support import crashpoints
 from dock.support.text import safe_name
 
 log = logging.getLogger("dock.seals")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS seals (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL,
-    bag TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL CHECK (state IN ('intent', 'made', 'audited')),
-    tagmanifest_sha256 TEXT,
-    payload_oxum TEXT,
-    created_at REAL NOT NULL
-)
-"""
 
 DESCRIPTION = (
     "Body-worn camera footage of one custody episode, "
@@ -85,38 +73,21 @@ class SealRegister:
         self.audit = audit
         self.evidence_dir = evidence_dir
         self.organization = organization
-        with store._write() as db:
-            new = (
-                db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seals'"
-                ).fetchone()
-                is None
-            )
-            db.execute(SCHEMA)
-        if new:
+        self.table = SealTable(store)
+        if self.table.needs_adoption():
             self._adopt_earlier_seals()
 
     # ------------------------------------------------------------------ queries
     def unsealed(self, serial: str | None = None) -> list[dict[str, Any]]:
         """Archived recordings in no package (yet)."""
-        sql = "SELECT * FROM archive WHERE bag_id IS NULL"
-        args: tuple[Any, ...] = ()
-        if serial is not None:
-            sql += " AND serial = ?"
-            args = (serial,)
-        rows = self.store._db().execute(sql + " ORDER BY start_ms, rowid", args)
-        return [dict(r) for r in rows.fetchall()]
+        return self.table.unsealed(serial)
 
     def pending(self) -> list[dict[str, Any]]:
         """Seals a crash left before ``audited``."""
-        rows = self.store._db().execute("SELECT * FROM seals WHERE state != 'audited' ORDER BY id")
-        return [dict(r) for r in rows.fetchall()]
+        return self.table.pending()
 
     def members(self, seal_id: int) -> list[dict[str, Any]]:
-        rows = self.store._db().execute(
-            "SELECT * FROM archive WHERE bag_id = ? ORDER BY start_ms, rowid", (seal_id,)
-        )
-        return [dict(r) for r in rows.fetchall()]
+        return self.table.members(seal_id)
 
     # ------------------------------------------------------------------ the step
     def complete(self, serial: str | None = None) -> SealOutcome:
@@ -133,41 +104,32 @@ class SealRegister:
             for row in self.unsealed(serial):
                 groups.setdefault((row["serial"], row["officer_id"] or ""), []).append(row)
             for (group_serial, _officer), rows in groups.items():
-                try:
-                    seal = self._claim(group_serial, rows)
-                except _Raced:
-                    continue
-                self._finish(seal, outcome)
+                seal = self._claim(group_serial, rows)
+                if seal is not None:  # else: another process sealed some meanwhile
+                    self._finish(seal, outcome)
         return outcome
 
-    def _claim(self, serial: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Write the intent: the package's path and its members, in one transaction."""
+    def _claim(self, serial: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Write the intent: the package's path and its members, in one transaction;
+        None when another process sealed some of them meanwhile (next time)."""
         officer = rows[0]["officer_id"] or "unassigned"
         folder = safe_name(officer, 40)
         name = f"{folder}_{safe_name(serial, 40)}_{_stamp(min(r['start_ms'] for r in rows))}"
-        with self.store._write() as db:
-            bag = self._free_bag_path(db, os.path.join("bags", folder, name))
-            cur = db.execute(
-                "INSERT INTO seals (serial, bag, state, created_at) VALUES (?, ?, 'intent', ?)",
-                (serial, bag, time.time()),
-            )
-            seal_id = cur.lastrowid
-            claimed = 0
-            for r in rows:
-                claimed += db.execute(
-                    "UPDATE archive SET bag_id = ? "
-                    "WHERE serial = ? AND recording_id = ? AND bag_id IS NULL",
-                    (seal_id, r["serial"], r["recording_id"]),
-                ).rowcount
-            if claimed != len(rows):  # another process sealed some meanwhile: next time
-                raise _Raced()
+        claimed = self.table.claim(
+            serial, rows, lambda: self._free_bag_path(os.path.join("bags", folder, name)),
+            time.time(),
+        )  # fmt: skip
+        if claimed is None:
+            return None
+        seal_id, bag = claimed
         crashpoints.reach("seal.intent.after")
         return {"id": seal_id, "serial": serial, "bag": bag, "state": "intent"}
 
-    def _free_bag_path(self, db: sqlite3.Connection, rel: str) -> str:
+    def _free_bag_path(self, rel: str) -> str:
+        """Asked inside the claim's transaction: a name no seal has and nothing on disk."""
         for i in range(1, 10_000):
             candidate = rel if i == 1 else f"{rel}-{i}"
-            taken = db.execute("SELECT 1 FROM seals WHERE bag = ?", (candidate,)).fetchone()
+            taken = self.table.by_bag(candidate) is not None
             if not taken and not os.path.lexists(os.path.join(self.evidence_dir, candidate)):
                 return candidate
         raise BagError(f"no free package name for {rel}")
@@ -180,12 +142,7 @@ class SealRegister:
         try:
             if seal["state"] == "intent":
                 digest, oxum = self._make(seal, members, bag_dir)
-                with self.store._write() as db:
-                    db.execute(
-                        "UPDATE seals SET state = 'made', tagmanifest_sha256 = ?, "
-                        "payload_oxum = ? WHERE id = ?",
-                        (digest, oxum, seal["id"]),
-                    )
+                self.table.set_made(seal["id"], digest, oxum)
                 crashpoints.reach("seal.made.after")
             else:
                 digest, oxum = seal["tagmanifest_sha256"], seal["payload_oxum"]
@@ -206,8 +163,7 @@ class SealRegister:
                     "recordings": names,
                 },
             )
-        with self.store._write() as db:
-            db.execute("UPDATE seals SET state = 'audited' WHERE id = ?", (seal["id"],))
+        self.table.set_audited(seal["id"])
         outcome.sealed.append((seal["bag"], digest, names))
 
     def _make(
@@ -264,11 +220,10 @@ class SealRegister:
         remaining recordings move to it. Run again after a crash, it finishes the same
         package and writes no entry twice. The old package is left for the caller.
         """
-        db = self.store._db()
-        done = db.execute("SELECT * FROM seals WHERE bag = ?", (bag,)).fetchone()
+        done = self.table.by_bag(bag)
         if done is not None and done["state"] == "audited":
             return bag, done["tagmanifest_sha256"]
-        old = db.execute("SELECT * FROM seals WHERE id = ?", (seal_id,)).fetchone()
+        old = self.table.by_id(seal_id)
         if old is None or old["state"] != "audited":
             raise BagError(f"package {seal_id} is not sealed: nothing to re-seal")
         serial = old["serial"]
@@ -302,7 +257,7 @@ class SealRegister:
             digest, oxum = made.tagmanifest_sha256, made.payload_oxum
         crashpoints.reach("purge.reseal.made")
         names = [m["recording_id"] for m in staying]
-        with self.store._write() as w:
+        with self.table.transaction():
             if self.audit.find("seal", serial, bag=bag) is None:
                 self.audit.append(
                     "seal",
@@ -317,19 +272,9 @@ class SealRegister:
                         "purge": purge,
                     },
                 )
-            cur = w.execute(
-                "INSERT INTO seals (serial, bag, state, tagmanifest_sha256, payload_oxum, "
-                "created_at) VALUES (?, ?, 'audited', ?, ?, ?) ON CONFLICT (bag) DO UPDATE "
-                "SET state = 'audited', tagmanifest_sha256 = excluded.tagmanifest_sha256, "
-                "payload_oxum = excluded.payload_oxum RETURNING id",
-                (serial, bag, digest, oxum, time.time()),
-            )
-            new_id = cur.fetchone()[0]
+            new_id = self.table.put_audited(serial, bag, digest, oxum, time.time())
             for rid in names:
-                w.execute(
-                    "UPDATE archive SET bag_id = ? WHERE bag_id = ? AND recording_id = ?",
-                    (new_id, seal_id, rid),
-                )
+                self.table.move_member(rid, seal_id, new_id)
         return bag, digest
 
     # ------------------------------------------------------------------ upgrade
@@ -341,21 +286,10 @@ class SealRegister:
             if entry.kind != "seal" or not isinstance(entry.data.get("bag"), str):
                 continue
             rids = [r for r in entry.data.get("recordings", []) if isinstance(r, str)]
-            with self.store._write() as db:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO seals (serial, bag, state, tagmanifest_sha256, "
-                    "payload_oxum, created_at) VALUES (?, ?, 'audited', ?, ?, ?)",
-                    (entry.subject, entry.data["bag"], entry.data.get("tagmanifest_sha256"),
-                     entry.data.get("payload_oxum"), time.time()),
-                )  # fmt: skip
-                if cur.rowcount == 0:
-                    continue
-                for rid in rids:
-                    adopted += db.execute(
-                        "UPDATE archive SET bag_id = ? "
-                        "WHERE serial = ? AND recording_id = ? AND bag_id IS NULL",
-                        (cur.lastrowid, entry.subject, rid),
-                    ).rowcount
+            adopted += self.table.adopt(
+                entry.subject, entry.data["bag"], entry.data.get("tagmanifest_sha256"),
+                entry.data.get("payload_oxum"), rids, time.time(),
+            ) or 0  # fmt: skip
         if adopted:
             log.info("%d archived recordings found in packages sealed before", adopted)
 
@@ -373,15 +307,7 @@ class SealRegister:
 def not_sealed(store: Store) -> list[dict[str, Any]]:
     """Archived recordings not (yet) in a package whose seal is in the audit log: what
     ``dock archive verify`` reports (a database from before the register: none known)."""
-    db = store._db()
-    try:
-        rows = db.execute(
-            "SELECT a.* FROM archive a LEFT JOIN seals s ON a.bag_id = s.id "
-            "WHERE s.id IS NULL OR s.state != 'audited' ORDER BY a.rowid"
-        )
-    except sqlite3.OperationalError:  # no seals table yet: nothing has been sealed by it
-        rows = db.execute("SELECT * FROM archive WHERE 0")
-    return [dict(r) for r in rows.fetchall()]
+    return SealTable(store).not_sealed()
 
 
 def seal_lock_busy(store: Store) -> bool:
@@ -399,10 +325,6 @@ def seal_lock_busy(store: Store) -> bool:
     finally:
         os.close(fd)  # closing releases the probe's lock
     return False
-
-
-class _Raced(sqlite3.Error):
-    """Another process claimed some of these recordings first (rolls the claim back)."""
 
 
 def _stamp(start_ms: int) -> str:

@@ -3,8 +3,10 @@
 Real SQLite on disk in WAL mode with ``synchronous=FULL`` (custody must survive a
 power cut the moment it is recorded), ``busy_timeout`` for the daemon and the CLI
 sharing the file, ``BEGIN IMMEDIATE`` for every write, and ``quick_check`` at
-open. The schema itself enforces "one device per officer, one officer per device":
-two partial unique indexes over open custody rows.
+open. The schema (:mod:`dock.storage.schema`, applied here at open) itself enforces
+"one device per officer, one officer per device": two partial unique indexes over open
+custody rows. This class owns the tables it reads and writes (the schema module names
+each table's owner); the evidence registers use :mod:`dock.storage.evidence_tables`.
 """
 
 from __future__ import annotations
@@ -21,105 +23,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from dock.storage import schema
 from dock.storage.sqlite_tx import immediate
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS officers (
-    officer_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    unit TEXT NOT NULL,
-    badge TEXT UNIQUE,
-    pin_salt BLOB NOT NULL,
-    pin_hash BLOB NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor')),
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    serial TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    firmware TEXT NOT NULL,
-    secret BLOB NOT NULL,
-    enrolled_at REAL NOT NULL,
-    lost INTEGER NOT NULL DEFAULT 0,
-    maintenance INTEGER NOT NULL DEFAULT 0,
-    note TEXT NOT NULL DEFAULT ''
-);
--- A secret agreed with a recorder by ENROL, kept before the recorder commits it (it
--- does so when the dock authenticates with it): a dock killed in between finds it here.
-CREATE TABLE IF NOT EXISTS pending_secrets (
-    serial TEXT PRIMARY KEY,
-    secret BLOB NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS custody (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL REFERENCES devices(serial),
-    officer_id TEXT NOT NULL REFERENCES officers(officer_id),
-    slot_id TEXT NOT NULL,
-    out_at REAL NOT NULL,
-    taken_at REAL,
-    in_at REAL,
-    in_slot TEXT,
-    override_by TEXT,
-    override_reason TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_device
-    ON custody(serial) WHERE in_at IS NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_officer
-    ON custody(officer_id) WHERE in_at IS NULL;
-CREATE TABLE IF NOT EXISTS device_status (
-    serial TEXT NOT NULL,
-    at REAL NOT NULL,
-    battery_percent INTEGER,
-    battery_health_percent INTEGER,
-    battery_cycles INTEGER,
-    storage_free_bytes INTEGER,
-    drift_before_s REAL,
-    drift_after_s REAL,
-    state TEXT
-);
-CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at);
-CREATE TABLE IF NOT EXISTS case_links (
-    case_number TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    recording_id TEXT NOT NULL,
-    attached_at REAL NOT NULL,
-    attached_by TEXT NOT NULL,
-    PRIMARY KEY (case_number, serial, recording_id)
-);
--- Wrong PINs in a row per officer number, known or not (a stranger must not tell the
--- two apart); locked_at set after PIN_TRIES of them, until a supervisor unlocks it.
-CREATE TABLE IF NOT EXISTS pin_failures (
-    officer_id TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL,
-    last_at REAL NOT NULL,
-    locked_at REAL
-);
-CREATE TABLE IF NOT EXISTS archive (
-    serial TEXT NOT NULL,
-    recording_id TEXT NOT NULL,
-    sha256 BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    path TEXT NOT NULL UNIQUE,
-    officer_id TEXT,
-    start_ms INTEGER NOT NULL,
-    end_ms INTEGER NOT NULL,
-    archived_at REAL NOT NULL,
-    erased_at REAL,
-    second_copy_at REAL,
-    second_copy_where TEXT,
-    PRIMARY KEY (serial, recording_id)
-);
-"""
-
-#: Columns added to ``archive`` after its first release. Rows from before are
-#: unsealed until a seal claims them (:mod:`dock.evidence.seals` adopts those an
-#: earlier ``seal`` entry names).
-ARCHIVE_ADDED_COLUMNS = (
-    # The package (seals.id) the recording is sealed in; NULL: not yet.
-    ("bag_id", "INTEGER"),
-)
 
 PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
@@ -223,12 +128,7 @@ class Store:
         ok = db.execute("PRAGMA quick_check").fetchone()[0]
         if ok != "ok":
             raise StoreError(f"{path}: database damaged ({ok}); restore it from backup")
-        db.executescript(SCHEMA)
-        with self._write() as w:
-            have = {r[1] for r in w.execute("PRAGMA table_info(archive)")}
-            for name, kind in ARCHIVE_ADDED_COLUMNS:
-                if name not in have:  # a database from before the column existed
-                    w.execute(f"ALTER TABLE archive ADD COLUMN {name} {kind}")
+        schema.apply(db)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -244,6 +144,11 @@ class Store:
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         return immediate(self._db())
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the store stamps rows with (tests pass a fake one)."""
+        return self._clock  # type: ignore[no-any-return]
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -687,6 +592,44 @@ class Store:
     def archive_entries(self) -> list[dict[str, Any]]:
         rows = self._db().execute("SELECT * FROM archive ORDER BY archived_at, rowid")
         return [dict(r) for r in rows.fetchall()]
+
+    def archive_by_start(self, serial: str | None = None) -> list[dict[str, Any]]:
+        """Archive rows (of one recorder, or all) in recording order."""
+        sql, args = "SELECT * FROM archive", ()
+        if serial is not None:
+            sql, args = sql + " WHERE serial = ?", (serial,)
+        rows = self._db().execute(sql + " ORDER BY start_ms, rowid", args)
+        return [dict(r) for r in rows.fetchall()]
+
+    def latest_archived_at(
+        self, serial: str, since: float, until: float, before: float | None = None
+    ) -> float | None:
+        """The last ``archived_at`` of ``serial`` in [since, until] (and < ``before``)."""
+        sql = (
+            "SELECT max(archived_at) FROM archive WHERE serial = ? AND archived_at >= ? "
+            "AND archived_at <= ?"
+        )
+        params: tuple[Any, ...] = (serial, since, until)
+        if before is not None:
+            sql, params = sql + " AND archived_at < ?", (*params, before)
+        found = self._db().execute(sql, params).fetchone()[0]
+        return None if found is None else float(found)
+
+    def custody_episodes(self, serial: str | None = None) -> list[Custody]:
+        """Every custody episode (of one recorder, or all), by check-out time."""
+        sql, args = "SELECT * FROM custody", ()
+        if serial is not None:
+            sql, args = sql + " WHERE serial = ?", (serial,)
+        rows = self._db().execute(sql + " ORDER BY out_at, id", args).fetchall()
+        return [c for c in map(_custody, rows) if c is not None]
+
+    def officer_on_record(self, officer_id: str) -> bool:
+        """Whether the archive or a custody episode names this officer number."""
+        db = self._db()
+        return bool(
+            db.execute("SELECT 1 FROM archive WHERE officer_id = ?", (officer_id,)).fetchone()
+            or db.execute("SELECT 1 FROM custody WHERE officer_id = ?", (officer_id,)).fetchone()
+        )
 
     def ratio(self) -> dict[str, Any]:
         """Recorders per officer: the regulation asks for at least one per two officers."""

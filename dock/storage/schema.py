@@ -1,0 +1,391 @@
+"""The dock database's schema (dock.db), in one place: every table, index, trigger and
+column added since a first release, applied in order, in one transaction, when a
+:class:`~dock.storage.store.Store` opens the file.
+
+Each table has one owning module: the only one that writes it (named above each table
+below). Other storage modules may read it in a join; nothing outside ``dock/storage``
+touches SQL at all. The audit log's database is :mod:`dock.storage.audit`'s, the
+reporting outbox's is :mod:`dock.reporting.outbox`'s: not here.
+
+Every step is idempotent (``IF NOT EXISTS``, columns added only when missing), so a
+database from any earlier release opens as today's. Numbered migrations
+(``PRAGMA user_version``) come next: :data:`SCHEMA_VERSION` and :data:`STEPS` are
+where they go; nothing reads or writes ``user_version`` yet.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from dock.storage.sqlite_tx import immediate
+
+#: The schema this code writes. Not yet stored in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+#: One step of the schema: run against the connection inside the opening transaction.
+Step = Callable[[sqlite3.Connection], None]
+
+# --------------------------------------------------------------------------- Store's
+# Owner of every table in this section: dock.storage.store (Store). ``archive.bag_id``
+# is written by dock.storage.evidence_tables.SealTable (claims, in the seal's
+# transaction); holds, purges and deadlines read ``archive``, ``custody`` and
+# ``case_links`` in joins.
+
+OFFICERS = """CREATE TABLE IF NOT EXISTS officers (
+    officer_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    badge TEXT UNIQUE,
+    pin_salt BLOB NOT NULL,
+    pin_hash BLOB NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+)"""
+
+DEVICES = """CREATE TABLE IF NOT EXISTS devices (
+    serial TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    enrolled_at REAL NOT NULL,
+    lost INTEGER NOT NULL DEFAULT 0,
+    maintenance INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT ''
+)"""
+
+# A secret agreed with a recorder by ENROL, kept before the recorder commits it (it
+# does so when the dock authenticates with it): a dock killed in between finds it here.
+PENDING_SECRETS = """CREATE TABLE IF NOT EXISTS pending_secrets (
+    serial TEXT PRIMARY KEY,
+    secret BLOB NOT NULL,
+    created_at REAL NOT NULL
+)"""
+
+# "One device per officer, one officer per device": two partial unique indexes over
+# open custody rows, so the database itself refuses a second check-out.
+CUSTODY = (
+    """CREATE TABLE IF NOT EXISTS custody (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL REFERENCES devices(serial),
+    officer_id TEXT NOT NULL REFERENCES officers(officer_id),
+    slot_id TEXT NOT NULL,
+    out_at REAL NOT NULL,
+    taken_at REAL,
+    in_at REAL,
+    in_slot TEXT,
+    override_by TEXT,
+    override_reason TEXT
+)""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_device
+    ON custody(serial) WHERE in_at IS NULL""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS one_open_custody_per_officer
+    ON custody(officer_id) WHERE in_at IS NULL""",
+)
+
+DEVICE_STATUS = (
+    """CREATE TABLE IF NOT EXISTS device_status (
+    serial TEXT NOT NULL,
+    at REAL NOT NULL,
+    battery_percent INTEGER,
+    battery_health_percent INTEGER,
+    battery_cycles INTEGER,
+    storage_free_bytes INTEGER,
+    drift_before_s REAL,
+    drift_after_s REAL,
+    state TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at)",
+)
+
+CASE_LINKS = """CREATE TABLE IF NOT EXISTS case_links (
+    case_number TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    attached_at REAL NOT NULL,
+    attached_by TEXT NOT NULL,
+    PRIMARY KEY (case_number, serial, recording_id)
+)"""
+
+# Wrong PINs in a row per officer number, known or not (a stranger must not tell the
+# two apart); locked_at set after PIN_TRIES of them, until a supervisor unlocks it.
+PIN_FAILURES = """CREATE TABLE IF NOT EXISTS pin_failures (
+    officer_id TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    locked_at REAL
+)"""
+
+ARCHIVE = """CREATE TABLE IF NOT EXISTS archive (
+    serial TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    sha256 BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    officer_id TEXT,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    archived_at REAL NOT NULL,
+    erased_at REAL,
+    second_copy_at REAL,
+    second_copy_where TEXT,
+    PRIMARY KEY (serial, recording_id)
+)"""
+
+#: Columns added to ``archive`` after its first release. Rows from before are
+#: unsealed until a seal claims them (:mod:`dock.evidence.seals` adopts those an
+#: earlier ``seal`` entry names).
+ARCHIVE_ADDED_COLUMNS = (
+    # The package (seals.id) the recording is sealed in; NULL: not yet.
+    ("bag_id", "INTEGER"),
+)
+
+# --------------------------------------------------------------------------- seals
+# Owner: dock.storage.evidence_tables.SealTable (for dock.evidence.seals).
+
+SEALS = """CREATE TABLE IF NOT EXISTS seals (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL,
+    bag TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('intent', 'made', 'audited')),
+    tagmanifest_sha256 TEXT,
+    payload_oxum TEXT,
+    created_at REAL NOT NULL
+)"""
+
+# --------------------------------------------------------------------------- holds
+# Owner: dock.storage.evidence_tables.HoldTable (for dock.evidence.holds). The
+# triggers make holds release-only, so a slip in code cannot quietly lift a hold.
+
+HOLDS = (
+    """CREATE TABLE IF NOT EXISTS holds (
+        id INTEGER PRIMARY KEY,
+        serial TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        placed_at REAL NOT NULL,
+        placed_by TEXT NOT NULL,
+        until REAL,
+        released_at REAL,
+        released_by TEXT,
+        release_reason TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS holds_by_recording ON holds(serial, recording_id)",
+    """CREATE TRIGGER IF NOT EXISTS holds_never_deleted BEFORE DELETE ON holds
+    BEGIN SELECT RAISE(ABORT, 'holds are never deleted, only released'); END""",
+    """CREATE TRIGGER IF NOT EXISTS holds_release_only BEFORE UPDATE ON holds
+    WHEN OLD.released_at IS NOT NULL
+      OR NEW.id IS NOT OLD.id OR NEW.serial IS NOT OLD.serial
+      OR NEW.recording_id IS NOT OLD.recording_id OR NEW.kind IS NOT OLD.kind
+      OR NEW.reference IS NOT OLD.reference OR NEW.placed_at IS NOT OLD.placed_at
+      OR NEW.placed_by IS NOT OLD.placed_by OR NEW.until IS NOT OLD.until
+      OR NEW.released_at IS NULL OR NEW.released_by IS NULL
+      OR coalesce(NEW.release_reason, '') = ''
+    BEGIN SELECT RAISE(ABORT, 'a hold changes only by one release with a reason'); END""",
+)
+
+#: Columns added to ``holds`` for holds on a scope (a database from before gets them
+#: with the defaults: every earlier hold is on one recording, as it was).
+HOLD_ADDED_COLUMNS = (
+    ("scope", "TEXT NOT NULL DEFAULT 'recording'"),
+    ("case_number", "TEXT"),
+    ("officer_id", "TEXT"),
+    ("from_at", "REAL"),
+    ("to_at", "REAL"),
+    ("custody_id", "INTEGER"),
+)
+
+#: After the scope columns: what a hold covers never changes either.
+HOLDS_SCOPED = (
+    """CREATE TRIGGER IF NOT EXISTS holds_scope_fixed BEFORE UPDATE ON holds
+    WHEN NEW.scope IS NOT OLD.scope OR NEW.case_number IS NOT OLD.case_number
+      OR NEW.officer_id IS NOT OLD.officer_id OR NEW.from_at IS NOT OLD.from_at
+      OR NEW.to_at IS NOT OLD.to_at OR NEW.custody_id IS NOT OLD.custody_id
+    BEGIN SELECT RAISE(ABORT, 'a hold changes only by one release with a reason'); END""",
+    "CREATE INDEX IF NOT EXISTS holds_by_scope ON holds(scope, case_number, officer_id)",
+)
+
+# --------------------------------------------------------------------------- purges
+# Owner: dock.storage.evidence_tables.PurgeTable (for dock.evidence.purging).
+# ``purges`` is the permanent record of what was purged; ``purge_batches`` and
+# ``purge_members`` the purges under way, one batch per package that loses
+# recordings (a recording is in at most one batch). Triggers keep all three.
+
+PURGES = (
+    """CREATE TABLE IF NOT EXISTS purges (
+        serial TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        sha256 BLOB NOT NULL,
+        path TEXT NOT NULL,
+        purged_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (serial, recording_id)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS purges_never_deleted BEFORE DELETE ON purges
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purges_never_changed BEFORE UPDATE ON purges
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TABLE IF NOT EXISTS purge_batches (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        serial TEXT NOT NULL,
+        seal_id INTEGER UNIQUE,
+        old_bag TEXT,
+        old_digest TEXT,
+        new_bag TEXT,
+        state TEXT NOT NULL CHECK (state IN ('intent', 'resealed', 'done')),
+        actor TEXT NOT NULL,
+        record TEXT NOT NULL,
+        package_record BLOB,
+        created_at REAL NOT NULL,
+        done_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS purge_members (
+        batch INTEGER NOT NULL REFERENCES purge_batches(id),
+        serial TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (serial, recording_id)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS purge_batches_kept BEFORE DELETE ON purge_batches
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_batches_forward BEFORE UPDATE ON purge_batches
+    WHEN OLD.state = 'done' OR NEW.record IS NOT OLD.record OR NEW.token IS NOT OLD.token
+      OR NEW.seal_id IS NOT OLD.seal_id OR NEW.old_bag IS NOT OLD.old_bag
+      OR NEW.new_bag IS NOT OLD.new_bag OR NEW.actor IS NOT OLD.actor
+      OR NEW.package_record IS NOT OLD.package_record
+      OR (OLD.state = 'resealed' AND NEW.state = 'intent')
+    BEGIN SELECT RAISE(ABORT, 'a purge batch only moves forward'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_members_kept BEFORE DELETE ON purge_members
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS purge_members_fixed BEFORE UPDATE ON purge_members
+    BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
+)
+
+# --------------------------------------------------------------------------- gaps
+# Owner: dock.storage.evidence_tables.GapTable (for dock.evidence.gaps).
+
+EXPLANATION_ITEMS = (
+    """CREATE TABLE IF NOT EXISTS explanation_items (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL,
+    officer_id TEXT NOT NULL,
+    custody_id INTEGER,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER,
+    recording_id TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '',
+    opened_at REAL NOT NULL,
+    closed_at REAL,
+    closed_by TEXT,
+    explanation TEXT,
+    account TEXT,
+    account_at REAL,
+    UNIQUE (serial, kind, start_ms, recording_id)
+)""",
+    "CREATE INDEX IF NOT EXISTS explanation_items_by_officer "
+    "ON explanation_items(officer_id, closed_at)",
+)
+
+#: Columns added to ``explanation_items`` since the table was first made.
+EXPLANATION_ADDED_COLUMNS = (("account", "TEXT"), ("account_at", "REAL"))
+
+# Where each episode's scan read the recorder's event log: the next episode reads on
+# from there, so an honest long log is read in turns, within the client's bound.
+EVENT_LOG_READS = """CREATE TABLE IF NOT EXISTS event_log_reads (
+    serial TEXT NOT NULL,
+    custody_id INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    next INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    read_at REAL NOT NULL,
+    PRIMARY KEY (serial, custody_id)
+)"""
+
+# --------------------------------------------------------------------------- access
+# Owner: dock.storage.evidence_tables.AccessTable (for dock.evidence.access). The
+# register is append-only: triggers refuse updates and deletes.
+
+ACCESS = (
+    """CREATE TABLE IF NOT EXISTS access_requests (
+    id INTEGER PRIMARY KEY,
+    requester TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    recordings TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('view', 'copy', 'export')),
+    requested_at REAL NOT NULL,
+    approved_by TEXT,
+    approved_at REAL,
+    refused_by TEXT,
+    refused_at REAL,
+    refused_reason TEXT,
+    expires_at REAL
+)""",
+    """CREATE TABLE IF NOT EXISTS access_log (
+    id INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES access_requests(id),
+    who TEXT NOT NULL,
+    what TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at REAL NOT NULL,
+    place TEXT NOT NULL
+)""",
+    """CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
+BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
+BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
+)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _sql(*statements: str) -> Step:
+    def step(db: sqlite3.Connection) -> None:
+        for statement in statements:
+            db.execute(statement)
+
+    return step
+
+
+def _add_columns(table: str, columns: Sequence[tuple[str, str]]) -> Step:
+    """Add the columns a table from an earlier release lacks."""
+
+    def step(db: sqlite3.Connection) -> None:
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    return step
+
+
+#: In order: each table as its first release created it, then what was added to it.
+#: A numbered migration is appended here (and SCHEMA_VERSION raised) when one comes.
+STEPS: tuple[Step, ...] = (
+    _sql(OFFICERS, DEVICES, PENDING_SECRETS, *CUSTODY, *DEVICE_STATUS, CASE_LINKS),
+    _sql(PIN_FAILURES, ARCHIVE),
+    _add_columns("archive", ARCHIVE_ADDED_COLUMNS),
+    _sql(SEALS),
+    _sql(*HOLDS),
+    _add_columns("holds", HOLD_ADDED_COLUMNS),
+    _sql(*HOLDS_SCOPED),
+    _sql(*PURGES),
+    _sql(*EXPLANATION_ITEMS, EVENT_LOG_READS),
+    _add_columns("explanation_items", EXPLANATION_ADDED_COLUMNS),
+    _sql(*ACCESS),
+)
+
+
+def apply(db: sqlite3.Connection) -> None:
+    """Bring the database to this schema: every step, in one write transaction."""
+    with immediate(db) as w:
+        for step in STEPS:
+            step(w)
+
+
+__all__ = ["SCHEMA_VERSION", "STEPS", "Step", "apply"]
