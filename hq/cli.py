@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from common.jsonlog import setup_logging
 from hq import config
 from hq.alerts import AlertKind
 from hq.commands import CommandError, SigningKeyError, generate_key, load_key, send_and_wait
@@ -37,35 +38,6 @@ from mqtt_contract import contract
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_ANSWER = 0, 1, 2, 3
 STATS_LOG_INTERVAL_S = 60.0
 TABLE_WIDTH = 80
-_STANDARD = set(vars(logging.makeLogRecord({})))
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line on stderr, extra fields included (journald keeps them)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": contract.utc(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
 # ---------------------------------------------------------------------- parser
 
 
@@ -182,7 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
-        _setup_logging(settings["log_level"])
+        setup_logging(settings["log_level"])
         handler = {
             "run": _run,
             "fleet": _fleet,

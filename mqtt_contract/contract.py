@@ -15,10 +15,11 @@ import datetime
 import hashlib
 import json
 import re
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from common.utc import utc_iso
 
 #: Incompatible changes get a new root (``bwc/v2``) and a new schema number.
 ROOT = "bwc/v1"
@@ -165,12 +166,9 @@ def parse_topic(topic: str) -> Address:
 
 
 def utc(t: float) -> str:
-    """ISO 8601 in UTC with milliseconds, the only time format on the wire."""
-    whole = int(t // 1)
-    ms = round((t - whole) * 1000)
-    if ms == 1000:
-        whole, ms = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+    """ISO 8601 in UTC with milliseconds, the only time format on the wire: the one
+    formatter, :func:`common.utc.utc_iso` (truncated toward the past, never rounded up)."""
+    return utc_iso(t)
 
 
 _UTC_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z")
@@ -191,7 +189,8 @@ def parse_utc(text: str) -> float:
     except ValueError:
         raise ContractError(f"time {text!r}: not a real date and time") from None
     frac = m.group(7) or "0"
-    return calendar.timegm(fields) + int(frac) / 10 ** len(frac)
+    scale = 10 ** len(frac)
+    return (calendar.timegm(fields) * scale + int(frac)) / scale  # one rounding: utc() inverts it
 
 
 # Required fields per kind and their JSON types; more fields are allowed and ignored.

@@ -258,7 +258,8 @@ T = datetime(2026, 11, 22, 6, 45, 7, 123000, tzinfo=UTC).timestamp()
 def test_utc_iso() -> None:
     assert utc_iso(T) == "2026-11-22T06:45:07.123Z"
     assert utc_iso(0) == "1970-01-01T00:00:00.000Z"
-    assert utc_iso(T + 0.8769) == "2026-11-22T06:45:08.000Z"  # rounds to the millisecond
+    # truncated toward the past, never rounded into the next second
+    assert utc_iso(T + 0.8769) == "2026-11-22T06:45:07.999Z"
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,10 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from common import utc as common_utc
 
 #: The reason given when no source could say whether the clock is synchronised.
 NO_SOURCE = "no time source answered"
@@ -234,12 +236,12 @@ class FixedClock:
 
 
 def utc_datetime(t: float) -> datetime | None:
-    """UTC seconds since the epoch as an aware datetime (to the millisecond), or None
-    for a time no calendar here can show (NaN, infinite, outside the years 1 to 9999).
-    Recorders state times too, so display and naming must not raise on them."""
+    """UTC seconds since the epoch as an aware datetime (truncated to the millisecond,
+    as :func:`common.utc.utc_iso` writes it), or None for a time no calendar here can
+    show (NaN, infinite, outside the years 1 to 9999). Recorders state times too, so
+    display and naming must not raise on them."""
     try:
-        ms = round(t * 1000)
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+        return common_utc.utc_datetime(t)
     except (OverflowError, ValueError, TypeError):
         return None
 
@@ -251,11 +253,11 @@ def invalid_time(t: object) -> str:
 
 def utc_iso(t: float) -> str:
     """UTC seconds since the epoch as ISO 8601 to the millisecond:
-    "2026-11-22T06:45:07.123Z" (:func:`invalid_time` when impossible)."""
-    d = utc_datetime(t)
-    if d is None:
+    "2026-11-22T06:45:07.123Z", truncated toward the past like every stored time
+    (:func:`invalid_time` when impossible)."""
+    if utc_datetime(t) is None:
         return invalid_time(t)
-    return f"{d.year:04d}-{d:%m-%dT%H:%M:%S}.{d.microsecond // 1000:03d}Z"
+    return common_utc.utc_iso(t)
 
 
 def local_display(t: float, tz: str) -> str:

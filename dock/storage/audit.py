@@ -76,7 +76,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
@@ -86,6 +85,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from common.utc import utc_iso
 from dock.storage.keys import fingerprint, public_key_bytes
 from dock.storage.sqlite_tx import immediate
 
@@ -261,12 +261,6 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-
-
-def utc_iso(t: float) -> str:
-    """UTC ISO-8601 with milliseconds and Z."""
-    stamp = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 # --- verification, shared by the database and the export ------------------------------

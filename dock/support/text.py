@@ -22,9 +22,9 @@ never reaches a person or the file system verbatim:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from typing import Any
+
+from common.jsontext import json_text
 
 #: Default bound of :func:`shown`, in characters after escaping.
 SHOWN_LIMIT = 120
@@ -64,27 +64,6 @@ def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
     if len(s) > limit:
         s = s[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
     return s
-
-
-def _json_escape(ch: str) -> str:
-    code = ord(ch)
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells characters beyond the BMP
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-def json_text(value: Any, **kwargs: Any) -> str:
-    """``json.dumps(value, ensure_ascii=False, **kwargs)`` with every non-printable
-    character ``\\u``-escaped: same JSON value, nothing raw for a terminal to obey.
-
-    The only raw non-printable ``json.dumps`` emits outside strings is the newline of
-    ``indent``, which stays.
-    """
-    text = json.dumps(value, ensure_ascii=False, **kwargs)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
 
 
 def safe_name(text: object, max_bytes: int = NAME_BYTES) -> str:
