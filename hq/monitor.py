@@ -6,14 +6,14 @@ to ``batch_max`` messages or ``batch_window_s``), stores a batch in one transact
 together with the alerts it opens or closes, commits, and only then acknowledges its
 QoS 1 messages (``manual_ack``): if dock-hq dies before a commit, the broker still holds
 those messages for its persistent session and delivers them again; the events table's
-primary key (site, dock, boot, seq) turns the second copy into a no-op.
+primary key (site, dock, boot, seq) turns the second copy into a no-op. What a message
+means for the database and its alerts is :mod:`hq.ingest`.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -27,10 +27,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hq import alerts, checkpoints
-from hq.alerts import Decision, Thresholds
-from hq.commands import publish_command, sign_command
+from hq import alerts
+from hq.alerts import Thresholds
+from hq.commands import publish_command
 from hq.config import BrokerSettings, mqtt_client
+from hq.ingest import Batch, Inbound, Ingest
 from hq.store import Store
 from mqtt_contract import contract
 
@@ -38,31 +39,10 @@ log = logging.getLogger("hq.monitor")
 
 ONLINE = contract.hq_status(online=True)
 OFFLINE = contract.hq_status(online=False)
-#: Ask a dock again for events still missing after this long.
-RESEND_RETRY_S = 300.0
-#: Ask this many times for the same missing events, then leave it to the open alert.
-RESEND_MAX_ATTEMPTS = 5
-#: At most this many seq ranges asked for per boot at a time.
-RESEND_MAX_RANGES = 20
-#: Boots a health message may name with their last seq (the dock sends its latest 10).
-MAX_BOOTS_NOTED = 20
 #: Within a batch window, wait this long for one more message before committing.
 BATCH_GAP_S = 0.005
 _LAG_SAMPLES = 10_000
 _STOP = object()
-
-
-@dataclass
-class Inbound:
-    """One message as paho handed it over, stamped with when it arrived."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int  # which connection it came on: its mid means nothing on another
-    received: float  # time.time()
-    retained: bool = False  # a retained copy: its time says when it was published first
 
 
 @dataclass
@@ -147,10 +127,7 @@ class Monitor:
         self._received = 0
         self._lag_receive = _Lag()
         self._lag_publish = _Lag()
-        #: (site, dock, boot) -> the highest last seq noted from health (saves writes)
-        self._noted: dict[tuple[str, str, str], int] = {}
-        #: (site, dock, boot) -> (highest seq asked for, when, how many times)
-        self._resend_asked: dict[tuple[str, str, str], tuple[int, float, int]] = {}
+        self._ingest = Ingest(self.thresholds, signing_key, name)
         self._store: Store | None = None
         self._client: mqtt.Client | None = None
         self._writer: threading.Thread | None = None
@@ -322,21 +299,14 @@ class Monitor:
         store = self._store
         assert store is not None
         now = self.clock()
-        work = _Batch(now=now)
+        work = Batch(now=now)
         with store.transaction():
             for item in batch:
-                self._apply(store, item, work)
-            decision = work.decision
-            for key, (count, max_seq) in work.new_events.items():
-                store.add_received(*key, count, max_seq)
-            for key in work.boots:
-                received, expected = store.boot_progress(*key)
-                decision.extend(alerts.missing_rule(*key, received, expected))
-                if received < expected:
-                    self._plan_resend(store, key, expected, now, work)
-            opened = store.apply(decision, now)
+                self._ingest.apply(store, item, work)
+            self._ingest.finish(store, work)
+            opened = store.apply(work.decision, now)
         committed = time.time()
-        self._noted.update(work.noted)
+        self._ingest.committed(work)
         generation = self._generation
         client = self._client
         for item in batch:
@@ -359,169 +329,14 @@ class Monitor:
             for published in work.published:
                 self._lag_publish.add(committed - published)
 
-    def _apply(self, store: Store, item: Inbound, work: _Batch) -> None:
-        try:
-            address = contract.parse_topic(item.topic)
-            if address.kind is contract.Kind.CMD:
-                work.ignored += 1  # our own commands, seen through the fleet filter
-                return
-            payload = contract.decode(address.kind, item.payload)
-            # A retained copy is as old as its first publication; a Will's time is when
-            # the dock connected: neither says how far behind headquarters is.
-            if not item.retained and address.kind is not contract.Kind.STATE:
-                work.published.append(contract.parse_utc(payload["time"]))
-            self._dispatch(store, address, payload, item, work)
-        except contract.ContractError as exc:
-            work.rejected += 1
-            log.warning(
-                "malformed message ignored",
-                extra={"topic": item.topic, "error": str(exc), "payload": item.payload[:200]},
-            )
-        except sqlite3.Error:
-            raise  # the database, not the message: the batch is retried
-        except Exception:
-            # A message this code cannot handle must not block every later one.
-            work.rejected += 1
-            log.exception("message not understood; ignored", extra={"topic": item.topic})
-
-    def _dispatch(
-        self,
-        store: Store,
-        address: contract.Address,
-        payload: dict[str, Any],
-        item: Inbound,
-        work: _Batch,
-    ) -> None:
-        site, dock, now = address.site, address.dock, work.now
-        kind = address.kind
-        if kind is contract.Kind.STATE:
-            store.set_state(site, dock, payload, now)
-            work.decision.extend(alerts.state_rule(site, dock, payload))
-        elif kind is contract.Kind.BIRTH:
-            store.set_birth(site, dock, payload, now)
-        elif kind is contract.Kind.SLOT:
-            store.set_slot(site, dock, payload, now)
-        elif kind is contract.Kind.REPLY:
-            store.record_reply(site, dock, payload)
-        elif kind is contract.Kind.HEALTH:
-            if store.set_health(site, dock, payload, now):
-                work.decision.extend(alerts.health_rule(site, dock, payload, self.thresholds))
-                self._note_last_event(store, site, dock, payload["dock"], work)
-        elif kind is contract.Kind.EVENT:
-            self._event(store, site, dock, payload, item, work)
-
-    def _event(
-        self, store: Store, site: str, dock: str, event: dict[str, Any], item: Inbound, work: _Batch
-    ) -> None:
-        if not store.insert_event(site, dock, event, item.received):
-            work.duplicates += 1
-            return
-        site, dock, boot, seq = contract.event_key(site, dock, event)
-        key = (site, dock, boot)
-        count, max_seq = work.new_events.get(key, (0, 0))
-        work.new_events[key] = (count + 1, max(max_seq, seq))
-        work.boots.add(key)
-        work.decision.extend(alerts.event_rule(site, dock, event))
-        if event["type"] == contract.EventType.AUDIT_CHECKPOINT:
-            work.decision.extend(self._checkpoint(store, site, dock, event, work.now))
-        failure = alerts.failure_of(event)
-        if failure is not None:
-            th = self.thresholds
-            t = contract.parse_utc(event["time"])
-            n = store.count_failure(site, dock, failure[0], failure[1], t, th.failure_window_s)
-            work.decision.extend(alerts.failure_rule(site, dock, *failure, n, th))
-
-    def _checkpoint(
-        self, store: Store, site: str, dock: str, event: dict[str, Any], now: float
-    ) -> alerts.Decision:
-        """Hold the dock to its audit log's checkpoints: a new one must extend the last."""
-        decision = alerts.Decision()
-        try:
-            claim = checkpoints.claim_of(event["data"], event["time"])
-        except contract.ContractError as exc:
-            decision.raise_(
-                site, dock, alerts.AlertKind.AUDIT_BAD_CHECKPOINT, "",
-                f"unreadable checkpoint (event {event['boot']}/{event['seq']}): {exc}",
-            )  # fmt: skip
-            return decision
-        verdict = checkpoints.judge(dock, claim, store.checkpoints_known(site, dock, claim))
-        if verdict.status != checkpoints.DUPLICATE:
-            accepted = verdict.status == checkpoints.ACCEPTED
-            store.add_checkpoint(site, dock, claim, accepted, now, event["boot"], event["seq"])
-        if verdict.kind is not None:
-            log.error(
-                "audit checkpoint rejected",
-                extra={"site": site, "dock": dock, "seq": claim.seq, "why": verdict.detail},
-            )
-            decision.raise_(site, dock, verdict.kind, "", verdict.detail)
-        return decision
-
-    def _note_last_event(
-        self, store: Store, site: str, dock: str, part: dict[str, Any], work: _Batch
-    ) -> None:
-        """The dock's newest queued event counts as expected only once its outbox is empty:
-        before that, events not yet received are merely not yet sent."""
-        if part.get("outbox_pending") != 0:
-            return
-        # The newest event, and the last of each recent boot: events lost at the very end
-        # of an earlier boot show up only in the latter.
-        boots = part.get("boots")
-        lasts = [
-            part.get("last_event"),
-            *(boots[:MAX_BOOTS_NOTED] if isinstance(boots, list) else []),
-        ]
-        for last in lasts:
-            if not isinstance(last, dict):
-                continue
-            boot, seq = last.get("boot"), last.get("seq")
-            if not (isinstance(boot, str) and type(seq) is int and seq > 0):
-                continue
-            key = (site, dock, boot)
-            if max(self._noted.get(key, 0), work.noted.get(key, 0)) >= seq:
-                continue  # nothing new about this boot: no write, no check
-            work.noted[key] = seq  # remembered once committed (a failed batch is redone)
-            store.note_last_event(site, dock, boot, seq)
-            work.boots.add(key)
-
-    def _plan_resend(
-        self, store: Store, key: tuple[str, str, str], expected: int, now: float, work: _Batch
-    ) -> None:
-        if self.signing_key is None:
-            return
-        asked = self._resend_asked.get(key)
-        if asked is not None and asked[0] >= expected:
-            if now - asked[1] < RESEND_RETRY_S:
-                return
-            if asked[2] >= RESEND_MAX_ATTEMPTS:
-                return  # the dock no longer has them (kept 30 days): the alert stays open
-        attempts = asked[2] + 1 if asked is not None and asked[0] >= expected else 1
-        site, dock, boot = key
-        for first, last in store.gaps(site, dock, boot, expected, RESEND_MAX_RANGES):
-            command = sign_command(
-                self.signing_key,
-                contract.Command.RESEND,
-                {"boot": boot, "from_seq": first, "to_seq": last},
-                f"dock-hq {self.name}",
-                site=site,
-                dock=dock,
-                now=now,
-            )
-            store.record_command(site, dock, command, now)
-            work.commands.append((site, dock, command))
-            work.asked[key] = (expected, now, attempts)
-            log.info(
-                "asking for missing events",
-                extra={"site": site, "dock": dock, "boot": boot, "from": first, "to": last},
-            )
-
-    def _send_commands(self, work: _Batch) -> None:
+    def _send_commands(self, work: Batch) -> None:
         """After the commit: a resend counts as asked only once it was published."""
         client = self._client
         if client is None:
             return
         for site, dock, command in work.commands:
             publish_command(client, site, dock, command)
-        self._resend_asked.update(work.asked)
+        self._ingest.sent(work)
 
     def _tick(self) -> None:
         """Periodic rules (silence), asking again for events still missing (also of boots
@@ -530,7 +345,7 @@ class Monitor:
         assert store is not None
         now = self.clock()
         th = self.thresholds
-        work = _Batch(now=now)
+        work = Batch(now=now)
         try:
             with store.transaction():
                 decision = alerts.silent_rule(store.docks_seen(), now, self._started_at, th)
@@ -539,27 +354,10 @@ class Monitor:
                 for key in store.boots_missing_events():
                     received, expected = store.boot_progress(*key)
                     if received < expected:
-                        self._plan_resend(store, key, expected, now, work)
+                        self._ingest.plan_resend(store, key, expected, now, work)
         except Exception:
             log.exception("periodic check failed")
             return
         self._send_commands(work)
         with self._stats_lock:
             self._counts["alerts_opened"] += len(opened)
-
-
-@dataclass
-class _Batch:
-    """What one batch collects on its way through :meth:`Monitor._commit`."""
-
-    now: float
-    decision: Decision = field(default_factory=Decision)
-    new_events: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
-    boots: set[tuple[str, str, str]] = field(default_factory=set)
-    commands: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    asked: dict[tuple[str, str, str], tuple[int, float, int]] = field(default_factory=dict)
-    noted: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    published: list[float] = field(default_factory=list)
-    duplicates: int = 0
-    rejected: int = 0
-    ignored: int = 0

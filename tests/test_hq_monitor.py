@@ -334,9 +334,9 @@ def test_missing_events_are_asked_for_again_with_no_new_traffic(
 ):
     """The dock restarted (its old boot never sends again) and the first resend was lost:
     the periodic check asks again, without waiting for a message about that boot."""
-    import hq.monitor
+    import hq.ingest
 
-    monkeypatch.setattr(hq.monitor, "RESEND_RETRY_S", 0.0)
+    monkeypatch.setattr(hq.ingest, "RESEND_RETRY_S", 0.0)
     key_path = str(tmp_path / "hq.pem")
     generate_key(key_path)
     start_monitor(signing_key=load_key(key_path), tick_s=0.2)
@@ -354,10 +354,10 @@ def test_asking_for_missing_events_stops_after_a_few_tries(
 ):
     """A dock that no longer has the events (kept 30 days) is not asked for ever; the
     alert stays open for a person to look at."""
-    import hq.monitor
+    import hq.ingest
 
-    monkeypatch.setattr(hq.monitor, "RESEND_RETRY_S", 0.0)
-    monkeypatch.setattr(hq.monitor, "RESEND_MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(hq.ingest, "RESEND_RETRY_S", 0.0)
+    monkeypatch.setattr(hq.ingest, "RESEND_MAX_ATTEMPTS", 2)
     key_path = str(tmp_path / "hq.pem")
     generate_key(key_path)
     start_monitor(signing_key=load_key(key_path), tick_s=0.1)
