@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.config.load import emulated_config  # noqa: E402
+from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 

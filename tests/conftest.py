@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dock.config.load import emulated_config
+from dock.config import emulated_config
 from dock.daemon.composition import build_service, open_transport
 from dock.devices.recorder_client import RecorderClient
 from firmware_protocol.messages import SUPPORTED_VERSIONS

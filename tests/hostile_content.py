@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dock.config.load import emulated_config
+from dock.config import emulated_config
 from dock.daemon.composition import build_service
 from firmware_protocol.messages import ErrorCode
 from hardware.emulator.recorder import RecorderError, RecorderFirmware

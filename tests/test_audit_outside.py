@@ -206,7 +206,7 @@ def dock(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def configured(tmp_path) -> tuple[str, Path, Path]:
     """A dock configuration whose audit log has entries and checkpoints: (config, db, copy)."""
-    from dock.config.load import load_config
+    from dock.config import load_config
     from dock.daemon.composition import open_audit_log
 
     cfg_path, state, _ = write_dock_config(tmp_path, "tcp://127.0.0.1:9", DOCK)

@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 
-from dock.config.load import (
+from dock.config import (
     LAXER,
     POLICY_FIELDS,
     SECTIONS,
@@ -497,7 +497,7 @@ def test_trusted_clock_warns(tmp_path) -> None:
 
 
 def _all_keys() -> list[tuple[str, str]]:
-    from dock.config import load as config
+    import dock.config as config
 
     tables = {
         "dock": config.DOCK_KEYS,

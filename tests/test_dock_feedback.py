@@ -11,7 +11,7 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from dock.config.load import emulated_config
+from dock.config import emulated_config
 from dock.daemon.composition import build_service
 from dock.domain.interfaces import LedPattern
 from hardware.screens import ConsoleScreen

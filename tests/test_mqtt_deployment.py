@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from dock.config.mqtt import parse_mqtt
+from dock.config import parse_mqtt
 from hq import config as hq_config
 
 from .broker import HOST, find_mosquitto, free_port
@@ -380,7 +380,7 @@ def test_passwords_instead_of_certificates_as_documented(tmp_path, pki, started)
 def test_the_dock_reports_with_the_documented_mqtt_section(tmp_path, pki, started) -> None:
     """The real dock reporter, configured with the document's [mqtt] block, is accepted by
     the documented broker and headquarters receives its birth and ready state."""
-    from dock.config.load import load_config
+    from dock.config import load_config
     from dock.daemon.composition import build_reporter, build_service
 
     broker = DocBroker(tmp_path / "central", pki, doc_blocks()["acl"]).start()

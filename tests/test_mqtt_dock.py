@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from dock.config.load import load_config
+from dock.config import load_config
 from dock.daemon.composition import build_reporter, build_service
 from mqtt_contract.contract import Kind, decode, signing_bytes, utc
 
@@ -494,7 +494,7 @@ def test_only_one_process_reports_for_a_state_directory(tmp_path, mosquitto) -> 
 
 
 def test_a_bad_slot_id_is_a_configuration_error_when_reporting(tmp_path, mosquitto) -> None:
-    from dock.config.load import ConfigError
+    from dock.config import ConfigError
 
     path = _dock_config(tmp_path, mosquitto)
     from pathlib import Path

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from dock.config.load import load_config
+from dock.config import load_config
 from dock.daemon.composition import build_service
 from dock.support.crashpoints import ENV, PURGE_POINTS
 from hardware.screens import ConsoleScreen

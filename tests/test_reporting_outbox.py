@@ -262,7 +262,7 @@ class ScriptedLink:
 def _scripted_reporter(tmp_path, make_dock):
     import dataclasses
 
-    from dock.config.mqtt import MqttConfig
+    from dock.config import MqttConfig
     from dock.reporting.reporter import Reporter
 
     svc, _ = make_dock({})

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from dock.config.load import ConfigError, load_config
+from dock.config import ConfigError, load_config
 from dock.devices.recorder_client import (
     AuthenticationFailed,
     LinkError,

@@ -105,7 +105,7 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     import os
 
     from dock.cli.admin import build_or_exit
-    from dock.config.load import emulated_config
+    from dock.config import emulated_config
     from dock.daemon.composition import start_emulated_recorders
 
     state = os.path.abspath(args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-"))
@@ -116,7 +116,7 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     )
     cfg = dataclasses.replace(cfg, slots=slots)
     if args.mqtt:
-        from dock.config.mqtt import MqttConfig
+        from dock.config import MqttConfig
 
         host, _, port = args.mqtt.rpartition(":") if ":" in args.mqtt else (args.mqtt, "", "0")
         mqtt = MqttConfig(host=host, port=int(port), site="emulated")
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     from dock.cli.admin import print_status, service_from, status_report
-    from dock.config.load import load_config
+    from dock.config import load_config
     from dock.daemon.composition import badge_source, build_reporter
 
     fleet = reporter = None

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from dock.config.load import ConfigError, load_config
+from dock.config import ConfigError, load_config
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

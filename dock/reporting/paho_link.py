@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from dock.config.mqtt import MqttConfig, read_password
+from dock.config import MqttConfig, read_password
 
 log = logging.getLogger("dock.mqtt")
 

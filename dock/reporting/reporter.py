@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from dock.config.mqtt import MqttConfig
+from dock.config import MqttConfig
 from dock.domain.interfaces import BrokerLink
 from dock.reporting.commands import arguments, refusal
 from dock.reporting.feed import feed
