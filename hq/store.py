@@ -7,7 +7,8 @@ monitor acknowledges messages to the broker only after their batch is committed,
 committed batch must survive a power cut too, or the broker would not resend it.
 
 Times: ``*_at``/``opened``/``received`` columns are headquarters' clock (epoch seconds);
-``time`` columns are the dock's text (ISO 8601 UTC) as it sent it.
+``time`` columns are the dock's text (ISO 8601 UTC) as it sent it. The tables are in
+:mod:`hq.schema`; the checkpoint rows in :mod:`hq.checkpoint_rows`.
 """
 
 from __future__ import annotations
@@ -19,73 +20,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from hq.alerts import CLEARING, AlertKey, AlertKind, Decision, DockSeen
-from hq.checkpoints import Claim, Known
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS docks (
-    site TEXT NOT NULL, dock TEXT NOT NULL,
-    state TEXT, state_time TEXT, boot TEXT,
-    software TEXT, config_hash TEXT, policy TEXT, started TEXT, slot_ids TEXT,
-    last_seen_at REAL, last_health_at REAL,
-    health_boot TEXT, health_seq INTEGER, health_time TEXT, health TEXT,
-    outbox_pending INTEGER,
-    PRIMARY KEY (site, dock)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS slots (
-    site TEXT NOT NULL, dock TEXT NOT NULL, slot TEXT NOT NULL,
-    state TEXT, serial TEXT, battery_pct REAL, battery_health_pct REAL, drift_s REAL,
-    failed TEXT, time TEXT,
-    PRIMARY KEY (site, dock, slot)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    site TEXT NOT NULL, dock TEXT NOT NULL, boot TEXT NOT NULL, seq INTEGER NOT NULL,
-    type TEXT NOT NULL, time TEXT NOT NULL, received_at REAL NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (site, dock, boot, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS boots (
-    site TEXT NOT NULL, dock TEXT NOT NULL, boot TEXT NOT NULL,
-    received INTEGER NOT NULL DEFAULT 0,   -- distinct seqs stored
-    max_seq INTEGER NOT NULL DEFAULT 0,    -- highest seq stored
-    last_event INTEGER NOT NULL DEFAULT 0, -- highest seq the dock said it sent
-    PRIMARY KEY (site, dock, boot)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS failures (
-    site TEXT NOT NULL, dock TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
-    t REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS failures_key ON failures (site, dock, kind, subject, t);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    site TEXT NOT NULL, dock TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
-    detail TEXT NOT NULL, opened_at REAL NOT NULL, last_at REAL NOT NULL,
-    count INTEGER NOT NULL DEFAULT 1,
-    closed_at REAL, acked_by TEXT, acked_at REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (site, dock, kind, subject)
-    WHERE closed_at IS NULL;
-CREATE TABLE IF NOT EXISTS commands (
-    id TEXT PRIMARY KEY, site TEXT NOT NULL, dock TEXT NOT NULL, command TEXT NOT NULL,
-    args TEXT NOT NULL, by TEXT NOT NULL, issued TEXT NOT NULL, sent_at REAL,
-    reply_ok INTEGER, reply_error TEXT, reply_time TEXT
-);
--- Audit checkpoints docks reported (hq/checkpoints.py): status 1 accepted, 0 rejected
--- (an alert says why), -1 forgotten by a person (dock-hq checkpoint --forget).
-CREATE TABLE IF NOT EXISTS checkpoints (
-    site TEXT NOT NULL, dock TEXT NOT NULL, seq INTEGER NOT NULL, head TEXT NOT NULL,
-    time TEXT NOT NULL, t REAL NOT NULL, prev_seq INTEGER, prev_head TEXT,
-    public_key TEXT, signature TEXT, status INTEGER NOT NULL, received_at REAL NOT NULL,
-    boot TEXT, event_seq INTEGER, forgotten_by TEXT, forgotten_at REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_accepted ON checkpoints (site, dock, seq)
-    WHERE status = 1;
-CREATE INDEX IF NOT EXISTS checkpoints_rejected ON checkpoints (site, dock, seq, head)
-    WHERE status = 0;
-"""
-
-_CLAIM = "seq, head, time, t, prev_seq, prev_head, public_key, signature"
+from hq.checkpoint_rows import CheckpointRows
+from hq.schema import SCHEMA
 
 
-class Store:
+class Store(CheckpointRows):
     """The fleet database. Not thread-safe: one Store per thread (or per process)."""
 
     def __init__(self, path: str, *, timeout_s: float = 10.0) -> None:
@@ -347,71 +286,7 @@ class Store:
         )
 
     # ------------------------------------------------------------------ audit checkpoints
-
-    def _claim(self, where: str, args: tuple[Any, ...]) -> Claim | None:
-        row = self.db.execute(
-            f"SELECT {_CLAIM} FROM checkpoints WHERE site=? AND dock=? AND status=1 AND {where}",
-            args,
-        ).fetchone()
-        return None if row is None else Claim(*row)
-
-    def checkpoints_known(self, site: str, dock: str, claim: Claim) -> Known:
-        """What :func:`hq.checkpoints.judge` needs to know around ``claim``: a few
-        indexed look-ups, however long the dock's history."""
-        sd = (site, dock)
-        ps = claim.prev_seq
-        key = self.db.execute(
-            "SELECT public_key FROM checkpoints WHERE site=? AND dock=? AND status=1 "
-            "AND public_key IS NOT NULL ORDER BY seq LIMIT 1",
-            sd,
-        ).fetchone()
-        follows_rejected = ps is not None and (
-            self.db.execute(
-                "SELECT 1 FROM checkpoints WHERE site=? AND dock=? AND status=0 AND seq=? "
-                "AND head=? LIMIT 1",
-                (*sd, ps, claim.prev_head),
-            ).fetchone()
-            is not None
-        )
-        return Known(
-            same=self._claim("seq=?", (*sd, claim.seq)),
-            prev=None if ps is None else self._claim("seq=?", (*sd, ps)),
-            inside=None
-            if ps is None
-            else self._claim("seq>? AND seq<? ORDER BY seq LIMIT 1", (*sd, ps, claim.seq)),
-            above=self._claim("seq>? ORDER BY seq LIMIT 1", (*sd, claim.seq)),
-            key=None if key is None else key[0],
-            follows_rejected=follows_rejected,
-        )
-
-    def add_checkpoint(
-        self,
-        site: str,
-        dock: str,
-        claim: Claim,
-        accepted: bool,
-        now: float,
-        boot: str | None = None,
-        event_seq: int | None = None,
-    ) -> None:
-        c = claim
-        self.db.execute(
-            "INSERT INTO checkpoints (site, dock, seq, head, time, t, prev_seq, prev_head, "
-            "public_key, signature, status, received_at, boot, event_seq) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (site, dock, c.seq, c.head, c.time, c.t, c.prev_seq, c.prev_head, c.public_key,
-             c.signature, 1 if accepted else 0, now, boot, event_seq),
-        )  # fmt: skip
-
-    def last_checkpoint(self, site: str, dock: str) -> dict[str, Any] | None:
-        """The newest accepted signed checkpoint of a dock (``dock-hq checkpoint``)."""
-        row = self.db.execute(
-            "SELECT seq, head, time, public_key, signature, received_at FROM checkpoints "
-            "WHERE site=? AND dock=? AND status=1 AND signature IS NOT NULL "
-            "ORDER BY seq DESC LIMIT 1",
-            (site, dock),
-        ).fetchone()
-        return None if row is None else dict(row)
+    # (reads and inserts: hq/checkpoint_rows.py)
 
     def forget_checkpoints(self, site: str, dock: str, by: str, now: float) -> int:
         """A person says the dock starts a new audit log (a new key, a reinstalled dock):
