@@ -45,7 +45,7 @@ def _add_settings(parser: argparse.ArgumentParser, settings: Sequence[config.Set
     for s in settings:
         default = "" if s.default is None else f" (default {s.default})"
         text = (s.help + default).replace("%", "%%")  # argparse formats help with %
-        parser.add_argument(s.option, dest=s.name, type=s.type, default=None, help=text)
+        parser.add_argument(*s.options, dest=s.name, type=s.type, default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
