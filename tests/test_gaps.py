@@ -603,19 +603,19 @@ def test_an_existing_register_gains_the_account_columns(tmp_path) -> None:
     """A dock database from before accounts existed opens, and keeps its items."""
     import sqlite3
 
-    from dock.evidence import gaps
+    from dock.storage import schema
 
     path = str(tmp_path / "dock.db")
-    store = Store(path)
-    old = gaps.SCHEMA[0].replace("    account TEXT,\n", "").replace("    account_at REAL,\n", "")
+    table = schema.EXPLANATION_ITEMS[0]
+    old = table.replace("    account TEXT,\n", "").replace("    account_at REAL,\n", "")
     assert "account" not in old
-    with store._write() as db:
+    with sqlite3.connect(path) as db:  # the table as an earlier release made it
         db.execute(old)
         db.execute(
             "INSERT INTO explanation_items (serial, officer_id, kind, reason, start_ms, "
             "opened_at) VALUES ('EMU1', '1001', 'interrupted', 'battery', 5, 1.0)"
         )
-    store.close()
+    db.close()
     store = Store(path)
     audit = AuditLog(str(tmp_path / "audit.db"), Ed25519PrivateKey.generate(), "DOCK-T")
     (item,) = GapRegister(store, audit).list_items()

@@ -15,17 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dock.cli import retention as cli_retention
-from dock.evidence import purging as purging_mod
+from dock.evidence import purge_batches
+from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
 from dock.evidence.fixity import verify_archive
-from dock.evidence.holds import (
-    HoldError,
-    HoldRegister,
-    deadline_report,
-    ensure_tables,
-    overdue_or_at_risk,
-    purges,
-)
-from dock.evidence.purging import purge
+from dock.evidence.holds import HoldError, HoldRegister
+from dock.evidence.purging import purge, purges
+from dock.storage import schema
+from dock.storage.store import Store
 from dock.evidence.retention import HoldKind
 
 from .conftest import PIN
@@ -194,7 +190,7 @@ def test_a_crash_around_the_deletion_is_finished_on_the_next_run(docked, monkeyp
     def crash(*a: Any) -> None:
         raise KeyboardInterrupt  # killed after the intent, before the package went
 
-    monkeypatch.setattr(purging_mod, "_retire", crash)
+    monkeypatch.setattr(purge_batches, "_retire", crash)
     with pytest.raises(KeyboardInterrupt):
         run(svc, register, later, apply=True)
     monkeypatch.undo()
@@ -423,6 +419,7 @@ def test_holds_of_an_earlier_version_keep_working(make_dock, tmp_path) -> None:
     svc.sweep()
     a, b = svc.store.archive_entries()
     with svc.store._write() as db:  # the table as the first release created it
+        db.execute("DROP TABLE holds")  # (empty: no hold placed yet)
         db.execute(
             "CREATE TABLE holds (id INTEGER PRIMARY KEY, serial TEXT NOT NULL, "
             "recording_id TEXT NOT NULL, kind TEXT NOT NULL, reference TEXT NOT NULL, "
@@ -434,8 +431,11 @@ def test_holds_of_an_earlier_version_keep_working(make_dock, tmp_path) -> None:
             "VALUES (?, ?, 'complaint', 'OLD-1', ?, 'hq')",
             (a["serial"], a["recording_id"], time.time()),
         )
+    Store(svc.store.path).close()  # the dock opens the file again: the columns are added
+    db = sqlite3.connect(svc.store.path, isolation_level=None)
+    schema.apply(db)  # twice: idempotent
+    db.close()
     register = HoldRegister(svc.store, svc.audit)
-    ensure_tables(svc.store)  # twice: idempotent
     (old,) = register.records()
     assert old.scope == "recording" and old.target() == f"{a['serial']}/{a['recording_id']}"
     svc.store.add_officer(SECOND, "Qian Lei", "Traffic 3", SECOND_PIN, role="supervisor")

@@ -22,11 +22,12 @@ import pytest
 from dock.cli import admin as cli_admin
 from dock.cli import archive as cli_archive
 from dock.cli import retention as cli_retention
+from dock.evidence import purge_batches
 from dock.evidence import purging as purging_mod
 from dock.evidence.bagit import validate_bag
 from dock.evidence.fixity import find_bags, verify_archive
-from dock.evidence.holds import HoldRegister, purges
-from dock.evidence.purging import RECORD_FILE, complete, purge
+from dock.evidence.holds import HoldRegister
+from dock.evidence.purging import RECORD_FILE, complete, purge, purges
 from dock.evidence.retention import HoldKind
 
 from .conftest import PIN
@@ -244,7 +245,7 @@ def test_an_interrupted_purge_is_reported_then_finished_by_the_daemon(
     def killed(*a: Any, **k: Any) -> None:
         raise KeyboardInterrupt  # the process dies between the new seal and the removals
 
-    monkeypatch.setattr(purging_mod, "_retire", killed)
+    monkeypatch.setattr(purge_batches, "_retire", killed)
     with pytest.raises(KeyboardInterrupt):
         run(svc, register)
     monkeypatch.undo()

@@ -375,7 +375,7 @@ def _attach(svc: Any, args: argparse.Namespace) -> int:
     supervisor, with their PIN (dock.storage.pins, with its lockout). Attaching only adds
     protection (a hold on the case keeps what is attached), so either role may; the
     audit names that person, and the login that typed the command beside them."""
-    from dock.evidence.holds import ensure_tables, purge_state
+    from dock.evidence.purge_records import purge_state
     from dock.storage.pins import authorise
 
     who = args.officer or (input("Officer number: ").strip() if sys.stdin.isatty() else "")
@@ -390,11 +390,10 @@ def _attach(svc: Any, args: argparse.Namespace) -> int:
                          {"case": args.case, "why": ok.why, "by": args.actor})  # fmt: skip
         print(f"dock case attach: refused: {shown(ok.why, 200)}", file=sys.stderr)
         return EXIT_REFUSED
-    ensure_tables(svc.store)
     try:
         for item in args.recordings:
             serial, _, rec = item.partition(":")
-            gone = purge_state(svc.store._db(), serial, rec)
+            gone = purge_state(svc.store, serial, rec)
             if gone is not None:
                 raise StoreError(f"{serial}/{rec} {gone}")
             if svc.store.attach_case(args.case, serial, rec, who):

@@ -19,13 +19,8 @@ from zoneinfo import ZoneInfo
 
 from dock.cli.admin import EXIT_REFUSED, EXIT_USAGE, _pin, service_from
 from dock.devices.clock import local_display
-from dock.evidence.holds import (
-    HoldError,
-    HoldRecord,
-    HoldRegister,
-    deadline_report,
-    overdue_or_at_risk,
-)
+from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
+from dock.evidence.holds import HoldError, HoldRecord, HoldRegister
 from dock.evidence.purging import purge
 from dock.evidence.retention import HoldKind
 from dock.storage.pins import authorise

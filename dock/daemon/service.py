@@ -812,7 +812,7 @@ class DockService:
         or overdue (once per episode and state), and sample the archive's fixity once
         a day."""
         from dock.evidence.fixity import verify_archive
-        from dock.evidence.holds import deadline_report, overdue_or_at_risk
+        from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
 
         if self.offloader is not None:
             for why in self.offloader.complete_seals().failed:

@@ -41,6 +41,7 @@ from typing import Any
 from dock.devices.clock import local_display, utc_iso
 from dock.evidence.bagit import make_bag, validate_bag
 from dock.storage.pins import verify as verify_pin
+from dock.storage.register_tables import AccessTable
 from dock.support.files import hash_file
 from dock.support.text import escaped, safe_name
 
@@ -64,37 +65,6 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 DEFAULT_VALIDITY_S = 7 * 24 * 3600
 DESCRIPTION = "description.txt"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS access_requests (
-    id INTEGER PRIMARY KEY,
-    requester TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    recordings TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('view', 'copy', 'export')),
-    requested_at REAL NOT NULL,
-    approved_by TEXT,
-    approved_at REAL,
-    refused_by TEXT,
-    refused_at REAL,
-    refused_reason TEXT,
-    expires_at REAL
-);
-CREATE TABLE IF NOT EXISTS access_log (
-    id INTEGER PRIMARY KEY,
-    request_id INTEGER NOT NULL REFERENCES access_requests(id),
-    who TEXT NOT NULL,
-    what TEXT NOT NULL,
-    action TEXT NOT NULL,
-    at REAL NOT NULL,
-    place TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
-BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
-BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END;
-"""
-
 
 class AccessError(Exception):
     """A request, approval, access or export that is not allowed (already audited)."""
@@ -181,29 +151,19 @@ class AccessRegister:
         self.audit = audit
         self.clock = clock
         self.validity_s = validity_s
-        self.store._db().executescript(SCHEMA)
+        self.table = AccessTable(store)
 
     # ------------------------------------------------------------------ reading
     def get(self, request_id: int) -> AccessRequest | None:
-        row = (
-            self.store._db()
-            .execute("SELECT * FROM access_requests WHERE id = ?", (request_id,))
-            .fetchone()
-        )
+        row = self.table.request(request_id)
         return None if row is None else _request(row)
 
     def requests(self) -> list[AccessRequest]:
-        rows = self.store._db().execute("SELECT * FROM access_requests ORDER BY id")
-        return [_request(r) for r in rows.fetchall()]
+        return [_request(r) for r in self.table.requests()]
 
     def log(self, request_id: int | None = None) -> list[dict[str, Any]]:
         """The register: who did what to which recording, under which request, when, where."""
-        sql = "SELECT * FROM access_log"
-        params: tuple[Any, ...] = ()
-        if request_id is not None:
-            sql, params = sql + " WHERE request_id = ?", (request_id,)
-        rows = self.store._db().execute(sql + " ORDER BY id", params).fetchall()
-        return [dict(r) for r in rows]
+        return self.table.log(request_id)
 
     # ------------------------------------------------------------------ steps
     def _deny(self, actor: str, request_id: int | None, step: str, why: str) -> AccessError:
@@ -243,13 +203,9 @@ class AccessRegister:
         missing = [_what(p) for p in pairs if self.store.archived(*p) is None]
         if missing:
             raise self._deny(requester, None, "request", f"not in the archive: {missing}")
-        with self.store._write() as db:
-            cur = db.execute(
-                "INSERT INTO access_requests (requester, purpose, recordings, kind, requested_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (requester, purpose.strip(), json.dumps(pairs), kind, self.clock()),
-            )
-            request_id = int(cur.lastrowid or 0)
+        request_id = self.table.add_request(
+            requester, purpose.strip(), json.dumps(pairs), kind, self.clock()
+        )
         self.audit.append(
             "access_request",
             requester,
@@ -295,13 +251,7 @@ class AccessRegister:
         self._supervisor_decides(request_id, supervisor_id, supervisor_pin, "approve")
         now = self.clock()
         expires = now + (self.validity_s if valid_for_s is None else valid_for_s)
-        with self.store._write() as db:
-            cur = db.execute(
-                "UPDATE access_requests SET approved_by = ?, approved_at = ?, expires_at = ? "
-                "WHERE id = ? AND approved_by IS NULL AND refused_reason IS NULL",
-                (supervisor_id, now, expires, request_id),
-            )
-            decided = cur.rowcount == 1
+        decided = self.table.approve(request_id, supervisor_id, now, expires)
         if not decided:  # decided by someone else meanwhile
             raise self._deny(supervisor_id, request_id, "approve", "already decided")
         self.audit.append(
@@ -320,13 +270,7 @@ class AccessRegister:
         if not reason.strip():
             raise self._deny(supervisor_id, request_id, "refuse", "a refusal must say why")
         self._supervisor_decides(request_id, supervisor_id, supervisor_pin, "refuse")
-        with self.store._write() as db:
-            cur = db.execute(
-                "UPDATE access_requests SET refused_by = ?, refused_at = ?, refused_reason = ? "
-                "WHERE id = ? AND approved_by IS NULL AND refused_reason IS NULL",
-                (supervisor_id, self.clock(), reason.strip(), request_id),
-            )
-            decided = cur.rowcount == 1
+        decided = self.table.refuse(request_id, supervisor_id, self.clock(), reason.strip())
         if not decided:
             raise self._deny(supervisor_id, request_id, "refuse", "already decided")
         self.audit.append(
@@ -373,13 +317,7 @@ class AccessRegister:
             pair = (str(recording[0]), str(recording[1]))
         self.authorised(request_id, who, action, [pair])
         where = place or f"dock {self.audit.dock_id}"
-        with self.store._write() as db:
-            cur = db.execute(
-                "INSERT INTO access_log (request_id, who, what, action, at, place) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (request_id, who, _what(pair), action, self.clock(), where),
-            )
-            entry = int(cur.lastrowid or 0)
+        entry = self.table.add_entry(request_id, who, _what(pair), action, self.clock(), where)
         self.audit.append(
             "access_record",
             who,

@@ -2,8 +2,10 @@
 
 REQUIREMENTS.md §4: footage must reach the unit's storage within 24 h of return (002 art.23;
 003 art.13), 2 days (004 att.1 art.5; the ``jingzhou`` preset ships it as 48 h) or one
-working day (001 art.19), and the dock alerts when a deadline is at risk. Pure: the
-caller passes every time in, so the rules are table-tested without a clock.
+working day (001 art.19), and the dock alerts when a deadline is at risk. The rules
+(:func:`offload_deadline`, :func:`deadline_status`) are pure: the caller passes every
+time in, so they are table-tested without a clock. :func:`deadline_report` applies them
+to the returns in the dock's database.
 
 Times are aware datetimes or UTC seconds since the epoch; every datetime returned is aware
 UTC. Bad input (a naive datetime, a nonsensical policy) raises ValueError: a deadline
@@ -15,10 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from dock.devices.clock import local_display, utc_iso
 from dock.domain.policy import Policy
+from dock.storage.store import Custody, Store
 
 #: An aware datetime, or UTC seconds since the epoch.
 Instant = datetime | float
@@ -160,4 +164,90 @@ def _utc(t: Instant, what: str) -> datetime:
     return _EPOCH + timedelta(seconds=t)
 
 
-__all__ = ["DeadlineState", "Instant", "State", "deadline_status", "offload_deadline"]
+# --------------------------------------------------------------------------- the report
+# The rules above are pure; the report below feeds them from the dock's database.
+
+
+def deadline_report(store: Store, policy: Policy, tz: str, now: Instant) -> list[dict[str, Any]]:
+    """Every returned custody episode against its offload deadline, oldest return first.
+
+    When an episode counts as offloaded (the store knows archive rows, not which footage
+    was on the recorder at its return), the rule is:
+
+    1. ``offloaded_at`` = the latest ``archived_at`` of the serial's archive rows archived
+       at or after the return (``in_at``), up to ``now`` and before the serial's next
+       check-out (later rows belong to a later episode) -- basis ``archive``;
+    2. else, when the serial's next check-out happened (by ``now``) without a supervisor
+       override, it passed the ``footage_pending`` check, so nothing of this episode was
+       left to offload: done at its return -- basis ``nothing_pending``;
+    3. else not offloaded (``offloaded_at`` None): ``on_time``, ``at_risk`` or ``overdue``.
+
+    Limits: an offload that archived only part of the footage counts as an offload
+    (the failure shows on the slot and in the audit log); a recorder returned with no
+    footage shows as due until its next check-out. Public holidays are not known to the
+    dock, so working-day deadlines count Monday to Friday.
+    """
+    at = epoch_seconds(now)
+    episodes = store.custody_episodes()
+    by_serial: dict[str, list[Custody]] = {}
+    for e in episodes:
+        by_serial.setdefault(e.serial, []).append(e)
+    rows: list[dict[str, Any]] = []
+    for e in sorted((e for e in episodes if e.in_at is not None), key=lambda e: e.in_at or 0):
+        in_at = float(e.in_at or 0)
+        later = [n for n in by_serial[e.serial] if n.id != e.id and n.out_at >= in_at]
+        nxt = later[0] if later else None
+        found = store.latest_archived_at(
+            e.serial, in_at, at, None if nxt is None else float(nxt.out_at)
+        )
+        basis: str | None = None
+        offloaded_at: float | None = None
+        if found is not None:
+            offloaded_at, basis = found, "archive"
+        elif nxt is not None and nxt.out_at <= at and nxt.override_by is None:
+            offloaded_at, basis = in_at, "nothing_pending"
+        ds = deadline_status(in_at, offloaded_at, at, policy, tz)
+        deadline = ds.deadline.timestamp()
+        rows.append(
+            {
+                "custody_id": e.id,
+                "serial": e.serial,
+                "officer_id": e.officer_id,
+                "returned_at": utc_iso(in_at),
+                "deadline_utc": utc_iso(deadline),
+                "deadline_local": local_display(deadline, tz),
+                "offloaded_at": None if offloaded_at is None else utc_iso(offloaded_at),
+                "offload_basis": basis,
+                "state": ds.state,
+                "remaining_s": round(ds.remaining.total_seconds(), 3),
+            }
+        )
+    return rows
+
+
+def overdue_or_at_risk(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that need someone to act: the alert of REQUIREMENTS.md §4."""
+    return [r for r in report if r["state"] in ("overdue", "at_risk")]
+
+
+def epoch_seconds(t: Instant) -> float:
+    """Epoch seconds from an aware datetime or a number; a naive datetime is refused."""
+    if isinstance(t, datetime):
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError("now is a naive datetime; pass an aware one or epoch seconds")
+        return t.astimezone(UTC).timestamp()
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"now {t!r} is neither an aware datetime nor epoch seconds")
+    return float(t)
+
+
+__all__ = [
+    "DeadlineState",
+    "Instant",
+    "State",
+    "deadline_report",
+    "deadline_status",
+    "epoch_seconds",
+    "offload_deadline",
+    "overdue_or_at_risk",
+]

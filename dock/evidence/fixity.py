@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from dock.evidence.bagit import BAGIT_TXT, TMP_PREFIX, tagmanifest_digest, validate_bag
-from dock.evidence.purging import gone_or_going, retired_bags, unfinished
+from dock.evidence.purge_records import gone_or_going, retired_bags, unfinished
 from dock.evidence.seals import not_sealed, seal_lock_busy
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store

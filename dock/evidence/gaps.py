@@ -5,36 +5,14 @@ REQUIREMENTS.md §5: recording must run without interruption from arrival to dep
 001 art.19(2)), and the dock finds gaps and device faults in the recorder's logs and opens
 an item that a supervisor closes. Three parts:
 
-* ``find_gaps`` is pure: the recorder's event log and recording list in, the items out,
-  in a deterministic order, so every rule is a row of a table test.
+* ``find_gaps`` (:mod:`.gap_detection`) is pure: the recorder's event log and recording
+  list in, the items out, in a deterministic order, so every rule is a row of a table test.
 * ``GapRegister`` keeps the items in the dock database (table ``explanation_items``) and
   audits every opening and closing; re-reading the same log opens nothing twice.
 * ``scan_episode`` reads one recorder through an authenticated client and opens the
   items of one custody episode.
 
-What counts, and why:
-
-* An INTERRUPTED event (battery, storage full, fault, other) inside the episode is a gap
-  from the interruption to the next restart, or to the end of the episode if recording
-  never resumed in it. A RECORD_STOP whose reason is not MANUAL is the same thing logged
-  differently (and a stop without any reason cannot be told apart from one: it is asked
-  about as ``other``).
-* A recording flagged INTERRUPTED (or stopped for a reason other than MANUAL) with no such
-  event is still reported, from its end: event logs roll over, recording lists do not lie
-  about their own flags. An event and its recording's flag are one item.
-* A FAULT event inside the episode is an item of its own: the fault needs a look even when
-  recording went on, and a fault that also cut a recording gives two items because the
-  device and the gap are answered by different people.
-* A manual stop is not an interruption: it is the officer's decision at the end of an
-  action, and §5 asks for explanations of interruptions for objective causes (battery,
-  storage, fault, weather, obstruction), not of an officer ending one incident and
-  starting the next. So by default a manual stop opens no item (an officer who films 20
-  incidents would otherwise leave 19, and bury the real interruptions among them). A unit
-  that wants every stop-and-restart within an episode looked at, since the dock cannot
-  tell a stop between two actions from a stop in the middle of one (002 art.19 asks for
-  the whole action), sets the policy's ``explain_manual_stops``
-  (``report_manual_stops=True`` here): each is then a ``manual_stop`` item. The last stop
-  of an episode is never an item.
+The rules (what counts, and why) are in :mod:`.gap_detection`.
 
 Closing: the officer writes an account of the item on their own PIN (``add_account``,
 once, before the review), and a supervisor closes it with a written explanation on
@@ -47,307 +25,52 @@ check-out; the episode bounds are the dock's custody times (epoch seconds, here 
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from dock.devices.recorder_client import EventLog, RecorderClient
+from dock.evidence.gap_detection import (
+    FAULT,
+    INTERRUPTED,
+    KINDS,
+    MANUAL_STOP,
+    Gap,
+    RecordingLike,
+    find_gaps,
+)
 from dock.storage.audit import AuditLog
 from dock.storage.pins import verify as verify_pin
+from dock.storage.register_tables import GapTable
 from dock.storage.store import Custody, Store
-from firmware_protocol.messages import Capability, EventKind, RecordingFlag, StopReason
+from firmware_protocol.messages import Capability
 
-INTERRUPTED = "interrupted"
-FAULT = "fault"
-MANUAL_STOP = "manual_stop"
-KINDS = (INTERRUPTED, FAULT, MANUAL_STOP)
+__all__ = [
+    "FAULT",
+    "INTERRUPTED",
+    "KINDS",
+    "MANUAL_STOP",
+    "MIN_EXPLANATION",
+    "ExplanationItem",
+    "Gap",
+    "GapError",
+    "GapRegister",
+    "RecordingLike",
+    "find_gaps",
+    "scan_episode",
+]
+
 
 #: Shortest written explanation accepted when closing an item (002 art.20: written).
 MIN_EXPLANATION = 10
-
-_I64 = 1 << 63
 
 
 class GapError(Exception):
     """A request the register refuses (unknown or closed item, unverified supervisor, ...)."""
 
 
-class RecordingLike(Protocol):
-    """What ``find_gaps`` reads of a recording (``RecordingInfo`` has all of it)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def flags(self) -> int: ...
-    @property
-    def stop_reason(self) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class Gap:
-    """One thing to explain. ``end_ms`` is None when the episode has no end yet."""
-
-    kind: str
-    reason: str
-    start_ms: int
-    end_ms: int | None
-    recording_id: str | None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class _Event:
-    order: tuple[int, int, int]
-    time_ms: int
-    kind: EventKind
-    reason: int | None
-    recording_id: str | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class _Rec:
-    id: str
-    start_ms: int | None
-    end_ms: int
-    flags: int
-    stop_reason: int | None
-
-
-def _int(value: Any) -> int | None:
-    """An int that fits the protocol's I64, or None: malformed fields are ignored."""
-    if isinstance(value, int) and not isinstance(value, bool) and -_I64 <= value < _I64:
-        return value
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _reason_name(code: int | None) -> str:
-    """battery / storage_full / fault / other; anything unknown (or MANUAL) is ``other``."""
-    try:
-        reason = StopReason(code) if code is not None else StopReason.OTHER
-    except ValueError:
-        return "other"
-    return "other" if reason is StopReason.MANUAL else reason.name.lower()
-
-
-def _parse_events(events: Iterable[Any]) -> list[_Event]:
-    out = []
-    for pos, e in enumerate(events):
-        if not isinstance(e, Mapping):
-            continue
-        t, k = _int(e.get("time_ms")), _int(e.get("kind"))
-        if t is None or k is None:
-            continue
-        try:
-            kind = EventKind(k)
-        except ValueError:
-            continue
-        index = _int(e.get("index"))
-        out.append(
-            _Event(
-                (t, pos if index is None else index, pos),
-                t,
-                kind,
-                _int(e.get("reason")),
-                _text(e.get("recording_id")),
-                _text(e.get("detail")) or "",
-            )
-        )
-    return sorted(out, key=lambda ev: ev.order)
-
-
-def _parse_recordings(recordings: Iterable[Any]) -> list[_Rec]:
-    out = []
-    for r in recordings:
-        rid, end = _text(getattr(r, "id", None)), _int(getattr(r, "end_ms", None))
-        if rid is None or end is None:
-            continue
-        flags = _int(getattr(r, "flags", 0)) or 0
-        out.append(
-            _Rec(
-                rid,
-                _int(getattr(r, "start_ms", None)),
-                end,
-                flags,
-                _int(getattr(r, "stop_reason", None)),
-            )
-        )
-    return sorted(out, key=lambda r: (r.end_ms, r.id))
-
-
-def find_gaps(
-    events: Sequence[Mapping[str, Any]],
-    recordings: Sequence[RecordingLike],
-    episode_start_ms: int | None,
-    episode_end_ms: int | None,
-    report_manual_stops: bool = False,
-) -> list[Gap]:
-    """The items to explain for one episode (bounds inclusive; None: unbounded).
-
-    Never raises on malformed input: an event or recording missing what a rule needs is
-    skipped. Sorted by (start_ms, kind, recording_id, reason, detail); no two items share
-    the register's key (kind, start_ms, recording_id), and an event and its recording's
-    INTERRUPTED flag give one item.
-    """
-    evs = _parse_events(events)
-    recs = _parse_recordings(recordings)
-    by_id = {r.id: r for r in recs}
-
-    def inside(t: int) -> bool:
-        return (episode_start_ms is None or t >= episode_start_ms) and (
-            episode_end_ms is None or t <= episode_end_ms
-        )
-
-    # Every moment recording (re)started, from the log and from the recording list.
-    restarts = sorted(
-        {(e.time_ms, e.recording_id or "") for e in evs if e.kind is EventKind.RECORD_START}
-        | {(r.start_ms, r.id) for r in recs if r.start_ms is not None}
-    )
-
-    def next_restart(t: int, own: str | None) -> int | None:
-        i = bisect.bisect_left(restarts, (t, ""))
-        for when, rid in restarts[i:]:
-            if not own or rid != own:
-                return when
-        return None
-
-    def gap_end(t: int, own: str | None) -> int | None:
-        r = next_restart(t, own)
-        if r is None or (episode_end_ms is not None and r > episode_end_ms):
-            return episode_end_ms
-        return r
-
-    found: dict[tuple[str, Any], Gap] = {}
-    cut: set[str] = set()  # recordings with an interruption item
-    cut_at: set[int] = set()  # times of interruptions logged without a recording id
-    cut_ends: set[int] = set()  # start times of every interruption item
-    manual: list[_Event] = []
-    fault_details: dict[tuple[str, Any], list[str]] = {}
-    for e in evs:
-        if not inside(e.time_ms):
-            continue
-        rid = e.recording_id
-        if e.kind is EventKind.FAULT:
-            key: tuple[str, Any] = (FAULT, (e.time_ms, rid or ""))
-            details = fault_details.setdefault(key, [])
-            detail = e.detail or "the recorder logged a fault"
-            if detail not in details:  # faults in one millisecond: one item, every detail
-                details.append(detail)
-                found[key] = Gap(FAULT, FAULT, e.time_ms, e.time_ms, rid, "; ".join(details))
-            continue
-        if e.kind not in (EventKind.INTERRUPTED, EventKind.RECORD_STOP):
-            continue
-        reason = e.reason
-        if reason is None and rid in by_id:
-            reason = by_id[rid].stop_reason
-        if e.kind is EventKind.RECORD_STOP and reason == StopReason.MANUAL:
-            manual.append(e)
-            continue
-        key = (INTERRUPTED, rid) if rid else (INTERRUPTED, ("@", e.time_ms))
-        if key in found:
-            continue
-        if rid:
-            cut.add(rid)
-        else:
-            cut_at.add(e.time_ms)
-        cut_ends.add(e.time_ms)
-        name = _reason_name(reason)
-        what = "interrupted" if e.kind is EventKind.INTERRUPTED else "stopped"
-        detail = e.detail or f"the recorder logged recording {what} ({name})"
-        found[key] = Gap(INTERRUPTED, name, e.time_ms, gap_end(e.time_ms, rid), rid, detail)
-
-    for r in recs:
-        flagged = bool(r.flags & RecordingFlag.INTERRUPTED)
-        not_manual = r.stop_reason is not None and r.stop_reason != StopReason.MANUAL
-        if not (flagged or not_manual) or not inside(r.end_ms):
-            continue
-        if r.id in cut or r.end_ms in cut_at:
-            continue
-        cut.add(r.id)
-        cut_ends.add(r.end_ms)
-        detail = "the recording list says it was cut short; the event log has no entry for it"
-        found[(INTERRUPTED, r.id)] = Gap(
-            INTERRUPTED,
-            _reason_name(r.stop_reason),
-            r.end_ms,
-            gap_end(r.end_ms, r.id),
-            r.id,
-            detail,
-        )
-
-    for e in manual if report_manual_stops else []:
-        rid = e.recording_id
-        if rid in cut or (not rid and e.time_ms in cut_ends):
-            continue  # the recording says it was cut: that item covers it
-        restart = next_restart(e.time_ms, rid)
-        if restart is None or not inside(restart):
-            continue  # the end of the last action of the episode
-        key = (MANUAL_STOP, rid) if rid else (MANUAL_STOP, ("@", e.time_ms))
-        if key not in found:
-            detail = f"stopped by hand and restarted {(restart - e.time_ms) / 1000:g} s later"
-            found[key] = Gap(MANUAL_STOP, "manual", e.time_ms, restart, rid, detail)
-
-    # Different rows of ``found`` may still share the register's key: keep the first.
-    out: dict[tuple[str, int, str], Gap] = {}
-    for g in sorted(found.values(), key=_sort_key):
-        out.setdefault((g.kind, g.start_ms, g.recording_id or ""), g)
-    return list(out.values())
-
-
-def _sort_key(g: Gap) -> tuple[int, str, str, str, str]:
-    return (g.start_ms, g.kind, g.recording_id or "", g.reason, g.detail)
-
-
 # --- the register -------------------------------------------------------------------------
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS explanation_items (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL,
-    officer_id TEXT NOT NULL,
-    custody_id INTEGER,
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    start_ms INTEGER NOT NULL,
-    end_ms INTEGER,
-    recording_id TEXT NOT NULL DEFAULT '',
-    detail TEXT NOT NULL DEFAULT '',
-    opened_at REAL NOT NULL,
-    closed_at REAL,
-    closed_by TEXT,
-    explanation TEXT,
-    account TEXT,
-    account_at REAL,
-    UNIQUE (serial, kind, start_ms, recording_id)
-)""",
-    "CREATE INDEX IF NOT EXISTS explanation_items_by_officer "
-    "ON explanation_items(officer_id, closed_at)",
-    # Where each episode's scan read the recorder's event log: the next episode reads
-    # on from there, so an honest long log is read in turns, within the client's bound.
-    """CREATE TABLE IF NOT EXISTS event_log_reads (
-    serial TEXT NOT NULL,
-    custody_id INTEGER NOT NULL,
-    since INTEGER NOT NULL,
-    next INTEGER NOT NULL,
-    complete INTEGER NOT NULL,
-    read_at REAL NOT NULL,
-    PRIMARY KEY (serial, custody_id)
-)""",
-)
-
-
-#: Columns added since the table was first made: (name, type), added to an older table.
-ADDED_COLUMNS = (("account", "TEXT"), ("account_at", "REAL"))
 
 
 @dataclass(frozen=True)
@@ -396,31 +119,23 @@ class GapRegister:
     ) -> None:
         self.store = store
         self.audit = audit
-        self._clock = clock or getattr(store, "_clock", time.time)
-        with store._write() as db:
-            for statement in SCHEMA:
-                db.execute(statement)
-            have = {r[1] for r in db.execute("PRAGMA table_info(explanation_items)")}
-            for name, kind in ADDED_COLUMNS:
-                if name not in have:  # a database from before the column existed
-                    db.execute(f"ALTER TABLE explanation_items ADD COLUMN {name} {kind}")
+        self._clock = clock or getattr(store, "clock", time.time)
+        self.table = GapTable(store)
 
     def open_items(
         self, serial: str, officer_id: str, custody_id: int | None, gaps: Iterable[Gap]
     ) -> int:
         """Open an item per gap not yet in the register; returns how many were new."""
         opened = 0
-        with self.store._write() as db:
+        with self.table.transaction():  # every item with its audit entry, or none
             for g in gaps:
-                cur = db.execute(
-                    "INSERT INTO explanation_items (serial, officer_id, custody_id, kind, "
-                    "reason, start_ms, end_ms, recording_id, detail, opened_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (serial, kind, start_ms, recording_id) DO NOTHING",
-                    (serial, officer_id, custody_id, g.kind, g.reason, g.start_ms, g.end_ms,
-                     g.recording_id or "", g.detail, self._clock()),
+                item_id = self.table.open_item(
+                    {"serial": serial, "officer_id": officer_id, "custody_id": custody_id,
+                     "kind": g.kind, "reason": g.reason, "start_ms": g.start_ms,
+                     "end_ms": g.end_ms, "recording_id": g.recording_id or "",
+                     "detail": g.detail, "opened_at": self._clock()}
                 )  # fmt: skip
-                if cur.rowcount != 1:
+                if item_id is None:
                     continue
                 opened += 1
                 self.audit.append(
@@ -428,7 +143,7 @@ class GapRegister:
                     "dock",
                     serial,
                     {
-                        "item": cur.lastrowid,
+                        "item": item_id,
                         "officer": officer_id,
                         "custody": custody_id,
                         "kind": g.kind,
@@ -443,53 +158,23 @@ class GapRegister:
     def events_from(self, serial: str, custody_id: int) -> int | None:
         """Where to read ``serial``'s event log for this episode: where its own earlier
         scan started, else where the last scan of the device ended; None: never read."""
-        db = self.store._db()
-        row = db.execute(
-            "SELECT since FROM event_log_reads WHERE serial = ? AND custody_id = ?",
-            (serial, custody_id),
-        ).fetchone()
-        if row is not None:
-            return int(row["since"])
-        row = db.execute(
-            "SELECT next FROM event_log_reads WHERE serial = ? ORDER BY read_at DESC, rowid DESC "
-            "LIMIT 1",
-            (serial,),
-        ).fetchone()
-        return None if row is None else int(row["next"])
+        since = self.table.read_since(serial, custody_id)
+        if since is not None:
+            return since
+        return self.table.last_read_end(serial)
 
     def note_events_read(self, serial: str, custody_id: int, log: EventLog) -> None:
-        with self.store._write() as db:
-            db.execute(
-                "INSERT INTO event_log_reads (serial, custody_id, since, next, complete, read_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial, custody_id) DO UPDATE SET "
-                "next = max(next, excluded.next), complete = excluded.complete, "
-                "read_at = excluded.read_at",
-                (serial, custody_id, log.since, log.next, int(log.complete), self._clock()),
-            )
+        self.table.note_read(serial, custody_id, log.since, log.next, log.complete, self._clock())
 
     def item(self, item_id: int) -> ExplanationItem | None:
-        row = (
-            self.store._db()
-            .execute("SELECT * FROM explanation_items WHERE id = ?", (item_id,))
-            .fetchone()
-        )
+        row = self.table.item(item_id)
         return None if row is None else _item(row)
 
     def list_items(
         self, officer_id: str | None = None, open_only: bool = True
     ) -> list[ExplanationItem]:
         """Items, oldest first; of one officer when given; only open ones unless told."""
-        where, args = [], []
-        if officer_id is not None:
-            where.append("officer_id = ?")
-            args.append(officer_id)
-        if open_only:
-            where.append("closed_at IS NULL")
-        sql = "SELECT * FROM explanation_items"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self.store._db().execute(sql + " ORDER BY id", args).fetchall()
-        return [_item(r) for r in rows]
+        return [_item(r) for r in self.table.items(officer_id, open_only)]
 
     def close_item(
         self, item_id: int, supervisor_id: str, supervisor_pin: str, explanation: str
@@ -524,12 +209,10 @@ class GapRegister:
             if check.locked:
                 raise GapError("supervisor PIN locked: another supervisor unlocks it")
             raise GapError("supervisor not verified (wrong PIN, not a supervisor or disabled)")
-        with self.store._write() as db:
+        with self.table.transaction():  # all closed with their entries, or none
             rows, problems = [], []
             for item_id in ids:
-                row = db.execute(
-                    "SELECT * FROM explanation_items WHERE id = ?", (item_id,)
-                ).fetchone()
+                row = self.table.item(item_id)
                 if row is None:
                     problems.append(f"no explanation item {item_id}")
                 elif row["closed_at"] is not None:
@@ -541,11 +224,7 @@ class GapRegister:
                 raise GapError(what + ("; nothing was closed" if len(ids) > 1 else ""))
             now = self._clock()
             for row in rows:
-                db.execute(
-                    "UPDATE explanation_items SET closed_at = ?, closed_by = ?, explanation = ? "
-                    "WHERE id = ? AND closed_at IS NULL",
-                    (now, supervisor_id, text, row["id"]),
-                )
+                self.table.close(row["id"], now, supervisor_id, text)
                 self.audit.append(
                     "gap_explained",
                     supervisor_id,
@@ -585,8 +264,8 @@ class GapRegister:
             raise GapError(f"officer number or PIN not recognised ({check.tries_left} tries left)")
         if officer.disabled:
             raise GapError(f"officer {officer_id} is disabled")
-        with self.store._write() as db:
-            row = db.execute("SELECT * FROM explanation_items WHERE id = ?", (item_id,)).fetchone()
+        with self.table.transaction():  # the account with its audit entry
+            row = self.table.item(item_id)
             if row is None:
                 raise GapError(f"no explanation item {item_id}")
             if row["officer_id"] != officer_id:
@@ -600,11 +279,7 @@ class GapRegister:
                     f"item {item_id} was already closed by {row['closed_by']}: an account "
                     "comes before the review"
                 )
-            db.execute(
-                "UPDATE explanation_items SET account = ?, account_at = ? "
-                "WHERE id = ? AND account IS NULL AND closed_at IS NULL",
-                (text, self._clock(), item_id),
-            )
+            self.table.set_account(item_id, text, self._clock())
             self.audit.append(
                 "gap_account",
                 officer_id,
