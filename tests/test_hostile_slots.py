@@ -12,6 +12,7 @@ import threading
 import pytest
 
 import dock.devices.recorder_client as rc
+import dock.devices.recorder_client.link as rc_link
 from dock.domain.slot_state import SlotState
 from firmware_protocol.messages import MsgType
 
@@ -43,7 +44,8 @@ def test_a_recorder_holding_back_its_status_does_not_delay_the_other_slot(make_d
 
 
 def test_one_byte_reads_in_one_slot_do_not_delay_the_other_slot(make_dock, monkeypatch) -> None:
-    monkeypatch.setattr(rc, "DEFAULT_BOUNDS", rc.Bounds(read_window_s=8.0))
+    # the session reads its default bounds where it is defined: patch them there
+    monkeypatch.setattr(rc_link, "DEFAULT_BOUNDS", rc.Bounds(read_window_s=8.0))
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 1, "recording_mb": 1},
         {"battery_percent": 95.0},
