@@ -66,6 +66,7 @@ ACTIONS: dict[str, frozenset[str]] = {
 DEFAULT_VALIDITY_S = 7 * 24 * 3600
 DESCRIPTION = "description.txt"
 
+
 class AccessError(Exception):
     """A request, approval, access or export that is not allowed (already audited)."""
 

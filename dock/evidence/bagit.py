@@ -30,6 +30,9 @@ Guarantees of :func:`make_bag`:
   space at either end as ``\\x20``: one line per element, the text recoverable.
 """
 
+# One file: the BagIt format in one place. Writing and validating share its rules (names,
+# percent-encoding, manifests, bag-info lines), so the two cannot drift apart.
+
 from __future__ import annotations
 
 import contextlib

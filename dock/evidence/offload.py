@@ -28,6 +28,9 @@ and an impossible start time is named ``unknown-date``; the database keeps the
 recorder's own texts and times.
 """
 
+# One file: the offload of a recorder is one ordered procedure (copy, verify, record with
+# its audit entry, erase); the order is the guarantee, so it reads top to bottom here.
+
 from __future__ import annotations
 
 import contextlib

@@ -17,6 +17,9 @@ have marked the dirty pages clean, so a second one can "succeed" over lost data)
 caller copies again from the source, which stays on the device until this returns.
 """
 
+# One file: write, fsync, read back, compare, publish or quarantine are one procedure
+# whose steps only make sense together (and the kill -9 campaign tests them as one).
+
 from __future__ import annotations
 
 import contextlib
