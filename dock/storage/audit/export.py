@@ -34,6 +34,7 @@ from dock.support.files import write_replacing
 
 
 def row_dict(r: Row) -> dict[str, Any]:
+    """An entry's stored columns, as its export line holds them."""
     return {
         "seq": r.seq, "time": r.time, "kind": r.kind, "actor": r.actor,
         "subject": r.subject, "data": r.data, "prev_hash": r.prev_hash, "hash": r.hash,
@@ -41,6 +42,7 @@ def row_dict(r: Row) -> dict[str, Any]:
 
 
 def chain_lines(*parts: Iterable[dict[str, Any]] | dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Single lines and streams of lines, in order: an export streamed, never held whole."""
     for part in parts:
         if isinstance(part, dict):
             yield part
