@@ -65,8 +65,9 @@ def parse_utc_ms(text: str) -> int:
     m = _ISO_RE.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"time {text!r}: expected ISO 8601 UTC like 2026-11-22T09:05:53.120Z")
-    *fields, ms = (int(v) for v in m.groups())
-    d = datetime(*fields, tzinfo=UTC)  # rejects month 13, 24:00:00, Feb 30
+    year, month, day, hour, minute, second, ms = (int(v) for v in m.groups())
+    # rejects month 13, 24:00:00, Feb 30
+    d = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     return (d - _EPOCH) // timedelta(milliseconds=1) + ms
 
 

@@ -11,6 +11,10 @@ cumulative ACKs piggybacked on every frame, a receive window that buffers frames
 arriving out of order, NAKs for damaged or missing frames (fast retransmit),
 per-frame retransmission timers with exponential back-off, RTT estimation with
 Karn's rule, and a SYN/SYN_ACK open that a restarted peer can repeat.
+
+Over 400 lines on purpose: these mechanisms share one state (sequence numbers, window,
+timers, RTT) that every frame changes, so they are read and reviewed together in one
+class, as h11 keeps its state machine in one file.
 """
 
 from __future__ import annotations
@@ -123,6 +127,8 @@ class _Outstanding:
 
 class Session:
     """One end of a session. Not thread-safe: drive it from one loop."""
+
+    _ack_due: bool  # an ACK (with SACK) is owed to the peer; set by _reset_sequences
 
     def __init__(self, role: Role, config: SessionConfig | None = None) -> None:
         self.role = role

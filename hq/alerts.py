@@ -188,7 +188,8 @@ def health_rule(site: str, dock: str, health: dict[str, Any], th: Thresholds) ->
 def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
     """Alerts one event opens or closes by itself (counting rules: :func:`failure_rule`)."""
     d = Decision()
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     kind = event.get("type")
     serial = str(data.get("serial") or event.get("subject") or "")
     if kind == EventType.DEADLINE_OVERDUE:
@@ -262,7 +263,8 @@ def failure_of(event: dict[str, Any]) -> tuple[AlertKind, str] | None:
     """The counter an event adds to, as (kind, subject): a device's failed checks (only
     when some check fails: the event also reports checks that pass again) or a dock's
     refused check-outs."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if event.get("type") == EventType.CHECKS_FAILED and data.get("failed"):
         return AlertKind.CHECKS_FAILING, str(data.get("serial") or "")
     if event.get("type") == EventType.CHECKOUT_REFUSED:

@@ -39,7 +39,7 @@ class Inbound:
     """One message as paho handed it over, stamped with when it arrived."""
 
     topic: str
-    payload: bytes
+    payload: bytes | bytearray  # as paho types it
     mid: int
     qos: int
     generation: int  # which connection it came on: its mid means nothing on another

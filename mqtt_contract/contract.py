@@ -184,8 +184,9 @@ def parse_utc(text: str) -> float:
     if m is None:
         raise ContractError(f"time {text!r}: expected ISO 8601 UTC like 2026-11-22T09:05:53.120Z")
     fields = tuple(int(v) for v in m.groups()[:6])
-    try:
-        datetime.datetime(*fields)  # rejects month 13, 24:00:00, Feb 30
+    year, month, day, hour, minute, second = fields
+    try:  # rejects month 13, 24:00:00, Feb 30
+        datetime.datetime(year, month, day, hour, minute, second)
     except ValueError:
         raise ContractError(f"time {text!r}: not a real date and time") from None
     frac = m.group(7) or "0"
@@ -230,7 +231,7 @@ def encode(kind: Kind, body: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode(kind: Kind, raw: bytes | str) -> dict[str, Any]:
+def decode(kind: Kind, raw: bytes | bytearray | str) -> dict[str, Any]:
     """Parse and validate one payload; a ContractError names what is wrong."""
     try:
         payload = json.loads(raw, parse_constant=_no_constant)

@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="newest protocol version served (every start); 1 emulates an old recorder",
     )
     d.add_argument(
-        "--fault", action="append", default=[], choices=[f.name.lower() for f in FaultFlag]
+        "--fault",
+        action="append",
+        default=[],
+        choices=[f.name.lower() for f in FaultFlag if f.name],
     )
     d.add_argument("--recording", action="store_true", help="start while recording")
     d.add_argument("--time-scale", type=float, default=1.0, help="speed up battery changes")

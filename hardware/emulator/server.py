@@ -174,10 +174,11 @@ class EmulatorServer:
                 produced = fw.outgoing()
                 if produced:
                     produced = inj.outbound(produced)
+                rest: bytes | memoryview = produced
                 if produced and not out and time.monotonic() >= stall_until:
-                    produced = self._write_direct(fd, produced)  # usual case: no copy
-                if produced:
-                    out += produced
+                    rest = self._write_direct(fd, produced)  # usual case: no copy
+                if rest:
+                    out += rest
                 if out and time.monotonic() >= stall_until:
                     self._write_some(fd, out)
                 if inj.take_disconnect():
