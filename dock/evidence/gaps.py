@@ -119,7 +119,8 @@ class GapRegister:
     ) -> None:
         self.store = store
         self.audit = audit
-        self._clock = clock or getattr(store, "clock", time.time)
+        fallback: Callable[[], float] = getattr(store, "clock", time.time)
+        self._clock: Callable[[], float] = clock or fallback
         self.table = GapTable(store)
 
     def open_items(

@@ -135,9 +135,9 @@ def purge(
     else:
         complete(store, audit, seals, evidence_dir, report=report)
     gone = gone_or_going(store)
-    sealed = seals.table.audited()
+    sealed: dict[Any, dict[str, Any]] = seals.table.audited()
     batched = PurgeTable(store).batched_seals()
-    groups: dict[int, Group] = {}
+    groups: dict[Any, Group] = {}
     legacy: set[tuple[str, str]] | None = None
     for entry in store.archive_entries():
         serial, rid = entry["serial"], entry["recording_id"]
@@ -324,9 +324,9 @@ def complete(
         # The earlier purge already took the files: this batch re-seals what remains.
         group.leaving = [(m, "purged by an earlier version of the dock") for m in
                          table.purged_members(seal["id"])]  # fmt: skip
-        batch = intent(store, audit, seals, root, None, time.time(), group, staying,
+        repair = intent(store, audit, seals, root, None, time.time(), group, staying,
                         (), "dock", None, None, legacy)  # fmt: skip
-        if batch is not None and run_batch(store, audit, seals, root, batch, report):
+        if repair is not None and run_batch(store, audit, seals, root, repair, report):
             report.completed.append(f"{seal['bag']} (left partial by an earlier version)")
     if standalone and len(report.completed) > before:
         audit.checkpoint()  # purges are signed at once

@@ -104,9 +104,9 @@ class SealRegister:
             for row in self.unsealed(serial):
                 groups.setdefault((row["serial"], row["officer_id"] or ""), []).append(row)
             for (group_serial, _officer), rows in groups.items():
-                seal = self._claim(group_serial, rows)
-                if seal is not None:  # else: another process sealed some meanwhile
-                    self._finish(seal, outcome)
+                claimed = self._claim(group_serial, rows)
+                if claimed is not None:  # else: another process sealed some meanwhile
+                    self._finish(claimed, outcome)
         return outcome
 
     def _claim(self, serial: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -60,7 +60,8 @@ class SealTable(Table):
         return self._db().execute("SELECT 1 FROM seals LIMIT 1").fetchone() is None
 
     def unsealed(self, serial: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM archive WHERE bag_id IS NULL", ()
+        sql = "SELECT * FROM archive WHERE bag_id IS NULL"
+        args: tuple[Any, ...] = ()
         if serial is not None:
             sql, args = sql + " AND serial = ?", (serial,)
         return dicts(self._db().execute(sql + " ORDER BY start_ms, rowid", args))

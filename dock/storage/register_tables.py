@@ -103,7 +103,8 @@ class AccessTable(Table):
         return dicts(self._db().execute("SELECT * FROM access_requests ORDER BY id"))
 
     def log(self, request_id: int | None = None) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM access_log", ()
+        sql = "SELECT * FROM access_log"
+        params: tuple[Any, ...] = ()
         if request_id is not None:
             sql, params = sql + " WHERE request_id = ?", (request_id,)
         return dicts(self._db().execute(sql + " ORDER BY id", params))

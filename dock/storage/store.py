@@ -148,7 +148,7 @@ class Store:
     @property
     def clock(self) -> Callable[[], float]:
         """The clock the store stamps rows with (tests pass a fake one)."""
-        return self._clock  # type: ignore[no-any-return]
+        return self._clock
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -595,7 +595,8 @@ class Store:
 
     def archive_by_start(self, serial: str | None = None) -> list[dict[str, Any]]:
         """Archive rows (of one recorder, or all) in recording order."""
-        sql, args = "SELECT * FROM archive", ()
+        sql = "SELECT * FROM archive"
+        args: tuple[Any, ...] = ()
         if serial is not None:
             sql, args = sql + " WHERE serial = ?", (serial,)
         rows = self._db().execute(sql + " ORDER BY start_ms, rowid", args)
@@ -617,7 +618,8 @@ class Store:
 
     def custody_episodes(self, serial: str | None = None) -> list[Custody]:
         """Every custody episode (of one recorder, or all), by check-out time."""
-        sql, args = "SELECT * FROM custody", ()
+        sql = "SELECT * FROM custody"
+        args: tuple[Any, ...] = ()
         if serial is not None:
             sql, args = sql + " WHERE serial = ?", (serial,)
         rows = self._db().execute(sql + " ORDER BY out_at, id", args).fetchall()
