@@ -246,7 +246,7 @@ def test_a_recorder_that_refuses_set_time_is_checked_by_its_measured_offset(make
     assert svc.slot_status["1"].state is SlotState.READY, svc.views["1"].failures
     (unset,) = entries(svc, "clock_not_set")
     assert "GNSS" in unset.data["reason"]
-    svc._full_at.clear()
+    svc.inspection.full_at.clear()
     svc.sweep()  # looked at in full again: the same reason is not audited twice
     assert len(entries(svc, "clock_not_set")) == 1
 

@@ -254,7 +254,7 @@ def test_archive_commands_parse() -> None:
         parser.parse_args(["archive", "verify", "--sample", "1.5"])
 
 
-# --- the daemon's daily sample (dock/daemon/service.py housekeeping) ------------------------
+# --- the daemon's daily sample (dock/daemon/maintenance.py) ------------------------
 
 
 def test_daily_sample_logs_and_audits_a_damaged_file_as_an_error(
@@ -262,15 +262,15 @@ def test_daily_sample_logs_and_audits_a_damaged_file_as_an_error(
 ) -> None:
     """004 att.2 §4 periodic sampling: a damaged file found by the daemon's daily sample
     is logged as an error naming the file, and audited; the intact ones do not hide it."""
-    import dock.daemon.service as service_mod
+    import dock.daemon.maintenance as maintenance
 
-    monkeypatch.setattr(service_mod, "FIXITY_SAMPLE", 1.0)  # the sample takes every file
+    monkeypatch.setattr(maintenance, "FIXITY_SAMPLE", 1.0)  # the sample takes every file
     entry = archived.store.archive_entries()[1]
     rewrite(evidence_path(archived, entry["path"]), flip)
-    with caplog.at_level("INFO", logger="dock.daemon.service"):
+    with caplog.at_level("INFO", logger="dock.daemon.maintenance"):
         archived.housekeeping(1e9)
     errors = [
-        r for r in caplog.records if r.name == "dock.daemon.service" and r.levelname == "ERROR"
+        r for r in caplog.records if r.name == "dock.daemon.maintenance" and r.levelname == "ERROR"
     ]
     assert errors, caplog.text
     assert any(entry["path"] in r.getMessage() for r in errors), caplog.text
@@ -284,9 +284,9 @@ def test_daily_sample_of_an_empty_archive_is_nothing_to_check(make_dock, caplog)
     """004 att.2 §4 periodic sampling: an archive with nothing in it yet (a new dock, at
     every start) is "nothing to check", never an error."""
     svc, _ = make_dock({"battery_percent": 95.0})
-    with caplog.at_level("INFO", logger="dock.daemon.service"):
+    with caplog.at_level("INFO", logger="dock.daemon.maintenance"):
         svc.housekeeping(1e9)
-    mine = [r for r in caplog.records if r.name == "dock.daemon.service"]
+    mine = [r for r in caplog.records if r.name == "dock.daemon.maintenance"]
     assert not [r for r in mine if r.levelno >= 30], caplog.text
     assert any("nothing to check" in r.getMessage() for r in caplog.records), caplog.text
     (check,) = [e for e in svc.audit.entries() if e.kind == "fixity_check"]

@@ -322,7 +322,7 @@ def test_a_killed_enrolment_is_finished_by_the_next(make_dock) -> None:
     before enrolling it: the next ``enrol`` completes with the same secret."""
     svc, recs = make_dock({"recordings": 0}, enrol=False)
     serial = recs[0].model.serial
-    with svc._slot("1") as client:
+    with svc.access.session("1") as client:
         secret = client.enrol()
         svc.store.keep_pending_secret(serial, secret)
         client.authenticate(secret)  # recorder commits; the dock "dies" here

@@ -464,7 +464,7 @@ def test_the_reply_timeout_is_the_one_protocol_md_states_and_the_daemon_uses(mak
     )
     assert stated is not None and float(stated.group(1)) == REPLY_TIMEOUT_S
     svc, _ = make_dock({"battery_percent": 95.0})
-    with svc._slot("1") as client:
+    with svc.access.session("1") as client:
         assert client.timeout == REPLY_TIMEOUT_S  # READ, STATUS, ... in sweeps and offloads
 
 

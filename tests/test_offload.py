@@ -203,7 +203,7 @@ def test_several_slots_offload_together_within_the_cap(make_dock) -> None:
     original = svc.offload
 
     def spy(slot_id, progress=None):
-        seen_running.append(len(svc._offloading))
+        seen_running.append(len(svc.offloads.busy()))
         return original(slot_id, progress)
 
     svc.offload = spy  # type: ignore[method-assign]

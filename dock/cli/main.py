@@ -194,10 +194,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if next_badge is not None:
         threading.Thread(target=badges, name="badges", daemon=True).start()
     last = None
+    if not args.once:  # seals, deadlines, fixity: own threads, never under `busy`
+        svc.start_maintenance(args.interval)
     try:
         for _ in range(1 if args.once else args.sweeps):
             with busy:
                 report = status_report(svc, svc.sweep())
+            if args.once:
                 svc.housekeeping(time.time())
             shown = {k: v for k, v in report.items() if not k.startswith("time_")}
             if shown != last:  # print when something changed, not every sweep
@@ -210,6 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     finally:
         stop.set()
+        svc.stop_maintenance()
         svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
         if reporter is not None:
             reporter.stop()  # "stopped" for headquarters, then a clean disconnect

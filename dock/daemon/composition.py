@@ -8,10 +8,19 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dock.domain.interfaces import Transport
+
+if TYPE_CHECKING:
+    from dock.config.load import DockConfig
+    from dock.daemon.service import DockService
+    from dock.domain.interfaces import Buzzer, Screen, SlotIndicator
+    from dock.reporting.reporter import Reporter
+    from dock.storage.audit import AuditLog
+    from dock.storage.store import Store
+    from hardware.emulator.fleet import EmulatedFleet
 
 
 def open_transport(url: str) -> Transport:
@@ -32,53 +41,12 @@ def open_transport(url: str) -> Transport:
     return SerialTransport(url)
 
 
-@dataclass
-class EmulatedFleet:
-    """Recorders emulated in this process, each on its own pseudo-terminal."""
-
-    urls: list[str]
-    descriptions: list[str]
-    _servers: list[Any]
-
-    def stop(self) -> None:
-        for server in self._servers:
-            server.stop()
-
-
-#: The spread of states `dock run --emulate N` cycles through, so a newcomer sees
-#: every branch of the flow: (description, emulator settings).
-EMULATED_SPREAD: list[tuple[str, dict[str, Any]]] = [
-    ("healthy", {"battery_percent": 96.0, "recordings": 0}),
-    ("back with footage", {"battery_percent": 90.0, "recordings": 3, "interrupted": 1}),
-    ("low battery", {"battery_percent": 11.0, "battery_health_percent": 61, "recordings": 2}),
-    ("clock drifted 47 s", {"clock_offset_s": 47.0, "drift_ppm": 180.0, "recordings": 1}),
-    ("older firmware", {"firmware": "1.1.0", "legacy": True, "recordings": 2}),
-    ("storage nearly full", {"storage_free_mb": 180, "recordings": 4}),
-    ("camera sensor fault", {"faults": "sensor", "recordings": 1}),
-]
-
-
 def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
-    """Start ``count`` reference recorders on ptys, in the spread above."""
-    from firmware_protocol.messages import FaultFlag
-    from hardware.emulator.recorder import RecorderFirmware
-    from hardware.emulator.recorder_model import LEGACY_CAPABILITIES, RecorderModel, RecorderSpec
-    from hardware.emulator.server import EmulatorServer
+    """Start ``count`` reference recorders on ptys (hardware/emulator/fleet.py): the
+    command line reaches the emulator only through this composition root."""
+    from hardware.emulator.fleet import start_emulated_recorders as start
 
-    servers: list[Any] = []
-    descriptions: list[str] = []
-    for i in range(count):
-        description, settings = EMULATED_SPREAD[i % len(EMULATED_SPREAD)]
-        settings = dict(settings)
-        if settings.pop("legacy", False):
-            settings["capabilities"] = LEGACY_CAPABILITIES
-        if "faults" in settings:
-            settings["faults"] = FaultFlag[settings["faults"].upper()]
-        spec = RecorderSpec(serial=f"EMU{i + 1:04d}", recording_mb=1.0, **settings)
-        model = RecorderModel.open(os.path.join(data_dir, spec.serial), spec)
-        servers.append(EmulatorServer(RecorderFirmware(model)).start())
-        descriptions.append(description)
-    return EmulatedFleet([s.url for s in servers], descriptions, servers)
+    return start(count, data_dir)
 
 
 #: Less free room than this in the state directory counts as full: the database and
@@ -143,7 +111,7 @@ def _state_error(state: str, exc: BaseException) -> StateDirError:
     )
 
 
-def open_audit_log(cfg: Any) -> Any:
+def open_audit_log(cfg: DockConfig) -> AuditLog:
     """The dock's audit log with its signing key (created on first start) and the copy of
     its newest checkpoint kept outside the database (``[dock] audit_checkpoint_copy``)."""
     from dock.storage.audit import AuditLog
@@ -156,7 +124,7 @@ def open_audit_log(cfg: Any) -> Any:
     )
 
 
-def open_state(cfg: Any) -> tuple[Any, Any]:
+def open_state(cfg: DockConfig) -> tuple[Store, AuditLog]:
     """The dock's database and audit log in ``cfg.dock.state_dir`` (created if missing,
     with the signing key); StateDirError, one line, when the directory cannot be used."""
     from dock.config.load import config_hash
@@ -177,17 +145,24 @@ def open_state(cfg: Any) -> tuple[Any, Any]:
     return store, audit
 
 
-def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
+def build_service(
+    cfg: DockConfig, pin_factory: object | None = None, screen: Screen | None = None
+) -> DockService:
     """Wire a DockService from a DockConfig: database, audit log and key, clock,
     transports, and the LEDs, buzzer and screen when a GPIO pin factory is given."""
+    from dock.daemon.parts import DockParts, Feedback, SlotWiring
     from dock.daemon.service import DockService
     from dock.devices.clock import SystemClock, TrustedClock
+    from dock.domain.interfaces import ClockSource
+    from dock.evidence.offload import Offloader
 
     state = cfg.dock.state_dir
     store, audit = open_state(cfg)
-    clock = TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
-    indicators: dict[str, Any] = {}
-    buzzer = None
+    clock: ClockSource = (
+        TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
+    )
+    indicators: dict[str, SlotIndicator] = {}
+    buzzer: Buzzer | None = None
     if pin_factory is not None:
         from hardware.indicators import GpioBuzzer, GpioSlotIndicator
 
@@ -198,8 +173,6 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
             buzzer = GpioBuzzer(cfg.gpio.buzzer, pin_factory)
     if screen is None:
         screen = _screen(cfg, pin_factory)
-    from dock.evidence.offload import Offloader
-
     offloader = Offloader(
         store,
         audit,
@@ -208,26 +181,28 @@ def build_service(cfg: Any, pin_factory: Any = None, screen: Any = None) -> Any:
         erase_after_verify=cfg.policy.erase_on_device == "after_verify",
         scanner=command_scanner(cfg.scanner.command) if cfg.scanner.command else None,
     )
-    return DockService(
+    parts = DockParts(
         dock_id=cfg.dock.id,
         store=store,
         audit=audit,
         policy=cfg.policy,
         clock=clock,
-        slots={s.id: s.port for s in cfg.slots},
-        open_transport=open_transport,
-        lock_dir=os.path.join(state, "locks"),
-        locale=cfg.dock.locale,
-        indicators=indicators,
-        screen=screen,
-        buzzer=buzzer,
-        min_pin_length=cfg.officers.min_pin_length,
-        timezone=cfg.dock.timezone,
+        slots=SlotWiring(
+            ports={s.id: s.port for s in cfg.slots},
+            open_transport=open_transport,
+            lock_dir=os.path.join(state, "locks"),
+        ),
+        feedback=Feedback(cfg.dock.locale, indicators, screen, buzzer),
         offloader=offloader,
+        timezone=cfg.dock.timezone,
+        min_pin_length=cfg.officers.min_pin_length,
     )
+    return DockService(parts)
 
 
-def command_scanner(command: tuple[str, ...], timeout: float = 600.0) -> Any:
+def command_scanner(
+    command: tuple[str, ...], timeout: float = 600.0
+) -> Callable[[str], tuple[bool, str]]:
     """A scanner hook around a command such as ClamAV's clamscan/clamdscan:
     exit 0 clean, 1 found, anything else (or no answer) a failure: fail closed."""
     import subprocess
@@ -247,7 +222,7 @@ def command_scanner(command: tuple[str, ...], timeout: float = 600.0) -> Any:
     return scan
 
 
-def _screen(cfg: Any, pin_factory: Any) -> Any:
+def _screen(cfg: DockConfig, pin_factory: object | None) -> Screen:
     from hardware.screens import ConsoleScreen, Hd44780Screen
 
     lcd = getattr(cfg.gpio, "hd44780", None)
@@ -259,7 +234,7 @@ def _screen(cfg: Any, pin_factory: Any) -> Any:
     return ConsoleScreen()
 
 
-def _audit_config_change(audit: Any, state_dir: str, digest: str, path: str | None) -> None:
+def _audit_config_change(audit: AuditLog, state_dir: str, digest: str, path: str | None) -> None:
     """A configuration that differs from the one the dock last ran with is audited."""
     marker = os.path.join(state_dir, "config.sha256")
     try:
@@ -278,7 +253,7 @@ def _audit_config_change(audit: Any, state_dir: str, digest: str, path: str | No
     os.replace(tmp, marker)
 
 
-def badge_source(reader: str, baudrate: int = 9600) -> Any:
+def badge_source(reader: str, baudrate: int = 9600) -> Callable[[], str | None] | None:
     """A function returning the next badge read (or None within ~0.2 s), or None when
     the dock has no badge reader (``reader`` as in the configuration's [badge])."""
     if reader == "none":
@@ -309,7 +284,7 @@ def badge_source(reader: str, baudrate: int = 9600) -> Any:
     return SerialBadgeReader(reader, baudrate).read
 
 
-def build_reporter(cfg: Any, svc: Any) -> Any:
+def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:
     """The reporter to headquarters over MQTT, or None when ``[mqtt]`` has no host."""
     if not cfg.mqtt.enabled:
         return None

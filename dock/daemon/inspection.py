@@ -1,0 +1,365 @@
+"""Looking at the slots: identify, authenticate, set the clock, self-test, check.
+
+Also carries out two of the state machine's actions: CloseCustody (a returned
+recorder's own identity closes its custody, and its event log is read for gaps in
+recording) and RunChecks (the verdict of the checks, from a reading taken since the
+recorder's footage last changed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dock.daemon.clock_setting import ClockSetting
+from dock.daemon.model import FRESH_STATES, SlotView
+from dock.daemon.parts import DockParts
+from dock.daemon.slot_access import SlotAccess
+from dock.daemon.slot_machine import SlotMachine
+from dock.devices.recorder_client import (
+    AuthenticationFailed,
+    LinkError,
+    NoAnswer,
+    RecorderClient,
+    RecorderRefused,
+    RecordingInfo,
+    Status,
+)
+from dock.domain import slot_state as sm
+from dock.domain.checks import run_checks
+from dock.domain.snapshot import DeviceSnapshot
+from firmware_protocol.messages import Capability, MsgType
+
+log = logging.getLogger("dock.daemon.service")
+
+#: A docked recorder is fully inspected (authenticated, clock set, self-tested,
+#: footage listed) at least this often; sweeps in between only read its STATUS.
+FULL_INSPECTION_EVERY_S = 60.0
+
+#: Longest a sweep waits for its slowest slot. Each slot is inspected in its own
+#: thread, so a slow or hostile recorder delays only its own slot; a sweep returns
+#: after this at the latest, with the other slots decided, while the slow one goes on
+#: (each of its exchanges bounded by the client) and later sweeps pass it by until it
+#: is done. Offloads run inside an inspection when offload_concurrency is 1.
+SWEEP_WAIT_S = 60.0
+
+#: Status history is written on change, and at least this often while docked.
+STATUS_EVERY_S = 300.0
+
+_LINK_ERRORS = (LinkError, RecorderRefused, AuthenticationFailed)
+
+
+class Inspection:
+    """Per-slot views of what is docked, kept up to date by sweeps."""
+
+    def __init__(
+        self,
+        parts: DockParts,
+        access: SlotAccess,
+        offloading: Callable[[str], bool],
+        taken: Callable[[str], None],
+    ) -> None:
+        self.parts = parts
+        self.access = access
+        self.machine: SlotMachine  # set by the service once the action table is built
+        self._offloading = offloading
+        self._taken = taken
+        self.views = {sid: SlotView(sid, port) for sid, port in parts.slots.ports.items()}
+        self.inspecting: dict[str, threading.Thread] = {}  # slot -> its inspection
+        self._lock = threading.Lock()
+        self.full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
+        self.clocks = ClockSetting(parts)
+        self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
+
+    # ------------------------------------------------------------------ sweeps
+    def sweep(self) -> list[SlotView]:
+        """Inspect every slot, each in its own thread: a failure or a slow recorder in
+        one slot never stops nor delays the others. Waits for them SWEEP_WAIT_S at
+        most; a slot still being inspected from an earlier sweep is passed by."""
+        started = []
+        with self._lock:
+            for sid in self.views:
+                if sid in self.inspecting:
+                    continue
+                worker = threading.Thread(
+                    target=self._inspect_one, args=(sid,), name=f"inspect-{sid}"
+                )
+                self.inspecting[sid] = worker
+                started.append(worker)
+        for worker in started:
+            worker.start()
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        for worker in started:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [self.views[sid] for sid in self.views]
+
+    def _inspect_one(self, slot_id: str) -> None:
+        try:
+            self.inspect(slot_id)
+        except Exception as exc:  # a bug or a disk error: this slot is faulty
+            log.exception("slot %s: inspection failed", slot_id)
+            self.machine.feed(slot_id, sm.Fault(f"{type(exc).__name__}: {exc}"))
+        finally:
+            with self._lock:
+                self.inspecting.pop(slot_id, None)
+
+    def busy(self) -> set[str]:
+        with self._lock:
+            return set(self.inspecting)
+
+    # ------------------------------------------------------------------ one slot
+    def inspect(self, slot_id: str) -> SlotView:
+        """Identify, authenticate, set the clock, self-test and check one slot."""
+        if self._offloading(slot_id):
+            return self.views[slot_id]  # busy offloading: looked at again afterwards
+        return self.read(slot_id)
+
+    def read(self, slot_id: str) -> SlotView:
+        """Read the slot's recorder and feed the slot's machine what was found."""
+        view = self.views[slot_id]
+        feed = self.machine.feed
+        try:
+            with self.access.session(slot_id) as client:
+                in_custody = self._inspect_with(view, client)
+        except _LINK_ERRORS as exc:
+            empty = isinstance(exc, NoAnswer)
+            view.serial = view.snapshot = view.status = None
+            view.results = []
+            view.error = None if empty else str(exc)
+            if empty:
+                if self.machine.state(slot_id) is not sm.SlotState.EMPTY:
+                    self._taken(slot_id)
+            else:
+                if self.machine.state(slot_id) is sm.SlotState.EMPTY:
+                    feed(slot_id, sm.Docked())
+                feed(slot_id, sm.Fault(str(exc)))
+            return view
+        serial = view.serial
+        assert serial is not None and view.snapshot is not None
+        status = self.machine.status[slot_id]
+        if status.state is sm.SlotState.EMPTY:
+            feed(slot_id, sm.Docked())
+        elif status.serial not in (None, serial):
+            feed(slot_id, sm.Undocked(), sm.Docked())  # another recorder, unseen swap
+        if self.machine.state(slot_id) is sm.SlotState.FAULT:
+            feed(slot_id, sm.FaultCleared())
+        if self.machine.state(slot_id) is sm.SlotState.IDENTIFYING:
+            snap = view.snapshot
+            work = snap.recordings_pending + view.erasures_owed
+            # CloseCustody, QueueOffload and RunChecks are carried out right here.
+            feed(slot_id, sm.Identified(serial, snap.enrolled, in_custody, work))
+        self._verdict(slot_id)  # the periodic re-check: a READY device can fail one
+        if self.machine.state(slot_id) is sm.SlotState.READY:
+            store = self.parts.store
+            granted = store.open_custody_of_device(serial)
+            if granted is not None and store.awaiting_takeaway(slot_id) == serial:
+                # granted by another process (the command line): show it here too
+                feed(slot_id, sm.CheckedOut(granted.officer_id))
+        return view
+
+    def _verdict(self, slot_id: str) -> None:
+        view = self.views[slot_id]
+        if view.ready:
+            self.machine.feed(slot_id, sm.ChecksPassed())
+        else:
+            codes = tuple(r.code for r in view.failures)
+            self.machine.feed(slot_id, sm.ChecksFailed(codes))
+
+    # ------------------------------------------------------------------ actions
+    def run_checks(self, slot_id: str, action: sm.RunChecks) -> None:
+        """RunChecks: judge the recorder from a full reading taken since its footage last
+        changed; after an offload there is none, so it is read again now, and the slot
+        turns READY (or says what fails) at once instead of at the next sweep."""
+        full = self.full_at.get(slot_id)
+        if full is not None and full[0] == action.serial == self.views[slot_id].serial:
+            self._verdict(slot_id)
+        else:
+            self.read(slot_id)  # ends with the verdict
+
+    def close_custody(self, slot_id: str, action: sm.CloseCustody) -> None:
+        """CloseCustody: a device that was out with an officer is back; its own identity
+        closes custody, and its event log is read for gaps in recording during the
+        episode (before anything is offloaded and erased)."""
+        serial = action.serial
+        parts = self.parts
+        closed = parts.store.close_custody(serial, slot_id)
+        if closed is None:
+            return  # closed meanwhile (another process): nothing to record twice
+        data = {"officer": closed.officer_id, "slot": slot_id, "custody": closed.id}
+        parts.audit.append("checkin", "dock", serial, data)
+        parts.audit.checkpoint()  # custody changes are signed at once
+        from dock.evidence.gaps import GapError, scan_episode
+
+        try:
+            with self.access.session(slot_id) as client:
+                device = parts.store.device(serial)
+                if device is None or client.identity is None or client.identity.serial != serial:
+                    raise LinkError("a different recorder is now in the slot")
+                client.authenticate(device.secret)
+                opened = scan_episode(
+                    client, parts.store, parts.audit, serial, closed,
+                    report_manual_stops=parts.policy.explain_manual_stops,
+                )  # fmt: skip
+        except (GapError, *_LINK_ERRORS) as exc:
+            log.warning("slot %s: gaps not read: %s", slot_id, exc)
+            return
+        if opened:
+            parts.show([parts.msg("gaps_opened", n=opened), serial])
+
+    # ------------------------------------------------------------------ reading
+    def _inspect_with(self, view: SlotView, client: RecorderClient) -> bool:
+        """Fill ``view`` from the recorder; True if it is back from an officer (the
+        custody ledger has it out, and it was not just granted from this slot)."""
+        ident = client.identity
+        assert ident is not None
+        if self._light_poll_enough(view, ident.serial):
+            self._light_poll(view, client)
+            return False
+        parts = self.parts
+        device = parts.store.device(ident.serial)
+        enrolled = False
+        if device is not None:
+            client.authenticate(device.secret)
+            enrolled = True
+            if device.firmware != ident.firmware:
+                parts.store.update_firmware(ident.serial, ident.firmware)
+        status = client.status()
+        trusted, why = parts.clock.synchronised()
+        drift_before = status.clock_offset_s
+        offset_after: float | None = None
+        not_set: str | None = None
+        if enrolled and trusted:
+            offset_after, not_set = self.clocks.settle(
+                view.slot_id, ident.serial, client, why, drift_before
+            )
+        self_test: bool | None = None
+        if client.has(Capability.SELF_TEST):
+            self_test = bool(client.self_test()["passed"])
+        recordings = client.list_recordings()
+        pending = sum(1 for r in recordings if not self._archived(ident.serial, r))
+        pending += len(recordings.refused)  # still on the device, never offloadable as is
+        view.erasures_owed = self._erasures_owed(client, ident.serial, recordings)
+        view.assign_blocked = client.why_not(MsgType.ASSIGN)
+        view.serial = ident.serial
+        view.status = status
+        view.error = None
+        view.snapshot = DeviceSnapshot(
+            serial=ident.serial,
+            firmware=ident.firmware,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            storage_free_bytes=status.storage_free_bytes,
+            clock_offset_after_sync_s=offset_after,
+            clock_not_set_reason=not_set,
+            recordings_pending=pending,
+            fault_flags=status.fault_flags,
+            self_test_passed=self_test,
+            enrolled=enrolled,
+            reported_lost=bool(device and device.lost),
+            maintenance_flag=bool(device and device.maintenance),
+        )
+        view.results = run_checks(view.snapshot, parts.policy, (trusted, why), parts.locale)
+        self.full_at[view.slot_id] = (ident.serial, parts.clock.now())
+        self._record_status(view, status, drift_before, offset_after)
+        outcome = (ident.serial, tuple(r.code for r in view.failures))
+        if self._last_outcome.get(view.slot_id) != outcome:  # audit changes, not every sweep
+            self._last_outcome[view.slot_id] = outcome
+            parts.audit.append(
+                "checks",
+                "dock",
+                ident.serial,
+                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
+            )
+        if not enrolled or parts.store.awaiting_takeaway(view.slot_id) == ident.serial:
+            return False  # unknown (nothing closes on its word), or granted a moment ago
+        return parts.store.open_custody_of_device(ident.serial) is not None
+
+    def _archived(self, serial: str, rec: RecordingInfo) -> bool:
+        """In the archive, verified against the hash the recorder states now."""
+        row = self.parts.store.archived(serial, rec.id)
+        return row is not None and row["sha256"] == rec.sha256
+
+    def _erasures_owed(
+        self, client: RecorderClient, serial: str, recordings: list[RecordingInfo]
+    ) -> int:
+        """Archived recordings the recorder still holds, due to be erased and erasable:
+        an offload interrupted between the copy and the erase left them there."""
+        offloader = self.parts.offloader
+        if offloader is None or client.why_not(MsgType.ERASE) is not None:
+            return 0
+        owed = 0
+        for rec in recordings:
+            row = self.parts.store.archived(serial, rec.id)
+            if row is None or row["sha256"] != rec.sha256:
+                continue
+            if offloader.erase_after_verify or row.get("second_copy_at") is not None:
+                owed += 1
+        return owed
+
+    def _light_poll_enough(self, view: SlotView, serial: str) -> bool:
+        """Between full inspections of the same recorder a STATUS is enough: the
+        secret, self-test and footage list do not change while it sits docked."""
+        full = self.full_at.get(view.slot_id)
+        return (
+            full is not None
+            and full[0] == serial
+            and view.snapshot is not None
+            and view.snapshot.serial == serial
+            and self.parts.clock.now() - full[1] < FULL_INSPECTION_EVERY_S
+            and self.machine.state(view.slot_id) not in FRESH_STATES
+        )
+
+    def _light_poll(self, view: SlotView, client: RecorderClient) -> None:
+        assert view.snapshot is not None
+        status = client.status()
+        trusted, why = self.parts.clock.synchronised()
+        offset = view.snapshot.clock_offset_after_sync_s
+        if offset is not None:
+            offset = status.clock_offset_s  # still within bounds since it was set?
+        view.status = status
+        view.snapshot = dataclasses.replace(
+            view.snapshot,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            storage_free_bytes=status.storage_free_bytes,
+            fault_flags=status.fault_flags,
+            clock_offset_after_sync_s=offset,
+        )
+        view.results = run_checks(
+            view.snapshot, self.parts.policy, (trusted, why), self.parts.locale
+        )
+        view.error = None
+        self._record_status(view, status)
+
+    def _record_status(
+        self,
+        view: SlotView,
+        status: Status,
+        drift_before: float | None = None,
+        drift_after: float | None = None,
+    ) -> None:
+        """Status history for trends: on change, and at least every few minutes."""
+        assert view.serial is not None
+        state = "ready" if view.ready else "failed_check"
+        key = (status.battery_percent, state, status.storage_free_bytes)
+        last = self._last_status.get(view.serial)
+        now = self.parts.clock.now()
+        unchanged = last is not None and last[0] == key and now - last[1] < STATUS_EVERY_S
+        if unchanged and drift_before is None:  # full inspections always record the drift
+            return
+        self._last_status[view.serial] = (key, now)
+        self.parts.store.record_status(
+            view.serial,
+            battery_percent=status.battery_percent,
+            battery_health_percent=status.battery_health_percent,
+            battery_cycles=status.battery_cycles,
+            storage_free_bytes=status.storage_free_bytes,
+            drift_before_s=drift_before,
+            drift_after_s=drift_after,
+            state=state,
+        )

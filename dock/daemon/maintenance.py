@@ -1,0 +1,206 @@
+"""The dock's maintenance jobs: finish seals and purges, watch offload deadlines, and
+sample the archive's fixity.
+
+Each job runs in its own named, stoppable thread (``MaintenanceJob``), never under
+the daemon's check-out path: a daily fixity sample reading the whole archive must not
+keep an officer waiting at the dock. ``Maintenance.run_all`` runs them once, in this
+thread, for tests and the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dock.daemon.parts import DockParts
+
+if TYPE_CHECKING:
+    from dock.evidence.fixity import FixityReport
+
+log = logging.getLogger("dock.daemon.maintenance")
+
+#: How often the daemon looks at offload deadlines, and samples the archive's fixity.
+DEADLINES_EVERY_S = 60.0
+FIXITY_EVERY_S = 24 * 3600.0
+FIXITY_SAMPLE = 0.05
+#: How often unfinished seals and purges are looked for when no interval is given.
+SEALS_EVERY_S = 5.0
+#: How long stopping waits for a job in the middle of its work.
+STOP_WAIT_S = 60.0
+
+#: ``hook(label, bytes_done, bytes_total)``: called at each progress point of a
+#: fixity read; tests use it to hold a sample in the middle of reading.
+ProgressHook = Callable[[str, int, int], None]
+
+
+class JobStopped(Exception):
+    """Raised at a progress point when the job was asked to stop."""
+
+
+class MaintenanceJob(threading.Thread):
+    """One maintenance job in its own thread: runs ``work(now)``, then waits
+    ``every_s`` or until stopped; a failure is logged and tried again next time."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[float], None],
+        every_s: float,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        # A daemon thread: a stop that times out (a very large archive being read)
+        # must not keep the process alive; every job is safe to cut off and resumes.
+        super().__init__(name=f"maintenance-{name}", daemon=True)
+        self.work = work
+        self.every_s = every_s
+        self.stopped = threading.Event()
+        self._now = now
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.work(self._now())
+            except JobStopped:
+                log.info("%s: stopped in the middle of its work", self.name)
+                return
+            except Exception:  # a disk error, a bug: logged, tried again next time
+                log.exception("%s failed; tried again in %.0f s", self.name, self.every_s)
+            self.stopped.wait(self.every_s)
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Ask the job to stop and wait for it (bounded); True if it has stopped."""
+        self.stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+        return not self.is_alive()
+
+
+class Maintenance:
+    """The jobs, each remembering when it last ran (so each runs no more often than it
+    should, from its thread or from ``run_all``), and each run by one thread at a time."""
+
+    def __init__(self, parts: DockParts) -> None:
+        self.parts = parts
+        self._last_deadlines = float("-inf")
+        self._last_fixity = float("-inf")
+        self._deadline_alerts: set[tuple[int, str]] = set()
+        self._seals_lock = threading.Lock()
+        self._deadlines_lock = threading.Lock()
+        self._fixity_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.jobs: list[MaintenanceJob] = []
+        #: Test hook: called at each progress point of a fixity read.
+        self.fixity_progress: ProgressHook | None = None
+
+    # ------------------------------------------------------------------ threads
+    def start(self, seals_every_s: float = SEALS_EVERY_S) -> list[MaintenanceJob]:
+        """Start each job in its own thread (once); ``dock run`` calls this."""
+        if not self.jobs:
+            self._stopping.clear()
+            self.jobs = [
+                MaintenanceJob("seals", self.finish_seals, seals_every_s),
+                MaintenanceJob("deadlines", self.deadlines, DEADLINES_EVERY_S),
+                MaintenanceJob("fixity", self.fixity, FIXITY_EVERY_S),
+            ]
+            for job in self.jobs:
+                job.start()
+        return self.jobs
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> list[str]:
+        """Stop every job (a fixity read stops at its next progress point); the names
+        of those still running after ``timeout`` seconds."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for job in self.jobs:
+            job.stopped.set()
+        left = [
+            job.name for job in self.jobs if not job.stop(max(0.0, deadline - time.monotonic()))
+        ]
+        self.jobs = []
+        return left
+
+    def run_all(self, now: float) -> None:
+        """Every job once, here and now (each still no more often than it should)."""
+        self.finish_seals(now)
+        self.deadlines(now)
+        self.fixity(now)
+
+    # ------------------------------------------------------------------ the jobs
+    def finish_seals(self, now: float) -> None:
+        """Finish what an interrupted offload left (audit entries, seals) and what an
+        interrupted purge left (evidence/purging.py)."""
+        from dock.evidence.purging import complete as complete_purges
+
+        offloader = self.parts.offloader
+        if offloader is None:
+            return
+        audit = self.parts.audit
+        with self._seals_lock:
+            for why in offloader.complete_seals().failed:
+                audit.append("seal_failed", "dock", "", {"error": why})
+            done = complete_purges(self.parts.store, audit, offloader.seals, offloader.evidence_dir)
+            for what in done.completed:
+                log.info("finished an unfinished purge: %s", what)
+
+    def deadlines(self, now: float) -> None:
+        """Raise offload deadlines at risk or overdue, once per episode and state."""
+        from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
+
+        parts = self.parts
+        with self._deadlines_lock:
+            if now - self._last_deadlines < DEADLINES_EVERY_S:
+                return
+            self._last_deadlines = now
+            report = deadline_report(parts.store, parts.policy, parts.timezone, now)
+            for row in overdue_or_at_risk(report):
+                key = (row["custody_id"], row["state"])
+                if key not in self._deadline_alerts:
+                    self._deadline_alerts.add(key)
+                    log.warning("offload deadline %s: %s", row["state"], row)
+                    parts.audit.append(f"deadline_{row['state']}", "dock", row["serial"], row)
+
+    def fixity(self, now: float) -> None:
+        """Sample the archive's fixity, once a day. Reads the archive with no lock of
+        the check-out path held; stops at a progress point when asked to."""
+        from dock.evidence.fixity import verify_archive
+
+        offloader = self.parts.offloader
+        if offloader is None:
+            return
+        with self._fixity_lock:
+            if now - self._last_fixity < FIXITY_EVERY_S:
+                return
+            self._last_fixity = now
+            report = verify_archive(
+                self.parts.store, offloader.evidence_dir, self.parts.audit,
+                sample_fraction=FIXITY_SAMPLE, progress=self._fixity_progress,
+            )  # fmt: skip
+        log_fixity(report)
+
+    def _fixity_progress(self, label: str, done: int, total: int) -> None:
+        hook = self.fixity_progress
+        if hook is not None:
+            hook(label, done, total)
+        if self._stopping.is_set():
+            raise JobStopped(label)
+
+
+def log_fixity(report: FixityReport) -> None:
+    """The daily sample's outcome in the log (each problem is also audited, as
+    ``fixity_failure``, by verify_archive): an error per problem, naming the file or
+    bag; an empty archive is nothing to check, not a failure."""
+    if report.nothing_to_check:
+        log.info("fixity sample: nothing to check (the archive is empty)")
+        return
+    for p in report.bad:
+        what = "bag" if p["kind"] == "bag" else f"{p['serial']} {p['recording']}"
+        log.error("fixity sample: %s %s: %s", what, p["path"], p["problem"])
+    log.log(
+        logging.INFO if report.ok else logging.ERROR,
+        "fixity sample: %d of %d file(s) checked, %d intact; %d bag(s) checked, %d bad",
+        report.checked, report.archived, report.intact, report.bags_checked,
+        report.bags_bad,
+    )  # fmt: skip
