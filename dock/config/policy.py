@@ -7,6 +7,7 @@ but warned about (``LAXER`` says, field by field, which way is laxer).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,10 +40,10 @@ def _policy_value(name: str, value: Any) -> Any:
             raise Bad(f"{number} is not positive", f"use a whole number above 0, e.g. {example}")
         return number
     if hint is float:
-        number = as_float(value, example)
-        if not number > 0:
-            raise Bad(f"{number} is not positive", f"use a number above 0, e.g. {example}")
-        return number
+        real = as_float(value, example)
+        if not real > 0:
+            raise Bad(f"{real} is not positive", f"use a number above 0, e.g. {example}")
+        return real
     if hint == int | None:
         # TOML has no null: 0 stands for "not set".
         number = as_int(value, f"{name} = 1")
@@ -132,7 +133,7 @@ def check_policy(ck: Checker, table: Mapping[str, Any]) -> tuple[Policy | None, 
     overrides: dict[str, Any] = {}
     for name in POLICY_FIELDS:
         if name in table:
-            value = ck.get(table, "policy", name, lambda v, n=name: _policy_value(n, v))
+            value = ck.get(table, "policy", name, functools.partial(_policy_value, name))
             if value is not INVALID:
                 overrides[name] = value
     if preset is INVALID or len(overrides) != len([n for n in POLICY_FIELDS if n in table]):
