@@ -1,0 +1,41 @@
+"""Check-out: the dock decides (``DockService.checkout``); this is its one entry for
+the CLI, the web and a daemon link alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dock.services.context import DockContext
+from dock.services.errors import RequestError
+
+
+@dataclass(frozen=True)
+class Override:
+    """A supervisor's override of failed checks (the daemon's ``Override`` has these
+    fields; the services may not import it)."""
+
+    supervisor_id: str
+    supervisor_pin: str
+    reason: str
+
+
+def checkout(
+    dock: DockContext,
+    actor: str,
+    officer: str | None = None,
+    pin: str | None = None,
+    badge: str | None = None,
+    supervisor: str | None = None,
+    supervisor_pin: str | None = None,
+    reason: str | None = None,
+) -> Any:
+    """The dock's decision (granted or refused, with reasons), as ``Decision``."""
+    if badge is None and officer is None:
+        raise RequestError("give --officer ID (and a PIN) or --badge")
+    override = None
+    if supervisor:
+        if not reason:
+            raise RequestError("an override needs --reason")
+        override = Override(supervisor, supervisor_pin or "", reason)
+    return dock.checkout(officer, None if badge else pin, badge, override)

@@ -1,0 +1,69 @@
+"""Purging footage past retention and not held. A dry run changes nothing; applying
+needs two different supervisors with their PINs (four eyes) and a trusted clock, and
+each refusal is audited (``purge_refused``). ``dock.evidence.purging.purge`` audits the
+purge itself."""
+
+from __future__ import annotations
+
+from dock.evidence.purging import PurgeReport
+from dock.evidence.purging import purge as run_purge
+from dock.services.context import DockContext
+from dock.services.errors import Refused, RequestError
+from dock.services.holds import register
+from dock.storage.pins import authorise
+
+
+def _four_eyes(
+    dock: DockContext,
+    actor: str,
+    first: str | None,
+    first_pin: str | None,
+    second: str | None,
+    second_pin: str | None,
+) -> tuple[str, str]:
+    if not first or not second:
+        raise RequestError("applying a purge needs two supervisors (four eyes)")
+
+    def refuse(who: str, why: str) -> Refused:
+        data = {"supervisors": [first, second], "why": why, "by": actor}
+        dock.audit.append("purge_refused", who, "", data)
+        return Refused(why)
+
+    if first == second:
+        raise refuse(first, "the two supervisors must be two different people")
+    trusted, why = dock.clock.synchronised()
+    if not trusted:
+        raise refuse(first, f"the clock is not trusted ({why})")
+    for who, pin in ((first, first_pin), (second, second_pin)):
+        ok = authorise(dock.store, dock.audit, who, pin or "", "purge")
+        if not ok.ok:
+            raise refuse(who, ok.why)
+    return first, second
+
+
+def purge(
+    dock: DockContext,
+    actor: str,
+    apply: bool = False,
+    supervisor: str | None = None,
+    supervisor_pin: str | None = None,
+    second_supervisor: str | None = None,
+    second_pin: str | None = None,
+) -> PurgeReport:
+    approved: tuple[str, ...] = ()
+    if apply:
+        approved = _four_eyes(
+            dock, actor, supervisor, supervisor_pin, second_supervisor, second_pin
+        )
+    return run_purge(
+        dock.store,
+        dock.audit,
+        register(dock),
+        dock.offloader.seals,
+        dock.offloader.evidence_dir,
+        dock.policy,
+        dock.clock.now(),
+        dry_run=not apply,
+        approved_by=approved,
+        actor=actor,
+    )

@@ -1,0 +1,187 @@
+"""Every request that changes the dock, by name: its service function and the checking
+of its arguments (zigbee2mqtt's ``requestLookup`` is the model). The command line, the
+commands from headquarters and the web pages all go through :func:`call`, so each rule
+(what is checked, what is audited, in which transaction) exists once.
+
+A request's arguments are a mapping of names to plain values (text, flags, numbers,
+lists): what a parsed command line, a JSON payload or a form gives. Unknown names, a
+missing required one or a wrong type are refused (:class:`RequestError`) before the
+service runs; the service checks the rest (its own rules) and writes its audit entry
+with its change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dock.services import (
+    access,
+    archive,
+    audit,
+    cases,
+    custody,
+    devices,
+    gaps,
+    holds,
+    officers,
+    purge,
+)
+from dock.services.context import DockContext
+from dock.services.errors import RequestError
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return _int(v) or isinstance(v, float)
+
+
+def _texts(v: Any) -> bool:
+    return isinstance(v, list | tuple) and bool(v) and all(map(_text, v))
+
+
+def _ints(v: Any) -> bool:
+    return isinstance(v, list | tuple) and all(map(_int, v))
+
+
+#: What each kind of argument is, as said in a refusal.
+KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "text": (_text, "text"),
+    "flag": (_flag, "true or false"),
+    "int": (_int, "a whole number"),
+    "number": (_number, "a number"),
+    "texts": (_texts, "a list of texts (at least one)"),
+    "ints": (_ints, "a list of whole numbers"),
+    "callable": (callable, "a function (from code, not from a person)"),
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str = "text"
+    required: bool = False
+
+
+def _args(*spec: str) -> tuple[Arg, ...]:
+    """``"name"`` (optional text), ``"name*"`` (required), ``"name:kind"``."""
+    out = []
+    for s in spec:
+        name, _, kind = s.partition(":")
+        required = name.endswith("*")
+        out.append(Arg(name.rstrip("*"), kind or "text", required))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    run: Callable[..., Any]  # run(dock, actor, **arguments)
+    args: tuple[Arg, ...]
+    summary: str
+
+    def check(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments as the service takes them (None for an optional one means
+        not given), or RequestError naming the first problem."""
+        known = {a.name: a for a in self.args}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise RequestError(f"{self.name}: unknown argument(s) {', '.join(unknown)}")
+        out: dict[str, Any] = {}
+        for a in self.args:
+            value = given.get(a.name)
+            if value is None:
+                if a.required:
+                    raise RequestError(f"{self.name}: {a.name} is required")
+                continue
+            test, what = KINDS[a.kind]
+            if not test(value):
+                raise RequestError(f"{self.name}: {a.name} must be {what}")
+            out[a.name] = value
+        return out
+
+
+def _table(*requests: Request) -> dict[str, Request]:
+    return {r.name: r for r in requests}
+
+
+TABLE: dict[str, Request] = _table(
+    Request("officer.add", officers.add,
+            _args("officer_id*", "name*", "unit*", "pin*", "badge", "supervisor:flag"),
+            "register an officer or supervisor with a PIN"),
+    Request("officer.disable", officers.disable, _args("officer_id*"), "disable an officer"),
+    Request("officer.enable", officers.enable, _args("officer_id*"), "enable an officer"),
+    Request("officer.unlock", officers.unlock,
+            _args("officer_id*", "supervisor*", "supervisor_pin*"),
+            "a supervisor unlocks a locked PIN"),
+    Request("device.enrol", devices.enrol, _args("slot*"), "enrol the recorder in a slot"),
+    Request("device.flag", devices.flag,
+            _args("serial*", "lost:flag", "maintenance:flag", "note"),
+            "flag a recorder lost or found, in maintenance or repaired"),
+    Request("device.offload", devices.offload, _args("slot*", "progress:callable"),
+            "offload, verify, seal and erase a docked recorder now"),
+    Request("custody.checkout", custody.checkout,
+            _args("officer", "pin", "badge", "supervisor", "supervisor_pin", "reason"),
+            "check a recorder out to an officer"),
+    Request("case.attach", cases.attach,
+            _args("case*", "recordings*:texts", "officer*", "pin*"),
+            "file archived recordings under a case"),
+    Request("archive.confirm_copy", archive.confirm_copy,
+            _args("serial*", "recording*", "where*"),
+            "a second copy exists: the recorder may erase the recording"),
+    Request("archive.verify", archive.verify, _args("sample:number", "progress:callable"),
+            "fixity check of the archive (audited)"),
+    Request("audit.export", audit.export, _args("path*"),
+            "a signed copy of the audit log for a supervisor"),
+    Request("hold.add", holds.place,
+            _args("kind*", "reference*", "serial", "recording", "case", "officer",
+                  "date_from", "date_to", "episode:int", "until"),
+            "keep a recording, a case's, an officer's or an episode's recordings"),
+    Request("hold.release", holds.release,
+            _args("hold_id*:int", "supervisor*", "pin*", "reason*"),
+            "a supervisor ends a hold"),
+    Request("purge.run", purge.purge,
+            _args("apply:flag", "supervisor", "supervisor_pin", "second_supervisor",
+                  "second_pin"),
+            "purge footage past retention (dry run unless applied by two supervisors)"),
+    Request("access.request", access.request,
+            _args("purpose*", "kind*", "recordings*:texts"),
+            "ask to view, copy or export recordings"),
+    Request("access.approve", access.approve,
+            _args("request_id*:int", "supervisor*", "pin*", "days:number"),
+            "a supervisor approves an access request"),
+    Request("access.refuse", access.refuse,
+            _args("request_id*:int", "supervisor*", "pin*", "reason*"),
+            "a supervisor refuses an access request"),
+    Request("access.export", access.export,
+            _args("request_id*:int", "to*", "extractor*", "place*", "iso"),
+            "export an approved request as a disc-ready package"),
+    Request("gaps.account", gaps.account,
+            _args("item_id*:int", "officer*", "pin*", "text*"),
+            "the officer's own account of a gap"),
+    Request("gaps.explain", gaps.explain,
+            _args("supervisor*", "pin*", "text*", "ids:ints", "all_open_for"),
+            "a supervisor closes gap items with a written explanation"),
+)  # fmt: skip
+
+
+def call(dock: DockContext, name: str, arguments: Mapping[str, Any], *, actor: str) -> Any:
+    """Run request ``name`` on ``dock`` as ``actor`` (who asked: a login, ``hq:NAME``)."""
+    request = TABLE.get(name)
+    if request is None:
+        raise RequestError(f"no request {name!r}")
+    if not isinstance(actor, str) or not actor:
+        raise RequestError(f"{name}: who asks (the actor) must be named")
+    return request.run(dock, actor, **request.check(arguments))
