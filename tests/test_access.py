@@ -247,7 +247,7 @@ def test_the_command_line(docked, tmp_path, monkeypatch, capsys) -> None:
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
     parser.add_argument("--actor", default="clerk")
-    cli_access.add_access_commands(parser.add_subparsers(dest="command", required=True))
+    cli_access.register(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv: str) -> tuple[int, str]:
         args = parser.parse_args(list(argv))

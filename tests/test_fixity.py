@@ -245,7 +245,7 @@ def test_archive_list_command(archived, monkeypatch, capsys) -> None:
 
 def test_archive_commands_parse() -> None:
     parser = argparse.ArgumentParser()
-    cli_archive.add_archive_commands(parser.add_subparsers(dest="command"))
+    cli_archive.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["archive", "verify", "--sample", "10%", "--json"])
     assert args.func is cli_archive.cmd_archive_verify and args.sample == pytest.approx(0.1)
     args = parser.parse_args(["archive", "list", "--officer", "1001"])

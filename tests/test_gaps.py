@@ -412,7 +412,7 @@ def test_cli_lists_and_explains(env, monkeypatch, capsys) -> None:
     GapRegister(env.store, env.audit).open_items("EMU1", "1001", 7, [BATTERY])
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
-    cli_gaps.add_gap_commands(parser.add_subparsers(dest="command", required=True))
+    cli_gaps.register(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv: str) -> int:
         args = parser.parse_args(argv)
@@ -637,7 +637,7 @@ def test_cli_explains_ranges_and_all_open_items_of_an_officer_and_takes_accounts
     ids = [i.id for i in reg.list_items()]
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
-    cli_gaps.add_gap_commands(parser.add_subparsers(dest="command", required=True))
+    cli_gaps.register(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv: str) -> int:
         args = parser.parse_args(argv)

@@ -259,7 +259,7 @@ def test_cli_commands(docked, monkeypatch, capsys) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--actor", default="clerk")
     parser.add_argument("--config")
-    cli_retention.add_retention_commands(parser.add_subparsers(dest="command", required=True))
+    cli_retention.register(parser.add_subparsers(dest="command", required=True))
 
     def dock(*argv: str) -> tuple[int, str]:
         args = parser.parse_args(argv)
@@ -374,7 +374,7 @@ def test_scoped_holds_from_the_command_line(shifts, monkeypatch, capsys) -> None
     parser = argparse.ArgumentParser()
     parser.add_argument("--actor", default="clerk")
     parser.add_argument("--config")
-    cli_retention.add_retention_commands(parser.add_subparsers(dest="command", required=True))
+    cli_retention.register(parser.add_subparsers(dest="command", required=True))
 
     def dock(*argv: str) -> tuple[int, str, str]:
         args = parser.parse_args(argv)

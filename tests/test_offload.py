@@ -255,7 +255,7 @@ def test_erase_only_after_a_second_copy_when_the_policy_says_so(make_dock) -> No
 
 
 def test_offload_progress_is_visible_per_slot_while_it_runs(make_dock) -> None:
-    from dock.cli.admin import status_report
+    from dock.services.status import status_report
 
     svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.5})
     svc.offloader.use_mass_storage = False

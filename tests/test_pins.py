@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import dock.cli.admin as cli_admin
+import dock.cli.officers as cli_officers
 import dock.storage.store as store_mod
 from dock.daemon.service import Override
 from dock.evidence.gaps import INTERRUPTED, Gap, GapError, GapRegister
@@ -167,11 +167,11 @@ def test_check_out_locks_after_five_wrong_pins_and_a_supervisor_unlocks(
         stranger = svc.checkout("7777", "000000", refresh=False)
     assert codes(stranger) == ["pin_locked"]
 
-    monkeypatch.setattr(cli_admin, "service_from", lambda args: svc)
+    monkeypatch.setattr(cli_officers, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
     parser.add_argument("--actor", default="admin")
-    cli_admin.add_commands(parser.add_subparsers(dest="command", required=True))
+    cli_officers.register(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv: str) -> int:
         args = parser.parse_args(argv)
@@ -218,11 +218,11 @@ def test_supervisor_override_credentials_go_through_the_same_lockout(make_dock) 
 def test_unlocking_an_unknown_number_or_an_unlocked_pin_says_so(make_dock, monkeypatch,
                                                                capsys) -> None:  # fmt: skip
     svc, _ = make_dock({"battery_percent": 95.0})
-    monkeypatch.setattr(cli_admin, "service_from", lambda args: svc)
+    monkeypatch.setattr(cli_officers, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
     parser.add_argument("--actor", default="admin")
-    cli_admin.add_commands(parser.add_subparsers(dest="command", required=True))
+    cli_officers.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["officer", "unlock", "7777", "--supervisor", "9001",
                               "--supervisor-pin", SUP_PIN])  # fmt: skip
     assert args.func(args) == 2 and "no officer 7777" in capsys.readouterr().err
@@ -259,11 +259,11 @@ def test_gap_and_account_pins_count_towards_the_lockout(store, tmp_path) -> None
 
 def test_the_cli_refuses_a_trivial_pin_in_one_line(make_dock, monkeypatch, capsys) -> None:
     svc, _ = make_dock({"battery_percent": 95.0})
-    monkeypatch.setattr(cli_admin, "service_from", lambda args: svc)
+    monkeypatch.setattr(cli_officers, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser(prog="dock")
     parser.add_argument("--config")
     parser.add_argument("--actor", default="admin")
-    cli_admin.add_commands(parser.add_subparsers(dest="command", required=True))
+    cli_officers.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["officer", "add", "5005", "--name", "Sun Li", "--unit", "T3",
                               "--pin", "123456"])  # fmt: skip
     assert args.func(args) == 2

@@ -19,8 +19,8 @@ from typing import Any
 import bagit
 import pytest
 
-from dock.cli import admin as cli_admin
 from dock.cli import archive as cli_archive
+from dock.cli import cases as cli_cases
 from dock.cli import retention as cli_retention
 from dock.evidence import purge_batches
 from dock.evidence import purging as purging_mod
@@ -312,14 +312,14 @@ def test_a_package_an_earlier_version_left_partial_is_resealed(two_packages) -> 
 @pytest.fixture
 def cli(two_packages, monkeypatch, capsys) -> Any:
     svc = two_packages[0]
-    for module in (cli_retention, cli_admin):
+    for module in (cli_retention, cli_cases):
         monkeypatch.setattr(module, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser()
     parser.add_argument("--actor", default="clerk")
     parser.add_argument("--config")
     sub = parser.add_subparsers(dest="command", required=True)
-    cli_retention.add_retention_commands(sub)
-    cli_admin.add_commands(sub)
+    cli_retention.register(sub)
+    cli_cases.register(sub)
     monkeypatch.setattr(svc.clock, "now", lambda: LATER)
 
     def dock(*argv: str, stdin: str = "") -> tuple[int, str, str]:

@@ -7,38 +7,46 @@ these commands are the keeper's desk. Refusals exit 1 and are in the audit log t
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from dock.cli.admin import EXIT_REFUSED, _pin, service_from
+from dock.cli.common import (
+    EXIT_REFUSED,
+    add_json,
+    add_parser,
+    call,
+    fail,
+    output,
+    pin,
+    service_from,
+)
 from dock.devices.clock import utc_iso
-from dock.evidence.access import KINDS, AccessError, AccessRegister, export, parse_recording
+from dock.evidence.access import KINDS, AccessError
+from dock.services import access
 from dock.support.text import json_text, shown
-
-
-def _register(svc: Any) -> AccessRegister:
-    return AccessRegister(svc.store, svc.audit, clock=svc.clock.now)
 
 
 def cmd_access(args: argparse.Namespace) -> int:
     svc = service_from(args)
-    reg = _register(svc)
+    reg = access.register(svc)
     now = svc.clock.now()
     try:
         if args.action == "request":
-            recordings = [parse_recording(r) for r in args.recordings]
-            req = reg.request(args.actor, args.purpose, recordings, args.kind)
-            print(f"access request {req.id} ({req.kind}, {len(req.recordings)} recording(s)):")
-            print("  pending: a supervisor other than you must approve it")
+            given = {"purpose": args.purpose, "kind": args.kind, "recordings": args.recordings}
+            req = call(svc, args, "access.request", given)
+            output(args, req.as_dict(now), [
+                f"access request {req.id} ({req.kind}, {len(req.recordings)} recording(s)):",
+                "  pending: a supervisor other than you must approve it",
+            ])  # fmt: skip
         elif args.action in ("approve", "refuse"):
-            pin = _pin(args.pin, f"PIN for supervisor {args.supervisor}: ")
+            given = {"request_id": args.id, "supervisor": args.supervisor,
+                     "pin": pin(args.pin, f"PIN for supervisor {args.supervisor}: ")}  # fmt: skip
             if args.action == "approve":
-                valid = None if args.days is None else args.days * 86400
-                req = reg.approve(args.id, args.supervisor, pin, valid_for_s=valid)
-                print(f"access request {req.id} approved until {utc_iso(req.expires_at or 0)}")
+                req = call(svc, args, "access.approve", given | {"days": args.days})
+                line = f"access request {req.id} approved until {utc_iso(req.expires_at or 0)}"
             else:
-                req = reg.refuse(args.id, args.supervisor, pin, args.reason)
-                print(f"access request {req.id} refused: {req.refused_reason}")
+                req = call(svc, args, "access.refuse", given | {"reason": args.reason})
+                line = f"access request {req.id} refused: {shown(req.refused_reason, 300)}"
+            output(args, req.as_dict(now), [line])
         elif args.action == "list":
             rows = [r.as_dict(now) for r in reg.requests()]
             if args.json:
@@ -49,7 +57,7 @@ def cmd_access(args: argparse.Namespace) -> int:
                     f"{len(r['recordings'])} rec  {shown(r['purpose'], 300)}"
                 )
         else:
-            entries = reg.log(args.request)
+            entries = reg.log(args.request_id)
             for e in entries:
                 e["at"] = utc_iso(e["at"])
             if args.json:
@@ -60,31 +68,18 @@ def cmd_access(args: argparse.Namespace) -> int:
                     f"{shown(e['what'], 200)}  @ {shown(e['place'], 200)}"
                 )
     except (AccessError, ValueError) as exc:
-        print(f"dock access: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_REFUSED
+        return fail("access", exc, EXIT_REFUSED)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     svc = service_from(args)
-    reg = _register(svc)
+    given = {"request_id": args.id, "to": args.to, "extractor": args.extractor,
+             "place": args.place, "iso": args.iso}  # fmt: skip
     try:
-        result = export(
-            reg,
-            args.id,
-            args.to,
-            extractor=args.extractor,
-            place=args.place,
-            evidence_dir=svc.offloader.evidence_dir,
-            dock_id=svc.dock_id,
-            iso_path=args.iso,
-            unit=getattr(svc.offloader, "organization", ""),
-            timezone=svc.timezone,
-            actor=args.actor,
-        )
-    except AccessError as exc:
-        print(f"dock export: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_REFUSED
+        result = call(svc, args, "access.export", given)
+    except (AccessError, ValueError) as exc:
+        return fail("export", exc, EXIT_REFUSED)
     summary = {
         "bag": result.bag_path,
         "tagmanifest_sha256": result.tagmanifest_sha256,
@@ -101,16 +96,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_access_commands(sub: Any) -> None:
+def register(sub: Any) -> None:
     """Add ``access`` and ``export`` to the ``dock`` command line's subparsers."""
-    ac = sub.add_parser("access", help="request, approve and register access to footage")
+    ac = add_parser(sub, "access", help="request, approve and register access to footage")
     acs = ac.add_subparsers(dest="action", required=True)
-    rq = acs.add_parser("request", help="ask to view, copy or export recordings")
+    rq = add_parser(acs, "request", help="ask to view, copy or export recordings")
     rq.add_argument("--purpose", required=True, help="why (registered and audited)")
     rq.add_argument("--kind", required=True, choices=KINDS)
     rq.add_argument("recordings", nargs="+", metavar="SERIAL:RECORDING")
+    add_json(rq)
+    rq.set_defaults(func=cmd_access, request="access.request")
     for name in ("approve", "refuse"):
-        p = acs.add_parser(name, help=f"{name} a pending request (supervisor's own PIN)")
+        p = add_parser(acs, name, help=f"{name} a pending request (supervisor's own PIN)")
         p.add_argument("id", type=int)
         p.add_argument("--supervisor", required=True, help="supervisor number")
         p.add_argument("--pin", help="the supervisor's PIN (prompted for when omitted)")
@@ -118,21 +115,24 @@ def add_access_commands(sub: Any) -> None:
             p.add_argument("--days", type=float, help="approval valid for (default 7)")
         else:
             p.add_argument("--reason", required=True)
-    ls = acs.add_parser("list", help="the requests and their state")
-    ls.add_argument("--json", action="store_true")
-    lg = acs.add_parser("log", help="the register: who viewed/copied/exported what, when, where")
-    lg.add_argument("--request", type=int, help="only this request")
-    lg.add_argument("--json", action="store_true")
-    ac.set_defaults(func=cmd_access)
+        add_json(p)
+        p.set_defaults(func=cmd_access, request=f"access.{name}")
+    ls = add_parser(acs, "list", help="the requests and their state")
+    add_json(ls)
+    ls.set_defaults(func=cmd_access)
+    lg = add_parser(acs, "log", help="the register: who viewed/copied/exported what, when, where")
+    lg.add_argument("--request", dest="request_id", type=int, help="only this request")
+    add_json(lg)
+    lg.set_defaults(func=cmd_access)
 
-    ex = sub.add_parser("export", help="export an approved request as a disc-ready package")
+    ex = add_parser(sub, "export", help="export an approved request as a disc-ready package")
     ex.add_argument("id", type=int, help="access request number (kind export, approved)")
     ex.add_argument("--to", required=True, metavar="DIR", help="where the package goes")
     ex.add_argument("--extractor", required=True, help="the person extracting (named)")
     ex.add_argument("--place", required=True, help="where the extraction takes place")
     ex.add_argument("--iso", metavar="FILE", help="also write an ISO 9660 image to burn")
-    ex.add_argument("--json", action="store_true")
-    ex.set_defaults(func=cmd_export)
+    add_json(ex)
+    ex.set_defaults(func=cmd_export, request="access.export")
 
 
-__all__ = ["add_access_commands", "cmd_access", "cmd_export"]
+__all__ = ["cmd_access", "cmd_export", "register"]

@@ -10,8 +10,18 @@ import argparse
 import sys
 from typing import Any
 
-from dock.cli.admin import EXIT_REFUSED, EXIT_USAGE, _progress_bar, service_from
-from dock.devices.clock import local_display, utc_iso
+from dock.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_parser,
+    call,
+    fail,
+    progress_bar,
+    service_from,
+)
+from dock.services import archive
+from dock.services.errors import RequestError
 from dock.support.text import json_text, shown
 
 
@@ -25,7 +35,7 @@ class _Bar:
         if self._open is not None and self._open != label:
             print(file=sys.stderr)
         self._open = None if done >= total else label
-        _progress_bar(label, done, total)
+        progress_bar(label, done, total)
 
     def close(self) -> None:
         if self._open is not None:
@@ -45,23 +55,15 @@ def _fraction(text: str) -> float:
 
 
 def cmd_archive_verify(args: argparse.Namespace) -> int:
-    from dock.evidence.fixity import verify_archive
-
     fraction = 1.0 if getattr(args, "sample", None) is None else args.sample
     if not 0 < fraction <= 1:
-        print("dock archive verify: --sample must be in (0, 1]", file=sys.stderr)
-        return EXIT_USAGE
-    svc = service_from(args)
+        return fail("archive verify", "--sample must be in (0, 1]", EXIT_USAGE)
+    dock = service_from(args)
     bar = _Bar()
     try:
-        report = verify_archive(
-            svc.store,
-            svc.offloader.evidence_dir,
-            svc.audit,
-            sample_fraction=fraction,
-            progress=bar,
-            actor=getattr(args, "actor", None) or "dock",
-        )
+        report = call(dock, args, "archive.verify", {"sample": fraction, "progress": bar})
+    except RequestError as exc:
+        return fail("archive verify", exc, EXIT_USAGE)
     finally:
         bar.close()
     if args.json:
@@ -79,27 +81,9 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     return 0 if report.clean else EXIT_REFUSED
 
 
-def archive_rows(svc: Any, officer: str | None = None) -> list[dict[str, Any]]:
-    """The archive table as shown to a person: UTC stored, local time with its zone."""
-    rows = []
-    for e in svc.store.archive_entries():
-        if officer is not None and e["officer_id"] != officer:
-            continue
-        start = e["start_ms"] / 1000
-        rows.append(
-            {
-                "serial": e["serial"],
-                "recording_id": e["recording_id"],
-                "officer_id": e["officer_id"],
-                "start_utc": utc_iso(start),
-                "start_local": local_display(start, svc.timezone),
-                "size": e["size"],
-                "sha256": bytes(e["sha256"]).hex(),
-                "erased_on_device": e["erased_at"] is not None,
-                "path": e["path"],
-            }
-        )
-    return rows
+def archive_rows(dock: Any, officer: str | None = None) -> list[dict[str, Any]]:
+    """The archive table as shown to a person (``dock.services.archive.rows``)."""
+    return archive.rows(dock, officer)
 
 
 def cmd_archive_list(args: argparse.Namespace) -> int:
@@ -125,19 +109,19 @@ def cmd_archive_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_archive_commands(sub: Any) -> None:
-    ar = sub.add_parser("archive", help="verify the archived footage (fixity) or list it")
+def register(sub: Any) -> None:
+    ar = add_parser(sub, "archive", help="verify the archived footage (fixity) or list it")
     ars = ar.add_subparsers(dest="action", required=True)
-    ve = ars.add_parser("verify", help="re-read archived files and bags, compare with hashes")
+    ve = add_parser(ars, "verify", help="re-read archived files and bags, compare with hashes")
     ve.add_argument(
         "--sample",
         type=_fraction,
         metavar="FRACTION",
         help="check a random fraction of the files (e.g. 0.1 or 10%%); bags always in full",
     )
-    ve.add_argument("--json", action="store_true")
-    ve.set_defaults(func=cmd_archive_verify)
-    ls = ars.add_parser("list", help="archived recordings")
+    add_json(ve)
+    ve.set_defaults(func=cmd_archive_verify, request="archive.verify")
+    ls = add_parser(ars, "list", help="archived recordings")
     ls.add_argument("--officer", metavar="ID", help="only this officer's recordings")
-    ls.add_argument("--json", action="store_true")
+    add_json(ls)
     ls.set_defaults(func=cmd_archive_list)

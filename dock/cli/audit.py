@@ -21,6 +21,8 @@ import sqlite3
 import sys
 from typing import Any
 
+from dock.cli.common import add_json, add_parser, call, fail, output, service_from
+from dock.services.errors import RequestError
 from dock.storage.audit import (
     WRONG_KEY,
     AuditError,
@@ -107,7 +109,7 @@ def _verify_file(args: argparse.Namespace) -> VerifyReport:
 
 
 def _verify_dock(args: argparse.Namespace) -> VerifyReport:
-    from dock.config.load import ConfigError, load_config
+    from dock.config import ConfigError, load_config
     from dock.daemon.composition import open_audit_log
 
     fp, key = _pinned(args)
@@ -170,19 +172,25 @@ def _as_json(report: VerifyReport) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dock.cli.admin import service_from
-
-    svc = service_from(args)
-    summary = svc.audit.export(args.path)
-    svc.audit.append("audit_export", args.actor, args.path, {})
-    print(f"exported to {args.path}: {summary}")
+    dock = service_from(args)
+    try:
+        done = call(dock, args, "audit.export", {"path": args.path})
+    except RequestError as exc:
+        return fail("audit export", exc, EXIT_USAGE)
+    except OSError as exc:
+        return fail("audit export", f"{args.path}: {exc.strerror or exc}", EXIT_BAD)
+    output(args, done, [
+        f"exported to {shown(done.path, 300)}: {done.entries} entries, "
+        f"{done.checkpoints} signed checkpoint(s), head {done.head_hash}"
+    ])  # fmt: skip
     return EXIT_OK
 
 
-def add_audit_commands(sub: Any) -> None:
-    au = sub.add_parser("audit", help="verify or export the audit log")
+def register(sub: Any) -> None:
+    au = add_parser(sub, "audit", help="verify or export the audit log")
     aus = au.add_subparsers(dest="action", required=True)
-    ve = aus.add_parser(
+    ve = add_parser(
+        aus,
         "verify",
         help="check the dock's audit log, or an exported one (FILE) on any machine",
         description="Exit status: 0 sound, 1 tampered (first bad entry named), 2 bad usage.",
@@ -195,8 +203,9 @@ def add_audit_commands(sub: Any) -> None:
         metavar="CHECKPOINT",
         help="a checkpoint file from headquarters (`dock-hq checkpoint SITE DOCK`)",
     )
-    ve.add_argument("--json", action="store_true")
+    add_json(ve)
     ve.set_defaults(func=cmd_verify)
-    ex = aus.add_parser("export", help="a signed, self-contained copy for a supervisor")
+    ex = add_parser(aus, "export", help="a signed, self-contained copy for a supervisor")
     ex.add_argument("path")
-    ex.set_defaults(func=cmd_export)
+    add_json(ex)
+    ex.set_defaults(func=cmd_export, request="audit.export")

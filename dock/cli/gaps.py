@@ -6,18 +6,29 @@ logs (manual stops only where the policy asks: ``explain_manual_stops``). The of
 writes an account of it on their own PIN (``account``); a supervisor reviews and closes
 it with the written explanation 002 art.20 / 001 art.19(2) ask for, on their own PIN
 (``explain``, one item, several, a range ``12-30``, or ``--all-open-for OFFICER``).
-Wired into ``dock`` by ``add_gap_commands(sub)``.
+Wired into ``dock`` by ``register(sub)``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from dock.cli.admin import EXIT_REFUSED, EXIT_USAGE, _pin, service_from
+from dock.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_parser,
+    call,
+    fail,
+    output,
+    pin,
+    service_from,
+)
 from dock.devices.clock import local_display, utc_iso
-from dock.evidence.gaps import ExplanationItem, GapError, GapRegister
+from dock.evidence.gaps import ExplanationItem, GapError
+from dock.services import gaps
+from dock.services.errors import Refused, RequestError
 from dock.support.text import json_text, shown
 
 
@@ -39,7 +50,7 @@ def _as_json(item: ExplanationItem) -> dict[str, Any]:
 
 def cmd_gaps(args: argparse.Namespace) -> int:
     svc = service_from(args)
-    register = GapRegister(svc.store, svc.audit)
+    register = gaps.register(svc)
     if args.action == "list":
         items = register.list_items(args.officer, open_only=not args.all)
         if args.json:
@@ -65,16 +76,18 @@ def cmd_gaps(args: argparse.Namespace) -> int:
                 print(f"{'':>7}explanation: {shown(i.explanation, 300)}")
         return 0
     if args.action == "account":
-        pin = _pin(args.pin, f"PIN for officer {args.officer}: ")
+        given = {"item_id": args.id, "officer": args.officer, "text": args.text,
+                 "pin": pin(args.pin, f"PIN for officer {args.officer}: ")}  # fmt: skip
         try:
-            item = register.add_account(args.id, args.officer, pin, args.text)
+            item = call(svc, args, "gaps.account", given)
         except GapError as exc:
-            print(f"dock gaps account: {shown(exc, 400)}", file=sys.stderr)
-            return EXIT_REFUSED
-        print(f"account added to item {item.id} ({shown(item.serial)}, {shown(item.kind)}, "
-              f"{shown(item.reason)}); a supervisor reviews it")  # fmt: skip
+            return fail("gaps account", exc, EXIT_REFUSED)
+        output(args, _as_json(item), [
+            f"account added to item {item.id} ({shown(item.serial)}, {shown(item.kind)}, "
+            f"{shown(item.reason)}); a supervisor reviews it"
+        ])  # fmt: skip
         return 0
-    return _explain(args, register)
+    return _explain(svc, args)
 
 
 def item_ids(words: list[str]) -> list[int]:
@@ -94,55 +107,53 @@ def item_ids(words: list[str]) -> list[int]:
     return ids
 
 
-def _explain(args: argparse.Namespace, register: GapRegister) -> int:
+def _explain(svc: Any, args: argparse.Namespace) -> int:
     if bool(args.ids) == bool(args.all_open_for):
-        print("dock gaps explain: give item ids (12 14 20-25) or --all-open-for OFFICER",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    if args.all_open_for:
-        ids = [i.id for i in register.list_items(args.all_open_for)]
-        if not ids:
-            print(f"dock gaps explain: no open items of officer {shown(args.all_open_for)}",
-                  file=sys.stderr)  # fmt: skip
-            return EXIT_REFUSED
-    else:
-        try:
-            ids = item_ids(args.ids)
-        except ValueError as exc:
-            print(f"dock gaps explain: {shown(exc, 200)}", file=sys.stderr)
-            return EXIT_USAGE
-    pin = _pin(args.pin, f"PIN for supervisor {args.supervisor}: ")
+        return fail("gaps explain", "give item ids (12 14 20-25) or --all-open-for OFFICER",
+                    EXIT_USAGE)  # fmt: skip
     try:
-        items = register.close_items(ids, args.supervisor, pin, args.text)
-    except GapError as exc:
-        print(f"dock gaps explain: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_REFUSED
-    for item in items:
-        print(
-            f"item {item.id} ({shown(item.serial)}, {shown(item.kind)}, {shown(item.reason)}) "
-            f"closed by {shown(item.closed_by)}"
-        )
+        ids = item_ids(args.ids)
+    except ValueError as exc:
+        return fail("gaps explain", exc, EXIT_USAGE)
+    given = {"supervisor": args.supervisor, "text": args.text, "ids": ids,
+             "all_open_for": args.all_open_for,
+             "pin": pin(args.pin, f"PIN for supervisor {args.supervisor}: ")}  # fmt: skip
+    try:
+        items = call(svc, args, "gaps.explain", given)
+    except RequestError as exc:
+        return fail("gaps explain", exc, EXIT_USAGE)
+    except (GapError, Refused) as exc:
+        return fail("gaps explain", exc, EXIT_REFUSED)
+    output(args, [_as_json(i) for i in items], [
+        f"item {item.id} ({shown(item.serial)}, {shown(item.kind)}, {shown(item.reason)}) "
+        f"closed by {shown(item.closed_by)}"
+        for item in items
+    ])  # fmt: skip
     return 0
 
 
-def add_gap_commands(sub: Any) -> None:
-    gp = sub.add_parser("gaps", help="gaps in recording: list, the officer's account, explain")
+def register(sub: Any) -> None:
+    gp = add_parser(sub, "gaps", help="gaps in recording: list, the officer's account, explain")
     gps = gp.add_subparsers(dest="action", required=True)
-    ls = gps.add_parser("list", help="open explanation items (--all: closed ones too)")
+    ls = add_parser(gps, "list", help="open explanation items (--all: closed ones too)")
     ls.add_argument("--officer", help="only this officer's items")
     ls.add_argument("--all", action="store_true", help="closed items too")
-    ls.add_argument("--json", action="store_true")
-    ac = gps.add_parser("account", help="the officer's own account of an item (before review)")
+    add_json(ls)
+    ls.set_defaults(func=cmd_gaps)
+    ac = add_parser(gps, "account", help="the officer's own account of an item (before review)")
     ac.add_argument("id", type=int, help="item id, from 'dock gaps list'")
     ac.add_argument("--officer", required=True, help="the item's officer, writing it")
     ac.add_argument("--pin", help="the officer's PIN (prompted for when omitted)")
     ac.add_argument("--text", required=True, help="the account (stored with the item, audited)")
-    ex = gps.add_parser(
-        "explain", help="close items with a written explanation (one, several, a range)"
+    add_json(ac)
+    ac.set_defaults(func=cmd_gaps, request="gaps.account")
+    ex = add_parser(
+        gps, "explain", help="close items with a written explanation (one, several, a range)"
     )
     ex.add_argument("ids", nargs="*", metavar="ID", help="item ids or ranges: 12 14 20-25")
     ex.add_argument("--all-open-for", metavar="OFFICER", help="every open item of this officer")
     ex.add_argument("--supervisor", required=True, help="supervisor number")
     ex.add_argument("--pin", help="the supervisor's PIN (prompted for when omitted)")
     ex.add_argument("--text", required=True, help="the written explanation (audited)")
-    gp.set_defaults(func=cmd_gaps)
+    add_json(ex)
+    ex.set_defaults(func=cmd_gaps, request="gaps.explain")

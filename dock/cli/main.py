@@ -1,265 +1,39 @@
-"""``dock``: the dock's command line."""
+"""``dock``: the dock's command line. Each area's module registers its subcommands
+(``register(subparsers)``), thin over ``dock.services``; they are listed once here."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
-import logging
 import os
 import sys
-import tempfile
-import time
-from typing import Any
 
-from dock.cli.access import add_access_commands
-from dock.cli.admin import EXIT_LINK, EXIT_USAGE, add_commands
-from dock.cli.archive import add_archive_commands
-from dock.cli.audit import add_audit_commands
-from dock.cli.gaps import add_gap_commands
-from dock.cli.reporting import add_reporting_commands
-from dock.cli.retention import add_retention_commands
-from dock.devices.probe import describe, probe
-from dock.devices.recorder_client import AuthenticationFailed, LinkError, RecorderRefused
+from dock.cli import (
+    access,
+    archive,
+    audit,
+    cases,
+    custody,
+    devices,
+    gaps,
+    officers,
+    reporting,
+    retention,
+    run,
+)
+from dock.cli.common import GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
-from dock.support.text import json_text, shown
 
-log = logging.getLogger("dock.cli.main")
-
-EXIT_AUTH = 4
-
-
-def _default_actor() -> str:
-    try:
-        return os.environ.get("SUDO_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _parse_secret(text: str | None) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        secret = b""
-    if len(secret) != 32:
-        print("dock: --secret must be 64 hex digits (32 bytes)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-    return secret
-
-
-def _probe_url(url: str, secret: bytes | None, timeout: float) -> dict:
-    from dock.daemon.composition import open_transport
-
-    return probe(open_transport(url), secret, timeout)
-
-
-def cmd_probe(args: argparse.Namespace) -> int:
-    secret = _parse_secret(args.secret)
-    try:
-        report = {"url": args.url, **_probe_url(args.url, secret, args.timeout)}
-    except AuthenticationFailed as exc:
-        print(f"dock probe: {shown(args.url)}: authentication failed: {shown(exc, 400)}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_AUTH
-    except (LinkError, RecorderRefused, ConnectionError, ValueError) as exc:
-        print(f"dock probe: {shown(args.url)}: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_LINK
-    print(json.dumps(report, indent=2) if args.json else describe(report))
-    return 0
-
-
-DEMO_OFFICERS = [
-    ("1001", "王伟 Wang Wei", "交警三大队", "246810", "BADGE-1001", "officer"),
-    ("1002", "李娜 Li Na", "交警三大队", "135790", "BADGE-1002", "officer"),
-    ("9001", "赵敏 Zhao Min", "交警三大队", "999000", None, "supervisor"),
-]
-
-
-def _write_emulated_config(path: str, cfg: Any) -> None:
-    """Save the emulated dock's configuration so other `dock` commands can use it."""
-    lines = [
-        "# written by `dock run --emulate`: emulated recorders on pseudo-terminals",
-        "[dock]",
-        f'id = "{cfg.dock.id}"',
-        f'site = "{cfg.dock.site}"',
-        f'unit = "{cfg.dock.unit}"',
-        f'state_dir = "{cfg.dock.state_dir}"',
-        f'evidence_dir = "{cfg.dock.evidence_dir}"',
-        "",
-        "[clock]",
-        'source = "trusted"',
-    ]
-    for slot in cfg.slots:
-        lines += ["", "[[slot]]", f'id = "{slot.id}"', f'port = "{slot.port}"']
-    if cfg.mqtt.enabled:
-        lines += ["", "[mqtt]", f'host = "{cfg.mqtt.host}"', f"port = {cfg.mqtt.broker_port}"]
-        lines += [f'site = "{cfg.mqtt.site}"']
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    import dataclasses
-    import os
-
-    from dock.cli.admin import build_or_exit
-    from dock.config import emulated_config
-    from dock.daemon.composition import start_emulated_recorders
-
-    state = os.path.abspath(args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-"))
-    fleet = start_emulated_recorders(args.emulate, os.path.join(state, "recorders"))
-    cfg = emulated_config(args.emulate, state)
-    slots = tuple(
-        dataclasses.replace(s, port=url) for s, url in zip(cfg.slots, fleet.urls, strict=True)
-    )
-    cfg = dataclasses.replace(cfg, slots=slots)
-    if args.mqtt:
-        from dock.config import MqttConfig
-
-        host, _, port = args.mqtt.rpartition(":") if ":" in args.mqtt else (args.mqtt, "", "0")
-        mqtt = MqttConfig(host=host, port=int(port), site="emulated")
-        if args.health_interval:
-            mqtt = dataclasses.replace(mqtt, health_interval_s=args.health_interval)
-        cfg = dataclasses.replace(cfg, mqtt=mqtt)
-    config_path = os.path.join(state, "dock.toml")
-    _write_emulated_config(config_path, cfg)
-    svc = build_or_exit(cfg)
-    # Enrol every emulated recorder but the last of three or more, which stays an
-    # unknown recorder: the dock shows it and never hands it out.
-    keep_unknown = args.emulate >= 3
-    for i, slot in enumerate(cfg.slots):
-        if keep_unknown and i == len(cfg.slots) - 1:
-            continue
-        try:
-            svc.enrol(slot.id, "demo")
-        except Exception as exc:  # already enrolled from an earlier run
-            log.info("slot %s not enrolled: %s", slot.id, exc)
-    if not svc.store.officers():
-        for oid, name, unit, pin, badge, role in DEMO_OFFICERS:
-            svc.store.add_officer(oid, name, unit, pin, badge, role)
-    descriptions = dict(zip((s.id for s in cfg.slots), fleet.descriptions, strict=True))
-    print(f"emulated dock: {args.emulate} recorder(s); state in {state}")
-    for slot in cfg.slots:
-        print(f"  slot {slot.id}: {slot.port}  ({descriptions[slot.id]})")
-    exe = os.path.join(os.path.dirname(sys.executable), "dock")
-    print("in another shell:")
-    print(f"  export DOCK_CONFIG={config_path}")
-    print(f"  {exe} checkout --officer 1001 --pin 246810   # officer 王伟")
-    print(f"  {exe} status")
-    return svc, fleet, cfg
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """The daemon: sweep every slot each interval, show the result, until stopped;
-    badges read meanwhile are decided at once from the last sweep."""
-    import signal
-    import threading
-
-    from dock.cli.admin import print_status, service_from, status_report
-    from dock.config import load_config
-    from dock.daemon.composition import badge_source, build_reporter
-
-    fleet = reporter = None
-    reader, baudrate = "none", 9600
-    if args.emulate:
-        svc, fleet, cfg = _emulated_dock(args)
-    else:
-        svc = service_from(args)
-        cfg = load_config(args.config)
-        reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
-    try:
-        reporter = build_reporter(cfg, svc)
-        if reporter is not None:
-            reporter.start()  # events wait in the outbox while the broker is away
-    except Exception:  # the dock's own work never waits for reporting
-        log.exception("reporting to headquarters could not start; the dock runs without it")
-        reporter = None
-    next_badge = badge_source(args.badge_reader or reader, baudrate)
-    svc.offload_concurrency = max(1, args.offload_concurrency)
-    stop = threading.Event()
-    busy = threading.Lock()  # one of sweep / decision at a time
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-    def badges() -> None:
-        while not stop.is_set():
-            badge = next_badge()  # type: ignore[misc]
-            if badge is None:
-                continue
-            with busy:
-                decision = svc.checkout(badge=badge, refresh=False)
-            print(json_text(decision.as_dict()), flush=True)
-
-    if next_badge is not None:
-        threading.Thread(target=badges, name="badges", daemon=True).start()
-    last = None
-    if not args.once:  # seals, deadlines, fixity: own threads, never under `busy`
-        svc.start_maintenance(args.interval)
-    try:
-        for _ in range(1 if args.once else args.sweeps):
-            with busy:
-                report = status_report(svc, svc.sweep())
-            if args.once:
-                svc.housekeeping(time.time())
-            shown = {k: v for k, v in report.items() if not k.startswith("time_")}
-            if shown != last:  # print when something changed, not every sweep
-                print()
-                print_status(report)
-                last = shown
-            if stop.wait(0 if args.once else args.interval):
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        svc.stop_maintenance()
-        svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
-        if reporter is not None:
-            reporter.stop()  # "stopped" for headquarters, then a clean disconnect
-        if fleet is not None:
-            fleet.stop()
-    return 0
+#: Every module with subcommands, in the order ``dock --help`` lists them.
+MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, access,
+           reporting)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dock", description="Body-worn camera dock")
-    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
-    p.add_argument(
-        "--config", help="configuration file (default $DOCK_CONFIG, /etc/dock/dock.toml)"
-    )
-    p.add_argument("--actor", default=_default_actor(), help="who is doing this (audited)")
+    """The whole command line; the global options go before or after the subcommand."""
+    p = argparse.ArgumentParser(prog="dock", description="Body-worn camera dock", parents=[GLOBAL])
     sub = p.add_subparsers(dest="command", required=True)
-
-    pr = sub.add_parser("probe", help="handshake with one recorder and show its status")
-    pr.add_argument("url", help="/dev/ttyACM0, /dev/pts/N, tcp://HOST:PORT, usb:1-1.2, ...")
-    pr.add_argument("--json", action="store_true", help="machine-readable output")
-    pr.add_argument("--secret", help="enrolment secret (64 hex digits) to authenticate with")
-    pr.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for answers")
-    pr.set_defaults(func=cmd_probe)
-
-    run = sub.add_parser("run", help="run the dock daemon")
-    run.add_argument("--emulate", type=int, default=0, metavar="N", help="N emulated recorders")
-    run.add_argument("--state-dir", help="with --emulate: where the dock and recorders keep state")
-    run.add_argument("--once", action="store_true", help="one sweep, then exit")
-    run.add_argument("--badge-reader", help="badge reader: a serial port URL or 'keyboard'")
-    run.add_argument(
-        "--offload-concurrency", type=int, default=2, help="recorders offloaded at once"
-    )
-    run.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
-    run.add_argument("--sweeps", type=int, default=10**9, help=argparse.SUPPRESS)
-    run.add_argument(
-        "--mqtt", metavar="HOST[:PORT]", help="with --emulate: report to this MQTT broker"
-    )
-    run.add_argument("--health-interval", type=float, default=0.0, help=argparse.SUPPRESS)
-    run.set_defaults(func=cmd_run)
-    add_commands(sub)
-    add_audit_commands(sub)
-    add_archive_commands(sub)
-    add_gap_commands(sub)
-    add_retention_commands(sub)
-    add_access_commands(sub)
-    add_reporting_commands(sub)
+    for module in MODULES:
+        module.register(sub)
     return p
 
 
@@ -293,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     tools do. A BrokenPipeError of anything else (a recorder's link) is not hidden."""
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = fill_global_defaults(build_parser().parse_args(argv))
             setup_logging(args.log_level)
             code = args.func(args)
         finally:

@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
-from dock.config import ConfigError, load_config
+from dock.cli.common import add_json, add_parser, load_or_exit
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"dock: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_or_exit(args)
     path = os.path.join(cfg.dock.state_dir, "outbox.db")
     report: dict[str, Any] = {
         "reporting": cfg.mqtt.enabled,
@@ -47,7 +42,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_reporting_commands(sub: Any) -> None:
-    p = sub.add_parser("outbox", help="events waiting to be reported to headquarters")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+def register(sub: Any) -> None:
+    p = add_parser(sub, "outbox", help="events waiting to be reported to headquarters")
+    add_json(p)
     p.set_defaults(func=cmd_outbox)

@@ -1,6 +1,6 @@
 """``dock hold|purge|deadlines``: holds on footage, purging, offload deadlines.
 
-Wired into ``dock`` by :func:`add_retention_commands`. ``dock purge`` is a dry run
+Wired into ``dock`` by :func:`register`. ``dock purge`` is a dry run
 unless ``--apply``; ``--apply`` destroys evidence, so it needs two different
 supervisors, each with their own PIN (four eyes, 004 att.2 §6: destruction follows an
 approved appraisal), and refuses while the dock's clock is not trusted: a clock set
@@ -12,83 +12,31 @@ that typed the command is recorded beside them.
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from dock.cli.admin import EXIT_REFUSED, EXIT_USAGE, _pin, service_from
+from dock.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_parser,
+    ask,
+    call,
+    fail,
+    output,
+    pin,
+    service_from,
+)
 from dock.devices.clock import local_display
 from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
-from dock.evidence.holds import HoldError, HoldRecord, HoldRegister
-from dock.evidence.purging import purge
+from dock.evidence.holds import HoldError, HoldRecord
 from dock.evidence.retention import HoldKind
-from dock.storage.pins import authorise
+from dock.services import holds
+from dock.services.errors import Refused, RequestError
 from dock.support.text import json_text, shown
 
 #: Returns older than this are listed by ``dock deadlines`` only while not done (or --all).
 RECENT_S = 7 * 86400
-
-
-def parse_until(text: str, tz: str, flag: str = "--until") -> float:
-    """``--until`` (and ``--to``): a date holds through the end of that local day (the
-    longer reading); a date-time without a zone is local to the dock; one with a zone is
-    taken as given."""
-    zone = ZoneInfo(tz)
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1)
-            return datetime.combine(day, time(), zone).timestamp()
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{flag} {text!r} is not an ISO date (2027-01-31) or date-time") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=zone)
-    return t.timestamp()
-
-
-def parse_from(text: str, tz: str) -> float:
-    """``--from``: a date starts at the beginning of that local day (the longer reading);
-    a date-time as for :func:`parse_until`."""
-    if len(text) == 10:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"--from {text!r} is not an ISO date (2027-01-31)") from None
-        return datetime.combine(day, time(), ZoneInfo(tz)).timestamp()
-    return parse_until(text, tz, "--from")
-
-
-def _place(register: HoldRegister, args: argparse.Namespace, tz: str) -> HoldRecord:
-    """``dock hold add``: on one recording, a case, an officer or an episode."""
-    scopes = [
-        name
-        for name, given in (
-            ("recording", args.serial is not None),
-            ("case", args.case is not None),
-            ("officer", args.officer is not None),
-            ("episode", args.episode is not None),
-        )
-        if given
-    ]
-    if len(scopes) != 1 or (args.serial is not None and args.recording is None):
-        raise ValueError(
-            "give one of: SERIAL RECORDING, --case CASE, --officer ID [--from D] [--to D], "
-            "--episode CUSTODY_ID"
-        )
-    if (args.date_from or args.date_to) and scopes != ["officer"]:
-        raise ValueError("--from and --to go with --officer")
-    until = None if args.until is None else parse_until(args.until, tz)
-    common = (args.kind, args.reference, args.actor)
-    if args.case is not None:
-        return register.place_case(args.case, *common, until=until)
-    if args.officer is not None:
-        from_at = None if args.date_from is None else parse_from(args.date_from, tz)
-        to_at = None if args.date_to is None else parse_until(args.date_to, tz, "--to")
-        return register.place_officer(args.officer, *common, from_at, to_at, until)
-    if args.episode is not None:
-        return register.place_episode(args.episode, *common, until=until)
-    return register.place(args.serial, args.recording, *common, until)
 
 
 def _target(r: HoldRecord, tz: str) -> str:
@@ -106,109 +54,82 @@ def _target(r: HoldRecord, tz: str) -> str:
 
 def cmd_hold(args: argparse.Namespace) -> int:
     svc = service_from(args)
-    register = HoldRegister(svc.store, svc.audit, svc.clock.now)
     try:
         if args.action == "add":
-            rec = _place(register, args, svc.timezone)
-            what = _target(rec, svc.timezone)
-            if rec.scope == "recording":
-                print(f"hold {rec.id} placed on {what} ({rec.kind})")
-            else:
-                n = len(register.covered(rec))
-                later = " and any attached later" if rec.scope == "case" else ""
-                print(f"hold {rec.id} placed on {what} ({rec.kind}): {n} recording(s) now{later}")
-        elif args.action == "release":
-            pin = _pin(args.pin, f"PIN for supervisor {args.supervisor}: ")
-            rec = register.release(args.id, args.supervisor, pin, args.reason, by=args.actor)
-            print(f"hold {rec.id} on {_target(rec, svc.timezone)} released")
-        else:
-            now = svc.clock.now()
-            records = [r for r in register.records() if args.all or r.active(now)]
-            counts = {r.id: len(register.covered(r)) for r in records}
-            if args.json:
-                print(json_text([r.as_dict() | {"recordings_now": counts[r.id]}
-                                 for r in records], indent=2))  # fmt: skip
-            for r in [] if args.json else records:
-                until = "permanent" if r.until is None else local_display(r.until, svc.timezone)
-                state = "released" if r.released_at is not None else "active"
-                print(
-                    f"{r.id:>5}  {_target(r, svc.timezone)}  {r.kind}  "
-                    f"{shown(r.reference)!r}  by {shown(r.placed_by)}  until {until}  {state}"
-                    + ("" if r.scope == "recording" else f"  ({counts[r.id]} recording(s) now)")
-                )
+            return _add(svc, args)
+        if args.action == "release":
+            given = {"hold_id": args.id, "supervisor": args.supervisor, "reason": args.reason,
+                     "pin": pin(args.pin, f"PIN for supervisor {args.supervisor}: ")}  # fmt: skip
+            rec = call(svc, args, "hold.release", given)
+            output(args, rec, [f"hold {rec.id} on {_target(rec, svc.timezone)} released"])
+            return 0
+        return _list(svc, args)
     except HoldError as exc:
-        print(f"dock hold: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_REFUSED
-    except ValueError as exc:
-        print(f"dock hold: {shown(exc, 400)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("hold", exc, EXIT_REFUSED)
+    except ValueError as exc:  # RequestError among them
+        return fail("hold", exc, EXIT_USAGE)
+
+
+def _add(svc: Any, args: argparse.Namespace) -> int:
+    """``dock hold add``: on one recording, a case, an officer or an episode."""
+    given = {
+        name: getattr(args, name)
+        for name in ("kind", "reference", "serial", "recording", "case", "officer",
+                     "date_from", "date_to", "episode", "until")
+    }  # fmt: skip
+    rec = call(svc, args, "hold.add", given)
+    what = _target(rec, svc.timezone)
+    if rec.scope == "recording":
+        line = f"hold {rec.id} placed on {what} ({rec.kind})"
+    else:
+        n = len(holds.register(svc).covered(rec))
+        later = " and any attached later" if rec.scope == "case" else ""
+        line = f"hold {rec.id} placed on {what} ({rec.kind}): {n} recording(s) now{later}"
+    output(args, rec, [line])
     return 0
 
 
-def _ask(given: str | None, prompt: str) -> str | None:
-    """A supervisor number from its option, or asked for at a terminal; None otherwise."""
-    if given:
-        return given
-    if sys.stdin.isatty():
-        return input(prompt).strip() or None
-    return None
-
-
-def _four_eyes(svc: Any, args: argparse.Namespace) -> tuple[str, str] | int:
-    """The two supervisors approving a purge, both verified (dock.storage.pins, with its
-    lockout); or the exit status after a one-line refusal (audited ``purge_refused``)."""
-    first = _ask(args.supervisor, "Supervisor number: ")
-    second = _ask(args.second_supervisor, "Second supervisor number: ")
-    if not first or not second:
-        print(
-            "dock purge: --apply needs two supervisors (four eyes): --supervisor ID "
-            "--second-supervisor ID (their PINs are asked for)",
-            file=sys.stderr,
+def _list(svc: Any, args: argparse.Namespace) -> int:
+    register = holds.register(svc)
+    now = svc.clock.now()
+    records = [r for r in register.records() if args.all or r.active(now)]
+    counts = {r.id: len(register.covered(r)) for r in records}
+    lines = []
+    for r in records:
+        until = "permanent" if r.until is None else local_display(r.until, svc.timezone)
+        state = "released" if r.released_at is not None else "active"
+        lines.append(
+            f"{r.id:>5}  {_target(r, svc.timezone)}  {r.kind}  "
+            f'"{shown(r.reference)}"  by {shown(r.placed_by)}  until {until}  {state}'
+            + ("" if r.scope == "recording" else f"  ({counts[r.id]} recording(s) now)")
         )
-        return EXIT_USAGE
-
-    def refuse(who: str, why: str) -> int:
-        data = {"supervisors": [first, second], "why": why, "by": args.actor}
-        svc.audit.append("purge_refused", who, "", data)
-        print(f"dock purge: refused: {why}; nothing purged", file=sys.stderr)
-        return EXIT_REFUSED
-
-    if first == second:
-        return refuse(first, "the two supervisors must be two different people")
-    trusted, why = svc.clock.synchronised()
-    if not trusted:
-        return refuse(first, f"the clock is not trusted ({why})")
-    for who, given, prompt in (
-        (first, args.supervisor_pin, f"PIN for supervisor {first}: "),
-        (second, args.second_pin, f"PIN for supervisor {second}: "),
-    ):
-        ok = authorise(svc.store, svc.audit, who, _pin(given, prompt), "purge")
-        if not ok.ok:
-            return refuse(who, ok.why)
-    return first, second
+    output(args, [r.as_dict() | {"recordings_now": counts[r.id]} for r in records], lines)
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    """A dry run, or with --apply the two supervisors (four eyes) and their PINs."""
     svc = service_from(args)
-    approved: tuple[str, ...] = ()
+    given: dict[str, Any] = {"apply": args.apply}
     if args.apply:
-        checked = _four_eyes(svc, args)
-        if isinstance(checked, int):
-            return checked
-        approved = checked
-    register = HoldRegister(svc.store, svc.audit, svc.clock.now)
-    report = purge(
-        svc.store,
-        svc.audit,
-        register,
-        svc.offloader.seals,
-        svc.offloader.evidence_dir,
-        svc.policy,
-        svc.clock.now(),
-        dry_run=not args.apply,
-        approved_by=approved,
-        actor=args.actor,
-    )
+        first = ask(args.supervisor, "Supervisor number: ")
+        second = ask(args.second_supervisor, "Second supervisor number: ")
+        if not first or not second:
+            why = ("--apply needs two supervisors (four eyes): --supervisor ID "
+                   "--second-supervisor ID (their PINs are asked for)")  # fmt: skip
+            return fail("purge", why, EXIT_USAGE)
+        given |= {
+            "supervisor": first,
+            "supervisor_pin": pin(args.supervisor_pin, f"PIN for supervisor {first}: "),
+            "second_supervisor": second,
+            "second_pin": pin(args.second_pin, f"PIN for supervisor {second}: "),
+        }
+    try:
+        report = call(svc, args, "purge.run", given)
+    except RequestError as exc:
+        return fail("purge", exc, EXIT_USAGE)
+    except Refused as exc:
+        return fail("purge", f"refused: {exc}; nothing purged", EXIT_REFUSED)
     if args.json:
         print(json_text(report.as_dict(), indent=2))
     else:
@@ -273,12 +194,12 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if any(r["state"] == "overdue" for r in rows) else 0
 
 
-def add_retention_commands(sub: Any) -> None:
+def register(sub: Any) -> None:
     """``dock hold add|release|list``, ``dock purge``, ``dock deadlines``."""
-    ho = sub.add_parser("hold", help="place, release or list holds on archived footage")
+    ho = add_parser(sub, "hold", help="place, release or list holds on archived footage")
     hos = ho.add_subparsers(dest="action", required=True)
-    add = hos.add_parser(
-        "add", help="keep a recording, a case's, an officer's or an episode's recordings"
+    add = add_parser(
+        hos, "add", help="keep a recording, a case's, an officer's or an episode's recordings"
     )
     add.add_argument("serial", nargs="?", help="with RECORDING: hold one recording")
     add.add_argument("recording", nargs="?")
@@ -290,28 +211,32 @@ def add_retention_commands(sub: Any) -> None:
     add.add_argument("--kind", required=True, choices=[k.value for k in HoldKind])
     add.add_argument("--reference", required=True, help="case, complaint or petition number")
     add.add_argument("--until", help="ISO date or date-time (default: permanent)")
-    rel = hos.add_parser("release", help="end a hold (a supervisor, with a reason)")
+    add_json(add)
+    add.set_defaults(func=cmd_hold, request="hold.add")
+    rel = add_parser(hos, "release", help="end a hold (a supervisor, with a reason)")
     rel.add_argument("id", type=int)
     rel.add_argument("--supervisor", required=True, help="supervisor number")
     rel.add_argument(
         "--supervisor-pin", "--pin", dest="pin", help="the supervisor's PIN (asked when omitted)"
     )
     rel.add_argument("--reason", required=True)
-    lst = hos.add_parser("list", help="active holds")
-    lst.add_argument("--json", action="store_true")
+    add_json(rel)
+    rel.set_defaults(func=cmd_hold, request="hold.release")
+    lst = add_parser(hos, "list", help="active holds")
+    add_json(lst)
     lst.add_argument("--all", action="store_true", help="released and expired holds too")
-    ho.set_defaults(func=cmd_hold)
+    lst.set_defaults(func=cmd_hold)
 
-    pu = sub.add_parser("purge", help="purge footage past retention and not held (dry run)")
+    pu = add_parser(sub, "purge", help="purge footage past retention and not held (dry run)")
     pu.add_argument("--apply", action="store_true", help="really delete (two supervisors)")
     pu.add_argument("--supervisor", help="first supervisor approving --apply")
     pu.add_argument("--supervisor-pin", help="their PIN (asked when omitted)")
     pu.add_argument("--second-supervisor", help="second, different supervisor (four eyes)")
     pu.add_argument("--second-pin", help="their PIN (asked when omitted)")
-    pu.add_argument("--json", action="store_true")
-    pu.set_defaults(func=cmd_purge)
+    add_json(pu)
+    pu.set_defaults(func=cmd_purge, request="purge.run")
 
-    dl = sub.add_parser("deadlines", help="offload deadlines of returned recorders")
-    dl.add_argument("--json", action="store_true")
+    dl = add_parser(sub, "deadlines", help="offload deadlines of returned recorders")
+    add_json(dl)
     dl.add_argument("--all", action="store_true", help="also returns done more than 7 days ago")
     dl.set_defaults(func=cmd_deadlines)

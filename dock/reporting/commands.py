@@ -86,3 +86,18 @@ def arguments(command: dict[str, Any]) -> dict[str, Any] | None:
     if hi < lo or hi - lo > 1_000_000:
         return None
     return {"boot": boot, "from_seq": lo, "to_seq": hi}
+
+
+#: The commands that change the dock, and the request (``dock.services.requests``) each
+#: goes through: the same rule, audit entry and transaction as ``dock device flag``.
+#: The others (status, resend) only touch reporting itself.
+REQUESTS: dict[Command, str] = {Command.FLAG: "device.flag", Command.LOST: "device.flag"}
+
+
+def request_arguments(kind: Command, args: dict[str, Any]) -> dict[str, Any]:
+    """A changing command's checked ``arguments`` as its request's arguments."""
+    if kind is Command.LOST:
+        return {"serial": args["serial"], "lost": True, "note": args["note"]}
+    if kind is Command.FLAG:
+        return {"serial": args["serial"], "maintenance": args["maintenance"], "note": args["note"]}
+    raise ValueError(f"command {kind.value} is not a request")

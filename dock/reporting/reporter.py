@@ -21,10 +21,12 @@ from typing import Any
 
 from dock.config import MqttConfig
 from dock.domain.interfaces import BrokerLink
-from dock.reporting.commands import arguments, refusal
+from dock.reporting.commands import REQUESTS, arguments, refusal, request_arguments
 from dock.reporting.feed import feed
 from dock.reporting.health import dock_health, slot_summary
 from dock.reporting.outbox import WARN_PENDING, Outbox
+from dock.services import requests
+from dock.services.errors import RequestError
 from mqtt_contract.contract import (
     HQ_STATUS,
     Command,
@@ -414,8 +416,6 @@ class Reporter:
             self._health(self._clock())
 
     def _obey(self, command: Command, args: dict[str, Any], by: str) -> tuple[str | None, dict]:
-        from dock.storage.store import StoreError
-
         if command is Command.STATUS:
             return None, {}
         if command is Command.RESEND:
@@ -423,17 +423,13 @@ class Reporter:
             n = self.outbox.resend(args["boot"], args["from_seq"], args["to_seq"])
             self._pump_after = 0
             return None, {"requeued": n}
-        changes = {"lost": True} if command is Command.LOST else {}
-        if command is Command.FLAG:
-            changes = {"maintenance": args["maintenance"]}
         try:
-            self.service.store.flag_device(args["serial"], note=args["note"], **changes)
-        except StoreError:
+            flagged = requests.call(
+                self.service, REQUESTS[command], request_arguments(command, args), actor=by
+            )
+        except RequestError:
             return "unknown device", {}
-        self.service.audit.append(
-            "device_flag", by, args["serial"], changes | {"note": args["note"]}
-        )
-        return None, changes
+        return None, dict(flagged.changes)
 
 
 def _printable(text: str) -> str:

@@ -1,0 +1,103 @@
+"""``dock checkout`` and ``dock status``: thin over ``dock.services.custody`` and
+``dock.services.status``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dock.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_parser,
+    call,
+    fail,
+    pin,
+    service_from,
+)
+from dock.services.errors import RequestError
+from dock.services.status import status_report
+from dock.support.text import json_text, shown
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    dock = service_from(args)
+    wants_pin = args.officer is not None and args.badge is None
+    override = bool(args.supervisor and args.reason)
+    given = {
+        "officer": args.officer,
+        "pin": pin(args.pin, "PIN: ") if wants_pin else None,
+        "badge": args.badge,
+        "supervisor": args.supervisor,
+        "supervisor_pin": pin(args.supervisor_pin, "Supervisor PIN: ") if override else None,
+        "reason": args.reason,
+    }
+    try:
+        decision = call(dock, args, "custody.checkout", given)
+    except RequestError as exc:
+        return fail("checkout", exc, EXIT_USAGE)
+    print_decision(decision, args.json)
+    return 0 if decision.granted else EXIT_REFUSED
+
+
+def print_decision(decision: Any, as_json: bool) -> None:
+    if as_json:
+        print(json_text(decision.as_dict(), indent=2))
+    elif decision.granted:
+        print(f"granted: take slot {decision.slot} (recorder {shown(decision.device)})")
+        if decision.assigned_on_device is False:
+            why = shown(decision.not_assigned_why, 300)
+            print(f"  officer not written to the recorder: {why}")
+    else:
+        print("refused:")
+        for r in decision.reasons:
+            print(f"  [{r.code}] {shown(r.message, 300)}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    dock = service_from(args)
+    report = status_report(dock, dock.sweep())
+    if args.json:
+        print(json_text(report, indent=2))
+    else:
+        print_status(report)
+    return 0
+
+
+def print_status(report: dict[str, Any]) -> None:
+    clock = report["clock"]
+    trusted = "trusted" if clock["trusted"] else "NOT trusted"
+    reason = shown(clock["reason"], 200)
+    print(f"dock {shown(report['dock'])}   {report['time_local']}   clock: {trusted} ({reason})")
+    print(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
+    for r in report["slots"]:
+        state = "take-away" if r["awaiting_takeaway"] else r["state"].replace("_", " ")
+        batt = "" if r["battery_percent"] is None else f"{r['battery_percent']} %"
+        free = "" if r["storage_free_bytes"] is None else f"{r['storage_free_bytes'] / 2**30:.1f}"
+        why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
+        device, why_not = shown(r["device"]), shown(why_not, 300)
+        print(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
+    ratio = report["fleet"]
+    per = ratio["recorders_per_officer"]
+    print(
+        f"fleet: {ratio['recorders']} recorder(s) for {ratio['officers']} officer(s)"
+        + ("" if per is None else f", {per:.2f} per officer (at least 0.50 required)"),
+        flush=True,
+    )
+
+
+def register(sub: Any) -> None:
+    co = add_parser(sub, "checkout", help="check a recorder out to an officer")
+    co.add_argument("--officer", help="officer number")
+    co.add_argument("--pin", help="officer PIN (prompted for when omitted)")
+    co.add_argument("--badge", help="badge id as read by the badge reader")
+    co.add_argument("--supervisor", help="supervisor number, to override failed checks")
+    co.add_argument("--supervisor-pin")
+    co.add_argument("--reason", help="why the override is needed (audited)")
+    add_json(co)
+    co.set_defaults(func=cmd_checkout, request="custody.checkout")
+
+    st = add_parser(sub, "status", help="check every slot now and show the result")
+    add_json(st)
+    st.set_defaults(func=cmd_status)

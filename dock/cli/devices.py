@@ -1,0 +1,125 @@
+"""``dock device enrol|list|flag`` and ``dock offload``: thin over
+``dock.services.devices``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dock.cli.common import (
+    EXIT_LINK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    add_json,
+    add_parser,
+    call,
+    fail,
+    output,
+    progress_bar,
+    service_from,
+)
+from dock.devices.recorder_client import (
+    AuthenticationFailed,
+    LinkError,
+    NotPermitted,
+    RecorderRefused,
+)
+from dock.services import devices
+from dock.services.errors import RequestError
+from dock.support.text import shown
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    dock = service_from(args)
+    try:
+        result = call(dock, args, "device.enrol", {"slot": args.slot})
+    except RequestError as exc:
+        return fail("device", exc, EXIT_USAGE)
+    except NotPermitted as exc:  # e.g. enrolling a version 1 recorder: nothing was sent
+        return fail("device", f"enrol refused: {exc.message}", EXIT_REFUSED)
+    except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
+        # Nothing was committed on either side: running the command again is safe.
+        return fail("device", f"enrol failed: {exc}", EXIT_LINK)
+    output(args, result, [f"recorder {shown(result.serial)} in slot {shown(args.slot)} enrolled"])
+    return 0
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    dock = service_from(args)
+    lost = True if args.lost else False if args.found else None
+    maintenance = True if args.maintenance else False if args.repaired else None
+    if lost is None and maintenance is None:
+        return fail("device flag", "give --lost/--found/--maintenance/--repaired", EXIT_USAGE)
+    given = {"serial": args.serial, "lost": lost, "maintenance": maintenance, "note": args.note}
+    try:
+        result = call(dock, args, "device.flag", given)
+    except RequestError as exc:
+        return fail("device", exc, EXIT_USAGE)
+    output(args, result, [f"recorder {shown(result.serial)}: {result.describe()}"])
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = devices.listing(service_from(args))
+    lines = []
+    for d in rows:
+        flags = ",".join(f for f in ("lost", "maintenance") if getattr(d, f)) or "-"
+        lines.append(f"{shown(d.serial):<10} {shown(d.model):<12} {shown(d.firmware):<8} {flags}")
+    output(args, rows, lines)
+    return 0
+
+
+def cmd_offload(args: argparse.Namespace) -> int:
+    dock = service_from(args)
+    try:
+        s = call(dock, args, "device.offload", {"slot": args.slot, "progress": progress_bar})
+    except RequestError as exc:
+        return fail("offload", exc, EXIT_USAGE)
+    if s is None:
+        print(
+            f"dock offload: slot {shown(args.slot)}: the link failed; footage stays on the device"
+        )
+        return EXIT_LINK
+    lines = [
+        f"{shown(s.serial)}: {len(s.archived)} archived, {len(s.erased)} erased"
+        + (
+            f", {len(s.kept_on_device)} kept on the device: {shown(s.kept_reason, 300)}"
+            if s.kept_on_device
+            else ""
+        )
+        + (f", {len(s.failed)} FAILED (kept on the device)" if s.failed else "")
+        + (", NOT ENOUGH ROOM (kept on the device)" if s.not_enough_room else "")
+    ]
+    lines += [f"  FAILED {shown(r)}: {shown(why, 300)}" for r, why in s.failed.items()]
+    lines += [f"  DAMAGED ARCHIVE COPY {shown(r)}: {shown(why, 300)} (not erased)"
+              for r, why in s.damaged.items()]  # fmt: skip
+    if s.sealed_in:
+        lines.append(f"  sealed in {shown(s.sealed_in, 300)}")
+    lines += [f"  NOT SEALED YET (archived and verified; sealed at the next offload): "
+              f"{shown(why, 300)}" for why in s.seal_failed]  # fmt: skip
+    output(args, s, lines)
+    return 0 if s.ok else EXIT_REFUSED
+
+
+def register(sub: Any) -> None:
+    dv = add_parser(sub, "device", help="enrol, list or flag recorders")
+    dvs = dv.add_subparsers(dest="action", required=True)
+    en = add_parser(dvs, "enrol", help="agree a secret with the recorder in a slot")
+    en.add_argument("--slot", required=True)
+    add_json(en)
+    en.set_defaults(func=cmd_enrol, request="device.enrol")
+    dl = add_parser(dvs, "list", help="enrolled recorders and their flags")
+    add_json(dl)
+    dl.set_defaults(func=cmd_list)
+    fl = add_parser(dvs, "flag", help="lost or found, in maintenance or repaired")
+    fl.add_argument("serial")
+    for flag in ("--lost", "--found", "--maintenance", "--repaired"):
+        fl.add_argument(flag, action="store_true")
+    fl.add_argument("--note")
+    add_json(fl)
+    fl.set_defaults(func=cmd_flag, request="device.flag")
+
+    off = add_parser(sub, "offload", help="offload, verify and erase a docked recorder now")
+    off.add_argument("--slot", required=True)
+    add_json(off)
+    off.set_defaults(func=cmd_offload, request="device.offload")
