@@ -17,6 +17,7 @@ import pytest
 from dock.daemon.control_server import (
     ControlServer,
     ControlUnavailable,
+    claim_control,
     decision_from_dict,
     service_handlers,
 )
@@ -309,3 +310,17 @@ def test_a_deep_state_directory_still_works(tmp_path) -> None:
     with ControlServer(path, {"ping": lambda _a, _p: {"pong": True}}):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
         assert DaemonLink(path).request("ping") == {"pong": True}
+
+
+def test_a_daemon_claims_its_state_directory_before_it_serves(tmp_path) -> None:
+    state = str(tmp_path / "new-state")
+    first = claim_control(state)  # creates the directory; nothing listens yet
+    try:
+        with pytest.raises(ControlUnavailable) as second:
+            claim_control(state)
+        assert str(second.value) == f"another dock daemon is already running for {state}"
+        first.start({"ping": lambda _a, _p: {"pong": True}})
+        assert DaemonLink(control_socket_path(state)).request("ping") == {"pong": True}
+    finally:
+        first.stop()
+    claim_control(state).stop()  # free again

@@ -126,11 +126,28 @@ class ControlServer:
         self._serving: set[threading.Thread] = set()
 
     # ------------------------------------------------------------------ life
-    def start(self) -> ControlServer:
-        """Claim the socket (ControlUnavailable when another daemon has it), listen."""
-        self._claim()
+    def claim(self) -> ControlServer:
+        """Make this the one daemon of its state directory, before it touches anything
+        (ControlUnavailable, one line, when another daemon has it). Idempotent."""
+        if self._lock_file is None:
+            try:
+                os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise ControlUnavailable(f"cannot create {self.path}: {exc.strerror}") from None
+            self._claim()
+        return self
+
+    def start(self, handlers: Mapping[str, Handler] | None = None) -> ControlServer:
+        """Claim the socket if not yet done, listen, and serve ``handlers`` (else those
+        given at construction) in a thread."""
+        if handlers is not None:
+            self.handlers = dict(handlers)
+        self.claim()
         try:
             self._listen()
+        except OSError as exc:
+            self._release()
+            raise ControlUnavailable(f"cannot listen on {self.path}: {exc.strerror}") from None
         except BaseException:
             self._release()
             raise
@@ -166,7 +183,10 @@ class ControlServer:
     def _claim(self) -> None:
         """One daemon per state directory: a lock held for the daemon's life, then a
         socket file left behind by a killed daemon is replaced only if nothing answers."""
-        lock = open(self.path + ".lock", "a")  # noqa: SIM115 - held until stop()
+        try:
+            lock = open(self.path + ".lock", "a")  # noqa: SIM115 - held until stop()
+        except OSError as exc:
+            raise ControlUnavailable(f"cannot use {self.path}.lock: {exc.strerror}") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -443,11 +463,11 @@ def service_handlers(
         supervisor, reason = args.text("supervisor"), args.text("reason")
         supervisor_pin = args.text("supervisor_pin")
         if badge is None and officer is None:
-            raise RequestFailed("bad_request", "give officer (and pin) or badge")
+            raise RequestFailed("bad_request", "give --officer ID (and a PIN) or --badge")
         override = None
         if supervisor:
             if not reason:
-                raise RequestFailed("bad_request", "an override needs a reason")
+                raise RequestFailed("bad_request", "an override needs --reason")
             if supervisor_pin is None:
                 raise RequestFailed("bad_request", "an override needs supervisor_pin")
             override = Override(supervisor, supervisor_pin, reason)
@@ -498,13 +518,8 @@ def service_handlers(
     return {"checkout": checkout, "status": status_request, "offload": offload, "enrol": enrol}
 
 
-def serve_service(
-    svc: DockService,
-    state_dir: str,
-    busy: threading.Lock,
-    status: Callable[[DockService, list[Any]], dict[str, Any]],
-) -> ControlServer:
-    """Start serving ``svc`` at ``<state_dir>/control.sock`` (ControlUnavailable: one
-    line, when another daemon runs for ``state_dir``)."""
-    handlers = service_handlers(svc, busy, status)
-    return ControlServer(control_socket_path(state_dir), handlers).start()
+def claim_control(state_dir: str) -> ControlServer:
+    """The control socket of the dock whose state is in ``state_dir``, claimed for this
+    daemon and not yet served (ControlUnavailable, one line, when another daemon runs);
+    ``start(service_handlers(...))`` once the service is built, ``stop()`` at the end."""
+    return ControlServer(control_socket_path(state_dir), {}).claim()
