@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from common.jsonlog import setup_logging
@@ -48,33 +48,47 @@ def _add_settings(parser: argparse.ArgumentParser, settings: Sequence[config.Set
         parser.add_argument(*s.options, dest=s.name, type=s.type, default=None, help=text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dock-hq", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+def _common() -> argparse.ArgumentParser:
+    """The options every command that reads settings takes (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
         default=os.environ.get(config.CONFIG_ENV),
         help=f"TOML file whose keys mirror the options (default ${config.CONFIG_ENV})",
     )
+    return common
 
+
+def _register_run(sub: Any, common: argparse.ArgumentParser) -> None:
     run = sub.add_parser("run", parents=[common], help="the monitor daemon")
     _add_settings(run, (*config.BROKER, *config.DATABASE, *config.MONITOR))
+    run.set_defaults(func=_run)
 
+
+def _register_fleet(sub: Any, common: argparse.ArgumentParser) -> None:
     fleet = sub.add_parser("fleet", parents=[common], help="every dock now")
     _add_settings(fleet, config.DATABASE)
     fleet.add_argument("--json", action="store_true")
+    fleet.set_defaults(func=_fleet)
 
+
+def _register_alerts(sub: Any, common: argparse.ArgumentParser) -> None:
     alerts = sub.add_parser("alerts", parents=[common], help="open alerts")
     _add_settings(alerts, config.DATABASE)
     alerts.add_argument("--all", action="store_true", help="closed ones too")
     alerts.add_argument("--json", action="store_true")
+    alerts.set_defaults(func=_alerts)
 
+
+def _register_ack(sub: Any, common: argparse.ArgumentParser) -> None:
     ack = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
     _add_settings(ack, config.DATABASE)
     ack.add_argument("alert_id", type=int)
     ack.add_argument("--by", required=True, help="who acknowledges it")
+    ack.set_defaults(func=_ack)
 
+
+def _register_command(sub: Any, common: argparse.ArgumentParser) -> None:
     cmd = sub.add_parser("command", parents=[common], help="a signed command to one dock")
     cmd.add_argument("site")
     cmd.add_argument("dock")
@@ -90,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     cmd.add_argument("--json", action="store_true")
     _add_settings(cmd, (*config.BROKER, *config.DATABASE))
+    cmd.set_defaults(func=_command)
 
+
+def _register_checkpoint(sub: Any, common: argparse.ArgumentParser) -> None:
     cp = sub.add_parser(
         "checkpoint",
         parents=[common],
@@ -104,9 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--forget", action="store_true", help="start over with this dock's log")
     cp.add_argument("--by", help="with --forget: who decides it")
     _add_settings(cp, config.DATABASE)
+    cp.set_defaults(func=_checkpoint)
 
+
+def _register_keygen(sub: Any, _common: argparse.ArgumentParser) -> None:
     keygen = sub.add_parser("keygen", help="a new command signing key")
     keygen.add_argument("--out", required=True, help="private key file to create (0600)")
+    keygen.set_defaults(func=_keygen)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command, each registered by its own function (listed once in COMMANDS)."""
+    parser = argparse.ArgumentParser(prog="dock-hq", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    common = _common()
+    for register in COMMANDS:
+        register(sub, common)
     return parser
 
 
@@ -155,16 +185,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         settings = _settings(args)
         setup_logging(settings["log_level"])
-        handler = {
-            "run": _run,
-            "fleet": _fleet,
-            "alerts": _alerts,
-            "ack": _ack,
-            "command": _command,
-            "checkpoint": _checkpoint,
-            "keygen": _keygen,
-        }[args.cmd]
-        return handler(args, settings)
+        code: int = args.func(args, settings)
+        return code
     except (config.ConfigError, SigningKeyError, contract.ContractError) as exc:
         print(f"dock-hq: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -447,6 +469,18 @@ def _keygen(args: argparse.Namespace, _settings: dict[str, Any]) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+#: Every ``dock-hq`` command's registration, in the order ``--help`` lists them.
+COMMANDS: tuple[Callable[[Any, argparse.ArgumentParser], None], ...] = (
+    _register_run,
+    _register_fleet,
+    _register_alerts,
+    _register_ack,
+    _register_command,
+    _register_checkpoint,
+    _register_keygen,
+)
 
 
 if __name__ == "__main__":
