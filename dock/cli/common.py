@@ -139,6 +139,28 @@ def call(dock: Any, args: argparse.Namespace, name: str, arguments: Mapping[str,
     return requests.call(dock, name, arguments, actor=actor)
 
 
+def ask_daemon(
+    cfg: Any, name: str, arguments: Mapping[str, Any], on_progress: Any = None
+) -> dict[str, Any] | None:
+    """Request ``name`` of the daemon running for this dock, which owns the recorders
+    (docs/CONTROL.md); None when no daemon listens: the command then works on its own.
+    DaemonError when the daemon refused or failed: never then done here as well."""
+    from dock.services.daemon_link import DaemonLink, DaemonUnavailable, control_socket_path
+
+    link = DaemonLink(control_socket_path(cfg.dock.state_dir))
+    try:
+        return link.request(name, dict(arguments), on_progress)
+    except DaemonUnavailable:
+        return None
+
+
+def daemon_failed(command: str, exc: Any) -> int:
+    """A DaemonError as one line, with the exit status the same failure has locally."""
+    code = {"bad_request": EXIT_USAGE, "invalid": EXIT_USAGE, "no_slot": EXIT_USAGE,
+            "not_permitted": EXIT_REFUSED}.get(exc.code, EXIT_LINK)  # fmt: skip
+    return fail(command, exc.message, code)
+
+
 def fail(command: str, exc: BaseException | str, code: int) -> int:
     """One line on stderr, and the exit status to return."""
     print(f"dock {command}: {shown(exc, 400)}", file=sys.stderr)

@@ -11,18 +11,24 @@ from dock.cli.common import (
     EXIT_USAGE,
     add_json,
     add_parser,
+    ask_daemon,
+    build_or_exit,
     call,
+    daemon_failed,
     fail,
+    load_or_exit,
     pin,
-    service_from,
 )
+from dock.daemon.control_server import decision_from_dict
+from dock.services.daemon_link import DaemonError
 from dock.services.errors import RequestError
 from dock.services.status import status_report
 from dock.support.text import json_text, shown
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    dock = service_from(args)
+    """Decided by the running daemon when there is one (it owns the recorders), else here."""
+    cfg = load_or_exit(args)
     wants_pin = args.officer is not None and args.badge is None
     override = bool(args.supervisor and args.reason)
     given = {
@@ -34,9 +40,18 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         "reason": args.reason,
     }
     try:
-        decision = call(dock, args, "custody.checkout", given)
+        remote = ask_daemon(cfg, "checkout", given)
+    except DaemonError as exc:
+        return daemon_failed("checkout", exc)
+    try:
+        if remote is not None:
+            decision = decision_from_dict(remote)
+        else:
+            decision = call(build_or_exit(cfg), args, "custody.checkout", given)
     except RequestError as exc:
         return fail("checkout", exc, EXIT_USAGE)
+    except DaemonError as exc:
+        return daemon_failed("checkout", exc)
     print_decision(decision, args.json)
     return 0 if decision.granted else EXIT_REFUSED
 
@@ -56,8 +71,15 @@ def print_decision(decision: Any, as_json: bool) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    dock = service_from(args)
-    report = status_report(dock, dock.sweep())
+    """The running daemon looks at every slot when there is one, else this command."""
+    cfg = load_or_exit(args)
+    try:
+        report = ask_daemon(cfg, "status", {"refresh": True})
+    except DaemonError as exc:
+        return daemon_failed("status", exc)
+    if report is None:
+        dock = build_or_exit(cfg)
+        report = status_report(dock, dock.sweep())
     if args.json:
         print(json_text(report, indent=2))
     else:

@@ -12,8 +12,13 @@ from dock.cli.common import (
     EXIT_USAGE,
     add_json,
     add_parser,
+    ask_daemon,
+    build_or_exit,
     call,
+    daemon_failed,
+    default_actor,
     fail,
+    load_or_exit,
     output,
     progress_bar,
     service_from,
@@ -25,15 +30,27 @@ from dock.devices.recorder_client import (
     RecorderRefused,
 )
 from dock.services import devices
+from dock.services.daemon_link import DaemonError
 from dock.services.errors import RequestError
+from dock.storage.store import StoreError
 from dock.support.text import shown
 
 
 def cmd_enrol(args: argparse.Namespace) -> int:
-    dock = service_from(args)
+    """Through the running daemon when there is one (it owns the recorders), else here."""
+    cfg = load_or_exit(args)
     try:
-        result = call(dock, args, "device.enrol", {"slot": args.slot})
-    except RequestError as exc:
+        actor = getattr(args, "actor", None) or default_actor()
+        remote = ask_daemon(cfg, "enrol", {"slot": args.slot, "actor": actor})
+    except DaemonError as exc:
+        why = {"not_permitted": "enrol refused: ", "link_failed": "enrol failed: "}
+        return daemon_failed("device", DaemonError(exc.code, why.get(exc.code, "") + exc.message))
+    try:
+        if remote is not None:
+            result = devices.Enrolled(str(remote["serial"]), str(remote["slot"]))
+        else:
+            result = call(build_or_exit(cfg), args, "device.enrol", {"slot": args.slot})
+    except (RequestError, StoreError, KeyError) as exc:  # already enrolled, no such slot
         return fail("device", exc, EXIT_USAGE)
     except NotPermitted as exc:  # e.g. enrolling a version 1 recorder: nothing was sent
         return fail("device", f"enrol refused: {exc.message}", EXIT_REFUSED)
@@ -69,12 +86,39 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_offload(args: argparse.Namespace) -> int:
-    dock = service_from(args)
+def _offload(cfg: Any, args: argparse.Namespace) -> Any:
+    """Through the running daemon when there is one (its progress drawn here), else here;
+    None when the link failed."""
+
+    def drawn(p: dict[str, Any]) -> None:
+        if isinstance(p.get("recording"), str) and all(
+            isinstance(p.get(k), int) for k in ("done", "total")
+        ):
+            progress_bar(p["recording"], p["done"], p["total"])
+
     try:
-        s = call(dock, args, "device.offload", {"slot": args.slot, "progress": progress_bar})
+        remote = ask_daemon(cfg, "offload", {"slot": args.slot}, drawn)
+    except DaemonError as exc:
+        if exc.code == "link_failed":
+            return None
+        raise
+    if remote is None:
+        dock = build_or_exit(cfg)
+        return call(dock, args, "device.offload", {"slot": args.slot, "progress": progress_bar})
+    try:
+        return devices.OffloadSummary(**remote)
+    except TypeError as exc:
+        raise DaemonError("bad_reply", f"the dock daemon's offload summary: {exc}") from None
+
+
+def cmd_offload(args: argparse.Namespace) -> int:
+    cfg = load_or_exit(args)
+    try:
+        s = _offload(cfg, args)
     except RequestError as exc:
         return fail("offload", exc, EXIT_USAGE)
+    except DaemonError as exc:
+        return daemon_failed("offload", exc)
     if s is None:
         print(
             f"dock offload: slot {shown(args.slot)}: the link failed; footage stays on the device"

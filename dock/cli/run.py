@@ -14,6 +14,7 @@ from typing import Any
 from dock.cli.common import (
     EXIT_AUTH,
     EXIT_LINK,
+    EXIT_STATE,
     EXIT_USAGE,
     add_json,
     add_parser,
@@ -146,19 +147,30 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     """The daemon: sweep every slot each interval, show the result, until stopped;
     badges read meanwhile are decided at once from the last sweep."""
+    import os
     import signal
     import threading
 
     from dock.daemon.composition import badge_source, build_reporter
+    from dock.daemon.control_server import ControlUnavailable, claim_control, service_handlers
 
     fleet = reporter = None
     reader, baudrate = "none", 9600
-    if args.emulate:
-        svc, fleet, cfg = _emulated_dock(args)
-    else:
-        cfg = load_or_exit(args)
-        svc = build_or_exit(cfg)
-        reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
+    try:  # one daemon per state directory, claimed before any recorder is touched
+        if args.emulate:
+            args.state_dir = os.path.abspath(
+                args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-")
+            )
+            control = claim_control(args.state_dir)
+            svc, fleet, cfg = _emulated_dock(args)
+        else:
+            cfg = load_or_exit(args)
+            svc = build_or_exit(cfg)
+            control = claim_control(cfg.dock.state_dir)
+            reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
+    except ControlUnavailable as exc:
+        print(f"dock run: {exc}", file=sys.stderr)
+        return EXIT_STATE
     try:
         reporter = build_reporter(cfg, svc)
         if reporter is not None:
@@ -186,7 +198,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     last = None
     if not args.once:  # seals, deadlines, fixity: own threads, never under `busy`
         svc.start_maintenance(args.interval)
+    code = 0
     try:
+        # Front ends ask the daemon for what touches recorders (docs/CONTROL.md).
+        control.start(service_handlers(svc, busy, status_report))
         for _ in range(1 if args.once else args.sweeps):
             with busy:
                 report = status_report(svc, svc.sweep())
@@ -199,17 +214,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 last = shown
             if stop.wait(0 if args.once else args.interval):
                 break
+    except ControlUnavailable as exc:
+        print(f"dock run: {exc}", file=sys.stderr)
+        code = EXIT_STATE
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        control.stop()  # no new requests; those being served finish (bounded)
         svc.stop_maintenance()
         svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
         if reporter is not None:
             reporter.stop()  # "stopped" for headquarters, then a clean disconnect
         if fleet is not None:
             fleet.stop()
-    return 0
+    return code
 
 
 def register(sub: Any) -> None:
