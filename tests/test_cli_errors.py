@@ -40,7 +40,7 @@ def write_config(tmp_path: Path, state: str) -> str:
 
 def fill(folder: str) -> None:
     """Write a file until the filesystem has no room left."""
-    with open(os.path.join(folder, "filler"), "wb") as f:
+    with open(os.path.join(folder, "filler"), "wb", buffering=0) as f:  # nothing left to flush
         try:
             while True:
                 f.write(b"\0" * 65536)
