@@ -4,6 +4,7 @@ on their own when none does; the person at the terminal sees the same either way
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -43,6 +44,14 @@ def write_config(svc: Any, path: str) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored(monkeypatch) -> None:
+    """main() points the root logger at this test's captured stderr: put it back after."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
 
 
 @pytest.fixture
