@@ -27,7 +27,7 @@ def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.
         "vendor": ident.vendor,
         "firmware": ident.firmware,
         "protocol_version": ident.protocol_version,
-        "capabilities": [c.name.lower() for c in Capability if c in ident.capabilities],
+        "capabilities": [c.name.lower() for c in Capability if c.name and c in ident.capabilities],
         "enrolled": ident.enrolled,
         "authenticated": client.authenticated,
         "battery_percent": status.battery_percent,
@@ -40,7 +40,9 @@ def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.
         "recording": status.recording,
         "clock_offset_s": status.clock_offset_s,
         "fault_flags": status.fault_flags,
-        "faults": [f.name.lower() for f in FaultFlag if f in FaultFlag(status.fault_flags)],
+        "faults": [
+            f.name.lower() for f in FaultFlag if f.name and f in FaultFlag(status.fault_flags)
+        ],
         "officer_id": status.officer_id,
         "recording_count": len(recordings),
         "recordings": [

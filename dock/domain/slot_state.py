@@ -102,9 +102,10 @@ resort an internal error leaves the status unchanged with Alert state_machine_er
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from dock.domain.interfaces import LedPattern
 
@@ -585,7 +586,8 @@ def _on_fault_cleared(status: SlotStatus, _event: FaultCleared) -> Result:
     return _enter(status, SlotState.IDENTIFYING, [])
 
 
-_HANDLERS = {
+#: Each event type's transition (an event of another type changes nothing).
+_HANDLERS: dict[type, Callable[[SlotStatus, Any], Result]] = {
     Docked: _on_docked,
     Undocked: _on_undocked,
     Identified: _on_identified,

@@ -164,8 +164,8 @@ class Outbox:
                     (boot, seq, str(etype), encode(Kind.EVENT, body), now),
                 )
                 count += 1
-            for name, value in cursors.items():
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+            for name, cursor in cursors.items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(cursor)))
             if forget_fed_after is not None:
                 db.execute("DELETE FROM fed WHERE seq > ?", (forget_fed_after,))
             db.executemany("INSERT OR REPLACE INTO fed VALUES (?, ?)", fed)
