@@ -473,10 +473,10 @@ def make_bag(
     known = dict(known_sha256 or {})
     rels = list(payload)
     _check_payload_paths(rels)
-    for rel, digest in known.items():
+    for rel, expected in known.items():
         if rel not in payload:
             raise ValueError(f"known_sha256 names {rel!r}, which is not in the payload")
-        if not isinstance(digest, bytes) or len(digest) != hashlib.sha256().digest_size:
+        if not isinstance(expected, bytes) or len(expected) != hashlib.sha256().digest_size:
             raise ValueError(f"known_sha256[{rel!r}] is not a 32-byte SHA-256 digest")
     _bag_info_text(info, "0.0")  # refuse bad metadata before touching the disk
     extra_tags = dict(tag_files or {})
