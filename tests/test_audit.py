@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dock.domain.audit_kinds import AuditKind
 from dock.storage import audit
 from dock.storage.audit import AuditError, AuditLog, verify_export
 from dock.storage.keys import (
@@ -74,7 +75,10 @@ class Clock:
 
 
 def fill(log: AuditLog, n: int, start: int = 0) -> None:
-    kinds = ["custody", "check", "override", "clock_set", "enrolment", "config", "admin"]
+    kinds = [
+        AuditKind.CHECKOUT, AuditKind.CHECKS, AuditKind.OVERRIDE, AuditKind.CLOCK_SET,
+        AuditKind.ENROL, AuditKind.CONFIG, AuditKind.OFFICER_ADD,
+    ]  # fmt: skip
     for i in range(start, start + n):
         log.append(
             kinds[i % len(kinds)],
@@ -175,7 +179,7 @@ def test_a_sound_log_verifies_and_an_auditor_can_recompute_it(db, dock_key) -> N
     assert [e.seq for e in entries] == list(range(1, N + 1))
     assert [e.seq for e in tail] == list(range(341, N + 1))
     assert tail[0].data == {"i": 340, "battery": 80, "passed": False, "note": "ok\n"}
-    assert entries[0].time == "2024-05-01T08:00:01.250Z" and entries[0].kind == "custody"
+    assert entries[0].time == "2024-05-01T08:00:01.250Z" and entries[0].kind == AuditKind.CHECKOUT
     prev = "0" * 64
     for e in entries:
         data = json.dumps(e.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -213,12 +217,12 @@ def test_checkpoint_signs_the_head_and_the_count_restarts(db, dock_key) -> None:
 
 def test_refuses_bad_input_another_docks_log_and_a_damaged_file(db, dock_key, tmp_path) -> None:
     with open_log(db, dock_key) as log:
-        with pytest.raises(ValueError):
+        with pytest.raises(TypeError, match="not an audit kind"):
             log.append("Custody Change", "a", "b", {})
         with pytest.raises(ValueError):
-            log.append("custody", "a", "b", {"x": float("nan")})
+            log.append(AuditKind.CHECKOUT, "a", "b", {"x": float("nan")})
         with pytest.raises(ValueError):
-            log.append("custody", "a\udc80", "b", {})
+            log.append(AuditKind.CHECKOUT, "a\udc80", "b", {})
         assert log.head()[0] == N
     with pytest.raises(AuditError, match="belongs to dock 'DOCK-0042'"):
         AuditLog(str(db), dock_key, "DOCK-0043")
@@ -421,7 +425,7 @@ def small_export(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("small")
     key = Ed25519PrivateKey.generate()
     with AuditLog(str(folder / "a.db"), key, "码头-7", checkpoint_every=4, clock=Clock()) as log:
-        log.append("enrolment", "管理员\u0001", 'EMU"1"', {"secret_id": "ab", "v": [1.5, None]})
+        log.append(AuditKind.ENROL, "管理员\u0001", 'EMU"1"', {"secret_id": "ab", "v": [1.5, None]})
         log.append("clock_set", "dock", "EMU0002", {"drift_s": -47.125, "trusted": True})
         fill(log, 9)
         log.export(str(folder / "e.jsonl"))
@@ -457,7 +461,7 @@ def test_concurrent_appends_from_threads_and_two_instances(tmp_path, dock_key) -
         try:
             start.wait()
             for i in range(per_thread):
-                logs[t % 2].append("custody", f"thread-{t}", "EMU0001", {"t": t, "i": i})
+                logs[t % 2].append(AuditKind.CHECKOUT, f"thread-{t}", "EMU0001", {"t": t, "i": i})
         except BaseException as exc:
             errors.append(exc)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dock.domain.audit_kinds import AuditKind
 from dock.storage import audit
 from dock.storage.audit import (
     NO_OUTSIDE_CHECKPOINT,
@@ -169,7 +170,7 @@ def test_a_changed_meta_fails_verify(statement, says, dock_files, key) -> None:
     tamper(db, statement)
     with open_log(db, key, copy) as log:
         report = log.verify()
-        log.append("custody", "a", "b", {})  # the dock goes on and does not repair meta
+        log.append(AuditKind.CHECKOUT, "a", "b", {})  # the dock goes on and does not repair meta
         again = log.verify()
     assert (report.ok, report.reason) == (False, audit.META_CHANGED)
     assert says in report.detail and says in again.detail

@@ -20,6 +20,7 @@ from dock.devices.recorder_client import (
     RecorderRefused,
 )
 from dock.domain import slot_state as sm
+from dock.domain.audit_kinds import AuditKind
 from dock.storage import pins
 from dock.storage.store import Officer, StoreError
 from firmware_protocol.messages import ErrorCode, MsgType
@@ -207,8 +208,8 @@ class Checkout:
                 "reason": override.reason,
                 "overridden": [r.code for r in view.failures],
             }
-            parts.audit.append("override", supervisor.officer_id, serial, data)
-        parts.audit.append("checkout", officer.officer_id, serial, data)
+            parts.audit.append(AuditKind.OVERRIDE, supervisor.officer_id, serial, data)
+        parts.audit.append(AuditKind.CHECKOUT, officer.officer_id, serial, data)
         parts.audit.checkpoint()  # custody changes are signed at once
         self.inspection.machine.feed(view.slot_id, sm.CheckedOut(officer.officer_id))
         lines = [parts.msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"]
@@ -241,7 +242,9 @@ class Checkout:
         return None
 
     def _refuse(self, who: str, reasons: list[Reason]) -> Decision:
-        self.parts.audit.append("checkout_refused", who, "", {"reasons": [r.code for r in reasons]})
+        self.parts.audit.append(
+            AuditKind.CHECKOUT_REFUSED, who, "", {"reasons": [r.code for r in reasons]}
+        )
         self.parts.show([r.message for r in reasons[:4]])
         if self.parts.feedback.buzzer is not None:
             self.parts.feedback.buzzer.refuse()

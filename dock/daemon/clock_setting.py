@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dock.daemon.parts import DockParts
 from dock.devices.recorder_client import RecorderClient, RecorderRefused
+from dock.domain.audit_kinds import AuditKind
 from firmware_protocol.messages import MsgType
 
 #: A recorder's clock is set again when it is further off than this.
@@ -31,7 +32,7 @@ class ClockSetting:
             self._set.add(serial)
             self._not_set.pop(serial, None)
             self.parts.audit.append(
-                "clock_set",
+                AuditKind.CLOCK_SET,
                 "dock",
                 serial,
                 {"slot": slot_id, "drift_before_s": drift, "after_s": after},
@@ -60,7 +61,7 @@ class ClockSetting:
         self._not_set[serial] = why
         limit = self.parts.policy.max_clock_drift_after_sync_s
         self.parts.audit.append(
-            "clock_not_set",
+            AuditKind.CLOCK_NOT_SET,
             "dock",
             serial,
             {"slot": slot_id, "reason": why, "offset_s": offset, "max_s": limit,

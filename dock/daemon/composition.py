@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Transport
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ def _audit_config_change(audit: AuditLog, state_dir: str, digest: str, path: str
         previous = None
     if previous == digest:
         return
-    audit.append("config", "admin", path or "", {"previous": previous, "current": digest})
+    audit.append(AuditKind.CONFIG, "admin", path or "", {"previous": previous, "current": digest})
     tmp = marker + ".tmp"
     with open(tmp, "w", encoding="ascii") as f:
         f.write(digest)

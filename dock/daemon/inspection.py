@@ -30,6 +30,7 @@ from dock.devices.recorder_client import (
     Status,
 )
 from dock.domain import slot_state as sm
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.checks import run_checks
 from dock.domain.snapshot import DeviceSnapshot
 from firmware_protocol.messages import Capability, MsgType
@@ -191,7 +192,7 @@ class Inspection:
         if closed is None:
             return  # closed meanwhile (another process): nothing to record twice
         data = {"officer": closed.officer_id, "slot": slot_id, "custody": closed.id}
-        parts.audit.append("checkin", "dock", serial, data)
+        parts.audit.append(AuditKind.CHECKIN, "dock", serial, data)
         parts.audit.checkpoint()  # custody changes are signed at once
         from dock.evidence.gaps import GapError, scan_episode
 
@@ -270,7 +271,7 @@ class Inspection:
         if self._last_outcome.get(view.slot_id) != outcome:  # audit changes, not every sweep
             self._last_outcome[view.slot_id] = outcome
             parts.audit.append(
-                "checks",
+                AuditKind.CHECKS,
                 "dock",
                 ident.serial,
                 {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},

@@ -16,11 +16,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dock.daemon.parts import DockParts
+from dock.domain.audit_kinds import AuditKind
 
 if TYPE_CHECKING:
     from dock.evidence.fixity import FixityReport
 
 log = logging.getLogger("dock.daemon.maintenance")
+
+#: The audit kind for each deadline state ``overdue_or_at_risk`` reports.
+_DEADLINE_KINDS = {"at_risk": AuditKind.DEADLINE_AT_RISK, "overdue": AuditKind.DEADLINE_OVERDUE}
 
 #: How often the daemon looks at offload deadlines, and samples the archive's fixity.
 DEADLINES_EVERY_S = 60.0
@@ -140,7 +144,7 @@ class Maintenance:
         audit = self.parts.audit
         with self._seals_lock:
             for why in offloader.complete_seals().failed:
-                audit.append("seal_failed", "dock", "", {"error": why})
+                audit.append(AuditKind.SEAL_FAILED, "dock", "", {"error": why})
             done = complete_purges(self.parts.store, audit, offloader.seals, offloader.evidence_dir)
             for what in done.completed:
                 log.info("finished an unfinished purge: %s", what)
@@ -160,7 +164,8 @@ class Maintenance:
                 if key not in self._deadline_alerts:
                     self._deadline_alerts.add(key)
                     log.warning("offload deadline %s: %s", row["state"], row)
-                    parts.audit.append(f"deadline_{row['state']}", "dock", row["serial"], row)
+                    kind = _DEADLINE_KINDS[row["state"]]
+                    parts.audit.append(kind, "dock", row["serial"], row)
 
     def fixity(self, now: float) -> None:
         """Sample the archive's fixity, once a day. Reads the archive with no lock of

@@ -18,6 +18,7 @@ from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import SlotMachine
 from dock.devices.recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 from dock.domain import slot_state as sm
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.offload import OffloadReport
 
 log = logging.getLogger("dock.daemon.service")
@@ -147,7 +148,9 @@ class OffloadPool:
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             log.warning("slot %s: offload stopped: %s", slot_id, exc)
             feed(slot_id, sm.OffloadFailed(str(exc)))
-            self.parts.audit.append("offload_failed", "dock", serial or "", {"error": str(exc)})
+            self.parts.audit.append(
+                AuditKind.OFFLOAD_FAILED, "dock", serial or "", {"error": str(exc)}
+            )
             return None
         self.progress.pop(slot_id, None)
         self._changed(slot_id)

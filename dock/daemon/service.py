@@ -29,6 +29,7 @@ from dock.daemon.parts import DockParts
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import Handler, SlotMachine
 from dock.domain import slot_state as sm
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Buzzer, ClockSource, Screen, SlotIndicator
 from dock.domain.policy import Policy
 from dock.evidence.offload import Offloader, OffloadReport
@@ -179,7 +180,7 @@ class DockService:
                 client.authenticate(secret)  # the recorder commits it now
             store.commit_pending_secret(ident.serial, ident.model, ident.firmware)
         data = {"slot": slot_id, "model": ident.model}
-        self.parts.audit.append("enrol", actor, ident.serial, data)
+        self.parts.audit.append(AuditKind.ENROL, actor, ident.serial, data)
         return ident.serial
 
     # ------------------------------------------------------------------ what callers read

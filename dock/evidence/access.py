@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dock.devices.clock import local_display, utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.bagit import make_bag, validate_bag
 from dock.storage.pins import verify as verify_pin
 from dock.storage.register_tables import AccessTable
@@ -170,7 +171,7 @@ class AccessRegister:
     def _deny(self, actor: str, request_id: int | None, step: str, why: str) -> AccessError:
         """Audit a refusal and return the exception to raise: refusals leave a trace too."""
         self.audit.append(
-            "access_denied",
+            AuditKind.ACCESS_DENIED,
             actor or "?",
             f"access_request:{request_id}" if request_id is not None else "access_request",
             {"step": step, "reason": why},
@@ -208,7 +209,7 @@ class AccessRegister:
             requester, purpose.strip(), json.dumps(pairs), kind, self.clock()
         )
         self.audit.append(
-            "access_request",
+            AuditKind.ACCESS_REQUEST,
             requester,
             f"access_request:{request_id}",
             {"kind": kind, "purpose": purpose.strip(), "recordings": [_what(p) for p in pairs]},
@@ -256,7 +257,7 @@ class AccessRegister:
         if not decided:  # decided by someone else meanwhile
             raise self._deny(supervisor_id, request_id, "approve", "already decided")
         self.audit.append(
-            "access_approve",
+            AuditKind.ACCESS_APPROVE,
             supervisor_id,
             f"access_request:{request_id}",
             {"expires_at": utc_iso(expires)},
@@ -275,7 +276,7 @@ class AccessRegister:
         if not decided:
             raise self._deny(supervisor_id, request_id, "refuse", "already decided")
         self.audit.append(
-            "access_refuse",
+            AuditKind.ACCESS_REFUSE,
             supervisor_id,
             f"access_request:{request_id}",
             {"reason": reason.strip()},
@@ -320,7 +321,7 @@ class AccessRegister:
         where = place or f"dock {self.audit.dock_id}"
         entry = self.table.add_entry(request_id, who, _what(pair), action, self.clock(), where)
         self.audit.append(
-            "access_record",
+            AuditKind.ACCESS_RECORD,
             who,
             _what(pair),
             {"request": request_id, "action": action, "place": where, "entry": entry},
@@ -504,7 +505,7 @@ def export(
         raise register._deny(who, request_id, "export", f"export failed: {exc}") from exc
 
     register.audit.append(
-        "access_export",
+        AuditKind.ACCESS_EXPORT,
         who,
         f"access_request:{request_id}",
         {

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.bagit import BAGIT_TXT, TMP_PREFIX, tagmanifest_digest, validate_bag
 from dock.evidence.purge_records import gone_or_going, retired_bags, unfinished
 from dock.evidence.seals import not_sealed, seal_lock_busy
@@ -167,7 +168,7 @@ def verify_archive(
     ]
     for p in report.bad:
         audit.append(
-            "fixity_failure",
+            AuditKind.FIXITY_FAILURE,
             actor,
             p["serial"] or p["path"],
             {"kind": p["kind"], "recording": p["recording"], "path": p["path"],
@@ -175,7 +176,7 @@ def verify_archive(
         )  # fmt: skip
     summary = report.as_dict()
     summary["bad"] = len(report.bad)
-    audit.append("fixity_check", actor, "archive", summary)
+    audit.append(AuditKind.FIXITY_CHECK, actor, "archive", summary)
     audit.checkpoint()  # sign the outcome at once: a failed check must not be cut off
     return report
 
@@ -271,7 +272,7 @@ def _seals(audit: AuditLog) -> dict[str, list[tuple[int, str, str]]]:
     """Bag path -> [(seq, serial, tag-manifest digest)] of every ``seal`` entry."""
     seals: dict[str, list[tuple[int, str, str]]] = {}
     for e in audit.entries():
-        if e.kind == "seal" and isinstance(e.data.get("bag"), str):
+        if e.kind == AuditKind.SEAL and isinstance(e.data.get("bag"), str):
             key = os.path.normpath(e.data["bag"])
             seals.setdefault(key, []).append(
                 (e.seq, e.subject, str(e.data.get("tagmanifest_sha256", "")))

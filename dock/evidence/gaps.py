@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dock.devices.recorder_client import EventLog, RecorderClient
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.gap_detection import (
     FAULT,
     INTERRUPTED,
@@ -140,7 +141,7 @@ class GapRegister:
                     continue
                 opened += 1
                 self.audit.append(
-                    "gap_opened",
+                    AuditKind.GAP_OPENED,
                     "dock",
                     serial,
                     {
@@ -204,7 +205,7 @@ class GapRegister:
         sup = self.store.officer(supervisor_id)
         if not check.ok or sup is None or sup.role != "supervisor" or sup.disabled:
             self.audit.append(
-                "gap_explain_refused", supervisor_id, ",".join(map(str, ids)),
+                AuditKind.GAP_EXPLAIN_REFUSED, supervisor_id, ",".join(map(str, ids)),
                 {"why": "PIN locked" if check.locked else "not verified", "items": ids},
             )  # fmt: skip
             if check.locked:
@@ -227,7 +228,7 @@ class GapRegister:
             for row in rows:
                 self.table.close(row["id"], now, supervisor_id, text)
                 self.audit.append(
-                    "gap_explained",
+                    AuditKind.GAP_EXPLAINED,
                     supervisor_id,
                     row["serial"],
                     {
@@ -259,7 +260,7 @@ class GapRegister:
         officer = self.store.officer(officer_id)
         if not check.ok or officer is None:
             why = "PIN locked" if check.locked else "not verified"
-            self.audit.append("gap_account_refused", officer_id, str(item_id), {"why": why})
+            self.audit.append(AuditKind.GAP_ACCOUNT_REFUSED, officer_id, str(item_id), {"why": why})
             if check.locked:
                 raise GapError("PIN locked: ask a supervisor (dock officer unlock)")
             raise GapError(f"officer number or PIN not recognised ({check.tries_left} tries left)")
@@ -282,7 +283,7 @@ class GapRegister:
                 )
             self.table.set_account(item_id, text, self._clock())
             self.audit.append(
-                "gap_account",
+                AuditKind.GAP_ACCOUNT,
                 officer_id,
                 row["serial"],
                 {
@@ -325,7 +326,7 @@ def scan_episode(
         register.note_events_read(serial, custody.id, log)
         if not log.complete:
             audit.append(
-                "event_log_partly_read", "dock", serial,
+                AuditKind.EVENT_LOG_PARTLY_READ, "dock", serial,
                 {"custody": custody.id, "since": log.since, "next": log.next},
             )  # fmt: skip
         events = log.events

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dock.devices.clock import utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.purge_records import purge_state
 from dock.evidence.retention import Hold, HoldKind
 from dock.storage.audit import AuditLog
@@ -257,7 +258,9 @@ class HoldRegister:
                 data["recording"] = record.recording_id
             else:
                 data["recordings_now"] = len(self.covered(record))
-            self.audit.append("hold_placed", placed_by, record.serial or record.target(), data)
+            self.audit.append(
+                AuditKind.HOLD_PLACED, placed_by, record.serial or record.target(), data
+            )
         return record
 
     # ------------------------------------------------------------------ releasing
@@ -280,7 +283,10 @@ class HoldRegister:
             why = f"{released_by} is not a supervisor"
         if why is not None:
             self.audit.append(
-                "hold_release_refused", released_by, "", {"hold": hold_id, "why": why, "by": by}
+                AuditKind.HOLD_RELEASE_REFUSED,
+                released_by,
+                "",
+                {"hold": hold_id, "why": why, "by": by},
             )
             raise HoldError(f"release refused: {why}")
         with self.table.transaction():  # the release and its audit entry commit together
@@ -303,7 +309,9 @@ class HoldRegister:
             }
             if record.scope == "recording":
                 data["recording"] = row["recording_id"]
-            self.audit.append("hold_released", released_by, row["serial"] or record.target(), data)
+            self.audit.append(
+                AuditKind.HOLD_RELEASED, released_by, row["serial"] or record.target(), data
+            )
         return record
 
     # ------------------------------------------------------------------ reading

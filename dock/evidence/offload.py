@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dock.devices.clock import utc_datetime
 from dock.devices.recorder_client import RecorderClient, RecorderRefused, RecordingInfo
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.mass_storage import Volume
 from dock.evidence.seals import SealOutcome, SealRegister
 from dock.evidence.verified_copy import (
@@ -172,7 +173,7 @@ class Offloader:
         for bad in refused:  # impossible values: left on the device, never erased
             report.failed[bad.recording_id] = f"refused: {bad.reason}"
             self.audit.append(
-                "offload_failed", "dock", serial,
+                AuditKind.OFFLOAD_FAILED, "dock", serial,
                 {"recording": bad.recording_id, "error": f"refused: {bad.reason}",
                  "refused": True},
             )  # fmt: skip
@@ -197,13 +198,13 @@ class Offloader:
                 rid = row["recording_id"]
                 # Its entry may be in the log already (the crash fell between the entry
                 # and the commit of the row): then the row alone is brought up to date.
-                intent = self.audit.find("erase_intent", serial, recording=rid) or 0
-                logged = (self.audit.find("erase", serial, recording=rid) or 0) > intent
+                intent = self.audit.find(AuditKind.ERASE_INTENT, serial, recording=rid) or 0
+                logged = (self.audit.find(AuditKind.ERASE, serial, recording=rid) or 0) > intent
                 crashpoints.reach("audit.confirm.before")
                 self.store.mark_erased(
                     serial, rid,
                     audit=None if logged else lambda rid=rid: self.audit.append(
-                        "erase", "dock", serial,
+                        AuditKind.ERASE, "dock", serial,
                         {"recording": rid, "confirmed_after_restart": True},
                     ),
                 )  # fmt: skip
@@ -235,7 +236,7 @@ class Offloader:
             serial = client.identity.serial if client.identity else ""
             log.warning("mass-storage volume refused (%s); reading over the protocol", why)
             self.audit.append(
-                "mass_storage_refused", "dock", serial, {"local_path": path, "reason": why}
+                AuditKind.MASS_STORAGE_REFUSED, "dock", serial, {"local_path": path, "reason": why}
             )
             _leave_mass_storage(client)
         return volume
@@ -255,11 +256,11 @@ class Offloader:
             ensure_room(self.evidence_dir, sum(r.size for r in todo), ROOM_MARGIN)
         except VerifiedCopyError as exc:
             report.not_enough_room = True
-            self.audit.append("offload_refused", "dock", serial, {"reason": str(exc)})
+            self.audit.append(AuditKind.OFFLOAD_REFUSED, "dock", serial, {"reason": str(exc)})
             return report
         if todo:
             self.audit.append(
-                "offload_start", "dock", serial,
+                AuditKind.OFFLOAD_START, "dock", serial,
                 {"slot": slot_id, "recordings": len(todo), "bytes": sum(r.size for r in todo),
                  "via": "mass_storage" if volume else "protocol"},
             )  # fmt: skip
@@ -277,7 +278,7 @@ class Offloader:
                     except IntegrityError as first:  # quarantined; read it once more
                         log.warning("%s: %s; reading it again", rec.id, first)
                         self.audit.append(
-                            "offload_retry", "dock", serial,
+                            AuditKind.OFFLOAD_RETRY, "dock", serial,
                             {"recording": rec.id, "error": str(first)},
                         )  # fmt: skip
                         # over the protocol: a volume that gave wrong bytes once is not asked again
@@ -287,7 +288,10 @@ class Offloader:
                     if isinstance(exc, ScannerHit):
                         report.scanner_hits[rec.id] = str(exc)
                     self.audit.append(
-                        "offload_failed", "dock", serial, {"recording": rec.id, "error": str(exc)}
+                        AuditKind.OFFLOAD_FAILED,
+                        "dock",
+                        serial,
+                        {"recording": rec.id, "error": str(exc)},
                     )
                     if isinstance(exc, ConnectionError):
                         break  # the link is gone: the rest waits for the next docking
@@ -308,7 +312,7 @@ class Offloader:
                 continue  # the device copy may be the only good one left: keep it
             crashpoints.reach("erase.intent.before")
             self.audit.append(
-                "erase_intent", "dock", serial,
+                AuditKind.ERASE_INTENT, "dock", serial,
                 {"recording": rec.id, "sha256": rec.sha256.hex(),
                  "verified": "copied now" if verified_now else "read back now"},
             )  # fmt: skip
@@ -319,14 +323,17 @@ class Offloader:
                 report.kept[rec.id] = f"recorder refused the erase ({exc})"
                 refused.add(rec.id)
                 self.audit.append(
-                    "erase_refused", "dock", serial, {"recording": rec.id, "error": str(exc)}
+                    AuditKind.ERASE_REFUSED,
+                    "dock",
+                    serial,
+                    {"recording": rec.id, "error": str(exc)},
                 )
                 continue
             crashpoints.reach("erase.after")
 
             def audit_erase(rid: str = rec.id) -> None:
                 crashpoints.reach("audit.erase.before")
-                self.audit.append("erase", "dock", serial, {"recording": rid})
+                self.audit.append(AuditKind.ERASE, "dock", serial, {"recording": rid})
 
             self.store.mark_erased(serial, rec.id, audit=audit_erase)
             report.erased.append(rec.id)
@@ -336,7 +343,7 @@ class Offloader:
         if todo:
             crashpoints.reach("audit.done.before")
             self.audit.append(
-                "offload_done", "dock", serial,
+                AuditKind.OFFLOAD_DONE, "dock", serial,
                 {"slot": slot_id, "archived": len(report.archived),
                  "already_archived": len(report.already_archived),
                  "erased": len(report.erased), "failed": len(report.failed),
@@ -354,7 +361,7 @@ class Offloader:
                 by_reason.setdefault(why, []).append(rid)
         for why, rids in by_reason.items():
             self.audit.append(
-                "erase_skipped", "dock", report.serial,
+                AuditKind.ERASE_SKIPPED, "dock", report.serial,
                 {"reason": why, "count": len(rids), "recordings": rids},
             )  # fmt: skip
 
@@ -367,7 +374,7 @@ class Offloader:
             report.bag, report.seal = found
         for why in outcome.failed:
             report.seal_failed.append(why)
-            self.audit.append("seal_failed", "dock", report.serial, {"error": why})
+            self.audit.append(AuditKind.SEAL_FAILED, "dock", report.serial, {"error": why})
 
     def _still_intact(self, report: OffloadReport, rec: RecordingInfo) -> bool:
         """Read the archived copy back past the page cache; True if it is the capture."""
@@ -385,7 +392,7 @@ class Offloader:
         report.damaged[rec.id] = why
         log.error("%s/%s: %s: not erased from the recorder", report.serial, rec.id, why)
         self.audit.append(
-            "archive_damaged", "dock", report.serial,
+            AuditKind.ARCHIVE_DAMAGED, "dock", report.serial,
             {"recording": rec.id, "path": row["path"], "error": why, "erase": "withheld"},
         )  # fmt: skip
         return False
@@ -425,7 +432,7 @@ class Offloader:
             if not clean:
                 moved = self._quarantine(result.path)
                 self.audit.append(
-                    "scanner_hit",
+                    AuditKind.SCANNER_HIT,
                     "dock",
                     serial,
                     {"recording": rec.id, "detail": detail, "quarantined": moved},
@@ -436,7 +443,7 @@ class Offloader:
         def audit_file() -> None:
             crashpoints.reach("publish.after_row")  # the row is in, not yet committed
             self.audit.append(
-                "offload_file",
+                AuditKind.OFFLOAD_FILE,
                 "dock",
                 serial,
                 {

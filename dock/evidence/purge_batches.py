@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.bagit import TMP_PREFIX, BagError
 from dock.evidence.seals import SealRegister
 from dock.storage.audit import AuditLog
@@ -131,7 +132,7 @@ def run_batch(
         log.error("purge %s of %s not finished (the next run goes on): %s",
                   batch["token"], batch["old_bag"], why)  # fmt: skip
         audit.append(
-            "purge_failed", "dock", batch["serial"],
+            AuditKind.PURGE_FAILED, "dock", batch["serial"],
             {"purge": batch["token"], "bag": batch["old_bag"], "error": why},
         )  # fmt: skip
         report.failed[batch["old_bag"]] = why
@@ -188,9 +189,9 @@ def _run(
         for m in members:
             table.add_record(m, now)
         table.set_done(batch["id"], now)
-        if audit.find("purge", batch["serial"], purge=batch["token"]) is None:
+        if audit.find(AuditKind.PURGE, batch["serial"], purge=batch["token"]) is None:
             audit.append(
-                "purge",
+                AuditKind.PURGE,
                 batch["actor"],
                 batch["serial"],
                 {

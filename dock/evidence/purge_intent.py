@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dock.devices.clock import utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.policy import Policy
 from dock.evidence.holds import HoldRegister
 from dock.evidence.purge_batches import RECORD_FILE, Group, package_dir
@@ -142,7 +143,7 @@ def intent(
                 for entry, reason in group.leaving:
                     table.add_member(batch_id, entry["serial"], entry["recording_id"], reason)
                 audit.append(
-                    "purge_intent",
+                    AuditKind.PURGE_INTENT,
                     who,
                     seal["serial"],
                     {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dock.domain.audit_kinds import AuditKind
 from dock.storage.audit import AuditLog
 from dock.storage.evidence_tables import PurgeTable
 from dock.storage.store import Store
@@ -53,9 +54,9 @@ def retired_bags(audit: AuditLog) -> dict[str, int]:
     the disk is expected."""
     retired: dict[str, int] = {}
     for e in audit.entries():
-        if e.kind == "seal" and isinstance(e.data.get("supersedes"), dict):
+        if e.kind == AuditKind.SEAL and isinstance(e.data.get("supersedes"), dict):
             bag = e.data["supersedes"].get("bag")
-        elif e.kind == "purge" and "purge" in e.data:
+        elif e.kind == AuditKind.PURGE and "purge" in e.data:
             bag = e.data.get("bag")
         else:
             continue

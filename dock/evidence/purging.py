@@ -59,6 +59,7 @@ import time
 from typing import Any
 
 from dock.devices.clock import utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.policy import Policy
 from dock.evidence.bagit import BagError, tagmanifest_digest
 from dock.evidence.deadlines import epoch_seconds
@@ -263,7 +264,7 @@ def _audited_purges(audit: AuditLog) -> set[tuple[str, str]]:
     return {
         (e.subject, str(e.data.get("recording")))
         for e in audit.entries()
-        if e.kind == "purge" and "recording" in e.data
+        if e.kind == AuditKind.PURGE and "recording" in e.data
     }
 
 
@@ -315,7 +316,7 @@ def complete(
                 "sha256": bytes(m["sha256"]).hex(),
                 "purged_at": utc_iso(m["purged_at"]),
                 "reason": m["reason"],
-                "audit_entries": [e.seq for e in audit.entries() if e.kind == "purge"
+                "audit_entries": [e.seq for e in audit.entries() if e.kind == AuditKind.PURGE
                                   and e.subject == m["serial"]
                                   and e.data.get("recording") == m["recording_id"]],
             }

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dock.devices.clock import utc_datetime
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.bagit import BagError, make_bag, read_bag_info, tagmanifest_digest
 from dock.storage.audit import AuditLog
 from dock.storage.evidence_tables import SealTable
@@ -151,9 +152,9 @@ class SealRegister:
             log.error("seal not made (tried again at the next offload): %s", why)
             outcome.failed.append(why)
             return
-        if self.audit.find("seal", seal["serial"], bag=seal["bag"]) is None:
+        if self.audit.find(AuditKind.SEAL, seal["serial"], bag=seal["bag"]) is None:
             self.audit.append(
-                "seal",
+                AuditKind.SEAL,
                 "dock",
                 seal["serial"],
                 {
@@ -258,9 +259,9 @@ class SealRegister:
         crashpoints.reach("purge.reseal.made")
         names = [m["recording_id"] for m in staying]
         with self.table.transaction():
-            if self.audit.find("seal", serial, bag=bag) is None:
+            if self.audit.find(AuditKind.SEAL, serial, bag=bag) is None:
                 self.audit.append(
-                    "seal",
+                    AuditKind.SEAL,
                     "dock",
                     serial,
                     {
@@ -283,7 +284,7 @@ class SealRegister:
         entries naming them; record those packages, so they are not sealed again."""
         adopted = 0
         for entry in self.audit.entries():
-            if entry.kind != "seal" or not isinstance(entry.data.get("bag"), str):
+            if entry.kind != AuditKind.SEAL or not isinstance(entry.data.get("bag"), str):
                 continue
             rids = [r for r in entry.data.get("recordings", []) if isinstance(r, str)]
             adopted += self.table.adopt(

@@ -15,7 +15,8 @@ import logging
 from itertools import islice
 from typing import Any
 
-from dock.reporting.events import AuditView, event_for
+from dock.domain.audit_kinds import AuditKind
+from dock.reporting.events import CHECKPOINT, AuditView, checkpoint_event, event_for
 from dock.reporting.outbox import Outbox
 from dock.storage.audit import GENESIS, AuditLog, as_text
 
@@ -79,13 +80,13 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
             "signature": cp.signature,
             "previous": {"seq": previous[0], "head": previous[1]},
         }
-        view = AuditView(cp.seq, cp.time, "checkpoint", "dock", "audit", data)
+        view = AuditView(cp.seq, cp.time, CHECKPOINT, "dock", "audit", data)
         sources.append((cp.seq, 1, view, False))
         previous = (cp.seq, cp.head_hash)
     sources.sort(key=lambda s: (s[0], s[1]))
     items: list[tuple[str, AuditView, dict[str, Any], bool]] = []
     for _, _, view, is_entry in sources:
-        found = event_for(view, drift_bound_s)
+        found = event_for(view, drift_bound_s) if is_entry else checkpoint_event(view)
         if found is not None:
             items.append((found[0], view, found[1], is_entry))
     # Another reporter on this state directory may have fed meanwhile: then nothing.
@@ -138,7 +139,7 @@ def _rewound(
         why, head_seq, last_cp, entry_cursor, cp_cursor, resume,
     )  # fmt: skip
     audit.append(
-        "audit_rewound",
+        AuditKind.AUDIT_REWOUND,
         "dock",
         "audit",
         {

@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from dock.config import MqttConfig
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import BrokerLink
 from dock.reporting.commands import REQUESTS, arguments, refusal, request_arguments
 from dock.reporting.feed import feed
@@ -367,7 +368,7 @@ class Reporter:
             digest = hashlib.sha256(payload).hexdigest()
             log.warning("command %s refused: %s", name, exc)
             self.service.audit.append(
-                "hq_command",
+                AuditKind.HQ_COMMAND,
                 "hq:?",
                 "",
                 {"command": name, "accepted": False, "error": f"unreadable: {exc}"[:300],
@@ -394,7 +395,7 @@ class Reporter:
             log.exception("command %s failed", cmd["id"])
             error = f"internal: {type(exc).__name__}"
         self.service.audit.append(
-            "hq_command",
+            AuditKind.HQ_COMMAND,
             by,
             _printable(str(cmd["args"].get("serial", ""))),
             {

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dock.devices.clock import local_display, utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.fixity import FixityReport, Progress, verify_archive
 from dock.services.context import DockContext
 from dock.services.errors import RequestError
@@ -42,7 +43,7 @@ def confirm_copy(
     try:
         dock.store.confirm_second_copy(
             serial, recording, where,
-            audit=lambda: dock.audit.append("second_copy", actor, serial, data),
+            audit=lambda: dock.audit.append(AuditKind.SECOND_COPY, actor, serial, data),
         )  # fmt: skip
     except StoreError as exc:
         raise RequestError(str(exc)) from None

@@ -7,6 +7,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext
 from dock.services.errors import RequestError
 
@@ -29,7 +30,7 @@ def export(dock: DockContext, actor: str, path: str) -> Exported:
         raise RequestError(f"{path} is a directory: name the file to write")
     summary = dock.audit.export(path)
     try:
-        dock.audit.append("audit_export", actor, path, {})
+        dock.audit.append(AuditKind.AUDIT_EXPORT, actor, path, {})
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)

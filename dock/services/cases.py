@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.purge_records import purge_state
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
@@ -33,7 +34,7 @@ def attach(
         raise RequestError("needs the keeper's credentials: an officer or supervisor and PIN")
     ok = authorise(dock.store, dock.audit, officer, pin, "case_attach", ("officer", "supervisor"))
     if not ok.ok:
-        dock.audit.append("case_attach_refused", officer, "",
+        dock.audit.append(AuditKind.CASE_ATTACH_REFUSED, officer, "",
                           {"case": case, "why": ok.why, "by": actor})  # fmt: skip
         raise Refused(ok.why)
     done: list[str] = []
@@ -46,7 +47,7 @@ def attach(
         data = {"case": case, "recording": rec, "by": actor}
 
         def audit(serial: str = serial, data: dict[str, str] = data) -> None:
-            dock.audit.append("case_attach", officer, serial, data)
+            dock.audit.append(AuditKind.CASE_ATTACH, officer, serial, data)
 
         try:
             new = dock.store.attach_case(case, serial, rec, officer, audit=audit)

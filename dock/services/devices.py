@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext, Progress
 from dock.services.errors import RequestError
 from dock.storage.store import StoreError
@@ -96,7 +97,7 @@ def flag(
     try:
         dock.store.flag_device(
             serial, note=note or "", **changes,
-            audit=lambda: dock.audit.append("device_flag", actor, serial, data),
+            audit=lambda: dock.audit.append(AuditKind.DEVICE_FLAG, actor, serial, data),
         )  # fmt: skip
     except StoreError as exc:
         raise RequestError(str(exc)) from None

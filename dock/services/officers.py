@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
 from dock.storage.pins import verify
@@ -58,7 +59,7 @@ def add(
     try:
         dock.store.add_officer(
             officer_id, name, unit, pin, badge, role, dock.min_pin_length,
-            audit=lambda: dock.audit.append("officer_add", actor, officer_id, data),
+            audit=lambda: dock.audit.append(AuditKind.OFFICER_ADD, actor, officer_id, data),
         )  # fmt: skip
     except StoreError as exc:
         raise RequestError(str(exc)) from None
@@ -66,7 +67,7 @@ def add(
 
 
 def set_disabled(dock: DockContext, actor: str, officer_id: str, disabled: bool) -> OfficerDisabled:
-    kind = "officer_disable" if disabled else "officer_enable"
+    kind = AuditKind.OFFICER_DISABLE if disabled else AuditKind.OFFICER_ENABLE
     try:
         dock.store.set_officer_disabled(
             officer_id, disabled, audit=lambda: dock.audit.append(kind, actor, officer_id, {})
@@ -95,7 +96,7 @@ def unlock(
     sup = dock.store.officer(supervisor)
     if not check.ok or sup is None or sup.role != "supervisor" or sup.disabled:
         why = "supervisor PIN locked" if check.locked else "not verified"
-        dock.audit.append("pin_unlock_refused", supervisor, officer_id,
+        dock.audit.append(AuditKind.PIN_UNLOCK_REFUSED, supervisor, officer_id,
                           {"officer": officer_id, "why": why, "by": actor})  # fmt: skip
         if check.locked:
             raise Refused("supervisor PIN locked: another supervisor unlocks it", locked=True)
@@ -103,7 +104,7 @@ def unlock(
 
     def audit(was_locked: bool) -> None:
         dock.audit.append(
-            "pin_unlocked",
+            AuditKind.PIN_UNLOCKED,
             supervisor,
             officer_id,
             {"officer": officer_id, "supervisor": supervisor, "by": actor,

@@ -5,6 +5,7 @@ purge itself."""
 
 from __future__ import annotations
 
+from dock.domain.audit_kinds import AuditKind
 from dock.evidence.purging import PurgeReport
 from dock.evidence.purging import purge as run_purge
 from dock.services.context import DockContext
@@ -26,7 +27,7 @@ def _four_eyes(
 
     def refuse(who: str, why: str) -> Refused:
         data = {"supervisors": [first, second], "why": why, "by": actor}
-        dock.audit.append("purge_refused", who, "", data)
+        dock.audit.append(AuditKind.PURGE_REFUSED, who, "", data)
         return Refused(why)
 
     if first == second:

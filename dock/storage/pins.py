@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dock.domain.audit_kinds import AuditKind
 from dock.storage.store import PIN_TRIES, PinCheck, Store
 
 __all__ = ["PIN_TRIES", "Authorised", "PinCheck", "authorise", "verify"]
@@ -37,7 +38,7 @@ def verify(store: Store, audit: Any, officer_id: str, pin: str, purpose: str) ->
     check = store.verify_pin(officer_id, pin)
     if check.just_locked:
         audit.append(
-            "pin_locked",
+            AuditKind.PIN_LOCKED,
             "dock",
             officer_id,
             {"purpose": purpose, "tries": PIN_TRIES, "known": check.known},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -14,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.utc import utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.storage.audit.chain import (
     Row,
     SqlSource,
@@ -42,7 +42,6 @@ from dock.storage.audit.model import (
 from dock.storage.keys import fingerprint, public_key_bytes
 from dock.storage.sqlite_tx import immediate
 
-_KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 _BUSY_TIMEOUT_MS = 10_000
 
 _CHECKPOINT_COLUMNS = "seq, head_hash, time, public_key, signature"
@@ -194,15 +193,17 @@ class AuditLog:
 
     # --- writing ---
 
-    def append(self, kind: str, actor: str, subject: str, data: dict[str, Any]) -> int:
+    def append(self, kind: AuditKind, actor: str, subject: str, data: dict[str, Any]) -> int:
         """Append one entry and return its seq; signs a checkpoint when one is due.
 
-        ``actor`` is who did it (officer or supervisor id, or "dock"); ``subject`` what it
-        was done to (a recorder serial, a setting). ``data`` must be JSON-representable.
-        The entry is on disk (fsynced) when this returns.
+        ``kind`` is an :class:`AuditKind` (its plain value is accepted too, nothing else:
+        a kind outside the list raises TypeError, so none is written that headquarters'
+        reporting has not decided on). ``actor`` is who did it (officer or supervisor id,
+        or "dock"); ``subject`` what it was done to (a recorder serial, a setting).
+        ``data`` must be JSON-representable. The entry is on disk (fsynced) when this
+        returns.
         """
-        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
-            raise ValueError(f"audit kind must match [a-z][a-z0-9_.]*, got {kind!r}")
+        kind = _audit_kind(kind)
         if not isinstance(actor, str) or not isinstance(subject, str):
             raise TypeError("actor and subject must be strings")
         if not isinstance(data, dict):
@@ -213,15 +214,15 @@ class AuditLog:
                 text.encode("utf-8")  # lone surrogates cannot be hashed: refuse them now
         except (TypeError, ValueError) as exc:
             raise ValueError(f"audit data is not representable as JSON: {exc}") from exc
-        kind = str(kind)  # an AuditKind member is stored as its plain value
+        value = kind.value  # a member is stored as its plain value
         with self._write() as conn:
             seq, prev = self._head(conn)
             seq += 1
             stamp = utc_iso(self._clock())
-            digest = entry_hash(prev, self.dock_id, seq, stamp, kind, actor, subject, data_json)
+            digest = entry_hash(prev, self.dock_id, seq, stamp, value, actor, subject, data_json)
             conn.execute(
                 f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, stamp, kind, actor, subject, data_json, prev, digest),
+                (seq, stamp, value, actor, subject, data_json, prev, digest),
             )
             if seq - self._last_checkpoint(conn) >= self.checkpoint_every:
                 self._sign(conn, seq, digest)
@@ -280,7 +281,7 @@ class AuditLog:
                     json.loads(row.data), row.prev_hash, row.hash,
                 )  # fmt: skip
 
-    def find(self, kind: str, subject: str, **data: str) -> int | None:
+    def find(self, kind: AuditKind, subject: str, **data: str) -> int | None:
         """The seq of the newest ``kind`` entry about ``subject`` whose data holds these
         values (None: there is none): how a step reconciled after a crash learns whether
         its entry was written before the crash."""
@@ -292,7 +293,7 @@ class AuditLog:
             row = conn.execute(
                 f"SELECT seq FROM entries WHERE kind = ? AND subject = ?{where} "
                 "ORDER BY seq DESC LIMIT 1",
-                (kind, subject, *data.values()),
+                (_audit_kind(kind).value, subject, *data.values()),
             ).fetchone()
         return None if row is None else int(row[0])
 
@@ -400,6 +401,16 @@ class AuditLog:
             )
             write_export(path, lines, self._key)
         return ExportSummary(path, head_seq, len(cps), head_hash)
+
+
+def _audit_kind(kind: object) -> AuditKind:
+    """``kind`` as a member of :class:`AuditKind`; TypeError for anything else."""
+    if isinstance(kind, AuditKind):
+        return kind
+    if isinstance(kind, str):
+        with contextlib.suppress(ValueError):
+            return AuditKind(kind)
+    raise TypeError(f"not an audit kind (dock/domain/audit_kinds.py): {kind!r}")
 
 
 def _read_checkpoints(conn: sqlite3.Connection, since: int = 0) -> list[Checkpoint]:
