@@ -14,13 +14,8 @@ from typing import Any
 
 import pytest
 
-from dock.daemon.control_server import (
-    ControlServer,
-    ControlUnavailable,
-    claim_control,
-    decision_from_dict,
-    service_handlers,
-)
+from dock.daemon.control_handlers import decision_from_dict, service_handlers
+from dock.daemon.control_server import ControlServer, ControlUnavailable, claim_control
 from dock.services.daemon_link import (
     DaemonError,
     DaemonLink,

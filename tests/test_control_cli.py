@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from dock.cli.main import main
-from dock.daemon.control_server import ControlServer, service_handlers
+from dock.daemon.control_handlers import service_handlers
+from dock.daemon.control_server import ControlServer
 from dock.services.daemon_link import DaemonLink, control_socket_path
 from dock.services.status import status_report
 

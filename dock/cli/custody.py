@@ -19,7 +19,7 @@ from dock.cli.common import (
     load_or_exit,
     pin,
 )
-from dock.daemon.control_server import decision_from_dict
+from dock.daemon.control_handlers import decision_from_dict
 from dock.services.daemon_link import DaemonError
 from dock.services.errors import RequestError
 from dock.services.status import status_report

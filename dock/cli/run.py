@@ -152,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     from dock.daemon.composition import badge_source, build_reporter
-    from dock.daemon.control_server import ControlUnavailable, claim_control, service_handlers
+    from dock.daemon.control_handlers import service_handlers
+    from dock.daemon.control_server import ControlUnavailable, claim_control
 
     fleet = reporter = None
     reader, baudrate = "none", 9600
