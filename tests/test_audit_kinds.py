@@ -148,16 +148,16 @@ def _compared_texts(node: ast.Compare) -> Iterator[ast.expr]:
         yield from (item for item in items if _is_text(item))
 
 
-def _literal_kinds(name: str, tree: ast.Module) -> Iterator[str]:
-    """Where a module names an audit kind by a string literal, as ``line: what``."""
+def _literal_kinds(name: str, tree: ast.Module) -> Iterator[tuple[int, str | None, str]]:
+    """Where a module names an audit kind by a string literal: (line, the literal, None
+    for an f-string; the code)."""
     for node in ast.walk(tree):
+        found: list[tuple[ast.expr, ast.AST]] = []
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if _is_log_call(node) and _is_text(node.args[0]):
-                yield f"{node.lineno}: {ast.unparse(node)[:80]}"
+                found.append((node.args[0], node))
         elif isinstance(node, ast.Compare):
-            for text in _compared_texts(node):
-                if (name, getattr(text, "value", None)) not in NOT_AUDIT_KINDS:
-                    yield f"{node.lineno}: {ast.unparse(node)[:80]}"
+            found += [(text, node) for text in _compared_texts(node)]
         elif (
             isinstance(node, ast.Match)
             and isinstance(node.subject, ast.Attribute)
@@ -166,11 +166,19 @@ def _literal_kinds(name: str, tree: ast.Module) -> Iterator[str]:
             for case in node.cases:
                 for sub in ast.walk(case.pattern):
                     if isinstance(sub, ast.MatchValue) and _is_text(sub.value):
-                        yield f"{sub.lineno}: case {ast.unparse(sub.value)}"
+                        found.append((sub.value, sub))
+        for text, code in found:
+            value = text.value if isinstance(text, ast.Constant) else None
+            if (name, value) not in NOT_AUDIT_KINDS:
+                yield text.lineno, value, ast.unparse(code)[:80]
 
 
 def test_no_module_in_dock_names_a_kind_by_a_string_literal() -> None:
-    found = [f"dock/{name}:{at}" for name, tree in _modules() for at in _literal_kinds(name, tree)]
+    found = [
+        f"dock/{name}:{line}: {code}"
+        for name, tree in _modules()
+        for line, _, code in _literal_kinds(name, tree)
+    ]
     assert found == [], "use AuditKind members:\n" + "\n".join(found)
 
 
@@ -186,11 +194,30 @@ match entry.kind:
     case "checkout":
         pass
 """
-    found = list(_literal_kinds("x.py", ast.parse(code)))
-    lines = sorted(int(f.split(":")[0]) for f in found)
-    assert lines == [2, 3, 4, 5, 6, 6, 6, 6, 9], found  # line 6: four literals
+    found = sorted(
+        (line, value or "") for line, value, _ in _literal_kinds("x.py", ast.parse(code))
+    )
+    assert found == [
+        (2, "checkout"), (3, ""), (4, "seal"), (5, "erase"),
+        (6, "a"), (6, "b"), (6, "purge"), (6, "seal"), (9, "checkout"),
+    ]  # fmt: skip
     fine = 'lines.append("x")\nline.find("x")\nif a.kind is Kind.CMD or b.kind == Kind.X:\n    pass'
     assert list(_literal_kinds("x.py", ast.parse(fine))) == []
+    assert list(_literal_kinds("daemon/service.py", ast.parse('a.kind == "ack"'))) == []
+
+
+def test_tests_name_only_real_kinds() -> None:
+    """Tests may name kinds by their values; a renamed kind must not leave a test
+    matching (or writing) one that no longer exists."""
+    values = {k.value for k in AuditKind}
+    deliberate = {("test_audit.py", "Custody Change")}  # append refuses it
+    found = [
+        f"tests/{path.name}:{line}: {code}"
+        for path in sorted(Path(__file__).resolve().parent.glob("test_*.py"))
+        for line, value, code in _literal_kinds(path.name, ast.parse(path.read_text("utf-8")))
+        if value not in values and (path.name, value) not in deliberate
+    ]
+    assert found == [], "not an audit kind:\n" + "\n".join(found)
 
 
 def test_every_kind_is_written_somewhere_in_dock() -> None:
