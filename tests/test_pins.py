@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import dock.cli.officers as cli_officers
-import dock.storage.store as store_mod
+import dock.storage.store_officers as officers_mod
 from dock.daemon.service import Override
 from dock.evidence.gaps import INTERRUPTED, Gap, GapError, GapRegister
 from dock.storage.audit import AuditLog
@@ -72,8 +72,10 @@ def test_an_unknown_number_answers_exactly_like_a_known_one(store, monkeypatch) 
     """A stranger learns nothing from trying numbers: the same tries left, the same lock,
     one scrypt each time."""
     calls = []
-    real = store_mod.hash_pin
-    monkeypatch.setattr(store_mod, "hash_pin", lambda pin, salt: calls.append(1) or real(pin, salt))
+    real = officers_mod.hash_pin
+    monkeypatch.setattr(
+        officers_mod, "hash_pin", lambda pin, salt: calls.append(1) or real(pin, salt)
+    )
     known = [store.verify_pin("1001", "000000") for _ in range(PIN_TRIES + 1)]
     unknown = [store.verify_pin("7777", "000000") for _ in range(PIN_TRIES + 1)]
     shape = [(c.ok, c.locked, c.just_locked, c.tries_left) for c in known]

@@ -27,10 +27,10 @@ SCHEMA_VERSION = 1
 Step = Callable[[sqlite3.Connection], None]
 
 # --------------------------------------------------------------------------- Store's
-# Owner of every table in this section: dock.storage.store (Store). ``archive.bag_id``
-# is written by dock.storage.evidence_tables.SealTable (claims, in the seal's
-# transaction); holds, purges and deadlines read ``archive``, ``custody`` and
-# ``case_links`` in joins.
+# Owner of every table in this section: dock.storage.store (Store, with its parts
+# store_officers and store_archive). ``archive.bag_id`` is written by
+# dock.storage.evidence_tables.SealTable (claims, in the seal's transaction); holds,
+# purges and deadlines read ``archive``, ``custody`` and ``case_links`` in joins.
 
 OFFICERS = """CREATE TABLE IF NOT EXISTS officers (
     officer_id TEXT PRIMARY KEY,
