@@ -15,8 +15,10 @@ import pytest
 
 from dock.cli import access as cli_access
 from dock.devices.clock import utc_iso
-from dock.evidence.access import AccessError, AccessRegister, export, write_iso
+from dock.evidence.access import AccessError, AccessRegister
 from dock.evidence.bagit import make_bag, read_bag_info, tagmanifest_digest, validate_bag
+from dock.evidence.export import export
+from dock.evidence.iso import write_iso
 
 SUPERVISOR, SUPERVISOR_PIN = "9001", "999000"
 

@@ -252,7 +252,8 @@ def test_impossible_start_times_are_named_and_listed(hostile_dock, start_ms: int
 def test_an_export_of_hostile_recordings_is_a_valid_bag_with_an_honest_description(
     hostile_dock, tmp_path
 ) -> None:
-    from dock.evidence.access import AccessRegister, export
+    from dock.evidence.access import AccessRegister
+    from dock.evidence.export import export
 
     svc, h = hostile_dock({"serial": f"EMU{NASTY}"}, recordings=2)
     recs = h.model.ordered_recordings()

@@ -1,12 +1,14 @@
 """Access to footage: requests, a supervisor's approval or refusal, and the export of an
-approved request. ``dock.evidence.access`` audits each; this binds it to the dock."""
+approved request. ``dock.evidence.access`` and ``.export`` audit each; this binds them to the
+dock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dock.evidence.access import AccessRegister, AccessRequest, ExportResult, parse_recording
-from dock.evidence.access import export as export_request
+from dock.evidence.access import AccessRegister, AccessRequest, parse_recording
+from dock.evidence.export import ExportResult
+from dock.evidence.export import export as export_request
 from dock.services.context import DockContext
 
 
