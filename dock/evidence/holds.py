@@ -8,6 +8,9 @@ recordings, optionally between two times) or a custody episode. A hold is never
 deleted or edited, only released, once, by a supervisor with their own PIN and a
 reason (the schema's triggers refuse anything else); every change is in the audit log.
 Purges are :mod:`.purging`'s, offload deadlines :mod:`.deadlines`'.
+
+Over 400 lines on purpose: placing a hold, what each scope covers (now and later) and
+releasing it are one register, read together to trust that no held recording is purged.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ It feeds the outbox from the audit log, publishes queued events (marking them se
 PUBACK), keeps the retained birth, state and slot topics current, sends health every
 interval (only the newest waits while the broker is away), and answers commands. The
 dock never waits for any of this: with no broker, events simply wait on disk.
+
+Over 400 lines on purpose: every method runs on that one thread and shares its state (the
+link's in-flight handles, the outbox's acknowledgements, what waits to be sent), which is
+why none of it needs a lock; split apart, that state would be reached from several modules.
 """
 
 from __future__ import annotations
