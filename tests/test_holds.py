@@ -20,9 +20,9 @@ from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
 from dock.evidence.fixity import verify_archive
 from dock.evidence.holds import HoldError, HoldRegister
 from dock.evidence.purging import purge, purges
+from dock.evidence.retention import HoldKind
 from dock.storage import schema
 from dock.storage.store import Store
-from dock.evidence.retention import HoldKind
 
 from .conftest import PIN
 

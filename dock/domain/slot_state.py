@@ -100,6 +100,9 @@ read on the safe side (an unknown ``pending_recordings`` means "offload"), and a
 resort an internal error leaves the status unchanged with Alert state_machine_error.
 """
 
+# One file: everything that affects a slot's state (its states, events, actions and every
+# transition) is here, as h11 keeps its state table, so this module is the whole truth.
+
 from __future__ import annotations
 
 from collections.abc import Callable

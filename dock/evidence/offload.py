@@ -34,6 +34,7 @@ recorder's own texts and times.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -203,8 +204,8 @@ class Offloader:
                 crashpoints.reach("audit.confirm.before")
                 self.store.mark_erased(
                     serial, rid,
-                    audit=None if logged else lambda rid=rid: self.audit.append(
-                        AuditKind.ERASE, "dock", serial,
+                    audit=None if logged else functools.partial(
+                        self.audit.append, AuditKind.ERASE, "dock", serial,
                         {"recording": rid, "confirmed_after_restart": True},
                     ),
                 )  # fmt: skip
@@ -249,7 +250,7 @@ class Offloader:
         report: OffloadReport,
         recordings: list[RecordingInfo],
         todo: list[RecordingInfo],
-        volume: str | None,
+        volume: Volume | None,
     ) -> OffloadReport:
         serial = report.serial
         try:
@@ -403,7 +404,7 @@ class Offloader:
         slot_id: str,
         rec: RecordingInfo,
         progress: Callable[[str, int, int], None] | None,
-        volume: str | None,
+        volume: Volume | None,
     ) -> None:
         assert client.identity is not None
         serial = client.identity.serial

@@ -37,8 +37,8 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
     cp_cursor = outbox.cursor("checkpoint")
     if entry_cursor is None or cp_cursor is None:
         head_seq, head_hash = audit.head()
-        cp_seq, cp_head = audit.checkpoint_before(head_seq + 1)
-        outbox.start_cursors(head_seq, cp_seq, head_hash, cp_head)
+        cp_seq, cp_at_head = audit.checkpoint_before(head_seq + 1)
+        outbox.start_cursors(head_seq, cp_seq, head_hash, cp_at_head)
         return 0
     expected: dict[str, int | None] = {"audit": entry_cursor, "checkpoint": cp_cursor}
     seen_hash, seen_head = outbox.mark("audit_hash"), outbox.mark("checkpoint_head")
@@ -55,8 +55,8 @@ def feed(audit: AuditLog, outbox: Outbox, boot: str, drift_bound_s: float) -> in
         "checkpoint": cps[-1].seq if cps else cp_cursor,
     }
     # The hashes the cursors now stand on (older outboxes kept none: adopted here).
-    entry_hash = as_text(entries[-1].hash) if entries else (seen_hash or at_cursor)
-    cp_head = cps[-1].head_hash if cps else (seen_head or signed_at_cursor)
+    entry_hash: str | None = as_text(entries[-1].hash) if entries else (seen_hash or at_cursor)
+    cp_head: str | None = cps[-1].head_hash if cps else (seen_head or signed_at_cursor)
     for name, value, before in (
         ("audit_hash", entry_hash, seen_hash),
         ("checkpoint_head", cp_head, seen_head),
