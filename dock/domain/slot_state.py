@@ -349,7 +349,7 @@ def _transition(status: SlotStatus, event: object) -> Result:
     return handler(status, event)
 
 
-def _enter(status: SlotStatus, state: SlotState, actions: list[Action], **changes) -> Result:
+def _enter(status: SlotStatus, state: SlotState, actions: list[Action], **changes: Any) -> Result:
     """Move to ``state`` (clearing the per-state facts it does not keep), showing its LED."""
     new = replace(
         status,
