@@ -24,20 +24,11 @@ MQTT_ID_RE = ID_RE  # dock, site and slot ids must each be one topic level
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    #: Broker host name or address; empty: no reporting.
-    host: str = ""
-    #: 0: 8883 with TLS (ca_file set), 1883 without.
-    port: int = 0
+class MqttConfig(broker_settings.BrokerTable):
+    """``[mqtt]``: the broker settings dock-hq reads the same way, and the dock's own."""
+
     #: The site's id in topics (one topic level: letters, digits, "_", "-", ".").
     site: str = ""
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    #: A file holding the password (mode 0600); never the password itself here.
-    password_file: str = ""
-    keepalive_s: int = 30
     health_interval_s: float = 60.0
     #: Headquarters' Ed25519 public keys (base64 of 32 bytes) allowed to send commands.
     hq_public_keys: tuple[str, ...] = ()
@@ -45,14 +36,6 @@ class MqttConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.host)
-
-    @property
-    def tls(self) -> bool:
-        return bool(self.ca_file)
-
-    @property
-    def broker_port(self) -> int:
-        return self.port or (8883 if self.tls else 1883)
 
     @property
     def broker(self) -> broker_settings.BrokerTable:
