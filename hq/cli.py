@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from common.jsonlog import setup_logging
+from common.quiet_exit import run_quietly_on_broken_pipe
 from hq import config
 from hq.cli_commands import register_checkpoint, register_command, register_keygen
 from hq.cli_common import EXIT_NO_ANSWER, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, add_settings
@@ -73,39 +74,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return config.merge(vars(args), file)
 
 
-#: Exit status when standard output's reader went away (``dock-hq alerts | head``): what
-#: a shell reports for a tool that SIGPIPE ended, 128 + 13, said without a word.
-EXIT_BROKEN_PIPE = 141
-
-
-def _stdout_gone() -> bool:
-    """Whether standard output is a pipe or socket whose reader has gone."""
-    import select
-
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``dock-hq``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away, as
-    standard tools do (``hq`` may not import ``dock``: these lines are its own)."""
-    try:
-        try:
-            code = _main(argv)
-        finally:
-            sys.stdout.flush()  # here, not at exit, where the error could not be handled
-    except BrokenPipeError:
-        if not _stdout_gone():
-            raise
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit goes nowhere
-        os.close(devnull)
-        return EXIT_BROKEN_PIPE
-    return code
+    """``dock-hq``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away."""
+    return run_quietly_on_broken_pipe(lambda: _main(argv))
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
+from common.quiet_exit import run_quietly_on_broken_pipe
 from dock.cli import (
     access,
     archive,
@@ -37,46 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: Exit status when standard output's reader went away (``dock ... | head``): what a
-#: shell reports for a tool that SIGPIPE ended, 128 + 13, said without a word.
-EXIT_BROKEN_PIPE = 141
-
-
-def _stdout_gone() -> bool:
-    """Whether standard output is a pipe or socket whose reader has gone."""
-    import select
-
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
-def _quiet_exit() -> int:
-    """Standard output is gone: drop what is left in its buffer, say nothing."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit finds somewhere to go
-    os.close(devnull)
-    return EXIT_BROKEN_PIPE
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``dock``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away, as standard
-    tools do. A BrokenPipeError of anything else (a recorder's link) is not hidden."""
-    try:
-        try:
-            args = fill_global_defaults(build_parser().parse_args(argv))
-            setup_logging(args.log_level)
-            code = args.func(args)
-        finally:
-            sys.stdout.flush()  # here, not at exit, where the error could not be handled
-    except BrokenPipeError:
-        if not _stdout_gone():
-            raise
-        return _quiet_exit()
-    return code
+    """``dock``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away."""
+
+    def command() -> int:
+        args = fill_global_defaults(build_parser().parse_args(argv))
+        setup_logging(args.log_level)
+        code: int = args.func(args)
+        return code
+
+    return run_quietly_on_broken_pipe(command)
 
 
 if __name__ == "__main__":
