@@ -25,6 +25,7 @@ from dock.domain.slot_state import (
     Docked,
     Fault,
     FaultCleared,
+    GrantWithdrawn,
     Identified,
     IdentifyFailed,
     OffloadDone,
@@ -431,6 +432,7 @@ SAMPLE_EVENTS = [
     Charging(-5),
     CheckedOut("officer-7"),
     CheckedOut(""),
+    GrantWithdrawn(),
     Fault("overheat"),
     FaultCleared(),
 ]
@@ -666,3 +668,14 @@ def test_any_status_and_any_event_never_raise(status, event):
     new, actions = transition(status, event)
     check_step(status, event, new, actions)
     assert dataclasses.is_dataclass(new)
+
+
+def test_a_withdrawn_grant_is_judged_again_before_it_is_ready():
+    """A grant that expired or was cancelled: the slot leaves CHECKED_OUT for CHARGING and
+    the recorder is checked again; anywhere else it changes nothing."""
+    ready, _ = run([Docked(), KNOWN, ChecksPassed()])
+    granted, _ = transition(ready, CheckedOut("officer-7"))
+    new, actions = transition(granted, GrantWithdrawn())
+    assert new.state is S.CHARGING and new.officer_id is None
+    assert actions == [ShowLed(LED_FOR[S.CHARGING]), RunChecks("A")]
+    assert transition(ready, GrantWithdrawn()) == (ready, [])

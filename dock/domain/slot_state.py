@@ -59,6 +59,9 @@ Charging       docked                same             battery_percent recorded, 
 CheckedOut     READY                 CHECKED_OUT      LED TAKE_THIS, Buzz ack (officer named)
 CheckedOut     any other, or READY   same             refused: Buzz refuse, Alert
                with no officer named                  checkout_refused
+GrantWithdrawn CHECKED_OUT           CHARGING         RunChecks, LED BUSY: a grant expired or
+                                                      cancelled before the device was taken;
+                                                      judged again before it is READY
 Fault          docked but FAULT      FAULT            LED FAULT, Alert slot_fault; from
                                                       CHECKED_OUT also Buzz refuse, Alert
                                                       checkout_revoked
@@ -128,6 +131,7 @@ __all__ = [
     "Event",
     "Fault",
     "FaultCleared",
+    "GrantWithdrawn",
     "Identified",
     "IdentifyFailed",
     "OffloadDone",
@@ -236,6 +240,12 @@ class CheckedOut:
 
 
 @dataclass(frozen=True)
+class GrantWithdrawn:
+    """The grant ended before the device was taken (expired, or cancelled by the officer):
+    the custody it opened is withdrawn, and the device is judged again."""
+
+
+@dataclass(frozen=True)
 class Fault:
     reason: str
 
@@ -257,6 +267,7 @@ Event = (
     | ChecksFailed
     | Charging
     | CheckedOut
+    | GrantWithdrawn
     | Fault
     | FaultCleared
 )
@@ -571,6 +582,12 @@ def _on_checked_out(status: SlotStatus, event: CheckedOut) -> Result:
     return status, [Buzz("refuse"), Alert("checkout_refused", detail)]
 
 
+def _on_grant_withdrawn(status: SlotStatus, _event: GrantWithdrawn) -> Result:
+    if status.state is not SlotState.CHECKED_OUT or not isinstance(status.serial, str):
+        return status, []
+    return _enter(status, SlotState.CHARGING, [RunChecks(status.serial)])
+
+
 def _on_fault(status: SlotStatus, event: Fault) -> Result:
     reason = f"{event.reason}"
     alert = Alert("slot_fault", f"{status.serial or 'slot'} ({status.state.value}): {reason}")
@@ -602,6 +619,7 @@ _HANDLERS: dict[type, Callable[[SlotStatus, Any], Result]] = {
     ChecksFailed: _on_checks_failed,
     Charging: _on_charging,
     CheckedOut: _on_checked_out,
+    GrantWithdrawn: _on_grant_withdrawn,
     Fault: _on_fault,
     FaultCleared: _on_fault_cleared,
 }
