@@ -83,6 +83,9 @@ _SCHEMA = (
     # Read by the statistics and the audit viewer (kind over a period), never by the
     # chain: an index is not part of what the hashes cover.
     "CREATE INDEX IF NOT EXISTS entries_by_kind_time ON entries(kind, time)",
+    # The viewer's filters by device and by person, and a device's history, paged by seq.
+    "CREATE INDEX IF NOT EXISTS entries_by_subject ON entries(subject, seq)",
+    "CREATE INDEX IF NOT EXISTS entries_by_actor ON entries(actor, seq)",
 )
 
 
