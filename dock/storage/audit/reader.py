@@ -81,9 +81,7 @@ class AuditReader:
         finally:
             conn.close()
 
-    def page(
-        self, where: AuditFilter, before: int | None = None, limit: int = 50
-    ) -> AuditPage:
+    def page(self, where: AuditFilter, before: int | None = None, limit: int = 50) -> AuditPage:
         """The newest ``limit`` entries matching ``where`` with seq below ``before``."""
         limit = max(1, min(int(limit), PAGE_MAX))
         clauses, args = _clauses(where)
