@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.checker import Bad, Checker, as_str, choice, nonempty, show
+from common.checker import Bad, Checker, as_str, choice, int_range, nonempty, show
 
 LOCALES = ("zh", "en")
 _DOCK_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -30,6 +30,8 @@ class DockSettings:
     timezone: str = "Asia/Shanghai"
     #: The audit log's newest checkpoint, kept outside its database ("": the default).
     audit_checkpoint_copy: str = ""
+    #: Seconds a granted recorder waits in its slot for its officer; then the grant expires.
+    grant_expiry_s: int = 120
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -131,5 +133,8 @@ def check_dock(ck: Checker, table: Mapping[str, Any]) -> dict[str, Any]:
             "audit_checkpoint_copy",
             abs_path('audit_checkpoint_copy = "/srv/dock-audit/checkpoint.json"'),
             "",
+        ),
+        "grant_expiry_s": ck.get(
+            table, "dock", "grant_expiry_s", int_range(15, 3600, "grant_expiry_s"), 120
         ),
     }

@@ -197,6 +197,7 @@ def build_service(
         offloader=offloader,
         timezone=cfg.dock.timezone,
         min_pin_length=cfg.officers.min_pin_length,
+        grant_expiry_s=cfg.dock.grant_expiry_s,
     )
     return DockService(parts)
 

@@ -40,6 +40,9 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "no_room": {"zh": "证据存储空间不足", "en": "Evidence disk full"},
     "gaps_opened": {"zh": "录像中断{n}处待说明", "en": "{n} gap(s) to explain"},
     "not_assigned": {"zh": "警员未写入记录仪", "en": "Officer not on device"},
+    "no_grant": {"zh": "没有待取的记录仪", "en": "No recorder to collect"},
+    "grant_expired": {"zh": "{slot}号槽位领用已超时", "en": "Slot {slot}: grant expired"},
+    "grant_cancelled": {"zh": "{slot}号槽位领用已取消", "en": "Slot {slot}: cancelled"},
 }
 
 

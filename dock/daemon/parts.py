@@ -61,6 +61,8 @@ class DockParts:
     offloader: Offloader | None = None
     timezone: str = "Asia/Shanghai"
     min_pin_length: int = 6
+    #: Seconds a grant waits for its recorder to be taken (``[dock] grant_expiry_s``).
+    grant_expiry_s: float = 120.0
 
     @property
     def locale(self) -> str:

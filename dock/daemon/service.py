@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from dock.daemon.checkout import Checkout
+from dock.daemon.grants import Grants, Withdrawal
 from dock.daemon.inspection import Inspection
 from dock.daemon.maintenance import Maintenance, MaintenanceJob
 from dock.daemon.model import (
@@ -68,6 +69,7 @@ class DockService:
         self.machine = SlotMachine(parts.slots.ports, self.action_handlers())
         self.inspection.machine = self.offloads.machine = self.machine
         self.checkouts = Checkout(parts, self.access, self.inspection, self.sweep)
+        self.grants = Grants(parts, self.access, self.checkouts, self.machine)
         self.maintenance = Maintenance(parts)
 
     def action_handlers(self) -> dict[type, Handler]:
@@ -102,8 +104,11 @@ class DockService:
         return self.inspection.inspect(slot_id)
 
     def sweep(self) -> list[SlotView]:
-        """Inspect every slot, each in its own thread (see Inspection.sweep)."""
-        return self.inspection.sweep()
+        """Inspect every slot, each in its own thread (see Inspection.sweep); then
+        withdraw the grants not taken in time."""
+        views = self.inspection.sweep()
+        self.grants.expire()
+        return views
 
     def busy_slots(self) -> set[str]:
         """Slots whose inspection (or offload) is still running."""
@@ -130,7 +135,22 @@ class DockService:
         refresh: bool = True,
     ) -> Decision:
         """Pick a ready device for the officer, write the officer into it, record custody."""
-        return self.checkouts.checkout(officer_id, pin, badge, override, refresh)
+        decision = self.checkouts.checkout(officer_id, pin, badge, override, refresh)
+        if decision.granted and decision.slot is not None:
+            # What the recorder named before, from the reading the decision was made on:
+            # written back if the grant expires or is cancelled.
+            status = self.views[decision.slot].status
+            custody = self.store.open_custody_of_officer(decision.officer_id)
+            if custody is not None:
+                before = status.officer_id if status is not None else None
+                self.grants.granted(custody.id, bool(decision.assigned_on_device), before)
+        return decision
+
+    def cancel_grant(
+        self, officer_id: str | None = None, pin: str | None = None, badge: str | None = None
+    ) -> Withdrawal:
+        """The officer cancels their own grant not yet taken (dock/daemon/grants.py)."""
+        return self.grants.cancel(officer_id, pin, badge)
 
     # ------------------------------------------------------------------ offload
     def offload(self, slot_id: str, progress: Progress | None = None) -> OffloadReport | None:

@@ -22,6 +22,8 @@ class AuditKind(StrEnum):
     CHECKOUT_REFUSED = "checkout_refused"  # a check-out refused, with the reasons' codes
     OVERRIDE = "override"  # a supervisor overrode failed checks for the check-out that follows
     CHECKIN = "checkin"  # a recorder docked again: its custody episode closed
+    GRANT_EXPIRED = "grant_expired"  # a grant not taken in time: custody withdrawn (actor dock)
+    GRANT_CANCELLED = "grant_cancelled"  # an officer cancelled their grant: custody withdrawn
     CHECKS = "checks"  # a slot's pre-shift check outcome, whenever it changed
     CLOCK_SET = "clock_set"  # the dock set a recorder's clock (drift before, offset after)
     CLOCK_NOT_SET = "clock_not_set"  # a recorder's clock left as it was, and why

@@ -137,6 +137,14 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
             }
         case AuditKind.CHECKIN:
             return EventType.CHECKIN, {"serial": serial, **_pick(d, "officer", "slot", "custody")}
+        case AuditKind.GRANT_EXPIRED | AuditKind.GRANT_CANCELLED:
+            # The grant's custody ends with its recorder still in the slot: for
+            # headquarters a check-in, marked as the grant that was never taken.
+            return EventType.CHECKIN, {
+                "serial": serial,
+                **_pick(d, "officer", "slot", "custody"),
+                "withdrawn": "expired" if entry.kind == AuditKind.GRANT_EXPIRED else "cancelled",
+            }
         case AuditKind.CHECKS if not d.get("passed", True):
             return EventType.CHECKS_FAILED, {
                 "serial": serial,

@@ -84,6 +84,11 @@ CUSTODY = (
     ON custody(officer_id) WHERE in_at IS NULL""",
 )
 
+#: Added to ``custody``: ``withdrawn`` says why a grant ended before its recorder was
+#: taken ("expired" or "cancelled"): the row is closed where it was granted, and it is
+#: no custody episode (the recorder never left the dock).
+CUSTODY_ADDED_COLUMNS = (("withdrawn", "TEXT"),)
+
 DEVICE_STATUS = (
     """CREATE TABLE IF NOT EXISTS device_status (
     serial TEXT NOT NULL,
@@ -377,6 +382,7 @@ STEPS: tuple[Step, ...] = (
     _sql(*PURGES),
     _sql(*EXPLANATION_ITEMS, EVENT_LOG_READS),
     _add_columns("explanation_items", EXPLANATION_ADDED_COLUMNS),
+    _add_columns("custody", CUSTODY_ADDED_COLUMNS),
     _sql(*ACCESS),
 )
 

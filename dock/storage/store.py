@@ -67,6 +67,8 @@ class Custody:
     in_at: float | None
     override_by: str | None
     override_reason: str | None
+    #: Why a grant ended before its recorder was taken ("expired", "cancelled"), else None.
+    withdrawn: str | None = None
 
 
 class Store(OfficerRows, ArchiveRows):
@@ -218,6 +220,27 @@ class Store(OfficerRows, ArchiveRows):
         )
         return None if row is None else row["serial"]
 
+    def open_grants(self) -> list[Custody]:
+        """Grants whose recorder has not left its slot yet, oldest first."""
+        rows = self._db().execute(
+            "SELECT * FROM custody WHERE in_at IS NULL AND taken_at IS NULL ORDER BY out_at, id"
+        )
+        return [c for c in map(_custody, rows.fetchall()) if c is not None]
+
+    def withdraw_grant(self, custody_id: int, why: str) -> Custody | None:
+        """End a grant whose recorder never left its slot (``why``: "expired" or
+        "cancelled"): closed in its own slot and marked, so it is no custody episode.
+        None when it is no longer an open, untaken grant (taken or closed meanwhile)."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE custody SET in_at = ?, in_slot = slot_id, withdrawn = ? "
+                "WHERE id = ? AND in_at IS NULL AND taken_at IS NULL",
+                (self._clock(), why, custody_id),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self.custody(custody_id)
+
     def custody(self, custody_id: int) -> Custody | None:
         row = self._db().execute("SELECT * FROM custody WHERE id = ?", (custody_id,)).fetchone()
         return _custody(row)
@@ -272,11 +295,12 @@ class Store(OfficerRows, ArchiveRows):
 
     # ------------------------------------------------------------------ across tables
     def custody_episodes(self, serial: str | None = None) -> list[Custody]:
-        """Every custody episode (of one recorder, or all), by check-out time."""
-        sql = "SELECT * FROM custody"
+        """Every custody episode (of one recorder, or all), by check-out time; a grant
+        withdrawn before its recorder left the dock is none."""
+        sql = "SELECT * FROM custody WHERE withdrawn IS NULL"
         args: tuple[Any, ...] = ()
         if serial is not None:
-            sql, args = sql + " WHERE serial = ?", (serial,)
+            sql, args = sql + " AND serial = ?", (serial,)
         rows = self._db().execute(sql + " ORDER BY out_at, id", args).fetchall()
         return [c for c in map(_custody, rows) if c is not None]
 
@@ -327,4 +351,5 @@ def _custody(row: sqlite3.Row | None) -> Custody | None:
         row["in_at"],
         row["override_by"],
         row["override_reason"],
+        row["withdrawn"],
     )
