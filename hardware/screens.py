@@ -119,6 +119,9 @@ class ConsoleScreen(_Closing):
         +--------------------+
     """
 
+    #: A terminal draws Chinese (the dock's text stays in the dock's language).
+    shows_chinese = True
+
     def __init__(self, stream: TextIO | None = None, width: int = 20, height: int = 4) -> None:
         if width < 1 or height < 1:
             raise ValueError("width and height must be at least 1")
@@ -192,6 +195,9 @@ class Hd44780Screen(_Closing):
     ``show`` rewrites only the rows whose text changed; ``redraw`` rewrites all of
     them (for example after a brown-out garbled the display).
     """
+
+    #: Character ROM A00 has no Chinese: the dock shows English here (a config warning).
+    shows_chinese = False
 
     def __init__(
         self,

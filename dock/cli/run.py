@@ -151,12 +151,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from dock.daemon.composition import badge_source, build_reporter
+    from dock.daemon.composition import badge_source, build_reporter, drive_feedback
     from dock.daemon.control_handlers import service_handlers
     from dock.daemon.control_server import ControlUnavailable, claim_control
 
     fleet = reporter = None
-    reader, baudrate = "none", 9600
+    reader, baudrate, device = "none", 9600, None
     try:  # one daemon per state directory, claimed before any recorder is touched
         if args.emulate:
             args.state_dir = os.path.abspath(
@@ -168,10 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg = load_or_exit(args)
             svc = build_or_exit(cfg)
             control = claim_control(cfg.dock.state_dir)
-            reader, baudrate = cfg.badge.reader, cfg.badge.baudrate
+            reader, baudrate, device = cfg.badge.reader, cfg.badge.baudrate, cfg.badge.device
     except ControlUnavailable as exc:
         print(f"dock run: {exc}", file=sys.stderr)
         return EXIT_STATE
+    drive_feedback(svc, cfg)  # LEDs, buzzer, screen: only the one daemon drives the pins
     try:
         reporter = build_reporter(cfg, svc)
         if reporter is not None:
@@ -179,7 +180,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception:  # the dock's own work never waits for reporting
         log.exception("reporting to headquarters could not start; the dock runs without it")
         reporter = None
-    next_badge = badge_source(args.badge_reader or reader, baudrate)
+    if args.badge_reader:  # the command line's reader replaces the file's
+        reader, device = args.badge_reader, None
+    next_badge = badge_source(reader, baudrate, device)
     svc.offload_concurrency = max(1, args.offload_concurrency)
     stop = threading.Event()
     busy = threading.Lock()  # one of sweep / decision at a time
@@ -196,25 +199,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if next_badge is not None:
         threading.Thread(target=badges, name="badges", daemon=True).start()
-    last = None
     if not args.once:  # seals, deadlines, fixity: own threads, never under `busy`
         svc.start_maintenance(args.interval)
     code = 0
     try:
         # Front ends ask the daemon for what touches recorders (docs/CONTROL.md).
         control.start(service_handlers(svc, busy, status_report))
-        for _ in range(1 if args.once else args.sweeps):
-            with busy:
-                report = status_report(svc, svc.sweep())
-            if args.once:
-                svc.housekeeping(time.time())
-            shown = {k: v for k, v in report.items() if not k.startswith("time_")}
-            if shown != last:  # print when something changed, not every sweep
-                print()
-                print_status(report)
-                last = shown
-            if stop.wait(0 if args.once else args.interval):
-                break
+        _loop(svc, busy, stop, 1 if args.once else args.sweeps, args.interval, once=args.once)
     except ControlUnavailable as exc:
         print(f"dock run: {exc}", file=sys.stderr)
         code = EXIT_STATE
@@ -223,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         control.stop()  # no new requests; those being served finish (bounded)
+        _stop_feedback(svc)
         svc.stop_maintenance()
         svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
         if reporter is not None:
@@ -230,6 +222,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         if fleet is not None:
             fleet.stop()
     return code
+
+
+def _loop(svc: Any, busy: Any, stop: Any, sweeps: int, interval: float, once: bool = False) -> None:
+    """Sweep every ``interval`` seconds, ``sweeps`` times or until ``stop``; in between,
+    wake when the screen has something due (a decision to clear, progress to draw)."""
+    display = svc.parts.feedback.display
+    last = None
+    done = 0
+    next_sweep = time.monotonic()
+    while True:
+        if time.monotonic() >= next_sweep:
+            with busy:
+                report = status_report(svc, svc.sweep())
+            if once:
+                svc.housekeeping(time.time())
+            done += 1
+            shown = {k: v for k, v in report.items() if not k.startswith("time_")}
+            if shown != last:  # print when something changed, not every sweep
+                print()
+                print_status(report)
+                last = shown
+            next_sweep = time.monotonic() + interval
+        wait = next_sweep - time.monotonic()
+        if display is not None:
+            wait = min(wait, display.tick())
+        if done >= sweeps:
+            return
+        if stop.wait(max(0.0, wait)):
+            return
+
+
+def _stop_feedback(svc: Any) -> None:
+    """Say on the screen that the dock has stopped, then LEDs off and pins released."""
+    feedback = svc.parts.feedback
+    if feedback.display is not None:
+        feedback.display.stopped()
+    feedback.close()
 
 
 def register(sub: Any) -> None:

@@ -106,6 +106,16 @@ def gpio_config(values: Mapping[str, Any]) -> GpioConfig:
     )
 
 
+def check_screen_locale(ck: Checker, screen: Any, locale: Any) -> None:
+    """An HD44780's character ROM has no Chinese: with locale = "zh" its text is English."""
+    if screen == "hd44780" and isinstance(locale, str) and locale.startswith("zh"):
+        ck.warn(
+            "gpio.screen",
+            'an HD44780 cannot draw Chinese: with locale = "zh" the LCD shows its text in '
+            "English (the console, the CLI and the kiosk page stay in Chinese)",
+        )
+
+
 def check_pin_clashes(ck: Checker, pins: list[tuple[str, int]]) -> None:
     """Each LED, the buzzer and each screen pin on its own GPIO."""
     first: dict[int, str] = {}

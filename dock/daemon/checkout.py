@@ -51,15 +51,15 @@ class Checkout:
         elif officer_id is not None and pin is not None:
             check = pins.verify(parts.store, parts.audit, officer_id, pin, "checkout")
             if check.locked:
-                return None, [Reason("pin_locked", parts.msg("pin_locked"))]
+                return None, [parts.reason("pin_locked")]
             if not check.ok:  # a wrong PIN, or no such number: the same words
-                wrong = parts.msg("pin_wrong", left=check.tries_left)
-                return None, [Reason("officer_unknown", wrong)]
+                wrong = parts.reason("officer_unknown", "pin_wrong", left=check.tries_left)
+                return None, [wrong]
             officer = parts.store.officer(officer_id)
         if officer is None:
-            return None, [Reason("officer_unknown", parts.msg("officer_unknown"))]
+            return None, [parts.reason("officer_unknown")]
         if officer.disabled:
-            return officer, [Reason("officer_disabled", parts.msg("officer_disabled"))]
+            return officer, [parts.reason("officer_disabled")]
         return officer, []
 
     def checkout(
@@ -77,8 +77,7 @@ class Checkout:
         if not reasons and officer is not None:
             held = parts.store.open_custody_of_officer(officer.officer_id)
             if held is not None:
-                message = parts.msg("officer_has_device", serial=held.serial)
-                reasons = [Reason("officer_has_device", message)]
+                reasons = [parts.reason("officer_has_device", serial=held.serial)]
         if reasons:
             return self._refuse(who, reasons)
         assert officer is not None
@@ -134,15 +133,15 @@ class Checkout:
     def _check_override(self, o: Override) -> tuple[Officer | None, Reason | None]:
         parts = self.parts
         if not parts.policy.supervisor_override_allowed:
-            return None, Reason("override_not_allowed", parts.msg("override_not_allowed"))
+            return None, parts.reason("override_not_allowed")
         check = pins.verify(parts.store, parts.audit, o.supervisor_id, o.supervisor_pin, "override")
         if check.locked:
-            return None, Reason("override_pin_locked", parts.msg("override_pin_locked"))
+            return None, parts.reason("override_pin_locked")
         sup = parts.store.officer(o.supervisor_id)
         if sup is None or sup.role != "supervisor" or sup.disabled or not check.ok:
-            return None, Reason("override_refused", parts.msg("override_refused"))
+            return None, parts.reason("override_refused")
         if len(o.reason.strip()) < 4:
-            return None, Reason("override_reason_missing", parts.msg("override_reason_missing"))
+            return None, parts.reason("override_reason_missing")
         return sup, None
 
     def _overridable(self, v: SlotView) -> bool:
@@ -150,13 +149,20 @@ class Checkout:
         return bool(failed) and not failed & set(self.parts.policy.never_overridable)
 
     def _why_none(self, candidates: list[SlotView]) -> list[Reason]:
-        reasons = [Reason("no_device_ready", self.parts.msg("no_device_ready"))]
+        reasons = [self.parts.reason("no_device_ready")]
         seen: set[str] = set()
         for v in candidates:
             for r in v.failures:
                 if r.code not in seen:
                     seen.add(r.code)
-                    reasons.append(Reason(r.code, f"{v.slot_id}: {r.message}"))
+                    screen = r.message_in(self.parts.screen_locale)
+                    reasons.append(
+                        Reason(
+                            r.code,
+                            f"{v.slot_id}: {r.message}",
+                            screen=f"{v.slot_id}: {screen}" if screen != r.message else None,
+                        )
+                    )
         return reasons
 
     def _grant(
@@ -212,8 +218,7 @@ class Checkout:
         parts.audit.append(AuditKind.CHECKOUT, officer.officer_id, serial, data)
         parts.audit.checkpoint()  # custody changes are signed at once
         self.inspection.machine.feed(view.slot_id, sm.CheckedOut(officer.officer_id))
-        lines = [parts.msg("take_slot", slot=view.slot_id), f"{officer.name} {serial}"]
-        parts.show(lines + ([parts.msg("not_assigned")] if not_assigned else []))
+        parts.show(self._grant_lines(officer, view.slot_id, serial, not_assigned is not None))
         return Decision(
             True,
             view.slot_id,
@@ -224,6 +229,18 @@ class Checkout:
             assigned_on_device=not_assigned is None,
             not_assigned_why=not_assigned,
         )
+
+    def _grant_lines(
+        self, officer: Officer, slot_id: str, serial: str, not_assigned: bool
+    ) -> list[str]:
+        """The grant on the screen: the slot to take, who and which recorder. A name the
+        screen cannot draw (Chinese on an HD44780) is given as the officer's number."""
+        parts = self.parts
+        who = officer.name
+        if parts.screen_locale != parts.locale and not officer.name.isascii():
+            who = officer.officer_id
+        lines = [parts.screen_msg("take_slot", slot=slot_id), f"{who} {serial}"]
+        return lines + ([parts.screen_msg("not_assigned")] if not_assigned else [])
 
     @staticmethod
     def _assign(client: RecorderClient, officer: Officer) -> str | None:
@@ -245,7 +262,7 @@ class Checkout:
         self.parts.audit.append(
             AuditKind.CHECKOUT_REFUSED, who, "", {"reasons": [r.code for r in reasons]}
         )
-        self.parts.show([r.message for r in reasons[:4]])
+        self.parts.show([r.screen or r.message for r in reasons[:4]])
         if self.parts.feedback.buzzer is not None:
             self.parts.feedback.buzzer.refuse()
         return Decision(False, None, None, reasons, who)

@@ -5,7 +5,9 @@ Everything else in ``dock`` depends on the interfaces in ``dock.domain.interface
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
@@ -16,12 +18,15 @@ from dock.domain.interfaces import Transport
 
 if TYPE_CHECKING:
     from dock.config.load import DockConfig
+    from dock.daemon.parts import Feedback
     from dock.daemon.service import DockService
     from dock.domain.interfaces import Buzzer, Screen, SlotIndicator
     from dock.reporting.reporter import Reporter
     from dock.storage.audit import AuditLog
     from dock.storage.store import Store
     from hardware.emulator.fleet import EmulatedFleet
+
+log = logging.getLogger("dock.daemon.composition")
 
 
 def open_transport(url: str) -> Transport:
@@ -147,11 +152,14 @@ def open_state(cfg: DockConfig) -> tuple[Store, AuditLog]:
 
 
 def build_service(
-    cfg: DockConfig, pin_factory: object | None = None, screen: Screen | None = None
+    cfg: DockConfig,
+    pin_factory: object | None = None,
+    screen: Screen | None = None,
 ) -> DockService:
     """Wire a DockService from a DockConfig: database, audit log and key, clock,
-    transports, and the LEDs, buzzer and screen when a GPIO pin factory is given."""
-    from dock.daemon.parts import DockParts, Feedback, SlotWiring
+    transports, and the LEDs, buzzer and screen when a GPIO pin factory is given
+    (``dock run`` drives them through :func:`drive_feedback` once it is the daemon)."""
+    from dock.daemon.parts import DockParts, SlotWiring
     from dock.daemon.service import DockService
     from dock.devices.clock import SystemClock, TrustedClock
     from dock.domain.interfaces import ClockSource
@@ -162,18 +170,7 @@ def build_service(
     clock: ClockSource = (
         TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
     )
-    indicators: dict[str, SlotIndicator] = {}
-    buzzer: Buzzer | None = None
-    if pin_factory is not None:
-        from hardware.indicators import GpioBuzzer, GpioSlotIndicator
-
-        for slot in cfg.slots:
-            if slot.led_green is not None and slot.led_red is not None:
-                indicators[slot.id] = GpioSlotIndicator(slot.led_green, slot.led_red, pin_factory)
-        if cfg.gpio.buzzer is not None:
-            buzzer = GpioBuzzer(cfg.gpio.buzzer, pin_factory)
-    if screen is None:
-        screen = _screen(cfg, pin_factory)
+    feedback = build_feedback(cfg, pin_factory, screen)
     offloader = Offloader(
         store,
         audit,
@@ -193,7 +190,7 @@ def build_service(
             open_transport=open_transport,
             lock_dir=os.path.join(state, "locks"),
         ),
-        feedback=Feedback(cfg.dock.locale, indicators, screen, buzzer),
+        feedback=feedback,
         offloader=offloader,
         timezone=cfg.dock.timezone,
         min_pin_length=cfg.officers.min_pin_length,
@@ -224,16 +221,118 @@ def command_scanner(
     return scan
 
 
-def _screen(cfg: DockConfig, pin_factory: object | None) -> Screen:
-    from hardware.screens import ConsoleScreen, Hd44780Screen
+def drive_feedback(svc: DockService, cfg: DockConfig) -> None:
+    """``dock run``: drive the configured LEDs, buzzer and screen through gpiozero's own
+    choice of pin factory (lgpio on a Pi 5; ``GPIOZERO_PIN_FACTORY`` when set), in place
+    of the service's console feedback. Called once this process is the dock's one daemon,
+    so a second ``dock run`` never touches the pins. Without GPIO: one warning, the
+    console screen, no LEDs."""
+    svc.parts.feedback.close()
+    svc.parts.feedback = build_feedback(cfg, gpio_pin_factory(cfg), None)
 
-    lcd = getattr(cfg.gpio, "hd44780", None)
-    if cfg.gpio.screen == "hd44780" and pin_factory is not None and lcd is not None:
-        return Hd44780Screen(
+
+def uses_gpio(cfg: DockConfig) -> bool:
+    """Whether the configuration wires anything to GPIO: a slot LED, the buzzer, the LCD."""
+    leds = any(s.led_green is not None or s.led_red is not None for s in cfg.slots)
+    return leds or cfg.gpio.buzzer is not None or cfg.gpio.screen == "hd44780"
+
+
+def gpio_pin_factory(cfg: DockConfig) -> object | None:
+    """gpiozero's pin factory for a configuration that uses GPIO, chosen as gpiozero
+    chooses it (``GPIOZERO_PIN_FACTORY``, else lgpio, RPi.GPIO, pigpio, native); None,
+    with one warning, where GPIO is not available, or when nothing is wired to it."""
+    if not uses_gpio(cfg):
+        return None
+    from hardware.gpio import GpioUnavailable, open_pin_factory
+
+    try:
+        return open_pin_factory()
+    except GpioUnavailable as exc:
+        _gpio_unavailable(cfg, str(exc))
+        return None
+
+
+def _gpio_unavailable(cfg: DockConfig, why: str) -> None:
+    """The one warning line for GPIO configured but not usable here."""
+    what = ["the slot LEDs"] if any(s.led_green is not None for s in cfg.slots) else []
+    what += ["the buzzer"] if cfg.gpio.buzzer is not None else []
+    what += ["the LCD"] if cfg.gpio.screen == "hd44780" else []
+    log.warning(
+        "GPIO is configured but not available (%s): %s stay off and the screen's text goes "
+        'to the console; see docs/OPERATIONS.md, "Wiring check"',
+        why,
+        " and ".join(what) or "nothing",
+    )
+
+
+def build_feedback(cfg: DockConfig, pin_factory: object | None, screen: Screen | None) -> Feedback:
+    """The LEDs, buzzer and screen of the configuration through ``pin_factory`` (none
+    without one), and the display that says what the screen shows. A pin that cannot
+    be claimed (in use, no permission) leaves the dock without GPIO, with one warning."""
+    from dock.daemon.display import Display
+    from dock.daemon.parts import Feedback
+    from hardware.screens import ConsoleScreen
+
+    indicators: dict[str, SlotIndicator] = {}
+    buzzer: Buzzer | None = None
+    closers: list[Callable[[], None]] = []
+    lcd_screen: Screen | None = None
+    if pin_factory is not None:
+        try:
+            indicators, buzzer, lcd_screen = _gpio_devices(cfg, pin_factory, screen, closers)
+        except Exception as exc:  # a driver's own error types: said in one line
+            for close in reversed(closers):
+                with contextlib.suppress(Exception):
+                    close()
+            closers, indicators, buzzer, lcd_screen = [], {}, None, None
+            _gpio_unavailable(cfg, f"{type(exc).__name__}: {exc}".replace("\n", " "))
+            pin_factory = None
+        else:
+            from hardware.gpio import factory_name
+
+            log.info(
+                "GPIO through %s: LEDs on %d slot(s), buzzer %s, screen %s",
+                factory_name(pin_factory),
+                len(indicators),
+                f"on GPIO {cfg.gpio.buzzer}" if buzzer is not None else "none",
+                "HD44780" if lcd_screen is not None else "console",
+            )
+    shown = screen or lcd_screen or ConsoleScreen()
+    feedback = Feedback(
+        cfg.dock.locale, indicators, shown, buzzer, pin_factory=pin_factory, closers=closers
+    )
+    if cfg.dock.locale.startswith("zh") and not getattr(shown, "shows_chinese", True):
+        feedback.screen_locale = "en"  # an HD44780 cannot draw Chinese (a config warning)
+    feedback.display = Display(shown, lambda: feedback.screen_locale or feedback.locale)
+    return feedback
+
+
+def _gpio_devices(
+    cfg: DockConfig, pin_factory: object, screen: Screen | None, closers: list[Callable[[], None]]
+) -> tuple[dict[str, SlotIndicator], Buzzer | None, Screen | None]:
+    """Every GPIO device of the configuration; each one's close in ``closers`` as built."""
+    from hardware.indicators import GpioBuzzer, GpioSlotIndicator
+    from hardware.screens import Hd44780Screen
+
+    indicators: dict[str, SlotIndicator] = {}
+    for slot in cfg.slots:
+        if slot.led_green is not None and slot.led_red is not None:
+            led = GpioSlotIndicator(slot.led_green, slot.led_red, pin_factory)
+            closers.append(led.close)
+            indicators[slot.id] = led
+    buzzer = None
+    if cfg.gpio.buzzer is not None:
+        buzzer = GpioBuzzer(cfg.gpio.buzzer, pin_factory)
+        closers.append(buzzer.close)
+    lcd = cfg.gpio.hd44780
+    lcd_screen = None
+    if screen is None and cfg.gpio.screen == "hd44780" and lcd is not None:
+        lcd_screen = Hd44780Screen(
             lcd.rs, lcd.e, lcd.d4, lcd.d5, lcd.d6, lcd.d7, pin_factory,
             cols=lcd.columns, rows=lcd.rows,
         )  # fmt: skip
-    return ConsoleScreen()
+        closers.append(lcd_screen.close)
+    return indicators, buzzer, lcd_screen
 
 
 def _audit_config_change(audit: AuditLog, state_dir: str, digest: str, path: str | None) -> None:
@@ -255,35 +354,51 @@ def _audit_config_change(audit: AuditLog, state_dir: str, digest: str, path: str
     os.replace(tmp, marker)
 
 
-def badge_source(reader: str, baudrate: int = 9600) -> Callable[[], str | None] | None:
+def badge_source(
+    reader: str, baudrate: int = 9600, device: str | None = None
+) -> Callable[[], str | None] | None:
     """A function returning the next badge read (or None within ~0.2 s), or None when
-    the dock has no badge reader (``reader`` as in the configuration's [badge])."""
+    the dock has no badge reader (``reader`` and ``device`` as in the configuration's
+    [badge]). A keyboard-wedge reader is read from its input device, grabbed; without a
+    device (``dock run --badge-reader keyboard`` at a terminal) from standard input."""
     if reader == "none":
         return None
+    if reader == "keyboard" and device is not None:
+        from hardware.badge_reader import EvdevBadgeReader
+
+        return EvdevBadgeReader(device).read
     if reader == "keyboard":
-        import queue
-        import threading
-
-        from hardware.badge_reader import keyboard_badges
-
-        q: queue.Queue[str] = queue.Queue()
-
-        def pump() -> None:
-            for badge in keyboard_badges():
-                q.put(badge)
-
-        threading.Thread(target=pump, name="badge-keyboard", daemon=True).start()
-
-        def next_keyboard() -> str | None:
-            try:
-                return q.get(timeout=0.2)
-            except queue.Empty:
-                return None
-
-        return next_keyboard
+        return _stdin_badges()
     from hardware.badge_reader import SerialBadgeReader
 
     return SerialBadgeReader(reader, baudrate).read
+
+
+def _stdin_badges() -> Callable[[], str | None]:
+    import queue
+    import threading
+
+    from hardware.badge_reader import keyboard_badges
+
+    q: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for badge in keyboard_badges():
+            q.put(badge)
+        log.warning(
+            "standard input has ended: no more badges from the keyboard (under systemd it "
+            "is /dev/null: give the reader's input device as [badge] device)"
+        )
+
+    threading.Thread(target=pump, name="badge-keyboard", daemon=True).start()
+
+    def next_keyboard() -> str | None:
+        try:
+            return q.get(timeout=0.2)
+        except queue.Empty:
+            return None
+
+    return next_keyboard
 
 
 def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:

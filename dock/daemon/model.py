@@ -50,6 +50,9 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
 class Reason:
     code: str
     message: str
+    #: The words for the dock's screen when it cannot draw the dock's language (an
+    #: HD44780 with locale "zh"); None: ``message`` itself. Not part of the answer.
+    screen: str | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}

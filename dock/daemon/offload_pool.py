@@ -102,6 +102,8 @@ class OffloadPool:
         except Exception:  # never leave a slot marked busy for ever
             log.exception("slot %s: offload worker failed", slot_id)
             self.machine.feed(slot_id, sm.OffloadFailed("internal error"))
+            if self.parts.feedback.display is not None:
+                self.parts.feedback.display.offload_failed(slot_id)
         finally:
             with self._lock:
                 self.running.pop(slot_id, None)
@@ -122,8 +124,12 @@ class OffloadPool:
     def _tracker(self, slot_id: str, progress: Progress | None) -> Progress:
         """Keep each slot's offload progress for the status page and JSON."""
 
+        display = self.parts.feedback.display
+
         def track(recording: str, done: int, total: int) -> None:
             self.progress[slot_id] = {"recording": recording, "done": done, "total": total}
+            if display is not None:
+                display.offload_progress(slot_id, recording, done, total)
             if progress is not None:
                 progress(recording, done, total)
 
@@ -134,9 +140,14 @@ class OffloadPool:
         offloader = self.parts.offloader
         if offloader is None:
             raise RuntimeError("no evidence store configured: nothing can be offloaded")
-        serial = self.views[slot_id].serial
+        view = self.views[slot_id]
+        serial = view.serial
         feed = self.machine.feed
         feed(slot_id, sm.OffloadStarted())
+        display = self.parts.feedback.display
+        if display is not None:
+            pending = view.snapshot.recordings_pending if view.snapshot is not None else 0
+            display.offload_started(slot_id, expected=pending)
         try:
             with self.access.session(slot_id) as client:
                 ident = client.identity
@@ -148,6 +159,8 @@ class OffloadPool:
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             log.warning("slot %s: offload stopped: %s", slot_id, exc)
             feed(slot_id, sm.OffloadFailed(str(exc)))
+            if display is not None:
+                display.offload_failed(slot_id)
             self.parts.audit.append(
                 AuditKind.OFFLOAD_FAILED, "dock", serial or "", {"error": str(exc)}
             )
@@ -156,11 +169,16 @@ class OffloadPool:
         self._changed(slot_id)
         for why in report.seal_failed:  # footage archived and verified: the seal is retried
             log.error("slot %s: %s", slot_id, why)
+        if display is not None:  # "done" only when nothing failed: footage safe
+            if report.failed or report.not_enough_room or report.damaged:
+                display.offload_failed(slot_id)
+            else:
+                display.offload_done(slot_id, len(report.archived) + len(report.already_archived))
         if not (report.failed or report.not_enough_room or report.damaged):
             feed(slot_id, sm.OffloadDone())  # RunChecks: the slot is judged again at once
         elif report.not_enough_room:
             feed(slot_id, sm.OffloadFailed("not enough room in the evidence store"))
-            self.parts.show([self.parts.msg("no_room"), f"{slot_id}: {serial}"])
+            self.parts.show([self.parts.screen_msg("no_room"), f"{slot_id}: {serial}"])
         else:
             problems = [*report.failed.values(), *report.damaged.values()]
             feed(slot_id, sm.OffloadFailed("; ".join(problems)))

@@ -7,11 +7,13 @@ locale, the offloader) is seen by all of them at once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dock.daemon.model import DECISION_MESSAGES
+from dock.daemon.display import Display
+from dock.daemon.model import DECISION_MESSAGES, Reason
 from dock.domain.checks import message_for
 from dock.domain.interfaces import (
     Buzzer,
@@ -44,6 +46,21 @@ class Feedback:
     indicators: dict[str, SlotIndicator] = field(default_factory=dict)
     screen: Screen | None = None
     buzzer: Buzzer | None = None
+    #: The screen's own language when it cannot draw the dock's (an HD44780 and "zh").
+    screen_locale: str | None = None
+    #: Idle text, decisions held a while, offloads per slot (None: lines go straight on).
+    display: Display | None = None
+    #: The GPIO pin factory the LEDs, buzzer and LCD are driven through (None: no GPIO).
+    pin_factory: object | None = None
+    #: What to close at shutdown (LEDs off, pins released), in order.
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Switch off and release every GPIO device; each one even if another fails."""
+        for close in self.closers:
+            with contextlib.suppress(Exception):  # shutting down: the next one still closes
+                close()
+        self.closers.clear()
 
 
 @dataclass
@@ -80,11 +97,37 @@ class DockParts:
         text = own["zh" if self.feedback.locale.lower().startswith("zh") else "en"]
         return text.format(**detail)
 
+    @property
+    def screen_locale(self) -> str:
+        return self.feedback.screen_locale or self.feedback.locale
+
+    def screen_msg(self, code: str, **detail: Any) -> str:
+        """A message as ``msg`` words it, in the screen's language."""
+        if self.screen_locale == self.feedback.locale:
+            return self.msg(code, **detail)
+        own = DECISION_MESSAGES.get(code)
+        if own is not None:
+            return own["zh" if self.screen_locale.startswith("zh") else "en"].format(**detail)
+        return message_for(code, self.screen_locale, **detail)
+
+    def reason(self, code: str, words: str | None = None, **detail: Any) -> Reason:
+        """A refusal reason worded by ``words`` (default: ``code``) in the dock's language,
+        with its screen text in the screen's language when that differs."""
+        text = self.msg(words or code, **detail)
+        on_screen = self.screen_msg(words or code, **detail)
+        return Reason(code, text, screen=on_screen if on_screen != text else None)
+
     def led(self, slot_id: str, pattern: LedPattern) -> None:
         ind = self.feedback.indicators.get(slot_id)
         if ind is not None:
             ind.show(pattern)
+        display = self.feedback.display
+        if display is not None and pattern == LedPattern.OFF:  # OFF: the slot is empty
+            display.slot_emptied(slot_id)
 
     def show(self, lines: list[str]) -> None:
-        if self.feedback.screen is not None:
+        """A decision or a notice: on the screen for a while, then back to idle."""
+        if self.feedback.display is not None:
+            self.feedback.display.decision(lines)
+        elif self.feedback.screen is not None:
             self.feedback.screen.show(lines)
