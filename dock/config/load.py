@@ -34,6 +34,7 @@ from dock.config.hardware import (
     GpioConfig,
     check_gpio,
     check_pin_clashes,
+    check_screen_locale,
     gpio_config,
 )
 from dock.config.mqtt import MQTT_ID_RE, MQTT_KEYS, MqttConfig, check_mqtt
@@ -223,6 +224,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     clock = check_clock(ck, ck.table(data, "clock"))
     gpio = check_gpio(ck, ck.table(data, "gpio"), pins)
     check_pin_clashes(ck, pins)
+    check_screen_locale(ck, gpio["screen"], dock["locale"])
     badge = check_badge(ck, ck.table(data, "badge"))
     officers = check_officers(ck, ck.table(data, "officers"))
     scanner = check_scanner(ck, ck.table(data, "scanner"))

@@ -210,7 +210,7 @@ class Inspection:
             log.warning("slot %s: gaps not read: %s", slot_id, exc)
             return
         if opened:
-            parts.show([parts.msg("gaps_opened", n=opened), serial])
+            parts.show([parts.screen_msg("gaps_opened", n=opened), serial])
 
     # ------------------------------------------------------------------ reading
     def _inspect_with(self, view: SlotView, client: RecorderClient) -> bool:
