@@ -463,3 +463,17 @@ def test_evdev_reader_with_a_real_virtual_keyboard() -> None:
             assert wait_until(lambda: got.append(reader.read() or "") or "12" in got)
         finally:
             reader.close()
+
+
+def test_a_state_change_after_the_feedback_closed_drives_nothing(tmp_path, two_recorders):
+    """At shutdown the LEDs close before the last offloads end: their slot changes are
+    carried out all the same, with nothing to light."""
+    cfg = load_config(write_config(tmp_path, [r.url for r in two_recorders]))
+    factory = MockFactory()
+    svc = build_service(cfg, pin_factory=factory)
+    for slot in svc.views:
+        svc.enrol(slot, "admin")
+    svc.parts.feedback.close()
+    svc.sweep()  # slot 1 ready, slot 2 failed: LED changes with no LED left
+    assert svc.machine.state("1").value == "ready"
+    assert not factory.pin(GREEN1).state and not factory.pin(RED2).state

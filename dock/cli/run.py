@@ -214,13 +214,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         control.stop()  # no new requests; those being served finish (bounded)
-        _stop_feedback(svc)
         svc.stop_maintenance()
         svc.wait_offloads(timeout=60)  # let running offloads finish (they resume anyway)
         if reporter is not None:
             reporter.stop()  # "stopped" for headquarters, then a clean disconnect
         if fleet is not None:
             fleet.stop()
+        _stop_feedback(svc)  # last: running offloads may still change a slot's LED
     return code
 
 

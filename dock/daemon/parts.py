@@ -8,6 +8,7 @@ locale, the offloader) is seen by all of them at once.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from dock.domain.policy import Policy
 from dock.evidence.offload import Offloader
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
+
+log = logging.getLogger("dock.daemon.parts")
 
 
 @dataclass
@@ -57,10 +60,11 @@ class Feedback:
 
     def close(self) -> None:
         """Switch off and release every GPIO device; each one even if another fails."""
-        for close in self.closers:
+        closers, self.closers = self.closers, []
+        self.indicators, self.buzzer = {}, None  # a late state change finds nothing to drive
+        for close in closers:
             with contextlib.suppress(Exception):  # shutting down: the next one still closes
                 close()
-        self.closers.clear()
 
 
 @dataclass
@@ -120,7 +124,10 @@ class DockParts:
     def led(self, slot_id: str, pattern: LedPattern) -> None:
         ind = self.feedback.indicators.get(slot_id)
         if ind is not None:
-            ind.show(pattern)
+            try:
+                ind.show(pattern)
+            except Exception as exc:  # an LED never stops the slot's state machine
+                log.warning("slot %s: LED pattern %s not shown: %s", slot_id, pattern, exc)
         display = self.feedback.display
         if display is not None and pattern == LedPattern.OFF:  # OFF: the slot is empty
             display.slot_emptied(slot_id)
