@@ -91,3 +91,18 @@ def test_a_grant_taken_in_time_does_not_expire(make_dock):
     svc.sweep()
     assert svc.store.open_custody_of_officer("1001") is not None  # out with the officer
     assert _entries(svc, AuditKind.GRANT_EXPIRED) == []
+
+
+def test_the_status_shows_a_waiting_grant_and_the_request_table_cancels_it(make_dock):
+    from dock.services import requests
+    from dock.services.status import status_report
+
+    svc, _recs, _clock = _dock(make_dock)
+    assert svc.checkout("1001", PIN).granted
+    (row,) = status_report(svc, svc.views.values())["slots"]
+    assert row["grant"]["officer"] == "1001" and row["grant"]["officer_name"] == "Wang Wei"
+    assert row["grant"]["expires_utc"] > row["grant"]["since_utc"]
+    done = requests.call(svc, "custody.cancel_grant", {"officer": "1001", "pin": PIN}, actor="1001")
+    assert done.cancelled
+    (row,) = status_report(svc, svc.views.values())["slots"]
+    assert row["grant"] is None and row["state"] == "ready"

@@ -20,7 +20,9 @@ from dock.devices.recorder_client import (
     RecorderRefused,
 )
 from dock.evidence.offload import OffloadReport
+from dock.services import requests
 from dock.services.daemon_link import DaemonError
+from dock.services.errors import RequestError
 from dock.storage.store import StoreError
 
 
@@ -121,6 +123,18 @@ def service_handlers(
             decision = svc.checkout(officer, None if badge else pin, badge, override)
         return decision.as_dict()
 
+    def cancel_grant(raw: dict[str, Any], _progress: SendProgress) -> dict[str, Any]:
+        # The kiosk's cancel: the officer is identified by PIN or badge, as for checkout.
+        args = Args(raw, ("officer", "pin", "badge"))
+        given = {k: args.text(k) for k in ("officer", "pin", "badge")}
+        who = given["officer"] or f"badge:{given['badge']}"
+        with busy:
+            try:
+                withdrawal = requests.call(svc, "custody.cancel_grant", given, actor=who)
+            except RequestError as exc:
+                raise RequestFailed("bad_request", str(exc)) from None
+        return dict(withdrawal.as_dict())
+
     def status_request(raw: dict[str, Any], _progress: SendProgress) -> dict[str, Any]:
         refresh = Args(raw, ("refresh",)).flag("refresh")
         with busy:
@@ -161,4 +175,7 @@ def service_handlers(
             raise RequestFailed("link_failed", str(exc)) from None
         return {"serial": serial, "slot": slot}
 
-    return {"checkout": checkout, "status": status_request, "offload": offload, "enrol": enrol}
+    return {
+        "checkout": checkout, "cancel_grant": cancel_grant, "status": status_request,
+        "offload": offload, "enrol": enrol,
+    }  # fmt: skip

@@ -27,6 +27,7 @@ from dock.daemon.model import (
 )
 from dock.daemon.offload_pool import OffloadPool, Progress
 from dock.daemon.parts import DockParts
+from dock.daemon.returns import Returns
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import Handler, SlotMachine
 from dock.domain import slot_state as sm
@@ -70,6 +71,7 @@ class DockService:
         self.inspection.machine = self.offloads.machine = self.machine
         self.checkouts = Checkout(parts, self.access, self.inspection, self.sweep)
         self.grants = Grants(parts, self.access, self.checkouts, self.machine)
+        self.returns = Returns(parts)
         self.maintenance = Maintenance(parts)
 
     def action_handlers(self) -> dict[type, Handler]:
@@ -155,7 +157,13 @@ class DockService:
     # ------------------------------------------------------------------ offload
     def offload(self, slot_id: str, progress: Progress | None = None) -> OffloadReport | None:
         """Offload, verify and erase every recording on the recorder in ``slot_id``."""
-        return self.offloads.offload(slot_id, progress)
+        serial = self.views[slot_id].serial
+        report = None
+        try:
+            report = self.offloads.offload(slot_id, self.returns.start(slot_id, serial, progress))
+        finally:
+            self.returns.finished(slot_id, report)
+        return report
 
     def wait_offloads(self, timeout: float = 600.0) -> None:
         """Block until every queued and running offload has finished (bounded)."""
@@ -275,7 +283,20 @@ class DockService:
 
     @property
     def offload_progress(self) -> dict[str, dict[str, Any]]:
-        return self.offloads.progress
+        """Each running offload's progress: the pool's, with the offload as a whole."""
+        out = {}
+        for slot_id, one in list(self.offloads.progress.items()):
+            out[slot_id] = {**one, **(self.returns.progress(slot_id) or {})}
+        return out
+
+    @property
+    def offload_outcomes(self) -> dict[str, dict[str, Any]]:
+        """Each slot's last offload: recordings verified, failed, the returning officer."""
+        return dict(self.returns.last)
+
+    @property
+    def grant_expiry_s(self) -> float:
+        return self.parts.grant_expiry_s
 
     @property
     def offload_concurrency(self) -> int:

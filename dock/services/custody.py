@@ -39,3 +39,17 @@ def checkout(
             raise RequestError("an override needs --reason")
         override = Override(supervisor, supervisor_pin or "", reason)
     return dock.checkout(officer, None if badge else pin, badge, override)
+
+
+def cancel_grant(
+    dock: DockContext,
+    actor: str,
+    officer: str | None = None,
+    pin: str | None = None,
+    badge: str | None = None,
+) -> Any:
+    """The officer (PIN or badge, checked by the dock as for a check-out) cancels their
+    grant whose recorder is still in its slot; ``Withdrawal``, cancelled or refused."""
+    if badge is None and officer is None:
+        raise RequestError("give --officer ID (and a PIN) or --badge")
+    return dock.cancel_grant(officer, None if badge else pin, badge)

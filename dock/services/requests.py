@@ -135,6 +135,8 @@ TABLE: dict[str, Request] = _table(
     Request("custody.checkout", custody.checkout,
             _args("officer", "pin", "badge", "supervisor", "supervisor_pin", "reason"),
             "check a recorder out to an officer"),
+    Request("custody.cancel_grant", custody.cancel_grant, _args("officer", "pin", "badge"),
+            "an officer cancels their own grant whose recorder is still in its slot"),
     Request("case.attach", cases.attach,
             _args("case*", "recordings*:texts", "officer*", "pin*"),
             "file archived recordings under a case"),

@@ -9,17 +9,36 @@ from typing import Any
 from dock.devices.clock import local_display, utc_iso
 from dock.services.context import DockContext
 
+#: Slot states in which the last offload's outcome is no longer news.
+_GONE = ("empty", "checked_out", "offloading", "identifying")
+
+
+def _grant(dock: DockContext, custody: Any) -> dict[str, Any] | None:
+    """A grant waiting in its slot: who, since when, and when it expires."""
+    if custody is None:
+        return None
+    officer = dock.store.officer(custody.officer_id)
+    return {
+        "officer": custody.officer_id,
+        "officer_name": officer.name if officer else None,
+        "since_utc": utc_iso(custody.out_at),
+        "expires_utc": utc_iso(custody.out_at + dock.grant_expiry_s),
+    }
+
 
 def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
     """JSON-ready: slots as the last sweep saw them (``views``), times in UTC and local."""
     rows = []
+    grants = {c.slot_id: c for c in dock.store.open_grants()}
+    outcomes = dock.offload_outcomes
     for v in views:
         snap = v.snapshot
+        state = dock.slot_status[v.slot_id].state.value
         rows.append(
             {
                 "slot": v.slot_id,
                 "port": v.port,
-                "state": dock.slot_status[v.slot_id].state.value,
+                "state": state,
                 "device": v.serial,
                 "ready": v.ready,
                 "battery_percent": snap.battery_percent if snap else None,
@@ -30,6 +49,9 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 "awaiting_takeaway": dock.store.awaiting_takeaway(v.slot_id) is not None,
                 "offload": dock.offload_progress.get(v.slot_id),
                 "error": v.error,
+                "grant": _grant(dock, grants.get(v.slot_id)),
+                # the last offload's outcome, while its recorder is still docked and idle
+                "returned": outcomes.get(v.slot_id) if state not in _GONE else None,
             }
         )
     trusted, why = dock.clock.synchronised()
