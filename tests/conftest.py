@@ -23,6 +23,9 @@ from hardware.screens import ConsoleScreen
 
 from .hostile_content import hostile_dock, serve_hostile  # noqa: F401 - fixtures, issue 9
 
+# The web site's fixtures (issue 12): a dock, its daemon socket and dock-web, a browser.
+pytest_plugins = ["tests.web_harness"]
+
 SECRET = bytes(range(32))
 PIN = "246810"
 

@@ -21,6 +21,7 @@ from dock.config import (
     emulated_config,
     load_config,
 )
+from dock.config.web import WEB_KEYS
 from dock.domain.policy import DEFAULT_PRESET, PRESETS
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
@@ -509,6 +510,7 @@ def _all_keys() -> list[tuple[str, str]]:
         "gpio.hd44780": config.HD44780_KEYS,
         "badge": config.BADGE_KEYS,
         "officers": config.OFFICERS_KEYS,
+        "web": WEB_KEYS,
     }
     return [(t, k) for t, keys in tables.items() for k in keys]
 

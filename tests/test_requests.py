@@ -33,6 +33,7 @@ READ_ONLY_CLI = {
     "access list",
     "access log",
     "outbox",
+    "web-token list",
 }
 #: Commands from headquarters that change only reporting itself.
 READ_ONLY_MQTT = {Command.STATUS, Command.RESEND}

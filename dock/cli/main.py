@@ -18,13 +18,14 @@ from dock.cli import (
     reporting,
     retention,
     run,
+    web_tokens,
 )
 from dock.cli.common import GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
 MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, access,
-           reporting)  # fmt: skip
+           reporting, web_tokens)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

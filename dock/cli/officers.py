@@ -16,6 +16,7 @@ from dock.cli.common import (
     pin,
     service_from,
 )
+from dock.domain.roles import ROLES
 from dock.services import officers
 from dock.services.errors import Refused, RequestError
 from dock.support.text import shown
@@ -29,6 +30,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         "unit": args.unit,
         "badge": args.badge,
         "supervisor": args.supervisor,
+        "role": args.role,
         "pin": pin(args.pin, f"PIN for {args.id}: "),
     }
     try:
@@ -94,7 +96,10 @@ def register(sub: Any) -> None:
     add.add_argument("--unit", required=True)
     add.add_argument("--badge")
     add.add_argument("--pin", help="prompted for when omitted")
-    add.add_argument("--supervisor", action="store_true")
+    add.add_argument("--supervisor", action="store_true", help="the same as --role supervisor")
+    add.add_argument(
+        "--role", choices=ROLES, help="officer (default), supervisor, maintenance or admin"
+    )
     add_json(add)
     add.set_defaults(func=cmd_add, request="officer.add")
     lst = add_parser(ofs, "list", help="officers, their role and whether their PIN is locked")

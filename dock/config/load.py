@@ -43,6 +43,7 @@ from dock.config.policy import POLICY_KEYS, check_policy
 from dock.config.scanner import SCANNER_KEYS, ScannerConfig, check_scanner
 from dock.config.slots import EMULATED_SCHEME, SLOT_KEYS, SlotConfig, check_slots
 from dock.config.station import DOCK_KEYS, DockSettings, check_dock
+from dock.config.web import WEB_KEYS, WebConfig, check_web
 from dock.domain.policy import Policy
 from mqtt_contract import broker_settings
 
@@ -75,6 +76,7 @@ class DockConfig:
     officers: OfficersConfig = field(default_factory=OfficersConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     #: Names of the policy fields the file overrides (informational).
     policy_overrides: tuple[str, ...] = ()
     #: Allowed but weakening settings, already logged; for the status page / audit.
@@ -88,7 +90,9 @@ class DockConfig:
         return {s.id: s.port for s in self.slots}
 
 
-SECTIONS = ("dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner", "mqtt")
+SECTIONS = (
+    "dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner", "mqtt", "web",
+)  # fmt: skip
 #: The keys each table accepts (docs/CONFIG.md documents each).
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "dock": DOCK_KEYS,
@@ -100,6 +104,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "officers": OFFICERS_KEYS,
     "scanner": SCANNER_KEYS,
     "mqtt": MQTT_KEYS,
+    "web": WEB_KEYS,
 }
 
 
@@ -180,6 +185,7 @@ def config_hash(cfg: DockConfig) -> str:
         "officers": dataclasses.asdict(cfg.officers),
         "scanner": list(cfg.scanner.command),
         "mqtt": dataclasses.asdict(cfg.mqtt),
+        "web": dataclasses.asdict(cfg.web),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -228,6 +234,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     badge = check_badge(ck, ck.table(data, "badge"))
     officers = check_officers(ck, ck.table(data, "officers"))
     scanner = check_scanner(ck, ck.table(data, "scanner"))
+    web = check_web(ck, ck.table(data, "web"))
 
     mqtt_t = broker_settings.with_new_names(ck, "mqtt", ck.table(data, "mqtt"))
     ck.unknown_keys("mqtt", mqtt_t, MQTT_KEYS)
@@ -249,6 +256,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         officers=OfficersConfig(**officers),
         scanner=ScannerConfig(command=tuple(scanner)),
         mqtt=mqtt or MqttConfig(),
+        web=WebConfig(**web),
         policy_overrides=overridden,
         warnings=tuple(ck.warnings),
         path=path,

@@ -13,6 +13,8 @@ from typing import Any
 
 from dock.daemon.control_server import Handler, RequestFailed, SendProgress
 from dock.daemon.service import Decision, DockService, Override, Reason
+from dock.daemon.web_handlers import web_handlers
+from dock.daemon.web_sessions import WebSessions
 from dock.devices.recorder_client import (
     AuthenticationFailed,
     LinkError,
@@ -100,10 +102,12 @@ def service_handlers(
     svc: DockService,
     busy: threading.Lock,
     status: Callable[[DockService, list[Any]], dict[str, Any]],
+    sessions: WebSessions | None = None,
 ) -> dict[str, Handler]:
     """The requests the daemon answers, each the same call ``dock`` makes locally.
     ``busy`` is the daemon's one-of-sweep-or-decision lock; ``status`` builds the
-    status report from slot views."""
+    status report from slot views; ``sessions`` the web site's logins (kept in memory,
+    30 minutes idle unless given), answered by :mod:`.web_handlers`."""
 
     def checkout(raw: dict[str, Any], _progress: SendProgress) -> dict[str, Any]:
         args = Args(raw, ("officer", "pin", "badge", "supervisor", "supervisor_pin", "reason"))
@@ -178,4 +182,5 @@ def service_handlers(
     return {
         "checkout": checkout, "cancel_grant": cancel_grant, "status": status_request,
         "offload": offload, "enrol": enrol,
+        **web_handlers(svc, busy, sessions or WebSessions()),
     }  # fmt: skip

@@ -95,5 +95,12 @@ class AuditKind(StrEnum):
     AUDIT_REWOUND = "audit_rewound"  # the log went backwards under the reporter
     HQ_COMMAND = "hq_command"  # a command from headquarters, accepted or refused
 
+    # --- the web site (issue 12)
+    WEB_LOGIN = "web_login"  # a person logged in to the site (actor: that person)
+    WEB_LOGIN_REFUSED = "web_login_refused"  # a login refused (wrong PIN, disabled, locked)
+    WEB_LOGOUT = "web_logout"  # a person logged out of the site
+    WEB_TOKEN_ADD = "web_token_add"  # an API token for a machine made (its name and role)
+    WEB_TOKEN_REVOKE = "web_token_revoke"  # an API token for a machine revoked
+
 
 __all__ = ["AuditKind"]

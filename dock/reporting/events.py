@@ -79,6 +79,11 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.ACCESS_DENIED: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_RECORD: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_EXPORT: "access to footage is requested and registered on the dock",
+    AuditKind.WEB_LOGIN: "local access to the dock's site; a lockout is pin.locked",
+    AuditKind.WEB_LOGIN_REFUSED: "local access to the dock's site; a lockout is pin.locked",
+    AuditKind.WEB_LOGOUT: "local access to the dock's site",
+    AuditKind.WEB_TOKEN_ADD: "local administration of the dock's site",
+    AuditKind.WEB_TOKEN_REVOKE: "local administration of the dock's site",
     AuditKind.AUDIT_EXPORT: "a copy of the log for a supervisor; the checkpoints "
     "headquarters holds are what the log is verified against",
 }

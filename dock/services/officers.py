@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from dock.domain.audit_kinds import AuditKind
+from dock.domain.roles import OFFICER, ROLES, SUPERVISOR
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
 from dock.storage.pins import verify
@@ -53,8 +54,16 @@ def add(
     pin: str,
     badge: str | None = None,
     supervisor: bool = False,
+    role: str | None = None,
 ) -> OfficerAdded:
-    role = "supervisor" if supervisor else "officer"
+    """``role`` one of dock.domain.roles.ROLES; ``supervisor`` (older callers) is the
+    same as ``role="supervisor"``, and with another role is refused."""
+    if role is None:
+        role = SUPERVISOR if supervisor else OFFICER
+    elif role not in ROLES:
+        raise RequestError(f"no role {role!r}: one of {', '.join(ROLES)}")
+    elif supervisor and role != SUPERVISOR:
+        raise RequestError(f"both --supervisor and role {role!r}: give one")
     data = {"role": role, "unit": unit}
     try:
         dock.store.add_officer(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dock.domain.roles import ADMIN, MAINTENANCE, OFFICER, SUPERVISOR
 from dock.services import (
     access,
     archive,
@@ -27,9 +28,18 @@ from dock.services import (
     holds,
     officers,
     purge,
+    web_tokens,
 )
 from dock.services.context import DockContext
 from dock.services.errors import RequestError
+
+# Who may make each request from a front end that logged a person in (the web site):
+# the daemon refuses anyone whose roles hold none of a request's. The command line is
+# run by the dock's Unix user, who may make every request, as before.
+_ANYONE = (OFFICER, SUPERVISOR, MAINTENANCE, ADMIN)
+_SUP = (SUPERVISOR,)
+_SUP_ADMIN = (SUPERVISOR, ADMIN)
+_CARE = (SUPERVISOR, MAINTENANCE, ADMIN)
 
 
 def _text(v: Any) -> bool:
@@ -91,6 +101,12 @@ class Request:
     run: Callable[..., Any]  # run(dock, actor, **arguments)
     args: tuple[Arg, ...]
     summary: str
+    #: The roles that may make this request through a logged-in session (one is enough).
+    roles: tuple[str, ...]
+
+    def allowed(self, roles: tuple[str, ...]) -> bool:
+        """Whether a person holding ``roles`` may make this request."""
+        return any(r in self.roles for r in roles)
 
     def check(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments as the service takes them (None for an optional one means
@@ -119,71 +135,94 @@ def _table(*requests: Request) -> dict[str, Request]:
 
 TABLE: dict[str, Request] = _table(
     Request("officer.add", officers.add,
-            _args("officer_id*", "name*", "unit*", "pin*", "badge", "supervisor:flag"),
-            "register an officer or supervisor with a PIN"),
-    Request("officer.disable", officers.disable, _args("officer_id*"), "disable an officer"),
-    Request("officer.enable", officers.enable, _args("officer_id*"), "enable an officer"),
+            _args("officer_id*", "name*", "unit*", "pin*", "badge", "supervisor:flag", "role"),
+            "register an officer (or a supervisor, maintenance or admin) with a PIN",
+            _SUP_ADMIN),
+    Request("officer.disable", officers.disable, _args("officer_id*"), "disable an officer",
+            _SUP_ADMIN),
+    Request("officer.enable", officers.enable, _args("officer_id*"), "enable an officer",
+            _SUP_ADMIN),
     Request("officer.unlock", officers.unlock,
             _args("officer_id*", "supervisor*", "supervisor_pin*"),
-            "a supervisor unlocks a locked PIN"),
-    Request("device.enrol", devices.enrol, _args("slot*"), "enrol the recorder in a slot"),
+            "a supervisor unlocks a locked PIN", _SUP_ADMIN),
+    Request("device.enrol", devices.enrol, _args("slot*"), "enrol the recorder in a slot",
+            (MAINTENANCE, ADMIN)),
     Request("device.flag", devices.flag,
             _args("serial*", "lost:flag", "maintenance:flag", "note"),
-            "flag a recorder lost or found, in maintenance or repaired"),
+            "flag a recorder lost or found, in maintenance or repaired", _CARE),
     Request("device.offload", devices.offload, _args("slot*", "progress:callable"),
-            "offload, verify, seal and erase a docked recorder now"),
+            "offload, verify, seal and erase a docked recorder now", _CARE),
     Request("custody.checkout", custody.checkout,
             _args("officer", "pin", "badge", "supervisor", "supervisor_pin", "reason"),
-            "check a recorder out to an officer"),
+            "check a recorder out to an officer", _ANYONE),
     Request("custody.cancel_grant", custody.cancel_grant, _args("officer", "pin", "badge"),
-            "an officer cancels their own grant whose recorder is still in its slot"),
+            "an officer cancels their own grant whose recorder is still in its slot", _ANYONE),
     Request("case.attach", cases.attach,
             _args("case*", "recordings*:texts", "officer*", "pin*"),
-            "file archived recordings under a case"),
+            "file archived recordings under a case", (OFFICER, SUPERVISOR)),
     Request("archive.confirm_copy", archive.confirm_copy,
             _args("serial*", "recording*", "where*"),
-            "a second copy exists: the recorder may erase the recording"),
+            "a second copy exists: the recorder may erase the recording", _SUP),
     Request("archive.verify", archive.verify, _args("sample:number", "progress:callable"),
-            "fixity check of the archive (audited)"),
+            "fixity check of the archive (audited)", _CARE),
     Request("audit.export", audit.export, _args("path*"),
-            "a signed copy of the audit log for a supervisor"),
+            "a signed copy of the audit log for a supervisor", _SUP_ADMIN),
     Request("hold.add", holds.place,
             _args("kind*", "reference*", "serial", "recording", "case", "officer",
                   "date_from", "date_to", "episode:int", "until"),
-            "keep a recording, a case's, an officer's or an episode's recordings"),
+            "keep a recording, a case's, an officer's or an episode's recordings", _SUP),
     Request("hold.release", holds.release,
             _args("hold_id*:int", "supervisor*", "pin*", "reason*"),
-            "a supervisor ends a hold"),
+            "a supervisor ends a hold", _SUP),
     Request("purge.run", purge.purge,
             _args("apply:flag", "supervisor", "supervisor_pin", "second_supervisor",
                   "second_pin"),
-            "purge footage past retention (dry run unless applied by two supervisors)"),
+            "purge footage past retention (dry run unless applied by two supervisors)", _SUP),
     Request("access.request", access.request,
             _args("purpose*", "kind*", "recordings*:texts"),
-            "ask to view, copy or export recordings"),
+            "ask to view, copy or export recordings", (OFFICER, SUPERVISOR)),
     Request("access.approve", access.approve,
             _args("request_id*:int", "supervisor*", "pin*", "days:number"),
-            "a supervisor approves an access request"),
+            "a supervisor approves an access request", _SUP),
     Request("access.refuse", access.refuse,
             _args("request_id*:int", "supervisor*", "pin*", "reason*"),
-            "a supervisor refuses an access request"),
+            "a supervisor refuses an access request", _SUP),
     Request("access.export", access.export,
             _args("request_id*:int", "to*", "extractor*", "place*", "iso"),
-            "export an approved request as a disc-ready package"),
+            "export an approved request as a disc-ready package", _SUP),
     Request("gaps.account", gaps.account,
             _args("item_id*:int", "officer*", "pin*", "text*"),
-            "the officer's own account of a gap"),
+            "the officer's own account of a gap", (OFFICER, SUPERVISOR)),
     Request("gaps.explain", gaps.explain,
             _args("supervisor*", "pin*", "text*", "ids:ints", "all_open_for"),
-            "a supervisor closes gap items with a written explanation"),
+            "a supervisor closes gap items with a written explanation", _SUP),
+    Request("web_token.add", web_tokens.add, _args("name*", "role*"),
+            "an API token for a machine (shown once)", (ADMIN,)),
+    Request("web_token.revoke", web_tokens.revoke, _args("name*"),
+            "revoke a machine's API token", (ADMIN,)),
 )  # fmt: skip
 
 
-def call(dock: DockContext, name: str, arguments: Mapping[str, Any], *, actor: str) -> Any:
-    """Run request ``name`` on ``dock`` as ``actor`` (who asked: a login, ``hq:NAME``)."""
+def call(
+    dock: DockContext,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    actor: str,
+    roles: tuple[str, ...] | None = None,
+) -> Any:
+    """Run request ``name`` on ``dock`` as ``actor`` (who asked: a login, ``hq:NAME``).
+    ``roles``: those of a logged-in person (the daemon's web sessions), refused with
+    :class:`RequestNotAllowed` when none may make it; None for the dock's own user."""
     request = TABLE.get(name)
     if request is None:
         raise RequestError(f"no request {name!r}")
     if not isinstance(actor, str) or not actor:
         raise RequestError(f"{name}: who asks (the actor) must be named")
+    if roles is not None and not request.allowed(roles):
+        raise RequestNotAllowed(f"{name}: only a {' or '.join(request.roles)} may ask for this")
     return request.run(dock, actor, **request.check(arguments))
+
+
+class RequestNotAllowed(RequestError):
+    """The person's roles may not make this request; nothing was run."""

@@ -8,9 +8,10 @@ touches SQL at all. The audit log's database is :mod:`dock.storage.audit`'s, the
 reporting outbox's is :mod:`dock.reporting.outbox`'s: not here.
 
 Every step is idempotent (``IF NOT EXISTS``, columns added only when missing), so a
-database from any earlier release opens as today's. Numbered migrations
-(``PRAGMA user_version``) come next: :data:`SCHEMA_VERSION` and :data:`STEPS` are
-where they go; nothing reads or writes ``user_version`` yet.
+database from any earlier release opens as today's. What such steps cannot do (SQLite
+cannot change a CHECK constraint in place) is a numbered migration in
+:data:`MIGRATIONS`, run once when ``PRAGMA user_version`` is below its number; the
+database then says :data:`SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Callable, Sequence
 
 from dock.storage.sqlite_tx import immediate
 
-#: The schema this code writes. Not yet stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+#: The schema this code writes, stored in ``PRAGMA user_version`` (0 before version 2:
+#: the first release did not store it). 2: the roles maintenance and admin (issue 12).
+SCHEMA_VERSION = 2
 
 #: One step of the schema: run against the connection inside the opening transaction.
 Step = Callable[[sqlite3.Connection], None]
@@ -39,9 +41,19 @@ OFFICERS = """CREATE TABLE IF NOT EXISTS officers (
     badge TEXT UNIQUE,
     pin_salt BLOB NOT NULL,
     pin_hash BLOB NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor')),
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin')),
     disabled INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
+)"""
+
+# Tokens for machines that use the web site's API (``dock web-token add``): only the
+# SHA-256 of each token is kept. Owner: dock.storage.store_officers.
+WEB_TOKENS = """CREATE TABLE IF NOT EXISTS web_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin')),
+    token_sha256 BLOB NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked_at REAL
 )"""
 
 DEVICES = """CREATE TABLE IF NOT EXISTS devices (
@@ -384,14 +396,56 @@ STEPS: tuple[Step, ...] = (
     _add_columns("explanation_items", EXPLANATION_ADDED_COLUMNS),
     _add_columns("custody", CUSTODY_ADDED_COLUMNS),
     _sql(*ACCESS),
+    _sql(WEB_TOKENS),
 )
 
 
+def _officers_roles_widened(db: sqlite3.Connection) -> None:
+    """Version 2: the officers table as created before it (role officer or supervisor
+    only) rebuilt with the wider CHECK, rows unchanged (SQLite's documented way to change
+    a constraint: a new table, copy, drop, rename; foreign keys are off meanwhile and
+    checked before the commit)."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'officers'").fetchone()
+    if row is None or "'maintenance'" in row[0]:
+        return  # made by this code: already wide
+    db.execute(OFFICERS.replace("IF NOT EXISTS officers", "officers_v2"))
+    db.execute("INSERT INTO officers_v2 SELECT * FROM officers")
+    db.execute("DROP TABLE officers")
+    db.execute("ALTER TABLE officers_v2 RENAME TO officers")
+
+
+#: Numbered migrations: (version, step), each run once, in order, while foreign keys
+#: are off (a table they point at may be rebuilt), in one transaction with the rest.
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((2, _officers_roles_widened),)
+
+
 def apply(db: sqlite3.Connection) -> None:
-    """Bring the database to this schema: every step, in one write transaction."""
-    with immediate(db) as w:
-        for step in STEPS:
-            step(w)
+    """Bring the database to this schema: every step, then the migrations it has not
+    had, in one write transaction; ``user_version`` says SCHEMA_VERSION after it."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"the database is of schema {version}, newer than this dock's {SCHEMA_VERSION}: "
+            "run the newer dock"
+        )
+    todo = [step for number, step in MIGRATIONS if number > version]
+    keys_on = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    if todo:
+        db.execute("PRAGMA foreign_keys=OFF")  # not inside a transaction: it would not take
+    try:
+        with immediate(db) as w:
+            for step in STEPS:
+                step(w)
+            for step in todo:
+                step(w)
+            broken = w.execute("PRAGMA foreign_key_check").fetchall() if todo else []
+            if broken:
+                raise sqlite3.IntegrityError(f"migration left {len(broken)} broken references")
+            if version != SCHEMA_VERSION:
+                w.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+    finally:
+        if todo and keys_on:
+            db.execute("PRAGMA foreign_keys=ON")
 
 
-__all__ = ["SCHEMA_VERSION", "STEPS", "Step", "apply"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STEPS", "Step", "apply"]

@@ -27,6 +27,7 @@ from dock.storage.store_officers import (
     Officer,
     OfficerRows,
     PinCheck,
+    WebToken,
     hash_pin,
     pin_problem,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "PinCheck",
     "Store",
     "StoreError",
+    "WebToken",
     "hash_pin",
     "pin_problem",
 ]

@@ -209,6 +209,69 @@ class OfficerRows(StoreBase):
             if audit is not None:
                 audit()
 
+    # ------------------------------------------------------------ machines' API tokens
+    def add_web_token(
+        self, name: str, role: str, digest: bytes, audit: Callable[[], object] | None = None
+    ) -> None:
+        """Keep the SHA-256 of a machine's API token under ``name`` (unique), with its
+        audit entry in the same transaction."""
+        if not name.strip():
+            raise StoreError("a token's name must not be empty")
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO web_tokens (name, role, token_sha256, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, role, digest, self._clock()),
+                )
+                if audit is not None:
+                    audit()
+        except sqlite3.IntegrityError as exc:
+            if "CHECK" in str(exc):
+                raise StoreError(f"no role {role!r}") from exc
+            raise StoreError(f"a token named {name!r} already exists") from exc
+
+    def web_token(self, digest: bytes) -> WebToken | None:
+        """The live (not revoked) token whose SHA-256 is ``digest``."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT name, role, token_sha256 FROM web_tokens "
+                "WHERE token_sha256 = ? AND revoked_at IS NULL",
+                (digest,),
+            )
+            .fetchone()
+        )
+        if row is None or not hmac.compare_digest(bytes(row["token_sha256"]), digest):
+            return None
+        return WebToken(row["name"], row["role"])
+
+    def web_tokens(self) -> list[tuple[str, str, float, float | None]]:
+        """(name, role, created_at, revoked_at) of every token, by name."""
+        rows = self._db().execute(
+            "SELECT name, role, created_at, revoked_at FROM web_tokens ORDER BY name"
+        )
+        return [(r["name"], r["role"], r["created_at"], r["revoked_at"]) for r in rows]
+
+    def revoke_web_token(self, name: str, audit: Callable[[], object] | None = None) -> None:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE web_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (self._clock(), name),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no live token named {name!r}")
+            if audit is not None:
+                audit()
+
+
+@dataclass(frozen=True)
+class WebToken:
+    """A machine's API token: its name (the actor ``token:NAME``) and role."""
+
+    name: str
+    role: str
+
 
 def _officer(row: sqlite3.Row | None) -> Officer | None:
     if row is None:
