@@ -43,6 +43,16 @@ ensure_mosquitto() {
   fi
 }
 
+ensure_chromium() {
+  # The web site's browser tests drive Debian's chromium through Playwright, which must
+  # never download a browser of its own (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD in ensure_venv).
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing chromium (the web site's browser tests)"
+    apt_install chromium fonts-wqy-microhei \
+      || log "chromium unavailable: the browser tests will be skipped"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"
@@ -55,6 +65,7 @@ ensure_venv() {
   want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing Python packages ($extras)"
+    export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     if [ "$extras" = "run" ]; then
       "$VENV/bin/python" -m pip install -q -e "$ROOT"

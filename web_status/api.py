@@ -73,7 +73,7 @@ def api_route(
     response_schema: Schema | None = None,
     params: dict[str, str] | None = None,
     name: str | None = None,
-    query: dict[str, Schema] | None = None,
+    query: Mapping[str, Schema] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare ``/api/v1`` + ``rule``: who may call it (``roles``, or ``PUBLIC``), what it
     takes (``request_schema``, checked before the view runs; the view reads the checked

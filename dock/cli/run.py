@@ -154,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dock.daemon.composition import badge_source, build_reporter, drive_feedback
     from dock.daemon.control_handlers import service_handlers
     from dock.daemon.control_server import ControlUnavailable, claim_control
+    from dock.daemon.web_sessions import WebSessions
 
     fleet = reporter = None
     reader, baudrate, device = "none", 9600, None
@@ -204,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = 0
     try:
         # Front ends ask the daemon for what touches recorders (docs/CONTROL.md).
-        control.start(service_handlers(svc, busy, status_report))
+        sessions = WebSessions(idle_s=cfg.web.session_idle_s)  # the web site's logins
+        control.start(service_handlers(svc, busy, status_report, sessions))
         _loop(svc, busy, stop, 1 if args.once else args.sweeps, args.interval, once=args.once)
     except ControlUnavailable as exc:
         print(f"dock run: {exc}", file=sys.stderr)
