@@ -358,6 +358,19 @@ BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
 )
 
 
+# --------------------------------------------------------------------------- statistics
+# Read by dock.storage.stats_tables (the statistics page): every query over a period is
+# a range on one of these, so it reads the period's rows, not the whole table.
+
+STATS_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS custody_by_out_at ON custody(out_at)",
+    "CREATE INDEX IF NOT EXISTS custody_by_in_at ON custody(in_at)",
+    "CREATE INDEX IF NOT EXISTS custody_by_serial ON custody(serial, out_at)",
+    "CREATE INDEX IF NOT EXISTS archive_by_serial_time ON archive(serial, archived_at)",
+    "CREATE INDEX IF NOT EXISTS explanation_items_by_opened ON explanation_items(opened_at)",
+)
+
+
 # --------------------------------------------------------------------------- steps
 
 
@@ -397,6 +410,7 @@ STEPS: tuple[Step, ...] = (
     _add_columns("custody", CUSTODY_ADDED_COLUMNS),
     _sql(*ACCESS),
     _sql(WEB_TOKENS),
+    _sql(*STATS_INDEXES),
 )
 
 

@@ -124,12 +124,13 @@ class StatsReader:
 
     def checkouts(self, start: float, end: float) -> tuple[list[dict[str, Any]], bool]:
         """Per officer, custody episodes that began in [start, end): how many, how many
-        with a supervisor's override."""
+        with a supervisor's override. A grant withdrawn before its recorder left the
+        slot (expired, cancelled) is no episode (as in ``Store.custody_episodes``)."""
         return self._q(
             "dock",
             "SELECT officer_id, count(*) AS checkouts, "
             "count(override_by) AS overrides "
-            "FROM custody WHERE out_at >= ? AND out_at < ? "
+            "FROM custody WHERE out_at >= ? AND out_at < ? AND withdrawn IS NULL "
             "GROUP BY officer_id ORDER BY officer_id LIMIT ?",
             (start, end),
         )
@@ -145,8 +146,9 @@ class StatsReader:
                 SELECT c.id, c.serial, c.officer_id, c.in_at,
                     (SELECT n.id FROM custody n
                      WHERE n.serial = c.serial AND n.id != c.id AND n.out_at >= c.in_at
+                       AND n.withdrawn IS NULL
                      ORDER BY n.out_at, n.id LIMIT 1) AS next_id
-                FROM custody c WHERE c.in_at >= ? AND c.in_at < ?
+                FROM custody c WHERE c.in_at >= ? AND c.in_at < ? AND c.withdrawn IS NULL
             )
             SELECT r.id AS custody_id, r.serial, r.officer_id, r.in_at,
                 n.out_at AS next_out_at, n.override_by AS next_override_by,
@@ -178,7 +180,8 @@ class StatsReader:
             "dock",
             "SELECT o.unit AS unit, count(DISTINCT c.serial) AS recorders "
             "FROM custody c JOIN officers o ON o.officer_id = c.officer_id "
-            "WHERE c.out_at >= ? AND c.out_at < ? GROUP BY o.unit ORDER BY o.unit LIMIT ?",
+            "WHERE c.out_at >= ? AND c.out_at < ? AND c.withdrawn IS NULL "
+            "GROUP BY o.unit ORDER BY o.unit LIMIT ?",
             (start, end),
         )
 
