@@ -491,3 +491,22 @@ def test_the_api_holds_to_its_openapi_document(web_day: Any) -> None:
             failures.append(f"{operation.method} {operation.path}: {exc}")
     assert ran >= 5
     assert failures == [], "\n".join(failures)
+
+
+def test_chart_text_is_inert_and_csv_cells_never_run() -> None:
+    """A unit's name or a number typed at the kiosk is text in the SVG, never markup;
+    in the CSV, a cell a spreadsheet would run as a formula starts with a quote."""
+    from web_status.stats.charts import MAX_BARS, bar_chart, csv_text, safe_cell
+
+    hostile = '</text><script>alert(1)</script><a href="javascript:x">&'
+    svg = str(bar_chart("t<itle>", [(hostile, 3), ("b", 1)], marker=(2, "<min>")))
+    assert "<script>" not in svg and "<a " not in svg and "<itle>" not in svg
+    assert "&lt;/text&gt;&lt;script&gt;" in svg and "&lt;min&gt;" in svg
+    many = bar_chart("x", [(f"u{i}", i) for i in range(MAX_BARS + 5)], more="and {n} more")
+    assert str(many).count('class="bar"') == MAX_BARS and "and 5 more" in str(many)
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+        assert safe_cell(text) == "'" + text
+    assert safe_cell(-1) == "-1" and safe_cell(None) == "" and safe_cell("a=b") == "a=b"
+    assert csv_text(["a", "b"], [{"a": '=HYPERLINK("x")', "b": 2}]) == (
+        'a,b\r\n"\'=HYPERLINK(""x"")",2\r\n'
+    )
