@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dock.daemon.control_server import Handler, RequestFailed, SendProgress
+from dock.daemon.maintenance_handlers import maintenance_handlers
 from dock.daemon.service import Decision, DockService, Override, Reason
 from dock.daemon.web_handlers import web_handlers
 from dock.daemon.web_sessions import WebSessions
@@ -183,4 +184,5 @@ def service_handlers(
         "checkout": checkout, "cancel_grant": cancel_grant, "status": status_request,
         "offload": offload, "enrol": enrol,
         **web_handlers(svc, busy, sessions or WebSessions()),
+        **maintenance_handlers(svc),
     }  # fmt: skip

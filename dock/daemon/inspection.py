@@ -24,15 +24,19 @@ from dock.devices.recorder_client import (
     AuthenticationFailed,
     LinkError,
     NoAnswer,
+    NoReply,
+    ProtocolViolation,
     RecorderClient,
     RecorderRefused,
     RecordingInfo,
+    Stalled,
     Status,
 )
 from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.checks import run_checks
 from dock.domain.snapshot import DeviceSnapshot
+from dock.storage.maintenance_tables import SlotErrorTable
 from firmware_protocol.messages import Capability, MsgType
 
 log = logging.getLogger("dock.daemon.service")
@@ -113,6 +117,21 @@ class Inspection:
         with self._lock:
             return set(self.inspecting)
 
+    def inspect_now(self, slot_id: str) -> SlotView | None:
+        """A full inspection of one slot at once (maintenance's "self-test now"), as a
+        sweep would make it; None when the slot is being inspected or offloaded."""
+        with self._lock:
+            if slot_id in self.inspecting or self._offloading(slot_id):
+                return None
+            self.inspecting[slot_id] = threading.current_thread()
+        try:
+            self.full_at.pop(slot_id, None)  # no light poll: identify, self-test, check
+            self._inspect_one(slot_id)
+            return self.views[slot_id]
+        finally:
+            with self._lock:
+                self.inspecting.pop(slot_id, None)
+
     # ------------------------------------------------------------------ one slot
     def inspect(self, slot_id: str) -> SlotView:
         """Identify, authenticate, set the clock, self-test and check one slot."""
@@ -136,6 +155,7 @@ class Inspection:
                 if self.machine.state(slot_id) is not sm.SlotState.EMPTY:
                     self._taken(slot_id)
             else:
+                self._count_error(slot_id, exc)
                 if self.machine.state(slot_id) is sm.SlotState.EMPTY:
                     feed(slot_id, sm.Docked())
                 feed(slot_id, sm.Fault(str(exc)))
@@ -162,6 +182,24 @@ class Inspection:
                 # granted by another process (the command line): show it here too
                 feed(slot_id, sm.CheckedOut(granted.officer_id))
         return view
+
+    def _count_error(self, slot_id: str, exc: Exception) -> None:
+        """Count the slot's link failure by kind (maintenance's per-slot counters: a bad
+        contact shows as one slot with many); a full disk must not stop the sweep."""
+        if isinstance(exc, AuthenticationFailed):
+            kind = "auth"
+        elif isinstance(exc, RecorderRefused):
+            kind = "refused"
+        elif isinstance(exc, Stalled | NoReply | TimeoutError):
+            kind = "timeout"
+        elif isinstance(exc, ProtocolViolation):
+            kind = "protocol"
+        else:
+            kind = "link"
+        try:
+            SlotErrorTable(self.parts.store).count(slot_id, kind, self.parts.clock.now(), str(exc))
+        except Exception:  # the counters are a help, never a reason to fail the slot
+            log.exception("slot %s: link error not counted", slot_id)
 
     def _verdict(self, slot_id: str) -> None:
         view = self.views[slot_id]
@@ -363,4 +401,5 @@ class Inspection:
             drift_before_s=drift_before,
             drift_after_s=drift_after,
             state=state,
+            battery_temp_c=status.battery_temp_c,
         )

@@ -30,6 +30,7 @@ from dock.daemon.parts import DockParts
 from dock.daemon.returns import Returns
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import Handler, SlotMachine
+from dock.daemon.slot_tests import IndicatorTests, self_test
 from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Buzzer, ClockSource, Screen, SlotIndicator
@@ -73,6 +74,7 @@ class DockService:
         self.grants = Grants(parts, self.access, self.checkouts, self.machine)
         self.returns = Returns(parts)
         self.maintenance = Maintenance(parts)
+        self.indicator_tests = IndicatorTests(parts, self.machine)
 
     def action_handlers(self) -> dict[type, Handler]:
         """What the daemon does for each action the slot state machine returns."""
@@ -121,6 +123,16 @@ class DockService:
         self.parts.store.mark_taken(slot_id)
         self._footage_changed(slot_id)
         self.machine.feed(slot_id, sm.Undocked())
+
+    def self_test(self, slot_id: str) -> dict[str, Any] | None:
+        """Maintenance's "self-test now": a full inspection of one slot at once (see
+        dock.daemon.slot_tests); None when the slot is busy."""
+        return self_test(self.inspection, slot_id)
+
+    def indicator_test(self, slot_id: str) -> dict[str, Any] | None:
+        """Show the slot's LED patterns in turn, beep, a test line on the screen; None
+        when a test of that slot is running."""
+        return self.indicator_tests.start(slot_id)
 
     # ------------------------------------------------------------------ check-out
     def identify(

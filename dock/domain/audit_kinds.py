@@ -29,6 +29,7 @@ class AuditKind(StrEnum):
     CLOCK_NOT_SET = "clock_not_set"  # a recorder's clock left as it was, and why
     ENROL = "enrol"  # a recorder enrolled: a secret agreed with it
     DEVICE_FLAG = "device_flag"  # a recorder flagged lost, found, in maintenance or repaired
+    SLOT_TEST = "slot_test"  # a person ran a slot's self-test or its LED, buzzer and screen test
     CONFIG = "config"  # the dock started with a configuration other than last time (digests)
 
     # --- officers and PINs

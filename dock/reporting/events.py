@@ -32,6 +32,7 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.CLOCK_NOT_SET: "a clock left unset passes the checks only within the drift "
     "limit; beyond it, checks.failed says so",
     AuditKind.ENROL: "local administration of the dock's recorders",
+    AuditKind.SLOT_TEST: "maintenance at the dock; a check it finds failing is checks.failed",
     AuditKind.CONFIG: "headquarters sees the configuration hash in the birth message",
     AuditKind.OFFICER_ADD: "local administration of officers",
     AuditKind.OFFICER_DISABLE: "local administration of officers",

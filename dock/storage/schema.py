@@ -116,6 +116,22 @@ DEVICE_STATUS = (
     "CREATE INDEX IF NOT EXISTS device_status_by_serial ON device_status(serial, at)",
 )
 
+#: Columns added to ``device_status`` since the table was first made.
+DEVICE_STATUS_ADDED_COLUMNS = (("battery_temp_c", "REAL"),)
+
+# Owner: dock.storage.maintenance_tables.SlotErrorTable. How often each slot's link
+# failed, by kind (link, timeout, auth, protocol, refused): one row per slot and kind, so
+# a bad contact failing every sweep adds to a count, not to the table.
+SLOT_ERRORS = """CREATE TABLE IF NOT EXISTS slot_errors (
+    slot_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL,
+    last_message TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (slot_id, kind)
+)"""
+
 CASE_LINKS = """CREATE TABLE IF NOT EXISTS case_links (
     case_number TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -411,6 +427,8 @@ STEPS: tuple[Step, ...] = (
     _sql(*ACCESS),
     _sql(WEB_TOKENS),
     _sql(*STATS_INDEXES),
+    _add_columns("device_status", DEVICE_STATUS_ADDED_COLUMNS),
+    _sql(SLOT_ERRORS),
 )
 
 

@@ -277,6 +277,7 @@ class Store(OfficerRows, ArchiveRows):
             "drift_before_s",
             "drift_after_s",
             "state",
+            "battery_temp_c",
         ]
         unknown = set(values) - set(cols)
         if unknown:
