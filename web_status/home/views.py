@@ -20,7 +20,7 @@ from web_status.auth import (
 )
 from web_status.context import DaemonError, DaemonUnavailable
 from web_status.home import bp
-from web_status.i18n import LANGUAGES, t
+from web_status.i18n import CATALOGUE, LANGUAGES, t
 
 #: Longest officer number or PIN read from the form.
 FIELD_MAX = 64
@@ -52,7 +52,10 @@ def index() -> str:
         slots, now = report.get("slots", []), report.get("time_utc")
     except (DaemonUnavailable, DaemonError):
         slots, now = None, None
-    return render_template("home/index.html", links=_links(), slots=slots, now=now)
+    states = {k for k in CATALOGUE if k.startswith("home.state.")}
+    return render_template(
+        "home/index.html", links=_links(), slots=slots, now=now, state_keys=states
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
