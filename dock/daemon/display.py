@@ -53,7 +53,7 @@ def words(code: str, locale: str, **detail: object) -> str:
 
 @dataclass
 class _SlotLine:
-    kind: str  # "copying", "done" or "failed"
+    stage: str  # "copying", "done" or "failed"
     since: float
     recording: str = ""
     done: int = 0
@@ -102,7 +102,7 @@ class Display:
         """Numbers only; drawn at the next tick."""
         with self._lock:
             line = self._slots.get(slot_id)
-            if line is None or line.kind != "copying":
+            if line is None or line.stage != "copying":
                 line = self._slots[slot_id] = _SlotLine("copying", self._clock())
             if recording != line.recording:
                 line.recording = recording
@@ -143,7 +143,7 @@ class Display:
                 self._decision = None
                 self._dirty = True
             for slot_id, line in list(self._slots.items()):
-                if line.kind != "copying" and now - line.since >= DONE_HOLD_S:
+                if line.stage != "copying" and now - line.since >= DONE_HOLD_S:
                     del self._slots[slot_id]
                     self._dirty = True
             if self._dirty:
@@ -151,7 +151,7 @@ class Display:
             waits = [math.inf]
             if self._decision is not None:
                 waits.append(self._decision_until - now)
-            if any(line.kind == "copying" for line in self._slots.values()):
+            if any(line.stage == "copying" for line in self._slots.values()):
                 waits.append(PROGRESS_REFRESH_S)
             if self._slots:
                 waits.append(min(line.since for line in self._slots.values()) + DONE_HOLD_S - now)
@@ -167,14 +167,14 @@ class Display:
     def _idle_lines(self) -> list[str]:
         lines = [words("idle", self._locale())]
         order = {"copying": 0, "failed": 1, "done": 2}
-        for slot_id, line in sorted(self._slots.items(), key=lambda s: (order[s[1].kind], s[0])):
+        for slot_id, line in sorted(self._slots.items(), key=lambda s: (order[s[1].stage], s[0])):
             lines.append(self._slot_text(slot_id, line))
         return lines
 
     def _slot_text(self, slot_id: str, line: _SlotLine) -> str:
-        if line.kind == "done":
+        if line.stage == "done":
             return words("done", self._locale(), slot=slot_id, n=line.verified)
-        if line.kind == "failed":
+        if line.stage == "failed":
             return words("failed", self._locale(), slot=slot_id)
         pct = 100 * line.done // line.total if line.total > 0 else 0
         if line.expected > 1:
