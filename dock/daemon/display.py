@@ -37,10 +37,10 @@ DONE_HOLD_S = 300.0
 
 WORDS: dict[str, dict[str, str]] = {
     "idle": {"zh": "请刷卡或输入警号", "en": "Swipe badge/enter ID"},
-    "copying": {"zh": "{slot}号 采集 {pct}%", "en": "Slot {slot}: copy {pct}%"},
-    "copying_of": {"zh": "{slot}号 采集{k}/{n} {pct}%", "en": "Slot {slot}: {k}/{n} {pct}%"},
+    "copying": {"zh": "{slot}号 导出 {pct}%", "en": "Slot {slot}: copy {pct}%"},
+    "copying_of": {"zh": "{slot}号 导出{k}/{n} {pct}%", "en": "Slot {slot}: {k}/{n} {pct}%"},
     "done": {"zh": "{slot}号 完成 {n}个已核验", "en": "Slot {slot}: done {n} OK"},
-    "failed": {"zh": "{slot}号 采集未完成", "en": "Slot {slot}: not done"},
+    "failed": {"zh": "{slot}号 导出未完成", "en": "Slot {slot}: not done"},
     "stopped": {"zh": "坞站已停止服务", "en": "Dock stopped"},
 }
 
