@@ -35,8 +35,15 @@ class Series:
 
 
 def _num(v: float) -> str:
-    v = 0.0 if abs(v) < 1e-9 else float(v)  # never "-0"
-    return f"{v:.1f}".rstrip("0").rstrip(".") if not float(v).is_integer() else str(int(v))
+    """A value as written in a tooltip or data-value: exact, without a needless ".0"."""
+    v = 0.0 if abs(v) < 1e-12 else float(v)  # never "-0"
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def _tick(v: float) -> str:
+    """An axis label: four significant digits (a drift of 0.0003 s is not "0")."""
+    v = 0.0 if abs(v) < 1e-12 else float(v)
+    return format(v, ".4g")
 
 
 def _range(s: Series) -> tuple[float, float]:
@@ -83,7 +90,7 @@ def svg(s: Series, when: Callable[[float], str], empty: str) -> Markup:
         parts.append(f'<line class="grid" x1="{_LEFT}" y1="{y}" x2="{WIDTH - _RIGHT}" y2="{y}"/>')
         parts.append(
             f'<text class="tick" x="{_LEFT - 6}" y="{y + 4}" text-anchor="end">'
-            f"{escape(_num(value))}</text>"
+            f"{escape(_tick(value))}</text>"
         )
     if low < 0 < high:
         _, y0 = xy(t0, 0.0)
