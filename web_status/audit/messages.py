@@ -53,6 +53,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "TAMPERED: the log cannot be trusted ({reason}).",
         "zh": "已被篡改：日志不可信（{reason}）。",
     },
+    "audit.no_outside": {
+        "en": "No checkpoint kept outside the log was compared: a cut of the newest entries "
+        "would not show here (headquarters' copy would).",
+        "zh": "未与日志之外保存的检查点比对："
+        "若最新的记录被整段删去，此处无法发现（总部保存的副本可以）。",
+    },
+    "audit.outside": {
+        "en": "Matches the checkpoints kept outside: {where}",
+        "zh": "与日志之外保存的检查点一致：{where}",
+    },
     "audit.show_bad": {"en": "Show entry {seq}", "zh": "查看第 {seq} 条"},
     "audit.key": {"en": "Key fingerprint", "zh": "密钥指纹"},
     "audit.export": {"en": "Signed export", "zh": "签名导出"},
