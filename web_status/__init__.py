@@ -39,6 +39,7 @@ log = logging.getLogger("web_status")
 #: its API routes.
 BLUEPRINTS: list[str] = [
     "web_status.home",
+    "web_status.kiosk",
     "web_status.officer",
     "web_status.supervisor",
     "web_status.stats",

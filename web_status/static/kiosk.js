@@ -1,0 +1,170 @@
+/* The kiosk: an on-screen keypad (touch, or a USB keyboard's digits, Backspace, Enter and
+ * Escape) for officer number and PIN, the decision in large type, and the live slot grid.
+ * Builds the page with textContent only: the grid holds text a recorder chose. The PIN
+ * lives in one variable until it is sent, and is cleared then (and after a pause). */
+(function () {
+  "use strict";
+  var POLL_MS = 1500;          /* the slot grid */
+  var IDLE_MS = 30000;         /* a half-typed number or PIN is cleared after this */
+  var DECISION_MS = 20000;     /* a decision stays on screen this long */
+  var MAX_DIGITS = 32;
+
+  var words = {};
+  var mode = "checkout", step = "number", number = "", pin = "";
+  var idleTimer = null, decisionTimer = null, busy = false, grantedSlot = null;
+
+  function $(id) { return document.getElementById(id); }
+  function csrf() {
+    var field = document.querySelector('input[name="csrf_token"]');
+    return field ? field.value : "";
+  }
+
+  function render() {
+    var panel = $("panel");
+    panel.setAttribute("data-mode", mode);
+    panel.setAttribute("data-step", step);
+    $("prompt").textContent = mode === "cancel" ? words.cancel_mode : words.idle;
+    $("entry-label").textContent = step === "pin" ? words.enter_pin : words.enter_number;
+    $("entry-value").textContent = step === "pin" ? "\u2022".repeat(pin.length) : number;
+    $("ok").textContent = step === "pin" ? words.ok : words.next;
+    $("mode").textContent = mode === "cancel" ? words.checkout_mode : words.cancel_grant;
+  }
+
+  function reset() {
+    number = ""; pin = ""; step = "number"; mode = "checkout"; busy = false;
+    $("decision").hidden = true;
+    $("panel").removeAttribute("data-outcome");
+    grantedSlot = null;
+    render();
+  }
+
+  function touched() {
+    if (idleTimer) { clearTimeout(idleTimer); }
+    idleTimer = setTimeout(reset, IDLE_MS);
+  }
+
+  function press(key) {
+    if (busy) { return; }
+    if (!$("decision").hidden) { reset(); }
+    touched();
+    if (/^[0-9]$/.test(key)) {
+      if (step === "number" && number.length < MAX_DIGITS) { number += key; }
+      if (step === "pin" && pin.length < MAX_DIGITS) { pin += key; }
+    } else if (key === "back") {
+      if (step === "pin") {
+        if (pin) { pin = pin.slice(0, -1); } else { step = "number"; }
+      } else { number = number.slice(0, -1); }
+    } else if (key === "clear") {
+      number = ""; pin = ""; step = "number";
+    } else if (key === "ok") {
+      if (step === "number" && number) { step = "pin"; }
+      else if (step === "pin" && pin) { submit(); return; }
+    } else if (key === "mode") {
+      mode = mode === "cancel" ? "checkout" : "cancel"; number = ""; pin = ""; step = "number";
+    }
+    render();
+  }
+
+  function show(outcome, title, lines) {
+    var list = $("decision-lines");
+    $("decision-title").textContent = title;
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    (lines || []).forEach(function (line) {
+      var li = document.createElement("li");
+      li.textContent = line;
+      list.appendChild(li);
+    });
+    $("decision").hidden = false;
+    $("panel").setAttribute("data-outcome", outcome);
+    if (decisionTimer) { clearTimeout(decisionTimer); }
+    decisionTimer = setTimeout(reset, DECISION_MS);
+  }
+
+  function submit() {
+    var urls = $("urls");
+    var url = mode === "cancel" ? urls.getAttribute("data-cancel") : urls.getAttribute("data-checkout");
+    var body = JSON.stringify({ officer: number, pin: pin });
+    pin = ""; number = ""; step = "number"; busy = true;   /* nothing of the PIN is kept */
+    render();
+    show("asking", words.asking, []);
+    fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: body
+    }).then(function (r) { return r.json(); }).then(function (d) {
+      busy = false;
+      if (d.error) { show("error", words.failed, [d.error]); return; }
+      if (d.granted) { grantedSlot = d.slot; show("granted", d.title, d.lines); poll(); return; }
+      if (d.cancelled) { show("cancelled", d.title, []); poll(); return; }
+      show("refused", d.title, d.reasons);
+    }).catch(function () { busy = false; show("error", words.failed, []); });
+    body = null;
+  }
+
+  function card(s) {
+    var el = document.createElement("div");
+    var take = s.take || (grantedSlot !== null && s.slot === grantedSlot && s.state === "checked_out");
+    el.className = "slot-card state-" + s.state + (take ? " take" : "") + (s.notice ? " notice" : "");
+    el.setAttribute("data-slot", s.slot);
+    el.setAttribute("data-state", s.state);
+    var head = document.createElement("div");
+    head.className = "slot-head";
+    var name = document.createElement("span");
+    name.className = "slot-name"; name.textContent = s.title;
+    var label = document.createElement("span");
+    label.className = "slot-label"; label.textContent = s.label;
+    head.appendChild(name); head.appendChild(label);
+    el.appendChild(head);
+    (s.lines || []).forEach(function (line) {
+      var p = document.createElement("div");
+      p.className = "slot-line"; p.textContent = line;
+      el.appendChild(p);
+    });
+    if (s.notice) {
+      var n = document.createElement("div");
+      n.className = "slot-notice" + (s.safe ? " safe" : " unsafe"); n.textContent = s.notice;
+      el.appendChild(n);
+    }
+    return el;
+  }
+
+  var polling = false;
+  function poll() {
+    if (polling) { return; }
+    polling = true;
+    var grid = $("slots");
+    fetch(grid.getAttribute("data-kiosk-slots"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        if (!d.slots) { grid.classList.add("stale"); return; }
+        grid.classList.remove("stale");
+        while (grid.firstChild) { grid.removeChild(grid.firstChild); }
+        d.slots.forEach(function (s) { grid.appendChild(card(s)); });
+        grid.setAttribute("data-polled", String(Date.now()));
+      })
+      .catch(function () { grid.classList.add("stale"); })
+      .then(function () { polling = false; });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    try { words = JSON.parse($("kiosk-words").textContent); } catch (e) { words = {}; }
+    document.querySelectorAll("#keypad .key").forEach(function (b) {
+      b.addEventListener("click", function () { press(b.getAttribute("data-key")); });
+    });
+    $("ok").addEventListener("click", function () { press("ok"); });
+    $("mode").addEventListener("click", function () { press("mode"); });
+    $("decision").addEventListener("click", function () { if (!busy) { reset(); } });
+    document.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.altKey || e.metaKey) { return; }
+      if (/^[0-9]$/.test(e.key)) { press(e.key); }
+      else if (e.key === "Backspace") { press("back"); }
+      else if (e.key === "Enter") { press("ok"); }
+      else if (e.key === "Escape") { reset(); }
+      else { return; }
+      e.preventDefault();
+    });
+    reset();
+    poll();
+    setInterval(function () { if (!document.hidden) { poll(); } }, POLL_MS);
+  });
+}());
