@@ -14,6 +14,7 @@ Nothing here decides anything (late or not, unit totals): :mod:`dock.services.st
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import time
@@ -28,6 +29,9 @@ from dock.domain.audit_kinds import AuditKind
 
 #: At most this many rows come back from one query; more sets ``truncated``.
 ROW_CAP = 5000
+#: Returns are read one row per episode (each judged against its deadline in Python): a
+#: year of a 20-slot dock on two shifts is about 15,000.
+RETURNS_CAP = 100_000
 
 #: Seconds all the queries of one request may take together (SQLite's progress handler
 #: stops them after that): a page never holds a worker for long, whatever the data.
@@ -57,10 +61,10 @@ def _open_ro(path: str, deadline: float) -> sqlite3.Connection:
     return conn
 
 
-def _capped(rows: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+def _capped(rows: Iterator[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], bool]:
     out: list[dict[str, Any]] = []
     for row in rows:
-        if len(out) == ROW_CAP:
+        if len(out) == cap:
             return out, True
         out.append(row)
     return out, False
@@ -94,8 +98,9 @@ class StatsReader:
         return Database(conn, recursive_triggers=False, execute_plugins=False)
 
     def _q(
-        self, which: str, sql: str, params: tuple[Any, ...]
+        self, which: str, sql: str, params: tuple[Any, ...], cap: int | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
+        cap = ROW_CAP if cap is None else cap
         try:
             if which == "dock":
                 if self._dock is None:
@@ -105,7 +110,7 @@ class StatsReader:
                 if self._audit is None:
                     self._audit = self._snapshot(self.audit_db)
                 db = self._audit
-            return _capped(db.query(sql, (*params, ROW_CAP + 1)))
+            return _capped(db.query(sql, (*params, cap + 1)), cap)
         except sqlite3.Error as exc:
             if "interrupted" in str(exc):
                 raise StatsUnavailable("too slow: choose a shorter period") from None
@@ -152,13 +157,15 @@ class StatsReader:
             )
             SELECT r.id AS custody_id, r.serial, r.officer_id, r.in_at,
                 n.out_at AS next_out_at, n.override_by AS next_override_by,
-                (SELECT max(a.archived_at) FROM archive a
+                (SELECT a.archived_at FROM archive a
                  WHERE a.serial = r.serial AND a.archived_at >= r.in_at
-                   AND a.archived_at <= ?
-                   AND (n.out_at IS NULL OR a.archived_at < n.out_at)) AS offloaded_at
+                   AND a.archived_at < min(coalesce(n.out_at, 1e308), ?)
+                 ORDER BY a.archived_at DESC LIMIT 1) AS offloaded_at
             FROM r LEFT JOIN custody n ON n.id = r.next_id
             ORDER BY r.in_at, r.id LIMIT ?""",
-            (start, end, now),
+            # One upper bound, so the index range stops there (archived_at <= now).
+            (start, end, math.nextafter(now, math.inf)),
+            RETURNS_CAP,
         )
 
     def gaps(self, start: float, end: float) -> tuple[list[dict[str, Any]], bool]:
@@ -219,4 +226,11 @@ class StatsReader:
         )
 
 
-__all__ = ["CARRYING_ROLES", "ROW_CAP", "TIME_LIMIT_S", "StatsReader", "StatsUnavailable"]
+__all__ = [
+    "CARRYING_ROLES",
+    "RETURNS_CAP",
+    "ROW_CAP",
+    "TIME_LIMIT_S",
+    "StatsReader",
+    "StatsUnavailable",
+]
