@@ -9,6 +9,8 @@ import time
 from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.evidence.deadlines import deadline_report
+from dock.services import requests
+from dock.services.status import status_report
 
 from .conftest import PIN
 
@@ -30,7 +32,11 @@ def _dock(make_dock):
     svc, recs = make_dock({})
     clock = StoreClock()
     svc.store._clock = clock
-    svc.sweep()
+    for _ in range(5):  # a link that failed once is read again at the next sweep
+        svc.sweep()
+        if svc.slot_status["1"].state is sm.SlotState.READY:
+            break
+    assert svc.slot_status["1"].state is sm.SlotState.READY
     return svc, recs, clock
 
 
@@ -67,13 +73,16 @@ def test_an_officer_cancels_their_grant_and_the_recorder_names_its_officer_again
     recs[0].model.assign("1001", "Wang Wei", "Traffic 3")  # its last officer, returned
     assert svc.checkout("1002", PIN).granted
     assert recs[0].model.officer_id() == "1002"
+    (row,) = status_report(svc, svc.views.values())["slots"]  # what the kiosk shows
+    assert row["grant"]["officer"] == "1002" and row["grant"]["officer_name"] == "Li Na"
+    assert row["grant"]["expires_utc"] > row["grant"]["since_utc"]
 
     wrong = svc.cancel_grant("1002", "000000")
     assert not wrong.cancelled and wrong.reasons[0].code == "officer_unknown"
     nothing = svc.cancel_grant("1001", PIN)
     assert not nothing.cancelled and [r.code for r in nothing.reasons] == ["no_grant"]
 
-    done = svc.cancel_grant("1002", PIN)
+    done = requests.call(svc, "custody.cancel_grant", {"officer": "1002", "pin": PIN}, actor="k")
     assert done.cancelled and done.slot == "1" and done.device == "EMU0001"
     assert done.undone_on_device is True
     assert recs[0].model.officer_id() == "1001"  # as before the grant
@@ -81,6 +90,8 @@ def test_an_officer_cancels_their_grant_and_the_recorder_names_its_officer_again
     assert entry.actor == "1002" and entry.data["custody"] is not None
     assert svc.store.open_custody_of_officer("1002") is None
     assert svc.slot_status["1"].state is sm.SlotState.READY
+    (row,) = status_report(svc, svc.views.values())["slots"]
+    assert row["grant"] is None and row["state"] == "ready"
 
 
 def test_a_grant_taken_in_time_does_not_expire(make_dock):
@@ -91,18 +102,3 @@ def test_a_grant_taken_in_time_does_not_expire(make_dock):
     svc.sweep()
     assert svc.store.open_custody_of_officer("1001") is not None  # out with the officer
     assert _entries(svc, AuditKind.GRANT_EXPIRED) == []
-
-
-def test_the_status_shows_a_waiting_grant_and_the_request_table_cancels_it(make_dock):
-    from dock.services import requests
-    from dock.services.status import status_report
-
-    svc, _recs, _clock = _dock(make_dock)
-    assert svc.checkout("1001", PIN).granted
-    (row,) = status_report(svc, svc.views.values())["slots"]
-    assert row["grant"]["officer"] == "1001" and row["grant"]["officer_name"] == "Wang Wei"
-    assert row["grant"]["expires_utc"] > row["grant"]["since_utc"]
-    done = requests.call(svc, "custody.cancel_grant", {"officer": "1001", "pin": PIN}, actor="1001")
-    assert done.cancelled
-    (row,) = status_report(svc, svc.views.values())["slots"]
-    assert row["grant"] is None and row["state"] == "ready"

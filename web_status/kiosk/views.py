@@ -232,7 +232,9 @@ def _card(
         "lines": lines,
         "notice": notice,
         "safe": bool(isinstance(returned, dict) and returned.get("safe")),
-        "take": isinstance(grant, dict),
+        # the one to take: granted and still judged fit (a grant revoked by a failed
+        # check keeps its words, not the highlight)
+        "take": isinstance(grant, dict) and state == "checked_out",
     }
 
 
