@@ -12,6 +12,7 @@ with the same lockout as every other PIN on the dock.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +74,9 @@ def web_handlers(
 ) -> dict[str, Handler]:
     """``login``, ``logout``, ``whoami`` and ``call`` on ``svc``; ``busy`` as for the
     other requests (a check-out's decision and a sweep never overlap)."""
+
+    #: Where a logged-in person's exports may be written (requests.confined_path).
+    exports = os.path.join(os.path.dirname(os.path.abspath(svc.store.path)), "exports")
 
     def person(session: WebSession) -> dict[str, Any]:
         return {"id": session.person, "name": session.name, "roles": list(session.roles)}
@@ -143,11 +147,13 @@ def web_handlers(
             raise RequestFailed("bad_request", "args must be an object")
         try:
             if name in LONG_REQUESTS:
-                result = requests.call(svc, name, args, actor=session.person, roles=session.roles)
+                result = requests.call(
+                    svc, name, args, actor=session.person, roles=session.roles, exports=exports
+                )
             else:
                 with busy:
                     result = requests.call(
-                        svc, name, args, actor=session.person, roles=session.roles
+                        svc, name, args, actor=session.person, roles=session.roles, exports=exports
                     )
         except RequestNotAllowed as exc:
             raise RequestFailed("not_allowed", str(exc)) from None

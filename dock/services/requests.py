@@ -12,6 +12,7 @@ with its change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,9 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "texts": (_texts, "a list of texts (at least one)"),
     "ints": (_ints, "a list of whole numbers"),
     "callable": (callable, "a function (from code, not from a person)"),
+    #: A file or folder the request writes: from a logged-in session, only a new name
+    #: inside the dock's exports folder (the daemon checks; see ``confined_paths``).
+    "path": (_text, "a path"),
 }
 
 
@@ -171,7 +175,7 @@ TABLE: dict[str, Request] = _table(
             "a second copy exists: the recorder may erase the recording", _SUP),
     Request("archive.verify", archive.verify, _args("sample:number", "progress:callable"),
             "fixity check of the archive (audited)", _CARE),
-    Request("audit.export", audit.export, _args("path*"),
+    Request("audit.export", audit.export, _args("path*:path"),
             "a signed copy of the audit log for a supervisor", _SUP_ADMIN),
     Request("hold.add", holds.place,
             _args("kind*", "reference*", "serial", "recording", "case", "officer",
@@ -194,7 +198,7 @@ TABLE: dict[str, Request] = _table(
             _args("request_id*:int", "supervisor*", "pin*", "reason*"),
             "a supervisor refuses an access request", _SUP),
     Request("access.export", access.export,
-            _args("request_id*:int", "to*", "extractor*", "place*", "iso"),
+            _args("request_id*:int", "to*:path", "extractor*", "place*", "iso:path"),
             "export an approved request as a disc-ready package", _SUP),
     Request("gaps.account", gaps.account,
             _args("item_id*:int", "officer*", "pin*", "text*"),
@@ -216,10 +220,13 @@ def call(
     *,
     actor: str,
     roles: tuple[str, ...] | None = None,
+    exports: str | None = None,
 ) -> Any:
     """Run request ``name`` on ``dock`` as ``actor`` (who asked: a login, ``hq:NAME``).
     ``roles``: those of a logged-in person (the daemon's web sessions), refused with
-    :class:`RequestNotAllowed` when none may make it; None for the dock's own user."""
+    :class:`RequestNotAllowed` when none may make it; None for the dock's own user.
+    A logged-in person's paths must lie in ``exports`` (see :func:`confined_path`): the
+    daemon writes as the dock, and a path from a browser could name its databases."""
     request = TABLE.get(name)
     if request is None:
         raise RequestError(f"no request {name!r}")
@@ -227,7 +234,28 @@ def call(
         raise RequestError(f"{name}: who asks (the actor) must be named")
     if roles is not None and not request.allowed(roles):
         raise RequestNotAllowed(f"{name}: only a {' or '.join(request.roles)} may ask for this")
-    return request.run(dock, actor, **request.check(arguments))
+    checked = request.check(arguments)
+    if roles is not None:
+        for arg in request.args:
+            if arg.kind == "path" and checked.get(arg.name) is not None:
+                checked[arg.name] = confined_path(name, checked[arg.name], exports)
+    return request.run(dock, actor, **checked)
+
+
+def confined_path(request: str, path: str, exports: str | None) -> str:
+    """``path`` if it names something new (or a folder) strictly inside ``exports``, with
+    no link on the way; RequestError otherwise. An existing file is never replaced."""
+    if exports is None:
+        raise RequestError(f"{request}: no exports folder to write into")
+    root = os.path.realpath(exports)
+    if not os.path.isabs(path) or os.path.normpath(path) != path.rstrip(os.sep):
+        raise RequestError(f"{request}: {path!r} is not a plain path in the exports folder")
+    inside = os.path.realpath(path)
+    if os.path.commonpath([root, inside]) != root or inside == root or inside != path:
+        raise RequestError(f"{request}: {path!r} is not inside the exports folder")
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise RequestError(f"{request}: {path!r} exists already: an export never replaces")
+    return path
 
 
 class RequestNotAllowed(RequestError):

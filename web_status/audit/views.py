@@ -31,7 +31,7 @@ FIELD_MAX = 200
 #: An export's id: made here, the only thing a browser sends back to download it.
 EXPORT_ID = re.compile(r"[0-9a-f]{32}")
 #: Where the daemon writes the site's exports, in the state directory.
-EXPORT_DIR = os.path.join("web-exports", "audit")
+EXPORT_DIR = os.path.join("exports", "audit")
 
 
 @bp.app_template_filter("audit_json")
