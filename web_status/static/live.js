@@ -4,7 +4,8 @@
  * is refreshed every N seconds (default 5): the JSON at the URL is fetched (same
  * origin, with the session cookie) and handed to DockLive.renderers[NAME](element,
  * data). Renderers must build the page with textContent / createElement only, never
- * innerHTML: the data holds text a recorder chose. Polling pauses while the page is
+ * innerHTML: the data holds text a recorder chose. A renderer that removes the
+ * element's data-live attribute stops its polling (something finished). Polling pauses while the page is
  * hidden and backs off (up to 60 s) while the server does not answer.
  */
 (function () {
@@ -29,6 +30,7 @@
     var every = Math.max(1, parseInt(el.getAttribute("data-live-every") || "5", 10)) * 1000;
     var delay = every;
     function tick() {
+      if (!el.hasAttribute("data-live")) { return; }  /* a renderer said: done, stop */
       if (document.hidden) { setTimeout(tick, every); return; }
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
