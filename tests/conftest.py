@@ -30,6 +30,22 @@ SECRET = bytes(range(32))
 PIN = "246810"
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_left_as_found() -> Iterator[None]:
+    """A test that runs ``dock`` or ``dock run`` in-process sets up logging on that test's
+    captured stderr; a later test's command would then log to a closed stream. Handlers a
+    test added (other than pytest's own) and the root level are taken back afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 @dataclass
 class RunningRecorder:
     server: EmulatorServer
