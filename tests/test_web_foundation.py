@@ -323,3 +323,93 @@ def test_dock_web_as_a_process_answers_login(make_web_dock, tmp_path) -> None:
         out = proc.communicate(timeout=10)[0]
     assert f"listening on http://127.0.0.1:{port}" in out
     assert oct(os.stat(os.path.join(web.state_dir, "web-secret.key")).st_mode & 0o777) == "0o600"
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as a unit's own CA would issue."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dock.local")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "web.crt", tmp_path / "web.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(key_path, 0o600)
+    return str(cert_path), str(key_path)
+
+
+def test_dock_web_over_tls_serves_https_with_secure_cookies(make_web_dock, tmp_path) -> None:
+    """With tls_cert and tls_key the site speaks only HTTPS, and the session cookie is
+    Secure, so a browser never sends it in the clear."""
+    import http.client
+    import ssl
+
+    web = make_web_dock(serve=False)
+    port = free_port()
+    cert, key = _self_signed(tmp_path)
+    toml = tmp_path / "dock.toml"
+    slots = "".join(f'[[slot]]\nid = "{s.id}"\nport = "{s.port}"\n\n' for s in web.cfg.slots)
+    toml.write_text(
+        f'[dock]\nid = "emulated"\nsite = "s"\nunit = "u"\nstate_dir = "{web.state_dir}"\n'
+        f'evidence_dir = "{web.state_dir}/evidence"\nlocale = "en"\n\n'
+        f'[clock]\nsource = "trusted"\n\n{slots}[web]\nport = {port}\n'
+        f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
+    )
+    exe = os.path.join(os.path.dirname(sys.executable), "dock-web")
+    proc = subprocess.Popen([exe, "--config", str(toml)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    trusted = ssl.create_default_context(cafile=cert)
+    try:
+        status, cookie = 0, ""
+        for _ in range(100):
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=trusted, timeout=2)
+                conn.request("GET", "/login")
+                answer = conn.getresponse()
+                status, cookie = answer.status, answer.getheader("Set-Cookie") or ""
+                answer.read()
+                conn.close()
+                break
+            except (ConnectionError, OSError):
+                time.sleep(0.1)
+        assert status == 200
+        assert "Secure" in cookie and "HttpOnly" in cookie
+        # plain HTTP on the same port gets no page
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            plain.request("GET", "/login")
+            plain_status: int | None = plain.getresponse().status
+        except (http.client.HTTPException, OSError):
+            plain_status = None
+        assert plain_status != 200
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+    assert f"listening on https://127.0.0.1:{port}" in out
