@@ -86,6 +86,23 @@ def test_login_and_home_in_a_browser(web_dock, page, screenshot) -> None:
     assert "/login" in page.url
 
 
+def test_the_start_page_grid_follows_the_dock_without_reloading(web_dock, page, screenshot) -> None:
+    """A slot granted while the page is open shows as granted within a few polls, in the
+    page's language, and the page was never reloaded."""
+    login(page, web_dock, "supervisor")
+    page.goto(f"{web_dock.url}/lang/zh")
+    page.evaluate("window.__same_page = true")
+    decision = web_dock.svc.checkout("1001", PEOPLE["officer"][1])
+    assert decision.granted
+    row = f"table.grid tr[data-slot='{decision.slot}']"
+    page.wait_for_selector(row, timeout=15_000)  # drawn by home.js, not by the server
+    page.wait_for_function(
+        f"document.querySelector(\"{row}\").innerText.includes('已授权')", timeout=15_000
+    )
+    assert page.evaluate("window.__same_page") is True
+    screenshot(page, "home-live-zh-desktop")
+
+
 # --------------------------------------------------------------------------- login
 def test_wrong_pins_lock_as_on_the_command_line_and_are_audited(web_dock) -> None:
     client = web_dock.app.test_client()

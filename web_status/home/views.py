@@ -54,8 +54,20 @@ def index() -> str:
         slots, now = None, None
     states = {k for k in CATALOGUE if k.startswith("home.state.")}
     return render_template(
-        "home/index.html", links=_links(), slots=slots, now=now, state_keys=states
+        "home/index.html",
+        links=_links(),
+        slots=slots,
+        now=now,
+        state_keys=states,
+        live_labels=_live_labels(states),
     )
+
+
+def _live_labels(states: set[str]) -> dict[str, str]:
+    """The words home.js needs to redraw the grid in the page's language."""
+    labels = {key.removeprefix("home.state."): t(key) for key in states}
+    labels |= {"": t("home.empty"), "%": t("home.offloading", percent="{percent}")}
+    return labels
 
 
 @bp.route("/login", methods=["GET", "POST"])
