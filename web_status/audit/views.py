@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.roles import ADMIN, SUPERVISOR
 from dock.storage.audit.reader import AuditFilter, AuditPage, AuditQueryTooSlow, AuditReader
-from web_status.audit import bp
+from web_status.audit import bp, verdict_words
 from web_status.auth import dock, person, require_role
 from web_status.context import DaemonError, DaemonUnavailable
 from web_status.i18n import t
@@ -112,7 +112,7 @@ def _render(verdict: dict[str, Any] | None = None, export: dict[str, Any] | None
         kinds=[k.value for k in AuditKind],
         per_page=PAGE,
         error=error,
-        verdict=verdict,
+        verdict=verdict_words.shown(verdict),  # in the page's language
         export=export,
         bad_seq=read_before({"before": request.args.get("bad", "")}),
     ), status

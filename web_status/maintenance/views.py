@@ -15,7 +15,7 @@ from dock.storage.audit.reader import AuditFilter, AuditQueryTooSlow, AuditReade
 from dock.storage.maintenance_tables import SLOT_ERROR_KINDS, MaintenanceReads, SlotErrorTable
 from web_status.auth import dock, person, require_role
 from web_status.context import DaemonError, DaemonUnavailable
-from web_status.i18n import fmt_time, t
+from web_status.i18n import CATALOGUE, fmt_time, t
 from web_status.maintenance import bp
 from web_status.maintenance.plots import Series, series, svg
 
@@ -49,6 +49,15 @@ def firmware_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def state_name(code: Any) -> str:
+    """A slot state code from the daemon in the page's language (the start page's words:
+    ``home.state.*``); an unknown code as it is, none as "-"."""
+    if not code:
+        return "-"
+    key = f"home.state.{code}"
+    return t(key) if key in CATALOGUE else str(code)
+
+
 def slot_rows() -> tuple[list[dict[str, Any]], bool]:
     """Each configured slot with its state (from the daemon, when it answers) and its
     error counters; and whether the daemon answered."""
@@ -67,6 +76,7 @@ def slot_rows() -> tuple[list[dict[str, Any]], bool]:
             {
                 "slot": slot.id,
                 "state": s.get("state"),
+                "state_name": state_name(s.get("state")),
                 "device": s.get("device"),
                 "counts": {k: (e.counts.get(k, 0) if e else 0) for k in SLOT_ERROR_KINDS},
                 "total": e.total if e else 0,
