@@ -225,6 +225,14 @@ def test_a_purge_needs_two_different_supervisors(make_web_dock, page, screenshot
     refusals = kinds(svc, "purge_refused")
     assert [e.data["supervisors"] for e in refusals] == [[SUP, SUP], [SUP, SUP2]]
 
+    # a preview on a zh page: the held recording's action and reason code in Chinese
+    set_language(page, web, "zh")
+    page.goto(url + "/supervisor/purge")
+    page.click('form[action$="/purge/preview"] button')
+    result = page.locator("[data-test=purge-result]")
+    assert result.locator("td[data-action=keep]").inner_text() == "保留"
+    assert "保全 1" in result.inner_text()
+    screenshot(page, "supervisor-purge-preview-zh-1280")
     for lang in ("en", "zh"):
         set_language(page, web, lang)
         page.goto(url + "/supervisor/purge")
