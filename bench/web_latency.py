@@ -402,7 +402,8 @@ def main() -> None:
         if a.interval > 0:
             threading.Thread(target=sweeper, daemon=True).start()
 
-        env = {**os.environ, "DOCK_CONFIG": config_path}
+        # MALLOC_ARENA_MAX as systemd/dock-web.service sets it, for the site and its baseline
+        env = {**os.environ, "DOCK_CONFIG": config_path, "MALLOC_ARENA_MAX": "2"}
         dock_cli = os.path.join(os.path.dirname(sys.executable), "dock")
         made_token = subprocess.run(
             [dock_cli, "web-token", "add", "bench", "--role", "admin", "--json"],
@@ -419,7 +420,7 @@ def main() -> None:
         line = web.stdout.readline()
         web_port = int(line.rsplit(":", 1)[1])
         hello = subprocess.Popen(
-            [sys.executable, "-c", HELLO, "8"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HELLO, "4"], stdout=subprocess.PIPE, text=True, env=env
         )
         procs.append(hello)
         assert hello.stdout is not None

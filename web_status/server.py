@@ -17,13 +17,14 @@ import threading
 from typing import Any
 
 from dock.config import ConfigError, load_config
+from dock.support.logs import setup_logging
 
 log = logging.getLogger("web_status.server")
 
 EXIT_CONFIG = 2
 EXIT_BIND = 5
 #: Worker threads per address: the kiosk, a few browsers, a machine polling.
-THREADS = 8
+THREADS = 4
 
 
 def build_servers(cfg: Any, app: Any, port: int | None = None) -> list[Any]:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="dock.toml (default $DOCK_CONFIG, /etc/dock/dock.toml)")
     parser.add_argument("--port", type=int, help="override [web] port (tests: 0 = any free)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging("INFO")  # JSON lines on stderr, as the daemon: journald keeps them
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:

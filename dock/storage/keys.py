@@ -11,14 +11,17 @@ import contextlib
 import hashlib
 import os
 import stat
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from typing import TYPE_CHECKING
 
 from dock.support.files import fsync_dir
+
+# cryptography is imported inside the functions that sign or load: the web site reads
+# the audit log (fingerprints of raw keys) and stays 6 MiB smaller without it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 #: A PEM Ed25519 key is ~120 bytes; anything far bigger is not our key file.
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -48,6 +51,9 @@ def load_or_create_signing_key(path: str) -> Ed25519PrivateKey:
 
 def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     """The raw 32-byte public key (RFC 8032), of a private or a public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -64,6 +70,9 @@ def fingerprint(public: bytes | Ed25519PublicKey | Ed25519PrivateKey) -> str:
 
 
 def _load(path: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)  # of the file we actually read, not of whatever the name is now
@@ -101,6 +110,9 @@ def _unusable(path: str, why: str) -> str:
 
 
 def _create(path: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(

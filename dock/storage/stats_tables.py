@@ -20,12 +20,13 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from common.utc import utc_iso
 from dock.domain.audit_kinds import AuditKind
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 #: At most this many rows come back from one query; more sets ``truncated``.
 ROW_CAP = 5000
@@ -95,6 +96,8 @@ class StatsReader:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StatsUnavailable(f"{path}: {exc}") from exc
+        from sqlite_utils import Database  # here: the site loads it only when stats are read
+
         return Database(conn, recursive_triggers=False, execute_plugins=False)
 
     def _q(

@@ -11,9 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from dock.storage.audit.model import (
     BAD_CHECKPOINT_SIGNATURE,
     BAD_OUTSIDE_CHECKPOINT,
@@ -182,6 +179,9 @@ def _check_signature(
     if cp.public_key != trusted.hex():
         key = fingerprint(bytes.fromhex(cp.public_key)) if HEX64.fullmatch(cp.public_key) else "?"
         return WRONG_KEY, f"{what} names key {key}, not the dock's key {fingerprint(trusted)}"
+    from cryptography.exceptions import InvalidSignature  # loaded when a signature is checked
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         if not HEX128.fullmatch(cp.signature):
             raise InvalidSignature

@@ -6,13 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, BinaryIO
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dock.storage.audit.chain import ListSource, Row, canonical_json, framed, verify_chain
 from dock.storage.audit.model import (
@@ -31,6 +25,9 @@ from dock.storage.audit.model import (
 )
 from dock.storage.keys import fingerprint
 from dock.support.files import write_replacing
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def row_dict(r: Row) -> dict[str, Any]:
@@ -188,6 +185,9 @@ def verify_export(
         )
         return report
     sha = hashlib.sha256(blob[:signed_len]).hexdigest()
+    from cryptography.exceptions import InvalidSignature  # loaded when a signature is checked
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         if trailer["sha256"] != sha or not HEX128.fullmatch(trailer["signature"]):
             raise InvalidSignature

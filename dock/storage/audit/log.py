@@ -13,9 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any
 
 from common.utc import utc_iso
 from dock.domain.audit_kinds import AuditKind
@@ -46,6 +44,9 @@ from dock.storage.audit.model import (
 )
 from dock.storage.keys import fingerprint, public_key_bytes
 from dock.storage.sqlite_tx import immediate
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 _BUSY_TIMEOUT_MS = 10_000
 
