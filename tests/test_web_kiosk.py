@@ -126,12 +126,12 @@ def test_a_return_with_footage_says_footage_safe_with_the_officers_name(
     rec.model.save()
     start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=rec.data_dir)  # ... back
     web.svc.sweep()  # the return: custody closed, footage offloaded and verified
-    for lang, words in (("en", "Footage safe: 3 recordings verified, you may go"),
-                        ("zh", "录像已安全保存：3 段已校验，您可以离开")):  # fmt: skip
+    for lang, words in (("en", "Wang Wei: Footage safe: 3 recordings verified, you may go"),
+                        ("zh", "Wang Wei：录像已安全保存：3 段已校验，您可以离开")):  # fmt: skip
         open_kiosk(page, web, lang)
         notice = card(page, "1").locator(".slot-notice.safe")
         notice.wait_for()
-        assert notice.inner_text() == f"Wang Wei: {words}"
+        assert notice.inner_text() == words
         shoot(page, screenshot, f"return-{lang}")
 
 
@@ -200,3 +200,130 @@ def test_the_kiosk_answers_only_the_docks_own_addresses(make_web_dock):
     narrowed = dataclasses.replace(web.cfg.web, kiosk_allowed_from=("10.0.0.9",))
     web.app.extensions["dock_config"] = dataclasses.replace(web.cfg, web=narrowed)
     assert client.get("/kiosk").status_code == 403  # 127.0.0.1 no longer listed
+
+
+class DaemonClock:
+    """The daemon's clock (``svc.clock``: status times, a badge decision's age, a return
+    notice's), moved forward by the test; otherwise the dock's own."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.ahead = 0.0
+
+    def now(self) -> float:
+        return float(self.inner.now()) + self.ahead
+
+    def synchronised(self) -> tuple[bool, str]:
+        return self.inner.synchronised()  # type: ignore[no-any-return]
+
+
+def next_poll(page: Any) -> None:
+    """Wait until the grid has been polled again (what the page shows is then current)."""
+    before = page.locator("#slots").get_attribute("data-polled")
+    page.wait_for_function(
+        "b => document.getElementById('slots').getAttribute('data-polled') !== b", arg=before
+    )
+
+
+def test_a_badge_read_at_the_dock_shows_its_decision_without_a_key_pressed(
+    web_dock, page, screenshot
+):
+    """The daemon's badge path (``dock run``'s badge thread calls ``svc.badge_read``):
+    the open kiosk shows the grant, then every refusal reason in the dock's language,
+    each once, for the time a keypad decision stays; never the badge, never after."""
+    import pathlib
+    import re
+
+    import web_status
+    from dock.daemon.badge_reads import BADGE_DECISION_S
+
+    script = (pathlib.Path(web_status.__file__).parent / "static" / "kiosk.js").read_text("utf-8")
+    (ms,) = re.findall(r"DECISION_MS = (\d+);", script)
+    assert int(ms) == BADGE_DECISION_S * 1000  # as long as a keypad decision shows
+
+    svc = web_dock.svc
+    clock = DaemonClock(svc.clock)
+    svc.clock = clock
+    svc.store.add_officer("1003", "Zhou Jie", "Traffic 3", "135790", badge="B-7731003")
+    svc.store.add_officer("1004", "Wu Fang", "Traffic 3", "135790", badge="B-7731004")
+    open_kiosk(page, web_dock, "en")
+    assert page.locator("#decision").is_hidden()
+
+    assert svc.badge_read("B-7731003").granted  # swiped at the dock
+    page.wait_for_selector("#panel[data-outcome='granted']")
+    assert page.locator("#decision-title").inner_text() == "Take slot 1"
+    assert page.locator("#decision-lines li").all_inner_texts() == ["Recorder EMU0001 for Zhou Jie"]
+    page.wait_for_selector("#slots .slot-card.take[data-slot='1']")
+    shoot(page, screenshot, "badge-granted-en")
+    open_kiosk(page, web_dock, "zh")  # a page opened meanwhile shows it too, worded for it
+    page.wait_for_selector("#panel[data-outcome='granted']")
+    assert page.locator("#decision-title").inner_text() == "请取 1 号槽位"
+    assert "记录仪 EMU0001，领用人 Zhou Jie" in page.locator("#decision-lines").inner_text()
+    shoot(page, screenshot, "badge-granted-zh")
+    clock.ahead += BADGE_DECISION_S  # its time is up: gone without a touch
+    page.wait_for_selector("#decision", state="hidden")
+    assert page.locator("#prompt").inner_text() == "请刷卡或输入警号"
+    assert svc.badge_decision is None
+
+    open_kiosk(page, web_dock, "zh")  # a dock in Chinese, the page too
+    assert not svc.badge_read("B-7731004").granted  # slot 1 granted, slot 2 low
+    page.wait_for_selector("#panel[data-outcome='refused']")
+    assert page.locator("#decision-title").inner_text() == "未能领用"
+    reasons = page.locator("#decision-lines li").all_inner_texts()
+    assert reasons[0] == "无可用设备" and len(reasons) >= 2
+    assert all(r.startswith("2: ") for r in reasons[1:]), reasons  # every failed check
+    shoot(page, screenshot, "badge-refused-zh")
+    page.click("#decision")  # dismissed: not shown again by the next polls
+    next_poll(page)
+    next_poll(page)
+    assert page.locator("#decision").is_hidden()
+
+    assert not svc.badge_read("B-0000000").granted  # a badge that names no one
+    page.wait_for_selector("#panel[data-outcome='refused']")
+    assert page.locator("#decision-lines li").all_inner_texts() == ["身份无法识别"]
+    assert "B-0000000" not in page.content()
+    assert "B-0000000" not in str(svc.badge_decision)
+
+    svc.locale = "en"
+    open_kiosk(page, web_dock, "en")
+    assert not svc.badge_read("B-7731003").granted
+    page.wait_for_selector("#decision-lines li:text('Already holds EMU0001')")
+    assert page.locator("#decision-title").inner_text() == "Not granted"
+    shoot(page, screenshot, "badge-refused-en")
+    clock.ahead += BADGE_DECISION_S
+    page.wait_for_selector("#decision", state="hidden")
+    svc.checkout("1001", PIN)  # a decision by number and PIN is not a badge's
+    assert svc.badge_decision is None
+    page.reload()  # a later visitor sees none of it
+    page.wait_for_selector("#slots .slot-card")
+    next_poll(page)
+    assert page.locator("#decision").is_hidden()
+    assert "Already holds" not in page.content()  # the grid still says whose grant waits
+
+
+def test_a_return_with_no_footage_says_so_with_the_officers_name(
+    make_web_dock, start_recorder, page, screenshot
+):
+    from web_status.kiosk.views import RETURN_NOTICE_S
+
+    web = make_web_dock({"serial": "EMU0001"})
+    clock = DaemonClock(web.svc.clock)
+    web.svc.clock = clock
+    assert web.svc.checkout("1001", PIN).granted
+    rec = web.recorders[0]
+    port = rec.url.rsplit(":", 1)[1]
+    rec.server.stop()  # taken out on patrol, nothing recorded ...
+    web.svc.sweep()
+    start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=rec.data_dir)  # ... back
+    web.svc.sweep()  # the return: custody closed, nothing to offload
+    assert web.svc.store.open_custody_of_officer("1001") is None
+    for lang, words in (("en", "Wang Wei: Returned: no new footage, you may go"),
+                        ("zh", "Wang Wei：已归还：没有新录像，您可以离开")):  # fmt: skip
+        open_kiosk(page, web, lang)
+        notice = card(page, "1").locator(".slot-notice.safe")
+        notice.wait_for()
+        assert notice.inner_text() == words
+        shoot(page, screenshot, f"return-nothing-{lang}")
+    clock.ahead += RETURN_NOTICE_S + 1  # as long as "footage safe", then gone
+    page.wait_for_selector("#slots .slot-card[data-slot='1']:not(.notice)")
+    assert "Wang Wei" not in card(page, "1").inner_text()

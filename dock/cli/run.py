@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if badge is None:
                 continue
             with busy:
-                decision = svc.checkout(badge=badge, refresh=False)
+                decision = svc.badge_read(badge)  # decided on the last sweep
             print(json_text(decision.as_dict()), flush=True)
 
     if next_badge is not None:

@@ -54,6 +54,8 @@ class OffloadPool:
         self._queue: list[str] = []
         #: slot -> {"recording", "done", "total"} of the offload running there
         self.progress: dict[str, dict[str, Any]] = {}
+        #: told (slot, serial) when a recorder owed an offload had nothing to copy nor erase
+        self.nothing_to_offload: Callable[[str, str], None] | None = None
 
     def busy(self) -> set[str]:
         with self._lock:
@@ -69,6 +71,8 @@ class OffloadPool:
         view = self.views[slot_id]
         nothing = view.snapshot is not None and view.snapshot.recordings_pending == 0
         if nothing and view.erasures_owed == 0:
+            if self.nothing_to_offload is not None:  # said before the slot is judged again
+                self.nothing_to_offload(slot_id, action.serial)
             self.machine.feed(slot_id, sm.OffloadStarted(), sm.OffloadDone())
         elif self.parts.offloader is None:
             log.info("slot %s: footage waits: no evidence store configured", slot_id)

@@ -1,7 +1,8 @@
 """What the kiosk shows of offloads: each running offload's progress as a whole (bytes
 done of the offload's total, percent, an estimate of the time left) and, once a
 returned recorder's footage is archived and verified, "footage safe: N recordings
-verified" with the officer who brought it back.
+verified" with the officer who brought it back; a return with nothing to offload (no
+new footage on the recorder) says so with the officer's name, for as long.
 
 The offload pool reports progress per recording; the offload's own total is its
 ``offload_start`` audit entry (written before the first byte is copied). Kept in memory:
@@ -112,6 +113,30 @@ class Returns:
                 left = (run.total_bytes - copied) / rate if rate > 0 else None
                 out["seconds_left"] = None if left is None else round(left)
             return out
+
+    def nothing_to_offload(self, slot_id: str, serial: str) -> None:
+        """A recorder owed an offload had nothing to copy nor erase: when that follows its
+        return (a custody just closed), keep "returned: no new footage" with the officer."""
+        store = self.parts.store
+        episodes = store.custody_episodes(serial)
+        last = episodes[-1] if episodes else None
+        if last is None or last.in_at is None or not 0 <= store.clock() - last.in_at < RETURN_S:
+            return  # not a return: nothing to tell whoever stands at the dock
+        who = store.officer(last.officer_id)
+        with self._lock:
+            if slot_id in self._running:
+                return  # an offload began meanwhile: its outcome is the news
+            self.last[slot_id] = {
+                "serial": serial,
+                "officer": last.officer_id,
+                "officer_name": who.name if who else None,
+                "verified": 0,
+                "failed": 0,
+                "not_enough_room": False,
+                "safe": True,
+                "nothing_new": True,
+                "at_utc": utc_iso(self.parts.clock.now()),
+            }
 
     def finished(self, slot_id: str, report: OffloadReport | None) -> None:
         """The offload ended: keep what it achieved, with the officer whose return it

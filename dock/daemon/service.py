@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dock.daemon.badge_reads import BadgeReads
 from dock.daemon.checkout import Checkout
 from dock.daemon.grants import Grants, Withdrawal
 from dock.daemon.inspection import Inspection
@@ -73,6 +74,8 @@ class DockService:
         self.checkouts = Checkout(parts, self.access, self.inspection, self.sweep)
         self.grants = Grants(parts, self.access, self.checkouts, self.machine)
         self.returns = Returns(parts)
+        self.offloads.nothing_to_offload = self.returns.nothing_to_offload
+        self.badges = BadgeReads(parts, lambda badge: self.checkout(badge=badge, refresh=False))
         self.maintenance = Maintenance(parts)
         self.indicator_tests = IndicatorTests(parts, self.machine)
 
@@ -159,6 +162,11 @@ class DockService:
                 before = status.officer_id if status is not None else None
                 self.grants.granted(custody.id, bool(decision.assigned_on_device), before)
         return decision
+
+    def badge_read(self, badge: str) -> Decision:
+        """A badge from the dock's own reader (``dock run``'s badge thread): decided on the
+        last sweep, and kept a short while for the kiosk (dock/daemon/badge_reads.py)."""
+        return self.badges.read(badge)
 
     def cancel_grant(
         self, officer_id: str | None = None, pin: str | None = None, badge: str | None = None
@@ -305,6 +313,11 @@ class DockService:
     def offload_outcomes(self) -> dict[str, dict[str, Any]]:
         """Each slot's last offload: recordings verified, failed, the returning officer."""
         return dict(self.returns.last)
+
+    @property
+    def badge_decision(self) -> dict[str, Any] | None:
+        """The latest decision for a badge read at the dock, while fresh (else None)."""
+        return self.badges.latest()
 
     @property
     def grant_expiry_s(self) -> float:

@@ -1,5 +1,6 @@
-"""The dock's status as data: every slot, the clock, the fleet ratio (what ``dock
-status``, ``dock run`` and a web page show)."""
+"""The dock's status as data: every slot, the clock, the fleet ratio, and the latest
+decision for a badge read at the dock while it is fresh (what ``dock status``, ``dock
+run``, the kiosk and a web page show)."""
 
 from __future__ import annotations
 
@@ -63,4 +64,6 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
         "clock": {"trusted": trusted, "reason": why},
         "slots": rows,
         "fleet": dock.store.ratio(),
+        # for the kiosk: a badge read at the dock, decided (None once it is no longer news)
+        "badge_decision": dock.badge_decision,
     }

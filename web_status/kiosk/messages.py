@@ -56,6 +56,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Footage safe: {n} recordings verified, you may go",
         "zh": "录像已安全保存：{n} 段已校验，您可以离开",
     },
+    "kiosk.nothing_new": {
+        "en": "Returned: no new footage, you may go",
+        "zh": "已归还：没有新录像，您可以离开",
+    },
+    "kiosk.notice_for": {"en": "{name}: {notice}", "zh": "{name}：{notice}"},
     "kiosk.not_safe": {
         "en": "{n} verified, {failed} not: stays on the recorder, see a supervisor",
         "zh": "{n} 段已校验，{failed} 段未完成：录像留在记录仪上，请联系主管",

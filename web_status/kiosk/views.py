@@ -70,7 +70,7 @@ def slots() -> Response:
     now = _utc(report.get("time_utc"))
     raw = {s.get("slot"): s for s in report.get("slots", [])}
     cards = [_card(row, raw.get(row["slot"], {}), out_with, now) for row in slot_rows(report)]
-    return _json({"slots": cards})
+    return _json({"slots": cards, "badge": _badge(report.get("badge_decision"), now)})
 
 
 @bp.post("/checkout")
@@ -85,24 +85,10 @@ def checkout() -> Response:
     except (DaemonUnavailable, DaemonError) as exc:
         log.warning("kiosk: check-out not answered: %s", exc)
         return _json({"error": t("kiosk.failed")}, 503)
-    reasons = [str(r.get("message", "")) for r in decision.get("reasons") or []]
     if not decision.get("granted"):
-        return _json({"granted": False, "title": t("kiosk.refused"), "reasons": reasons})
+        return _json(_worded(decision, None))
     officer = dock().store.officer(str(decision.get("officer")))
-    lines = [
-        t("kiosk.granted_detail", serial=decision.get("device"),
-          name=officer.name if officer else decision.get("officer")),
-    ]  # fmt: skip
-    if decision.get("assigned_on_device") is False:
-        lines.append(t("kiosk.not_assigned"))
-    return _json(
-        {
-            "granted": True,
-            "slot": decision.get("slot"),
-            "title": t("kiosk.granted", slot=decision.get("slot")),
-            "lines": lines,
-        }
-    )
+    return _json(_worded(decision, officer.name if officer else decision.get("officer")))
 
 
 @bp.post("/cancel")
@@ -148,6 +134,39 @@ def _words() -> dict[str, str]:
     keys = ("idle", "enter_number", "enter_pin", "next", "ok", "asking", "failed",
             "cancel_mode", "cancel_grant", "checkout_mode", "refused")  # fmt: skip
     return {k: t(f"kiosk.{k}") for k in keys}
+
+
+def _worded(decision: dict[str, Any], name: Any) -> dict[str, Any]:
+    """A check-out decision in large type: the slot to take, its recorder and officer;
+    or every reason, in the dock's language (as the daemon worded them)."""
+    if not decision.get("granted"):
+        reasons = [str(r.get("message", "")) for r in decision.get("reasons") or []]
+        return {"granted": False, "title": t("kiosk.refused"), "reasons": reasons}
+    lines = [t("kiosk.granted_detail", serial=decision.get("device"), name=name)]
+    if decision.get("assigned_on_device") is False:
+        lines.append(t("kiosk.not_assigned"))
+    return {
+        "granted": True,
+        "slot": decision.get("slot"),
+        "title": t("kiosk.granted", slot=decision.get("slot")),
+        "lines": lines,
+    }
+
+
+def _badge(decided: Any, now: datetime.datetime | None) -> dict[str, Any] | None:
+    """The latest decision for a badge read at the dock, worded, with its id (shown once)
+    and the seconds it stays; None when the daemon has none fresh."""
+    if not isinstance(decided, dict) or not isinstance(decided.get("id"), int):
+        return None
+    expires = _utc(decided.get("expires_utc"))
+    if expires is None or now is None or (expires - now).total_seconds() <= 0:
+        return None
+    name = decided.get("officer_name") or decided.get("officer")
+    return {
+        **_worded(decided, name),
+        "id": f"{decided['id']}@{decided.get('at_utc')}",  # one decision, across restarts
+        "seconds_left": (expires - now).total_seconds(),
+    }
 
 
 def _utc(text: Any) -> datetime.datetime | None:
@@ -215,12 +234,14 @@ def _card(
     returned = raw.get("returned")
     if isinstance(returned, dict) and _recent(returned.get("at_utc"), now):
         n = returned.get("verified", 0)
-        if returned.get("safe"):
+        if returned.get("nothing_new"):
+            notice = t("kiosk.nothing_new")
+        elif returned.get("safe"):
             notice = t("kiosk.safe", n=n)
         else:
             notice = t("kiosk.not_safe", n=n, failed=returned.get("failed", 0))
         if returned.get("officer_name"):
-            notice = f"{returned['officer_name']}: {notice}"
+            notice = t("kiosk.notice_for", name=returned["officer_name"], notice=notice)
     label = t(f"kiosk.state.{state}")
     if state == "empty" and row["slot"] in out_with:
         label = t("kiosk.state.checked_out_gone")

@@ -1,17 +1,21 @@
 /* The kiosk: an on-screen keypad (touch, or a USB keyboard's digits, Backspace, Enter and
  * Escape) for officer number and PIN, the decision in large type, and the live slot grid.
+ * A badge read by the dock's own reader is decided by the daemon: the grid's poll brings
+ * that decision while it is fresh, and it is shown once, as a keypad decision is.
  * Builds the page with textContent only: the grid holds text a recorder chose. The PIN
  * lives in one variable until it is sent, and is cleared then (and after a pause). */
 (function () {
   "use strict";
   var POLL_MS = 1500;          /* the slot grid */
   var IDLE_MS = 30000;         /* a half-typed number or PIN is cleared after this */
-  var DECISION_MS = 20000;     /* a decision stays on screen this long */
+  var DECISION_MS = 20000;     /* a decision stays on screen this long (the daemon keeps a
+                                  badge decision as long: dock/daemon/badge_reads.py) */
   var MAX_DIGITS = 32;
 
   var words = {};
   var mode = "checkout", step = "number", number = "", pin = "";
   var idleTimer = null, decisionTimer = null, busy = false, grantedSlot = null;
+  var badgeShown = null, badgeSeen = null;   /* the badge decision on screen; the last shown */
 
   function $(id) { return document.getElementById(id); }
   function csrf() {
@@ -34,7 +38,7 @@
     number = ""; pin = ""; step = "number"; mode = "checkout"; busy = false;
     $("decision").hidden = true;
     $("panel").removeAttribute("data-outcome");
-    grantedSlot = null;
+    grantedSlot = null; badgeShown = null;
     render();
   }
 
@@ -65,7 +69,7 @@
     render();
   }
 
-  function show(outcome, title, lines) {
+  function show(outcome, title, lines, ms) {
     var list = $("decision-lines");
     $("decision-title").textContent = title;
     while (list.firstChild) { list.removeChild(list.firstChild); }
@@ -76,8 +80,25 @@
     });
     $("decision").hidden = false;
     $("panel").setAttribute("data-outcome", outcome);
+    badgeShown = null;
     if (decisionTimer) { clearTimeout(decisionTimer); }
-    decisionTimer = setTimeout(reset, DECISION_MS);
+    decisionTimer = setTimeout(reset, ms === undefined ? DECISION_MS : ms);
+  }
+
+  /* The daemon's latest decision for a badge read at the dock (null: none fresh). Shown
+   * once per decision, for what is left of its time; gone when the daemon no longer has
+   * it, so a later visitor does not see it. Whatever was typed is dropped first. */
+  function badge(b) {
+    if (!b) { if (badgeShown !== null) { reset(); } return; }
+    if (b.id === badgeSeen || busy) { return; }   /* a keypad request first: next poll */
+    badgeSeen = b.id;
+    number = ""; pin = ""; step = "number"; mode = "checkout";
+    if (idleTimer) { clearTimeout(idleTimer); idleTimer = null; }
+    render();
+    var ms = Math.max(0, Math.min(DECISION_MS, (b.seconds_left || 0) * 1000));
+    show(b.granted ? "granted" : "refused", b.title, b.granted ? b.lines : b.reasons, ms);
+    badgeShown = b.id;
+    grantedSlot = b.granted ? b.slot : null;
   }
 
   function submit() {
@@ -139,6 +160,7 @@
         if (!d.slots) { grid.classList.add("stale"); return; }
         grid.classList.remove("stale");
         while (grid.firstChild) { grid.removeChild(grid.firstChild); }
+        badge(d.badge || null);   /* first: a badge's grant marks its slot in the grid */
         d.slots.forEach(function (s) { grid.appendChild(card(s)); });
         grid.setAttribute("data-polled", String(Date.now()));
       })
