@@ -68,6 +68,9 @@ def _ints(v: Any) -> bool:
     return isinstance(v, list | tuple) and all(map(_int, v))
 
 
+#: The kind of an argument that names where the request writes.
+PATH_KIND = "path"
+
 #: What each kind of argument is, as said in a refusal.
 KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "text": (_text, "text"),
@@ -79,7 +82,7 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "callable": (callable, "a function (from code, not from a person)"),
     #: A file or folder the request writes: from a logged-in session, only a new name
     #: inside the dock's exports folder (the daemon checks; see ``confined_paths``).
-    "path": (_text, "a path"),
+    PATH_KIND: (_text, "a path"),
 }
 
 
@@ -88,6 +91,11 @@ class Arg:
     name: str
     kind: str = "text"
     required: bool = False
+
+    @property
+    def names_a_path(self) -> bool:
+        """A file or folder the request writes (confined for a logged-in person)."""
+        return self.kind == PATH_KIND
 
 
 def _args(*spec: str) -> tuple[Arg, ...]:
@@ -237,7 +245,7 @@ def call(
     checked = request.check(arguments)
     if roles is not None:
         for arg in request.args:
-            if arg.kind == "path" and checked.get(arg.name) is not None:
+            if arg.names_a_path and checked.get(arg.name) is not None:
                 checked[arg.name] = confined_path(name, checked[arg.name], exports)
     return request.run(dock, actor, **checked)
 
