@@ -311,9 +311,10 @@ class RecorderFirmware:
         return fd
 
     def _close_reading(self) -> None:
-        if self._reading is not None:
-            os.close(self._reading[1])
-            self._reading = None
+        # Taken before it is closed: a descriptor closed twice may by then be someone else's.
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            os.close(reading[1])
 
     def _on_erase(self, id: str, sha256: bytes) -> dict:
         rec = self.model.recordings.get(id)

@@ -36,6 +36,10 @@ class EmulatorServer:
         self.firmware = firmware
         self.injector = FaultInjector(faults or LinkFaults())
         self._wake_r, self._wake_w = os.pipe()
+        #: Guards every close of this server's descriptors: a number closed twice may by
+        #: then belong to another thread's socket (another recorder, a dock), which would
+        #: see its connection reset for no reason of its own.
+        self._fds = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: socket.socket | None = None
@@ -65,20 +69,36 @@ class EmulatorServer:
     def request_stop(self) -> None:
         """Ask the loop to end; safe from a signal handler."""
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        wake = self._wake_w
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                os.write(wake, b"x")
 
     def stop(self) -> None:
+        """End the loop and close everything, once: a second stop closes nothing."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
+        if self._thread is not None and self._thread.is_alive():
+            log.warning("emulator loop did not end; its descriptors are left open")
+            return
+        with self._fds:
+            fds = (self._master, self._slave, self._wake_r, self._wake_w)
+            self._master = self._slave = None
+            self._wake_r = self._wake_w = None  # type: ignore[assignment]  # closed: never used again
+            for fd in fds:
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
         if self._listener is not None:
             self._listener.close()
+
+    def _close_slave(self) -> None:
+        """Let go of our own hold on the pty's dock end (once, whoever asks first)."""
+        with self._fds:
+            slave, self._slave = self._slave, None
+            if slave is not None:
+                os.close(slave)
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -164,8 +184,7 @@ class EmulatorServer:
                         if data and not is_socket and self._slave is not None:
                             # The dock has the line open: let go of our own hold on it
                             # so that its hang-up shows (as EIO) and ends the session.
-                            os.close(self._slave)
-                            self._slave = None
+                            self._close_slave()
                         if data and not is_socket:
                             self._pty_peer_seen = True
                         if data and not stalled:
@@ -186,8 +205,10 @@ class EmulatorServer:
                     log.warning("fault injection: disconnecting after %d bytes", inj.bytes_sent)
                     if not is_socket:  # the recorder was pulled out: hang up the line
                         self._stopping.set()
-                        os.close(fd)
-                        self._master = None
+                        with self._fds:
+                            if self._master == fd:
+                                self._master = None
+                                os.close(fd)
                     return
                 stall = inj.take_stall()
                 if stall:
