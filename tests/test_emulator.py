@@ -208,3 +208,22 @@ def test_enrolment_once_then_rekey_only_when_authenticated(start_recorder) -> No
         assert new_secret != secret and r.model.secret == secret
         c.authenticate(new_secret)
         assert r.model.secret == new_secret
+
+
+@pytest.mark.parametrize("listen", ["tcp", "pty"])
+def test_a_second_stop_closes_nothing_of_anyone_else(start_recorder, listen) -> None:
+    """A recorder taken out (stop) and then torn down (stop again) must not close a
+    descriptor that by then belongs to someone else: that was a socket of another test's
+    dock, which saw its connection reset for no reason of its own."""
+    rec = start_recorder(listen="tcp://127.0.0.1:0" if listen == "tcp" else "pty")
+    rec.server.stop()
+    pipes = [os.pipe() for _ in range(4)]  # take the numbers the first stop freed
+    try:
+        rec.server.stop()
+        for r, w in pipes:
+            os.write(w, b"x")
+            assert os.read(r, 1) == b"x"
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
