@@ -2,16 +2,24 @@
 the maintenance page's slot states, and the audit viewer's verification reason and detail
 line. The daemon's own text is left as it wrote it (the API and the command line show
 it); the page translates at display time, from the code where there is one, else from
-the known English message (web_status/audit/verdict_words.py)."""
+the known English message (web_status/daemon_words.py, web_status/audit/verdict_words.py):
+the services' refusals on the officer's and supervisor's pages, each audit kind's name in
+the audit viewer and the maintenance faults, the reasons of a purge run."""
 
 from __future__ import annotations
 
+import ast
 import re
 import sqlite3
+from pathlib import Path
 
+from dock.domain.audit_kinds import AuditKind
+from web_status import daemon_words, i18n
 from web_status.audit import verdict_words
+from web_status.audit.messages import MESSAGES as AUDIT
 from web_status.home.messages import MESSAGES as HOME
 
+from .test_web_supervisor import SUP, SUP_PIN, archive_one
 from .web_harness import login, set_language
 
 STATES_EN = {v["en"] for k, v in HOME.items() if k.startswith("home.state.")}
@@ -74,3 +82,178 @@ def test_every_known_detail_reads_in_chinese_with_its_numbers() -> None:
     assert verdict_words.detail("something new from the daemon", "zh") == (
         "something new from the daemon"  # not known: shown as written, never guessed
     )
+
+
+# --------------------------------------------------------------------------------------
+# The services' refusals, the audit kinds and the purge reasons (web_status/daemon_words.py)
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+#: Where the daemon's refusals are written: every message raised there must have words.
+DOCK = Path(__file__).resolve().parents[1] / "dock"
+REFUSING = [
+    *sorted(p for p in (DOCK / "services").glob("*.py") if p.name != "daemon_link.py"),
+    *(DOCK / "evidence" / f"{name}.py" for name in ("holds", "gaps", "access", "purging")),
+    DOCK / "storage" / "pins.py",
+]
+#: What a formatted part says where a number will not do: purge_state's words
+#: (dock/evidence/purge_records.py), the roles a PIN check wants (dock/storage/pins.py).
+STAND_INS = {"gone": "was already purged", "' or '.join(roles)": "supervisor"}
+#: The errors that come back to a page as a refusal (dock/daemon/web_handlers.py).
+REFUSAL_ERRORS = ("RequestError", "Refused", "HoldError", "GapError", "AccessError", "ValueError")
+
+
+def _filled(english: str) -> tuple[str, dict[str, str]]:
+    names = dict.fromkeys(re.findall(r"\{(\w+)\}", english))
+    values = {n: f"{40 + i}" for i, n in enumerate(names)}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], english), values
+
+
+def _message(node: ast.expr) -> str | None:
+    """The text a raise writes, its formatted parts as stand-ins; None when it is not
+    written there (``str(exc)``, a reason made elsewhere)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        out = []
+        for i, part in enumerate(node.values):
+            if isinstance(part, ast.Constant):
+                out.append(str(part.value))
+            elif isinstance(part, ast.FormattedValue):
+                name = ast.unparse(part.value)
+                out.append(STAND_INS.get(name, f"{70 + i}"))
+        return "".join(out)
+    return None
+
+
+def _refusals_in_the_code() -> list[tuple[str, str]]:
+    found = []
+    for path in REFUSING:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            said: ast.expr | None = None
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                func = ast.unparse(node.exc.func)
+                if func.endswith(REFUSAL_ERRORS):
+                    said = node.exc.args[0]
+            elif isinstance(node, ast.Call) and node.args:
+                func = ast.unparse(node.func)
+                if func.endswith(("refuse", "deny")):
+                    said = node.args[-1]
+                elif func == "Authorised" and len(node.args) >= 3:
+                    said = node.args[2]
+            elif isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "why":
+                said = node.value
+            text = _message(said) if said is not None else None
+            if text is not None:
+                found.append((f"{path.name}:{node.lineno}", text))
+    return found
+
+
+def test_every_refusal_the_services_write_has_chinese_words() -> None:
+    found = _refusals_in_the_code()
+    assert len(found) > 80  # the walk finds them (the raises, the reasons, the PIN checks)
+    untranslated = [
+        (where, text) for where, text in found if daemon_words.refusal(text, "zh") == text
+    ]
+    assert not untranslated, "give these refusals their words in web_status/daemon_words.py"
+
+
+def test_each_known_refusal_reads_in_chinese_with_its_numbers() -> None:
+    for en, zh in daemon_words.REFUSALS.pairs:
+        text, values = _filled(en)
+        said = daemon_words.refusal(text, "zh")
+        assert said == re.sub(r"\{(\w+)\}", lambda m, v=values: v[m.group(1)], zh), (en, said)
+        assert CJK.search(said) and all(v in said for v in values.values()), (text, said)
+        assert daemon_words.refusal(text, "en") == text
+    # the ones a person meets most, whole, as the daemon writes them
+    for english, chinese in (
+        ("the two supervisors must be two different people", "两名主管必须是不同的两个人"),
+        ("9001: wrong ID/PIN (2 left)", "9001：警号或密码错误（还可尝试 2 次）"),
+        ("PIN of 1001 locked: ask a supervisor", "1001 的密码已锁定：请联系主管解锁"),
+        ("release refused: unknown supervisor or wrong PIN", "解除被拒绝：主管未知或密码错误"),
+        ("release refused: 1001 is not a supervisor", "解除被拒绝：1001 不是主管"),
+        ("hold 12 was already released", "保全 12 已被解除"),
+        ("request 7 is pending", "申请 7 的状态为“待审批”"),
+        ("item 3 was already closed by 9001; item 5 was already closed by 9002; "
+         "nothing was closed",
+         "事项 3 已由 9001 关闭；事项 5 已由 9002 关闭；未关闭任何事项"),
+        ("recording EMU0001/REC000001 was already purged", "录像 EMU0001/REC000001 已被清除"),
+    ):  # fmt: skip
+        assert daemon_words.refusal(english, "zh") == chinese
+    for unknown in ("something new from the daemon", "release refused: a reason not known"):
+        assert daemon_words.refusal(unknown, "en") == unknown
+    assert daemon_words.refusal("something new from the daemon", "zh") == (
+        "something new from the daemon"
+    )
+    # a known frame around a reason not known: the frame in Chinese, the reason as written
+    assert daemon_words.refusal("release refused: a reason not known", "zh") == (
+        "解除被拒绝：a reason not known"
+    )
+
+
+def test_every_audit_kind_has_its_name_in_both_languages() -> None:
+    i18n.register(AUDIT, "web_status.audit")
+    for kind in AuditKind:
+        texts = AUDIT.get(f"audit.kind.{kind.value}")
+        assert texts and texts.get("en") and texts.get("zh"), f"{kind.value} has no words"
+        assert CJK.search(texts["zh"]) and not CJK.search(texts["en"]), kind.value
+        assert daemon_words.kind_label(kind.value, "zh") == texts["zh"]
+        assert daemon_words.kind_label(kind, "en") == texts["en"]
+    assert daemon_words.kind_label("a_kind_of_an_old_log", "zh") == "a_kind_of_an_old_log"
+
+
+def test_purge_reasons_read_in_chinese_with_their_dates_and_names() -> None:
+    for english, chinese in (
+        ("retention: 90 days run until 2027-01-01T00:00:00Z",
+         "保存期：90 天，至 2027-01-01T00:00:00Z"),
+        ("retention: 3650 days (long_term) run until 2036-01-01T00:00:00Z",
+         "保存期：3650 天（long_term），至 2036-01-01T00:00:00Z"),
+        ("hold: evidence_case 'C-1' on case C-1 placed by 9001, permanent; "
+         "retention: 90 days run until 2027-01-01T00:00:00Z",
+         "保全：案件证据 'C-1'（案件 C-1），由 9001 设立，永久；"
+         "保存期：90 天，至 2027-01-01T00:00:00Z"),
+        ("hold: complaint 'X 2' on officer 1001 from 2026-01-01T00:00:00Z placed by 9001, "
+         "until 2027-01-01T00:00:00Z",
+         "保全：投诉 'X 2'（民警 1001，自 2026-01-01T00:00:00Z 起），由 9001 设立，"
+         "至 2027-01-01T00:00:00Z"),
+        ("purge: retention ended, no active hold since 2026-01-01T00:00:00Z",
+         "可清除：保存期已满，自 2026-01-01T00:00:00Z 起无有效保全"),
+        ("unsealed: in no sealed package yet (sealed at the next offload)",
+         "未封存：尚未封入封存包（下次导出时封存）"),
+        ("invalid: hold petition 'P' on episode 4 released without a reason",
+         "无效：保全 信访 'P'（领用记录 4）被解除但没有理由"),
+        ("invalid: case closed in the future (2030-01-01T00:00:00Z); nothing of it purged",
+         "无效：结案时间在将来（2030-01-01T00:00:00Z）；其中未清除任何录像"),
+    ):  # fmt: skip
+        assert daemon_words.purge_reason(english, "zh") == chinese
+        assert daemon_words.purge_reason(english, "en") == english
+    assert daemon_words.purge_reason("keep: a reason not known", "zh") == "keep: a reason not known"
+
+
+def test_a_supervisors_refusal_and_the_audit_kind_read_in_chinese(
+    web_dock, page, screenshot
+) -> None:
+    svc, url = web_dock.svc, web_dock.url
+    archive_one(svc)
+    login(page, web_dock, "supervisor")
+    set_language(page, web_dock, "zh")
+    page.goto(url + "/supervisor/purge")
+    page.click("form[action$='/purge/preview'] button")
+    reason = page.locator("[data-test=purge-result] td.reason").first
+    english = reason.get_attribute("title") or ""
+    assert ENGLISH_WORD.search(english) and CJK.search(reason.inner_text()), english
+    # the same supervisor twice: the daemon refuses (in English, audited so); the page in zh
+    page.fill("input[name=pin]", SUP_PIN)
+    page.fill("input[name=second]", SUP)
+    page.fill("input[name=second_pin]", SUP_PIN)
+    page.click("button.danger")
+    problem = page.inner_text("[data-test=problem]")
+    assert problem == "被拒绝：两名主管必须是不同的两个人", problem
+    screenshot(page, "supervisor-purge-refused-zh-1280")
+    refused = [e for e in svc.audit.entries() if e.kind == AuditKind.PURGE_REFUSED]
+    assert [e.data["why"] for e in refused] == ["the two supervisors must be two different people"]
+    # the audit viewer names the kind in Chinese, the stored kind as its title
+    page.goto(url + "/audit/?kind=purge_refused")
+    cell = page.locator("tr.entry td.kind").first
+    assert cell.inner_text().strip() == "清除被拒绝"
+    assert cell.get_attribute("title") == "purge_refused"
+    screenshot(page, "audit-kinds-zh-1280")

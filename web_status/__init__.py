@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from dock.config import DockConfig
 from dock.services.daemon_link import DaemonError, DaemonLink, DaemonUnavailable
-from web_status import i18n
+from web_status import daemon_words, i18n
 from web_status.auth import (
     CsrfRefused,
     check_request,
@@ -131,6 +131,8 @@ def create_app(cfg: DockConfig, *, link: DaemonLink | None = None, testing: bool
     app.jinja_env.globals.update(
         t=i18n.t,
         fmt_time=i18n.fmt_time,
+        kind_label=daemon_words.kind_label,
+        purge_reason=daemon_words.purge_reason,
         language=i18n.language,
         csrf_field=csrf_field,
         csrf_token=csrf_token,

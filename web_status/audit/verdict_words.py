@@ -5,15 +5,16 @@ checkpoint signature``...) and a detail line in English, written by
 ``dock/storage/audit/chain.py`` and ``log.py``; they stay as the daemon wrote them (the
 API and the command line show them as they are). For a Chinese page the code is looked
 up and each known detail message is matched against its English pattern and said again
-in Chinese with the same numbers, hashes and names; a message not known here is shown as
-the daemon wrote it, never guessed at.
+in Chinese with the same numbers, hashes and names (web_status/daemon_words.py, which
+says the services' refusals the same way); a message not known here is shown as the
+daemon wrote it, never guessed at.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from web_status.daemon_words import Words
 from web_status.i18n import language
 
 #: Reason codes (dock/storage/audit/model.py) -> Chinese.
@@ -86,42 +87,12 @@ _DETAILS = (
     ("entry {n} ({src})", "第 {n} 条（{src}）"),
 )  # fmt: skip
 
-_FIELD = re.compile(r"\{(\w+)\}")
-
-
-def _pattern(english: str) -> re.Pattern[str]:
-    out, seen, at = [], set(), 0
-    for m in _FIELD.finditer(english):
-        out.append(re.escape(english[at : m.start()]))
-        name = m.group(1)
-        out.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
-        seen.add(name)
-        at = m.end()
-    out.append(re.escape(english[at:]))
-    return re.compile("".join(out), re.DOTALL)
-
-
-_MATCHERS = [(_pattern(en), zh) for en, zh in _DETAILS]
-
-
-def _fill(template: str, found: re.Match[str]) -> str:
-    return _FIELD.sub(lambda f: found.group(f.group(1)), template)
-
-
-def _one_zh(text: str) -> str:
-    for pattern, zh in _MATCHERS:
-        found = pattern.fullmatch(text)
-        if found:
-            return _fill(zh, found)
-    return text
+_WORDS = Words(_DETAILS)
 
 
 def detail(text: Any, lang: str | None = None) -> str:
     """The daemon's detail line (or an ``outside`` item) in ``lang`` (the page's)."""
-    text = "" if text is None else str(text)
-    if (lang or language()) != "zh" or not text:
-        return text
-    return "；".join(_one_zh(part) for part in text.split("; "))
+    return _WORDS.say(text, lang)
 
 
 def reason(code: Any, lang: str | None = None) -> str:

@@ -15,6 +15,7 @@ from flask import request
 
 from web_status.auth import dock, person
 from web_status.context import DaemonError, DaemonUnavailable
+from web_status.daemon_words import refusal
 from web_status.i18n import t
 
 #: Longest free text taken from a form (an explanation, a reason, a purpose).
@@ -48,9 +49,12 @@ def act(name: str, args: Mapping[str, Any]) -> Any:
     except DaemonError as exc:
         code = exc.code if exc.code in _CODES else "failed"
         status = 403 if code == "not_allowed" else 503 if code in ("busy", "timeout") else 400
-        # The daemon's own words (English, from the service) follow ours: they name what
-        # was wrong (which item, how many tries are left). Escaped where shown.
-        raise Problem(t(f"officer.err.{code}", detail=exc.message[:300]), status) from None
+        # The daemon's own words follow ours: they name what was wrong (which item, how
+        # many tries are left). It wrote them in English (and audited them so); a Chinese
+        # page says the known ones in Chinese with the same numbers (daemon_words), an
+        # unknown one as written. Escaped where shown.
+        said = refusal(exc.message[:300])
+        raise Problem(t(f"officer.err.{code}", detail=said), status) from None
 
 
 def form_or_json() -> Mapping[str, Any]:
