@@ -10,7 +10,6 @@ recorder cannot send the terminal an escape sequence.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import os
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 from dock.config import ConfigError, load_config
 from dock.services import requests
+from dock.services.results import plain
 from dock.support.text import json_text, shown
 
 EXIT_OK = 0
@@ -165,21 +165,6 @@ def fail(command: str, exc: BaseException | str, code: int) -> int:
     """One line on stderr, and the exit status to return."""
     print(f"dock {command}: {shown(exc, 400)}", file=sys.stderr)
     return code
-
-
-def plain(value: Any) -> Any:
-    """A result as JSON-ready data: dataclasses and ``as_dict`` objects opened up."""
-    if hasattr(value, "as_dict"):
-        return plain(value.as_dict())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def output(args: argparse.Namespace, result: Any, lines: Iterable[str] = ()) -> None:

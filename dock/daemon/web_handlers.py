@@ -11,7 +11,6 @@ with the same lockout as every other PIN on the dock.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from dock.evidence.holds import HoldError
 from dock.services import requests
 from dock.services.errors import Refused, RequestError
 from dock.services.requests import RequestNotAllowed
+from dock.services.results import plain
 from dock.services.web_tokens import PREFIX as MACHINE_PREFIX
 from dock.services.web_tokens import token_digest
 from dock.storage.pins import verify
@@ -37,21 +37,6 @@ from dock.storage.pins import verify
 MAX_FIELD = 200
 #: Requests that may run for minutes: not under the sweep lock (as the CLI's offload).
 LONG_REQUESTS = frozenset({"device.offload", "archive.verify", "access.export"})
-
-
-def plain(value: Any) -> Any:
-    """A service's result as JSON-ready data (dataclasses and ``as_dict`` opened up)."""
-    if hasattr(value, "as_dict"):
-        return plain(value.as_dict())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _field(raw: Mapping[str, Any], name: str) -> str:
