@@ -36,6 +36,7 @@ class _Running:
     began_at: float  # the store's clock, to match the return's custody to this offload
     total_bytes: int | None = None
     recordings: int | None = None
+    total_looked_up: bool = False  # the audit log is asked once, not on every chunk
     finished_bytes: int = 0  # recordings copied in full
     current: tuple[str, int, int] | None = None  # (recording, done, total)
     seen: set[str] = field(default_factory=set)
@@ -70,7 +71,8 @@ class Returns:
             run = self._running.get(slot_id)
             if run is None:
                 return
-            if run.total_bytes is None and run.serial:
+            if not run.total_looked_up and run.serial:
+                run.total_looked_up = True
                 self._read_total(run)
             if run.current is not None and run.current[0] != recording:
                 run.finished_bytes += run.current[2]  # the previous one is copied
