@@ -19,6 +19,7 @@ import pytest
 from dock.domain.roles import ROLES
 from dock.services import web_tokens
 from dock.storage.pins import PIN_TRIES
+from dock.storage.schema import SCHEMA_VERSION
 from dock.storage.store import Store
 from web_status.auth import PUBLIC, routes_and_roles
 
@@ -285,11 +286,55 @@ def test_a_database_of_schema_1_gets_the_wider_roles(tmp_path) -> None:
         raw.execute("UPDATE officers SET role = 'admin'")
     raw.close()
     store = Store(path)
-    assert store._db().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.officer("1001").role == "officer" and store.check_pin("1001", "246810")
     store.add_officer("8001", "Qian Hua", "T3", "852963", role="admin")
     assert {o.role for o in store.officers()} == {"officer", "admin"}
     assert set(ROLES) >= {o.role for o in store.officers()}
+
+
+OLD_WEB_TOKENS = """CREATE TABLE web_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin')),
+    token_sha256 BLOB NOT NULL UNIQUE, created_at REAL NOT NULL, revoked_at REAL)"""
+
+
+def _narrow(db: sqlite3.Connection, table: str, create: str) -> None:
+    db.execute(f"ALTER TABLE {table} RENAME TO {table}_new")
+    db.execute(create)
+    db.execute(f"INSERT INTO {table} SELECT * FROM {table}_new")
+    db.execute(f"DROP TABLE {table}_new")
+
+
+def test_a_database_of_schema_2_gets_the_keeper_and_oversight_roles(tmp_path) -> None:
+    """002 art.22, 25; 001 art.20(3): a dock upgraded from schema 2 keeps its people and
+    may then name a keeper and an oversight body (REQUIREMENTS section 8)."""
+    path = str(tmp_path / "dock.db")
+    old = Store(path)
+    old.add_officer("8001", "Qian Hua", "T3", "852963", role="admin")
+    db = old._db()
+    db.execute("PRAGMA foreign_keys=OFF")
+    _narrow(
+        db,
+        "officers",
+        OLD_OFFICERS.replace("'supervisor')", "'supervisor', 'maintenance', 'admin')"),
+    )
+    _narrow(db, "web_tokens", OLD_WEB_TOKENS)
+    db.execute("PRAGMA user_version = 2")
+    old.close()
+    raw = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE officers SET role = 'keeper'")
+    raw.close()
+    store = Store(path)
+    assert store._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
+    assert store.officer("8001").role == "admin" and store.check_pin("8001", "852963")
+    store.add_officer("5001", "Zhao Lei", "T3", "415263", role="keeper")
+    store.add_officer("6001", "Sun Li", "纪检", "627384", role="oversight")
+    assert {o.role for o in store.officers()} == {"admin", "keeper", "oversight"}
+    store._db().execute(
+        "INSERT INTO web_tokens VALUES ('audit-office', 'oversight', x'00', 0, NULL)"
+    )
 
 
 def test_officer_add_takes_a_role_and_the_supervisor_flag_still_works(web_dock) -> None:

@@ -11,6 +11,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "role.supervisor": {"en": "Supervisor", "zh": "主管"},
     "role.maintenance": {"en": "Maintenance", "zh": "维护"},
     "role.admin": {"en": "Administrator", "zh": "管理员"},
+    "role.keeper": {"en": "Records keeper", "zh": "档案保管员"},
+    "role.oversight": {"en": "Oversight", "zh": "监督部门"},
     "error.400.title": {"en": "Bad request", "zh": "请求无效"},
     "error.400.text": {
         "en": "The form could not be read. Go back and try again.",

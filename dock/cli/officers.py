@@ -98,7 +98,9 @@ def register(sub: Any) -> None:
     add.add_argument("--pin", help="prompted for when omitted")
     add.add_argument("--supervisor", action="store_true", help="the same as --role supervisor")
     add.add_argument(
-        "--role", choices=ROLES, help="officer (default), supervisor, maintenance or admin"
+        "--role",
+        choices=ROLES,
+        help="officer (default), supervisor, maintenance, admin, keeper or oversight",
     )
     add_json(add)
     add.set_defaults(func=cmd_add, request="officer.add")

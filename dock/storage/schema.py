@@ -23,7 +23,8 @@ from dock.storage.sqlite_tx import immediate
 
 #: The schema this code writes, stored in ``PRAGMA user_version`` (0 before version 2:
 #: the first release did not store it). 2: the roles maintenance and admin (issue 12).
-SCHEMA_VERSION = 2
+#: 3: the roles keeper and oversight (issue 17).
+SCHEMA_VERSION = 3
 
 #: One step of the schema: run against the connection inside the opening transaction.
 Step = Callable[[sqlite3.Connection], None]
@@ -41,7 +42,8 @@ OFFICERS = """CREATE TABLE IF NOT EXISTS officers (
     badge TEXT UNIQUE,
     pin_salt BLOB NOT NULL,
     pin_hash BLOB NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin')),
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin',
+                                       'keeper', 'oversight')),
     disabled INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
 )"""
@@ -50,7 +52,8 @@ OFFICERS = """CREATE TABLE IF NOT EXISTS officers (
 # SHA-256 of each token is kept. Owner: dock.storage.store_officers.
 WEB_TOKENS = """CREATE TABLE IF NOT EXISTS web_tokens (
     name TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin')),
+    role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'maintenance', 'admin',
+                                       'keeper', 'oversight')),
     token_sha256 BLOB NOT NULL UNIQUE,
     created_at REAL NOT NULL,
     revoked_at REAL
@@ -446,9 +449,34 @@ def _officers_roles_widened(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE officers_v2 RENAME TO officers")
 
 
+def _rebuilt_with(table: str, create: str, marker: str) -> Step:
+    """A step that rebuilds ``table`` from ``create`` unless its stored SQL already
+    holds ``marker`` (made by this code), rows unchanged."""
+
+    def step(db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        if row is None or marker in row[0]:
+            return
+        db.execute(create.replace(f"IF NOT EXISTS {table}", f"{table}_rebuilt"))
+        db.execute(f"INSERT INTO {table}_rebuilt SELECT * FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+
+    return step
+
+
+def _roles_keeper_oversight(db: sqlite3.Connection) -> None:
+    """Version 3: officers and web tokens may hold the roles keeper and oversight."""
+    _rebuilt_with("officers", OFFICERS, "'oversight'")(db)
+    _rebuilt_with("web_tokens", WEB_TOKENS, "'oversight'")(db)
+
+
 #: Numbered migrations: (version, step), each run once, in order, while foreign keys
 #: are off (a table they point at may be rebuilt), in one transaction with the rest.
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((2, _officers_roles_widened),)
+MIGRATIONS: tuple[tuple[int, Step], ...] = (
+    (2, _officers_roles_widened),
+    (3, _roles_keeper_oversight),
+)
 
 
 def apply(db: sqlite3.Connection) -> None:
