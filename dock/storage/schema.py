@@ -377,6 +377,41 @@ BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
 )
 
 
+# --------------------------------------------------------------------------- handovers
+# Owner: dock.storage.handover_table.HandoverTable (for dock.evidence.handovers). The
+# handover register (001 art.19(3): the officer signs the handover on return) is
+# append-only: triggers refuse updates and deletes. ``handover_pending`` holds the returns
+# still waiting for someone to sign (a row leaves it in the transaction that writes the
+# register's row), so a daemon restarted meanwhile still records each return once.
+
+HANDOVERS = (
+    """CREATE TABLE IF NOT EXISTS handovers (
+    id INTEGER PRIMARY KEY,
+    custody_id INTEGER NOT NULL UNIQUE REFERENCES custody(id),
+    serial TEXT NOT NULL,
+    slot_id TEXT NOT NULL,
+    custodian TEXT NOT NULL,
+    returned_by TEXT,
+    how TEXT NOT NULL CHECK (how IN ('badge', 'pin', 'none')),
+    by_custodian INTEGER,
+    docked_at REAL NOT NULL,
+    at REAL NOT NULL
+)""",
+    """CREATE TRIGGER IF NOT EXISTS handovers_no_update BEFORE UPDATE ON handovers
+BEGIN SELECT RAISE(ABORT, 'the handover register is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS handovers_no_delete BEFORE DELETE ON handovers
+BEGIN SELECT RAISE(ABORT, 'the handover register is append-only'); END""",
+    """CREATE TABLE IF NOT EXISTS handover_pending (
+    custody_id INTEGER PRIMARY KEY REFERENCES custody(id),
+    serial TEXT NOT NULL,
+    slot_id TEXT NOT NULL,
+    custodian TEXT NOT NULL,
+    docked_at REAL NOT NULL,
+    due_at REAL NOT NULL
+)""",
+)
+
+
 # --------------------------------------------------------------------------- statistics
 # Read by dock.storage.stats_tables (the statistics page): every query over a period is
 # a range on one of these, so it reads the period's rows, not the whole table.
@@ -432,6 +467,7 @@ STEPS: tuple[Step, ...] = (
     _sql(*STATS_INDEXES),
     _add_columns("device_status", DEVICE_STATUS_ADDED_COLUMNS),
     _sql(SLOT_ERRORS),
+    _sql(*HANDOVERS),
 )
 
 
