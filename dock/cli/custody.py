@@ -20,6 +20,7 @@ from dock.cli.common import (
     pin,
 )
 from dock.daemon.control_handlers import decision_from_dict
+from dock.domain.fleet import ratio_line
 from dock.services.daemon_link import DaemonError
 from dock.services.errors import RequestError
 from dock.services.status import status_report
@@ -100,13 +101,7 @@ def print_status(report: dict[str, Any]) -> None:
         why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
         device, why_not = shown(r["device"]), shown(why_not, 300)
         print(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
-    ratio = report["fleet"]
-    per = ratio["recorders_per_officer"]
-    print(
-        f"fleet: {ratio['recorders']} recorder(s) for {ratio['officers']} officer(s)"
-        + ("" if per is None else f", {per:.2f} per officer (at least 0.50 required)"),
-        flush=True,
-    )
+    print(ratio_line(report["fleet"]), flush=True)
 
 
 def register(sub: Any) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dock.devices.clock import local_display, utc_iso
+from dock.domain.fleet import ratio_verdict
 from dock.services.context import DockContext
 
 #: Slot states in which the last offload's outcome is no longer news.
@@ -25,6 +26,13 @@ def _grant(dock: DockContext, custody: Any) -> dict[str, Any] | None:
         "since_utc": utc_iso(custody.out_at),
         "expires_utc": utc_iso(custody.out_at + dock.grant_expiry_s),
     }
+
+
+def _fleet(dock: DockContext) -> dict[str, Any]:
+    """Recorders per officer against the policy's minimum, SHORTFALL below it (001 art.18)."""
+    counts = dock.store.ratio()
+    minimum = float(dock.policy.min_recorders_per_officer)
+    return ratio_verdict(counts["recorders"], counts["officers"], minimum)
 
 
 def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
         "time_local": local_display(now, dock.timezone),  # shown with its zone
         "clock": {"trusted": trusted, "reason": why},
         "slots": rows,
-        "fleet": dock.store.ratio(),
+        "fleet": _fleet(dock),
         # for the kiosk: a badge read at the dock, decided (None once it is no longer news)
         "badge_decision": dock.badge_decision,
     }

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dock.storage.stats_tables import CARRYING_ROLES
 from dock.storage.store_archive import ArchiveRows
 from dock.storage.store_base import StoreError
 from dock.storage.store_officers import (
@@ -316,9 +317,15 @@ class Store(OfficerRows, ArchiveRows):
         )
 
     def ratio(self) -> dict[str, Any]:
-        """Recorders per officer: the regulation asks for at least one per two officers."""
+        """Recorders on the books (not lost) per enabled person who carries one (an
+        officer or a supervisor; maintenance, admins, keepers and oversight carry none):
+        001 art.18 asks for at least one per two officers."""
         db = self._db()
-        officers = db.execute("SELECT COUNT(*) FROM officers WHERE disabled = 0").fetchone()[0]
+        roles = ", ".join("?" for _ in CARRYING_ROLES)
+        officers = db.execute(
+            f"SELECT COUNT(*) FROM officers WHERE disabled = 0 AND role IN ({roles})",
+            CARRYING_ROLES,
+        ).fetchone()[0]
         devices = db.execute("SELECT COUNT(*) FROM devices WHERE lost = 0").fetchone()[0]
         return {
             "officers": officers,
