@@ -23,6 +23,7 @@ from typing import Any
 
 from dock.devices.clock import utc_iso
 from dock.domain.audit_kinds import AuditKind
+from dock.domain.hold_kinds import parse_kind
 from dock.evidence.purge_records import purge_state
 from dock.evidence.retention import Hold, HoldKind
 from dock.storage.audit import AuditLog
@@ -232,10 +233,9 @@ class HoldRegister:
         check: Callable[[], None] | None = None,
     ) -> HoldRecord:
         try:
-            hold_kind = HoldKind(kind)
-        except ValueError:
-            known = ", ".join(k.value for k in HoldKind)
-            raise HoldError(f"unknown hold kind {kind!r} (one of {known})") from None
+            hold_kind = parse_kind(kind)
+        except ValueError as exc:
+            raise HoldError(str(exc)) from None
         if not reference.strip() or not placed_by.strip():
             raise HoldError("a hold needs a reference (case, complaint, ...) and who places it")
         placed_at = float(self.clock())

@@ -19,24 +19,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+
+from dock.domain.hold_kinds import HoldKind
 
 #: An aware datetime, or UTC seconds since the epoch.
 Instant = datetime | float
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class HoldKind(StrEnum):
-    """Why footage is kept beyond its retention (000 §14.4; 001 art.20; 004 att.1 art.5)."""
-
-    EVIDENCE_CASE = "evidence_case"
-    COMPLAINT = "complaint"
-    PETITION = "petition"
-    LITIGATION = "litigation"
-    OFFICERS_OBSTRUCTED = "officers_obstructed"
-    EMERGENCY_INCIDENT = "emergency_incident"
-    SUPERVISOR_HOLD = "supervisor_hold"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app
 
+from dock.domain.hold_kinds import KIND_VALUES
 from dock.services import custody_views
 from web_status.auth import dock, person
 from web_status.i18n import t
@@ -26,8 +27,7 @@ from web_status.officer.acting import (
 )
 from web_status.supervisor.exports import Exports
 
-HOLD_KINDS = ("evidence_case", "complaint", "petition", "litigation", "officers_obstructed",
-              "emergency_incident", "supervisor_hold")  # fmt: skip
+HOLD_KINDS = KIND_VALUES  # every long-term trigger: dock/domain/hold_kinds.py
 HOLD_SCOPES = ("recording", "case", "officer", "episode")
 ACCESS_KINDS = ("view", "copy", "export")
 _RECORDING = re.compile(r"^[^\s:/]{1,64}[:/][^\s:/]{1,128}$")

@@ -1,5 +1,7 @@
 """The supervisor's pages' words (web_status/i18n.py)."""
 
+from dock.domain.hold_kinds import KINDS
+
 MESSAGES: dict[str, dict[str, str]] = {
     "supervisor.link": {"en": "Supervisor", "zh": "主管工作台"},
     "supervisor.title": {"en": "Supervisor", "zh": "主管工作台"},
@@ -78,13 +80,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "supervisor.holds.target": {"en": "Which", "zh": "编号"},
     "supervisor.holds.kind": {"en": "Why", "zh": "原因"},
-    "supervisor.holds.kind.evidence_case": {"en": "evidence in a case", "zh": "案件证据"},
-    "supervisor.holds.kind.complaint": {"en": "complaint", "zh": "投诉"},
-    "supervisor.holds.kind.petition": {"en": "petition", "zh": "信访"},
-    "supervisor.holds.kind.litigation": {"en": "litigation", "zh": "诉讼"},
-    "supervisor.holds.kind.officers_obstructed": {"en": "officers obstructed", "zh": "妨碍执法"},
-    "supervisor.holds.kind.emergency_incident": {"en": "emergency incident", "zh": "突发事件"},
-    "supervisor.holds.kind.supervisor_hold": {"en": "supervisor's hold", "zh": "主管保全"},
     "supervisor.holds.reference": {"en": "Reference", "zh": "依据编号"},
     "supervisor.holds.date_from": {"en": "From (officer)", "zh": "起始日期（民警）"},
     "supervisor.holds.date_to": {"en": "To (officer)", "zh": "截止日期（民警）"},
@@ -193,3 +188,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "supervisor.chain.actor": {"en": "By", "zh": "操作人"},
     "supervisor.chain.data": {"en": "Details", "zh": "详情"},
 }
+
+# Every hold kind's words, from the one table of kinds (001 art.20; 000 §14.4).
+MESSAGES |= {f"supervisor.holds.kind.{k.kind.value}": {"en": k.en, "zh": k.zh} for k in KINDS}
