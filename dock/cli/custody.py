@@ -101,7 +101,25 @@ def print_status(report: dict[str, Any]) -> None:
         why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
         device, why_not = shown(r["device"]), shown(why_not, 300)
         print(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
+    for r in report["slots"]:
+        said = handover_line(r.get("handover"))
+        if said:
+            print(f"slot {shown(r['slot'])}: {said}")
     print(ratio_line(report["fleet"]), flush=True)
+
+
+def handover_line(h: dict[str, Any] | None) -> str | None:
+    """The handover of a docked recorder's return, when it needs a look (001 art.19(3),
+    003 art.21(2)): waiting for a signature, returned by someone else, or unsigned."""
+    if not h or h.get("state") == "signed":
+        return None
+    holder = shown(h.get("custodian"))
+    if h.get("state") == "waiting":
+        return f"return of {holder}'s recorder waits to be signed for (until {h.get('due_utc')})"
+    if h.get("state") == "by_other":
+        by = shown(h.get("returned_by"))
+        return f"RETURNED BY {by}, not by its custodian {holder} (signed by {h.get('how')})"
+    return f"return of {holder}'s recorder NOT SIGNED FOR (handover unsigned)"
 
 
 def register(sub: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from dock.daemon.model import Decision
 from dock.daemon.parts import DockParts
 from dock.devices.clock import utc_iso
+from dock.evidence.handovers import Signed
 
 #: How long a badge decision stays news: the kiosk's DECISION_MS (web_status/static/kiosk.js)
 #: shows a keypad decision this long (tests/test_web_kiosk.py holds the two equal).
@@ -27,16 +28,28 @@ BADGE_DECISION_S = 20.0
 class BadgeReads:
     """Decide a badge read at the dock, and remember the latest decision while fresh."""
 
-    def __init__(self, parts: DockParts, decide: Callable[[str], Decision]) -> None:
+    def __init__(
+        self,
+        parts: DockParts,
+        decide: Callable[[str], Decision],
+        handover: Callable[[str], Signed | None] | None = None,
+    ) -> None:
         self.parts = parts
         self._decide = decide
+        #: A badge that signs a waiting return (dock/daemon/handovers.py) is no check-out.
+        self._handover = handover
         self._lock = threading.Lock()
         self._seq = 0
         self._last: dict[str, Any] | None = None
         self._at: float | None = None
 
-    def read(self, badge: str) -> Decision:
-        """A badge from the reader: the check-out decision, kept for the kiosk."""
+    def read(self, badge: str) -> Decision | Signed:
+        """A badge from the reader: the handover it signs, else the check-out decision;
+        either kept for the kiosk."""
+        signed = self._handover(badge) if self._handover is not None else None
+        if signed is not None:
+            self._keep_handover(signed)
+            return signed
         decision = self._decide(badge)
         store = self.parts.store
         officer = store.officer(decision.officer_id)  # none for a badge naming no one
@@ -57,6 +70,26 @@ class BadgeReads:
                 "reasons": [r.as_dict() for r in decision.reasons],
             }
         return decision
+
+    def _keep_handover(self, signed: Signed) -> None:
+        store = self.parts.store
+        officer = store.officer(signed.returned_by) if signed.returned_by else None
+        custodian = store.officer(signed.custodian)
+        at = self.parts.clock.now()
+        with self._lock:
+            self._seq += 1
+            self._at = at
+            self._last = {
+                "id": self._seq,
+                "at_utc": utc_iso(at),
+                "expires_utc": utc_iso(at + BADGE_DECISION_S),
+                "officer": signed.returned_by,
+                "officer_name": officer.name if officer else None,
+                "handover": {
+                    **signed.as_dict(),
+                    "custodian_name": custodian.name if custodian else None,
+                },
+            }
 
     def latest(self) -> dict[str, Any] | None:
         """The latest badge decision while it is fresh on the daemon's clock, else None

@@ -140,6 +140,24 @@ def service_handlers(
                 raise RequestFailed("bad_request", str(exc)) from None
         return dict(withdrawal.as_dict())
 
+    def handover(raw: dict[str, Any], _progress: SendProgress) -> dict[str, Any]:
+        # The kiosk's handover on return (001 art.19(3)): number and PIN for one slot, or
+        # (no officer) the next badge read signs it. Not under ``busy``: a signature only
+        # writes the register and never waits for a sweep or an offload.
+        args = Args(raw, ("slot", "officer", "pin"))
+        slot, officer = args.text("slot", required=True), args.text("officer")
+        pin = args.text("pin")
+        if slot not in svc.views:
+            raise RequestFailed("no_slot", f"no slot {slot!r}")
+        if officer is None:
+            name, given = "custody.handover_badge", {"slot": slot}
+        else:
+            name, given = "custody.handover", {"slot": slot, "officer": officer, "pin": pin}
+        try:
+            return dict(requests.call(svc, name, given, actor=officer or "kiosk"))
+        except RequestError as exc:
+            raise RequestFailed("bad_request", str(exc)) from None
+
     def status_request(raw: dict[str, Any], _progress: SendProgress) -> dict[str, Any]:
         refresh = Args(raw, ("refresh",)).flag("refresh")
         with busy:
@@ -181,7 +199,8 @@ def service_handlers(
         return {"serial": serial, "slot": slot}
 
     return {
-        "checkout": checkout, "cancel_grant": cancel_grant, "status": status_request,
+        "checkout": checkout, "cancel_grant": cancel_grant, "handover": handover,
+        "status": status_request,
         "offload": offload, "enrol": enrol,
         **web_handlers(svc, busy, sessions or WebSessions()),
         **maintenance_handlers(svc),

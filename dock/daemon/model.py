@@ -43,6 +43,10 @@ DECISION_MESSAGES: dict[str, dict[str, str]] = {
     "no_grant": {"zh": "没有待取的记录仪", "en": "No recorder to collect"},
     "grant_expired": {"zh": "{slot}号槽位领用已超时", "en": "Slot {slot}: grant expired"},
     "grant_cancelled": {"zh": "{slot}号槽位领用已取消", "en": "Slot {slot}: cancelled"},
+    # The handover on return (001 art.19(3)): who hands the recorder back signs for it.
+    "handover_sign": {"zh": "{slot}号槽位请刷卡签收", "en": "Slot {slot}: badge/PIN"},
+    "handover_signed": {"zh": "{slot}号槽位已签收", "en": "Slot {slot}: signed"},
+    "handover_by_other": {"zh": "非领用人归还", "en": "Not the holder's"},
 }
 
 

@@ -84,6 +84,9 @@ class DockParts:
     min_pin_length: int = 6
     #: Seconds a grant waits for its recorder to be taken (``[dock] grant_expiry_s``).
     grant_expiry_s: float = 120.0
+    #: Seconds a return may be signed for at the dock before it is recorded unsigned
+    #: (dock.evidence.handovers, 001 art.19(3)).
+    handover_window_s: float = 300.0
 
     @property
     def locale(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from dock.daemon.badge_reads import BadgeReads
 from dock.daemon.checkout import Checkout
 from dock.daemon.grants import Grants, Withdrawal
+from dock.daemon.handovers import Handovers
 from dock.daemon.inspection import Inspection
 from dock.daemon.maintenance import Maintenance, MaintenanceJob
 from dock.daemon.model import (
@@ -36,6 +37,7 @@ from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Buzzer, ClockSource, Screen, SlotIndicator
 from dock.domain.policy import Policy
+from dock.evidence.handovers import Signed
 from dock.evidence.offload import Offloader, OffloadReport
 from dock.storage.audit import AuditLog
 from dock.storage.store import Officer, Store, StoreError
@@ -75,7 +77,10 @@ class DockService:
         self.grants = Grants(parts, self.access, self.checkouts, self.machine)
         self.returns = Returns(parts)
         self.offloads.nothing_to_offload = self.returns.nothing_to_offload
-        self.badges = BadgeReads(parts, lambda badge: self.checkout(badge=badge, refresh=False))
+        self.handovers = Handovers(parts)
+        self.badges = BadgeReads(
+            parts, lambda badge: self.checkout(badge=badge, refresh=False), self.handovers.badge
+        )
         self.maintenance = Maintenance(parts)
         self.indicator_tests = IndicatorTests(parts, self.machine)
 
@@ -86,7 +91,7 @@ class DockService:
             sm.Buzz: self._buzz,
             sm.Alert: lambda slot_id, a: log.warning("slot %s: %s (%s)", slot_id, a.code, a.detail),
             sm.QueueOffload: self.offloads.queue_offload,
-            sm.CloseCustody: self.inspection.close_custody,
+            sm.CloseCustody: self._close_custody,
             sm.RunChecks: self.inspection.run_checks,
         }
 
@@ -98,6 +103,15 @@ class DockService:
             buzzer.acknowledge()
         else:
             buzzer.refuse()
+
+    def _close_custody(self, slot_id: str, action: sm.CloseCustody) -> None:
+        """The recorder is back: custody closed (inspection), then the handover asked for
+        (001 art.19(3)); the offload queued after it never waits for the signature."""
+        held = self.parts.store.open_custody_of_device(action.serial)
+        self.inspection.close_custody(slot_id, action)
+        closed = None if held is None else self.parts.store.custody(held.id)
+        if closed is not None and closed.in_at is not None:
+            self.handovers.docked(slot_id, closed)
 
     def _is_offloading(self, slot_id: str) -> bool:
         return self.offloads.is_running(slot_id)
@@ -115,6 +129,7 @@ class DockService:
         withdraw the grants not taken in time."""
         views = self.inspection.sweep()
         self.grants.expire()
+        self.handovers.expire()  # returns nobody signed for in time: recorded unsigned
         return views
 
     def busy_slots(self) -> set[str]:
@@ -163,10 +178,20 @@ class DockService:
                 self.grants.granted(custody.id, bool(decision.assigned_on_device), before)
         return decision
 
-    def badge_read(self, badge: str) -> Decision:
-        """A badge from the dock's own reader (``dock run``'s badge thread): decided on the
-        last sweep, and kept a short while for the kiosk (dock/daemon/badge_reads.py)."""
+    def badge_read(self, badge: str) -> Decision | Signed:
+        """A badge from the dock's own reader (``dock run``'s badge thread): the handover
+        of a waiting return it signs (dock/daemon/handovers.py), else a check-out decided
+        on the last sweep; kept a short while for the kiosk (dock/daemon/badge_reads.py)."""
         return self.badges.read(badge)
+
+    def sign_handover(self, slot_id: str, officer_id: str, pin: str) -> dict[str, Any]:
+        """Whoever returned the recorder in ``slot_id`` signs for it with number and PIN
+        (dock/daemon/handovers.py): the register's entry, or why not."""
+        return self.handovers.sign_pin(slot_id, officer_id, pin)
+
+    def arm_handover(self, slot_id: str) -> dict[str, Any]:
+        """The next badge read signs the return waiting in ``slot_id`` (the kiosk)."""
+        return self.handovers.arm(slot_id)
 
     def cancel_grant(
         self, officer_id: str | None = None, pin: str | None = None, badge: str | None = None

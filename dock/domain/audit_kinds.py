@@ -22,6 +22,10 @@ class AuditKind(StrEnum):
     CHECKOUT_REFUSED = "checkout_refused"  # a check-out refused, with the reasons' codes
     OVERRIDE = "override"  # a supervisor overrode failed checks for the check-out that follows
     CHECKIN = "checkin"  # a recorder docked again: its custody episode closed
+    HANDOVER = "handover"  # the custodian signed the handover of their returned recorder
+    HANDOVER_BY_OTHER = "handover_by_other"  # a recorder handed back by someone not its custodian
+    HANDOVER_UNSIGNED = "handover_unsigned"  # nobody signed for a return in time (offload went on)
+    HANDOVER_REFUSED = "handover_refused"  # a signature refused (wrong PIN, unknown badge), and why
     GRANT_EXPIRED = "grant_expired"  # a grant not taken in time: custody withdrawn (actor dock)
     GRANT_CANCELLED = "grant_cancelled"  # an officer cancelled their grant: custody withdrawn
     CHECKS = "checks"  # a slot's pre-shift check outcome, whenever it changed

@@ -29,6 +29,12 @@ CHECKPOINT = "checkpoint"
 NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.OVERRIDE: "the checkout entry that follows carries it (override, supervisor, "
     "reason) into checkout.granted",
+    AuditKind.HANDOVER: "the handover register is kept at the dock; checkin is the return",
+    AuditKind.HANDOVER_BY_OTHER: "the handover register is kept at the dock (flagged to its "
+    "supervisors); checkin is the return",
+    AuditKind.HANDOVER_UNSIGNED: "the handover register is kept at the dock (flagged to its "
+    "supervisors); checkin is the return",
+    AuditKind.HANDOVER_REFUSED: "a signature refused changes nothing; a lockout is pin.locked",
     AuditKind.CLOCK_NOT_SET: "a clock left unset passes the checks only within the drift "
     "limit; beyond it, checks.failed says so",
     AuditKind.ENROL: "local administration of the dock's recorders",

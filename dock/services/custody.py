@@ -53,3 +53,17 @@ def cancel_grant(
     if badge is None and officer is None:
         raise RequestError("give --officer ID (and a PIN) or --badge")
     return dock.cancel_grant(officer, None if badge else pin, badge)
+
+
+def handover(dock: DockContext, actor: str, slot: str, officer: str, pin: str) -> dict[str, Any]:
+    """Whoever returned the recorder docked in ``slot`` signs the handover register with
+    their number and PIN (001 art.19(3); the check-out's PIN lockout): ``signed`` and the
+    register's entry (``by_custodian`` false for a return by someone else, 003 art.21(2)),
+    or ``signed`` false with a ``code`` and the dock's words. Never holds up the offload."""
+    return dock.sign_handover(slot, officer, pin)
+
+
+def handover_badge(dock: DockContext, actor: str, slot: str) -> dict[str, Any]:
+    """The next badge read at the dock (within a short while) signs the return waiting in
+    ``slot``, whoever's badge it is: how someone other than the custodian signs by badge."""
+    return dock.arm_handover(slot)

@@ -11,6 +11,7 @@ from dock.devices.clock import local_display, utc_iso
 from dock.domain.fleet import ratio_verdict
 from dock.services.context import DockContext
 
+from dock.services.handover_views import handover_in_slot
 #: Slot states in which the last offload's outcome is no longer news.
 _GONE = ("empty", "checked_out", "offloading", "identifying")
 
@@ -62,6 +63,9 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 # the last offload's outcome, while its recorder is still docked and idle
                 "returned": outcomes.get(v.slot_id) if state not in _GONE else None,
             }
+                # who handed the docked recorder back, or that it waits to be signed for
+                # (001 art.19(3)); a return by someone else or unsigned is flagged
+                "handover": handover_in_slot(dock.store, v.serial),
         )
     trusted, why = dock.clock.synchronised()
     now = dock.clock.now()

@@ -1,0 +1,240 @@
+"""The handover on return (REQUIREMENTS.md §4 and §2), end to end through the daemon's
+service with emulated recorders over TCP, real SQLite and the real audit log: a return
+is signed for by badge or by number and PIN, a return by someone else is recorded as
+such and flagged, a return nobody signs for is recorded unsigned, and none of it ever
+holds up the offload. Moments come from the dock's own steps (a sweep, a signature) and
+the window's end from a clock the test drives; nothing sleeps on the wall clock."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from contextlib import redirect_stdout
+from typing import Any
+
+import pytest
+
+from dock.cli.custody import print_status
+from dock.domain.audit_kinds import AuditKind
+from dock.services import requests
+from dock.services.status import status_report
+from dock.storage.handover_table import HandoverTable
+
+from .conftest import PIN
+
+
+class StoreClock:
+    """The clock the dock's database stamps returns with, driven by the test."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def kinds(svc: Any, kind: AuditKind) -> list[Any]:
+    return [e for e in svc.audit.entries() if e.kind == kind]
+
+
+def register(svc: Any) -> list[dict[str, Any]]:
+    return list(reversed(HandoverTable(svc.store).entries()))
+
+
+def out_and_back(svc: Any, rec: Any, start_recorder: Any, recordings: int = 2) -> None:
+    """Check the recorder out to 1001, take it on patrol, record, dock it again."""
+    assert svc.checkout("1001", PIN).granted
+    port = rec.url.rsplit(":", 1)[1]
+    rec.server.stop()  # taken out of the slot ...
+    svc.sweep()
+    if recordings:
+        rec.model._generate_recordings(recordings, 40_000, 0)  # ... recorded on shift ...
+        rec.model.save()
+    start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=rec.data_dir)  # ... back
+    svc.sweep()  # the return: custody closed, the handover asked for, the offload run
+    svc.wait_offloads(timeout=60)
+    assert svc.store.open_custody_of_officer("1001") is None
+
+
+def status_text(svc: Any) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        print_status(status_report(svc, list(svc.views.values())))
+    return out.getvalue()
+
+
+def test_the_custodian_signs_the_handover_with_the_badge_at_the_dock(
+    make_dock, start_recorder
+) -> None:
+    """001 art.19(3): on return the officer signs the handover register; the dock takes
+    the badge read at its reader as the signature and writes who, whose, which recorder,
+    which slot, when and how, with its audit entry."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder)
+    (waiting,) = HandoverTable(svc.store).pending()
+    assert waiting["custodian"] == "1001" and waiting["slot_id"] == "1"
+    assert status_report(svc, svc.views.values())["slots"][0]["handover"]["state"] == "waiting"
+
+    signed = svc.badge_read("BADGE-1001")  # the officer badges at the dock
+    assert signed.as_dict()["how"] == "badge" and signed.by_custodian is True
+    (row,) = register(svc)
+    assert (row["returned_by"], row["custodian"], row["serial"], row["slot_id"], row["how"],
+            row["by_custodian"]) == ("1001", "1001", "EMU0001", "1", "badge", 1)  # fmt: skip
+    (entry,) = kinds(svc, AuditKind.HANDOVER)
+    assert entry.actor == "1001" and entry.subject == "EMU0001"
+    assert entry.data["entry"] == row["id"] and entry.data["how"] == "badge"
+    assert HandoverTable(svc.store).pending() == []
+    assert svc.badge_decision["handover"]["returned_by"] == "1001"  # the kiosk shows it
+    state = status_report(svc, svc.views.values())["slots"][0]["handover"]
+    assert state["state"] == "signed" and state["returned_by_name"] == "Wang Wei"
+    # signed once: the same badge again is a check-out, not a second signature
+    assert svc.badge_read("BADGE-1001").granted
+    assert len(register(svc)) == 1 and len(kinds(svc, AuditKind.HANDOVER)) == 1
+
+
+def test_the_custodian_signs_with_number_and_pin_under_the_checkout_lockout(
+    make_dock, start_recorder
+) -> None:
+    """001 art.19(3): the handover signed with officer number and PIN (the kiosk's
+    keypad); a wrong PIN counts against the same lockout as a check-out's."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    wrong = svc.sign_handover("1", "1001", "000000")
+    assert wrong["signed"] is False and wrong["code"] == "not_verified"
+    assert wrong["tries_left"] == 4
+    assert not svc.checkout("1001", "111111").granted  # one wrong try at check-out ...
+    wrong = svc.sign_handover("1", "1001", "222222")
+    assert wrong["tries_left"] == 2  # ... counted with the handover's: one lockout
+    assert register(svc) == [] and len(kinds(svc, AuditKind.HANDOVER_REFUSED)) == 2
+
+    signed = svc.sign_handover("1", "1001", PIN)
+    assert signed["signed"] is True and signed["how"] == "pin" and signed["by_custodian"]
+    assert signed["returned_by_name"] == "Wang Wei"
+    (row,) = register(svc)
+    assert row["how"] == "pin" and row["returned_by"] == "1001" and row["by_custodian"] == 1
+    assert len(kinds(svc, AuditKind.HANDOVER)) == 1
+    again = svc.sign_handover("1", "1001", PIN)
+    assert again["signed"] is False and again["code"] == "nothing_pending"
+
+
+def test_a_pin_locked_at_checkout_cannot_sign_the_handover(make_dock, start_recorder) -> None:
+    """001 art.19(3): one lockout for every PIN at the dock: five wrong tries at check-out
+    lock the handover too (and the return waits, later recorded unsigned)."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    for _ in range(5):
+        assert not svc.checkout("1001", "000000").granted
+    locked = svc.sign_handover("1", "1001", PIN)
+    assert locked["signed"] is False and locked["code"] == "locked"
+    assert register(svc) == []
+
+
+def test_a_return_by_another_officer_is_recorded_as_such_and_flagged(
+    make_dock, start_recorder
+) -> None:
+    """003 art.21(2): no lending; 001 art.19(3): the register says who handed the recorder
+    back. Another officer signing for 1001's recorder is written as a return by someone
+    else (its own audit kind), and ``dock status`` says so."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder)
+    signed = svc.sign_handover("1", "1002", PIN)
+    assert signed["signed"] is True and signed["by_custodian"] is False
+    assert (signed["returned_by"], signed["custodian"]) == ("1002", "1001")
+    (row,) = register(svc)
+    assert row["returned_by"] == "1002" and row["custodian"] == "1001" and row["by_custodian"] == 0
+    (flag,) = kinds(svc, AuditKind.HANDOVER_BY_OTHER)
+    assert flag.actor == "1002" and flag.data["custodian"] == "1001"
+    assert kinds(svc, AuditKind.HANDOVER) == []
+    said = status_text(svc)
+    assert "slot 1: RETURNED BY 1002, not by its custodian 1001" in said
+
+
+def test_another_officer_signs_by_badge_after_the_kiosk_asks_for_it(
+    make_dock, start_recorder
+) -> None:
+    """003 art.21(2), 001 art.19(3): a badge that is not the custodian's signs a return
+    only when the kiosk armed the reader for that slot; otherwise it is a check-out."""
+    svc, recs = make_dock(
+        {"serial": "EMU0001", "battery_percent": 95.0},
+        {"serial": "EMU0002", "battery_percent": 96.0},
+    )
+    svc.store.add_officer("1003", "Chen Yu", "Traffic 3", PIN, badge="BADGE-1003")
+    assert svc.checkout("1001", PIN).device == "EMU0002"  # the better charged one
+    port = recs[1].url.rsplit(":", 1)[1]
+    recs[1].server.stop()
+    svc.sweep()
+    start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=recs[1].data_dir)
+    svc.sweep()
+    assert svc.arm_handover("1") == {"armed": False, "code": "nothing_pending", "slot": "1"}
+    assert svc.arm_handover("2")["armed"] is True
+    signed = svc.badge_read("BADGE-1003")
+    assert signed.returned_by == "1003" and signed.by_custodian is False and signed.how == "badge"
+    (flag,) = kinds(svc, AuditKind.HANDOVER_BY_OTHER)
+    assert flag.data["how"] == "badge" and flag.data["slot"] == "2"
+    assert svc.store.open_custody_of_officer("1003") is None  # not a check-out
+
+
+def test_an_unsigned_return_is_recorded_and_the_footage_was_offloaded_regardless(
+    make_dock, start_recorder
+) -> None:
+    """001 art.19(3): a return nobody signs for within the window is written to the
+    register as unsigned (flagged in ``dock status``); the offload never waited for it:
+    the footage is archived, verified and erased from the recorder before any signature."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    clock = StoreClock()
+    svc.store._clock = clock
+    out_and_back(svc, recs[0], start_recorder, recordings=3)
+    archived = svc.store.archive_entries()
+    assert len(archived) == 3  # offloaded, verified and erased while the return waits
+    assert all(r["erased_at"] is not None for r in archived)
+    assert kinds(svc, AuditKind.OFFLOAD_DONE) and HandoverTable(svc.store).pending()
+    assert "waits to be signed for" in status_text(svc)
+
+    clock.t += svc.parts.handover_window_s - 1
+    svc.sweep()
+    assert register(svc) == []  # still within the window
+    clock.t += 2
+    svc.sweep()
+    (row,) = register(svc)
+    assert row["how"] == "none" and row["returned_by"] is None and row["by_custodian"] is None
+    (entry,) = kinds(svc, AuditKind.HANDOVER_UNSIGNED)
+    assert entry.actor == "dock" and entry.data["custodian"] == "1001"
+    assert HandoverTable(svc.store).pending() == []
+    assert "slot 1: return of 1001's recorder NOT SIGNED FOR" in status_text(svc)
+    late = svc.sign_handover("1", "1001", PIN)  # too late: recorded once, as it was
+    assert late["signed"] is False and len(register(svc)) == 1
+
+
+def test_the_handover_register_refuses_updates_and_deletes(make_dock, start_recorder) -> None:
+    """001 art.19(3): the handover register is append-only (a trigger refuses changing or
+    deleting an entry, whoever opens the database)."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    assert svc.sign_handover("1", "1002", PIN)["signed"]
+    db = sqlite3.connect(svc.store.path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("UPDATE handovers SET returned_by = '1001', by_custodian = 1")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("DELETE FROM handovers")
+    finally:
+        db.close()
+    (row,) = register(svc)
+    assert row["returned_by"] == "1002"
+
+
+def test_the_handover_is_a_request_of_the_one_table(make_dock, start_recorder) -> None:
+    """001 art.19(3): front ends sign through dock/services/requests.py (the kiosk's
+    control request calls it); a bad slot is a one-line refusal."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    said = requests.call(
+        svc, "custody.handover", {"slot": "9", "officer": "1001", "pin": PIN}, actor="1001"
+    )
+    assert said["signed"] is False and said["code"] == "no_slot"
+    said = requests.call(
+        svc, "custody.handover", {"slot": "1", "officer": "1001", "pin": PIN}, actor="1001"
+    )
+    assert said["signed"] is True and said["by_custodian"] is True
