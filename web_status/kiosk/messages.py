@@ -70,6 +70,53 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The kiosk opens only on the dock's own screen.",
         "zh": "领用终端仅能在扩展坞本机屏幕上使用。",
     },
+    # The handover on return (001 art.19(3)): whoever returned the recorder signs for it.
+    "kiosk.handover_ask": {
+        "en": "Who returned it? Sign the handover",
+        "zh": "谁归还的？请签收移交",
+    },
+    "kiosk.handover_pin": {"en": "Sign with PIN", "zh": "警号密码签收"},
+    "kiosk.handover_badge": {"en": "Sign with badge", "zh": "刷卡签收"},
+    "kiosk.handover_mode": {
+        "en": "Slot {slot}: who returned it? Your number, then PIN",
+        "zh": "{slot} 号槽位：谁归还的？请输入警号和密码",
+    },
+    "kiosk.handover_swipe": {
+        "en": "Slot {slot}: swipe your badge at the reader now",
+        "zh": "{slot} 号槽位：请现在在读卡器上刷卡",
+    },
+    "kiosk.handover_signed": {
+        "en": "Handover signed: slot {slot}",
+        "zh": "{slot} 号槽位已签收移交",
+    },
+    "kiosk.handover_by": {
+        "en": "Recorder {serial} handed back by {name}",
+        "zh": "记录仪 {serial} 由 {name} 交回",
+    },
+    "kiosk.handover_other": {
+        "en": "Not its holder {holder}: recorded and shown to the supervisor",
+        "zh": "并非领用人 {holder}：已登记并提示主管",
+    },
+    "kiosk.handover_not_signed": {"en": "Not signed", "zh": "未能签收"},
+    "kiosk.handover_wrong": {
+        "en": "Wrong number or PIN: {n} tries left",
+        "zh": "警号或密码错误，还可尝试 {n} 次",
+    },
+    "kiosk.handover_locked": {
+        "en": "PIN locked: ask a supervisor",
+        "zh": "密码已锁定，请联系主管解锁",
+    },
+    "kiosk.handover_nothing": {
+        "en": "Nothing waits to be signed in that slot",
+        "zh": "该槽位没有待签收的归还",
+    },
+    "kiosk.handover_disabled": {"en": "This officer is disabled", "zh": "该警员已停用"},
+    "kiosk.handed_back": {"en": "Handed back by {name}", "zh": "由 {name} 交回"},
+    "kiosk.handed_back_other": {
+        "en": "Handed back by {name}, not its holder {holder}",
+        "zh": "由 {name} 交回，非领用人 {holder}",
+    },
+    "kiosk.handover_unsigned": {"en": "Return not signed for", "zh": "归还未签收"},
     "kiosk.bad_input": {
         "en": "Enter digits only: a number and a PIN.",
         "zh": "只能输入数字：警号和密码。",

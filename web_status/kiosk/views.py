@@ -1,4 +1,6 @@
-"""The kiosk's page and its three JSON calls: the slot grid, a check-out and a cancel.
+"""The kiosk's page and its JSON calls: the slot grid, a check-out, a cancel and the
+handover of a returned recorder (001 art.19(3): who returned it signs, by number and PIN
+here or by badge at the dock's reader once the kiosk asked for it).
 
 No login: the kiosk is the dock's own screen, so it answers only the addresses
 ``[web] kiosk_allowed_from`` names (default 127.0.0.1), on every route. A check-out and
@@ -33,6 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: An officer number or PIN typed on the keypad: digits only.
 DIGITS = re.compile(r"[0-9]{1,32}")
+#: A slot's id as the kiosk sends it back (the grid's own ids).
+SLOT_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 #: How long after an offload ends its slot says "footage safe" (seconds).
 RETURN_NOTICE_S = 180.0
 
@@ -109,6 +113,63 @@ def cancel() -> Response:
     return _json({"cancelled": False, "title": t("kiosk.not_cancelled"), "reasons": reasons})
 
 
+@bp.post("/handover")
+@kiosk_only
+def handover() -> Response:
+    """Whoever returned the recorder in a slot signs the handover: number and PIN (checked
+    by the daemon, the check-out's lockout), or none: the next badge read signs it."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"slot", "officer", "pin"}:
+        return _json({"error": t("kiosk.bad_input")}, 400)
+    slot = body.get("slot")
+    if not isinstance(slot, str) or not SLOT_ID.fullmatch(slot):
+        return _json({"error": t("kiosk.bad_input")}, 400)
+    given: dict[str, str] = {"slot": slot}
+    if "officer" in body or "pin" in body:
+        keyed = _keypad({"officer": body.get("officer"), "pin": body.get("pin")})
+        if keyed is None:
+            return _json({"error": t("kiosk.bad_input")}, 400)
+        given["officer"], given["pin"] = keyed
+    try:
+        done = dock().link.request("handover", given)
+    except (DaemonUnavailable, DaemonError) as exc:
+        log.warning("kiosk: handover not answered: %s", exc)
+        return _json({"error": t("kiosk.failed")}, 503)
+    if "armed" in done:
+        if not done.get("armed"):
+            return _json({"signed": False, "title": t("kiosk.handover_not_signed"),
+                          "reasons": [t("kiosk.handover_nothing")]})  # fmt: skip
+        return _json({"armed": True, "title": t("kiosk.handover_swipe", slot=slot),
+                      "seconds": done.get("seconds")})  # fmt: skip
+    return _json(_handover_worded(done))
+
+
+def _handover_worded(done: dict[str, Any]) -> dict[str, Any]:
+    """A signature in large type: whose recorder, who handed it back; or why not."""
+    if not done.get("signed"):
+        code = done.get("code")
+        why = {
+            "not_verified": t("kiosk.handover_wrong", n=done.get("tries_left")),
+            "locked": t("kiosk.handover_locked"),
+            "nothing_pending": t("kiosk.handover_nothing"),
+            "no_slot": t("kiosk.handover_nothing"),
+            "disabled": t("kiosk.handover_disabled"),
+        }.get(str(code), str(done.get("message", "")))
+        return {"signed": False, "title": t("kiosk.handover_not_signed"), "reasons": [why]}
+    name = done.get("returned_by_name") or done.get("returned_by")
+    lines = [t("kiosk.handover_by", serial=done.get("serial"), name=name)]
+    if done.get("by_custodian") is False:
+        holder = done.get("custodian_name") or done.get("custodian")
+        lines.append(t("kiosk.handover_other", holder=holder))
+    return {
+        "signed": True,
+        "by_custodian": bool(done.get("by_custodian")),
+        "slot": done.get("slot"),
+        "title": t("kiosk.handover_signed", slot=done.get("slot")),
+        "lines": lines,
+    }
+
+
 # --------------------------------------------------------------------------- helpers
 def _json(data: dict[str, Any], status: int = 200) -> Response:
     response = jsonify(data)
@@ -116,9 +177,10 @@ def _json(data: dict[str, Any], status: int = 200) -> Response:
     return response
 
 
-def _keypad() -> tuple[str, str] | None:
-    """(number, PIN) from the JSON body when both are digits only; else None."""
-    body = request.get_json(silent=True)
+def _keypad(body: Any = None) -> tuple[str, str] | None:
+    """(number, PIN) from the JSON body (or ``body``) when both are digits only; else None."""
+    if body is None:
+        body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) - {"officer", "pin"}:
         return None
     officer, pin = body.get("officer"), body.get("pin")
@@ -132,7 +194,8 @@ def _keypad() -> tuple[str, str] | None:
 def _words() -> dict[str, str]:
     """What the script says itself, in the page's language."""
     keys = ("idle", "enter_number", "enter_pin", "next", "ok", "asking", "failed",
-            "cancel_mode", "cancel_grant", "checkout_mode", "refused")  # fmt: skip
+            "cancel_mode", "cancel_grant", "checkout_mode", "refused",
+            "handover_ask", "handover_pin", "handover_badge", "handover_mode")  # fmt: skip
     return {k: t(f"kiosk.{k}") for k in keys}
 
 
@@ -162,8 +225,14 @@ def _badge(decided: Any, now: datetime.datetime | None) -> dict[str, Any] | None
     if expires is None or now is None or (expires - now).total_seconds() <= 0:
         return None
     name = decided.get("officer_name") or decided.get("officer")
+    handed = decided.get("handover")
+    worded = (
+        _handover_worded({**handed, "signed": True, "returned_by_name": name})
+        if isinstance(handed, dict)
+        else _worded(decided, name)
+    )
     return {
-        **_worded(decided, name),
+        **worded,
         "id": f"{decided['id']}@{decided.get('at_utc')}",  # one decision, across restarts
         "seconds_left": (expires - now).total_seconds(),
     }
@@ -230,6 +299,10 @@ def _card(
         name, serial = out_with[row["slot"]]
         lines.append(t("kiosk.out_with", name=name))
         lines.append(serial)
+    handed = raw.get("handover") if device else None
+    ask = isinstance(handed, dict) and handed.get("state") == "waiting"
+    if isinstance(handed, dict) and not ask:
+        lines.append(_handed_back(handed))
     notice = None
     returned = raw.get("returned")
     if isinstance(returned, dict) and _recent(returned.get("at_utc"), now):
@@ -253,10 +326,23 @@ def _card(
         "lines": lines,
         "notice": notice,
         "safe": bool(isinstance(returned, dict) and returned.get("safe")),
+        # a return waiting for its signature: the card asks who returned it
+        "handover": t("kiosk.handover_ask") if ask else None,
         # the one to take: granted and still judged fit (a grant revoked by a failed
         # check keeps its words, not the highlight)
         "take": isinstance(grant, dict) and state == "checked_out",
     }
+
+
+def _handed_back(h: dict[str, Any]) -> str:
+    """Who handed the docked recorder back (001 art.19(3)), as its card says it."""
+    name = h.get("returned_by_name") or h.get("returned_by")
+    if h.get("state") == "unsigned":
+        return t("kiosk.handover_unsigned")
+    if h.get("state") == "by_other":
+        holder = h.get("custodian_name") or h.get("custodian")
+        return t("kiosk.handed_back_other", name=name, holder=holder)
+    return t("kiosk.handed_back", name=name)
 
 
 def _recent(at: Any, now: datetime.datetime | None) -> bool:

@@ -2,6 +2,9 @@
  * Escape) for officer number and PIN, the decision in large type, and the live slot grid.
  * A badge read by the dock's own reader is decided by the daemon: the grid's poll brings
  * that decision while it is fresh, and it is shown once, as a keypad decision is.
+ * A slot whose recorder was just returned asks who returned it (001 art.19(3)): "sign with
+ * PIN" takes a number and PIN on the same keypad for that slot; "sign with badge" asks the
+ * daemon to take the next badge read at the dock as the signature.
  * Builds the page with textContent only: the grid holds text a recorder chose. The PIN
  * lives in one variable until it is sent, and is cleared then (and after a pause). */
 (function () {
@@ -14,6 +17,7 @@
 
   var words = {};
   var mode = "checkout", step = "number", number = "", pin = "";
+  var handoverSlot = null;     /* the slot whose handover the keypad signs (mode "handover") */
   var idleTimer = null, decisionTimer = null, busy = false, grantedSlot = null;
   var badgeShown = null, badgeSeen = null;   /* the badge decision on screen; the last shown */
 
@@ -27,15 +31,18 @@
     var panel = $("panel");
     panel.setAttribute("data-mode", mode);
     panel.setAttribute("data-step", step);
-    $("prompt").textContent = mode === "cancel" ? words.cancel_mode : words.idle;
+    $("prompt").textContent = mode === "cancel" ? words.cancel_mode
+      : mode === "handover" ? (words.handover_mode || "").replace("{slot}", handoverSlot)
+      : words.idle;
     $("entry-label").textContent = step === "pin" ? words.enter_pin : words.enter_number;
     $("entry-value").textContent = step === "pin" ? "\u2022".repeat(pin.length) : number;
     $("ok").textContent = step === "pin" ? words.ok : words.next;
-    $("mode").textContent = mode === "cancel" ? words.checkout_mode : words.cancel_grant;
+    $("mode").textContent = mode === "checkout" ? words.cancel_grant : words.checkout_mode;
   }
 
   function reset() {
     number = ""; pin = ""; step = "number"; mode = "checkout"; busy = false;
+    handoverSlot = null;
     $("decision").hidden = true;
     $("panel").removeAttribute("data-outcome");
     grantedSlot = null; badgeShown = null;
@@ -64,7 +71,8 @@
       if (step === "number" && number) { step = "pin"; }
       else if (step === "pin" && pin) { submit(); return; }
     } else if (key === "mode") {
-      mode = mode === "cancel" ? "checkout" : "cancel"; number = ""; pin = ""; step = "number";
+      mode = mode === "checkout" ? "cancel" : "checkout"; number = ""; pin = ""; step = "number";
+      handoverSlot = null;
     }
     render();
   }
@@ -92,19 +100,64 @@
     if (!b) { if (badgeShown !== null) { reset(); } return; }
     if (b.id === badgeSeen || busy) { return; }   /* a keypad request first: next poll */
     badgeSeen = b.id;
-    number = ""; pin = ""; step = "number"; mode = "checkout";
+    number = ""; pin = ""; step = "number"; mode = "checkout"; handoverSlot = null;
     if (idleTimer) { clearTimeout(idleTimer); idleTimer = null; }
     render();
     var ms = Math.max(0, Math.min(DECISION_MS, (b.seconds_left || 0) * 1000));
+    if (b.signed !== undefined) {   /* the badge signed a return's handover */
+      show(signedOutcome(b), b.title, b.signed ? b.lines : b.reasons, ms);
+      badgeShown = b.id; grantedSlot = null;
+      return;
+    }
     show(b.granted ? "granted" : "refused", b.title, b.granted ? b.lines : b.reasons, ms);
     badgeShown = b.id;
     grantedSlot = b.granted ? b.slot : null;
   }
 
+  function signedOutcome(d) {
+    if (!d.signed) { return "refused"; }
+    return d.by_custodian ? "signed" : "signed-other";
+  }
+
+  function post(url, payload) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify(payload)
+    }).then(function (r) { return r.json(); });
+  }
+
+  /* A card's "sign with PIN": the keypad signs that slot's handover. */
+  function signWithPin(slot) {
+    if (busy) { return; }
+    reset();
+    mode = "handover"; handoverSlot = slot;
+    touched();
+    render();
+  }
+
+  /* A card's "sign with badge": the daemon takes the next badge read as the signature. */
+  function signWithBadge(slot) {
+    if (busy) { return; }
+    reset();
+    busy = true;
+    show("asking", words.asking, []);
+    post($("urls").getAttribute("data-handover"), { slot: slot }).then(function (d) {
+      busy = false;
+      if (d.error) { show("error", words.failed, [d.error]); return; }
+      if (d.armed) { show("swipe", d.title, [], (d.seconds || 20) * 1000); return; }
+      show("refused", d.title, d.reasons);
+    }).catch(function () { busy = false; show("error", words.failed, []); });
+  }
+
   function submit() {
     var urls = $("urls");
-    var url = mode === "cancel" ? urls.getAttribute("data-cancel") : urls.getAttribute("data-checkout");
-    var body = JSON.stringify({ officer: number, pin: pin });
+    var url = mode === "cancel" ? urls.getAttribute("data-cancel")
+      : mode === "handover" ? urls.getAttribute("data-handover") : urls.getAttribute("data-checkout");
+    var payload = { officer: number, pin: pin };
+    if (mode === "handover") { payload.slot = handoverSlot; }
+    var body = JSON.stringify(payload);
+    payload = null;
     pin = ""; number = ""; step = "number"; busy = true;   /* nothing of the PIN is kept */
     render();
     show("asking", words.asking, []);
@@ -117,6 +170,9 @@
       if (d.error) { show("error", words.failed, [d.error]); return; }
       if (d.granted) { grantedSlot = d.slot; show("granted", d.title, d.lines); poll(); return; }
       if (d.cancelled) { show("cancelled", d.title, []); poll(); return; }
+      if (d.signed !== undefined) {
+        show(signedOutcome(d), d.title, d.signed ? d.lines : d.reasons); poll(); return;
+      }
       show("refused", d.title, d.reasons);
     }).catch(function () { busy = false; show("error", words.failed, []); });
     body = null;
@@ -141,6 +197,22 @@
       p.className = "slot-line"; p.textContent = line;
       el.appendChild(p);
     });
+    if (s.handover) {   /* a return waiting for its signature: who returned it? */
+      var h = document.createElement("div");
+      h.className = "slot-handover";
+      var ask = document.createElement("div");
+      ask.className = "slot-handover-ask"; ask.textContent = s.handover;
+      h.appendChild(ask);
+      [["handover-pin", words.handover_pin, signWithPin],
+       ["handover-badge", words.handover_badge, signWithBadge]].forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button"; button.className = b[0]; button.textContent = b[1];
+        button.setAttribute("data-slot", s.slot);
+        button.addEventListener("click", function () { b[2](s.slot); });
+        h.appendChild(button);
+      });
+      el.appendChild(h);
+    }
     if (s.notice) {
       var n = document.createElement("div");
       n.className = "slot-notice" + (s.safe ? " safe" : " unsafe"); n.textContent = s.notice;
