@@ -4,14 +4,16 @@ the real audit log. Each failing check refuses with its own code."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
 from dock.daemon.parts import DockParts, SlotWiring
 from dock.daemon.service import DockService, Override
 from dock.devices.clock import FixedClock
+from dock.domain.audit_kinds import AuditKind
 from dock.domain.slot_state import SlotState
-from firmware_protocol.messages import FaultFlag
+from firmware_protocol.messages import EventKind, FaultFlag
 
 from .conftest import PIN
 
@@ -67,13 +69,19 @@ def test_each_failing_check_refuses_with_its_code(make_dock, spec, policy, code)
 
 
 def test_untrusted_dock_clock_fails_closed(make_dock) -> None:
+    """004 att.3 art.9: the dock never pushes a time it does not trust. Its clock says
+    1.8e9 (weeks from now) and is not synchronised: the check-out is refused, and the
+    recorder's own clock stays as it was (30 s fast), with no SET_TIME in its log."""
     svc, recs = make_dock(
         {"battery_percent": 95.0, "clock_offset_s": 30.0},
         clock=FixedClock(False, "kernel: clock not synchronised", 1.8e9),
     )
     d = svc.checkout("1001", PIN)
     assert not d.granted and {"clock_untrusted", "clock_drift"} <= codes(d)
-    assert recs[0].model.device_time() - 1.8e9 != 0  # the recorder's clock was not touched
+    model = recs[0].model
+    assert abs(model.device_time() - time.time() - 30.0) < 1.0  # not moved (to 1.8e9)
+    assert not [e for e in model.state["events"] if e["kind"] == EventKind.TIME_SET]
+    assert not [e for e in svc.audit.entries() if e.kind == AuditKind.CLOCK_SET]
 
 
 def test_maintenance_lost_and_unknown_devices_are_never_handed_out(make_dock) -> None:

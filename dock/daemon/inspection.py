@@ -312,8 +312,9 @@ class Inspection:
                 AuditKind.CHECKS,
                 "dock",
                 ident.serial,
-                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1])},
-            )
+                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1]),
+                 "reasons": [r.message for r in view.failures]},
+            )  # fmt: skip
         if not enrolled or parts.store.awaiting_takeaway(view.slot_id) == ident.serial:
             return False  # unknown (nothing closes on its word), or granted a moment ago
         return parts.store.open_custody_of_device(ident.serial) is not None
