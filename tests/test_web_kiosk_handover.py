@@ -117,3 +117,33 @@ def test_in_chinese_the_badge_at_the_dock_signs_after_the_kiosk_asks(
     assert page.locator("#decision-lines li").all_inner_texts() == ["记录仪 EMU0001 由 陈宇 交回"]
     shoot(page, screenshot, "handover-pin-signed-zh")
     assert [e.data["how"] for e in kinds(web, AuditKind.HANDOVER)] == ["badge", "pin"]
+
+
+def test_the_custody_views_show_who_handed_each_recorder_back(
+    make_web_dock, start_recorder, page, screenshot
+):
+    """001 art.19(3), 003 art.21(2): the officer's returns and the supervisor's custody
+    chain say who handed the recorder back and how, a return by someone else marked as
+    such, and one nobody signed for as unsigned; in English and Chinese."""
+    from .web_harness import login, set_language
+
+    web = make_web_dock({"serial": "EMU0001"})
+    rec = out_and_back(web, web.recorders[0], start_recorder, "1001")
+    assert web.svc.sign_handover("1", "1002", PIN)["by_custodian"] is False
+    out_and_back(web, rec, start_recorder, "1001")
+    web.svc.handovers.register.expire(now=web.svc.store.clock() + 10**6)  # nobody signed
+
+    login(page, web, "officer")
+    set_language(page, web, "en")
+    page.goto(web.url + "/officer/")
+    cells = page.locator("#returns td.handed-back").all_inner_texts()
+    assert cells == ["not signed for", "Li Na 1002 (PIN), not the holder"]  # newest first
+    shoot(page, screenshot, "officer-returns-handover-en")
+
+    page.context.clear_cookies()  # the next person at the desk
+    login(page, web, "supervisor")
+    set_language(page, web, "zh")
+    page.goto(web.url + "/supervisor/chain?serial=EMU0001")
+    cells = page.locator("td.handed-back").all_inner_texts()
+    assert cells == ["Li Na 1002（密码），非领用人", "未签收"]  # oldest first
+    screenshot(page, "supervisor-chain-handover-zh")

@@ -17,6 +17,7 @@ from dock.domain.policy import Policy
 from dock.evidence.access import AccessRegister
 from dock.evidence.deadlines import deadline_report
 from dock.evidence.holds import HoldRecord, HoldRegister, episode_recordings, episodes_of
+from dock.services.handover_views import handover_of
 from dock.storage.evidence_tables import HoldTable, SealTable
 from dock.storage.register_tables import AccessTable, GapTable
 from dock.storage.store import Custody, Store
@@ -64,6 +65,8 @@ def returns(
                 "archived": len(rows),
                 "erased_on_device": sum(1 for r in rows if r["erased_at"] is not None),
                 "sealed": sum(1 for r in rows if r.get("bag_id") is not None),
+                # who handed it back (001 art.19(3)), or that it waits for a signature
+                "handover": handover_of(store, e.id),
             }
         )
         if len(out) >= limit:
@@ -138,7 +141,13 @@ def chain_of_recorder(store: Store, serial: str, now: float) -> dict[str, Any]:
     episodes = []
     for e in store.custody_episodes(serial):
         rows = episode_recordings(store, e)
-        episodes.append({**_episode(e), "recordings": [r["recording_id"] for r in rows]})
+        episodes.append(
+            {
+                **_episode(e),
+                "recordings": [r["recording_id"] for r in rows],
+                "handover": handover_of(store, e.id),  # who handed it back (001 art.19(3))
+            }
+        )
     seals = [
         {k: s[k] for k in ("id", "bag", "state", "tagmanifest_sha256", "created_at")}
         for s in _seals_of(store, serial)

@@ -29,6 +29,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "officer.archived": {"en": "Recordings archived", "zh": "已归档条数"},
     "officer.deadline": {"en": "Offload deadline", "zh": "上传期限"},
     "officer.state": {"en": "Offload", "zh": "上传状态"},
+    # Who handed each recorder back (001 art.19(3); 003 art.21(2)): services/handover_views.py
+    "officer.handover": {"en": "Handed back by", "zh": "交回人"},
+    "officer.handover.signed": {"en": "{name} ({how})", "zh": "{name}（{how}）"},
+    "officer.handover.by_other": {
+        "en": "{name} ({how}), not the holder",
+        "zh": "{name}（{how}），非领用人",
+    },
+    "officer.handover.unsigned": {"en": "not signed for", "zh": "未签收"},
+    "officer.handover.waiting": {"en": "waiting for a signature", "zh": "待签收"},
+    "officer.handover.how.badge": {"en": "badge", "zh": "刷卡"},
+    "officer.handover.how.pin": {"en": "PIN", "zh": "密码"},
     "officer.deadline_state.done": {"en": "archived in time", "zh": "已按时归档"},
     "officer.deadline_state.done_late": {"en": "archived late", "zh": "已归档（超期）"},
     "officer.deadline_state.on_time": {"en": "pending", "zh": "待上传"},
