@@ -25,6 +25,7 @@ is done); the others record something that happened and stay open until acknowle
 | recording_interrupted | ``gap.found``, kind interrupted or fault (serial/item) | acknowledgement |
 | pin_locked | ``pin.locked`` (subject the officer number) | ``pin.unlocked`` |
 | events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
+| footage_continuity | ``continuity.flagged`` (serial/item) | acknowledgement |
 | audit_backwards | ``audit.rewound``; a checkpoint the log went back from | acknowledgement |
 | audit_fork | a checkpoint whose head differs from one held at its entry | acknowledgement |
 | audit_bad_checkpoint | a checkpoint not signed by the dock's key | acknowledgement |
@@ -62,6 +63,9 @@ class AlertKind(StrEnum):
     RECORDING_INTERRUPTED = "recording_interrupted"
     PIN_LOCKED = "pin_locked"  # someone tried five wrong PINs for one officer number
 
+    # footage deleted before docking, made outside custody, or unsigned (003 art.11, 13;
+    # 001 art.19(3); 002 art.23): the supervisor's item at the dock, an alert here
+    FOOTAGE_CONTINUITY = "footage_continuity"
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
 CLEARING = frozenset(
@@ -252,6 +256,15 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
         d.raise_(
             site,
             dock,
+    elif kind == EventType.CONTINUITY_FLAGGED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.FOOTAGE_CONTINUITY,
+            f"{serial}/{data.get('item', '')}",
+            f"footage continuity ({data.get('kind')}): {data.get('detail')} (officer "
+            f"{data.get('officer')}, explanation item {data.get('item')})",
+        )
             AlertKind.FIXITY_FAILED,
             str(data.get("path") or serial),
             f"fixity failed: {data.get('detail')} (device {serial or '?'})",

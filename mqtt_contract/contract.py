@@ -76,6 +76,8 @@ class EventType(StrEnum):
     OFFLOAD_DONE = "offload.done"
     OFFLOAD_FAILED = "offload.failed"
     GAP_FOUND = "gap.found"
+    # footage missing from a recorder's numbering, made outside custody, or unsigned
+    CONTINUITY_FLAGGED = "continuity.flagged"
     DEADLINE_AT_RISK = "deadline.at_risk"
     DEADLINE_OVERDUE = "deadline.overdue"
     CLOCK_DRIFT = "clock.drift"

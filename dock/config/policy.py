@@ -119,6 +119,7 @@ def _deadline_laxer(new: Policy, old: Policy) -> bool:
     if new_days is None and old_days is None:
         return new.offload_deadline_hours > old.offload_deadline_hours
     if new_days is not None:  # working days always last at least as long as 24 h each
+    "continuity_tolerance_s": _higher_is_laxer,
         return new_days * 24 >= old.offload_deadline_hours
     return new.offload_deadline_hours > (old_days or 0) * 24
 

@@ -178,6 +178,7 @@ def build_service(
         organization=f"{cfg.dock.unit} ({cfg.dock.site})",
         erase_after_verify=cfg.policy.erase_on_device == "after_verify",
         scanner=command_scanner(cfg.scanner.command) if cfg.scanner.command else None,
+        continuity_tolerance_s=cfg.policy.continuity_tolerance_s,
     )
     parts = DockParts(
         dock_id=cfg.dock.id,

@@ -82,6 +82,11 @@ class AuditKind(StrEnum):
     HOLD_RELEASE_REFUSED = "hold_release_refused"  # a release refused, and why
     PURGE_INTENT = "purge_intent"  # recordings about to be purged from one package
     PURGE = "purge"  # recordings purged (the package re-sealed or removed)
+    # --- continuity of footage (no selective keeping, nothing inserted): an item each
+    RECORDING_MISSING = "recording_missing"  # numbers missing from the device's sequence
+    RECORDING_OUTSIDE_EPISODE = "recording_outside_episode"  # made outside any custody episode
+    RECORDING_UNSIGNED = "recording_unsigned"  # no signature from a recorder that signs
+
     PURGE_FAILED = "purge_failed"  # a purge not finished (the next run goes on)
     PURGE_REFUSED = "purge_refused"  # a purge refused (supervisors, clock), and why
     CASE_ATTACH = "case_attach"  # a recording attached to a case

@@ -56,6 +56,7 @@ from dock.evidence.verified_copy import (
     REAL_FS,
     IntegrityError,
     VerifiedCopyError,
+from dock.evidence.continuity import ContinuityRegister
     ensure_room,
     write_verified,
 )
@@ -109,6 +110,9 @@ class OffloadReport:
         return not (self.failed or self.not_enough_room or self.seal_failed or self.damaged)
 
     @property
+    #: Explanation items this docking opened for the footage's continuity (recordings
+    #: missing from the numbering, outside the episode, unsigned): archived all the same.
+    flagged: list[int] = field(default_factory=list)
     def kept_reason(self) -> str | None:
         """Why the kept recordings stay on the device, in one line (None: none kept)."""
         return "; ".join(dict.fromkeys(self.kept.values())) or None
@@ -189,8 +193,11 @@ class Offloader:
         finally:
             if volume is not None:
                 volume.close()
+        continuity_tolerance_s: float = 120.0,
                 _leave_mass_storage(client)
 
+        self.continuity = ContinuityRegister(store, audit)
+        self.continuity_tolerance_s = continuity_tolerance_s
     def _confirm_erasures(self, serial: str, on_device: set[str]) -> None:
         """An earlier run erased these (archived, verified) and died before noting it."""
         for row in self.store.archive_entries():
@@ -221,6 +228,7 @@ class Offloader:
         be read at all (an existing directory, not a symlink, not ``/`` nor the
         evidence store); a refused volume means reading over the protocol.
         """
+        report.flagged = self._flag_continuity(client, recordings, todo)
         if not client.has(Capability.MASS_STORAGE):
             return None
         why = client.why_not(MsgType.MASS_STORAGE)
@@ -250,6 +258,25 @@ class Offloader:
         report: OffloadReport,
         recordings: list[RecordingInfo],
         todo: list[RecordingInfo],
+    def _flag_continuity(
+        self, client: RecorderClient, recordings: list[RecordingInfo], todo: list[RecordingInfo]
+    ) -> list[int]:
+        """Recordings missing from the device's numbering, made outside the custody
+        episode, or unsigned by a recorder that signs: explanation items, before anything
+        is copied or erased (:mod:`.continuity`). Never a reason not to offload."""
+        ident = client.identity
+        assert ident is not None
+        signs = ident.device_public_key is not None and client.has(Capability.SIGNATURE)
+        try:
+            return self.continuity.check(
+                ident.serial, recordings, [r.id for r in todo], signs,
+                self.continuity_tolerance_s,
+            )  # fmt: skip
+        except Exception:  # the footage is offloaded all the same (the numbering is judged
+            # again at the next docking: the mark did not move)
+            log.exception("%s: continuity not judged", ident.serial)
+            return []
+
         volume: Volume | None,
     ) -> OffloadReport:
         serial = report.serial

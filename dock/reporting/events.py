@@ -200,6 +200,17 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                     "bound_s": drift_bound_s,
                 }
             return None
+        case (
+            AuditKind.RECORDING_MISSING
+            | AuditKind.RECORDING_OUTSIDE_EPISODE
+            | AuditKind.RECORDING_UNSIGNED
+        ):
+            return EventType.CONTINUITY_FLAGGED, {
+                "serial": serial,
+                **_pick(d, "item", "officer", "custody", "kind", "reason", "recording"),
+                **({"missing": d["missing"]} if "missing" in d else {}),
+                "detail": d.get("detail", ""),
+            }
         case AuditKind.AUDIT_REWOUND:
             return EventType.AUDIT_REWOUND, _pick(
                 d, "head_seq", "head", "reported_seq", "reported_head", "agreed_seq",

@@ -453,6 +453,18 @@ def _add_columns(table: str, columns: Sequence[tuple[str, str]]) -> Step:
 STEPS: tuple[Step, ...] = (
     _sql(OFFICERS, DEVICES, PENDING_SECRETS, *CUSTODY, *DEVICE_STATUS, CASE_LINKS),
     _sql(PIN_FAILURES, ARCHIVE),
+# Owner: dock.storage.continuity_table.ContinuityTable (for dock.evidence.continuity).
+# Per recorder, what the dock saw at its last docking: the highest recording number
+# listed (a later hole below it is a recording deleted before docking), that
+# recording's end, and whether the recorder signs (footage it did not sign is flagged).
+CONTINUITY_MARKS = """CREATE TABLE IF NOT EXISTS continuity_marks (
+    serial TEXT PRIMARY KEY,
+    last_sequence INTEGER,
+    last_end_ms INTEGER,
+    signs INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+)"""
+
     _add_columns("archive", ARCHIVE_ADDED_COLUMNS),
     _sql(SEALS),
     _sql(*HOLDS),
@@ -545,3 +557,4 @@ def apply(db: sqlite3.Connection) -> None:
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STEPS", "Step", "apply"]
+    _sql(CONTINUITY_MARKS),

@@ -150,11 +150,22 @@ class RecorderModel:
         }
         self._generate_recordings(s.recordings, int(s.recording_mb * MIB), s.interrupted)
 
-    def _generate_recordings(self, count: int, size: int, interrupted: int) -> None:
-        """Footage recorded before docking: back-to-back clips ending an hour ago."""
+    def _generate_recordings(
+        self,
+        count: int,
+        size: int,
+        interrupted: int,
+        start_ms: int | None = None,
+        signed: bool = True,
+    ) -> None:
+        """Footage recorded before docking: back-to-back clips ending an hour ago, or from
+        ``start_ms`` (device clock) on; ``signed=False``: clips the device key did not sign
+        even where the recorder signs (inserted footage, for the dock's continuity flags)."""
         now_ms = int(self.device_time() * 1000)
         duration_ms = max(1000, size // 500)  # about 4 Mbit/s
         start = now_ms - 3_600_000 - count * (duration_ms + 60_000)
+        if start_ms is not None:
+            start = start_ms
         officer = (self.state.get("officer") or {}).get("officer_id")
         for i in range(count):
             index = self.state["next_recording"]
@@ -176,7 +187,7 @@ class RecorderModel:
                 stop_reason=int(reason),
                 officer_id=officer,
             )
-            if Capability.SIGNATURE in self.capabilities:
+            if signed and Capability.SIGNATURE in self.capabilities:
                 rec.signature = self._device_key().sign(digest)
             self.recordings[rid] = rec
             self.state["storage_free"] = max(0, self.state["storage_free"] - size)
@@ -294,14 +305,48 @@ class RecorderModel:
     def ordered_recordings(self) -> list[Recording]:
         return sorted(self.recordings.values(), key=lambda r: r.index)
 
-    def erase(self, rid: str) -> None:
+    def erase(self, rid: str, logged: bool = True) -> None:
         rec = self.recordings.pop(rid)
         path = self.recording_path(rid)
         os.chmod(path, 0o644)
         os.remove(path)
         self.state["storage_free"] += rec.size
-        self.log(EventKind.ERASED, recording_id=rid)
+        if logged:
+            self.log(EventKind.ERASED, recording_id=rid)
         self.save()
+
+    # --- what a wearer (or a tampered recorder) does between check-out and return: the
+    # knobs the dock's continuity tests turn (REQUIREMENTS §4: no selective keeping,
+    # after-the-fact recording or inserted footage).
+    def film(
+        self, count: int = 1, size: int = 20_000, start_ms: int | None = None, signed: bool = True
+    ) -> list[Recording]:
+        """Record ``count`` clips now (ending a moment ago, 1 s apart), or from ``start_ms``
+        on (device clock: before the check-out, say); ``signed=False`` leaves them
+        unsigned. Numbered on from the last clip, as every clip is."""
+        if start_ms is None:
+            start_ms = int(self.device_time() * 1000) - count * 2_000
+        self._generate_recordings(count, size, 0, start_ms=start_ms, signed=signed)
+        for rec in self.ordered_recordings()[-count:]:  # back-to-back, a second apart
+            rec.start_ms, rec.end_ms = start_ms, start_ms + 1_000
+            start_ms += 2_000
+        self._retime_events(self.ordered_recordings()[-count:])
+        self.save()
+        return self.ordered_recordings()[-count:]
+
+    def _retime_events(self, recs: list[Recording]) -> None:
+        times = {r.id: (r.start_ms, r.end_ms) for r in recs}
+        for e in self.state["events"]:
+            span = times.get(e.get("recording_id", ""))
+            if span is not None and e["kind"] == int(EventKind.RECORD_START):
+                e["time_ms"] = span[0]
+            elif span is not None:
+                e["time_ms"] = span[1]
+
+    def delete_on_device(self, rid: str, logged: bool = True) -> None:
+        """The wearer deletes a clip before docking (``logged=False``: a recorder whose
+        log was tampered with too): its number is gone from the sequence."""
+        self.erase(rid, logged=logged)
 
     # ------------------------------------------------------------------ officer
     def assign(self, officer_id: str, name: str, unit: str) -> None:

@@ -138,6 +138,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.gap_account": {"en": "officer's account", "zh": "民警陈述"},
     "audit.kind.gap_account_refused": {"en": "account refused", "zh": "陈述被拒绝"},
     "audit.kind.event_log_partly_read": {"en": "event log partly read", "zh": "事件日志部分读取"},
+    "audit.kind.recording_missing": {
+        "en": "recording missing from the device's numbering",
+        "zh": "录像编号缺失",
+    },
+    "audit.kind.recording_outside_episode": {
+        "en": "recording outside the custody period",
+        "zh": "录像不在领用期间内",
+    },
+    "audit.kind.recording_unsigned": {"en": "recording not signed", "zh": "录像无设备签名"},
     "audit.kind.hold_placed": {"en": "hold placed", "zh": "设立保全"},
     "audit.kind.hold_released": {"en": "hold released", "zh": "解除保全"},
     "audit.kind.hold_release_refused": {"en": "hold release refused", "zh": "解除保全被拒绝"},
