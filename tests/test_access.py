@@ -48,18 +48,20 @@ def _recs(entries) -> list[tuple[str, str]]:
     return [(e["serial"], e["recording_id"]) for e in entries]
 
 
-def _export(svc, reg, request_id, dest, iso=None):
+def _export(svc, reg, request_id, dest, iso=None, actor="1002", **kw):
     return export(
         reg,
         request_id,
         str(dest),
-        extractor="刘洋 Liu Yang",
+        actor=actor,
+        extractor="Li Na",
         place="西湖区市场监督管理局 证据室 Room 3",
         evidence_dir=svc.offloader.evidence_dir,
         dock_id=svc.dock_id,
         iso_path=None if iso is None else str(iso),
         unit="西湖区市场监督管理局",
         timezone=svc.timezone,
+        **kw,
     )
 
 
@@ -164,18 +166,18 @@ def test_an_approved_export_is_a_new_bag_of_verified_copies(docked, tmp_path) ->
     for needle in (
         f"dock {svc.dock_id}",
         "西湖区市场监督管理局",
-        "提取人 Extractor: 刘洋 Liu Yang",
+        "提取人 Extractor: 1002 Li Na",
         "Extraction place: 西湖区市场监督管理局 证据室 Room 3",
         utc_iso(clock.t),
         "(UTC+08:00)",
         "浙0106",
-        f"Approved by: {SUPERVISOR} (Zhao Min)",
+        f"Approved by (head of the keeping unit): {SUPERVISOR} Zhao Min at",
         *(bytes(e["sha256"]).hex() for e in entries),
         *(utc_iso(e["start_ms"] / 1000) for e in entries),
     ):
         assert needle in text
     info = read_bag_info(result.bag_path)
-    assert info["Contact-Name"] == ["刘洋 Liu Yang"] and info["Access-Request"] == [str(req.id)]
+    assert info["Contact-Name"] == ["1002 Li Na"] and info["Access-Request"] == [str(req.id)]
 
     # the disc image holds the same bytes under the same names
     disc = pycdlib.PyCdlib()
@@ -201,7 +203,7 @@ def test_an_approved_export_is_a_new_bag_of_verified_copies(docked, tmp_path) ->
     logged = reg.log(req.id)
     assert [r["action"] for r in logged] == ["export", "export"]
     assert {r["what"] for r in logged} == {f"{s}/{r}" for s, r in _recs(entries)}
-    assert all(r["who"] == "刘洋 Liu Yang" and "Room 3" in r["place"] for r in logged)
+    assert all(r["who"] == "1002" and "Room 3" in r["place"] for r in logged)
     assert svc.audit.verify().ok
 
 
@@ -262,14 +264,17 @@ def test_the_command_line(docked, tmp_path, monkeypatch, capsys) -> None:
     code, out = run("access", "list", "--json")
     (req,) = json.loads(out)
     assert code == 0 and req["state"] == "pending" and req["requester"] == "1002"
-    assert run("export", str(req["id"]), "--to", str(tmp_path / "o"), "--extractor", "X",
-               "--place", "P")[0] == 1  # fmt: skip
+    assert run("--actor", "1002", "export", str(req["id"]), "--to", str(tmp_path / "o"),
+               "--extractor", "X", "--place", "P")[0] == 1  # fmt: skip
     assert run("access", "approve", str(req["id"]), "--supervisor", SUPERVISOR, "--pin",
                "111111")[0] == 1  # fmt: skip
     assert run("access", "approve", str(req["id"]), "--supervisor", SUPERVISOR, "--pin",
                SUPERVISOR_PIN)[0] == 0  # fmt: skip
     code, out = run("export", str(req["id"]), "--to", str(tmp_path / "o"), "--extractor",
-                    "Liu Yang", "--place", "evidence room", "--json")  # fmt: skip
+                    "Li Na", "--place", "evidence room", "--json")  # fmt: skip
+    assert code == 1 and not (tmp_path / "o").exists()  # clerk is not who the request names
+    code, out = run("--actor", "1002", "export", str(req["id"]), "--to", str(tmp_path / "o"),
+                    "--extractor", "Li Na", "--place", "evidence room", "--json")  # fmt: skip
     assert code == 0 and validate_bag(json.loads(out)["bag"]).ok
     code, out = run("access", "log", "--json")
     assert code == 0 and [e["action"] for e in json.loads(out)] == ["export", "export"]

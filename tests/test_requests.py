@@ -32,6 +32,7 @@ READ_ONLY_CLI = {
     "deadlines",
     "access list",
     "access log",
+    "access marks",
     "outbox",
     "web-token list",
 }

@@ -92,7 +92,10 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 DOCK = Path(__file__).resolve().parents[1] / "dock"
 REFUSING = [
     *sorted(p for p in (DOCK / "services").glob("*.py") if p.name != "daemon_link.py"),
-    *(DOCK / "evidence" / f"{name}.py" for name in ("holds", "gaps", "access", "purging")),
+    *(
+        DOCK / "evidence" / f"{name}.py"
+        for name in ("holds", "gaps", "access", "purging", "working_copies", "export")
+    ),
     DOCK / "storage" / "pins.py",
 ]
 #: What a formatted part says where a number will not do: purge_state's words

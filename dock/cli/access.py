@@ -1,7 +1,10 @@
-"""``dock access request|approve|refuse|list|log`` and ``dock export``.
+"""``dock access request|approve|refuse|view|copy|list|log|mark|unmark|marks`` and
+``dock export``.
 
 Footage leaves the archive only through an approved request (REQUIREMENTS.md section 7):
-these commands are the keeper's desk. Refusals exit 1 and are in the audit log too.
+these commands are the keeper's desk. A view or copy is registered before its files are
+written, and only the person the request names (``--actor``) may run it. Refusals exit 1
+and are in the audit log too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dock.cli.common import (
     service_from,
 )
 from dock.devices.clock import utc_iso
-from dock.evidence.access import KINDS, AccessError
+from dock.evidence.access import CATEGORIES, KINDS, AccessError
 from dock.services import access
 from dock.support.text import json_text, shown
 
@@ -31,12 +34,47 @@ def cmd_access(args: argparse.Namespace) -> int:
     now = svc.clock.now()
     try:
         if args.action == "request":
-            given = {"purpose": args.purpose, "kind": args.kind, "recordings": args.recordings}
+            given = {"purpose": args.purpose, "kind": args.kind, "recordings": args.recordings,
+                     "extractor": args.extractor}  # fmt: skip
             req = call(svc, args, "access.request", given)
+            state = req.state(now)
             output(args, req.as_dict(now), [
                 f"access request {req.id} ({req.kind}, {len(req.recordings)} recording(s)):",
-                "  pending: a supervisor other than you must approve it",
+                "  pending: a supervisor other than you must approve it" if state == "pending"
+                else f"  {state}: direct access of a supervisory body (registered)",
             ])  # fmt: skip
+        elif args.action in ("view", "copy"):
+            given = {"request_id": args.id, "to": args.to, "recordings": args.recordings or None,
+                     "place": args.place}  # fmt: skip
+            if args.action == "copy":
+                given["confirm_confidential"] = args.confirm_confidential
+            made = call(svc, args, f"access.{args.action}", given)
+            output(args, made, [
+                f"{args.action}: {len(made.files)} file(s) in {shown(made.folder, 300)} "
+                f"(registered first: entries {', '.join(map(str, made.entries))})",
+            ])  # fmt: skip
+        elif args.action == "mark":
+            given = {"by": args.by, "pin": pin(args.pin, f"PIN for {args.by}: "),
+                     "category": args.category, "reason": args.reason,
+                     "recordings": args.recordings or None, "case": args.case}  # fmt: skip
+            ids = call(svc, args, "access.mark", given)
+            output(args, {"marks": ids}, [f"marked confidential: mark(s) {ids}"])
+        elif args.action == "unmark":
+            given = {"mark_id": args.mark_id, "supervisor": args.supervisor,
+                     "pin": pin(args.pin, f"PIN for supervisor {args.supervisor}: "),
+                     "reason": args.reason}  # fmt: skip
+            call(svc, args, "access.unmark", given)
+            output(args, {"released": args.mark_id}, [f"mark {args.mark_id} released"])
+        elif args.action == "marks":
+            marks = access.marks(svc.store, active_only=not args.all)
+            if args.json:
+                print(json_text(marks, indent=2))
+            for m in [] if args.json else marks:
+                what = f"case {m['case_number']}" if m["case_number"] else (
+                    f"{m['serial']}/{m['recording_id']}")  # fmt: skip
+                state = "released" if m["released_at"] else "in force"
+                print(f"{m['id']:>4}  {m['category']:<17} {shown(what, 80)}  {state}  "
+                      f"by {shown(m['marked_by'])}  {shown(m['reason'], 200)}")  # fmt: skip
         elif args.action in ("approve", "refuse"):
             given = {"request_id": args.id, "supervisor": args.supervisor,
                      "pin": pin(args.pin, f"PIN for supervisor {args.supervisor}: ")}  # fmt: skip
@@ -75,7 +113,8 @@ def cmd_access(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     svc = service_from(args)
     given = {"request_id": args.id, "to": args.to, "extractor": args.extractor,
-             "place": args.place, "iso": args.iso}  # fmt: skip
+             "place": args.place, "iso": args.iso,
+             "confirm_confidential": args.confirm_confidential}  # fmt: skip
     try:
         result = call(svc, args, "access.export", given)
     except (AccessError, ValueError) as exc:
@@ -104,8 +143,42 @@ def register(sub: Any) -> None:
     rq.add_argument("--purpose", required=True, help="why (registered and audited)")
     rq.add_argument("--kind", required=True, choices=KINDS)
     rq.add_argument("recordings", nargs="+", metavar="SERIAL:RECORDING")
+    rq.add_argument("--extractor", help="who is to run it (officer number; default you)")
     add_json(rq)
     rq.set_defaults(func=cmd_access, request="access.request")
+    for name, what in (("view", "a working copy to view"), ("copy", "a copy to keep")):
+        p = add_parser(acs, name, help=f"{what}, registered before it is made (--actor: the "
+                                       "person the approved request names)")  # fmt: skip
+        p.add_argument("id", type=int, help="access request number (approved)")
+        p.add_argument("--to", required=True, metavar="DIR", help="where the files go")
+        p.add_argument("--place", help="where this happens (default: this dock)")
+        p.add_argument("recordings", nargs="*", metavar="SERIAL:RECORDING",
+                       help="only these (default: all the request names)")  # fmt: skip
+        if name == "copy":
+            p.add_argument("--confirm-confidential", action="store_true",
+                           help="copy recordings marked confidential too")  # fmt: skip
+        add_json(p)
+        p.set_defaults(func=cmd_access, request=f"access.{name}")
+    mk = add_parser(acs, "mark", help="mark recordings or a case confidential")
+    mk.add_argument("--by", required=True, help="a supervisor's or the keeper's number")
+    mk.add_argument("--pin", help="their PIN (prompted for when omitted)")
+    mk.add_argument("--category", required=True, choices=tuple(CATEGORIES))
+    mk.add_argument("--reason", required=True)
+    mk.add_argument("--case", help="mark a case's recordings (instead of recordings)")
+    mk.add_argument("recordings", nargs="*", metavar="SERIAL:RECORDING")
+    add_json(mk)
+    mk.set_defaults(func=cmd_access, request="access.mark")
+    um = add_parser(acs, "unmark", help="release a confidentiality mark (a supervisor)")
+    um.add_argument("mark_id", type=int)
+    um.add_argument("--supervisor", required=True, help="supervisor number")
+    um.add_argument("--pin", help="the supervisor's PIN (prompted for when omitted)")
+    um.add_argument("--reason", required=True)
+    add_json(um)
+    um.set_defaults(func=cmd_access, request="access.unmark")
+    ms = add_parser(acs, "marks", help="the confidentiality marks")
+    ms.add_argument("--all", action="store_true", help="released ones too")
+    add_json(ms)
+    ms.set_defaults(func=cmd_access)
     for name in ("approve", "refuse"):
         p = add_parser(acs, name, help=f"{name} a pending request (supervisor's own PIN)")
         p.add_argument("id", type=int)
@@ -128,8 +201,11 @@ def register(sub: Any) -> None:
     ex = add_parser(sub, "export", help="export an approved request as a disc-ready package")
     ex.add_argument("id", type=int, help="access request number (kind export, approved)")
     ex.add_argument("--to", required=True, metavar="DIR", help="where the package goes")
-    ex.add_argument("--extractor", required=True, help="the person extracting (named)")
-    ex.add_argument("--place", required=True, help="where the extraction takes place")
+    ex.add_argument("--extractor", help="the person extracting, by number or name: the one "
+                    "the request names, who runs this (--actor)")  # fmt: skip
+    ex.add_argument("--place", help="where the extraction takes place (default: this dock)")
+    ex.add_argument("--confirm-confidential", action="store_true",
+                    help="export recordings marked confidential too")  # fmt: skip
     ex.add_argument("--iso", metavar="FILE", help="also write an ISO 9660 image to burn")
     add_json(ex)
     ex.set_defaults(func=cmd_export, request="access.export")

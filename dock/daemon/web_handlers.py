@@ -36,7 +36,9 @@ from dock.storage.pins import verify
 #: Longest officer number, PIN or token taken (longer ones are refused unread).
 MAX_FIELD = 200
 #: Requests that may run for minutes: not under the sweep lock (as the CLI's offload).
-LONG_REQUESTS = frozenset({"device.offload", "archive.verify", "access.export"})
+LONG_REQUESTS = frozenset(
+    {"device.offload", "archive.verify", "access.export", "access.view", "access.copy"}
+)
 
 
 def _field(raw: Mapping[str, Any], name: str) -> str:

@@ -99,6 +99,8 @@ class AuditKind(StrEnum):
     ACCESS_DENIED = "access_denied"  # a step of access refused by the dock, and why
     ACCESS_RECORD = "access_record"  # a viewing or copying registered under a request
     ACCESS_EXPORT = "access_export"  # an export package (and disc image) written
+    CONFIDENTIAL_MARK = "confidential_mark"  # recordings or a case marked confidential
+    CONFIDENTIAL_RELEASE = "confidential_release"  # a supervisor released such a mark
 
     # --- the audit log and headquarters
     AUDIT_EXPORT = "audit_export"  # the audit log exported to a file

@@ -17,7 +17,7 @@ from typing import Any
 
 from dock.devices.clock import local_display, utc_iso
 from dock.domain.audit_kinds import AuditKind
-from dock.evidence.access import AccessError, AccessRegister, AccessRequest
+from dock.evidence.access import CATEGORIES, AccessError, AccessRegister, AccessRequest
 from dock.evidence.bagit import make_bag, validate_bag
 from dock.evidence.iso import write_iso
 from dock.support.text import escaped, safe_name
@@ -44,37 +44,80 @@ def _local(t: float, tz: str) -> str:
     return f"{utc_iso(t)} UTC / {local_display(t, tz)}"
 
 
+def _person(store: Any, officer_id: str | None) -> str:
+    """An officer number with the name the dock registered for it (escaped), or '-'."""
+    if not officer_id:
+        return "-"
+    found = store.officer(officer_id)
+    name = f" {found.name}" if found is not None and found.name else ""
+    return escaped(f"{officer_id}{name}")
+
+
+def _marks_line(marks: list[dict[str, Any]], tz: str) -> str:
+    said = []
+    for m in marks:
+        zh, en = CATEGORIES.get(m["category"], (m["category"], m["category"]))
+        scope = f"case {m['case_number']}" if m["case_number"] else "recording"
+        said.append(
+            f"{zh} {en} (mark {m['id']}, {scope}, by {escaped(m['marked_by'])} "
+            f"at {_local(m['marked_at'], tz)})"
+        )
+    return "; ".join(said)
+
+
 def _description(
     req: AccessRequest,
     entries: list[tuple[str, dict[str, Any]]],
     *,
+    store: Any,
     dock_id: str,
     unit: str,
     extractor: str,
     place: str,
     now: float,
     tz: str,
-    approver_name: str,
+    marks: dict[str, list[dict[str, Any]]],
 ) -> str:
-    """The written description the regulations ask for, in Chinese and English."""
+    """The written description the regulations ask for, in Chinese and English: the
+    maker (who recorded), the extractor, the extraction time and place (001 art.19; 003
+    art.16), the person, time and place of each capture (002 art.24), the approval by the
+    head of the keeping unit (001 art.19) and any confidentiality mark (002 art.26)."""
+    makers = sorted({e["officer_id"] for _, e in entries if e["officer_id"]})
+    station = f"{unit}, " if unit else ""
+    if req.basis == "oversight":
+        approval = (
+            "批准 Approval: 监督部门直接调阅，无需批准 direct access by a supervisory body, "
+            f"no approval needed (001 art.20(3); 002 art.25): {_person(store, req.requester)}"
+        )
+    else:
+        approval = (
+            f"批准人（保管单位负责人） Approved by (head of the keeping unit): "
+            f"{_person(store, req.approved_by)}"
+            + (f" at {_local(req.approved_at, tz)}" if req.approved_at is not None else "")
+        )
     lines = [
         "执法记录仪视音频证据提取说明",
         "Body-worn camera evidence: extraction description",
         "",
-        f"制作者 Producer: 执法记录仪采集站 dock {dock_id}" + (f", {unit}" if unit else ""),
+        "制作人（拍摄民警） Maker (the officer who recorded): "
+        + (", ".join(_person(store, m) for m in makers) or "-"),
+        f"采集站 Capture station: {station}执法记录仪采集站 dock {dock_id}",
         f"提取人 Extractor: {extractor}",
         f"提取时间 Extraction time: {_local(now, tz)}",
-        f"提取地点 Extraction place: {place}",
-        f"申请编号 Request: {req.id} ({req.kind}), 申请人 requested by {req.requester}"
-        f" at {_local(req.requested_at, tz)}",
-        f"用途 Purpose: {req.purpose}",
-        f"批准人 Approved by: {req.approved_by}"
-        + (f" ({approver_name})" if approver_name else "")
-        + (f" at {_local(req.approved_at, tz)}" if req.approved_at is not None else ""),
-        "",
-        f"文件 Files ({len(entries)}):",
+        f"提取地点 Extraction place: {escaped(place)}",
+        f"申请编号 Request: {req.id} ({req.kind}), 申请人 requested by "
+        f"{_person(store, req.requester)} at {_local(req.requested_at, tz)}",
+        f"用途 Purpose: {escaped(req.purpose)}",
+        approval,
     ]
+    if marks:
+        lines.append(
+            f"保密标记 Confidential: {len(marks)} recording(s) marked; handle under the "
+            "confidentiality rules (002 art.26; 003 art.20)"
+        )
+    lines += ["", f"文件 Files ({len(entries)}):"]
     for n, (name, e) in enumerate(entries, 1):
+        what = f"{e['serial']}/{e['recording_id']}"
         lines += [
             f"{n}. data/{name}",
             f"   SHA-256: {bytes(e['sha256']).hex()}",
@@ -82,10 +125,14 @@ def _description(
             # as the recorder stated them, escaped: a line break may not forge a line here
             f"   记录仪 Recorder: {escaped(e['serial'])}, "
             f"录像编号 Recording: {escaped(e['recording_id'])}",
-            f"   执法人员 Officer: {escaped(e['officer_id'] or '-')}",
+            f"   拍摄人 Person capturing: {_person(store, e['officer_id'])}",
             f"   拍摄开始 Capture start: {_local(e['start_ms'] / 1000, tz)}",
             f"   拍摄结束 Capture end:   {_local(e['end_ms'] / 1000, tz)}",
+            f"   拍摄地点 Capture place: {station}recorder of dock {dock_id} "
+            "(the recorder reported no location)",
         ]
+        if what in marks:
+            lines.append(f"   保密标记 Confidential: {_marks_line(marks[what], tz)}")
     lines += [
         "",
         "本包所含文件均为复制件，原始文件仍封存于采集站证据库，未作任何改动。",
@@ -103,26 +150,43 @@ def export(
     request_id: int,
     dest_dir: str,
     *,
-    extractor: str,
-    place: str,
+    extractor: str = "",
+    place: str = "",
     evidence_dir: str,
     dock_id: str,
     iso_path: str | None = None,
     unit: str = "",
     timezone: str = "Asia/Shanghai",
     actor: str | None = None,
+    confirm_confidential: bool = False,
 ) -> ExportResult:
     """Export an approved 'export' request as a new BagIt package of copies (and an ISO).
 
     The payload is copied, hashed and read back against the archive's SHA-256
     (``link=False``: a hard link would hand out the sealed original's inode). ``actor``
-    is who runs the export (default the extractor); both are audited.
+    is who runs the export (default ``extractor``): the person the request names
+    (:attr:`AccessRequest.runner`), else refused; ``extractor``, when given with
+    ``actor``, must be that person's number or registered name. The register is written
+    before the package (003 art.17). Recordings marked confidential need
+    ``confirm_confidential``.
     """
     extractor, place = " ".join(extractor.split()), " ".join(place.split())  # one line each
     who = actor or extractor
-    if not extractor or not place:
-        raise register.deny(who, request_id, "export", "name the extractor and the place")
+    if not who:
+        raise register.deny("?", request_id, "export", "name the extractor")
+    person = register.store.officer(who)
+    if extractor and extractor not in (who, person.name if person else who):
+        raise register.deny(
+            who, request_id, "export", f"the extractor named ({extractor}) is not {who}"
+        )
+    place = place or f"{unit + ', ' if unit else ''}dock {dock_id}"
     req = register.authorised(request_id, who, "export")
+    marks = register.confidential(req)
+    if marks and not confirm_confidential:
+        raise register.deny(
+            who, request_id, "export",
+            f"{len(marks)} recording(s) are marked confidential: confirm the export to go on",
+        )  # fmt: skip
     for target in (dest_dir, iso_path):
         if target is not None and _inside(target, evidence_dir):
             raise register.deny(
@@ -144,17 +208,18 @@ def export(
         entries.append((name, e))
 
     now = register.clock()
-    approver = register.store.officer(req.approved_by) if req.approved_by else None
+    extractor_line = _person(register.store, who)
     text = _description(
         req,
         entries,
+        store=register.store,
         dock_id=dock_id,
         unit=unit,
-        extractor=extractor,
+        extractor=extractor_line,
         place=place,
         now=now,
         tz=timezone,
-        approver_name=approver.name if approver else "",
+        marks=marks,
     )
     os.makedirs(dest_dir, exist_ok=True)
     if iso_path is not None:
@@ -168,14 +233,24 @@ def export(
         "External-Description": f"Evidence export under access request {request_id}: "
         f"{len(entries)} body-worn camera recording(s), copies of the dock's archive",
         "External-Identifier": os.path.basename(bag_dir),
-        "Contact-Name": extractor,
+        "Contact-Name": extractor_line,
         "Dock-Id": dock_id,
         "Extraction-Time": utc_iso(now),
         "Extraction-Place": place,
         "Access-Request": str(request_id),
         "Approved-By": req.approved_by or "",
+        "Access-Basis": req.basis,
         "Recording-Ids": [f"{e['serial']}/{e['recording_id']}" for _, e in entries],
     }
+    if marks:
+        info["Confidential"] = sorted(
+            f"{w}: {m['category']}" for w, found in marks.items() for m in found
+        )
+    # The register first (003 art.17): committed before a byte of the package exists.
+    register.register(
+        request_id, who, [(e["serial"], e["recording_id"]) for _, e in entries], "export",
+        place=place,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".export-desc-") as tmp:
         desc = os.path.join(tmp, DESCRIPTION)
         with open(desc, "w", encoding="utf-8") as f:
@@ -202,8 +277,14 @@ def export(
         who,
         f"access_request:{request_id}",
         {
-            "extractor": extractor,
+            "extractor": extractor_line,
+            "extraction_time": utc_iso(now),
             "place": place,
+            "basis": req.basis,
+            "approved_by": req.approved_by,
+            "approved_by_name": _person(register.store, req.approved_by),
+            "approved_at": None if req.approved_at is None else utc_iso(req.approved_at),
+            "confidential": sorted(marks),
             "bag": bag.path,
             "tagmanifest_sha256": bag.tagmanifest_sha256,
             "payload_oxum": bag.payload_oxum,
@@ -212,10 +293,6 @@ def export(
             "recordings": [f"{e['serial']}/{e['recording_id']}" for _, e in entries],
         },
     )
-    for _, e in entries:
-        register.record_access(
-            request_id, extractor, (e["serial"], e["recording_id"]), "export", place=place
-        )
     register.audit.checkpoint()
     return ExportResult(bag.path, iso_path, bag.tagmanifest_sha256, iso_sha)
 

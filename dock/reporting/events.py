@@ -86,6 +86,8 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.ACCESS_DENIED: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_RECORD: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_EXPORT: "access to footage is requested and registered on the dock",
+    AuditKind.CONFIDENTIAL_MARK: "confidentiality is handled on the dock",
+    AuditKind.CONFIDENTIAL_RELEASE: "confidentiality is handled on the dock",
     AuditKind.WEB_LOGIN: "local access to the dock's site; a lockout is pin.locked",
     AuditKind.WEB_LOGIN_REFUSED: "local access to the dock's site; a lockout is pin.locked",
     AuditKind.WEB_LOGOUT: "local access to the dock's site",

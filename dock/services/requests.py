@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dock.domain.roles import ADMIN, MAINTENANCE, OFFICER, SUPERVISOR
+from dock.domain.roles import ADMIN, KEEPER, MAINTENANCE, OFFICER, OVERSIGHT, SUPERVISOR
 from dock.services import (
     access,
     archive,
@@ -42,6 +42,8 @@ _ANYONE = (OFFICER, SUPERVISOR, MAINTENANCE, ADMIN)
 _SUP = (SUPERVISOR,)
 _SUP_ADMIN = (SUPERVISOR, ADMIN)
 _CARE = (SUPERVISOR, MAINTENANCE, ADMIN)
+#: Who may ask for footage and view or copy what a request names (REQUIREMENTS section 7).
+_READERS = (OFFICER, SUPERVISOR, KEEPER, OVERSIGHT)
 
 
 def _text(v: Any) -> bool:
@@ -201,8 +203,9 @@ TABLE: dict[str, Request] = _table(
                   "second_pin"),
             "purge footage past retention (dry run unless applied by two supervisors)", _SUP),
     Request("access.request", access.request,
-            _args("purpose*", "kind*", "recordings*:texts"),
-            "ask to view, copy or export recordings", (OFFICER, SUPERVISOR)),
+            _args("purpose*", "kind*", "recordings*:texts", "extractor"),
+            "ask to view, copy or export recordings (a supervisory body: direct access)",
+            _READERS),
     Request("access.approve", access.approve,
             _args("request_id*:int", "supervisor*", "pin*", "days:number"),
             "a supervisor approves an access request", _SUP),
@@ -210,8 +213,25 @@ TABLE: dict[str, Request] = _table(
             _args("request_id*:int", "supervisor*", "pin*", "reason*"),
             "a supervisor refuses an access request", _SUP),
     Request("access.export", access.export,
-            _args("request_id*:int", "to*:path", "extractor*", "place*", "iso:path"),
-            "export an approved request as a disc-ready package", _SUP),
+            _args("request_id*:int", "to*:path", "extractor", "place", "iso:path",
+                  "confirm_confidential:flag"),
+            "export an approved request as a disc-ready package (the person it names)",
+            (SUPERVISOR, KEEPER, OVERSIGHT)),
+    Request("access.view", access.view,
+            _args("request_id*:int", "to*:path", "recordings:texts", "place"),
+            "a working copy to view, registered before it is made (the person it names)",
+            _READERS),
+    Request("access.copy", access.copy,
+            _args("request_id*:int", "to*:path", "recordings:texts", "place",
+                  "confirm_confidential:flag"),
+            "a copy, registered before it is made (the person the request names)", _READERS),
+    Request("access.mark", access.mark,
+            _args("by*", "pin*", "category*", "reason*", "recordings:texts", "case"),
+            "mark recordings or a case confidential (a supervisor or the keeper)",
+            (SUPERVISOR, KEEPER)),
+    Request("access.unmark", access.unmark,
+            _args("mark_id*:int", "supervisor*", "pin*", "reason*"),
+            "a supervisor releases a confidentiality mark", _SUP),
     Request("gaps.account", gaps.account,
             _args("item_id*:int", "officer*", "pin*", "text*"),
             "the officer's own account of a gap", (OFFICER, SUPERVISOR)),

@@ -7,6 +7,7 @@ as :mod:`dock.storage.schema` records). Transactions as in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dock.storage.evidence_tables import Table, dicts, one
@@ -110,15 +111,39 @@ class AccessTable(Table):
         return dicts(self._db().execute(sql + " ORDER BY id", params))
 
     def add_request(
-        self, requester: str, purpose: str, recordings: str, kind: str, at: float
+        self,
+        requester: str,
+        purpose: str,
+        recordings: str,
+        kind: str,
+        at: float,
+        *,
+        extractor: str | None = None,
+        direct_until: float | None = None,
+        audit: Callable[[int], object] | None = None,
     ) -> int:
+        """A new request; ``direct_until``: a supervisory body's direct access (basis
+        'oversight', in force at once until then). ``audit(id)`` runs inside the
+        transaction: a failed append leaves no request."""
         with self.transaction():
-            cur = self._db().execute(
-                "INSERT INTO access_requests (requester, purpose, recordings, kind, requested_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (requester, purpose, recordings, kind, at),
-            )
-        return int(cur.lastrowid or 0)
+            if direct_until is None:
+                cur = self._db().execute(
+                    "INSERT INTO access_requests (requester, purpose, recordings, kind, "
+                    "requested_at, extractor) VALUES (?, ?, ?, ?, ?, ?)",
+                    (requester, purpose, recordings, kind, at, extractor),
+                )
+            else:
+                cur = self._db().execute(
+                    "INSERT INTO access_requests (requester, purpose, recordings, kind, "
+                    "requested_at, extractor, basis, approved_by, approved_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'oversight', ?, ?, ?)",
+                    (requester, purpose, recordings, kind, at, extractor, requester, at,
+                     direct_until),
+                )  # fmt: skip
+            request_id = int(cur.lastrowid or 0)
+            if audit is not None:
+                audit(request_id)
+        return request_id
 
     def approve(self, request_id: int, by: str, at: float, expires_at: float) -> bool:
         """Approve a request still undecided; False when someone decided it first."""
@@ -150,3 +175,82 @@ class AccessTable(Table):
                 (request_id, who, what, action, at, place),
             )
         return int(cur.lastrowid or 0)
+
+    def add_entries(
+        self,
+        request_id: int,
+        who: str,
+        whats: list[str],
+        action: str,
+        at: float,
+        place: str,
+        audit: Callable[[str, int], object],
+    ) -> list[int]:
+        """One register entry per recording and ``audit(what, entry)`` for each, in ONE
+        transaction, committed when this returns (a failed append registers nothing)."""
+        ids = []
+        with self.transaction():
+            for what in whats:
+                cur = self._db().execute(
+                    "INSERT INTO access_log (request_id, who, what, action, at, place) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (request_id, who, what, action, at, place),
+                )
+                ids.append(int(cur.lastrowid or 0))
+                audit(what, ids[-1])
+        return ids
+
+
+class ConfidentialTable(Table):
+    """``confidential_marks``: released, never deleted."""
+
+    def add(
+        self,
+        values: dict[str, Any],
+        audit: Callable[[int], object],
+    ) -> int:
+        cols = list(values)
+        with self.transaction():
+            cur = self._db().execute(
+                f"INSERT INTO confidential_marks ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})",
+                tuple(values.values()),
+            )
+            mark_id = int(cur.lastrowid or 0)
+            audit(mark_id)
+        return mark_id
+
+    def mark(self, mark_id: int) -> dict[str, Any] | None:
+        return one(self._db().execute("SELECT * FROM confidential_marks WHERE id = ?", (mark_id,)))
+
+    def marks(self, active_only: bool = True) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM confidential_marks"
+        if active_only:
+            sql += " WHERE released_at IS NULL"
+        return dicts(self._db().execute(sql + " ORDER BY id"))
+
+    def active_for(self, serial: str, recording_id: str) -> list[dict[str, Any]]:
+        """The marks in force on a recording: its own, and those of every case it is in."""
+        return dicts(
+            self._db().execute(
+                "SELECT * FROM confidential_marks WHERE released_at IS NULL AND ("
+                "(serial = ? AND recording_id = ?) OR case_number IN ("
+                "SELECT case_number FROM case_links WHERE serial = ? AND recording_id = ?)"
+                ") ORDER BY id",
+                (serial, recording_id, serial, recording_id),
+            )
+        )
+
+    def release(
+        self, mark_id: int, by: str, at: float, reason: str, audit: Callable[[], object]
+    ) -> bool:
+        """Release a mark still in force; False when it was released already."""
+        with self.transaction():
+            cur = self._db().execute(
+                "UPDATE confidential_marks SET released_by = ?, released_at = ?, "
+                "release_reason = ? WHERE id = ? AND released_at IS NULL",
+                (by, at, reason, mark_id),
+            )
+            if cur.rowcount == 1:
+                audit()
+        return cur.rowcount == 1

@@ -376,6 +376,30 @@ BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
 BEGIN SELECT RAISE(ABORT, 'the access register is append-only'); END""",
 )
 
+#: Columns added to ``access_requests`` (issue 17): who may run the request (an officer
+#: number; NULL: the requester), and on what basis it stands ('approval', or 'oversight':
+#: a supervisory body's direct access, 001 art.20(3), registered like any other).
+ACCESS_ADDED_COLUMNS = (("extractor", "TEXT"), ("basis", "TEXT NOT NULL DEFAULT 'approval'"))
+
+# Confidentiality marks (002 art.26; 003 art.20; 001 art.17(3)) on a recording or on a
+# case's recordings. Owner: dock.storage.register_tables.ConfidentialTable (for
+# dock.evidence.access). A mark is released (never deleted) by a supervisor.
+CONFIDENTIAL_MARKS = """CREATE TABLE IF NOT EXISTS confidential_marks (
+    id INTEGER PRIMARY KEY,
+    serial TEXT,
+    recording_id TEXT,
+    case_number TEXT,
+    category TEXT NOT NULL CHECK (category IN ('state_secret', 'commercial_secret',
+                                               'personal_privacy')),
+    reason TEXT NOT NULL,
+    marked_by TEXT NOT NULL,
+    marked_at REAL NOT NULL,
+    released_by TEXT,
+    released_at REAL,
+    release_reason TEXT,
+    CHECK (case_number IS NOT NULL OR (serial IS NOT NULL AND recording_id IS NOT NULL))
+)"""
+
 
 # --------------------------------------------------------------------------- handovers
 # Owner: dock.storage.handover_table.HandoverTable (for dock.evidence.handovers). The
@@ -480,6 +504,8 @@ CONTINUITY_MARKS = """CREATE TABLE IF NOT EXISTS continuity_marks (
     _add_columns("device_status", DEVICE_STATUS_ADDED_COLUMNS),
     _sql(SLOT_ERRORS),
     _sql(*HANDOVERS),
+    _add_columns("access_requests", ACCESS_ADDED_COLUMNS),
+    _sql(CONFIDENTIAL_MARKS),
 )
 
 
