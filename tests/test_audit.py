@@ -166,6 +166,7 @@ WHERE seq IN (40, 60)
 
 
 def test_a_sound_log_verifies_and_an_auditor_can_recompute_it(db, dock_key) -> None:
+    """000 §10: a sound audit log verifies, and an auditor can recompute its chain."""
     with open_log(db, dock_key) as log:
         report = log.verify()
         assert report.ok, report.describe()
@@ -198,6 +199,7 @@ def test_a_sound_log_verifies_and_an_auditor_can_recompute_it(db, dock_key) -> N
 
 
 def test_the_dock_itself_cannot_update_or_delete(db) -> None:
+    """000 §10: the audit log is append-only: the dock itself cannot update or delete an entry."""
     conn = sqlite3.connect(db)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("UPDATE entries SET data = '{}' WHERE seq = 5")
@@ -207,6 +209,7 @@ def test_the_dock_itself_cannot_update_or_delete(db) -> None:
 
 
 def test_checkpoint_signs_the_head_and_the_count_restarts(db, dock_key) -> None:
+    """000 §10: a checkpoint signs the chain's head (an electronic signature)."""
     with open_log(db, dock_key) as log:
         assert log.checkpoint() == N
         assert log.checkpoint() == N  # nothing new: no second checkpoint
@@ -291,6 +294,7 @@ TAMPERS = {
 
 @pytest.mark.parametrize("case", TAMPERS)
 def test_tampering_is_caught_and_the_first_bad_entry_named(case, db, dock_key) -> None:
+    """000 §10: tampering is caught, and the first entry no longer to be trusted is named."""
     statements, first_bad, reason = TAMPERS[case]
     tamper(db, *statements)
     with open_log(db, dock_key) as log:
@@ -301,6 +305,7 @@ def test_tampering_is_caught_and_the_first_bad_entry_named(case, db, dock_key) -
 
 
 def test_rewriting_with_the_attackers_own_key_is_caught(db, dock_key) -> None:
+    """000 §10: a log rewritten and signed with an attacker's own key is caught."""
     intruder = Ed25519PrivateKey.generate()
 
     def resign(conn: sqlite3.Connection) -> None:
@@ -323,8 +328,8 @@ def test_rewriting_with_the_attackers_own_key_is_caught(db, dock_key) -> None:
 
 
 def test_a_cut_unsigned_tail_is_the_documented_limit(db, dock_key) -> None:
-    """Entries after the newest checkpoint can vanish unnoticed locally; the report
-    says how many were unsigned, and head() is what to anchor elsewhere."""
+    """000 §10: Entries after the newest checkpoint can vanish unnoticed locally; the report says
+    how many were unsigned, and head() is what to anchor elsewhere."""
     tamper(db, "DELETE FROM entries WHERE seq > 320")
     with open_log(db, dock_key) as log:
         report = log.verify()
@@ -335,6 +340,7 @@ def test_a_cut_unsigned_tail_is_the_documented_limit(db, dock_key) -> None:
 
 
 def test_export_round_trip_without_the_database(db, dock_key, tmp_path) -> None:
+    """000 §10: an exported log verifies without the database."""
     out = tmp_path / "export" / "audit.jsonl"
     out.parent.mkdir()
     with open_log(db, dock_key) as log:
@@ -391,6 +397,7 @@ EXPORT_TAMPERS = {
 
 @pytest.mark.parametrize("case", EXPORT_TAMPERS)
 def test_a_tampered_export_is_caught(case, db, dock_key, tmp_path) -> None:
+    """000 §10: a tampered export of the audit log is caught."""
     out = tmp_path / "audit.jsonl"
     with open_log(db, dock_key) as log:
         log.export(str(out))
@@ -403,6 +410,7 @@ def test_a_tampered_export_is_caught(case, db, dock_key, tmp_path) -> None:
 
 
 def test_a_cut_export_and_one_forged_with_another_key(db, dock_key, tmp_path) -> None:
+    """000 §10: an export cut short, or forged with another key, is caught."""
     out = tmp_path / "audit.jsonl"
     with open_log(db, dock_key) as log:
         log.export(str(out))
@@ -437,6 +445,7 @@ def small_export(tmp_path_factory) -> bytes:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_single_byte_change_in_an_export_is_caught(small_export, tmp_path_factory, data):
+    """000 §10: any single byte changed in an export is caught."""
     position = data.draw(st.integers(0, len(small_export) - 1), label="position")
     xor = data.draw(st.integers(1, 255), label="xor")
     changed = bytearray(small_export)
@@ -483,6 +492,7 @@ def test_concurrent_appends_from_threads_and_two_instances(tmp_path, dock_key) -
 
 
 def test_key_is_created_0600_and_loaded_again(tmp_path) -> None:
+    """000 §10: the signing key is the dock's alone (mode 0600) and loaded again."""
     path = tmp_path / "keys" / "dock.key"
     key = load_or_create_signing_key(str(path))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -494,6 +504,7 @@ def test_key_is_created_0600_and_loaded_again(tmp_path) -> None:
 
 
 def test_a_key_others_can_read_or_a_broken_key_is_refused(tmp_path) -> None:
+    """000 §10: a signing key others can read, or a broken one, is refused."""
     path = tmp_path / "dock.key"
     load_or_create_signing_key(str(path))
     path.chmod(0o644)

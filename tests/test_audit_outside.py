@@ -91,6 +91,7 @@ ATTACKS = {
 
 
 def test_the_copy_outside_is_the_newest_checkpoint(dock_files, key) -> None:
+    """000 §10: the checkpoint kept outside the database is the newest."""
     db, copy = dock_files
     kept = read_checkpoint_file(str(copy))
     with open_log(db, key, copy) as log:
@@ -106,6 +107,7 @@ def test_the_copy_outside_is_the_newest_checkpoint(dock_files, key) -> None:
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_an_attack_fails_verify_with_the_copy_kept_outside(attack, dock_files, key) -> None:
+    """000 §10: a log cut back and regrown fails verification against the copy kept outside."""
     statements, reason, first_bad = ATTACKS[attack]
     db, copy = dock_files
     tamper(db, *statements)
@@ -119,6 +121,7 @@ def test_an_attack_fails_verify_with_the_copy_kept_outside(attack, dock_files, k
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_without_anything_outside_verify_says_it_cannot_tell(attack, dock_files, key) -> None:
+    """000 §10: without a checkpoint kept outside, verification says it cannot tell."""
     statements, _, _ = ATTACKS[attack]
     db, _copy = dock_files
     tamper(db, *statements)
@@ -130,6 +133,7 @@ def test_without_anything_outside_verify_says_it_cannot_tell(attack, dock_files,
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_headquarters_checkpoint_catches_it_when_the_copy_went_too(attack, dock_files, key):
+    """000 §10: headquarters' checkpoint catches a cut when the copy outside went too."""
     statements, reason, first_bad = ATTACKS[attack]
     db, copy = dock_files
     hq = read_checkpoint_file(str(copy))  # what headquarters accepted: the same checkpoint
@@ -177,6 +181,7 @@ def test_a_changed_meta_fails_verify(statement, says, dock_files, key) -> None:
 
 
 def test_a_forged_or_damaged_copy_fails_verify(dock_files, key, tmp_path) -> None:
+    """000 §10: a forged or damaged checkpoint copy fails verification."""
     db, copy = dock_files
     kept = read_checkpoint_file(str(copy)).checkpoint
     intruder = Ed25519PrivateKey.generate()
@@ -218,6 +223,7 @@ def configured(tmp_path) -> tuple[str, Path, Path]:
 
 
 def test_dock_audit_verify_fails_on_a_cut_and_says_when_it_cannot_tell(configured) -> None:
+    """000 §10: `dock audit verify` fails on a cut log, and says when it cannot tell."""
     cfg, db, copy = configured
     good = dock("--config", cfg, "audit", "verify")
     assert good.returncode == 0 and "OK" in good.stdout, good.stderr

@@ -121,6 +121,7 @@ def test_payload_oxum_and_bag_info(made) -> None:
 
 
 def test_sources_untouched_and_bag_payload_read_only(tmp_path) -> None:
+    """000 §13.2: sealing leaves the sources untouched and the package's payload read-only."""
     payload = write_sources(tmp_path / "src", FILES, mode=0o640)
     before = {src: (Path(src).read_bytes(), os.stat(src)) for src in payload.values()}
     bag = make_bag(str(tmp_path / "out" / "bag"), payload, INFO)
@@ -164,6 +165,8 @@ def test_read_only_source_linked_without_known_hash_is_hashed(tmp_path) -> None:
 
 
 def test_wrong_known_sha256_is_caught_when_copying(tmp_path) -> None:
+    """001 art.19(4): a file that does not match its known hash is caught when it is copied into a
+    package."""
     payload = write_sources(tmp_path / "src", FILES, mode=0o444)
     known = {rel: hashlib.sha256(data).digest() for rel, data in FILES.items()}
     known["with space.txt"] = hashlib.sha256(b"what offload saw").digest()
@@ -363,6 +366,7 @@ def edit_manifest(root: Path) -> None:
     ],
 )
 def test_tampering_is_reported(made, tamper, expected: str) -> None:
+    """000 §10: tampering with a sealed package is reported."""
     bag, _ = made
     seal = tagmanifest_digest(bag.path)
     tamper(Path(bag.path))
@@ -382,6 +386,7 @@ def test_fast_validation_sees_presence_and_oxum(made, tamper) -> None:
 
 
 def test_fast_validation_misses_a_same_size_change_full_does_not(made) -> None:
+    """000 §10; 004 att.2 §4: a same-size change is caught by full validation."""
     bag, _ = made
     flip_byte(Path(bag.path))
     assert validate_bag(bag.path, fast=True).ok
@@ -389,7 +394,7 @@ def test_fast_validation_misses_a_same_size_change_full_does_not(made) -> None:
 
 
 def test_regenerated_manifests_validate_but_break_the_seal(made) -> None:
-    """Why the seal goes to the audit log: a forger can redo every manifest."""
+    """000 §10: Why the seal goes to the audit log: a forger can redo every manifest."""
     bag, _ = made
     root = Path(bag.path)
     flip_byte(root)

@@ -23,6 +23,8 @@ def codes(decision) -> set[str]:
 
 
 def test_a_good_device_is_granted_and_written_with_the_officer(make_dock) -> None:
+    """003 art.21(2): a recorder is checked out to one named officer: written on the recorder, in
+    the custody ledger and in the audit log, with its clock set."""
     svc, recs = make_dock({"battery_percent": 95.0})
     d = svc.checkout("1001", PIN)
     assert d.granted and d.slot == "1" and d.device == recs[0].model.serial, d
@@ -41,6 +43,7 @@ def test_the_best_charged_ready_device_is_chosen(make_dock) -> None:
 
 
 def test_badge_identifies_the_officer(make_dock) -> None:
+    """003 art.21(2): the badge identifies the named officer the recorder goes to."""
     svc, _ = make_dock({"battery_percent": 95.0})
     d = svc.checkout(badge="BADGE-1001")
     assert d.granted and d.officer_id == "1001"
@@ -59,6 +62,8 @@ def test_badge_identifies_the_officer(make_dock) -> None:
     ],
 )
 def test_each_failing_check_refuses_with_its_code(make_dock, spec, policy, code) -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: each failing pre-shift check refuses the check-out
+    with its own code."""
     svc, _ = make_dock({"battery_percent": 95.0, **spec}, policy=policy)
     if code == "footage_pending":
         svc.offloader = None  # no evidence store: the footage stays on the recorder
@@ -85,6 +90,8 @@ def test_untrusted_dock_clock_fails_closed(make_dock) -> None:
 
 
 def test_maintenance_lost_and_unknown_devices_are_never_handed_out(make_dock) -> None:
+    """000 §14.1; 003 art.21: recorders flagged for maintenance, reported lost or not enrolled are
+    never handed out."""
     svc, recs = make_dock({"battery_percent": 95.0}, {"battery_percent": 96.0})
     svc.store.flag_device(recs[0].model.serial, maintenance=True)
     svc.store.flag_device(recs[1].model.serial, lost=True)
@@ -97,6 +104,8 @@ def test_maintenance_lost_and_unknown_devices_are_never_handed_out(make_dock) ->
 
 
 def test_one_device_each_second_checkout_refused(make_dock) -> None:
+    """003 art.21(2): one recorder per officer: a second check-out by the same officer is
+    refused."""
     svc, _ = make_dock({"battery_percent": 95.0}, {"battery_percent": 94.0})
     assert svc.checkout("1001", PIN).granted
     again = svc.checkout("1001", PIN)
@@ -105,6 +114,7 @@ def test_one_device_each_second_checkout_refused(make_dock) -> None:
 
 
 def test_granted_device_waiting_in_its_slot_is_not_given_twice(make_dock) -> None:
+    """003 art.21(2): a recorder granted to one officer is never given to another."""
     svc, _ = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).granted
     assert svc.slot_status["1"].state is SlotState.CHECKED_OUT
@@ -113,6 +123,8 @@ def test_granted_device_waiting_in_its_slot_is_not_given_twice(make_dock) -> Non
 
 
 def test_unknown_wrong_pin_and_disabled_officers_are_refused(make_dock) -> None:
+    """003 art.21(2): only a named, enabled officer with the right PIN gets a recorder; each refusal
+    is audited."""
     svc, _ = make_dock({"battery_percent": 95.0})
     assert codes(svc.checkout("7777", PIN)) == {"officer_unknown"}
     assert codes(svc.checkout("1001", "000000")) == {"officer_unknown"}
@@ -123,6 +135,8 @@ def test_unknown_wrong_pin_and_disabled_officers_are_refused(make_dock) -> None:
 
 
 def test_docking_closes_custody_from_the_device_identity(make_dock) -> None:
+    """003 art.21(2): the recorder's own identity closes its custody on return (the chain device,
+    officer, time)."""
     svc, _ = make_dock({"battery_percent": 95.0})
     d = svc.checkout("1001", PIN)
     svc.inspect("1")  # still in its slot, not taken yet: not a return
@@ -138,6 +152,8 @@ def test_docking_closes_custody_from_the_device_identity(make_dock) -> None:
 
 
 def test_supervisor_override_needs_credentials_and_a_reason(make_dock) -> None:
+    """003 art.5 (REQUIREMENTS §1): an override of a failing check needs a supervisor's credentials
+    and a reason, and is audited."""
     svc, _ = make_dock({"battery_percent": 60.0})
     bad = svc.checkout("1001", PIN, override=Override("9001", "123456", "urgent"))
     assert not bad.granted and codes(bad) == {"override_refused"}
@@ -151,12 +167,14 @@ def test_supervisor_override_needs_credentials_and_a_reason(make_dock) -> None:
 
 
 def test_unknown_device_cannot_be_overridden(make_dock) -> None:
+    """000 §14.1: a recorder not enrolled is never handed out, not even by an override."""
     svc, _ = make_dock({"battery_percent": 95.0}, enrol=False)
     d = svc.checkout("1001", PIN, override=Override("9001", "999000", "riot response"))
     assert not d.granted and "device_unknown" in codes(d)
 
 
 def test_a_tampered_audit_row_is_caught(make_dock) -> None:
+    """000 §10: a check-out's audit entry changed in the database is caught by verification."""
     svc, _ = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).granted
     assert svc.audit.verify().ok
@@ -196,6 +214,8 @@ def test_a_grant_made_by_another_process_shows_in_the_daemon(make_dock) -> None:
 
 
 def test_undock_and_redock_seen_by_polling(make_dock, start_recorder) -> None:
+    """003 art.21(2): a recorder taken out stays with its officer until the same recorder is docked
+    again."""
     svc, recs = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).granted
     port = recs[0].url.rsplit(":", 1)[1]

@@ -50,6 +50,8 @@ def by_code(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 
 def test_a_good_recorder_passes_everything() -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: a recorder fit for the shift passes every pre-shift
+    check."""
     for locale in ("zh", "en"):
         results = run_checks(GOOD, POLICY, SYNCED, locale)
         assert [r.code for r in results] == list(CODES)
@@ -270,6 +272,9 @@ def test_each_check(
     en: str,
     zh: str,
 ) -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: each pre-shift check (battery, storage, date and
+    time, firmware, footage, faults, self-test, enrolment, lost) passes and fails on its own,
+    with its reason."""
     snap = replace(GOOD, **snap_changes)
     policy = replace(POLICY, **policy_changes)
     for locale, expected in (("en", en), ("zh", zh)):
@@ -288,6 +293,8 @@ def test_each_check(
 
 
 def test_every_code_is_covered_by_the_table_in_both_outcomes() -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: every check has its words when it passes and when it
+    fails (the reason shown at the slot)."""
     assert set(MESSAGES) == set(CODES)
     seen = {(c[0], c[4]) for c in CASES}
     assert seen == {(code, outcome) for code in CODES for outcome in (True, False)}
@@ -313,6 +320,8 @@ def test_message_for_never_fails_on_missing_detail() -> None:
 
 
 def test_unknown_battery_health_is_assumed_conservatively_and_said_so() -> None:
+    """003 art.5; 004 att.3 art.10: battery capacity for the shift: an unknown battery health is
+    assumed worn, and the reason says so."""
     snap = replace(GOOD, battery_health_percent=None, battery_percent=90)
     detail = by_code(run_checks(snap, POLICY, SYNCED, "en"))["battery_runtime"].detail
     assert detail["health_assumed"] is True
@@ -325,6 +334,8 @@ def test_unknown_battery_health_is_assumed_conservatively_and_said_so() -> None:
 
 
 def test_unknown_battery_health_full_passes_marginal_fails_with_the_defaults() -> None:
+    """003 art.5; 004 att.3 art.10: with unknown battery health a full battery passes, a marginal
+    one fails."""
     policy = PRESETS["strictest"]  # 14 h when new, 10 h shifts: 14 x 0.8 x charge
     unknown = replace(GOOD, battery_health_percent=None)
     for pct, passed in ((100, True), (90, True), (89, False), (80, False)):
@@ -337,6 +348,8 @@ def test_unknown_battery_health_full_passes_marginal_fails_with_the_defaults() -
 
 
 def test_a_clock_the_dock_cannot_set_passes_only_within_the_limit() -> None:
+    """004 att.3 art.9; 004 att.3 art.10: a recorder's clock the dock cannot set passes only when it
+    is already within the limit."""
     why = "recorder speaks protocol version 1"
     near = replace(GOOD, clock_offset_after_sync_s=0.4, clock_not_set_reason=why)
     ok = by_code(run_checks(near, POLICY, SYNCED, "en"))["clock_drift"]
@@ -348,6 +361,7 @@ def test_a_clock_the_dock_cannot_set_passes_only_within_the_limit() -> None:
 
 
 def test_battery_over_100_percent_does_not_inflate_runtime() -> None:
+    """003 art.5: a battery reading over 100% does not lengthen the runtime judged for the shift."""
     snap = replace(GOOD, battery_percent=250, battery_health_percent=80)
     result = by_code(run_checks(snap, POLICY, SYNCED, "en"))["battery_runtime"]
     assert result.detail["expected_hours"] == pytest.approx(9.6)
@@ -355,6 +369,8 @@ def test_battery_over_100_percent_does_not_inflate_runtime() -> None:
 
 
 def test_untrusted_dock_clock_fails_closed_whatever_the_reason() -> None:
+    """004 att.3 art.9: a dock clock that is not trusted fails the clock check, whatever the reason
+    given."""
     for clock in ((False, ""), (False, "kernel: clock not synchronised (TIME_ERROR)")):
         result = by_code(run_checks(GOOD, POLICY, clock, "en"))["clock_untrusted"]
         assert not result.passed
@@ -363,6 +379,8 @@ def test_untrusted_dock_clock_fails_closed_whatever_the_reason() -> None:
 
 
 def test_nonsense_readings_fail_closed() -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: readings that cannot be true fail the checks, never
+    pass them."""
     snap = replace(GOOD, clock_offset_after_sync_s=math.nan)
     assert not by_code(run_checks(snap, POLICY, SYNCED))["clock_drift"].passed
     snap = replace(GOOD, clock_offset_after_sync_s=math.inf)
@@ -372,6 +390,7 @@ def test_nonsense_readings_fail_closed() -> None:
 
 
 def test_unknown_fault_bits_are_named_too() -> None:
+    """000 §14.1: fault bits the dock does not know still fail the fault check, and are named."""
     flags = int(FaultFlag.SENSOR) | 1 << 12
     result = by_code(run_checks(replace(GOOD, fault_flags=flags), POLICY, SYNCED, "en"))
     assert result["device_fault"].detail["faults"] == ["SENSOR", "0x1000"]
@@ -415,6 +434,8 @@ def test_english_messages_fit_a_20_column_lcd_line(
     policy: Policy,
     not_set: str | None,
 ) -> None:
+    """003 art.5; 004 att.3 art.10: each failing check's reason fits one line of the slot's
+    20-column screen."""
     snap = replace(
         GOOD,
         battery_percent=battery,
@@ -471,6 +492,8 @@ policies = st.builds(
 def test_run_checks_never_raises_and_returns_every_code_once(
     snap: DeviceSnapshot, policy: Policy, clock: tuple[bool, str], locale: str
 ) -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: any reading gives every check's verdict exactly once,
+    never an exception."""
     results = run_checks(snap, policy, clock, locale)
     assert sorted(r.code for r in results) == sorted(CODES)
     assert len(results) == len(CODES)

@@ -92,6 +92,7 @@ def clock(runner: FakeRunner, adjtimex: Any = unanswered_kernel, **kw: Any) -> S
 
 
 def test_timedatectl_yes() -> None:
+    """004 att.3 art.9: timedatectl saying synchronised makes the dock's clock trusted."""
     runner = FakeRunner(timedatectl=done("yes\n"))
     synced, reason = clock(runner).synchronised()
     assert synced is True
@@ -103,6 +104,8 @@ def test_timedatectl_yes() -> None:
 
 
 def test_timedatectl_no_decides_even_if_chrony_would_say_yes() -> None:
+    """004 att.3 art.9: timedatectl saying not synchronised decides: the dock's clock is not
+    trusted."""
     runner = FakeRunner(timedatectl=done("no\n"), chronyc=done(CHRONY_SYNCED))
     adj = FakeAdjtimex()
     assert clock(runner, adj).synchronised() == (False, "timedatectl: NTP not synchronised")
@@ -123,6 +126,8 @@ def test_timedatectl_no_decides_even_if_chrony_would_say_yes() -> None:
     ids=["missing", "timeout", "permission", "no-systemd", "garbage", "empty"],
 )
 def test_timedatectl_not_answering_falls_through_to_chrony(answer: Any) -> None:
+    """004 att.3 art.9: when timedatectl does not answer, chrony decides whether the clock is
+    trusted."""
     runner = FakeRunner(timedatectl=answer, chronyc=done(CHRONY_SYNCED))
     synced, reason = clock(runner).synchronised()
     assert synced is True
@@ -144,6 +149,8 @@ def test_timedatectl_not_answering_falls_through_to_chrony(answer: Any) -> None:
     ids=["synced", "leap-insert", "unsynced", "offset-too-large"],
 )
 def test_chronyc_tracking(output: str, synced: bool, in_reason: str) -> None:
+    """004 att.3 art.9: chrony's leap status and offset decide whether the dock's clock is
+    trusted."""
     runner = FakeRunner(chronyc=done(output))
     result, reason = clock(runner).synchronised()
     assert result is synced
@@ -155,6 +162,8 @@ def test_chronyc_tracking(output: str, synced: bool, in_reason: str) -> None:
 
 
 def test_chronyc_offset_limit_is_configurable() -> None:
+    """004 att.3 art.9: the offset chrony may report with the clock still trusted is
+    configurable."""
     runner = FakeRunner(chronyc=done(CHRONY_FAR_OFF))
     assert clock(runner, max_offset_s=1.0).synchronised()[0] is True
 
@@ -171,6 +180,7 @@ def test_chronyc_offset_limit_is_configurable() -> None:
     ids=["missing", "timeout", "no-daemon", "not-csv", "bad-number"],
 )
 def test_chronyc_not_answering_falls_through_to_the_kernel(answer: Any) -> None:
+    """004 att.3 art.9: when chrony does not answer, the kernel's clock state decides."""
     runner = FakeRunner(chronyc=answer)
     adj = FakeAdjtimex(state=0, status=0, esterror=1500)
     synced, reason = clock(runner, adj).synchronised()
@@ -194,6 +204,8 @@ def test_chronyc_not_answering_falls_through_to_the_kernel(answer: Any) -> None:
     ids=["ok", "leap-insert", "error-and-unsync", "error", "unsync-bit"],
 )
 def test_adjtimex(state: int, status: int, synced: bool, in_reason: str) -> None:
+    """004 att.3 art.9: the kernel's own clock state (adjtimex) says whether the clock is
+    synchronised."""
     result, reason = clock(FakeRunner(), FakeAdjtimex(state, status)).synchronised()
     assert result is synced
     assert reason.startswith("kernel:")
@@ -206,12 +218,16 @@ def test_adjtimex(state: int, status: int, synced: bool, in_reason: str) -> None
     ids=["returns-minus-one", "fake-minus-one"],
 )
 def test_nothing_answers(adjtimex: Any) -> None:
+    """004 att.3 art.9: when no time source answers, the dock's clock is not trusted (fails
+    closed)."""
     runner = FakeRunner(timedatectl=timeout("timedatectl"))
     assert clock(runner, adjtimex).synchronised() == (False, NO_SOURCE)
     assert runner.programs == ["timedatectl", "chronyc"]
 
 
 def test_an_adjtimex_that_raises_has_not_answered() -> None:
+    """004 att.3 art.9: an adjtimex that raises has not answered: the clock is not trusted."""
+
     def broken(tx: Timex) -> int:
         raise OSError(1, "Operation not permitted")
 

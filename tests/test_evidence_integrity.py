@@ -55,7 +55,7 @@ def test_a_damaged_archive_copy_stops_the_erase_under_after_second_copy(make_doc
 def test_a_seal_that_fails_is_reported_as_such_and_made_by_the_next_offload(
     make_dock, monkeypatch
 ) -> None:
-    """A full disk at the seal: the footage is archived, verified and erased; the report
+    """000 §10: A full disk at the seal: the footage is archived, verified and erased; the report
     says the package is missing (not that recordings failed), and the next run seals."""
     svc, _recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     real = seals_mod.make_bag
@@ -98,6 +98,7 @@ def _store_with_rows(tmp_path, n: int = 2) -> tuple[Store, AuditLog, str]:
 
 
 def test_an_interrupted_claim_is_finished_with_the_same_members_once(tmp_path) -> None:
+    """000 §10: a seal interrupted by a crash is finished with the same recordings, once."""
     store, audit, evidence = _store_with_rows(tmp_path)
     reg = SealRegister(store, audit, evidence)
     seal = reg._claim("S1", reg.unsealed())  # the intent, then a crash before the bag
@@ -113,6 +114,7 @@ def test_an_interrupted_claim_is_finished_with_the_same_members_once(tmp_path) -
 
 
 def test_a_made_package_without_its_entry_gets_exactly_one(tmp_path) -> None:
+    """000 §10: a sealed package made without its audit entry gets exactly one."""
     store, audit, evidence = _store_with_rows(tmp_path)
     reg = SealRegister(store, audit, evidence)
     seal = reg._claim("S1", reg.unsealed())
@@ -126,7 +128,7 @@ def test_a_made_package_without_its_entry_gets_exactly_one(tmp_path) -> None:
 
 
 def test_packages_sealed_before_the_register_existed_are_adopted(tmp_path) -> None:
-    """Upgrading: recordings an earlier version sealed are not sealed a second time."""
+    """000 §10: Upgrading: recordings an earlier version sealed are not sealed a second time."""
     store, audit, evidence = _store_with_rows(tmp_path)
     old = {"bag": "bags/1001/old", "tagmanifest_sha256": "ab", "recordings": ["REC1"]}
     audit.append("seal", "dock", "S1", old)
@@ -138,8 +140,8 @@ def test_packages_sealed_before_the_register_existed_are_adopted(tmp_path) -> No
 
 
 def test_footage_from_a_recorder_whose_clock_reset_is_offloaded_and_marked(make_dock) -> None:
-    """A recorder that lost its clock (1970) still has real footage: it is offloaded,
-    verified and sealed, not left on the device, and its doubtful time is audited."""
+    """004 att.3 art.9: A recorder that lost its clock (1970) still has real footage: it is
+    offloaded, verified and sealed, not left on the device, and its doubtful time is audited."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     model = recs[0].model
     for i, r in enumerate(model.ordered_recordings()):

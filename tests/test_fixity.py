@@ -83,6 +83,7 @@ def flip(data: bytearray) -> None:
 
 
 def test_an_intact_archive_passes_and_the_run_is_audited(archived) -> None:
+    """004 att.2 §4: a fixity check of an intact archive passes, and the run is audited."""
     report = run(archived)
     assert (report.checked, report.intact, report.bad) == (3, 3, [])
     assert (report.bags_checked, report.bags_bad) == (1, 0) and report.clean
@@ -94,6 +95,7 @@ def test_an_intact_archive_passes_and_the_run_is_audited(archived) -> None:
 
 
 def test_a_flipped_byte_is_reported_with_its_recording(archived) -> None:
+    """004 att.2 §4: one flipped byte in the archive is reported with its recording."""
     entry = archived.store.archive_entries()[1]
     path = evidence_path(archived, entry["path"])
     rewrite(path, flip)
@@ -114,6 +116,7 @@ def test_a_flipped_byte_is_reported_with_its_recording(archived) -> None:
 
 
 def test_a_deleted_file_is_reported(archived) -> None:
+    """004 att.2 §4; 000 §13.2: an archived file deleted is reported."""
     entry = archived.store.archive_entries()[0]
     path = evidence_path(archived, entry["path"])
     folder = os.path.dirname(path)
@@ -130,6 +133,8 @@ def test_a_deleted_file_is_reported(archived) -> None:
 
 
 def test_a_file_made_writable_is_reported_though_its_bytes_are_intact(archived) -> None:
+    """004 att.2 §4; 000 §10: an archived file made writable is reported, though its bytes are
+    intact."""
     entry = archived.store.archive_entries()[2]
     os.chmod(evidence_path(archived, entry["path"]), 0o644)
     report = run(archived)
@@ -140,6 +145,7 @@ def test_a_file_made_writable_is_reported_though_its_bytes_are_intact(archived) 
 
 
 def test_a_tampered_bag_payload_is_reported_and_the_archive_copy_is_not(archived) -> None:
+    """004 att.2 §4: a tampered package payload is reported, and the intact archive copy is not."""
     bag = the_bag(archived)
     data_dir = os.path.join(bag, "data")
     name = sorted(os.listdir(data_dir))[0]
@@ -156,6 +162,7 @@ def test_a_tampered_bag_payload_is_reported_and_the_archive_copy_is_not(archived
 
 
 def test_a_bag_resealed_by_a_forger_fails_against_the_audit_log(archived) -> None:
+    """000 §10; 004 att.2 §4: a package resealed by a forger fails against the signed audit log."""
     bag = the_bag(archived)
     data_dir = os.path.join(bag, "data")
     name = sorted(os.listdir(data_dir))[0]
@@ -185,6 +192,7 @@ def test_a_bag_resealed_by_a_forger_fails_against_the_audit_log(archived) -> Non
 
 
 def test_sampling_half_of_six_recordings_checks_three(make_dock) -> None:
+    """004 att.2 §4: periodic sampling: a half sample of six recordings checks three."""
     svc, _ = make_dock({"battery_percent": 95.0, "recordings": 6, "recording_mb": 0.05})
     svc.sweep()
     assert len(svc.store.archive_entries()) == 6
@@ -213,6 +221,7 @@ def namespace(**kw) -> argparse.Namespace:
 
 
 def test_archive_verify_command_exit_codes(archived, monkeypatch, capsys) -> None:
+    """004 att.2 §4: `dock archive verify` says by its exit status whether the archive is intact."""
     monkeypatch.setattr(cli_archive, "service_from", lambda args: archived)
     assert cli_archive.cmd_archive_verify(namespace(sample=None)) == 0
     out = capsys.readouterr()

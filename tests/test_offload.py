@@ -16,6 +16,8 @@ from .conftest import PIN, archived_bytes
 
 
 def test_footage_is_archived_verified_and_then_erased(make_dock) -> None:
+    """001 art.19(4); 000 §13.2: footage is copied, verified bit for bit against the capture hash,
+    archived read-only, and only then erased on the recorder."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.2})
     model = recs[0].model
     expected = {r.id: r.sha256 for r in model.recordings.values()}
@@ -35,6 +37,8 @@ def test_footage_is_archived_verified_and_then_erased(make_dock) -> None:
 
 
 def test_an_interrupted_offload_resumes_without_loss_or_duplicates(make_dock) -> None:
+    """001 art.19(4): an offload cut mid-way loses nothing, erases nothing unverified, and finishes
+    at the next docking without duplicates."""
     faults = LinkFaults(disconnect_after_bytes=300_000)
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.25, "link_faults": faults}
@@ -56,6 +60,8 @@ def test_an_interrupted_offload_resumes_without_loss_or_duplicates(make_dock) ->
 
 
 def test_a_capture_hash_mismatch_quarantines_and_erases_nothing(make_dock) -> None:
+    """001 art.19(4); 003 art.11: a copy that does not match the capture hash is quarantined, and
+    nothing is erased."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     model = recs[0].model
     bad = model.ordered_recordings()[0]
@@ -77,6 +83,8 @@ def test_a_capture_hash_mismatch_quarantines_and_erases_nothing(make_dock) -> No
 
 
 def test_a_bad_device_signature_erases_nothing(make_dock) -> None:
+    """001 art.19(4); 000 §10: footage whose device signature fails is not archived and stays on the
+    recorder."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
     model = recs[0].model
     rec = model.ordered_recordings()[0]
@@ -86,6 +94,7 @@ def test_a_bad_device_signature_erases_nothing(make_dock) -> None:
 
 
 def test_not_enough_room_keeps_the_footage_on_the_device(make_dock, monkeypatch) -> None:
+    """001 art.19(4): without room for the copy, the footage stays on the recorder."""
     monkeypatch.setattr(offload_mod, "ROOM_MARGIN", 1 << 60)
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     svc.sweep()
@@ -97,6 +106,8 @@ def test_not_enough_room_keeps_the_footage_on_the_device(make_dock, monkeypatch)
 
 
 def test_each_custody_episode_is_sealed_as_a_bagit_package(make_dock) -> None:
+    """000 §10: each custody episode's footage is sealed as a package whose hash is in the signed
+    audit log."""
     from dock.evidence.bagit import tagmanifest_digest, validate_bag
 
     svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
@@ -110,6 +121,8 @@ def test_each_custody_episode_is_sealed_as_a_bagit_package(make_dock) -> None:
 
 
 def test_a_scanner_hit_quarantines_and_keeps_the_footage_on_the_device(make_dock) -> None:
+    """004 att.2 §8: files are checked before archiving: a scanner hit is quarantined and the
+    footage kept on the recorder."""
     from dock.daemon.composition import command_scanner
 
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
@@ -150,6 +163,8 @@ def test_older_recorder_without_mass_storage_offloads_over_the_protocol(make_doc
 
 
 def test_a_return_with_an_interrupted_recording_opens_an_explanation_item(make_dock) -> None:
+    """002 art.20; 001 art.19(2): a return with an interrupted recording opens an explanation
+    item."""
     from dock.evidence.gaps import GapRegister
 
     svc, recs = make_dock({"battery_percent": 95.0})
@@ -175,6 +190,8 @@ def test_a_return_with_an_interrupted_recording_opens_an_explanation_item(make_d
 
 
 def test_housekeeping_raises_overdue_offloads_once_and_samples_fixity(make_dock) -> None:
+    """003 art.13; 004 att.2 §4: an overdue offload is raised once, and the archive's fixity is
+    sampled."""
     import time
 
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
@@ -217,6 +234,7 @@ def test_several_slots_offload_together_within_the_cap(make_dock) -> None:
 
 
 def test_offload_over_a_noisy_line_is_exact(make_dock) -> None:
+    """001 art.19(4): over a noisy line the archived copy is still bit for bit the recording."""
     faults = LinkFaults(bit_error_rate=1e-5, drop_rate=0.01, seed=3)
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.3, "link_faults": faults}
@@ -230,6 +248,8 @@ def test_offload_over_a_noisy_line_is_exact(make_dock) -> None:
 
 
 def test_a_mismatch_is_read_once_more_before_giving_up(make_dock) -> None:
+    """001 art.19(4): a copy that does not verify is read once more before the recording is
+    quarantined."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
     rec = recs[0].model.ordered_recordings()[0]
     rec.sha256 = hashlib.sha256(b"other").digest()
@@ -241,6 +261,8 @@ def test_a_mismatch_is_read_once_more_before_giving_up(make_dock) -> None:
 
 
 def test_erase_only_after_a_second_copy_when_the_policy_says_so(make_dock) -> None:
+    """004 att.3 art.5; 004 att.2 §4: when the policy says so, the recorder's copy is erased only
+    after a second copy off the dock."""
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1},
         policy={"erase_on_device": "after_second_copy"},
@@ -272,6 +294,7 @@ def test_offload_progress_is_visible_per_slot_while_it_runs(make_dock) -> None:
 
 
 def test_a_case_is_attached_later_without_renaming_the_original(make_dock) -> None:
+    """000 §13.2; 003 art.19: attaching a case later never renames or changes the original file."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     svc.sweep()
     before = {e["recording_id"]: e["path"] for e in svc.store.archive_entries()}

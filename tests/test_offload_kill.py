@@ -498,37 +498,43 @@ def test_every_kill_landed_inside_every_phase(ci: Results) -> None:
 
 
 def test_nothing_erased_before_it_was_verified(ci: Results) -> None:
-    """After every kill and every clean run: each recording gone from the recorder is
-    archived bit-identical; every file under a final name is exactly its recording;
-    after each round everything is archived exactly once and erased."""
+    """001 art.19(4): After every kill and every clean run: each recording gone from the recorder is
+    archived bit-identical; every file under a final name is exactly its recording; after each
+    round everything is archived exactly once and erased."""
     assert ci.violations == []
 
 
 def test_audit_log_verifies_after_the_kills(ci: Results) -> None:
+    """000 §10: the audit log verifies after every kill."""
     assert ci.audit_verify is not None
     assert ci.audit_verify.returncode == 0, ci.audit_verify.stdout + ci.audit_verify.stderr
 
 
 def test_every_erasure_has_its_audit_entry(ci: Results) -> None:
+    """000 §13.2; 001 art.19(4): every erasure on a recorder has its audit entry, whatever the
+    kills."""
     assert ci.erased_unaudited == {}
 
 
 def test_every_archived_recording_has_its_offload_file_entry(ci: Results) -> None:
+    """000 §10: every archived recording has its audit entry, whatever the kills."""
     assert ci.archived_unaudited == {}
 
 
 def test_every_archived_recording_is_sealed(ci: Results) -> None:
-    """Exactly one package each, whatever the kills interrupted (issue 10 section 1)."""
+    """000 §10: Exactly one package each, whatever the kills interrupted (issue 10 section 1)."""
     assert ci.unsealed == {}
     assert ci.sealed_twice == {}
 
 
 def test_every_erase_was_preceded_by_its_intent_and_a_verification(ci: Results) -> None:
-    """The log is never missing an erase: its intent is written first (issue 10 s. 2)."""
+    """001 art.19(4): the log is never missing an erase: its intent is written first
+    (issue 10 s. 2)."""
     assert ci.erased_without_intent == {}
 
 
 def test_every_bag_has_its_seal_and_the_archive_verifies(ci: Results) -> None:
+    """000 §10: every package has its seal in the audit log, and the archive verifies."""
     assert ci.bags_without_seal == {}
     assert ci.bagit_invalid == {}
     assert ci.archive_verify is not None

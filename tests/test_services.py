@@ -71,6 +71,7 @@ CHANGES: list[tuple[str, dict[str, Any], str, Callable[[Any], bool]]] = [
 
 @pytest.mark.parametrize(("name", "given", "kind", "changed"), CHANGES)
 def test_each_change_comes_with_its_audit_entry(dock, name, given, kind, changed) -> None:
+    """000 §10: every change the dock makes comes with its audit entry, naming who made it."""
     assert not changed(dock)
     call(dock, name, given, actor="clerk")
     assert changed(dock)
@@ -82,6 +83,7 @@ def test_each_change_comes_with_its_audit_entry(dock, name, given, kind, changed
 def test_a_failed_audit_append_leaves_no_change(
     dock, monkeypatch, name, given, kind, changed
 ) -> None:
+    """000 §10: a change whose audit entry cannot be written is not made."""
     failing(dock, monkeypatch, kind)
     with pytest.raises(OSError):
         call(dock, name, given, actor="clerk")
@@ -90,6 +92,7 @@ def test_a_failed_audit_append_leaves_no_change(
 
 
 def test_enable_and_unlock_are_audited_with_the_change(dock, monkeypatch) -> None:
+    """000 §10: enabling an officer and unlocking a PIN are audited with the change, or not made."""
     dock.store.set_officer_disabled("1002", True)
     failing(dock, monkeypatch, "officer_enable")
     with pytest.raises(OSError):
@@ -115,6 +118,7 @@ def test_enable_and_unlock_are_audited_with_the_change(dock, monkeypatch) -> Non
 
 
 def test_refusals_are_audited_and_change_nothing(dock) -> None:
+    """000 §10; 002 art.26: refused requests are audited and change nothing."""
     with pytest.raises(Refused):
         officers.unlock(dock, "clerk", "1001", "1002", PIN)  # not a supervisor
     assert kinds(dock, "pin_unlock_refused")[0].data["by"] == "clerk"
@@ -139,6 +143,7 @@ def test_bad_requests_say_why_and_change_nothing(dock) -> None:
 
 
 def test_the_audit_export_is_audited_or_not_left_behind(dock, tmp_path, monkeypatch) -> None:
+    """000 §10: an export of the audit log is itself audited, or not left behind."""
     path = str(tmp_path / "audit.jsonl")
     failing(dock, monkeypatch, "audit_export")
     with pytest.raises(OSError):

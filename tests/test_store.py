@@ -42,6 +42,8 @@ def test_short_or_non_digit_pin_is_refused(store: Store) -> None:
 
 
 def test_one_device_per_officer_and_one_officer_per_device(store: Store) -> None:
+    """003 art.21(2): the database itself holds one recorder per officer and one officer per
+    recorder."""
     store.open_custody("EMU0001", "1001", "1")
     with pytest.raises(StoreError):
         store.open_custody("EMU0002", "1001", "2")  # no second device for one officer
@@ -56,6 +58,7 @@ def test_one_device_per_officer_and_one_officer_per_device(store: Store) -> None
 
 
 def test_custody_closes_on_return_and_frees_both_sides(store: Store) -> None:
+    """003 art.21(2): custody closes on return and frees both the officer and the recorder."""
     c = store.open_custody("EMU0001", "1001", "1")
     assert store.awaiting_takeaway("1") == "EMU0001"
     store.mark_taken("1")
@@ -67,6 +70,7 @@ def test_custody_closes_on_return_and_frees_both_sides(store: Store) -> None:
 
 
 def test_custody_survives_reopening_the_database(store: Store, tmp_path) -> None:
+    """003 art.21(2): the custody chain (device, officer, time) survives reopening the database."""
     store.open_custody("EMU0002", "1002", "3")
     store.close()
     again = Store(str(tmp_path / "dock.db"))
@@ -75,6 +79,8 @@ def test_custody_survives_reopening_the_database(store: Store, tmp_path) -> None
 
 
 def test_flags_disable_and_ratio(store: Store) -> None:
+    """001 art.18; 000 §14.1: a recorder flagged lost, an officer disabled, and the ratio of
+    recorders per officer reported."""
     store.flag_device("EMU0002", lost=True, note="reported lost on patrol")
     assert store.device("EMU0002").lost  # type: ignore[union-attr]
     store.set_officer_disabled("1002", True)
@@ -85,6 +91,8 @@ def test_flags_disable_and_ratio(store: Store) -> None:
 
 
 def test_status_history_is_kept_per_device(store: Store) -> None:
+    """004 att.3 art.9; 004 att.3 art.16: each recorder's status history (battery, the drift found)
+    is kept."""
     for pct in (90, 80, 70):
         store.record_status("EMU0001", battery_percent=pct, drift_before_s=0.4)
     hist = store.status_history("EMU0001")

@@ -140,6 +140,8 @@ def leftovers(folder: str) -> list[str]:
 
 
 def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> None:
+    """001 art.19(4): a copy is verified bit for bit, published read-only, with no temporary file
+    left."""
     data = os.urandom(5 * 1024 * 1024)
     fs = RecordingFS()
     result = write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
@@ -165,6 +167,8 @@ def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> 
 
 
 def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
+    """001 art.19(4): a copy that does not match the capture hash is quarantined, never
+    published."""
     data = os.urandom(300_000)
     wrong = sha(b"something else")
     with pytest.raises(IntegrityError) as info:
@@ -182,6 +186,7 @@ def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
 
 
 def test_flipped_bit_on_read_back_is_an_integrity_error(tmp_path) -> None:
+    """001 art.19(4): one bit flipped on the disk is caught by the read-back."""
     data = os.urandom(2 * 1024 * 1024 + 17)
     fs = FlipBitOnReadBack(at=1_500_000)
     with pytest.raises(IntegrityError) as info:
@@ -196,6 +201,7 @@ def test_flipped_bit_on_read_back_is_an_integrity_error(tmp_path) -> None:
 
 
 def test_size_mismatch_is_an_integrity_error(tmp_path) -> None:
+    """001 art.19(4): a copy of the wrong size is an integrity error."""
     data = os.urandom(10_000)
     with pytest.raises(IntegrityError) as info:
         write_verified(str(tmp_path), NAME, [data], sha(data), expected_size=len(data) + 1)
@@ -204,6 +210,7 @@ def test_size_mismatch_is_an_integrity_error(tmp_path) -> None:
 
 
 def test_enospc_mid_write_removes_the_partial_file(tmp_path) -> None:
+    """001 art.19(4): a disk that fills mid-copy leaves no partial file and publishes nothing."""
     data = os.urandom(1024 * 1024)
     fs = NoSpaceAfter(limit=300_000)
     with pytest.raises(CopyFailed) as info:
@@ -217,6 +224,7 @@ def test_enospc_mid_write_removes_the_partial_file(tmp_path) -> None:
 
 
 def test_eio_on_fsync_fails_once_and_is_never_retried(tmp_path) -> None:
+    """001 art.19(4): an fsync error fails the copy; the file is never trusted on a retry."""
     data = os.urandom(200_000)
     fs = FsyncEIO()
     with pytest.raises(CopyFailed) as info:
@@ -229,6 +237,7 @@ def test_eio_on_fsync_fails_once_and_is_never_retried(tmp_path) -> None:
 
 
 def test_eio_on_folder_fsync_withdraws_the_copy(tmp_path) -> None:
+    """001 art.19(4): an error syncing the folder withdraws the copy."""
     data = os.urandom(50_000)
     fs = FsyncDirEIO()
     with pytest.raises(CopyFailed) as info:
@@ -239,6 +248,7 @@ def test_eio_on_folder_fsync_withdraws_the_copy(tmp_path) -> None:
 
 
 def test_second_call_with_same_content_returns_existing_file_untouched(tmp_path) -> None:
+    """000 §13.2: copying the same footage again leaves the archived file untouched."""
     data = os.urandom(400_000)
     first = write_verified(str(tmp_path), NAME, chunked(data), sha(data))
     before = os.stat(first.path)
@@ -261,6 +271,7 @@ def test_second_call_with_same_content_returns_existing_file_untouched(tmp_path)
 
 
 def test_existing_different_file_is_refused_and_left_untouched(tmp_path) -> None:
+    """000 §13.2; 003 art.11: an archived file is never overwritten with other bytes."""
     other = b"another officer's footage"
     final = tmp_path / NAME
     final.write_bytes(other)
@@ -299,6 +310,7 @@ def test_empty_file_verifies_and_reports_zero(tmp_path) -> None:
 
 
 def test_reused_source_buffer_cannot_change_what_is_hashed(tmp_path) -> None:
+    """001 art.19(4): the hash is of the bytes written, whatever the source does with its buffer."""
     data = os.urandom(256 * 1024)
 
     def reusing_reader() -> Iterator[bytearray]:
@@ -350,6 +362,7 @@ def test_free_bytes_and_ensure_room(tmp_path) -> None:
 def test_any_chunking_of_any_data_verifies_and_reproduces_the_bytes(
     data: bytes, cuts: list[int]
 ) -> None:
+    """001 art.19(4): any data, in any chunks, is copied and verified bit for bit."""
     bounds = sorted([0, len(data), *(c for c in cuts if c <= len(data))])  # repeats: b""
     pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
     with tempfile.TemporaryDirectory() as folder:
