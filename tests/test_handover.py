@@ -238,3 +238,22 @@ def test_the_handover_is_a_request_of_the_one_table(make_dock, start_recorder) -
         svc, "custody.handover", {"slot": "1", "officer": "1001", "pin": PIN}, actor="1001"
     )
     assert said["signed"] is True and said["by_custodian"] is True
+
+
+def test_a_register_that_fails_never_holds_up_the_offload(
+    make_dock, start_recorder, monkeypatch
+) -> None:
+    """001 art.19(3) beside 001 art.19(4): the handover is recorded beside the offload,
+    never in front of it; a handover register that cannot be written (a database error)
+    still leaves the footage archived, verified and erased from the recorder."""
+    from dock.evidence.handovers import HandoverRegister
+
+    def broken(*_: Any) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    monkeypatch.setattr(HandoverRegister, "awaiting", broken)
+    out_and_back(svc, recs[0], start_recorder, recordings=2)
+    archived = svc.store.archive_entries()
+    assert len(archived) == 2 and all(r["erased_at"] is not None for r in archived)
+    assert HandoverTable(svc.store).pending() == []

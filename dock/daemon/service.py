@@ -111,7 +111,10 @@ class DockService:
         self.inspection.close_custody(slot_id, action)
         closed = None if held is None else self.parts.store.custody(held.id)
         if closed is not None and closed.in_at is not None:
-            self.handovers.docked(slot_id, closed)
+            try:
+                self.handovers.docked(slot_id, closed)
+            except Exception:  # footage first: the offload that follows still runs
+                log.exception("slot %s: the handover of %s not asked for", slot_id, closed.serial)
 
     def _is_offloading(self, slot_id: str) -> bool:
         return self.offloads.is_running(slot_id)
