@@ -18,14 +18,15 @@ is done); the others record something that happened and stay open until acknowle
 | clock_drift_now | a slot's ``abs(drift_s)`` > 1 s | that device's drift within 1 s |
 | clock_drift | a ``clock.drift`` event | acknowledgement |
 | offload_overdue | ``deadline.overdue`` | ``offload.done`` without failures |
+| recorder_not_returned | ``recorder.not_returned`` (subject serial) | that recorder's ``checkin`` |
 | checks_failing | 3 ``checks.failed`` (with codes) of one device in 1 h | acknowledgement |
 | refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
 | fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
 | recording_interrupted | ``gap.found``, kind interrupted or fault (serial/item) | acknowledgement |
 | pin_locked | ``pin.locked`` (subject the officer number) | ``pin.unlocked`` |
-| events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
 | footage_continuity | ``continuity.flagged`` (serial/item) | acknowledgement |
+| events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
 | audit_backwards | ``audit.rewound``; a checkpoint the log went back from | acknowledgement |
 | audit_fork | a checkpoint whose head differs from one held at its entry | acknowledgement |
 | audit_bad_checkpoint | a checkpoint not signed by the dock's key | acknowledgement |
@@ -62,10 +63,12 @@ class AlertKind(StrEnum):
     # (002 art.20; 003 art.11; 004 att.1 art.3), not only an explanation item
     RECORDING_INTERRUPTED = "recording_interrupted"
     PIN_LOCKED = "pin_locked"  # someone tried five wrong PINs for one officer number
-
+    # a recorder not docked by the end of its shift (000 §14.1; 002 art.22; 003 art.21)
+    RECORDER_NOT_RETURNED = "recorder_not_returned"
     # footage deleted before docking, made outside custody, or unsigned (003 art.11, 13;
     # 001 art.19(3); 002 art.23): the supervisor's item at the dock, an alert here
     FOOTAGE_CONTINUITY = "footage_continuity"
+
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
 CLEARING = frozenset(
@@ -77,6 +80,7 @@ CLEARING = frozenset(
         AlertKind.CLOCK_DRIFT_NOW,
         AlertKind.EVENTS_MISSING,
         AlertKind.PIN_LOCKED,
+        AlertKind.RECORDER_NOT_RETURNED,
     }
 )
 
@@ -206,6 +210,17 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
         )
     elif kind == EventType.OFFLOAD_DONE and not data.get("failed"):
         d.clear(site, dock, AlertKind.OFFLOAD_OVERDUE, serial)
+    elif kind == EventType.RECORDER_NOT_RETURNED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.RECORDER_NOT_RETURNED,
+            serial,
+            f"recorder not returned by the end of its shift (due {data.get('due')}, "
+            f"officer {data.get('officer')}, checked out {data.get('out_at')})",
+        )
+    elif kind == EventType.CHECKIN:
+        d.clear(site, dock, AlertKind.RECORDER_NOT_RETURNED, serial)
     elif kind == EventType.CLOCK_DRIFT:
         d.raise_(
             site,
@@ -241,6 +256,15 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
             f"recording could not go on ({data.get('kind')}: {data.get('reason')}), "
             f"officer {data.get('officer')}: explanation item {data.get('item')}",
         )
+    elif kind == EventType.CONTINUITY_FLAGGED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.FOOTAGE_CONTINUITY,
+            f"{serial}/{data.get('item', '')}",
+            f"footage continuity ({data.get('kind')}): {data.get('detail')} (officer "
+            f"{data.get('officer')}, explanation item {data.get('item')})",
+        )
     elif kind == EventType.PIN_LOCKED:
         d.raise_(
             site,
@@ -256,15 +280,6 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
         d.raise_(
             site,
             dock,
-    elif kind == EventType.CONTINUITY_FLAGGED:
-        d.raise_(
-            site,
-            dock,
-            AlertKind.FOOTAGE_CONTINUITY,
-            f"{serial}/{data.get('item', '')}",
-            f"footage continuity ({data.get('kind')}): {data.get('detail')} (officer "
-            f"{data.get('officer')}, explanation item {data.get('item')})",
-        )
             AlertKind.FIXITY_FAILED,
             str(data.get("path") or serial),
             f"fixity failed: {data.get('detail')} (device {serial or '?'})",

@@ -80,6 +80,7 @@ class EventType(StrEnum):
     CONTINUITY_FLAGGED = "continuity.flagged"
     DEADLINE_AT_RISK = "deadline.at_risk"
     DEADLINE_OVERDUE = "deadline.overdue"
+    RECORDER_NOT_RETURNED = "recorder.not_returned"  # not docked by the end of its shift
     CLOCK_DRIFT = "clock.drift"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_REWOUND = "audit.rewound"  # the dock's audit log went backwards under its reporter

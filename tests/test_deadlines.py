@@ -1,5 +1,7 @@
 """Offload deadlines (REQUIREMENTS.md §4) as tables: presets around weekends, local
-midnight, a zone without DST and one crossing its changes, holidays and make-up days."""
+midnight, a zone without DST and one crossing its changes, holidays and make-up days; and
+where each regulation starts the clock (002 art.23, 003 art.13, 001 art.19(3), 004 att.1
+art.5), for recorders returned and still away."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
-from dock.domain.policy import Policy
-from dock.evidence.deadlines import deadline_status, offload_deadline
+from dock.domain.policy import DEADLINE_STARTS, PRESETS, Policy
+from dock.evidence.deadlines import clock_start, deadline_status, episode_deadline, offload_deadline
 
 H24 = Policy("t24", offload_deadline_hours=24.0)
 H48 = Policy("t48", offload_deadline_hours=48.0)
@@ -413,3 +415,275 @@ def test_status_passes_holidays_through() -> None:
 def test_bad_input_raises(call, error) -> None:
     with pytest.raises(error):
         call()
+
+
+# --------------------------------------------------------------------------- the start
+# REQUIREMENTS.md §4: the offload clock starts where each regulation says. Each test
+# names the article it enforces.
+
+
+@pytest.mark.parametrize(
+    ("preset", "start", "hours", "working_days"),
+    [
+        pytest.param("guangdong", "recording", 24.0, None, id="002-art23"),
+        pytest.param("tanghe", "return", 24.0, None, id="003-art13"),
+        pytest.param("pishan", "activity_end", 24.0, 1, id="001-art19-3"),
+        pytest.param("jingzhou", "recording", 48.0, None, id="004-att1-art5"),
+        pytest.param("strictest", "recording", 24.0, None, id="strictest"),
+    ],
+)
+def test_each_preset_starts_its_deadline_where_its_regulation_says(
+    preset, start, hours, working_days
+) -> None:
+    """002 art.23 (24 h after the recording was made), 003 art.13 (24 h after return),
+    001 art.19(3) (one working day after the activity ended), 004 att.1 art.5 and att.3
+    art.13 (2 days after the recording was made); the default is the strictest start."""
+    p = PRESETS[preset]
+    assert (p.offload_deadline_from, p.offload_deadline_hours) == (start, hours)
+    assert p.offload_deadline_working_days == working_days
+    # The strictest start is the earliest moment: no preset starts before the default.
+    strict = DEADLINE_STARTS.index(PRESETS["strictest"].offload_deadline_from)
+    assert strict == 0 and DEADLINE_STARTS.index(p.offload_deadline_from) >= strict
+
+
+OUT = local(SH, 2025, 3, 3, 8)  # Monday 08:00: checked out
+REC1 = local(SH, 2025, 3, 3, 9, 30)  # first recording ended
+REC2 = local(SH, 2025, 3, 3, 16)  # last recording ended
+BACK = local(SH, 2025, 3, 3, 18)  # returned Monday 18:00
+
+
+@pytest.mark.parametrize(
+    ("start_from", "in_at", "ends", "expected"),
+    [
+        pytest.param("recording", BACK, (REC2, REC1), REC1, id="002-art23-first-recording"),
+        pytest.param("activity_end", BACK, (REC1, REC2), REC2, id="001-art19-last-recording"),
+        pytest.param("return", BACK, (REC1, REC2), BACK, id="003-art13-return"),
+        pytest.param("recording", None, (), OUT, id="002-art23-away-from-checkout"),
+        pytest.param("activity_end", None, (), OUT, id="001-art19-away-from-checkout"),
+        pytest.param("return", None, (), None, id="003-art13-away-no-deadline-yet"),
+        pytest.param("recording", BACK, (), OUT, id="docked-not-offloaded-from-checkout"),
+        # a recorder's clock gone wrong: kept within the episode
+        pytest.param(
+            "recording", BACK, (local(SH, 2025, 1, 1),), OUT, id="recording-before-checkout"
+        ),
+        pytest.param(
+            "activity_end", BACK, (local(SH, 2025, 3, 9),), BACK, id="recording-after-return"
+        ),
+    ],
+)
+def test_clock_start_per_regulation(start_from, in_at, ends, expected) -> None:
+    """002 art.23, 004 att.1 art.5: from the recording; 001 art.19(3): from the end of
+    the activity (the episode's last recording); 003 art.13: from the return. While the
+    recordings are not known, from the check-out (the earliest a recording could be)."""
+    assert clock_start(start_from, OUT, in_at, ends) == expected
+
+
+def test_clock_start_refuses_nonsense() -> None:
+    """REQUIREMENTS §4: a wrong deadline hides an overdue offload, so bad input raises."""
+    with pytest.raises(ValueError):
+        clock_start("whenever", OUT, BACK)
+    with pytest.raises(ValueError):
+        clock_start("return", BACK, OUT)  # back before it left
+
+
+GD, TH, PS, JZ = (PRESETS[n] for n in ("guangdong", "tanghe", "pishan", "jingzhou"))
+FRI_OUT = local(SH, 2025, 3, 7, 8)  # Friday 08:00
+FRI_REC = local(SH, 2025, 3, 7, 17)  # last recording ends Friday 17:00
+
+
+def episode_row(name: str, policy: Policy, now: datetime, state: str, deadline: datetime,
+                *, out: datetime = OUT, back: datetime | None = None,
+                ends: tuple[datetime, ...] = (), offloaded: datetime | None = None,
+                nothing_pending: bool = False) -> Any:  # fmt: skip
+    return pytest.param(
+        policy, now, state, deadline, out, back, ends, offloaded, nothing_pending, id=name
+    )
+
+
+EPISODES = [
+    # 002 art.23: 24 h from the recording: back two days later, offloaded at once: late.
+    episode_row(
+        "002-art23-late-though-offloaded-on-return",
+        GD,
+        local(SH, 2025, 3, 6),
+        "done_late",
+        REC1 + timedelta(hours=24),
+        back=local(SH, 2025, 3, 5, 8),
+        ends=(REC1, REC2),
+        offloaded=local(SH, 2025, 3, 5, 8, 10),
+    ),
+    # 003 art.13: the same episode counts from the return: on time.
+    episode_row(
+        "003-art13-same-episode-on-time",
+        TH,
+        local(SH, 2025, 3, 6),
+        "done",
+        local(SH, 2025, 3, 6, 8),
+        back=local(SH, 2025, 3, 5, 8),
+        ends=(REC1, REC2),
+        offloaded=local(SH, 2025, 3, 5, 8, 10),
+    ),
+    # 002 art.23: away, 19 h after the check-out: at risk before it is docked.
+    episode_row(
+        "002-art23-away-at-risk",
+        GD,
+        OUT + timedelta(hours=19),
+        "at_risk",
+        OUT + timedelta(hours=24),
+    ),
+    episode_row(
+        "002-art23-away-overdue",
+        GD,
+        OUT + timedelta(hours=24, seconds=1),
+        "overdue",
+        OUT + timedelta(hours=24),
+    ),
+    episode_row(
+        "002-art23-away-on-time-in-shift",
+        GD,
+        OUT + timedelta(hours=10),
+        "on_time",
+        OUT + timedelta(hours=24),
+    ),
+    # 004 att.1 art.5: 2 days from the recording.
+    episode_row(
+        "004-att1-art5-away-48h",
+        JZ,
+        OUT + timedelta(hours=47),
+        "at_risk",
+        OUT + timedelta(hours=48),
+    ),
+    episode_row(
+        "004-att1-art5-done-in-2-days",
+        JZ,
+        local(SH, 2025, 3, 9),
+        "done",
+        REC1 + timedelta(hours=48),
+        back=local(SH, 2025, 3, 4, 8),
+        ends=(REC1,),
+        offloaded=local(SH, 2025, 3, 4, 9),
+    ),
+    # 001 art.19(3): one working day after the activity (its last recording) ended:
+    # Friday's activity is due by the end of Monday, even if it came back on Saturday.
+    episode_row(
+        "001-art19-friday-activity-due-monday",
+        PS,
+        local(SH, 2025, 3, 12),
+        "done",
+        utc(2025, 3, 10, 16),
+        out=FRI_OUT,
+        back=local(SH, 2025, 3, 8, 10),
+        ends=(FRI_REC,),
+        offloaded=local(SH, 2025, 3, 10, 9),
+    ),
+    episode_row(
+        "001-art19-offloaded-tuesday-late",
+        PS,
+        local(SH, 2025, 3, 12),
+        "done_late",
+        utc(2025, 3, 10, 16),
+        out=FRI_OUT,
+        back=local(SH, 2025, 3, 10, 10),
+        ends=(FRI_REC,),
+        offloaded=local(SH, 2025, 3, 11, 9),
+    ),
+    # 001 art.19(3): kept over the weekend, still away on Tuesday: overdue.
+    episode_row(
+        "001-art19-away-overdue",
+        PS,
+        local(SH, 2025, 3, 11, 9),
+        "overdue",
+        utc(2025, 3, 10, 16),
+        out=FRI_OUT,
+    ),
+    # Back with nothing to offload: done, however long it was away.
+    episode_row(
+        "nothing-pending-is-done",
+        GD,
+        local(SH, 2025, 3, 9),
+        "done",
+        OUT + timedelta(hours=24),
+        back=local(SH, 2025, 3, 6),
+        nothing_pending=True,
+        offloaded=local(SH, 2025, 3, 6),
+    ),
+    # Back and not yet offloaded: still from the check-out (recordings not yet known).
+    episode_row(
+        "002-art23-docked-not-offloaded",
+        GD,
+        OUT + timedelta(hours=25),
+        "overdue",
+        OUT + timedelta(hours=24),
+        back=OUT + timedelta(hours=23),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "now", "state", "deadline", "out", "back", "ends", "offloaded", "nothing"),
+    EPISODES,
+)
+def test_episode_deadline_per_regulation(
+    policy, now, state, deadline, out, back, ends, offloaded, nothing
+) -> None:
+    """002 art.23 and 004 att.1 art.5 (from the recording), 003 art.13 (from the return),
+    001 art.19(3) (one working day from the end of the activity): a recorder away is late
+    before it is docked."""
+    got = episode_deadline(
+        policy, SH, now, out_at=out, in_at=back, recording_ends=ends,
+        offloaded_at=offloaded, nothing_pending=nothing,
+    )  # fmt: skip
+    assert got is not None
+    assert (got.status.state, got.status.deadline) == (state, deadline)
+
+
+def test_away_under_return_rule_has_no_deadline_yet() -> None:
+    """003 art.13: the 24 h start on the return, so a recorder away has none yet."""
+    assert episode_deadline(TH, SH, OUT + timedelta(days=9), out_at=OUT, in_at=None) is None
+
+
+def test_a_recorder_away_is_never_done() -> None:
+    """002 art.23: an offload time passed for a recorder still away is not an offload."""
+    got = episode_deadline(
+        GD, SH, OUT + timedelta(hours=30), out_at=OUT, in_at=None, offloaded_at=OUT
+    )
+    assert got is not None and got.status.state == "overdue"
+
+
+CONFIG = '[dock]\nid = "d"\nsite = "s"\nunit = "u"\n\n[[slot]]\nid = "1"\nport = "/dev/x"\n'
+
+
+@pytest.mark.parametrize(
+    ("preset", "start", "warned"),
+    [
+        pytest.param("strictest", "return", True, id="return-laxer-than-recording"),
+        pytest.param("pishan", "return", True, id="return-laxer-than-activity-end"),
+        pytest.param("strictest", "activity_end", True, id="activity-end-laxer-than-recording"),
+        pytest.param("tanghe", "recording", False, id="recording-stricter-than-return"),
+        pytest.param("pishan", "recording", False, id="recording-stricter-than-activity-end"),
+    ],
+)
+def test_a_later_start_is_warned_as_laxer(tmp_path, preset, start, warned) -> None:
+    """002 art.23, 003 art.13, 001 art.19(3): starting the clock later than the preset's
+    regulation gives more time, so it is warned about at every start; earlier is silent."""
+    from dock.config import load_config
+
+    path = tmp_path / "dock.toml"
+    text = f'{CONFIG}\n[policy]\npreset = "{preset}"\noffload_deadline_from = "{start}"\n'
+    path.write_text(text, encoding="utf-8")
+    cfg = load_config(str(path), env={})
+    assert cfg.policy.offload_deadline_from == start
+    said = [w for w in cfg.warnings if w.startswith("policy.offload_deadline_from")]
+    assert bool(said) is warned, cfg.warnings
+
+
+def test_an_unknown_start_is_a_one_line_problem(tmp_path) -> None:
+    """REQUIREMENTS §4: a start the dock does not know is refused with how to fix it."""
+    from dock.config import ConfigError, load_config
+
+    path = tmp_path / "dock.toml"
+    path.write_text(f'{CONFIG}\n[policy]\noffload_deadline_from = "shift"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path), env={})
+    (line,) = [x for x in str(err.value).splitlines() if "offload_deadline_from" in x]
+    assert '"shift" is not a moment' in line and "activity_end" in line

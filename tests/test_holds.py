@@ -249,8 +249,10 @@ def test_deadline_report_from_return_to_offload(make_dock) -> None:
     svc.sweep()
     assert svc.checkout("1001", PIN).granted
     rows = deadline_report(svc.store, svc.policy, svc.timezone, t + 25 * 3600)
-    assert [r["state"] for r in rows] == ["done", "done"]
+    assert [r["state"] for r in rows] == ["done", "done", "overdue"]
     assert rows[1]["offload_basis"] == "nothing_pending"
+    # 002 art.23: the recorder now away 25 h is overdue before it is docked
+    assert rows[2]["away"] and rows[2]["returned_at"] is None
 
 
 def test_cli_commands(docked, monkeypatch, capsys) -> None:

@@ -172,6 +172,8 @@ def test_late_offloads_follow_the_docks_own_deadline_report(day: Any) -> None:
         mapped = {"done": "on_time", "done_late": "late", "overdue": "overdue"}
         want: dict[str, int] = {}
         for r in report:
+            if r["away"]:  # a recorder still away is no return (late_offloads counts returns)
+                continue
             state = mapped.get(r["state"], "pending")
             want[state] = want.get(state, 0) + 1
         table = statistics(dock_db, audit_db, svc.policy, TZ, now, by="unit")["tables"]

@@ -105,6 +105,11 @@ def print_status(report: dict[str, Any]) -> None:
         said = handover_line(r.get("handover"))
         if said:
             print(f"slot {shown(r['slot'])}: {said}")
+    for r in report.get("not_returned") or ():
+        print(
+            f"NOT RETURNED: {shown(r['serial'])} of officer {shown(r['officer_id'])}, "
+            f"checked out {r['out_at']}, due back by {r['due_local']}"
+        )
     print(ratio_line(report["fleet"]), flush=True)
 
 

@@ -184,13 +184,15 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             left = r["remaining_s"] / 3600
+            where = f"AWAY since {r['out_at']}" if r["away"] else f"returned {r['returned_at']}"
             print(
-                f"{shown(r['serial']):<10} {shown(r['officer_id']):<8} "
-                f"returned {r['returned_at']}  "
-                f"due {r['deadline_local']}  {r['state']:<9} {left:+.1f} h"
+                f"{shown(r['serial']):<10} {shown(r['officer_id']):<8} {where}  "
+                f"due {r['deadline_local']} (from the {r['deadline_from'].replace('_', ' ')} "
+                f"{r['started_at']})  {r['state']:<9} {left:+.1f} h"
             )
         alert = overdue_or_at_risk(rows)
-        print(f"{len(rows)} return(s) listed, {len(alert)} overdue or at risk")
+        away = sum(1 for r in rows if r["away"])
+        print(f"{len(rows)} episode(s) listed ({away} away), {len(alert)} overdue or at risk")
     return EXIT_REFUSED if any(r["state"] == "overdue" for r in rows) else 0
 
 
@@ -236,7 +238,7 @@ def register(sub: Any) -> None:
     add_json(pu)
     pu.set_defaults(func=cmd_purge, request="purge.run")
 
-    dl = add_parser(sub, "deadlines", help="offload deadlines of returned recorders")
+    dl = add_parser(sub, "deadlines", help="offload deadlines of recorders, away or returned")
     add_json(dl)
     dl.add_argument("--all", action="store_true", help="also returns done more than 7 days ago")
     dl.set_defaults(func=cmd_deadlines)

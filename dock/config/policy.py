@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from common.checker import INVALID, Bad, Checker, as_float, as_int, choice, kind, show
-from dock.domain.policy import DEFAULT_PRESET, ERASE_MODES, PRESETS, Policy, policy_from
+from dock.domain.policy import (
+    DEADLINE_STARTS,
+    DEFAULT_PRESET,
+    ERASE_MODES,
+    PRESETS,
+    Policy,
+    policy_from,
+)
 
 POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(Policy) if f.name != "name")
 POLICY_KEYS = ("preset", *POLICY_FIELDS)
@@ -63,6 +70,11 @@ def _policy_value(name: str, value: Any) -> Any:
         if value not in ERASE_MODES:
             raise Bad(f"{show(value)} is not an erase mode", f"use one of {list(ERASE_MODES)}")
         return value
+    if hint is str and name == "offload_deadline_from":
+        if value not in DEADLINE_STARTS:
+            fix = f"use one of {list(DEADLINE_STARTS)}"
+            raise Bad(f"{show(value)} is not a moment a deadline starts from", fix)
+        return value
     raise Bad(f"has a type ({hint}) the configuration cannot set", "remove it")  # pragma: no cover
 
 
@@ -88,9 +100,14 @@ def _widens_firmware(new: tuple[str, ...], old: tuple[str, ...]) -> bool:
 LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "offload_deadline_hours": None,
     "offload_deadline_working_days": None,
+    # a later start (recording < activity_end < return) gives more time
+    "offload_deadline_from": lambda new, old: (
+        DEADLINE_STARTS.index(new) > DEADLINE_STARTS.index(old)
+    ),
     "retention_days": _lower_is_laxer,
     "min_recorders_per_officer": _lower_is_laxer,
     "shift_hours": _lower_is_laxer,
+    "return_grace_minutes": _higher_is_laxer,
     "recording_hours_per_shift": _lower_is_laxer,
     "battery_hours_when_new": _higher_is_laxer,
     "min_battery_percent": _lower_is_laxer,
@@ -102,6 +119,7 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "supervisor_override_allowed": lambda new, old: new and not old,
     "never_overridable": _drops_entries,
     "explain_manual_stops": lambda new, old: old and not new,
+    "continuity_tolerance_s": _higher_is_laxer,
 }
 
 
@@ -119,7 +137,6 @@ def _deadline_laxer(new: Policy, old: Policy) -> bool:
     if new_days is None and old_days is None:
         return new.offload_deadline_hours > old.offload_deadline_hours
     if new_days is not None:  # working days always last at least as long as 24 h each
-    "continuity_tolerance_s": _higher_is_laxer,
         return new_days * 24 >= old.offload_deadline_hours
     return new.offload_deadline_hours > (old_days or 0) * 24
 

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dock.daemon.parts import DockParts
 from dock.domain.audit_kinds import AuditKind
@@ -150,8 +150,11 @@ class Maintenance:
                 log.info("finished an unfinished purge: %s", what)
 
     def deadlines(self, now: float) -> None:
-        """Raise offload deadlines at risk or overdue, once per episode and state."""
+        """Raise offload deadlines at risk or overdue (recorders away included), and
+        recorders not back by the end of their shift: each once per custody episode and
+        state, also across restarts (the audit log says what was raised)."""
         from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
+        from dock.evidence.shift_returns import not_returned
 
         parts = self.parts
         with self._deadlines_lock:
@@ -160,12 +163,25 @@ class Maintenance:
             self._last_deadlines = now
             report = deadline_report(parts.store, parts.policy, parts.timezone, now)
             for row in overdue_or_at_risk(report):
-                key = (row["custody_id"], row["state"])
-                if key not in self._deadline_alerts:
-                    self._deadline_alerts.add(key)
+                kind = _DEADLINE_KINDS[row["state"]]
+                if self._raise_once(kind, row):
                     log.warning("offload deadline %s: %s", row["state"], row)
-                    kind = _DEADLINE_KINDS[row["state"]]
-                    parts.audit.append(kind, "dock", row["serial"], row)
+            for row in not_returned(parts.store, parts.policy, parts.timezone, now):
+                if self._raise_once(AuditKind.RECORDER_NOT_RETURNED, row):
+                    log.warning("recorder not returned by the end of its shift: %s", row)
+
+    def _raise_once(self, kind: AuditKind, row: dict[str, Any]) -> bool:
+        """Append ``kind`` about ``row``'s custody episode unless already raised (here or,
+        before a restart, in the audit log); True when it was appended now."""
+        key = (row["custody_id"], kind.value)
+        if key in self._deadline_alerts:
+            return False
+        self._deadline_alerts.add(key)
+        audit = self.parts.audit
+        if audit.find(kind, row["serial"], custody_id=row["custody_id"]) is not None:
+            return False
+        audit.append(kind, "dock", row["serial"], row)
+        return True
 
     def fixity(self, now: float) -> None:
         """Sample the archive's fixity, once a day. Reads the archive with no lock of

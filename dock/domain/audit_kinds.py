@@ -63,8 +63,10 @@ class AuditKind(StrEnum):
     SECOND_COPY = "second_copy"  # a second copy of a recording confirmed, and where
 
     # --- deadlines and fixity
-    DEADLINE_AT_RISK = "deadline_at_risk"  # a returned recorder near its offload deadline
-    DEADLINE_OVERDUE = "deadline_overdue"  # a returned recorder past its offload deadline
+    DEADLINE_AT_RISK = "deadline_at_risk"  # a recorder (back or away) near its offload deadline
+    DEADLINE_OVERDUE = "deadline_overdue"  # a recorder (back or away) past its offload deadline
+    # a recorder not docked by the end of the shift it was checked out for (once per episode)
+    RECORDER_NOT_RETURNED = "recorder_not_returned"
     FIXITY_CHECK = "fixity_check"  # a fixity check of the archive ran: its summary
     FIXITY_FAILURE = "fixity_failure"  # one archived file failed its fixity check
 

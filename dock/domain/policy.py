@@ -22,16 +22,27 @@ ASSUMED_BATTERY_HEALTH_PERCENT = 80
 @dataclass(frozen=True)
 class Policy:
     name: str
-    #: Footage must reach the unit's storage within this long after return.
+    #: Footage must reach the unit's storage within this long after the moment
+    #: ``offload_deadline_from`` names.
     offload_deadline_hours: float = 24.0
     #: Count the deadline in working days (Mon-Fri) instead of hours.
     offload_deadline_working_days: int | None = None
+    #: The moment the offload deadline starts from (REQUIREMENTS §4), one of
+    #: ``DEADLINE_STARTS``: "recording" (the recording was made: 002 art.23; 004 att.1
+    #: art.5, att.3 art.13), "activity_end" (the enforcement activity ended: 001
+    #: art.19(3)) or "return" (the recorder came back to the unit: 003 art.13).
+    offload_deadline_from: str = "recording"
     #: Minimum retention of ordinary footage.
     retention_days: int = 3 * 365
     #: Recorders per officer that must exist (1 per 2 officers = 0.5).
     min_recorders_per_officer: float = 0.5
     # --- pre-shift checks -------------------------------------------------------
+    #: Length of a shift: the battery check asks for this much runtime, and a recorder
+    #: not back this long (plus ``return_grace_minutes``) after its check-out raises an
+    #: alert (000 §14.1; 002 art.22; 003 art.21: devices not lost through poor custody).
     shift_hours: float = 10.0
+    #: Minutes after the end of the shift before a recorder not returned is raised.
+    return_grace_minutes: int = 30
     #: Hours of recording expected in a shift, for the storage check.
     recording_hours_per_shift: float = 8.0
     #: Recording hours a new battery gives from full; scaled by battery health.
@@ -66,11 +77,16 @@ class Policy:
 
 
 ERASE_MODES = ("after_verify", "after_second_copy")
+#: Where an offload deadline may start, from the earliest (strictest) to the latest: a
+#: recording is made before the activity it records ends, and that before the return.
+DEADLINE_STARTS = ("recording", "activity_end", "return")
 
 
 def _check(policy: Policy) -> Policy:
     if policy.erase_on_device not in ERASE_MODES:
         raise ValueError(f"erase_on_device must be one of {ERASE_MODES}")
+    if policy.offload_deadline_from not in DEADLINE_STARTS:
+        raise ValueError(f"offload_deadline_from must be one of {DEADLINE_STARTS}")
     return policy
 
 
@@ -85,14 +101,26 @@ PRESETS: dict[str, Policy] = {
     "strictest": Policy("strictest"),
     # 000 Qiannan prefecture guideline: retention 2 years (no deadline stated).
     "qiannan": Policy("qiannan", retention_days=2 * 365),
-    # 001 Pishan county: one working day, retention 3 years, 1 recorder per 2 officers.
-    "pishan": Policy("pishan", offload_deadline_working_days=1, retention_days=3 * 365),
-    # 002 Guangdong province: 24 hours (retention left to the enforcing body: 1 year here).
-    "guangdong": Policy("guangdong", retention_days=365),
-    # 003 Tanghe county: 24 hours after return, retention 1 year.
-    "tanghe": Policy("tanghe", retention_days=365),
-    # 004 Jingzhou: 2 days, retention 6 months.
-    "jingzhou": Policy("jingzhou", offload_deadline_hours=48.0, retention_days=183),
+    # 001 Pishan county: one working day after the activity ended (art.19(3)), retention
+    # 3 years, 1 recorder per 2 officers.
+    "pishan": Policy(
+        "pishan",
+        offload_deadline_working_days=1,
+        offload_deadline_from="activity_end",
+        retention_days=3 * 365,
+    ),
+    # 002 Guangdong province: 24 hours after the recording was made (art.23; retention
+    # left to the enforcing body: 1 year here).
+    "guangdong": Policy("guangdong", offload_deadline_from="recording", retention_days=365),
+    # 003 Tanghe county: 24 hours after return to the unit (art.13), retention 1 year.
+    "tanghe": Policy("tanghe", offload_deadline_from="return", retention_days=365),
+    # 004 Jingzhou: 2 days after the recording was made (att.1 art.5), retention 6 months.
+    "jingzhou": Policy(
+        "jingzhou",
+        offload_deadline_hours=48.0,
+        offload_deadline_from="recording",
+        retention_days=183,
+    ),
 }
 DEFAULT_PRESET = "strictest"
 

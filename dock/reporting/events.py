@@ -192,7 +192,16 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
             kind = EventType.DEADLINE_AT_RISK
             if entry.kind == AuditKind.DEADLINE_OVERDUE:
                 kind = EventType.DEADLINE_OVERDUE
-            return kind, {"serial": serial, **d}
+            # the contract's names first; the dock's deadline row after them
+            named = {"officer": d.get("officer_id"), "due": d.get("deadline_utc")}
+            return kind, {"serial": serial, **named, **d}
+        case AuditKind.RECORDER_NOT_RETURNED:
+            return EventType.RECORDER_NOT_RETURNED, {
+                "serial": serial,
+                "officer": d.get("officer_id"),
+                "due": d.get("due_utc"),
+                **_pick(d, "custody_id", "out_at"),
+            }
         case AuditKind.CLOCK_SET:
             before = d.get("drift_before_s")
             if isinstance(before, int | float) and abs(before) > drift_bound_s:

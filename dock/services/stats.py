@@ -5,7 +5,7 @@ failed checks; §2: recorders per officer): what the statistics page, its CSV ex
 Every table is over one period, chosen as local dates in the dock's zone (``from`` and
 ``to`` inclusive), at most :data:`MAX_DAYS` long, and grouped per officer or per unit.
 The reads are :class:`~dock.storage.stats_tables.StatsReader`'s (read-only, bounded);
-the offload deadline is :func:`dock.evidence.deadlines.deadline_status`, applied with the
+the offload deadline is :func:`dock.evidence.deadlines.episode_deadline`, applied with the
 same rule as the dock's own deadline report, so a return late here is late there.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dock.domain.policy import Policy
-from dock.evidence.deadlines import deadline_status
+from dock.evidence.deadlines import episode_deadline
 from dock.services.errors import RequestError
 from dock.storage.stats_tables import CARRYING_ROLES, StatsReader, StatsUnavailable
 
@@ -229,7 +229,8 @@ class Statistics:
 
     def late_offloads(self) -> Table:
         """Returns in the period against their offload deadline (the rule of
-        :func:`dock.evidence.deadlines.deadline_report`): offloaded by the deadline
+        :func:`dock.evidence.deadlines.deadline_report`, from the moment the policy's
+        ``offload_deadline_from`` names): offloaded by the deadline
         (``on_time``), after it (``late``), not yet and past it (``overdue``), not yet and
         still in time (``pending``)."""
         p = self.period
@@ -241,12 +242,20 @@ class Statistics:
             nxt = r["next_out_at"]
             # Its next check-out (by now, no override) passed footage_pending: nothing left.
             passed = nxt is not None and float(nxt) <= self.now and r["next_override_by"] is None
-            if offloaded is None and passed:
+            nothing_pending = offloaded is None and passed
+            if nothing_pending:
                 offloaded = in_at
-            state = deadline_status(
-                in_at, None if offloaded is None else float(offloaded), self.now,
-                self.policy, self.tz,
-            ).state  # fmt: skip
+            ends = (
+                ()
+                if r["offloaded_at"] is None
+                else (r["first_end_ms"] / 1000.0, r["last_end_ms"] / 1000.0)
+            )
+            found_deadline = episode_deadline(
+                self.policy, self.tz, self.now, out_at=float(r["out_at"]), in_at=in_at,
+                recording_ends=ends, offloaded_at=None if offloaded is None else float(offloaded),
+                nothing_pending=nothing_pending,
+            )  # fmt: skip
+            state = "pending" if found_deadline is None else found_deadline.status.state
             column = {"done": "on_time", "done_late": "late", "overdue": "overdue"}
             states.append(
                 {"officer_id": r["officer_id"], "returns": 1, column.get(state, "pending"): 1}

@@ -9,9 +9,10 @@ from typing import Any
 
 from dock.devices.clock import local_display, utc_iso
 from dock.domain.fleet import ratio_verdict
+from dock.evidence.shift_returns import not_returned
 from dock.services.context import DockContext
-
 from dock.services.handover_views import handover_in_slot
+
 #: Slot states in which the last offload's outcome is no longer news.
 _GONE = ("empty", "checked_out", "offloading", "identifying")
 
@@ -62,10 +63,10 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 "grant": _grant(dock, grants.get(v.slot_id)),
                 # the last offload's outcome, while its recorder is still docked and idle
                 "returned": outcomes.get(v.slot_id) if state not in _GONE else None,
-            }
                 # who handed the docked recorder back, or that it waits to be signed for
                 # (001 art.19(3)); a return by someone else or unsigned is flagged
                 "handover": handover_in_slot(dock.store, v.serial),
+            }
         )
     trusted, why = dock.clock.synchronised()
     now = dock.clock.now()
@@ -76,6 +77,8 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
         "clock": {"trusted": trusted, "reason": why},
         "slots": rows,
         "fleet": _fleet(dock),
+        # recorders not back by the end of their shift (000 §14.1; 002 art.22; 003 art.21)
+        "not_returned": not_returned(dock.store, dock.policy, dock.timezone, now),
         # for the kiosk: a badge read at the dock, decided (None once it is no longer news)
         "badge_decision": dock.badge_decision,
     }

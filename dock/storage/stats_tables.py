@@ -151,19 +151,26 @@ class StatsReader:
         return self._q(
             "dock",
             """WITH r AS (
-                SELECT c.id, c.serial, c.officer_id, c.in_at,
+                SELECT c.id, c.serial, c.officer_id, c.out_at, c.in_at,
                     (SELECT n.id FROM custody n
                      WHERE n.serial = c.serial AND n.id != c.id AND n.out_at >= c.in_at
                        AND n.withdrawn IS NULL
                      ORDER BY n.out_at, n.id LIMIT 1) AS next_id
                 FROM custody c WHERE c.in_at >= ? AND c.in_at < ? AND c.withdrawn IS NULL
             )
-            SELECT r.id AS custody_id, r.serial, r.officer_id, r.in_at,
+            SELECT r.id AS custody_id, r.serial, r.officer_id, r.out_at, r.in_at,
                 n.out_at AS next_out_at, n.override_by AS next_override_by,
                 (SELECT a.archived_at FROM archive a
                  WHERE a.serial = r.serial AND a.archived_at >= r.in_at
-                   AND a.archived_at < min(coalesce(n.out_at, 1e308), ?)
-                 ORDER BY a.archived_at DESC LIMIT 1) AS offloaded_at
+                   AND a.archived_at < min(coalesce(n.out_at, 1e308), ?3)
+                 ORDER BY a.archived_at DESC LIMIT 1) AS offloaded_at,
+                -- when its recordings ended, for deadlines that run from them
+                (SELECT min(a.end_ms) FROM archive a
+                 WHERE a.serial = r.serial AND a.archived_at >= r.in_at
+                   AND a.archived_at < min(coalesce(n.out_at, 1e308), ?3)) AS first_end_ms,
+                (SELECT max(a.end_ms) FROM archive a
+                 WHERE a.serial = r.serial AND a.archived_at >= r.in_at
+                   AND a.archived_at < min(coalesce(n.out_at, 1e308), ?3)) AS last_end_ms
             FROM r LEFT JOIN custody n ON n.id = r.next_id
             ORDER BY r.in_at, r.id LIMIT ?""",
             # One upper bound, so the index range stops there (archived_at <= now).

@@ -308,6 +308,15 @@ class Store(OfficerRows, ArchiveRows):
         rows = self._db().execute(sql + " ORDER BY out_at, id", args).fetchall()
         return [c for c in map(_custody, rows) if c is not None]
 
+    def away_episodes(self) -> list[Custody]:
+        """Custody episodes still open whose recorder has left its slot (a grant still
+        waiting in its slot is none), by check-out time."""
+        rows = self._db().execute(
+            "SELECT * FROM custody WHERE in_at IS NULL AND taken_at IS NOT NULL "
+            "AND withdrawn IS NULL ORDER BY out_at, id"
+        )
+        return [c for c in map(_custody, rows.fetchall()) if c is not None]
+
     def officer_on_record(self, officer_id: str) -> bool:
         """Whether the archive or a custody episode names this officer number."""
         db = self._db()

@@ -135,6 +135,24 @@ class ArchiveRows(StoreBase):
         rows = self._db().execute(sql + " ORDER BY start_ms, rowid", args)
         return [dict(r) for r in rows.fetchall()]
 
+    def archived_span(
+        self, serial: str, since: float, until: float, before: float | None = None
+    ) -> tuple[float, float, float] | None:
+        """Of ``serial``'s archive rows archived in [since, until] (and < ``before``): the
+        last ``archived_at`` and the first and last recording end (epoch seconds, as the
+        recorder's clock gave them); None when there is none."""
+        sql = (
+            "SELECT max(archived_at), min(end_ms), max(end_ms) FROM archive "
+            "WHERE serial = ? AND archived_at >= ? AND archived_at <= ?"
+        )
+        params: tuple[Any, ...] = (serial, since, until)
+        if before is not None:
+            sql, params = sql + " AND archived_at < ?", (*params, before)
+        last, first_end, last_end = self._db().execute(sql, params).fetchone()
+        if last is None:
+            return None
+        return float(last), first_end / 1000.0, last_end / 1000.0
+
     def latest_archived_at(
         self, serial: str, since: float, until: float, before: float | None = None
     ) -> float | None:

@@ -293,7 +293,7 @@ class AuditLog:
                     json.loads(row.data), row.prev_hash, row.hash,
                 )  # fmt: skip
 
-    def find(self, kind: AuditKind, subject: str, **data: str) -> int | None:
+    def find(self, kind: AuditKind, subject: str, **data: str | int) -> int | None:
         """The seq of the newest ``kind`` entry about ``subject`` whose data holds these
         values (None: there is none): how a step reconciled after a crash learns whether
         its entry was written before the crash."""
