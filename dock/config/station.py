@@ -32,6 +32,9 @@ class DockSettings:
     audit_checkpoint_copy: str = ""
     #: Seconds a granted recorder waits in its slot for its officer; then the grant expires.
     grant_expiry_s: int = 120
+    #: Seconds a returned recorder may be signed for at the dock (001 art.19(3)); then its
+    #: return is registered unsigned (the offload never waits for it).
+    handover_window_s: int = 300
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -136,5 +139,8 @@ def check_dock(ck: Checker, table: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "grant_expiry_s": ck.get(
             table, "dock", "grant_expiry_s", int_range(15, 3600, "grant_expiry_s"), 120
+        ),
+        "handover_window_s": ck.get(
+            table, "dock", "handover_window_s", int_range(30, 86400, "handover_window_s"), 300
         ),
     }

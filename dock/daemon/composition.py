@@ -196,6 +196,7 @@ def build_service(
         timezone=cfg.dock.timezone,
         min_pin_length=cfg.officers.min_pin_length,
         grant_expiry_s=cfg.dock.grant_expiry_s,
+        handover_window_s=cfg.dock.handover_window_s,
     )
     return DockService(parts)
 
