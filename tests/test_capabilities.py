@@ -81,6 +81,8 @@ def check_kept_offload(svc, model, reason_part: str) -> None:
 
 
 def test_without_erase_everything_is_offloaded_and_kept_on_the_device(make_dock) -> None:
+    """001 art.19(4): a recorder that cannot erase is offloaded and verified, its footage kept on
+    it."""
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.1,
          "capabilities": WITHOUT_ERASE}
@@ -90,6 +92,7 @@ def test_without_erase_everything_is_offloaded_and_kept_on_the_device(make_dock)
 
 
 def test_an_old_recorder_is_offloaded_over_the_protocol_and_never_erased(make_dock) -> None:
+    """001 art.19(4); 003 art.11: an old recorder is offloaded and verified, never erased."""
     svc, recs = old_dock(make_dock, {"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.1})
     check_kept_offload(svc, recs[0].model, "protocol version 1")
     # It offers mass storage, but that is privileged: read over the protocol instead.
@@ -99,6 +102,8 @@ def test_an_old_recorder_is_offloaded_over_the_protocol_and_never_erased(make_do
 
 
 def test_a_policy_that_keeps_footage_until_a_second_copy_does_not_block(make_dock) -> None:
+    """004 att.3 art.5: a policy keeping footage on the recorder until a second copy exists does
+    not block the check-out."""
     svc, recs = make_dock(
         {"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.1},
         policy={"erase_on_device": "after_second_copy"},
@@ -127,6 +132,8 @@ def test_an_erase_the_recorder_refuses_does_not_stop_the_offload(make_dock) -> N
 def test_verified_footage_left_on_an_erasing_recorder_is_erased_at_the_next_docking(
     make_dock,
 ) -> None:
+    """001 art.19(4): verified footage left on a recorder is erased at the next docking, and only
+    that."""
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.1})
     model = recs[0].model
     svc.offloader.erase_after_verify = False  # as if cut off between copy and erase
@@ -176,6 +183,7 @@ def test_an_old_recorder_is_checked_out_without_writing_to_it(make_dock) -> None
 
 def test_an_old_recorder_still_naming_another_officer_is_not_handed_out(make_dock) -> None:
     # Assigned to 1002 before protocol version 2: it would stamp 1002 on 1001's footage.
+    """003 art.21(2): a recorder still naming another officer is not handed out."""
     svc, _ = old_dock(make_dock, {"battery_percent": 95.0, "officer_id": "1002"})
     d = svc.checkout("1001", PIN)
     assert not d.granted
@@ -195,6 +203,8 @@ def test_another_officer_gets_the_next_ready_recorder_instead(make_dock) -> None
 
 
 def test_a_good_device_records_that_the_officer_was_written(make_dock) -> None:
+    """003 art.21(2): the audit entry of a check-out says the officer was written on the
+    recorder."""
     svc, _ = make_dock({"battery_percent": 95.0})
     assert svc.checkout("1001", PIN).as_dict()["assigned_on_device"] is True
     assert entries(svc, "checkout")[0].data["assigned_on_device"] is True
@@ -223,6 +233,8 @@ def test_without_battery_health_a_full_battery_passes_and_a_marginal_one_fails(
 
 
 def test_an_old_recorder_whose_clock_is_off_fails_the_check_without_a_fault(make_dock) -> None:
+    """004 att.3 art.9; 004 att.3 art.10: a recorder whose clock the dock cannot set fails the
+    clock check when it is off."""
     svc, recs = old_dock(make_dock, {"battery_percent": 95.0, "clock_offset_s": 5.0})
     svc.sweep()
     view = svc.views["1"]
@@ -236,6 +248,7 @@ def test_an_old_recorder_whose_clock_is_off_fails_the_check_without_a_fault(make
 
 
 def test_a_recorder_that_refuses_set_time_is_checked_by_its_measured_offset(make_dock) -> None:
+    """004 att.3 art.9: a recorder that refuses SET_TIME is judged by its measured clock offset."""
     svc, recs = make_dock({"battery_percent": 95.0, "clock_offset_s": 0.3})
 
     def refuse(**_fields):

@@ -98,6 +98,8 @@ def test_checkout_through_the_daemon_decides_as_a_local_checkout(make_dock, serv
 
 
 def test_an_override_through_the_daemon_needs_the_supervisor(make_dock, serve) -> None:
+    """003 art.5 (REQUIREMENTS §1): an override through the daemon needs the supervisor's
+    credentials."""
     svc, _ = make_dock({"serial": "LOW1", "battery_percent": 11})
     _, _, link = serve(svc)
     refused = link.request("checkout", {"officer": "1001", "pin": PIN})

@@ -51,6 +51,8 @@ def toggles(pin, since: float) -> int:
 
 
 def test_sweep_lights_ready_and_failed_slots(dock_with_leds) -> None:
+    """003 art.5; 004 att.3 art.10: a failing check is shown at the slot: its LED shows a failed
+    check, a ready slot's shows ready."""
     svc, factory, _ = dock_with_leds
     svc.sweep()
     assert svc.indicators["1"].pattern == LedPattern.READY.value
@@ -59,6 +61,8 @@ def test_sweep_lights_ready_and_failed_slots(dock_with_leds) -> None:
 
 
 def test_granted_slot_blinks_take_this_and_the_screen_says_which(dock_with_leds) -> None:
+    """003 art.21(2): the slot granted to the named officer blinks, and the screen says which
+    slot."""
     svc, factory, screen = dock_with_leds
     d = svc.checkout("1001", PIN)
     assert d.granted and d.slot == "1"
@@ -70,6 +74,8 @@ def test_granted_slot_blinks_take_this_and_the_screen_says_which(dock_with_leds)
 
 
 def test_refusal_sounds_the_buzzer_and_shows_the_reason(dock_with_leds) -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: a refused check-out sounds the buzzer and the
+    screen shows the failing check's reason."""
     svc, factory, screen = dock_with_leds
     assert svc.checkout("1001", PIN).granted
     buzz = factory.pin(26)

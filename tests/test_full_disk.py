@@ -17,6 +17,7 @@ def small_disk(small_tmpfs) -> str:
 
 
 def test_offload_does_not_start_without_room(make_dock, small_disk, monkeypatch) -> None:
+    """001 art.19(4): an offload does not start without room; the footage stays on the recorder."""
     monkeypatch.setattr(offload_mod, "ROOM_MARGIN", 0)
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 1.0})
     svc.offloader.evidence_dir = small_disk
@@ -30,6 +31,8 @@ def test_offload_does_not_start_without_room(make_dock, small_disk, monkeypatch)
 def test_disk_filling_up_during_an_offload_loses_nothing(
     make_dock, small_disk, monkeypatch
 ) -> None:
+    """001 art.19(4): a disk filling up during an offload loses nothing and erases nothing
+    unverified."""
     monkeypatch.setattr(offload_mod, "ensure_room", lambda *a, **k: 0)  # the check is fooled
     svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 0.9})
     svc.offloader.evidence_dir = small_disk

@@ -45,6 +45,8 @@ def _entries(svc, kind: AuditKind) -> list:
 
 
 def test_a_grant_not_taken_expires_and_the_recorder_is_ready_again(make_dock):
+    """003 art.21(2): a grant not taken expires: the custody record never names an officer who
+    did not take the recorder."""
     svc, recs, clock = _dock(make_dock)
     assert svc.checkout("1001", PIN).granted
     assert recs[0].model.officer_id() == "1001"
@@ -69,6 +71,7 @@ def test_a_grant_not_taken_expires_and_the_recorder_is_ready_again(make_dock):
 
 
 def test_an_officer_cancels_their_grant_and_the_recorder_names_its_officer_again(make_dock):
+    """003 art.21(2): an officer cancels their grant; the recorder no longer names them."""
     svc, recs, _clock = _dock(make_dock)
     recs[0].model.assign("1001", "Wang Wei", "Traffic 3")  # its last officer, returned
     assert svc.checkout("1002", PIN).granted
@@ -95,6 +98,7 @@ def test_an_officer_cancels_their_grant_and_the_recorder_names_its_officer_again
 
 
 def test_a_grant_taken_in_time_does_not_expire(make_dock):
+    """003 art.21(2): a grant taken in time stays with its officer."""
     svc, recs, clock = _dock(make_dock)
     assert svc.checkout("1001", PIN).granted
     recs[0].server.stop()  # taken out of the slot

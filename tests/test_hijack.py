@@ -174,7 +174,7 @@ def test_a_second_host_cannot_continue_a_dead_docks_session(start_recorder, list
 
 
 def test_replayed_and_spliced_requests_in_a_live_session_are_refused(start_recorder) -> None:
-    """A frame injected into the dock's own live session: same bytes again (replay)
+    """003 art.11: A frame injected into the dock's own live session: same bytes again (replay)
     or another recording's id under the dock's authenticator (splice)."""
     r = start_recorder(secret=SECRET, recordings=3, clock_offset_s=30)
     tap = Recording(open_transport(r.url))
@@ -205,7 +205,7 @@ def test_replayed_and_spliced_requests_in_a_live_session_are_refused(start_recor
 
 
 def test_enrolment_puts_no_secret_on_the_cable(start_recorder) -> None:
-    """A passive listener who saw the whole enrolment cannot authenticate."""
+    """004 att.2 §9: A passive listener who saw the whole enrolment cannot authenticate."""
     r = start_recorder(serial="TAP0001")
     tap = Recording(open_transport(r.url))
     with RecorderClient(tap, timeout=5) as dock:

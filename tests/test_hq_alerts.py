@@ -107,6 +107,8 @@ def event(kind, **data):
     ],
 )
 def test_event(ev, opens, closes):
+    """003 art.13; 004 att.2 §4; 004 att.2 §8: headquarters opens an alert for an overdue
+    offload, a clock drift, a scanner hit and a failed fixity check."""
     d = event_rule(S, D, ev)
     assert opened(d) == opens
     assert closed(d) == closes

@@ -127,9 +127,9 @@ def test_an_honest_log_in_any_order_raises_nothing(store, seqs, data) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seqs=seq_sets, data=st.data())
 def test_a_log_cut_back_and_grown_again_is_caught(store, seqs, data) -> None:
-    """Headquarters received some checkpoints of the log (any order); the log is cut
-    back to entry K below the newest of them and grows again, and the dock reports each
-    new checkpoint: one of them is rejected, as backwards or a fork."""
+    """000 §10: headquarters received some checkpoints of the log (any order); the log is cut
+    back to entry K below the newest of them and grows again, and the dock reports each new
+    checkpoint: one of them is rejected, as backwards or a fork."""
     honest = chain(seqs, T0)
     got = data.draw(st.lists(st.sampled_from(honest), min_size=1, unique=True), label="got")
     newest = max(c.seq for c in got)
@@ -257,6 +257,7 @@ def hq_cli(*args: str) -> subprocess.CompletedProcess:
 def test_monitor_alerts_on_a_checkpoint_that_goes_backwards_or_forks(
     docks, start_monitor, tmp_path
 ) -> None:
+    """000 §10: headquarters alerts on a dock's checkpoint that goes backwards or forks."""
     monitor = start_monitor()
     dock = docks(dock=DOCK)
     c100, c200, c300 = chain([100, 200, 300], time.time() - 600)
@@ -305,6 +306,8 @@ def test_the_dock_saying_its_log_went_back_raises_the_alert(docks, start_monitor
 def test_a_cut_on_the_dock_is_seen_at_headquarters_and_by_verify_against_it(
     mosquitto, start_monitor, tmp_path
 ) -> None:
+    """000 §10: a cut of the dock's log is seen at headquarters, and by verifying against its
+    checkpoint."""
     from .test_mqtt_dock import _dock_config, _reporter
 
     start_monitor()

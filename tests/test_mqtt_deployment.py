@@ -301,6 +301,7 @@ def started() -> Iterator[list[Any]]:
 @needs_mosquitto
 @needs_openssl
 def test_the_documented_broker_keeps_each_dock_to_its_own_topics(tmp_path, pki, started) -> None:
+    """004 att.2 §9: the documented broker keeps each dock to its own topics."""
     broker = DocBroker(tmp_path / "central", pki, doc_blocks()["acl"]).start()
     started.append(broker)
     hq = Client(broker, pki, "hq-main", "hq-main")

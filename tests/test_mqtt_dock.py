@@ -226,6 +226,8 @@ def test_events_wait_in_the_outbox_without_a_broker_and_keep_their_boot(tmp_path
 
 
 def test_a_dock_cannot_write_under_another_docks_id(tmp_path) -> None:
+    """004 att.2 §9: the network the dock reports on is locked down: a dock cannot write under
+    another dock's id."""
     acl = (
         "user hq\ntopic read bwc/#\ntopic write bwc/v1/hq/#\n\n"
         "pattern write bwc/v1/docks/+/%u/#\npattern read bwc/v1/docks/+/%u/cmd/#\n"
@@ -256,6 +258,7 @@ def test_a_dock_cannot_write_under_another_docks_id(tmp_path) -> None:
 
 
 def test_tls_with_client_certificates(tmp_path) -> None:
+    """004 att.2 §9: the dock reports over TLS with client certificates."""
     acl = "user hq\ntopic read bwc/#\n\npattern write bwc/v1/docks/+/%u/#\n"
     with Broker(tmp_path, tls=True, acl=acl) as broker:
         hq_cert, hq_key = broker.client_cert("hq")
@@ -296,6 +299,8 @@ def _command(
 
 
 def test_commands_are_obeyed_only_when_signed_fresh_and_new(tmp_path, mosquitto) -> None:
+    """004 att.2 §9; 000 §10: commands from headquarters are obeyed only when signed, fresh and
+    new."""
     key = Ed25519PrivateKey.generate()
     public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
     config = _dock_config(tmp_path, mosquitto, hq_public_keys=[public.decode()])

@@ -44,6 +44,7 @@ def store(tmp_path):
 
 
 def test_five_wrong_pins_in_a_row_lock_the_pin_until_unlocked(store, tmp_path) -> None:
+    """003 art.21(2): five wrong PINs in a row lock the PIN until a supervisor unlocks it."""
     assert PIN_TRIES == 5
     lefts = [store.verify_pin("1001", "000000").tries_left for _ in range(PIN_TRIES - 1)]
     assert lefts == [4, 3, 2, 1]
@@ -62,6 +63,7 @@ def test_five_wrong_pins_in_a_row_lock_the_pin_until_unlocked(store, tmp_path) -
 
 
 def test_a_right_pin_before_the_last_try_starts_the_count_again(store) -> None:
+    """003 art.21(2): a right PIN before the last try starts the count of wrong ones again."""
     for _ in range(PIN_TRIES - 1):
         store.verify_pin("1001", "000000")
     assert store.verify_pin("1001", PIN).ok

@@ -138,6 +138,8 @@ ROWS = [
 
 @pytest.mark.parametrize(("now", "kwargs", "code", "purge_after"), ROWS)
 def test_decide(now: Any, kwargs: dict[str, Any], code: str, purge_after) -> None:
+    """000 §14.3; 003 art.15; 001 art.20; 000 §14.4: nothing is purged before its retention ends,
+    while a hold is on it, or while its case file runs (one row per branch)."""
     keep = code != "purge:"
     call: dict[str, Any] = {"recording_start": T0, "retention_days": DAYS, "holds": ()}
     call.update(kwargs)
@@ -152,11 +154,14 @@ def test_decide(now: Any, kwargs: dict[str, Any], code: str, purge_after) -> Non
 
 
 def test_reason_names_the_hold() -> None:
+    """000 §14.4; 001 art.20: a keep because of a hold names the hold, its reference and who
+    placed it."""
     got = decide(T0, DAYS, [hold(HoldKind.LITIGATION, reference="(2025)民初123号")], LATER)
     assert "litigation" in got.reason and "(2025)民初123号" in got.reason and "sup-7" in got.reason
 
 
 def test_binding_reason_first() -> None:
+    """000 §14.4: the hold that keeps longest is named first, with every other reason to keep."""
     got = decide(T0, DAYS, [hold(until=END + DAY), hold(until=END + 9 * DAY)], END - DAY)
     assert got.reason.startswith("hold:") and got.purge_after == END + 9 * DAY
     assert got.reason.count("; ") == 2  # both holds and the retention are named
@@ -266,6 +271,7 @@ def _decide(s: dict[str, Any], **change: Any) -> Decision:
 @settings(max_examples=200, deadline=None)
 @given(scenario(), holds_st())
 def test_adding_a_hold_never_allows_a_purge(s: dict[str, Any], extra: Hold) -> None:
+    """000 §14.4; 001 art.20; 004 att.1 art.5: adding a hold never allows a purge."""
     if _decide(s).keep:
         assert _decide(s, holds=[*s["holds"], extra]).keep
 
@@ -273,6 +279,8 @@ def test_adding_a_hold_never_allows_a_purge(s: dict[str, Any], extra: Hold) -> N
 @settings(max_examples=200, deadline=None)
 @given(scenario(), st.integers(1, 5 * 365), st.integers(0, 5 * 365))
 def test_longer_retention_never_allows_a_purge(s: dict[str, Any], more: int, more_case: int):
+    """000 §14.3; 003 art.15; 001 art.20: a longer retention, or a longer case file, never allows
+    a purge."""
     if not _decide(s).keep:
         return
     assert _decide(s, retention_days=s["retention_days"] + more).keep
@@ -285,6 +293,8 @@ def test_longer_retention_never_allows_a_purge(s: dict[str, Any], more: int, mor
 @settings(max_examples=200, deadline=None)
 @given(scenario(), st.integers(0, SPAN))
 def test_purge_once_allowed_stays_allowed(s: dict[str, Any], wait: int) -> None:
+    """000 §14.3: a recording once past its retention stays purgeable as time goes on (absent new
+    holds)."""
     first = _decide(s)
     if first.keep:
         return
@@ -296,7 +306,7 @@ def test_purge_once_allowed_stays_allowed(s: dict[str, Any], wait: int) -> None:
 @settings(max_examples=200, deadline=None)
 @given(scenario())
 def test_purge_after_is_when_purge_becomes_allowed(s: dict[str, Any]) -> None:
-    """A foreseeable keep ends exactly at purge_after; a purge names when it began."""
+    """000 §14.3: A foreseeable keep ends exactly at purge_after; a purge names when it began."""
     got = _decide(s)
     if got.purge_after is None:
         assert got.keep

@@ -54,8 +54,8 @@ def test_a_machine_missing_a_handler_refuses_to_start() -> None:
 
 
 def test_close_custody_records_the_return_once_and_frees_the_officer(make_dock) -> None:
-    """CloseCustody: the returned recorder closes its own custody; the officer can take
-    another one; a bounce in the slot does not record the return twice."""
+    """003 art.21(2): CloseCustody: the returned recorder closes its own custody; the officer can
+    take another one; a bounce in the slot does not record the return twice."""
     svc, recs = make_dock({"battery_percent": 95.0})
     serial = recs[0].model.serial
     assert svc.checkout("1001", PIN).granted

@@ -209,6 +209,8 @@ def test_transition_table(start, event, end, expected):
 
 
 def test_failed_check_keeps_codes_and_passing_later_clears_them():
+    """003 art.5; 004 att.3 art.10: a failed check keeps its codes for the slot until a later
+    check passes."""
     status, _ = run([*PATHS[S.CHARGING], ChecksFailed(("battery_low", "clock_drift"))])
     assert status.failed_codes == ("battery_low", "clock_drift")
     status, _ = transition(status, Charging(95))
@@ -221,6 +223,8 @@ def test_failed_check_keeps_codes_and_passing_later_clears_them():
 
 
 def test_refused_checkout_names_the_failed_codes():
+    """003 art.5; 004 att.3 art.10; 000 §14.1: a refused check-out names the failing checks'
+    codes."""
     status, _ = run([*PATHS[S.CHARGING], ChecksFailed(("battery_low",))])
     new, actions = transition(status, CheckedOut("officer-7"))
     assert new == status
@@ -229,6 +233,7 @@ def test_refused_checkout_names_the_failed_codes():
 
 
 def test_unknown_device_is_never_made_ready():
+    """000 §14.1: a recorder not enrolled is never made ready."""
     status, _ = run([Docked(), UNKNOWN])
     assert status.failed_codes == ("device_unknown",)
     for event in (ChecksPassed(), ChecksFailed(("battery_low",)), OffloadDone(), Charging(100)):
@@ -239,6 +244,7 @@ def test_unknown_device_is_never_made_ready():
 
 
 def test_return_happy_path_closes_custody_and_offloads_exactly_once():
+    """003 art.21(2); 001 art.19(4): a return closes custody and offloads exactly once."""
     events = [
         Docked(),
         RETURN,
@@ -274,6 +280,8 @@ def test_return_happy_path_closes_custody_and_offloads_exactly_once():
 def test_redock_while_offloading_keeps_custody_and_does_not_requeue():
     # The ledger still says "in custody" on re-identification (it lags): no second
     # CloseCustody, and the offload in flight is not queued twice.
+    """003 art.21(2): a recorder docked again while offloading keeps its custody record and is
+    not queued twice."""
     status, actions = run([Docked(), RETURN, Docked(), RETURN])
     assert status.state is S.OFFLOADING and status.custody_closed and status.offload_outstanding
     assert actions.count(CloseCustody("A")) == 1 and actions.count(QueueOffload("A")) == 1
@@ -284,6 +292,8 @@ def test_redock_while_offloading_keeps_custody_and_does_not_requeue():
 def test_redock_after_a_grant_closes_the_custody_it_opened():
     # Returned (custody closed), granted again, taken and brought back without the slot
     # seeing the undock: the grant opened a new custody, which must be closed.
+    """003 art.21(2): a recorder docked again after its grant closes the custody the grant
+    opened."""
     start = [Docked(), RETURN, OffloadDone(), ChecksPassed(), CheckedOut("officer-7")]
     status, actions = run([*start, Docked()])
     assert status.state is S.IDENTIFYING and status.officer_id is None
@@ -311,6 +321,7 @@ def test_failed_offload_is_retried_after_the_fault_clears():
 
 
 def test_an_authentication_glitch_does_not_lose_custody():
+    """003 art.21(2): an authentication glitch does not lose the custody record."""
     glitch = Identified("A", enrolled=False, in_custody=False, pending_recordings=0)
     status, actions = run([Docked(), RETURN, Docked(), glitch])
     assert status.state is S.FAILED_CHECK and status.failed_codes == ("device_unknown",)
@@ -354,6 +365,7 @@ def test_late_offload_result_outside_offloading_is_recorded():
 )
 @pytest.mark.parametrize("state", [S.CHARGING, S.FAILED_CHECK])
 def test_checks_passed_never_readies_a_device_that_may_not_be_ready(state, changes):
+    """003 art.5; 000 §14.1: a passing check never readies a recorder that may not be handed out."""
     status = dataclasses.replace(at(state), **changes)
     assert transition(status, ChecksPassed()) == (status, [])
 
@@ -388,6 +400,8 @@ def test_identified_without_a_usable_serial_is_an_identify_failure():
 
 
 def test_unknown_pending_count_is_read_on_the_safe_side():
+    """001 art.19(4): an unknown count of footage still on the recorder is read as some: it is
+    offloaded first."""
     new, actions = transition(at(S.IDENTIFYING), Identified("A", True, False, None))  # type: ignore[arg-type]
     assert new.state is S.OFFLOADING and QueueOffload("A") in actions
 

@@ -61,6 +61,7 @@ def test_filters_and_paging(web_dock, page, screenshot) -> None:
 
 
 def test_verify_shows_sound_then_tampered(web_dock, page, screenshot) -> None:
+    """000 §10: the audit page shows the log sound, then tampered."""
     login(page, web_dock, "admin")
     page.goto(f"{web_dock.url}/audit/")
     page.click("button.verify")
@@ -91,6 +92,7 @@ def test_verify_shows_sound_then_tampered(web_dock, page, screenshot) -> None:
 
 
 def test_export_is_signed_audited_and_downloaded_by_id(web_dock, page, tmp_path) -> None:
+    """000 §10: an export of the audit log is signed, audited and downloaded by its id."""
     login(page, web_dock, "supervisor")
     set_language(page, web_dock, "en")
     page.goto(f"{web_dock.url}/audit/")

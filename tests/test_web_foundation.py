@@ -106,6 +106,7 @@ def test_the_start_page_grid_follows_the_dock_without_reloading(web_dock, page, 
 
 # --------------------------------------------------------------------------- login
 def test_wrong_pins_lock_as_on_the_command_line_and_are_audited(web_dock) -> None:
+    """003 art.21(2): wrong PINs on the site lock as on the command line, audited."""
     client = web_dock.app.test_client()
     client.get("/lang/en")
     for left in range(PIN_TRIES - 1, 0, -1):
@@ -136,6 +137,8 @@ def test_login_logout_and_the_daemons_session(web_dock) -> None:
 
 # --------------------------------------------------------------------------- routes
 def test_every_route_declares_roles_and_needs_a_login_unless_public(web_dock) -> None:
+    """002 art.22, 25; 001 art.15, 19; 003 art.12: usage rights follow duty and post: every route
+    declares its roles and needs a login."""
     declared = routes_and_roles(web_dock.app)
     assert all(roles is not None for roles in declared.values()), declared
     public = {rule for rule, roles in declared.items() if roles == PUBLIC}
@@ -155,6 +158,8 @@ def test_every_route_declares_roles_and_needs_a_login_unless_public(web_dock) ->
 
 @pytest.mark.parametrize("who", ["officer", "supervisor", "maintenance", "admin"])
 def test_each_role_is_refused_the_routes_of_other_roles(web_dock, who) -> None:
+    """002 art.22, 25; 001 art.15, 19; 003 art.12: each role is refused the routes of other
+    roles."""
     client = web_dock.app.test_client()
     assert log_in(client, who).status_code == 302
     held = set(client.get("/api/v1/session").get_json()["person"]["roles"])
@@ -169,6 +174,8 @@ def test_each_role_is_refused_the_routes_of_other_roles(web_dock, who) -> None:
 
 
 def test_the_daemon_refuses_a_request_the_persons_roles_may_not_make(web_dock) -> None:
+    """002 art.22, 25; 002 art.26: the daemon itself refuses a request the person's roles may not
+    make."""
     link = web_dock.app.extensions["dock"]
     token = link.login("1001", PEOPLE["officer"][1])["token"]
     from web_status.context import DaemonError

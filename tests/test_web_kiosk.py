@@ -66,6 +66,8 @@ def kinds(web: Any, kind: AuditKind) -> list[Any]:
 def test_pin_on_the_keypad_grants_the_slot_and_the_grid_follows_the_take(
     web_dock, page, screenshot
 ):
+    """003 art.21(2): a PIN on the kiosk grants the named officer a slot, and the grid follows
+    the take."""
     open_kiosk(page, web_dock, "en")
     assert page.locator("#prompt").inner_text() == "Swipe your badge or enter your number"
     shoot(page, screenshot, "idle-en")
@@ -94,6 +96,8 @@ def test_pin_on_the_keypad_grants_the_slot_and_the_grid_follows_the_take(
 
 
 def test_refused_with_every_reason_in_the_docks_language(web_dock, page, screenshot):
+    """003 art.5; 004 att.3 art.10; 000 §14.1: a refused check-out shows every failing check's
+    reason on the kiosk."""
     open_kiosk(page, web_dock, "zh")
     enter(page, "1002", "000000")
     page.wait_for_selector("#panel[data-outcome='refused']")

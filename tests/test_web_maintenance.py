@@ -39,6 +39,8 @@ def _plot_heights(page: Any, key: str) -> list[float]:
 
 
 def test_device_page_plots_the_recorded_history(web_dock, page, screenshot) -> None:
+    """004 att.3 art.16; 004 att.3 art.9: a recorder's page plots its recorded battery and clock
+    drift history."""
     svc = web_dock.svc
     model = web_dock.recorders[0].model
     serial = model.serial
@@ -70,6 +72,8 @@ def test_device_page_plots_the_recorded_history(web_dock, page, screenshot) -> N
 
 
 def test_flag_and_repair_are_audited_with_the_person(web_dock, page) -> None:
+    """000 §14.1; 003 art.21: flagging a recorder for maintenance and its repair are audited with
+    the person."""
     serial = web_dock.recorders[1].model.serial
     login(page, web_dock, "maintenance")
     set_language(page, web_dock, "en")

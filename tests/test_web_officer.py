@@ -23,6 +23,8 @@ def open_gap(svc: Any, officer: str, serial: str, reason: str) -> int:
 
 
 def test_an_officer_sees_only_their_own_and_adds_an_account(web_dock, page, screenshot) -> None:
+    """001 art.19(2); 002 art.26: an officer sees only their own recorder and gaps, and writes
+    their account."""
     svc = web_dock.svc
     assert svc.checkout(OFFICER, PIN).granted  # their recorder now
     mine = open_gap(svc, OFFICER, "EMU0001", "battery cut <b>mine</b>")
@@ -61,6 +63,7 @@ def test_an_officer_sees_only_their_own_and_adds_an_account(web_dock, page, scre
 
 
 def test_an_officers_api_shows_only_theirs(web_dock, page) -> None:
+    """002 art.26: an officer's API shows only their own."""
     svc = web_dock.svc
     open_gap(svc, OTHER, "EMU0002", "not for 1001")
     login(page, web_dock, "officer")

@@ -34,6 +34,8 @@ def shoot_both(page: Any, web: Any, screenshot: Any, path: str, name: str) -> No
 
 
 def test_a_supervisor_decides_and_each_decision_is_theirs(web_dock, page, screenshot) -> None:
+    """001 art.19(2); 003 art.17: a supervisor closes gap items and decides access requests, each
+    decision audited as theirs."""
     svc, url = web_dock.svc, web_dock.url
     a = open_gap(svc, OFFICER, "EMU0001", "cut one")
     b = open_gap(svc, OTHER, "EMU0002", "cut two")
@@ -107,6 +109,7 @@ def test_a_supervisor_decides_and_each_decision_is_theirs(web_dock, page, screen
 
 
 def test_an_officer_is_refused_every_supervisor_route(web_dock, page) -> None:
+    """002 art.22, 25; 001 art.15: an officer is refused every supervisor route."""
     login(page, web_dock, "officer")
     page.goto(web_dock.url + "/officer/")
     token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
