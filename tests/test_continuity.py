@@ -398,3 +398,36 @@ def test_every_flag_kind_is_reported_to_headquarters() -> None:
         found = event_for(view, 1.0)
         assert found is not None and found[0] is EventType.CONTINUITY_FLAGGED
         assert found[1]["item"] == 3 and found[1]["serial"] == "S"
+
+
+# --- reaching the supervisor ----------------------------------------------------------
+
+
+def test_the_supervisor_sees_the_flag_in_the_gap_queue_in_both_languages(make_web_dock) -> None:
+    """003 art.11, 13; 001 art.19(3); 002 art.23: a recording deleted before docking is
+    in the supervisor's queue of explanation items (/supervisor/gaps), named in English
+    and Chinese with what the dock found, and in the officer's own open items."""
+    from .test_web_foundation import log_in
+
+    web = make_web_dock({"serial": "EMU0001", "battery_percent": 95.0}, serve=False)
+    svc, rec = web.svc, web.recorders[0]
+    _out(svc)
+    clips = rec.model.film(3)
+    rec.model.delete_on_device(clips[1].id)
+    _back(svc)
+    (item,) = _flags(svc)
+    sup = web.app.test_client()
+    assert log_in(sup, "supervisor").status_code == 302
+    sup.get("/lang/en")
+    page = sup.get("/supervisor/gaps").get_data(as_text=True)
+    assert f'data-item="{item.id}"' in page
+    assert "recording missing (deleted before docking?)" in page
+    assert "recording 2 missing" in page
+    sup.get("/lang/zh")
+    assert "录像缺失（入站前被删除？）" in sup.get("/supervisor/gaps").get_data(as_text=True)
+    officer = web.app.test_client()
+    assert log_in(officer, "officer").status_code == 302
+    officer.get("/lang/en")
+    assert "recording missing (deleted before docking?)" in officer.get("/officer/").get_data(
+        as_text=True
+    )

@@ -58,6 +58,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "officer.gap_kind.interrupted": {"en": "recording interrupted", "zh": "录像中断"},
     "officer.gap_kind.fault": {"en": "device fault", "zh": "设备故障"},
     "officer.gap_kind.manual_stop": {"en": "stopped by hand", "zh": "手动停止"},
+    "officer.gap_kind.missing": {
+        "en": "recording missing (deleted before docking?)",
+        "zh": "录像缺失（入站前被删除？）",
+    },
+    "officer.gap_kind.outside_episode": {
+        "en": "recorded outside the custody period",
+        "zh": "录像时间不在领用期间内",
+    },
+    "officer.gap_kind.unsigned": {"en": "recording not signed by the device", "zh": "录像无设备签名"},
     "officer.account": {"en": "Your account", "zh": "情况说明"},
     "officer.your_account": {"en": "Your account ({time})", "zh": "您的说明（{time}）"},
     "officer.pin": {"en": "Your PIN", "zh": "您的密码"},
