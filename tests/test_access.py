@@ -78,6 +78,8 @@ def _inodes(root: str) -> int:
 
 
 def test_an_unapproved_request_cannot_export_or_record_access(docked, tmp_path) -> None:
+    """003 art.17; 004 att.3 art.15; 002 art.26: viewing, copying and export need approval: a
+    pending or refused request exports nothing and registers nothing."""
     svc, reg, entries, _ = docked
     req = reg.request("1002", "traffic accident 2026-031", _recs(entries), "export")
     assert req.state(reg.clock()) == "pending"
@@ -99,6 +101,8 @@ def test_an_unapproved_request_cannot_export_or_record_access(docked, tmp_path) 
 
 
 def test_nobody_approves_their_own_request_nor_without_a_supervisor_pin(docked) -> None:
+    """003 art.17; 001 art.19: approval is a supervisor's, on their own PIN, never of their own
+    request; each refusal is audited."""
     svc, reg, entries, _ = docked
     own = reg.request(SUPERVISOR, "review", _recs(entries), "view")
     with pytest.raises(AccessError, match="own request"):
@@ -114,6 +118,8 @@ def test_nobody_approves_their_own_request_nor_without_a_supervisor_pin(docked) 
 
 
 def test_the_register_records_only_what_an_approval_covers(docked) -> None:
+    """003 art.17; 004 att.3 art.15: the append-only register records who viewed what, why, where
+    and when, only within an approval."""
     svc, reg, entries, clock = docked
     first, second = _recs(entries)
     req = reg.request("1002", "complaint 17", [first], "view")
@@ -136,6 +142,8 @@ def test_the_register_records_only_what_an_approval_covers(docked) -> None:
 
 
 def test_an_approved_export_is_a_new_bag_of_verified_copies(docked, tmp_path) -> None:
+    """004 att.2 §5; 001 art.19; 003 art.16: an approved export is a new package of verified
+    copies, never the sealed originals, with its written description and a disc image."""
     svc, reg, entries, clock = docked
     evidence = svc.offloader.evidence_dir
     before, inodes_before = _originals(svc, entries), _inodes(evidence)
@@ -217,6 +225,7 @@ class _Sink:
 
 
 def test_a_disc_image_keeps_long_and_chinese_names(tmp_path) -> None:
+    """001 art.19; 003 art.16: the export's disc image keeps long and Chinese file names."""
     pycdlib = pytest.importorskip("pycdlib")
     src = tmp_path / "src"
     src.mkdir()

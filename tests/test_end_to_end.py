@@ -25,6 +25,7 @@ def read_all(client: RecorderClient, rec) -> bytes:
 
 @pytest.mark.parametrize("listen", ["pty", "tcp://127.0.0.1:0"])
 def test_probe_list_and_read_exact_bytes(start_recorder, listen: str) -> None:
+    """001 art.19(4): every recording is read bit for bit, matching the capture hash."""
     r = start_recorder(listen=listen, serial="E2E0001", recordings=3, recording_mb=1)
     with r.client() as c:
         ident = c.open()
@@ -42,6 +43,8 @@ def test_probe_list_and_read_exact_bytes(start_recorder, listen: str) -> None:
 
 @pytest.mark.parametrize("listen", ["pty", "tcp://127.0.0.1:0"])
 def test_read_survives_bit_errors_and_dropped_frames(start_recorder, listen: str) -> None:
+    """001 art.19(4): over a line with bit errors and dropped frames the recording is still read
+    bit for bit."""
     faults = LinkFaults(bit_error_rate=1e-4, drop_rate=0.02, seed=7)
     r = start_recorder(listen=listen, link_faults=faults, recordings=1, recording_mb=0.5)
     with r.client(timeout=30) as c:
@@ -54,6 +57,8 @@ def test_read_survives_bit_errors_and_dropped_frames(start_recorder, listen: str
 
 
 def test_resume_after_disconnect_by_offset(start_recorder) -> None:
+    """001 art.19(4): a read cut by a disconnect goes on from its offset on the next link, and
+    the whole recording matches its hash."""
     faults = LinkFaults(disconnect_after_bytes=300_000)
     r = start_recorder(listen="tcp://127.0.0.1:0", link_faults=faults, recordings=1, recording_mb=1)
     parts: dict[int, bytes] = {}
@@ -136,6 +141,7 @@ def test_a_stall_shorter_than_the_timeout_only_slows_the_read(start_recorder) ->
 
 
 def test_pulled_recorder_on_a_pty_is_a_link_error_not_a_hang(start_recorder) -> None:
+    """001 art.19(4): a recorder pulled mid-read is a link error, never a copy taken as complete."""
     from dock.devices.recorder_client import LinkGone
 
     faults = LinkFaults(disconnect_after_bytes=200_000)

@@ -37,6 +37,8 @@ FOREIGN = b"a file of the dock host, not this recorder's footage\n" * 2000
 def test_a_dot_dot_recording_id_never_archives_a_file_from_elsewhere(
     hostile_dock, tmp_path
 ) -> None:
+    """003 art.11 (no inserted footage): a recording id with dot-dot never archives a file from
+    elsewhere, and nothing is erased."""
     svc, h = hostile_dock(recordings=1)
     rec = h.model.ordered_recordings()[0]
     foreign = tmp_path / "foreign.mp4"
@@ -72,7 +74,7 @@ def test_a_symlink_on_the_volume_is_not_followed(hostile_dock, tmp_path) -> None
 
 
 def test_a_volume_inside_the_evidence_store_is_refused(hostile_dock) -> None:
-    """The recorder points at another recorder's archived file and claims it."""
+    """003 art.11: the recorder points at another recorder's archived file and claims it."""
     svc, h = hostile_dock(recordings=1)
     rec = h.model.ordered_recordings()[0]
     evidence = svc.offloader.evidence_dir
@@ -171,6 +173,7 @@ def test_officer_dot_dot_stays_inside_the_archive_and_offloads(hostile_dock, tmp
     ],
 )
 def test_distinct_recording_ids_get_distinct_files(hostile_dock, ids) -> None:
+    """000 §13.2: distinct recordings get distinct archived files: none overwrites another."""
     svc, h = hostile_dock(recordings=2)
     recs = h.model.ordered_recordings()
     same_start = recs[0].start_ms
@@ -252,6 +255,8 @@ def test_impossible_start_times_are_named_and_listed(hostile_dock, start_ms: int
 def test_an_export_of_hostile_recordings_is_a_valid_bag_with_an_honest_description(
     hostile_dock, tmp_path
 ) -> None:
+    """001 art.19; 003 art.16: an export of recordings with hostile names is a valid package with
+    an honest description."""
     from dock.evidence.access import AccessRegister
     from dock.evidence.export import export
 
