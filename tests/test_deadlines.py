@@ -194,6 +194,8 @@ DEADLINES = [
 
 @pytest.mark.parametrize(("policy", "tz", "returned", "expected", "holidays", "makeup"), DEADLINES)
 def test_offload_deadline(policy, tz, returned, expected, holidays, makeup) -> None:
+    """003 art.13; 001 art.19(3); 004 att.3 art.13: the offload deadline per policy (24 h,
+    working days, holidays and make-up days), in UTC."""
     got = offload_deadline(returned, policy, tz, holidays, makeup_workdays=makeup)
     assert got == expected
     assert got.tzinfo is UTC
@@ -204,6 +206,7 @@ def test_offload_deadline(policy, tz, returned, expected, holidays, makeup) -> N
 
 
 def test_working_day_deadline_is_local_midnight() -> None:
+    """001 art.19(3): a working-day deadline ends at the unit's local midnight."""
     for case in DEADLINES:
         policy, tz, returned, _, holidays, makeup = case.values
         if policy.offload_deadline_working_days is None:
@@ -362,6 +365,8 @@ STATES = [
     ("returned", "offloaded", "now", "policy", "state", "remaining", "fraction"), STATES
 )
 def test_deadline_status(returned, offloaded, now, policy, state, remaining, fraction) -> None:
+    """003 art.13; 001 art.19(3): an offload is on time, at risk, overdue, or done late, by its
+    deadline."""
     got = deadline_status(returned, offloaded, now, policy, SH, fraction)
     assert (got.state, got.remaining) == (state, remaining)
     assert got.deadline == offload_deadline(returned, policy, SH)
@@ -369,6 +374,7 @@ def test_deadline_status(returned, offloaded, now, policy, state, remaining, fra
 
 
 def test_status_passes_holidays_through() -> None:
+    """001 art.19(3): holidays are not working days when an offload's status is judged."""
     got = deadline_status(
         FRI, None, local(SH, 2025, 3, 11, 9), WD1, SH, holidays=frozenset({date(2025, 3, 10)})
     )

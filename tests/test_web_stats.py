@@ -123,6 +123,8 @@ def day(make_dock: Any) -> Any:
 
 
 def test_the_tables_agree_with_the_audit_log_of_the_day(day: Any) -> None:
+    """002 art.9; 004 att.3 art.16: the statistics (check-outs per officer and unit, refusals
+    and their reasons, late offloads, gaps, the ratio) agree with the audit log of the day."""
     svc = day
     want = _from_audit(svc)
     now = time.time()
@@ -164,7 +166,8 @@ def test_the_tables_agree_with_the_audit_log_of_the_day(day: Any) -> None:
 
 
 def test_late_offloads_follow_the_docks_own_deadline_report(day: Any) -> None:
-    """The statistics' rule and dock.evidence.deadlines.deadline_report's cannot drift."""
+    """002 art.9; 004 att.3 art.16: the statistics' rule for late offloads and
+    dock.evidence.deadlines.deadline_report's cannot drift."""
     svc = day
     dock_db, audit_db = _paths(svc)
     for now in (time.time(), time.time() + 3600):
@@ -268,6 +271,8 @@ def _captured(method: Any) -> tuple[str, tuple[Any, ...]]:
 
 
 def test_a_preset_minimum_is_what_the_ratio_is_held_to(tmp_path: Any) -> None:
+    """001 art.18: the ratio of recorders per officer is held to the preset's minimum, and a
+    shortfall shows."""
     store, audit = _store_and_log(tmp_path)
     store.add_officer("1001", "Wang Wei", "Traffic 3", PIN)
     policy = PRESETS["pishan"]
@@ -326,6 +331,8 @@ def _cells(page: Any, table: str) -> list[dict[str, str]]:
 def test_the_page_shows_the_days_numbers_in_both_languages(
     web_day: Any, page: Any, screenshot: Any
 ) -> None:
+    """002 art.9; 004 att.3 art.16: the statistics page shows the day's numbers, in Chinese and
+    English."""
     from .web_harness import login, set_language
 
     web = web_day
