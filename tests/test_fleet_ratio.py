@@ -116,3 +116,27 @@ def test_shortfall_is_below_the_minimum_only(recorders: int, officers: int, shor
     got = ratio_verdict(recorders, officers, 0.5)
     assert got["shortfall"] is shortfall
     assert ("SHORTFALL" in ratio_line(got)) is bool(shortfall)
+
+
+def test_the_start_page_says_the_ratio_and_a_shortfall_in_both_languages(
+    web_dock, page, screenshot
+) -> None:
+    """001 art.18: the dock's start page says recorders per officer against the minimum:
+    two recorders for three people who carry one is met; two more officers make it a
+    shortfall, said in English and in Chinese."""
+    from .web_harness import login
+
+    login(page, web_dock, "supervisor")
+    page.goto(f"{web_dock.url}/lang/en")
+    line = page.inner_text("#fleet-ratio")
+    assert "Recorders: 2 for 3 officer(s) who carry one, 0.67 per officer" in line
+    assert "the minimum is 0.50" in line and "met" in line and "SHORTFALL" not in line
+    for number, name in (("1003", "Chen Jing"), ("1004", "Wu Gang")):
+        web_dock.svc.store.add_officer(number, name, "Traffic 3", PIN)
+    for lang in ("en", "zh"):
+        page.goto(f"{web_dock.url}/lang/{lang}")
+        screenshot(page, f"home-fleet-shortfall-{lang}")
+    assert "配备不足" in page.inner_text("#fleet-ratio")
+    assert "人均 0.40 台" in page.inner_text("#fleet-ratio")
+    page.goto(f"{web_dock.url}/lang/en")
+    assert page.inner_text("#fleet-ratio strong") == "SHORTFALL"

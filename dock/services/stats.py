@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dock.domain.fleet import ratio_verdict
 from dock.domain.policy import Policy
 from dock.evidence.deadlines import episode_deadline
 from dock.services.errors import RequestError
@@ -278,8 +279,10 @@ class Statistics:
         by_unit = {str(r["unit"]): int(r["recorders"]) for r in used}
 
         def row(scope: str, unit: str | None, people: int, recorders: int) -> dict[str, Any]:
-            per = round(recorders / people, 3) if people else None
-            meets = None if per is None else per >= minimum
+            # the one rule of dock status (001 art.18): unrounded, at the minimum is met
+            verdict = ratio_verdict(recorders, people, minimum)
+            per, short = verdict["recorders_per_officer"], verdict["shortfall"]
+            meets = None if short is None else not short
             return {
                 "scope": scope, "unit": unit, "officers": people, "recorders": recorders,
                 "per_officer": per, "minimum": minimum, "meets": meets,

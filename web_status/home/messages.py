@@ -26,6 +26,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "home.state.checked_out": {"en": "granted, not yet taken", "zh": "已授权，待取走"},
     "home.state.fault": {"en": "fault", "zh": "故障"},
     "home.dock_time": {"en": "Dock time", "zh": "采集站时间"},
+    "home.fleet": {
+        "en": "Recorders: {recorders} for {officers} officer(s) who carry one, {per} per "
+        "officer; the minimum is {minimum} (one per two officers, 001 art.18).",
+        "zh": "记录仪 {recorders} 台，配备对象执法人员 {officers} 名，人均 {per} 台；"
+        "最低要求人均 {minimum} 台（每两名执法人员不少于一台，001 第十八条）。",
+    },
+    "home.fleet.shortfall": {"en": "SHORTFALL", "zh": "配备不足"},
+    "home.fleet.met": {"en": "met", "zh": "达标"},
     "home.slots_unavailable": {
         "en": "The slots cannot be shown: the dock's service is not answering.",
         "zh": "无法显示槽位：采集站服务无响应。",

@@ -50,14 +50,16 @@ def index() -> str:
     try:
         report = dock().status()
         slots, now = report.get("slots", []), report.get("time_utc")
+        fleet = report.get("fleet")  # recorders per officer against the minimum (001 art.18)
     except (DaemonUnavailable, DaemonError):
-        slots, now = None, None
+        slots, now, fleet = None, None, None
     states = {k for k in CATALOGUE if k.startswith("home.state.")}
     return render_template(
         "home/index.html",
         links=_links(),
         slots=slots,
         now=now,
+        fleet=fleet,
         state_keys=states,
         live_labels=_live_labels(states),
     )
