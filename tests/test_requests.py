@@ -25,6 +25,7 @@ READ_ONLY_CLI = {
     "officer list",
     "device list",
     "case show",
+    "case party",
     "audit verify",
     "archive list",
     "gaps list",

@@ -213,6 +213,17 @@ REFUSALS = Words((
     # --- cases, custody, devices, maintenance
     ("needs the keeper's credentials: an officer or supervisor and PIN",
      "需要保管人的凭据：民警或主管及其密码"),
+    # case files (cause, party, open/closed) and filing a shift under a case
+    ("the case number must not be empty", "案件编号不能为空"),
+    ("the party must not be empty", "执法对象不能为空"),
+    ("the {what} must not be empty", "{what} 不能为空"),
+    ("the {what} must be printable text of at most {n} characters",
+     "{what} 须为可打印文字，最多 {n} 个字符"),
+    ("needs the credentials of an officer or supervisor and PIN", "需要民警或主管的凭据及其密码"),
+    ("officer {officer} carries no recorder now", "警员 {officer} 当前未领用记录仪"),
+    ("case {case} is closed: reopen it first", "案件 {case} 已结案：请先重新立卷"),
+    ("case {case} is already closed", "案件 {case} 已结案"),
+    ("no case {case}", "没有案件 {case}"),
     ("give --officer ID (and a PIN) or --badge", "请给出 --officer 警号（及密码）或 --badge"),
     ("an override needs --reason", "超控需要理由（--reason）"),
     ("give lost/found or maintenance/repaired", "请给出 lost/found 或 maintenance/repaired"),

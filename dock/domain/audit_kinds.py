@@ -93,6 +93,10 @@ class AuditKind(StrEnum):
     PURGE_REFUSED = "purge_refused"  # a purge refused (supervisors, clock), and why
     CASE_ATTACH = "case_attach"  # a recording attached to a case
     CASE_ATTACH_REFUSED = "case_attach_refused"  # an attachment refused (not verified)
+    CASE_OPEN = "case_open"  # a case's file opened or reopened (cause, party)
+    CASE_CLOSE = "case_close"  # a case closed: its footage follows retention again
+    CASE_EPISODE = "case_episode"  # a custody episode filed under a case before offload
+    CASE_REFUSED = "case_refused"  # opening, closing or filing under a case refused, and why
 
     # --- access to footage
     ACCESS_REQUEST = "access_request"  # a request to view or copy recordings

@@ -20,12 +20,18 @@ copied again; one already erased is not erased again. A mismatch erases nothing:
 the file is quarantined and the failure reported.
 
 Layout, "one subject, one place": ``<evidence>/<officer>/<YYYY-MM-DD>/`` with files
-named ``<officer>_<serial>_<start UTC>_<recording id>.mp4``; a case is attached to
-recordings later in the database, never by renaming the original. Every part of a
-name is stated by the recorder, so each goes through ``dock.support.text.safe_name`` (never
-``..``, a leading dot or a line break; a hash of the original where it had to change)
-and an impossible start time is named ``unknown-date``; the database keeps the
-recorder's own texts and times.
+named ``<officer>_<name>[_<case>]_<serial>_<start UTC>_<recording id>.mp4``: the officer's
+number and name and, when the custody episode was filed under a case before the
+recorder came back, the case number and its cause (姓名加案由, 001 art.19(4)); the
+recording is then linked to the case as it is archived. A case attached later is a link
+in the database, never a rename of the original, and files archived before names carried
+the officer's name (``<officer>_<serial>_<start UTC>_<recording id>.mp4``) keep theirs:
+a resumed offload reuses the name a file already has. The recorder states the officer
+number, serial and ids, so each goes through ``dock.support.text.safe_name`` (never ``..``, a
+leading dot or a line break; a hash of the original where it had to change); the officer's
+name and the case come from the dock's records and go through ``safe_label`` (their own
+script kept, NFC, no separators or controls, bounded); an impossible start time is named
+``unknown-date``; the database keeps the recorder's own texts and times.
 """
 
 # One file: the offload of a recorder is one ordered procedure (copy, verify, record with
@@ -50,13 +56,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dock.devices.clock import utc_datetime
 from dock.devices.recorder_client import RecorderClient, RecorderRefused, RecordingInfo
 from dock.domain.audit_kinds import AuditKind
+from dock.evidence.continuity import ContinuityRegister
 from dock.evidence.mass_storage import Volume
 from dock.evidence.seals import SealOutcome, SealRegister
 from dock.evidence.verified_copy import (
     REAL_FS,
     IntegrityError,
     VerifiedCopyError,
-from dock.evidence.continuity import ContinuityRegister
     ensure_room,
     write_verified,
 )
@@ -64,7 +70,7 @@ from dock.storage.audit import AuditLog
 from dock.storage.store import Store
 from dock.support import crashpoints
 from dock.support.files import hash_blocks
-from dock.support.text import safe_name
+from dock.support.text import safe_label, safe_name
 from firmware_protocol.messages import Capability, MsgType
 
 log = logging.getLogger("dock.offload")
@@ -104,30 +110,64 @@ class OffloadReport:
     #: Archived and verified, yet left on the recorder, with why: the recorder cannot
     #: or will not erase, or the policy waits for a second copy. Not a failure.
     kept: dict[str, str] = field(default_factory=dict)
+    #: Explanation items this docking opened for the footage's continuity (recordings
+    #: missing from the numbering, outside the episode, unsigned): archived all the same.
+    flagged: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.failed or self.not_enough_room or self.seal_failed or self.damaged)
 
     @property
-    #: Explanation items this docking opened for the footage's continuity (recordings
-    #: missing from the numbering, outside the episode, unsigned): archived all the same.
-    flagged: list[int] = field(default_factory=list)
     def kept_reason(self) -> str | None:
         """Why the kept recordings stay on the device, in one line (None: none kept)."""
         return "; ".join(dict.fromkeys(self.kept.values())) or None
 
 
-def archive_name(officer_id: str | None, serial: str, rec: RecordingInfo) -> tuple[str, str]:
+def archive_name(
+    officer_id: str | None,
+    serial: str,
+    rec: RecordingInfo,
+    officer_name: str | None = None,
+    case: str | None = None,
+) -> tuple[str, str]:
     """(folder relative to the evidence root, file name) for one recording.
 
-    At most 40 + 40 + 64 bytes of officer, serial and id (plus a 9-byte hash each where
-    cut or changed): the name and its ``.partial-`` temporary stay within NAME_MAX.
+    Without ``officer_name`` and ``case``, as before they were named: at most 40 + 40 +
+    64 bytes of officer, serial and id (plus a 9-byte hash each where cut or changed).
+    With them (001 art.19(4)): at most 24 + 36 + 36 + 32 + 48 bytes of officer, name,
+    case, serial and id (plus the hashes): 246 bytes in all, so the name and its
+    ``.partial-`` temporary stay within NAME_MAX.
     """
     officer = _officer_folder(officer_id)
     day, stamp = _day_and_stamp(rec.start_ms)
-    name = f"{officer}_{safe_name(serial, 40)}_{stamp}_{safe_name(rec.id, 64)}.mp4"
-    return os.path.join(officer, day), name
+    if officer_name is None and case is None:
+        name = f"{officer}_{safe_name(serial, 40)}_{stamp}_{safe_name(rec.id, 64)}.mp4"
+        return os.path.join(officer, day), name
+    parts = [safe_name(officer_id or "unassigned", 24)]
+    if officer_name:
+        parts.append(safe_label(officer_name, 36))
+    if case:
+        parts.append(safe_label(case, 36))
+    tail = f"{safe_name(serial, 32)}_{stamp}_{safe_name(rec.id, 48)}.mp4"
+    return os.path.join(officer, day), "_".join([*parts, tail])
+
+
+def _published_as(dest: str, serial: str, rec: RecordingInfo) -> str | None:
+    """The name a file of this recording already has in ``dest`` (an offload interrupted
+    after publishing, under a name from before the officer's name or the case was known,
+    or changed), so a resumed offload finds it instead of copying it again."""
+    _, stamp = _day_and_stamp(rec.start_ms)
+    ends = {
+        f"_{safe_name(serial, 40)}_{stamp}_{safe_name(rec.id, 64)}.mp4",
+        f"_{safe_name(serial, 32)}_{stamp}_{safe_name(rec.id, 48)}.mp4",
+    }
+    try:
+        names = sorted(os.listdir(dest))
+    except OSError:
+        return None
+    found = [n for n in names if not n.startswith(".") and n.endswith(tuple(ends))]
+    return found[0] if len(found) == 1 else None
 
 
 def _officer_folder(officer_id: str | None) -> str:
@@ -153,8 +193,11 @@ class Offloader:
         use_mass_storage: bool = True,
         organization: str = "",
         scanner: Callable[[str], tuple[bool, str]] | None = None,
+        continuity_tolerance_s: float = 120.0,
     ) -> None:
         self.organization = organization
+        self.continuity = ContinuityRegister(store, audit)
+        self.continuity_tolerance_s = continuity_tolerance_s
         self.use_mass_storage = use_mass_storage
         self.scanner = scanner
         self.store = store
@@ -185,6 +228,7 @@ class Offloader:
         on_device = {r.id for r in recordings} | {bad.recording_id for bad in refused}
         self._confirm_erasures(serial, on_device)
         todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
+        report.flagged = self._flag_continuity(client, recordings, todo)
         os.makedirs(self.evidence_dir, exist_ok=True)
         # Per call, never on self: several recorders are offloaded at once.
         volume = self._mass_storage(client) if todo and self.use_mass_storage else None
@@ -193,11 +237,8 @@ class Offloader:
         finally:
             if volume is not None:
                 volume.close()
-        continuity_tolerance_s: float = 120.0,
                 _leave_mass_storage(client)
 
-        self.continuity = ContinuityRegister(store, audit)
-        self.continuity_tolerance_s = continuity_tolerance_s
     def _confirm_erasures(self, serial: str, on_device: set[str]) -> None:
         """An earlier run erased these (archived, verified) and died before noting it."""
         for row in self.store.archive_entries():
@@ -217,6 +258,25 @@ class Offloader:
                     ),
                 )  # fmt: skip
 
+    def _flag_continuity(
+        self, client: RecorderClient, recordings: list[RecordingInfo], todo: list[RecordingInfo]
+    ) -> list[int]:
+        """Recordings missing from the device's numbering, made outside the custody
+        episode, or unsigned by a recorder that signs: explanation items, before anything
+        is copied or erased (:mod:`.continuity`). Never a reason not to offload."""
+        ident = client.identity
+        assert ident is not None
+        signs = ident.device_public_key is not None and client.has(Capability.SIGNATURE)
+        try:
+            return self.continuity.check(
+                ident.serial, recordings, [r.id for r in todo], signs,
+                self.continuity_tolerance_s,
+            )  # fmt: skip
+        except Exception:  # the footage is offloaded all the same (the numbering is judged
+            # again at the next docking: the mark did not move)
+            log.exception("%s: continuity not judged", ident.serial)
+            return []
+
     def complete_seals(self) -> SealOutcome:
         """Seal whatever an interrupted run archived (the daemon calls this too)."""
         return self.seals.complete()
@@ -228,7 +288,6 @@ class Offloader:
         be read at all (an existing directory, not a symlink, not ``/`` nor the
         evidence store); a refused volume means reading over the protocol.
         """
-        report.flagged = self._flag_continuity(client, recordings, todo)
         if not client.has(Capability.MASS_STORAGE):
             return None
         why = client.why_not(MsgType.MASS_STORAGE)
@@ -258,25 +317,6 @@ class Offloader:
         report: OffloadReport,
         recordings: list[RecordingInfo],
         todo: list[RecordingInfo],
-    def _flag_continuity(
-        self, client: RecorderClient, recordings: list[RecordingInfo], todo: list[RecordingInfo]
-    ) -> list[int]:
-        """Recordings missing from the device's numbering, made outside the custody
-        episode, or unsigned by a recorder that signs: explanation items, before anything
-        is copied or erased (:mod:`.continuity`). Never a reason not to offload."""
-        ident = client.identity
-        assert ident is not None
-        signs = ident.device_public_key is not None and client.has(Capability.SIGNATURE)
-        try:
-            return self.continuity.check(
-                ident.serial, recordings, [r.id for r in todo], signs,
-                self.continuity_tolerance_s,
-            )  # fmt: skip
-        except Exception:  # the footage is offloaded all the same (the numbering is judged
-            # again at the next docking: the mark did not move)
-            log.exception("%s: continuity not judged", ident.serial)
-            return []
-
         volume: Volume | None,
     ) -> OffloadReport:
         serial = report.serial
@@ -437,9 +477,15 @@ class Offloader:
         serial = client.identity.serial
         self._check_signature(client, rec)
         officer = rec.officer_id or client.status().officer_id
-        folder, name = archive_name(officer, serial, rec)
+        person = self.store.officer(officer) if officer else None
+        case = self._case_of(serial, rec)
+        label = (
+            None if case is None else "-".join(filter(None, (case["case_number"], case["cause"])))
+        )
+        folder, name = archive_name(officer, serial, rec, person.name if person else None, label)
         dest = os.path.join(self.evidence_dir, folder)
         os.makedirs(dest, exist_ok=True)
+        name = _published_as(dest, serial, rec) or name
         _remove_stale_partials(dest, name)
         fd, refused = volume.open_recording(rec.id, rec.size) if volume else (None, "")
         if refused:
@@ -482,6 +528,8 @@ class Offloader:
                     "slot": slot_id,
                     "resumed": result.already_present,
                     "via": via,
+                    # filed under the case its custody episode was (case_links, same transaction)
+                    **({"case": case["case_number"]} if case else {}),
                     **({"volume_refused": refused} if refused else {}),
                     # the recorder's clock was wrong: the footage is real, its times not
                     **({"time_doubt": rec.time_doubt} if rec.time_doubt else {}),
@@ -490,8 +538,17 @@ class Offloader:
 
         self.store.add_archived(
             serial, rec.id, rec.sha256, rec.size, path, officer, rec.start_ms, rec.end_ms,
-            audit=audit_file,
+            audit=audit_file, case_number=None if case is None else case["case_number"],
         )  # fmt: skip
+
+    def _case_of(self, serial: str, rec: RecordingInfo) -> dict[str, Any] | None:
+        """The case the custody episode this recording was made in is filed under (by the
+        recorder's start time; the last episode that began before it), or None."""
+        start = rec.start_ms / 1000
+        episodes = [c for c in self.store.custody_episodes(serial) if c.out_at <= start]
+        if not episodes:
+            return None
+        return self.store.episode_case(episodes[-1].id)
 
     def _quarantine(self, path: str) -> str:
         """Move a published but rejected file out of the archive, keeping its bytes."""

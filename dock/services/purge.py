@@ -8,6 +8,7 @@ from __future__ import annotations
 from dock.domain.audit_kinds import AuditKind
 from dock.evidence.purging import PurgeReport
 from dock.evidence.purging import purge as run_purge
+from dock.services.cases import case_lookup
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
 from dock.services.holds import register
@@ -67,4 +68,6 @@ def purge(
         dry_run=not apply,
         approved_by=approved,
         actor=actor,
+        # footage attached to an open case is kept (000 §14.4; 001 art.20)
+        case=case_lookup(dock),
     )

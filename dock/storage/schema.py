@@ -144,6 +144,34 @@ CASE_LINKS = """CREATE TABLE IF NOT EXISTS case_links (
     PRIMARY KEY (case_number, serial, recording_id)
 )"""
 
+# A case (or event) number's file: its cause (案由), the party subject to enforcement
+# (执法对象) whose records are kept together across cases (一户式: 000 §14.2; 003 art.14),
+# and whether it is open: footage attached to an open case is never purged (000 §14.4;
+# 001 art.20). A case number attached before this table existed has no row: open.
+# ``case_episodes``: a custody episode filed under a case before its footage is
+# offloaded, so the archived names carry the case (001 art.19(4)) and the recordings
+# are linked as they are archived.
+CASES = (
+    """CREATE TABLE IF NOT EXISTS cases (
+    case_number TEXT PRIMARY KEY,
+    cause TEXT NOT NULL DEFAULT '',
+    party TEXT NOT NULL DEFAULT '',
+    opened_at REAL NOT NULL,
+    opened_by TEXT NOT NULL,
+    closed_at REAL,
+    closed_by TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS cases_by_party ON cases(party)",
+    """CREATE TABLE IF NOT EXISTS case_episodes (
+    case_number TEXT NOT NULL,
+    custody_id INTEGER NOT NULL,
+    attached_at REAL NOT NULL,
+    attached_by TEXT NOT NULL,
+    PRIMARY KEY (case_number, custody_id)
+)""",
+    "CREATE INDEX IF NOT EXISTS case_links_by_recording ON case_links(serial, recording_id)",
+)
+
 # Wrong PINs in a row per officer number, known or not (a stranger must not tell the
 # two apart); locked_at set after PIN_TRIES of them, until a supervisor unlocks it.
 PIN_FAILURES = """CREATE TABLE IF NOT EXISTS pin_failures (
@@ -342,6 +370,18 @@ EVENT_LOG_READS = """CREATE TABLE IF NOT EXISTS event_log_reads (
     PRIMARY KEY (serial, custody_id)
 )"""
 
+# Owner: dock.storage.continuity_table.ContinuityTable (for dock.evidence.continuity).
+# Per recorder, what the dock saw at its last docking: the highest recording number
+# listed (a later hole below it is a recording deleted before docking), that
+# recording's end, and whether the recorder signs (footage it did not sign is flagged).
+CONTINUITY_MARKS = """CREATE TABLE IF NOT EXISTS continuity_marks (
+    serial TEXT PRIMARY KEY,
+    last_sequence INTEGER,
+    last_end_ms INTEGER,
+    signs INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+)"""
+
 # --------------------------------------------------------------------------- access
 # Owner: dock.storage.evidence_tables.AccessTable (for dock.evidence.access). The
 # register is append-only: triggers refuse updates and deletes.
@@ -477,18 +517,6 @@ def _add_columns(table: str, columns: Sequence[tuple[str, str]]) -> Step:
 STEPS: tuple[Step, ...] = (
     _sql(OFFICERS, DEVICES, PENDING_SECRETS, *CUSTODY, *DEVICE_STATUS, CASE_LINKS),
     _sql(PIN_FAILURES, ARCHIVE),
-# Owner: dock.storage.continuity_table.ContinuityTable (for dock.evidence.continuity).
-# Per recorder, what the dock saw at its last docking: the highest recording number
-# listed (a later hole below it is a recording deleted before docking), that
-# recording's end, and whether the recorder signs (footage it did not sign is flagged).
-CONTINUITY_MARKS = """CREATE TABLE IF NOT EXISTS continuity_marks (
-    serial TEXT PRIMARY KEY,
-    last_sequence INTEGER,
-    last_end_ms INTEGER,
-    signs INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
-)"""
-
     _add_columns("archive", ARCHIVE_ADDED_COLUMNS),
     _sql(SEALS),
     _sql(*HOLDS),
@@ -506,6 +534,8 @@ CONTINUITY_MARKS = """CREATE TABLE IF NOT EXISTS continuity_marks (
     _sql(*HANDOVERS),
     _add_columns("access_requests", ACCESS_ADDED_COLUMNS),
     _sql(CONFIDENTIAL_MARKS),
+    _sql(CONTINUITY_MARKS),
+    _sql(*CASES),
 )
 
 
@@ -583,4 +613,3 @@ def apply(db: sqlite3.Connection) -> None:
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STEPS", "Step", "apply"]
-    _sql(CONTINUITY_MARKS),

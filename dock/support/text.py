@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from common.jsontext import json_text
 
@@ -84,4 +85,43 @@ def safe_name(text: object, max_bytes: int = NAME_BYTES) -> str:
     return f"{name or '-'}~{digest}"
 
 
-__all__ = ["ELLIPSIS", "NAME_BYTES", "SHOWN_LIMIT", "escaped", "json_text", "safe_name", "shown"]
+#: Unicode categories kept in a :func:`safe_label`: letters, marks and digits of any script.
+_LABEL_CATEGORIES = ("L", "M", "N")
+#: Punctuation kept besides: the hyphen, the full stop (never leading) and the middle dots
+#: of names such as 买买提·艾力.
+_LABEL_PUNCTUATION = frozenset("-.\u00b7\u30fb")
+
+
+def safe_label(text: object, max_bytes: int = NAME_BYTES) -> str:
+    """One file-name component for a person's or a case's name, readable in its own
+    script (王伟 stays 王伟): NFC-normalised; letters, marks and digits of any script,
+    ``-``, ``.`` and the middle dot kept, everything else (``/``, ``\\``, ``_``, spaces,
+    NUL and other controls, bidi overrides and other format characters) becomes ``-``;
+    never ``.``, ``..`` or a leading dot; cut to ``max_bytes`` bytes of UTF-8 on a
+    character boundary. When anything but the normalisation changed the text, ``~`` and
+    8 hex digits of the SHA-256 of the normalised text are appended (at most ``max_bytes
+    + 9`` bytes), so two names that differ stay apart."""
+    raw = unicodedata.normalize("NFC", text if isinstance(text, str) else str(text))
+    kept = "".join(
+        ch if ch in _LABEL_PUNCTUATION or unicodedata.category(ch)[0] in _LABEL_CATEGORIES else "-"
+        for ch in raw
+    )
+    name = kept.encode("utf-8", "surrogatepass")[:max_bytes].decode("utf-8", "ignore")
+    if name.startswith("."):
+        name = "-" + name[1:]
+    if name == raw and name:
+        return name
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name or '-'}~{digest}"
+
+
+__all__ = [
+    "ELLIPSIS",
+    "NAME_BYTES",
+    "SHOWN_LIMIT",
+    "escaped",
+    "json_text",
+    "safe_label",
+    "safe_name",
+    "shown",
+]
