@@ -76,6 +76,7 @@ class EventType(StrEnum):
     OFFLOAD_DONE = "offload.done"
     OFFLOAD_FAILED = "offload.failed"
     GAP_FOUND = "gap.found"
+    GAP_ALERT = "gap.alert"  # recording could not continue: the unit head told at once
     # footage missing from a recorder's numbering, made outside custody, or unsigned
     CONTINUITY_FLAGGED = "continuity.flagged"
     DEADLINE_AT_RISK = "deadline.at_risk"

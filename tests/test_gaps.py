@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dock.cli.gaps as cli_gaps
+from dock.domain.explanations import State
 from dock.evidence.gaps import (
     FAULT,
     INTERRUPTED,
@@ -374,9 +375,12 @@ def test_register_opens_each_item_once_and_lists_per_officer(env) -> None:
 
 
 def test_closing_needs_a_supervisor_pin_and_text_and_is_audited(env) -> None:
+    """001 art.19(2): the unit head reviews the officer's account, on their own PIN, in
+    writing, audited; once accepted, the item waits for the keeper (still not done)."""
     reg = GapRegister(env.store, env.audit)
     reg.open_items("EMU1", "1001", 7, [BATTERY, SENSOR])
     item = reg.list_items()[0].id
+    reg.add_account(item, "1001", PIN, "The battery ran out during a long traffic stop.")
     text = "Battery ran out during a long traffic stop; spare recorder used."
     with pytest.raises(GapError, match="at least 10"):
         reg.close_item(item, "9001", SUP_PIN, "  tired   ")
@@ -390,18 +394,19 @@ def test_closing_needs_a_supervisor_pin_and_text_and_is_audited(env) -> None:
     assert reg.item(item).is_open
 
     closed = reg.close_item(item, "9001", SUP_PIN, text)
-    assert (closed.closed_by, closed.explanation) == ("9001", text)
-    assert closed.closed_at is not None and not closed.is_open
+    assert (closed.reviewed_by, closed.explanation) == ("9001", text)
+    assert closed.reviewed_at is not None and closed.state is State.REVIEWED
+    assert closed.is_open and closed.closed_at is None  # the keeper has still to file it
     (entry,) = _kinds(env.audit, "gap_explained")
     assert (entry.actor, entry.subject) == ("9001", "EMU1")
     assert entry.data["explanation"] == text and entry.data["item"] == item
 
-    with pytest.raises(GapError, match="already closed by 9001"):
+    with pytest.raises(GapError, match="reviewed and waiting to be filed"):
         reg.close_item(item, "9001", SUP_PIN, "A second, different explanation.")
     with pytest.raises(GapError, match="no explanation item"):
         reg.close_item(999, "9001", SUP_PIN, text)
     assert reg.item(item).explanation == text
-    assert [i.kind for i in reg.list_items()] == [FAULT]
+    assert [i.kind for i in reg.list_items()] == [INTERRUPTED, FAULT]
     assert len(reg.list_items(open_only=False)) == 2
     assert len(_kinds(env.audit, "gap_explained")) == 1
     assert env.audit.verify().ok
@@ -421,17 +426,22 @@ def test_cli_lists_and_explains(env, monkeypatch, capsys) -> None:
     assert run("gaps", "list", "--officer", "1001", "--json") == 0
     (item,) = json.loads(capsys.readouterr().out)
     assert item["reason"] == "battery" and item["start_utc"] == "1970-01-01T00:00:05.000Z"
+    assert item["state"] == "open"
+    assert run("gaps", "explain", str(item["id"]), "--supervisor", "9001", "--pin", SUP_PIN,
+               "--text", "Battery ran out on patrol.") == 1  # fmt: skip
+    assert "waiting for the officer's account" in capsys.readouterr().err
+    assert run("gaps", "account", str(item["id"]), "--officer", "1001", "--pin", PIN,
+               "--text", "The battery went flat at the crossing.") == 0  # fmt: skip
+    capsys.readouterr()
     assert run("gaps", "explain", str(item["id"]), "--supervisor", "9001", "--pin", "1",
                "--text", "Battery ran out on patrol.") == 1  # fmt: skip
     assert "not verified" in capsys.readouterr().err
     assert run("gaps", "explain", str(item["id"]), "--supervisor", "9001", "--pin", SUP_PIN,
                "--text", "Battery ran out on patrol.") == 0  # fmt: skip
-    assert "closed by 9001" in capsys.readouterr().out
+    assert "reviewed by 9001" in capsys.readouterr().out
     assert run("gaps", "list") == 0
-    assert "no open explanation items" in capsys.readouterr().out
-    assert run("gaps", "list", "--all") == 0
     out = capsys.readouterr().out
-    assert "battery" in out and "closed by 9001" in out and "3 s" in out
+    assert "battery" in out and "reviewed by 9001: to file" in out and "3 s" in out
 
 
 # --- a real recorder ---------------------------------------------------------------------
@@ -549,31 +559,33 @@ def test_find_gaps_leaves_manual_stops_out_unless_asked() -> None:
 
 def test_a_supervisor_closes_several_items_with_one_explanation(env) -> None:
     """001 art.19(2): the unit head reviews; one written explanation may cover several
-    items (one incident, several cuts), each closed and audited on its own, all or none."""
+    items (one incident, several cuts), each reviewed and audited on its own, all or none."""
     reg = GapRegister(env.store, env.audit)
     reg.open_items("EMU1", "1001", 7, [BATTERY, FLAG_ONLY, SENSOR])
     a, b, c = (i.id for i in reg.list_items())
+    for i in (a, b, c):
+        reg.add_account(i, "1001", PIN, "Rain got into the recorder on the bridge.")
     text = "Rainstorm on the bridge: the recorder was shielded, then failed."
     with pytest.raises(GapError, match="not verified"):
         reg.close_items([a, b], "9001", "000000", text)
     with pytest.raises(GapError, match="no explanation item 999"):
         reg.close_items([a, 999], "9001", SUP_PIN, text)
-    assert all(i.is_open for i in reg.list_items())  # all or none
-    closed = reg.close_items([a, b, a], "9001", SUP_PIN, text)  # a twice: closed once
+    assert all(i.state is State.ACCOUNTED for i in reg.list_items())  # all or none
+    closed = reg.close_items([a, b, a], "9001", SUP_PIN, text)  # a twice: reviewed once
     assert [i.id for i in closed] == [a, b]
-    assert all(i.explanation == text and i.closed_by == "9001" for i in closed)
+    assert all(i.explanation == text and i.reviewed_by == "9001" for i in closed)
     entries = _kinds(env.audit, "gap_explained")
     assert [e.data["item"] for e in entries] == [a, b]
     assert all(e.data["batch"] == [a, b] for e in entries)
-    with pytest.raises(GapError, match=f"item {a} was already closed"):
+    with pytest.raises(GapError, match=f"item {a} is reviewed and waiting to be filed"):
         reg.close_items([a, c], "9001", SUP_PIN, text)
-    assert reg.item(c).is_open
+    assert reg.item(c).state is State.ACCOUNTED
 
 
 def test_the_officer_writes_their_own_account_on_their_pin(env) -> None:
     """001 art.19(2): the officer writes the account, the unit head reviews it: stored
-    with the item, audited; only the item's own officer, on their own PIN, once, before
-    the review."""
+    with the item, audited; only the item's own officer, on their own PIN, once (again
+    only when the review returns it), before the review."""
     reg = GapRegister(env.store, env.audit)
     reg.open_items("EMU1", "1001", 7, [BATTERY])
     (item,) = reg.list_items()
@@ -592,7 +604,7 @@ def test_the_officer_writes_their_own_account_on_their_pin(env) -> None:
     (entry,) = _kinds(env.audit, "gap_account")
     assert (entry.actor, entry.subject) == ("1001", "EMU1")
     assert entry.data["item"] == item.id and entry.data["account"] == account
-    with pytest.raises(GapError, match="already has an account"):
+    with pytest.raises(GapError, match="waiting for a supervisor's review"):
         reg.add_account(item.id, "1001", PIN, account + " Corrected.")
     reg.close_item(item.id, "9001", SUP_PIN, "Reviewed: account matches the battery log.")
     assert reg.item(item.id).account == account
@@ -647,17 +659,21 @@ def test_cli_explains_ranges_and_all_open_items_of_an_officer_and_takes_accounts
     assert run("gaps", "account", str(ids[0]), "--officer", "1001", "--pin", PIN,
                "--text", "Rain got into the recorder at the crossing.") == 0  # fmt: skip
     assert "account added to item" in capsys.readouterr().out
+    for i in ids[1:5]:
+        reg.add_account(i, "1001", PIN, "Same storm, the same crossing.")
     assert run("gaps", "explain", f"{ids[0]}-{ids[2]}", str(ids[3]), "--supervisor", "9001",
                "--pin", SUP_PIN, "--text", text) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert out.count("closed by 9001") == 4, out
-    assert [i.id for i in reg.list_items()] == [ids[4], ids[5]]
+    assert out.count("reviewed by 9001") == 4, out
+    waiting = [i.id for i in reg.list_items() if i.state is State.ACCOUNTED]
+    assert waiting == [ids[4]]
     assert run("gaps", "explain", "--all-open-for", "1001", "--supervisor", "9001", "--pin",
                SUP_PIN, "--text", text) == 0  # fmt: skip
-    assert [i.id for i in reg.list_items()] == [ids[5]]  # 1002's item stays open
+    assert reg.item(ids[4]).state is State.REVIEWED
+    assert reg.item(ids[5]).state is State.OPEN  # 1002's item stays open
     assert run("gaps", "explain", "--all-open-for", "1001", "--supervisor", "9001", "--pin",
                SUP_PIN, "--text", text) == 1  # fmt: skip
-    assert "no open items" in capsys.readouterr().err
+    assert "no account of officer 1001 waits for review" in capsys.readouterr().err
     assert run("gaps", "explain", "5-2", "--supervisor", "9001", "--pin", SUP_PIN,
                "--text", text) == 2  # fmt: skip
     assert "range" in capsys.readouterr().err

@@ -176,9 +176,9 @@ def test_each_known_refusal_reads_in_chinese_with_its_numbers() -> None:
         ("release refused: 1001 is not a supervisor", "解除被拒绝：1001 不是主管"),
         ("hold 12 was already released", "保全 12 已被解除"),
         ("request 7 is pending", "申请 7 的状态为“待审批”"),
-        ("item 3 was already closed by 9001; item 5 was already closed by 9002; "
-         "nothing was closed",
-         "事项 3 已由 9001 关闭；事项 5 已由 9002 关闭；未关闭任何事项"),
+        ("item 3 is reviewed and waiting to be filed: a supervisor reviews only an item "
+         "with the officer's account; no explanation item 5; nothing was done",
+         "事项 3 已审核，等待归档：主管只审核已有民警陈述的事项；没有待说明事项 5；未执行任何操作"),
         ("recording EMU0001/REC000001 was already purged", "录像 EMU0001/REC000001 已被清除"),
     ):  # fmt: skip
         assert daemon_words.refusal(english, "zh") == chinese

@@ -72,10 +72,14 @@ class AuditKind(StrEnum):
 
     # --- gaps in recording
     GAP_OPENED = "gap_opened"  # a gap in recording found: an item to explain
-    GAP_EXPLAINED = "gap_explained"  # a supervisor explained (closed) a gap item
+    GAP_EXPLAINED = "gap_explained"  # a supervisor accepted an account (once: closed an item)
     GAP_EXPLAIN_REFUSED = "gap_explain_refused"  # an explanation refused (not verified)
     GAP_ACCOUNT = "gap_account"  # an officer's own account of a gap
     GAP_ACCOUNT_REFUSED = "gap_account_refused"  # an account refused (not verified)
+    GAP_RETURNED = "gap_returned"  # a supervisor returned an account to its officer, and why
+    GAP_FILED = "gap_filed"  # the records keeper filed a reviewed item (001 art.19(2))
+    GAP_STEP_REFUSED = "gap_step_refused"  # a step of an item refused (order, person), and why
+    GAP_ALERT = "gap_alert"  # recording could not continue: the unit head told at once
     EVENT_LOG_PARTLY_READ = "event_log_partly_read"  # a recorder's event log read only in part
 
     # --- retention: holds, purges, cases

@@ -26,6 +26,14 @@ What counts, and why:
   (``report_manual_stops=True`` here): each is then a ``manual_stop`` item. The last stop
   of an episode is never an item.
 
+Which interruptions mean recording could not continue (``could_not_continue``): the
+battery ran out, the storage was full, or the device failed (stop reasons BATTERY,
+STORAGE_FULL, FAULT). Then the head of the unit is told at once, not only asked to review
+an item (002 art.20; 003 art.11; 004 att.1 art.3): :mod:`.gaps` raises the alert when it
+opens the item. A stop for another or no stated reason (weather, obstruction, unknown) is
+an item to explain, and a manual stop is none at all; a FAULT event with recording going
+on is an item about the device, not an interruption.
+
 Event times are the recorder's clock; the episode bounds are the dock's custody times
 (here ms).
 """
@@ -39,12 +47,32 @@ from typing import Any, Protocol
 
 from firmware_protocol.messages import EventKind, RecordingFlag, StopReason
 
-__all__ = ["FAULT", "INTERRUPTED", "KINDS", "MANUAL_STOP", "Gap", "RecordingLike", "find_gaps"]
+__all__ = [
+    "COULD_NOT_CONTINUE",
+    "FAULT",
+    "INTERRUPTED",
+    "KINDS",
+    "MANUAL_STOP",
+    "Gap",
+    "RecordingLike",
+    "could_not_continue",
+    "find_gaps",
+]
 
 INTERRUPTED = "interrupted"
 FAULT = "fault"
 MANUAL_STOP = "manual_stop"
 KINDS = (INTERRUPTED, FAULT, MANUAL_STOP)
+
+#: The reasons (``_reason_name``) of an interruption where recording could not continue.
+COULD_NOT_CONTINUE = frozenset({"battery", "storage_full", "fault"})
+
+
+def could_not_continue(kind: str, reason: str) -> bool:
+    """Whether an item of ``kind`` and ``reason`` is recording that could not continue
+    (the head is told at once: 002 art.20; 003 art.11; 004 att.1 art.3)."""
+    return kind == INTERRUPTED and reason in COULD_NOT_CONTINUE
+
 
 _I64 = 1 << 63
 

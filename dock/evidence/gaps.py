@@ -3,7 +3,7 @@
 REQUIREMENTS.md §5: recording must run without interruption from arrival to departure
 (002 art.19; 003 art.9, 11); an interruption needs an explanation afterwards (002 art.20;
 001 art.19(2)), and the dock finds gaps and device faults in the recorder's logs and opens
-an item that a supervisor closes. Three parts:
+an item for three steps (001 art.19(2)). Three parts:
 
 * ``find_gaps`` (:mod:`.gap_detection`) is pure: the recorder's event log and recording
   list in, the items out, in a deterministic order, so every rule is a row of a table test.
@@ -14,10 +14,22 @@ an item that a supervisor closes. Three parts:
 
 The rules (what counts, and why) are in :mod:`.gap_detection`.
 
-Closing: the officer writes an account of the item on their own PIN (``add_account``,
-once, before the review), and a supervisor closes it with a written explanation on
-theirs (``close_item``; ``close_items`` closes several with one explanation, all or
-none): 001 art.19(2), the officer writes the account, the unit head reviews it.
+The three steps (001 art.19(2); the order and who may take each step are one table in
+:mod:`dock.domain.explanations`): the item's officer writes the account on their own PIN
+(``add_account``); a supervisor who is not that officer reviews it on theirs, accepting
+it (``close_items``/``review_items``: one review may cover several items, all or none) or
+returning it with a reason, when the officer writes it again; the records keeper files
+the reviewed item (``file_items``). Each step is stored with who, when and the text, and
+audited in the same transaction; a step out of order or by the wrong person is refused
+in one line and audited (``gap_step_refused``). Items a supervisor closed before the
+three steps existed keep that state (``closed``).
+
+At once (002 art.20; 003 art.11; 004 att.1 art.3): an interruption where recording could
+not continue (battery, storage full, device fault: ``could_not_continue``) raises an
+alert (``gap_alert``, once per item, in the transaction that opens the item): shown to
+supervisors and sent to headquarters (``gap.alert``). The dock learns of it when it reads
+the recorder's log, so "at once" is at docking: the officer in the field still reports by
+radio or phone; the dock makes sure the head hears of every such stop.
 
 Event times are the recorder's clock, which the dock sets at every inspection before a
 check-out; the episode bounds are the dock's custody times (epoch seconds, here ms).
@@ -32,6 +44,8 @@ from typing import Any
 
 from dock.devices.recorder_client import EventLog, RecorderClient
 from dock.domain.audit_kinds import AuditKind
+from dock.domain.explanations import State, Step, after, refusal, state_of
+from dock.domain.roles import roles_of
 from dock.evidence.gap_detection import (
     FAULT,
     INTERRUPTED,
@@ -39,6 +53,7 @@ from dock.evidence.gap_detection import (
     MANUAL_STOP,
     Gap,
     RecordingLike,
+    could_not_continue,
     find_gaps,
 )
 from dock.storage.audit import AuditLog
@@ -53,6 +68,7 @@ __all__ = [
     "KINDS",
     "MANUAL_STOP",
     "MIN_EXPLANATION",
+    "TEXT_MAX",
     "ExplanationItem",
     "Gap",
     "GapError",
@@ -65,6 +81,25 @@ __all__ = [
 
 #: Shortest written explanation accepted when closing an item (002 art.20: written).
 MIN_EXPLANATION = 10
+#: Longest account, review, reason or filing note accepted (the pages' bound too).
+TEXT_MAX = 2000
+#: What a written text may hold besides printable characters.
+_TEXT_CONTROLS = frozenset("\n\t")
+
+
+def _written(text: str, what: str, minimum: int = MIN_EXPLANATION) -> str:
+    """A person's text for an item, stripped; GapError in one line when it is too short,
+    too long or holds control characters (a line break and a tab are text)."""
+    if not isinstance(text, str):
+        raise GapError(f"the {what} must be text")
+    value = text.strip().replace("\r\n", "\n")
+    if len(value) < minimum:
+        raise GapError(f"the {what} must be at least {minimum} characters")
+    if len(value) > TEXT_MAX:
+        raise GapError(f"the {what} must be at most {TEXT_MAX} characters")
+    if any(not ch.isprintable() and ch not in _TEXT_CONTROLS for ch in value):
+        raise GapError(f"the {what} holds a control character: write plain text")
+    return value
 
 
 class GapError(Exception):
@@ -93,10 +128,26 @@ class ExplanationItem:
     #: The officer's own account (001 art.19(2)), written before the review.
     account: str | None = None
     account_at: float | None = None
+    #: The review (``explanation`` holds the reviewer's words), the last return, the
+    #: keeper's filing, and the at-once alert (dock/domain/explanations.py).
+    reviewed_at: float | None = None
+    reviewed_by: str | None = None
+    returned_at: float | None = None
+    returned_by: str | None = None
+    return_reason: str | None = None
+    filed_at: float | None = None
+    filed_by: str | None = None
+    filing: str | None = None
+    alerted_at: float | None = None
 
     @property
     def is_open(self) -> bool:
+        """Not done: neither filed nor closed (before the three steps)."""
         return self.closed_at is None
+
+    @property
+    def state(self) -> State:
+        return state_of(self.__dict__)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -155,7 +206,40 @@ class GapRegister:
                         "recording": g.recording_id,
                     },
                 )
+                if could_not_continue(g.kind, g.reason):
+                    self._alert(item_id, serial, officer_id, custody_id, g)
         return opened
+
+    def _alert(
+        self, item_id: int, serial: str, officer_id: str, custody_id: int | None, g: Gap
+    ) -> None:
+        """Recording could not continue: the head told at once (002 art.20; 003 art.11;
+        004 att.1 art.3), once per item; headquarters hears it as ``gap.alert``."""
+        if not self.table.set_alerted(item_id, self._clock()):
+            return
+        self.audit.append(
+            AuditKind.GAP_ALERT,
+            "dock",
+            serial,
+            {
+                "item": item_id,
+                "officer": officer_id,
+                "custody": custody_id,
+                "kind": g.kind,
+                "reason": g.reason,
+                "start_ms": g.start_ms,
+                "recording": g.recording_id,
+            },
+        )
+
+    def alerts(self) -> list[ExplanationItem]:
+        """Items whose at-once alert stands: recording could not continue, and no
+        supervisor has accepted the account yet (oldest first)."""
+        return [
+            i
+            for i in self.list_items()
+            if i.alerted_at is not None and i.state in (State.OPEN, State.ACCOUNTED)
+        ]
 
     def events_from(self, serial: str, custody_id: int) -> int | None:
         """Where to read ``serial``'s event log for this episode: where its own earlier
@@ -181,81 +265,162 @@ class GapRegister:
     def close_item(
         self, item_id: int, supervisor_id: str, supervisor_pin: str, explanation: str
     ) -> ExplanationItem:
-        """Close an item with a written explanation, on a supervisor's own PIN.
-
-        Raises GapError for a short explanation, an unverified supervisor (audited as
-        ``gap_explain_refused``, so guessing shows), an unknown or an already closed item.
-        """
+        """A supervisor's review of one item, accepting its account (``close_items``)."""
         return self.close_items([item_id], supervisor_id, supervisor_pin, explanation)[0]
 
     def close_items(
         self, item_ids: Iterable[int], supervisor_id: str, supervisor_pin: str, explanation: str
     ) -> list[ExplanationItem]:
-        """Close several items with one written explanation (one incident, several cuts),
-        on one check of the supervisor's PIN: all of them, or none (GapError naming every
-        item that is unknown or already closed). Each is audited as its own
+        """A supervisor reviews items and accepts their accounts with one written review
+        (one incident, several cuts), on one check of their PIN (001 art.19(2): the unit
+        head reviews); each then waits for the keeper to file it. All or none: GapError
+        naming every item that is unknown, not waiting for review (no account yet,
+        reviewed, filed or closed) or the supervisor's own. Each is audited as its own
         ``gap_explained``, with the whole ``batch``."""
+        return self.review_items(item_ids, supervisor_id, supervisor_pin, explanation, True)
+
+    def review_items(
+        self,
+        item_ids: Iterable[int],
+        supervisor_id: str,
+        supervisor_pin: str,
+        text: str,
+        accept: bool,
+    ) -> list[ExplanationItem]:
+        """The review of items with an account (001 art.19(2)): ``accept`` them (then the
+        keeper files them), or return them to their officer with ``text`` as the reason
+        (then the officer writes the account again). By a supervisor on their own PIN,
+        never of their own items; all or none."""
+        step = Step.ACCEPT if accept else Step.RETURN
         ids = list(dict.fromkeys(item_ids))
         if not ids:
-            raise GapError("no item to close")
-        text = explanation.strip()
-        if len(text) < MIN_EXPLANATION:
-            raise GapError(f"the explanation must be at least {MIN_EXPLANATION} characters")
+            raise GapError("no item to review")
+        if accept:
+            text = _written(text, "explanation")
+        else:
+            text = _written(text, "reason for returning it", minimum=3)
         check = verify_pin(self.store, self.audit, supervisor_id, supervisor_pin, "gap_explain")
         sup = self.store.officer(supervisor_id)
         if not check.ok or sup is None or sup.role != "supervisor" or sup.disabled:
             self.audit.append(
                 AuditKind.GAP_EXPLAIN_REFUSED, supervisor_id, ",".join(map(str, ids)),
-                {"why": "PIN locked" if check.locked else "not verified", "items": ids},
+                {"why": "PIN locked" if check.locked else "not verified", "items": ids,
+                 "step": str(step)},
             )  # fmt: skip
             if check.locked:
                 raise GapError("supervisor PIN locked: another supervisor unlocks it")
             raise GapError("supervisor not verified (wrong PIN, not a supervisor or disabled)")
-        with self.table.transaction():  # all closed with their entries, or none
-            rows, problems = [], []
-            for item_id in ids:
-                row = self.table.item(item_id)
-                if row is None:
-                    problems.append(f"no explanation item {item_id}")
-                elif row["closed_at"] is not None:
-                    problems.append(f"item {item_id} was already closed by {row['closed_by']}")
-                else:
-                    rows.append(row)
-            if problems:
-                what = "; ".join(problems)
-                raise GapError(what + ("; nothing was closed" if len(ids) > 1 else ""))
+        with self.table.transaction():  # all reviewed with their entries, or none
+            rows = self._steppable(ids, step, supervisor_id, roles_of(sup.role))
             now = self._clock()
             for row in rows:
-                self.table.close(row["id"], now, supervisor_id, text)
+                if accept:
+                    done = self.table.accept(row["id"], now, supervisor_id, text)
+                else:
+                    done = self.table.return_account(row["id"], now, supervisor_id, text)
+                if not done:  # the table holds to the order too: someone was first
+                    raise GapError(f"item {row['id']} changed meanwhile: nothing was reviewed")
+                data = {
+                    "item": row["id"],
+                    "officer": row["officer_id"],
+                    "custody": row["custody_id"],
+                    "kind": row["kind"],
+                    "reason": row["reason"],
+                    "start_ms": row["start_ms"],
+                    "recording": row["recording_id"] or None,
+                    "account": row["account"],
+                    "batch": ids,
+                    "state": str(after(State.ACCOUNTED, step)),
+                }
+                if accept:
+                    data["explanation"] = text
+                    self.audit.append(AuditKind.GAP_EXPLAINED, supervisor_id, row["serial"], data)
+                else:
+                    data["return_reason"] = text
+                    self.audit.append(AuditKind.GAP_RETURNED, supervisor_id, row["serial"], data)
+        return [self.item(i) for i in ids]  # type: ignore[misc]
+
+    def file_items(
+        self, item_ids: Iterable[int], keeper_id: str, keeper_pin: str, note: str = ""
+    ) -> list[ExplanationItem]:
+        """The records keeper files reviewed items (001 art.19(2): handed to the unit's
+        recorder keeper to keep on file), on their own PIN, with an optional note (where
+        it is filed). Only after a supervisor accepted the account; all or none; each
+        audited as ``gap_filed``."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            raise GapError("no item to file")
+        note = _written(note, "filing note", minimum=0) if note and note.strip() else ""
+        check = verify_pin(self.store, self.audit, keeper_id, keeper_pin, "gap_file")
+        keeper = self.store.officer(keeper_id)
+        if not check.ok or keeper is None or keeper.disabled:
+            why = "PIN locked" if check.locked else "not verified"
+            self.audit.append(
+                AuditKind.GAP_STEP_REFUSED, keeper_id, ",".join(map(str, ids)),
+                {"why": why, "items": ids, "step": str(Step.FILE)},
+            )  # fmt: skip
+            if check.locked:
+                raise GapError("PIN locked: ask a supervisor (dock officer unlock)")
+            raise GapError(f"officer number or PIN not recognised ({check.tries_left} tries left)")
+        with self.table.transaction():  # all filed with their entries, or none
+            rows = self._steppable(ids, Step.FILE, keeper_id, roles_of(keeper.role))
+            now = self._clock()
+            for row in rows:
+                if not self.table.file(row["id"], now, keeper_id, note):
+                    raise GapError(f"item {row['id']} changed meanwhile: nothing was filed")
                 self.audit.append(
-                    AuditKind.GAP_EXPLAINED,
-                    supervisor_id,
+                    AuditKind.GAP_FILED,
+                    keeper_id,
                     row["serial"],
                     {
                         "item": row["id"],
                         "officer": row["officer_id"],
-                        "custody": row["custody_id"],
+                        "reviewed_by": row["reviewed_by"],
                         "kind": row["kind"],
                         "reason": row["reason"],
                         "start_ms": row["start_ms"],
-                        "recording": row["recording_id"] or None,
-                        "explanation": text,
-                        "account": row["account"] is not None,
+                        "note": note,
                         "batch": ids,
                     },
                 )
         return [self.item(i) for i in ids]  # type: ignore[misc]
 
+    def _steppable(
+        self, ids: list[int], step: Step, actor: str, roles: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        """The rows of ``ids`` if ``actor`` may take ``step`` on every one; else GapError
+        naming each refusal (audited as ``gap_step_refused``), nothing done."""
+        rows, problems = [], []
+        for item_id in ids:
+            row = self.table.item(item_id)
+            if row is None:
+                problems.append(f"no explanation item {item_id}")
+                continue
+            why = refusal(
+                item_id, state_of(row), step, actor, roles, row["officer_id"], row["reviewed_by"]
+            )
+            if why is None:
+                rows.append(row)
+            else:
+                problems.append(why)
+        if problems:
+            self.audit.append(
+                AuditKind.GAP_STEP_REFUSED, actor, ",".join(map(str, ids)),
+                {"step": str(step), "items": ids, "why": problems},
+            )  # fmt: skip
+            what = "; ".join(problems)
+            raise GapError(what + ("; nothing was done" if len(ids) > 1 else ""))
+        return rows
+
     def add_account(self, item_id: int, officer_id: str, pin: str, account: str) -> ExplanationItem:
         """The officer's own account of an item (001 art.19(2): the officer writes it, the
         unit head reviews it), on their own PIN, stored with the item and audited
-        (``gap_account``). Only the item's officer; once; before the item is closed.
+        (``gap_account``). Only the item's officer; while the item waits for it (new, or
+        returned by the review).
 
         A wrong PIN and an unknown officer number are refused in the same words, and
         audited (``gap_account_refused``)."""
-        text = account.strip()
-        if len(text) < MIN_EXPLANATION:
-            raise GapError(f"the account must be at least {MIN_EXPLANATION} characters")
+        text = _written(account, "account")
         check = verify_pin(self.store, self.audit, officer_id, pin, "gap_account")
         officer = self.store.officer(officer_id)
         if not check.ok or officer is None:
@@ -267,20 +432,7 @@ class GapRegister:
         if officer.disabled:
             raise GapError(f"officer {officer_id} is disabled")
         with self.table.transaction():  # the account with its audit entry
-            row = self.table.item(item_id)
-            if row is None:
-                raise GapError(f"no explanation item {item_id}")
-            if row["officer_id"] != officer_id:
-                raise GapError(
-                    f"item {item_id} is officer {row['officer_id']}'s: only they write its account"
-                )
-            if row["account"] is not None:
-                raise GapError(f"item {item_id} already has an account (written once, audited)")
-            if row["closed_at"] is not None:
-                raise GapError(
-                    f"item {item_id} was already closed by {row['closed_by']}: an account "
-                    "comes before the review"
-                )
+            (row,) = self._steppable([item_id], Step.ACCOUNT, officer_id, roles_of(officer.role))
             self.table.set_account(item_id, text, self._clock())
             self.audit.append(
                 AuditKind.GAP_ACCOUNT,
@@ -294,6 +446,7 @@ class GapRegister:
                     "start_ms": row["start_ms"],
                     "recording": row["recording_id"] or None,
                     "account": text,
+                    "returned": row["returned_at"] is not None,
                 },
             )
         return self.item(item_id)  # type: ignore[return-value]

@@ -69,6 +69,9 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.GAP_EXPLAIN_REFUSED: "local review refused; nothing changed",
     AuditKind.GAP_ACCOUNT: "local review: headquarters hears of the gap (gap.found)",
     AuditKind.GAP_ACCOUNT_REFUSED: "local review refused; nothing changed",
+    AuditKind.GAP_RETURNED: "local review: headquarters heard of the gap (gap.found)",
+    AuditKind.GAP_FILED: "local filing: headquarters heard of the gap (gap.found)",
+    AuditKind.GAP_STEP_REFUSED: "a step of local review refused; nothing changed",
     AuditKind.EVENT_LOG_PARTLY_READ: "the rest of the recorder's event log is read at the "
     "next docking",
     AuditKind.HOLD_PLACED: "retention is decided on the dock",
@@ -191,6 +194,12 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                 "serial": serial,
                 "item": d.get("item"),
                 **_pick(d, "officer", "kind", "reason"),
+            }
+        case AuditKind.GAP_ALERT:
+            return EventType.GAP_ALERT, {
+                "serial": serial,
+                "item": d.get("item"),
+                **_pick(d, "officer", "kind", "reason", "start_ms"),
             }
         case AuditKind.DEADLINE_AT_RISK | AuditKind.DEADLINE_OVERDUE:
             kind = EventType.DEADLINE_AT_RISK

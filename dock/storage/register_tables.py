@@ -59,6 +59,46 @@ class GapTable(Table):
             (account, at, item_id),
         )
 
+    # The three steps (dock/domain/explanations.py decides the order; each UPDATE also
+    # holds to it, so two people acting at once cannot both take a step).
+    def accept(self, item_id: int, at: float, by: str, review: str) -> bool:
+        """A supervisor accepted the account: reviewed, waiting to be filed."""
+        cur = self._db().execute(
+            "UPDATE explanation_items SET reviewed_at = ?, reviewed_by = ?, explanation = ? "
+            "WHERE id = ? AND account IS NOT NULL AND reviewed_at IS NULL AND closed_at IS NULL",
+            (at, by, review, item_id),
+        )
+        return cur.rowcount == 1
+
+    def return_account(self, item_id: int, at: float, by: str, reason: str) -> bool:
+        """A supervisor returned the account to its officer: the item waits for a new
+        one (the returned text stays in the audit log)."""
+        cur = self._db().execute(
+            "UPDATE explanation_items SET returned_at = ?, returned_by = ?, return_reason = ?, "
+            "account = NULL, account_at = NULL WHERE id = ? AND account IS NOT NULL "
+            "AND reviewed_at IS NULL AND closed_at IS NULL",
+            (at, by, reason, item_id),
+        )
+        return cur.rowcount == 1
+
+    def file(self, item_id: int, at: float, by: str, note: str) -> bool:
+        """The keeper filed a reviewed item: done (``closed_at`` too)."""
+        cur = self._db().execute(
+            "UPDATE explanation_items SET filed_at = ?, filed_by = ?, filing = ?, "
+            "closed_at = ?, closed_by = ? WHERE id = ? AND reviewed_at IS NOT NULL "
+            "AND filed_at IS NULL AND closed_at IS NULL",
+            (at, by, note, at, by, item_id),
+        )
+        return cur.rowcount == 1
+
+    def set_alerted(self, item_id: int, at: float) -> bool:
+        """Note the at-once alert of an item; False when it was raised before."""
+        cur = self._db().execute(
+            "UPDATE explanation_items SET alerted_at = ? WHERE id = ? AND alerted_at IS NULL",
+            (at, item_id),
+        )
+        return cur.rowcount == 1
+
     def read_since(self, serial: str, custody_id: int) -> int | None:
         """Where this episode's own earlier scan started reading the event log."""
         row = self._db().execute(

@@ -358,6 +358,16 @@ EXPLANATION_ITEMS = (
 #: Columns added to ``explanation_items`` since the table was first made.
 EXPLANATION_ADDED_COLUMNS = (("account", "TEXT"), ("account_at", "REAL"))
 
+#: The three steps of an item (001 art.19(2); dock/domain/explanations.py): the review
+#: (accepted, or returned to the officer with a reason), the keeper's filing, and when the
+#: at-once alert for recording that could not continue was raised (002 art.20).
+EXPLANATION_WORKFLOW_COLUMNS = (
+    ("reviewed_at", "REAL"), ("reviewed_by", "TEXT"),
+    ("returned_at", "REAL"), ("returned_by", "TEXT"), ("return_reason", "TEXT"),
+    ("filed_at", "REAL"), ("filed_by", "TEXT"), ("filing", "TEXT"),
+    ("alerted_at", "REAL"),
+)  # fmt: skip
+
 # Where each episode's scan read the recorder's event log: the next episode reads on
 # from there, so an honest long log is read in turns, within the client's bound.
 EVENT_LOG_READS = """CREATE TABLE IF NOT EXISTS event_log_reads (
@@ -525,6 +535,7 @@ STEPS: tuple[Step, ...] = (
     _sql(*PURGES),
     _sql(*EXPLANATION_ITEMS, EVENT_LOG_READS),
     _add_columns("explanation_items", EXPLANATION_ADDED_COLUMNS),
+    _add_columns("explanation_items", EXPLANATION_WORKFLOW_COLUMNS),
     _add_columns("custody", CUSTODY_ADDED_COLUMNS),
     _sql(*ACCESS),
     _sql(WEB_TOKENS),

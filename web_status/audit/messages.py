@@ -133,10 +133,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.fixity_check": {"en": "fixity check", "zh": "完整性检查"},
     "audit.kind.fixity_failure": {"en": "fixity failure", "zh": "完整性检查失败"},
     "audit.kind.gap_opened": {"en": "gap found", "zh": "发现录像缺口"},
-    "audit.kind.gap_explained": {"en": "gap explained", "zh": "缺口已说明"},
+    "audit.kind.gap_explained": {
+        "en": "account accepted (gap explained)",
+        "zh": "陈述审核通过（缺口已说明）",
+    },
     "audit.kind.gap_explain_refused": {"en": "explanation refused", "zh": "说明被拒绝"},
     "audit.kind.gap_account": {"en": "officer's account", "zh": "民警陈述"},
     "audit.kind.gap_account_refused": {"en": "account refused", "zh": "陈述被拒绝"},
+    "audit.kind.gap_returned": {"en": "account returned to the officer", "zh": "陈述退回民警"},
+    "audit.kind.gap_filed": {"en": "explanation filed by the keeper", "zh": "说明已由保管员归档"},
+    "audit.kind.gap_step_refused": {"en": "explanation step refused", "zh": "说明步骤被拒绝"},
+    "audit.kind.gap_alert": {
+        "en": "recording could not continue: head alerted",
+        "zh": "无法继续录像：已向负责人报警",
+    },
     "audit.kind.event_log_partly_read": {"en": "event log partly read", "zh": "事件日志部分读取"},
     "audit.kind.recording_missing": {
         "en": "recording missing from the device's numbering",
