@@ -96,6 +96,19 @@ def test_a_case_filed_before_return_is_in_the_names_and_links_the_footage(make_d
     files = [e for e in svc.audit.entries() if e.kind == "offload_file"]
     assert {e.data.get("case") for e in files[-len(rows) :]} == {"C-7"}
     assert [e.data["case"] for e in svc.audit.entries() if e.kind == "case_episode"] == ["C-7"]
+    # made after the recorder came back: outside the episode, so not named with its case
+    before = {e["recording_id"] for e in svc.store.archive_entries()}
+    model = recs[0].model
+    model._generate_recordings(1, 20_000, interrupted=0)
+    clip = model.ordered_recordings()[-1]
+    clip.start_ms = int(svc.store.custody_episodes("EMU0001")[-1].in_at * 1000) + 1000
+    clip.end_ms = clip.start_ms + 1
+    model.save()
+    svc.offload("1")
+    (late,) = [e for e in svc.store.archive_entries() if e["recording_id"] not in before]
+    assert "C-7" not in late["path"] and late["recording_id"] not in {
+        r["recording_id"] for r in svc.store.case_recordings("C-7")
+    }
 
 
 def test_no_recorder_carried_no_episode_filed(make_dock) -> None:

@@ -543,9 +543,14 @@ class Offloader:
 
     def _case_of(self, serial: str, rec: RecordingInfo) -> dict[str, Any] | None:
         """The case the custody episode this recording was made in is filed under (by the
-        recorder's start time; the last episode that began before it), or None."""
+        recorder's start time: the episode out then and not yet back), or None. A recording
+        made outside every episode carries no case (the continuity check flags it)."""
         start = rec.start_ms / 1000
-        episodes = [c for c in self.store.custody_episodes(serial) if c.out_at <= start]
+        episodes = [
+            c
+            for c in self.store.custody_episodes(serial)
+            if c.out_at <= start and (c.in_at is None or start <= c.in_at)
+        ]
         if not episodes:
             return None
         return self.store.episode_case(episodes[-1].id)
