@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dock.evidence.gaps import GapRegister
 from dock.services import access
 
 from .test_web_officer import open_gap
@@ -39,19 +40,22 @@ def test_a_supervisor_decides_and_each_decision_is_theirs(web_dock, page, screen
     svc, url = web_dock.svc, web_dock.url
     a = open_gap(svc, OFFICER, "EMU0001", "cut one")
     b = open_gap(svc, OTHER, "EMU0002", "cut two")
+    gaps = GapRegister(svc.store, svc.audit)  # 001 art.19(2): the accounts come first
+    gaps.add_account(a, OFFICER, PIN, "The storm cut the power at the crossing.")
+    gaps.add_account(b, OTHER, PIN, "The storm cut the power on the bridge.")
     archive_one(svc)
     req = access.request(svc, OFFICER, "complaint 7", "view", ["EMU0001:REC000001"])
     login(page, web_dock, "supervisor")
     set_language(page, web_dock, "en")
 
-    # two gaps closed with one explanation
+    # two accounts accepted with one explanation (the review)
     page.goto(url + "/supervisor/gaps")
     page.check(f'input[name=ids][value="{a}"]')
     page.check(f'input[name=ids][value="{b}"]')
     page.fill("textarea[name=text]", "One incident: the storm cut power to both.")
     page.fill("input[name=pin]", SUP_PIN)
-    page.click("form button[type=submit] >> text=Close")
-    assert "closed" in page.inner_text("[data-test=done]")
+    page.click("form button[type=submit] >> text=Accept")
+    assert "accepted" in page.inner_text("[data-test=done]")
     assert actors(svc, "gap_explained") == [SUP, SUP]
 
     # a hold placed on a recording, then released with a reason

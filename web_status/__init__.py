@@ -42,6 +42,7 @@ BLUEPRINTS: list[str] = [
     "web_status.kiosk",
     "web_status.officer",
     "web_status.supervisor",
+    "web_status.keeper",
     "web_status.stats",
     "web_status.maintenance",
     "web_status.audit",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dock.devices.clock import utc_iso
+from dock.domain.explanations import State, state_of
 from dock.domain.policy import Policy
 from dock.evidence.access import AccessRegister
 from dock.evidence.deadlines import deadline_report
@@ -93,8 +94,28 @@ def gap_items(
     for row in GapTable(store).items(officer_id, open_only):
         item = dict(row)
         item["recording_id"] = item["recording_id"] or None  # stored as ''
+        item["state"] = str(state_of(item))  # where it is in the three steps
         out.append(item)
     return out
+
+
+def gap_alerts(store: Store) -> list[dict[str, Any]]:
+    """Items whose at-once alert stands (recording could not continue: 002 art.20) until
+    a supervisor accepts the account, oldest first."""
+    waiting = (str(State.OPEN), str(State.ACCOUNTED))
+    return [g for g in gap_items(store) if g["alerted_at"] is not None and g["state"] in waiting]
+
+
+def gap_items_in(store: Store, *states: State) -> list[dict[str, Any]]:
+    """Items not yet done in one of ``states`` (the keeper's: reviewed), oldest first."""
+    wanted = {str(s) for s in states}
+    return [g for g in gap_items(store) if g["state"] in wanted]
+
+
+def gaps_filed(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    """The last items filed by the keeper, newest first."""
+    done = [g for g in gap_items(store, open_only=False) if g["state"] == str(State.FILED)]
+    return sorted(done, key=lambda g: g["filed_at"], reverse=True)[:limit]
 
 
 def holds(store: Store, now: float) -> list[dict[str, Any]]:

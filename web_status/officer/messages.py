@@ -49,15 +49,35 @@ MESSAGES: dict[str, dict[str, str]] = {
     "officer.gaps": {"en": "My open explanation items", "zh": "我待说明的事项"},
     "officer.gaps_hint": {
         "en": "The dock found an interruption in recording. Write what happened, in your own "
-        "words; a supervisor then reviews it. An account is written once and signed by your PIN.",
-        "zh": "采集站发现录像中断。请用自己的话说明情况，由主管审核。"
-        "说明只能提交一次，并以您的密码确认。",
+        "words, signed by your PIN; a supervisor then reviews it (and may return it to you), "
+        "and the records keeper files it.",
+        "zh": "采集站发现录像中断。请用自己的话说明情况，并以您的密码确认；"
+        "由主管审核（可退回重写），再由档案保管员归档。",
     },
     "officer.gaps_none": {"en": "Nothing to explain.", "zh": "没有待说明的事项。"},
     "officer.item": {"en": "Item {item}", "zh": "事项 {item}"},
     "officer.gap_kind.interrupted": {"en": "recording interrupted", "zh": "录像中断"},
     "officer.gap_kind.fault": {"en": "device fault", "zh": "设备故障"},
     "officer.gap_kind.manual_stop": {"en": "stopped by hand", "zh": "手动停止"},
+    # the three steps (001 art.19(2); dock/domain/explanations.py), said on every page
+    "officer.gap_state.open": {"en": "account needed", "zh": "待民警说明"},
+    "officer.gap_state.accounted": {"en": "waiting for review", "zh": "待主管审核"},
+    "officer.gap_state.reviewed": {"en": "reviewed, to be filed", "zh": "已审核，待归档"},
+    "officer.gap_state.filed": {"en": "filed", "zh": "已归档"},
+    "officer.gap_state.closed": {"en": "closed", "zh": "已关闭"},
+    "officer.gap_reason.battery": {"en": "battery exhausted", "zh": "电量耗尽"},
+    "officer.gap_reason.storage_full": {"en": "storage full", "zh": "存储空间已满"},
+    "officer.gap_reason.fault": {"en": "device fault", "zh": "设备故障"},
+    "officer.gap_reason.other": {"en": "other or no stated reason", "zh": "其他或未说明原因"},
+    "officer.gap_reason.manual": {"en": "stopped by hand", "zh": "手动停止"},
+    "officer.gap_returned": {
+        "en": "Returned by supervisor {who} (reason: {reason}); write your account again.",
+        "zh": "主管 {who} 已退回（理由：{reason}），请重新填写说明。",
+    },
+    "officer.gap_reviewed": {
+        "en": "Reviewed by supervisor {who}; the records keeper files it.",
+        "zh": "主管 {who} 已审核，由档案保管员归档。",
+    },
     "officer.gap_kind.missing": {
         "en": "recording missing (deleted before docking?)",
         "zh": "录像缺失（入站前被删除？）",

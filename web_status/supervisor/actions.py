@@ -95,6 +95,16 @@ def close_gaps(fields: Any) -> list[dict[str, Any]]:
     return result
 
 
+def return_gaps(fields: Any) -> list[dict[str, Any]]:
+    """Accounts returned to their officers with the reason (001 art.19(2))."""
+    ids = _ids(fields)
+    words = text(fields, "text", "supervisor.gaps.explanation", limit=TEXT_MAX, minimum=3)
+    args = {"supervisor": person().id, "pin": pin(fields, "pin", "supervisor.your_pin"),
+            "text": words, "ids": ids}  # fmt: skip
+    result: list[dict[str, Any]] = act("gaps.return", args)
+    return result
+
+
 def place_hold(fields: Mapping[str, Any]) -> dict[str, Any]:
     kind = text(fields, "kind", "supervisor.holds.kind")
     scope = text(fields, "scope", "supervisor.holds.scope")

@@ -47,13 +47,28 @@ def gaps() -> Response:
     return jsonify(custody_views.gap_items(dock().store))
 
 
-@api_route("/supervisor/gaps/close", summary="Close several items with one explanation (PIN)",
+@api_route("/supervisor/gaps/close", summary="Accept several accounts with one explanation (PIN)",
            roles=SUP, methods=("POST",), response_schema=_LIST,
            request_schema=_body({"ids": {"type": "array", "items": {"type": "integer"},
                                          "maxItems": 500}, "text": _TEXT, "pin": _S},
                                 ["ids", "text", "pin"]))  # fmt: skip
 def close_gaps() -> Response:
     return _run(lambda: actions.close_gaps(_fields()))
+
+
+@api_route("/supervisor/gaps/return", summary="Return accounts to their officers with a reason",
+           roles=SUP, methods=("POST",), response_schema=_LIST,
+           request_schema=_body({"ids": {"type": "array", "items": {"type": "integer"},
+                                         "maxItems": 500}, "text": _TEXT, "pin": _S},
+                                ["ids", "text", "pin"]))  # fmt: skip
+def return_gaps() -> Response:
+    return _run(lambda: actions.return_gaps(_fields()))
+
+
+@api_route("/supervisor/alerts", summary="Recording that could not continue, not yet reviewed",
+           roles=SUP, response_schema=_LIST)  # fmt: skip
+def alerts() -> Response:
+    return jsonify(custody_views.gap_alerts(dock().store))
 
 
 @api_route("/supervisor/holds", summary="Every hold, newest first", roles=SUP,

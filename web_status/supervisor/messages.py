@@ -54,11 +54,42 @@ MESSAGES: dict[str, dict[str, str]] = {
     "supervisor.gaps.account": {"en": "Officer's account", "zh": "民警说明"},
     "supervisor.gaps.no_account": {"en": "(none yet)", "zh": "（暂无）"},
     "supervisor.gaps.explanation": {
-        "en": "Explanation for the selected items",
-        "zh": "所选事项的审核说明",
+        "en": "Your review of the selected accounts (or why they are returned)",
+        "zh": "对所选说明的审核意见（或退回理由）",
     },
-    "supervisor.gaps.close": {"en": "Close the selected items", "zh": "关闭所选事项"},
-    "supervisor.gaps.closed": {"en": "The selected items are closed.", "zh": "所选事项已关闭。"},
+    "supervisor.gaps.close": {"en": "Accept the selected accounts", "zh": "审核通过所选说明"},
+    "supervisor.gaps.closed": {
+        "en": "The selected accounts are accepted; the records keeper files them.",
+        "zh": "所选说明已审核通过，由档案保管员归档。",
+    },
+    "supervisor.gaps.return": {
+        "en": "Return the selected to their officers",
+        "zh": "将所选退回民警重写",
+    },
+    "supervisor.gaps.returned": {
+        "en": "The selected accounts are returned to their officers.",
+        "zh": "所选说明已退回民警。",
+    },
+    "supervisor.gaps.state": {"en": "State", "zh": "状态"},
+    "supervisor.gaps.review_hint": {
+        "en": "Review the accounts officers wrote (001 art.19(2)): accept them with your "
+        "written explanation, or return them with the reason, which the officer sees. "
+        "Not your own items: another supervisor reviews those.",
+        "zh": "审核民警填写的说明（001 第十九条第二项）：写明审核意见后通过，"
+        "或写明理由退回，民警可见。本人的事项须由另一位主管审核。",
+    },
+    "supervisor.alerts.title": {
+        "en": "Recording could not continue: report to the head at once",
+        "zh": "无法继续录像：须立即报告负责人",
+    },
+    "supervisor.alerts.item": {
+        "en": "Item {item}: recorder {serial}, officer {officer}, {reason}, at {time}",
+        "zh": "事项 {item}：记录仪 {serial}，民警 {officer}，{reason}，时间 {time}",
+    },
+    "supervisor.count.alerts": {
+        "en": "{n} alerts: recording could not continue",
+        "zh": "{n} 条警报：无法继续录像",
+    },
     "supervisor.gaps.none": {"en": "No open items.", "zh": "没有待说明事项。"},
     "supervisor.holds.title": {"en": "Holds", "zh": "保全"},
     "supervisor.holds.place": {"en": "Place a hold", "zh": "新增保全"},

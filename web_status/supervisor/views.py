@@ -58,7 +58,7 @@ def index() -> str:
         "access": sum(1 for r in custody_views.access_requests(store, _now())
                       if r["state"] == "pending"),
     }  # fmt: skip
-    return _page("index", counts=counts)
+    return _page("index", counts=counts, alerts=custody_views.gap_alerts(store))
 
 
 # --------------------------------------------------------------------------- override
@@ -77,7 +77,8 @@ def override() -> Page:
 
 # --------------------------------------------------------------------------- gaps
 def _gaps() -> dict[str, Any]:
-    return {"items": custody_views.gap_items(dock().store)}
+    store = dock().store
+    return {"items": custody_views.gap_items(store), "alerts": custody_views.gap_alerts(store)}
 
 
 @bp.get("/gaps")
@@ -90,6 +91,13 @@ def gaps() -> str:
 @require_role(SUPERVISOR)
 def close_gaps() -> Page:
     return _do("gaps", lambda: actions.close_gaps(request.form), "supervisor.gaps.closed", _gaps)
+
+
+@bp.post("/gaps/return")
+@require_role(SUPERVISOR)
+def return_gaps() -> Page:
+    return _do("gaps", lambda: actions.return_gaps(request.form), "supervisor.gaps.returned",
+               _gaps)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- holds
