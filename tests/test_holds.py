@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dock.cli import appraisals as cli_appraisals
 from dock.cli import retention as cli_retention
 from dock.evidence import purge_batches
 from dock.evidence.deadlines import deadline_report, overdue_or_at_risk
@@ -24,6 +25,7 @@ from dock.evidence.retention import HoldKind
 from dock.storage import schema
 from dock.storage.store import Store
 
+from .appraisal_help import approved_appraisal
 from .conftest import PIN
 
 SUPERVISOR, SUPERVISOR_PIN = "9001", "999000"
@@ -57,6 +59,7 @@ def run(svc: Any, register: HoldRegister, now: float, apply: bool = False) -> An
         dry_run=not apply,
         approved_by=(SUPERVISOR, SECOND) if apply else (),
         actor="clerk",
+        appraisal=approved_appraisal(svc, now) if apply else None,
     )
 
 
@@ -256,12 +259,16 @@ def test_deadline_report_from_return_to_offload(make_dock) -> None:
 
 
 def test_cli_commands(docked, monkeypatch, capsys) -> None:
+    """001 art.20 (holds), 004 att.2 §6 (a purge applied cites an approved appraisal)."""
     svc, _ = docked
     monkeypatch.setattr(cli_retention, "service_from", lambda args: svc)
+    monkeypatch.setattr(cli_appraisals, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser()
     parser.add_argument("--actor", default="clerk")
     parser.add_argument("--config")
-    cli_retention.register(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_retention.register(sub)
+    cli_appraisals.register(sub)
 
     def dock(*argv: str) -> tuple[int, str]:
         args = parser.parse_args(argv)
@@ -281,7 +288,15 @@ def test_cli_commands(docked, monkeypatch, capsys) -> None:
     assert code == 0 and json.loads(out)["kept"] == {"hold": 1, "retention": 2}
     four_eyes = ("--supervisor", SUPERVISOR, "--supervisor-pin", SUPERVISOR_PIN,
                  "--second-supervisor", SECOND, "--second-pin", SECOND_PIN)  # fmt: skip
-    code, out = dock("purge", "--apply", *four_eyes)
+    code, out = dock("purge", "--apply", *four_eyes)  # 004 att.2 §6: no appraisal cited
+    assert code == 2 and out == "" and svc.audit.find("purge_intent", "EMU0001") is None
+    ids = [f"{x['serial']}:{x['recording_id']}" for x in svc.store.archive_entries()]
+    code, out = dock("appraisal", "propose", *ids, "--proposer", SUPERVISOR,
+                     "--pin", SUPERVISOR_PIN, "--reason", "retention ended")  # fmt: skip
+    assert code == 0 and out.startswith("appraisal 1: 3 recording(s) proposed by 9001")
+    code, out = dock("appraisal", "approve", "1", "--supervisor", SECOND, "--pin", SECOND_PIN)
+    assert code == 0 and "approved by 9002" in out
+    code, out = dock("purge", "--apply", *four_eyes, "--appraisal", "1")
     assert code == 0 and "0 purged" in out and "kept: hold 1, retention 2" in out
     code, _ = dock(
         "hold", "release", "1", "--supervisor", SUPERVISOR, "--pin", "1", "--reason", "x"

@@ -19,6 +19,7 @@ from typing import Any
 import bagit
 import pytest
 
+from dock.cli import appraisals as cli_appraisals
 from dock.cli import archive as cli_archive
 from dock.cli import cases as cli_cases
 from dock.cli import retention as cli_retention
@@ -30,6 +31,7 @@ from dock.evidence.holds import HoldRegister
 from dock.evidence.purging import RECORD_FILE, complete, purge, purges
 from dock.evidence.retention import HoldKind
 
+from .appraisal_help import approved_appraisal
 from .conftest import PIN
 
 SUP1, SUP1_PIN = "9001", "999000"
@@ -67,6 +69,7 @@ def run(svc: Any, register: HoldRegister, now: float = LATER, apply: bool = True
     return purge(
         svc.store, svc.audit, register, svc.offloader.seals, evidence(svc), svc.policy, now,
         dry_run=not apply, approved_by=(SUP1, SUP2) if apply else (), actor="clerk",
+        appraisal=approved_appraisal(svc, now) if apply else None,
     )  # fmt: skip
 
 
@@ -312,7 +315,7 @@ def test_a_package_an_earlier_version_left_partial_is_resealed(two_packages) -> 
 @pytest.fixture
 def cli(two_packages, monkeypatch, capsys) -> Any:
     svc = two_packages[0]
-    for module in (cli_retention, cli_cases):
+    for module in (cli_retention, cli_cases, cli_appraisals):
         monkeypatch.setattr(module, "service_from", lambda args: svc)
     parser = argparse.ArgumentParser()
     parser.add_argument("--actor", default="clerk")
@@ -320,6 +323,7 @@ def cli(two_packages, monkeypatch, capsys) -> Any:
     sub = parser.add_subparsers(dest="command", required=True)
     cli_retention.register(sub)
     cli_cases.register(sub)
+    cli_appraisals.register(sub)
     monkeypatch.setattr(svc.clock, "now", lambda: LATER)
 
     def dock(*argv: str, stdin: str = "") -> tuple[int, str, str]:
@@ -343,13 +347,21 @@ def test_purge_apply_needs_two_different_supervisors(two_packages, cli) -> None:
     svc = two_packages[0]
     code, out, _ = cli("purge")
     assert code == 0 and "5 would purge" in out
+    code, out, err = cli("appraisal", "propose", "--candidates", "--proposer", SUP1, "--pin",
+                         SUP1_PIN, "--reason", "retention ended")  # fmt: skip
+    assert code == 0 and "appraisal 1: 5 recording(s)" in out, err
+    assert cli("appraisal", "approve", "1", "--supervisor", SUP2, "--pin", SUP2_PIN)[0] == 0
+    cited = ("--appraisal", "1")
     refusals = [
         (("purge", "--apply"), 2, "needs two supervisors"),
+        (("purge", "--apply", *FOUR_EYES), 2, "needs the approved appraisal"),
         (("purge", "--apply", "--supervisor", SUP1, "--supervisor-pin", SUP1_PIN,
-          "--second-supervisor", SUP1, "--second-pin", SUP1_PIN), 1, "two different people"),
-        (("purge", "--apply", *FOUR_EYES[:6], "--second-pin", "000000"), 1, "wrong ID/PIN"),
+          "--second-supervisor", SUP1, "--second-pin", SUP1_PIN, *cited), 1,
+         "two different people"),
+        (("purge", "--apply", *FOUR_EYES[:6], "--second-pin", "000000", *cited), 1,
+         "wrong ID/PIN"),
         (("purge", "--apply", "--supervisor", "1001", "--supervisor-pin", PIN,
-          *FOUR_EYES[4:]), 1, "1001 is not a supervisor"),
+          *FOUR_EYES[4:], *cited), 1, "1001 is not a supervisor"),
     ]  # fmt: skip
     for argv, status, said in refusals:
         code, out, err = cli(*argv)
@@ -361,7 +373,7 @@ def test_purge_apply_needs_two_different_supervisors(two_packages, cli) -> None:
 
     # PINs typed at the prompt (read from standard input when it is not a terminal)
     code, out, err = cli("purge", "--apply", "--supervisor", SUP1, "--second-supervisor", SUP2,
-                         stdin=f"{SUP1_PIN}\n{SUP2_PIN}\n")  # fmt: skip
+                         *cited, stdin=f"{SUP1_PIN}\n{SUP2_PIN}\n")  # fmt: skip
     assert code == 0, err
     assert "5 purged" in out and "removed: all of it purged" in out
     for e in entries(svc, "purge_intent") + entries(svc, "purge"):
@@ -374,7 +386,7 @@ def test_a_locked_pin_stops_a_purge(two_packages, cli) -> None:
     svc = two_packages[0]
     for _ in range(5):
         svc.store.verify_pin(SUP2, "000000")
-    code, _out, err = cli("purge", "--apply", *FOUR_EYES)
+    code, _out, err = cli("purge", "--apply", *FOUR_EYES, "--appraisal", "1")
     assert code == 1 and "locked" in err and not entries(svc, "purge_intent")
 
 

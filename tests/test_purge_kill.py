@@ -126,6 +126,18 @@ def back_date(d: Dock, recordings: list[str]) -> None:
                        [(OLD_MS, r) for r in recordings])  # fmt: skip
 
 
+def appraise(d: Dock) -> tuple[str, ...]:
+    """004 att.2 §6: an appraisal of what the purge will take, proposed by one supervisor
+    and approved by the other; the options that cite it."""
+    p = d.run("appraisal", "propose", "--candidates", "--proposer", "9001", "--pin", "999000",
+              "--reason", "retention ended", "--json")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    number = str(json.loads(p.stdout)["id"])
+    p = d.run("appraisal", "approve", number, "--supervisor", "9002", "--pin", "808541")
+    assert p.returncode == 0, p.stderr
+    return ("--appraisal", number)
+
+
 def packages_on_disk(d: Dock) -> list[str]:
     found = []
     for folder, dirs, files in os.walk(d.evidence / "bags"):
@@ -186,11 +198,12 @@ def test_a_purge_killed_at_every_point_is_finished_and_leaves_the_archive_valid(
         purged = package[:1] if number == 0 else package
         back_date(d, purged)
         before = packages_on_disk(d)
+        cited = appraise(d)
         for crash in kills:
-            p = d.run("purge", "--apply", *SUP, "--json", crash=crash)
+            p = d.run("purge", "--apply", *SUP, *cited, "--json", crash=crash)
             assert p.returncode == -signal.SIGKILL, f"{what}: {crash} not reached: {p.stderr}"
             violations += check_after_kill(d, crash)
-        p = d.run("purge", "--apply", *SUP, "--json")
+        p = d.run("purge", "--apply", *SUP, *cited, "--json")
         assert p.returncode == 0, p.stderr
         report = json.loads(p.stdout)
         assert report["completed"] and report["failed"] == {}, report

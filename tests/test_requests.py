@@ -30,6 +30,8 @@ READ_ONLY_CLI = {
     "archive list",
     "gaps list",
     "hold list",
+    "appraisal list",
+    "archive handovers",
     "deadlines",
     "access list",
     "access log",

@@ -8,14 +8,28 @@ log). Each test names the article it enforces, so ``grep`` from an article finds
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sqlite3
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import bagit
 import pytest
 
+from dock.cli import archive as cli_archive
+from dock.cli import handover as cli_handover
 from dock.domain.hold_kinds import KINDS, HoldKind
+from dock.evidence.appraisals import VALID_DAYS
+from dock.evidence.bagit import validate_bag
 from dock.evidence.holds import HoldError, HoldRegister
+from dock.evidence.purge_records import purge_state
 from dock.evidence.purging import purge
+from dock.evidence.yearly import handovers
+from dock.services.errors import Refused, RequestError
 from dock.services.requests import call
 
 SUP1, SUP1_PIN = "9001", "999000"
@@ -89,3 +103,202 @@ def test_an_unknown_hold_kind_is_refused_in_one_line_naming_the_valid_ones(docke
     assert "\n" not in said and said.startswith("unknown hold kind 'grudge' (one of ")
     assert all(k.kind.value in said for k in KINDS)
     assert register.records() == []
+
+
+# --------------------------------------------------------------------------- appraisals
+
+FOUR_EYES = {"supervisor": SUP1, "supervisor_pin": SUP1_PIN,
+             "second_supervisor": SUP2, "second_pin": SUP2_PIN}  # fmt: skip
+
+
+def kinds_of(svc: Any, kind: str) -> list[Any]:
+    return [e for e in svc.audit.entries() if e.kind == kind]
+
+
+def archived_ids(svc: Any) -> list[str]:
+    return [f"{e['serial']}:{e['recording_id']}" for e in svc.store.archive_entries()]
+
+
+@pytest.fixture
+def later(docked, monkeypatch) -> tuple[Any, HoldRegister]:
+    """The dock's clock after every recording's retention has run."""
+    svc, register = docked
+    monkeypatch.setattr(svc.clock, "now", lambda: LATER)
+    return svc, register
+
+
+def test_a_purge_without_an_approved_appraisal_is_refused_and_purges_nothing(later) -> None:
+    """004 att.2 §6: destruction follows an approved appraisal. Applying a purge with two
+    supervisors but no appraisal, or citing one only proposed, or a rejected one, is
+    refused in one line (audited) and nothing is purged."""
+    svc, _ = later
+    with pytest.raises(RequestError, match="needs an approved appraisal"):
+        call(svc, "purge.run", {"apply": True, **FOUR_EYES}, actor="clerk")
+    proposed = call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN,
+                    "reason": "retention ended", "candidates": True}, actor="clerk")  # fmt: skip
+    assert proposed.state == "proposed" and len(proposed.recordings) == 3
+    with pytest.raises(Refused) as refused:
+        call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+             actor="clerk")  # fmt: skip
+    assert str(refused.value) == f"appraisal {proposed.id} is not approved (proposed)"
+    (why,) = kinds_of(svc, "purge_refused")
+    assert why.data["appraisal"] == proposed.id and "not approved" in why.data["why"]
+    call(svc, "appraisal.reject", {"appraisal_id": proposed.id, "supervisor": SUP1,
+         "pin": SUP1_PIN, "reason": "keep for the audit"}, actor="clerk")  # fmt: skip
+    with pytest.raises(Refused, match="is not approved \\(rejected\\)"):
+        call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+             actor="clerk")  # fmt: skip
+    assert not kinds_of(svc, "purge_intent") and len(svc.store.archive_entries()) == 3
+    assert all(purge_state(svc.store, *i.split(":")) is None for i in archived_ids(svc))
+
+
+def test_an_appraisal_is_not_approved_by_its_proposer(later) -> None:
+    """004 att.2 §6: the appraisal is approved by a supervisor other than the one who
+    proposed it: the proposer's approval is refused (audited), the database refuses it
+    too, and a purge citing the still-unapproved appraisal is refused."""
+    svc, _ = later
+    proposed = call(svc, "appraisal.propose", {"proposer": SUP1, "pin": SUP1_PIN,
+                    "reason": "retention ended", "recordings": archived_ids(svc)},
+                    actor="clerk")  # fmt: skip
+    with pytest.raises(Refused) as refused:
+        call(svc, "appraisal.approve", {"appraisal_id": proposed.id, "supervisor": SUP1,
+             "pin": SUP1_PIN}, actor="clerk")  # fmt: skip
+    assert "another supervisor decides" in str(refused.value)
+    (entry,) = kinds_of(svc, "appraisal_refused")
+    assert entry.actor == SUP1 and entry.data["appraisal"] == proposed.id
+    sql = ("UPDATE appraisals SET state = 'approved', decided_by = proposed_by, "
+           "decided_at = 1, expires_at = 9e12 WHERE id = ?")  # fmt: skip
+    with (
+        pytest.raises(sqlite3.IntegrityError, match="someone other than its proposer"),
+        svc.store._write() as db,
+    ):
+        db.execute(sql, (proposed.id,))
+    with pytest.raises(Refused, match="is not approved"):
+        call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+             actor="clerk")  # fmt: skip
+    assert not kinds_of(svc, "purge_intent")
+    # a keeper proposes but never approves
+    with pytest.raises(Refused, match="is not a supervisor"):
+        call(svc, "appraisal.approve", {"appraisal_id": proposed.id, "supervisor": KEEPER,
+             "pin": KEEPER_PIN}, actor="clerk")  # fmt: skip
+
+
+def test_a_purge_citing_an_approved_appraisal_purges_only_what_it_lists(later) -> None:
+    """004 att.2 §6: with an approved, unexpired appraisal the purge goes ahead, but only
+    for the recordings it lists (another recording past retention is kept as
+    ``unappraised``); the appraisal's id is in the purge record and both audit entries."""
+    svc, _ = later
+    ids = archived_ids(svc)
+    proposed = call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN,
+                    "reason": "retention ended", "recordings": ids[:2]},
+                    actor="clerk")  # fmt: skip
+    approved = call(svc, "appraisal.approve", {"appraisal_id": proposed.id,
+                    "supervisor": SUP2, "pin": SUP2_PIN}, actor="clerk")  # fmt: skip
+    assert approved.state == "approved" and approved.decided_by == SUP2
+    report = call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+                  actor="clerk")  # fmt: skip
+    assert sorted(report.purged) == sorted(i.replace(":", "/") for i in ids[:2])
+    assert report.kept == {"unappraised": 1} and not report.failed
+    assert (
+        action_of(report, ids[2].split(":")[1])[1] == f"unappraised: not in appraisal {proposed.id}"
+    )
+    (intent,) = kinds_of(svc, "purge_intent")
+    (done,) = kinds_of(svc, "purge")
+    assert intent.data["appraisal"] == done.data["appraisal"] == proposed.id
+    assert intent.data["record"]["appraisal"]["approved_by"] == SUP2
+    assert intent.data["record"]["appraisal"]["proposed_by"] == KEEPER
+    assert svc.audit.verify().ok
+
+
+def test_an_expired_appraisal_is_refused(later, monkeypatch) -> None:
+    """004 att.2 §6: an approval is cited while it is valid; past its expiry a purge
+    citing it is refused and nothing is purged."""
+    svc, _ = later
+    proposed = call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN,
+                    "reason": "retention ended", "candidates": True}, actor="clerk")  # fmt: skip
+    call(svc, "appraisal.approve", {"appraisal_id": proposed.id, "supervisor": SUP1,
+         "pin": SUP1_PIN}, actor="clerk")  # fmt: skip
+    monkeypatch.setattr(svc.clock, "now", lambda: LATER + (VALID_DAYS + 1) * DAY)
+    with pytest.raises(Refused, match=f"appraisal {proposed.id} expired at "):
+        call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+             actor="clerk")  # fmt: skip
+    assert not kinds_of(svc, "purge_intent")
+
+
+# --------------------------------------------------------------------------- hand-over
+
+
+def test_the_yearly_hand_over_is_a_valid_bag_listing_the_years_records(docked, tmp_path) -> None:
+    """004 att.2 §7: the year's records are handed to the unit's archivist: a BagIt bag
+    (valid for bagit-python and for the dock's own validator) whose register lists the
+    year's recordings with their hashes, officers, cases and holds, and the sealed packages
+    with their tag-manifest digests; a recording of another year is not in it. The
+    hand-over is recorded and audited; a second one of the same year is a re-issue."""
+    svc, register = docked
+    entries = svc.store.archive_entries()
+    year = datetime.now(ZoneInfo(svc.timezone)).year
+    old = entries[2]
+    with svc.store._write() as db:  # one recording made the year before
+        db.execute("UPDATE archive SET start_ms = ? WHERE recording_id = ?",
+                   (int(datetime(year - 1, 6, 1, tzinfo=UTC).timestamp() * 1000),
+                    old["recording_id"]))  # fmt: skip
+    register.place("EMU0001", entries[0]["recording_id"], HoldKind.LITIGATION, "L-1", SUP1)
+    out = str(tmp_path / f"handover-{year}")
+    done = call(svc, "archive.handover", {"year": year, "to": out}, actor=KEEPER)
+    assert done.reissue_of is None and done.recordings == 2 and done.packages == 1
+    bagit.Bag(out).validate()
+    assert validate_bag(out).ok
+    with open(os.path.join(out, "data", "register.json"), encoding="utf-8") as f:
+        reg = json.load(f)
+    listed = {r["recording"]: r for r in reg["recordings"]}
+    assert set(listed) == {e["recording_id"] for e in entries[:2]}
+    for e in entries[:2]:
+        row = listed[e["recording_id"]]
+        assert row["sha256"] == bytes(e["sha256"]).hex() and row["officer"] == e["officer_id"]
+    assert listed[entries[0]["recording_id"]]["holds"] == [1]
+    assert [h["reference"] for h in reg["holds"]] == ["L-1"]
+    (package,) = reg["packages"]
+    seal = svc.offloader.seals.table.audited()[entries[0]["bag_id"]]
+    assert package["tagmanifest_sha256"] == seal["tagmanifest_sha256"]
+    with open(os.path.join(out, "data", "packages.txt"), encoding="utf-8") as f:
+        assert seal["tagmanifest_sha256"] in f.read()
+    (entry,) = kinds_of(svc, "archive_handover")
+    assert entry.actor == KEEPER and entry.data["year"] == year
+    assert entry.data["tagmanifest_sha256"] == done.tagmanifest_sha256
+
+    again = call(svc, "archive.handover", {"year": year, "to": out + "-again"}, actor=KEEPER)
+    assert again.reissue_of == done.id
+    assert [r["year"] for r in handovers(svc.store)] == [year, year]
+    with pytest.raises(RequestError, match="exists already"):
+        call(svc, "archive.handover", {"year": year, "to": out}, actor=KEEPER)
+    with pytest.raises(RequestError, match="not inside the exports folder"):  # a web session
+        call(svc, "archive.handover", {"year": year, "to": str(tmp_path / "elsewhere")},
+             actor=KEEPER, roles=("keeper",), exports=str(tmp_path / "exports"))  # fmt: skip
+
+
+def test_dock_archive_handover_on_the_command_line(docked, tmp_path, monkeypatch, capsys) -> None:
+    """004 att.2 §7: ``dock archive handover --year YEAR DIR`` writes the bag and says so;
+    a second one of the year says it is a re-issue."""
+    svc, _ = docked
+    monkeypatch.setattr(cli_archive, "service_from", lambda args: svc)
+    monkeypatch.setattr(cli_handover, "service_from", lambda args: svc)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--actor", default="keeper-login")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_archive.register(sub)
+    year = datetime.now(ZoneInfo(svc.timezone)).year
+
+    def dock(*argv: str) -> tuple[int, str, str]:
+        args = parser.parse_args(argv)
+        code = args.func(args)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, err = dock("archive", "handover", "--year", str(year), str(tmp_path / "a"))
+    assert code == 0 and f"hand-over 1 of {year}: 3 recording(s)" in out, err
+    code, out, _ = dock("archive", "handover", "--year", str(year), str(tmp_path / "b"))
+    assert code == 0 and "a re-issue of hand-over 1" in out
+    code, _, err = dock("archive", "handover", "--year", "1999", str(tmp_path / "c"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "1999" in err
+    code, out, _ = dock("archive", "handovers")
+    assert code == 0 and "re-issue of 1" in out

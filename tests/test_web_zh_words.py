@@ -94,7 +94,8 @@ REFUSING = [
     *sorted(p for p in (DOCK / "services").glob("*.py") if p.name != "daemon_link.py"),
     *(
         DOCK / "evidence" / f"{name}.py"
-        for name in ("holds", "gaps", "access", "purging", "working_copies", "export")
+        for name in ("holds", "gaps", "access", "purging", "working_copies", "export",
+                     "appraisals")
     ),
     DOCK / "storage" / "pins.py",
 ]

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from dock.cli import handover
 from dock.cli.common import (
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -125,3 +126,4 @@ def register(sub: Any) -> None:
     ls.add_argument("--officer", metavar="ID", help="only this officer's recordings")
     add_json(ls)
     ls.set_defaults(func=cmd_archive_list)
+    handover.register_under(ars)  # 004 att.2 §7: the yearly hand-over to the archivist

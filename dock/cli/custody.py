@@ -110,6 +110,12 @@ def print_status(report: dict[str, Any]) -> None:
             f"NOT RETURNED: {shown(r['serial'])} of officer {shown(r['officer_id'])}, "
             f"checked out {r['out_at']}, due back by {r['due_local']}"
         )
+    for r in report["slots"]:  # 004 att.2 §9: only enrolled recorders are accepted
+        if any(f.get("code") == "device_unknown" for f in r["failed"]):
+            print(
+                f"UNKNOWN RECORDER in slot {shown(r['slot'])}: {shown(r['device'])} is not "
+                "enrolled: not offloaded, not checked out, nothing written to it"
+            )
     print(ratio_line(report["fleet"]), flush=True)
 
 

@@ -76,12 +76,28 @@ def cmd_flag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance_due(args: argparse.Namespace) -> int:
+    """``dock device maintenance-due SERIAL DATE|none`` (000 §14.1)."""
+    given = {"serial": args.serial, "due": args.date}
+    try:
+        result = call(service_from(args), args, "device.maintenance_due", given)
+    except RequestError as exc:
+        return fail("device maintenance-due", exc, EXIT_USAGE)
+    said = "cleared" if result.due is None else f"due {result.due}"
+    output(args, result, [f"recorder {shown(result.serial)}: maintenance {said}"])
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     rows = devices.listing(service_from(args))
     lines = []
     for d in rows:
         flags = ",".join(f for f in ("lost", "maintenance") if getattr(d, f)) or "-"
-        lines.append(f"{shown(d.serial):<10} {shown(d.model):<12} {shown(d.firmware):<8} {flags}")
+        due = "" if d.maintenance_due is None else f"  maintenance due {d.maintenance_due}"
+        due += " OVERDUE" if d.maintenance_overdue else ""
+        lines.append(
+            f"{shown(d.serial):<10} {shown(d.model):<12} {shown(d.firmware):<8} {flags}{due}"
+        )
     output(args, rows, lines)
     return 0
 
@@ -162,6 +178,11 @@ def register(sub: Any) -> None:
     fl.add_argument("--note")
     add_json(fl)
     fl.set_defaults(func=cmd_flag, request="device.flag")
+    md = add_parser(dvs, "maintenance-due", help="when a recorder's maintenance falls due")
+    md.add_argument("serial")
+    md.add_argument("date", help="ISO date (from the start of that local day), or none")
+    add_json(md)
+    md.set_defaults(func=cmd_maintenance_due, request="device.maintenance_due")
 
     off = add_parser(sub, "offload", help="offload, verify and erase a docked recorder now")
     off.add_argument("--slot", required=True)

@@ -8,6 +8,7 @@ import argparse
 from common.quiet_exit import run_quietly_on_broken_pipe
 from dock.cli import (
     access,
+    appraisals,
     archive,
     audit,
     cases,
@@ -24,7 +25,7 @@ from dock.cli.common import GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
-MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, access,
+MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, appraisals, access,
            reporting, web_tokens)  # fmt: skip
 
 

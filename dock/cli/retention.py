@@ -111,12 +111,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
     """A dry run, or with --apply the two supervisors (four eyes) and their PINs."""
     svc = service_from(args)
     given: dict[str, Any] = {"apply": args.apply}
+    if args.appraisal is not None:  # 004 att.2 §6: the approved appraisal it follows
+        given["appraisal"] = args.appraisal
     if args.apply:
         first = ask(args.supervisor, "Supervisor number: ")
         second = ask(args.second_supervisor, "Second supervisor number: ")
         if not first or not second:
             why = ("--apply needs two supervisors (four eyes): --supervisor ID "
                    "--second-supervisor ID (their PINs are asked for)")  # fmt: skip
+            return fail("purge", why, EXIT_USAGE)
+        if args.appraisal is None:
+            why = ("--apply needs the approved appraisal it follows: --appraisal ID "
+                   "(dock appraisal propose, then approve; 004 att.2 §6)")  # fmt: skip
             return fail("purge", why, EXIT_USAGE)
         given |= {
             "supervisor": first,
@@ -235,6 +241,8 @@ def register(sub: Any) -> None:
     pu.add_argument("--supervisor-pin", help="their PIN (asked when omitted)")
     pu.add_argument("--second-supervisor", help="second, different supervisor (four eyes)")
     pu.add_argument("--second-pin", help="their PIN (asked when omitted)")
+    pu.add_argument("--appraisal", type=int,
+                    help="the approved appraisal it follows (needed with --apply)")  # fmt: skip
     add_json(pu)
     pu.set_defaults(func=cmd_purge, request="purge.run")
 

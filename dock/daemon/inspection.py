@@ -36,6 +36,7 @@ from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.checks import run_checks
 from dock.domain.snapshot import DeviceSnapshot
+from dock.services.device_care import local_date
 from dock.storage.maintenance_tables import SlotErrorTable
 from firmware_protocol.messages import Capability, MsgType
 
@@ -56,6 +57,15 @@ SWEEP_WAIT_S = 60.0
 STATUS_EVERY_S = 300.0
 
 _LINK_ERRORS = (LinkError, RecorderRefused, AuthenticationFailed)
+
+
+def overdue_since(device: Any, now: float, tz: str) -> str | None:
+    """The local date a recorder's maintenance fell due, once ``now`` has reached it
+    (000 §14.1; 002 art.22); None when none is set or it is not due yet."""
+    due = getattr(device, "maintenance_due", None)
+    if due is None or now < due:
+        return None
+    return local_date(due, tz)
 
 
 class Inspection:
@@ -243,6 +253,7 @@ class Inspection:
                 opened = scan_episode(
                     client, parts.store, parts.audit, serial, closed,
                     report_manual_stops=parts.policy.explain_manual_stops,
+                    continuity_tolerance_s=parts.policy.continuity_tolerance_s,
                 )  # fmt: skip
         except (GapError, *_LINK_ERRORS) as exc:
             log.warning("slot %s: gaps not read: %s", slot_id, exc)
@@ -301,20 +312,12 @@ class Inspection:
             enrolled=enrolled,
             reported_lost=bool(device and device.lost),
             maintenance_flag=bool(device and device.maintenance),
+            maintenance_overdue_since=overdue_since(device, parts.clock.now(), parts.timezone),
         )
         view.results = run_checks(view.snapshot, parts.policy, (trusted, why), parts.locale)
         self.full_at[view.slot_id] = (ident.serial, parts.clock.now())
         self._record_status(view, status, drift_before, offset_after)
-        outcome = (ident.serial, tuple(r.code for r in view.failures))
-        if self._last_outcome.get(view.slot_id) != outcome:  # audit changes, not every sweep
-            self._last_outcome[view.slot_id] = outcome
-            parts.audit.append(
-                AuditKind.CHECKS,
-                "dock",
-                ident.serial,
-                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1]),
-                 "reasons": [r.message for r in view.failures]},
-            )  # fmt: skip
+        self._audit_outcome(view)
         if not enrolled or parts.store.awaiting_takeaway(view.slot_id) == ident.serial:
             return False  # unknown (nothing closes on its word), or granted a moment ago
         return parts.store.open_custody_of_device(ident.serial) is not None
@@ -362,6 +365,9 @@ class Inspection:
         if offset is not None:
             offset = status.clock_offset_s  # still within bounds since it was set?
         view.status = status
+        # the flags and the maintenance date may change while it sits docked (000 §14.1)
+        device = self.parts.store.device(view.snapshot.serial)
+        now = self.parts.clock.now()
         view.snapshot = dataclasses.replace(
             view.snapshot,
             battery_percent=status.battery_percent,
@@ -369,12 +375,30 @@ class Inspection:
             storage_free_bytes=status.storage_free_bytes,
             fault_flags=status.fault_flags,
             clock_offset_after_sync_s=offset,
+            reported_lost=bool(device and device.lost),
+            maintenance_flag=bool(device and device.maintenance),
+            maintenance_overdue_since=overdue_since(device, now, self.parts.timezone),
         )
         view.results = run_checks(
             view.snapshot, self.parts.policy, (trusted, why), self.parts.locale
         )
         view.error = None
         self._record_status(view, status)
+        self._audit_outcome(view)  # a check may start failing between full readings
+
+    def _audit_outcome(self, view: SlotView) -> None:
+        """The checks' outcome in the audit log when it changed (not every sweep)."""
+        assert view.serial is not None
+        outcome = (view.serial, tuple(r.code for r in view.failures))
+        if self._last_outcome.get(view.slot_id) != outcome:
+            self._last_outcome[view.slot_id] = outcome
+            self.parts.audit.append(
+                AuditKind.CHECKS,
+                "dock",
+                view.serial,
+                {"slot": view.slot_id, "passed": view.ready, "failed": list(outcome[1]),
+                 "reasons": [r.message for r in view.failures]},
+            )  # fmt: skip
 
     def _record_status(
         self,

@@ -82,19 +82,25 @@ class AuditKind(StrEnum):
     GAP_ALERT = "gap_alert"  # recording could not continue: the unit head told at once
     EVENT_LOG_PARTLY_READ = "event_log_partly_read"  # a recorder's event log read only in part
 
+    # --- continuity of footage (no selective keeping, nothing inserted): an item each
+    RECORDING_MISSING = "recording_missing"  # numbers missing from the device's sequence
+    RECORDING_OUTSIDE_EPISODE = "recording_outside_episode"  # made outside any custody episode
+    RECORDING_UNSIGNED = "recording_unsigned"  # no signature from a recorder that signs
+
     # --- retention: holds, purges, cases
     HOLD_PLACED = "hold_placed"  # a hold placed (recording, case, officer or episode)
     HOLD_RELEASED = "hold_released"  # a hold released
     HOLD_RELEASE_REFUSED = "hold_release_refused"  # a release refused, and why
     PURGE_INTENT = "purge_intent"  # recordings about to be purged from one package
     PURGE = "purge"  # recordings purged (the package re-sealed or removed)
-    # --- continuity of footage (no selective keeping, nothing inserted): an item each
-    RECORDING_MISSING = "recording_missing"  # numbers missing from the device's sequence
-    RECORDING_OUTSIDE_EPISODE = "recording_outside_episode"  # made outside any custody episode
-    RECORDING_UNSIGNED = "recording_unsigned"  # no signature from a recorder that signs
-
     PURGE_FAILED = "purge_failed"  # a purge not finished (the next run goes on)
     PURGE_REFUSED = "purge_refused"  # a purge refused (supervisors, clock), and why
+    APPRAISAL_PROPOSED = "appraisal_proposed"  # recordings proposed for destruction, and why
+    APPRAISAL_APPROVED = "appraisal_approved"  # another supervisor approved an appraisal
+    APPRAISAL_REJECTED = "appraisal_rejected"  # a supervisor rejected an appraisal, and why
+    APPRAISAL_REFUSED = "appraisal_refused"  # a step of an appraisal refused, and why
+    ARCHIVE_HANDOVER = "archive_handover"  # a year's records handed to the archivist
+    MAINTENANCE_DUE = "maintenance_due"  # a recorder's next maintenance date set or cleared
     CASE_ATTACH = "case_attach"  # a recording attached to a case
     CASE_ATTACH_REFUSED = "case_attach_refused"  # an attachment refused (not verified)
     CASE_OPEN = "case_open"  # a case's file opened or reopened (cause, party)

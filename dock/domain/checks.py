@@ -124,8 +124,16 @@ MESSAGES: dict[str, dict[str, dict[str, str]]] = {
         "zh": {"ok": "设备无故障", "fail": "设备故障：{faults_text}"},
     },
     "maintenance_flag": {
-        "en": {"ok": "No maintenance flag", "fail": "Needs maintenance"},
-        "zh": {"ok": "无待维修标记", "fail": "设备已标记待维修"},
+        "en": {
+            "ok": "No maintenance flag",
+            "fail": "Needs maintenance",
+            "fail:overdue": "Maintenance overdue since {since}",
+        },
+        "zh": {
+            "ok": "无待维修标记",
+            "fail": "设备已标记待维修",
+            "fail:overdue": "维护保养已逾期（自{since}起）",
+        },
     },
     "self_test_failed": {
         "en": {"ok": "Self-test OK", "ok:unsupported": "Self-test n/a", "fail": "Self-test failed"},
@@ -342,7 +350,11 @@ def _checks(
     flags = snap.fault_flags
     yield "device_fault", flags == 0, {"flags": flags, "faults": _fault_names(flags)}
 
-    yield "maintenance_flag", not snap.maintenance_flag, {}
+    overdue = snap.maintenance_overdue_since  # 000 §14.1: maintained on a schedule
+    if snap.maintenance_flag or overdue is None:
+        yield "maintenance_flag", not snap.maintenance_flag, {}
+    else:
+        yield "maintenance_flag", False, {"case": "overdue", "since": overdue}
 
     st = snap.self_test_passed
     if st is None:

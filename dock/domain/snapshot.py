@@ -29,3 +29,6 @@ class DeviceSnapshot:
     #: Why the dock could not set the recorder's clock (protocol version 1, or it
     #: refused SET_TIME); None when it was set, or not due.
     clock_not_set_reason: str | None = None
+    #: The local date the recorder's maintenance fell due, when that has passed
+    #: (000 §14.1; 002 art.22): it fails the maintenance check. None: not overdue.
+    maintenance_overdue_since: str | None = None

@@ -202,6 +202,7 @@ def _run(
                     "removed": True,
                     "recordings": sorted(leaving),
                     "approved_by": record.get("approved_by", []),
+                    "appraisal": (record.get("appraisal") or {}).get("id"),
                     "record_sha256": record_sha,
                 },
             )

@@ -19,6 +19,7 @@ from typing import Any
 from dock.devices.clock import utc_iso
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.policy import Policy
+from dock.evidence.appraisals import Appraisal
 from dock.evidence.holds import HoldRegister
 from dock.evidence.purge_batches import RECORD_FILE, Group, package_dir
 from dock.evidence.retention import Instant
@@ -65,6 +66,8 @@ def intent(
     holds: HoldRegister | None,
     case: CaseLookup | None,
     legacy: list[dict[str, Any]] | None = None,
+    *,
+    appraisal: Appraisal | None = None,
 ) -> dict[str, Any] | None:
     """Write the batch and its ``purge_intent`` entry (one transaction); None when the
     package already has a batch (another process)."""
@@ -113,6 +116,14 @@ def intent(
         "resealed_as": new_bag,
         "recordings": recordings,
     }
+    if appraisal is not None:  # 004 att.2 §6: the approved appraisal it follows
+        record["appraisal"] = {
+            "id": appraisal.id,
+            "proposed_by": appraisal.proposed_by,
+            "approved_by": appraisal.decided_by,
+            "approved_at": None if appraisal.decided_at is None else utc_iso(appraisal.decided_at),
+            "reason": appraisal.reason,
+        }
     if legacy is not None:
         record["earlier_purges"] = legacy
     record_json = json.dumps(record, sort_keys=True, ensure_ascii=False)
@@ -153,6 +164,7 @@ def intent(
                         "resealed_as": new_bag,
                         "recordings": leaving_ids,
                         "approved_by": list(approved_by),
+                        "appraisal": None if appraisal is None else appraisal.id,
                         "by": actor,
                         "record": record,
                         "record_sha256": record_sha,

@@ -61,6 +61,7 @@ from typing import Any
 from dock.devices.clock import utc_iso
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.policy import Policy
+from dock.evidence.appraisals import Appraisal
 from dock.evidence.bagit import BagError, tagmanifest_digest
 from dock.evidence.deadlines import epoch_seconds
 from dock.evidence.fixity import check_file
@@ -114,6 +115,7 @@ def purge(
     approved_by: tuple[str, ...] = (),
     actor: str = "",
     case: CaseLookup | None = None,
+    appraisal: Appraisal | None = None,
 ) -> PurgeReport:
     """Purge every archived recording that ``retention.decide`` lets go at ``now``.
 
@@ -122,6 +124,10 @@ def purge(
     is who typed the command (the login), recorded beside them. First finishes every
     unfinished purge (:func:`complete`), then one batch per package (module docstring).
     ``case``: look-up of the case file a recording is evidence in (none: no cases).
+    ``appraisal``: the approved appraisal the purge cites (004 att.2 §6: destruction
+    follows an approved appraisal), checked by the caller
+    (:meth:`.appraisals.AppraisalRegister.for_purge`); required unless ``dry_run``. Only
+    the recordings it lists may go; the others are kept (``unappraised``).
     Retention is ``policy.retention_days`` from the recording's start (``start_ms``).
     """
     at = epoch_seconds(now)
@@ -130,6 +136,9 @@ def purge(
         len(approved_by) != 2 or len(set(approved_by)) != 2 or not all(approved_by)
     ):
         raise ValueError("a purge needs two different supervisors (four eyes)")
+    if not dry_run and appraisal is None:
+        raise ValueError("a purge needs an approved appraisal (004 att.2 §6)")
+    appraised = None if appraisal is None else appraisal.covers()
     root = os.path.realpath(evidence_dir)
     if dry_run:
         report.pending = [f"{b['old_bag']} ({b['state']})" for b in unfinished(store)]
@@ -148,6 +157,8 @@ def purge(
         path, problem = archive_path(root, entry)
         keep, reason = (True, problem) if problem else _decide(entry, holds, policy, now, case)
         seal_id = entry.get("bag_id")
+        if not keep and appraised is not None and (serial, rid) not in appraised:
+            keep, reason = True, f"unappraised: not in appraisal {appraisal.id}"  # type: ignore[union-attr]
         if not keep and seal_id not in sealed:
             keep, reason = True, "unsealed: in no sealed package yet (sealed at the next offload)"
         elif not keep and seal_id in batched:
@@ -182,7 +193,7 @@ def purge(
                 report._item(entry, "would_purge", reason)
             continue
         batch = intent(store, audit, seals, root, policy, at, group, staying,
-                        approved_by, actor, holds, case)  # fmt: skip
+                        approved_by, actor, holds, case, appraisal=appraisal)  # fmt: skip
         if batch is None:  # another process started a purge of this package meanwhile
             for entry, _reason in group.leaving:
                 report._item(entry, "keep", "pending: another purge of its package under way")

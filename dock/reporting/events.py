@@ -81,6 +81,13 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.PURGE: "retention is decided on the dock (two supervisors)",
     AuditKind.PURGE_FAILED: "the next run finishes the purge",
     AuditKind.PURGE_REFUSED: "retention is decided on the dock; nothing changed",
+    AuditKind.APPRAISAL_PROPOSED: "retention is decided on the dock (an appraisal)",
+    AuditKind.APPRAISAL_APPROVED: "retention is decided on the dock (an appraisal)",
+    AuditKind.APPRAISAL_REJECTED: "retention is decided on the dock; nothing changed",
+    AuditKind.APPRAISAL_REFUSED: "retention is decided on the dock; nothing changed",
+    AuditKind.ARCHIVE_HANDOVER: "the archivist's hand-over is local; nothing changed",
+    AuditKind.MAINTENANCE_DUE: "local maintenance planning; an overdue recorder fails its "
+    "check (checks.failed)",
     AuditKind.CASE_ATTACH: "local case management",
     AuditKind.CASE_ATTACH_REFUSED: "local case management; nothing changed",
     AuditKind.CASE_OPEN: "local case management",
@@ -201,6 +208,17 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                 "item": d.get("item"),
                 **_pick(d, "officer", "kind", "reason", "start_ms"),
             }
+        case (
+            AuditKind.RECORDING_MISSING
+            | AuditKind.RECORDING_OUTSIDE_EPISODE
+            | AuditKind.RECORDING_UNSIGNED
+        ):
+            return EventType.CONTINUITY_FLAGGED, {
+                "serial": serial,
+                **_pick(d, "item", "officer", "custody", "kind", "reason", "recording"),
+                **({"missing": d["missing"]} if "missing" in d else {}),
+                "detail": d.get("detail", ""),
+            }
         case AuditKind.DEADLINE_AT_RISK | AuditKind.DEADLINE_OVERDUE:
             kind = EventType.DEADLINE_AT_RISK
             if entry.kind == AuditKind.DEADLINE_OVERDUE:
@@ -224,17 +242,6 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                     "bound_s": drift_bound_s,
                 }
             return None
-        case (
-            AuditKind.RECORDING_MISSING
-            | AuditKind.RECORDING_OUTSIDE_EPISODE
-            | AuditKind.RECORDING_UNSIGNED
-        ):
-            return EventType.CONTINUITY_FLAGGED, {
-                "serial": serial,
-                **_pick(d, "item", "officer", "custody", "kind", "reason", "recording"),
-                **({"missing": d["missing"]} if "missing" in d else {}),
-                "detail": d.get("detail", ""),
-            }
         case AuditKind.AUDIT_REWOUND:
             return EventType.AUDIT_REWOUND, _pick(
                 d, "head_seq", "head", "reported_seq", "reported_head", "agreed_seq",

@@ -11,6 +11,7 @@ from typing import Any
 
 from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext, Progress
+from dock.services.device_care import local_date
 from dock.services.errors import RequestError
 from dock.storage.store import StoreError
 
@@ -49,6 +50,10 @@ class DeviceRow:
     lost: bool
     maintenance: bool
     note: str
+    #: The local date its maintenance falls due (000 §14.1), None: none set.
+    maintenance_due: str | None = None
+    #: That date has come: the pre-shift check refuses the recorder.
+    maintenance_overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,14 @@ def flag(
 
 
 def listing(dock: DockContext) -> list[DeviceRow]:
-    return [
-        DeviceRow(d.serial, d.model, d.firmware, d.enrolled_at, d.lost, d.maintenance, d.note)
-        for d in dock.store.devices()
-    ]
+    now, tz = dock.clock.now(), dock.timezone
+    rows = []
+    for d in dock.store.devices():
+        due = d.maintenance_due
+        rows.append(DeviceRow(d.serial, d.model, d.firmware, d.enrolled_at, d.lost, d.maintenance,
+                              d.note, None if due is None else local_date(due, tz),
+                              due is not None and now >= due))  # fmt: skip
+    return rows
 
 
 def offload(dock: DockContext, actor: str, slot: str, progress: Progress | None = None) -> Any:

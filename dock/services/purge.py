@@ -6,6 +6,7 @@ purge itself."""
 from __future__ import annotations
 
 from dock.domain.audit_kinds import AuditKind
+from dock.evidence.appraisals import Appraisal, AppraisalError, AppraisalRegister
 from dock.evidence.purging import PurgeReport
 from dock.evidence.purging import purge as run_purge
 from dock.services.cases import case_lookup
@@ -43,6 +44,20 @@ def _four_eyes(
     return first, second
 
 
+def _appraisal(
+    dock: DockContext, actor: str, appraisal: int, approved: tuple[str, ...]
+) -> Appraisal:
+    """The appraisal cited, approved and unexpired; else refused (audited when applied)."""
+    try:
+        return AppraisalRegister(dock.store, dock.audit).for_purge(appraisal, dock.clock.now())
+    except AppraisalError as exc:
+        if approved:
+            data = {"supervisors": list(approved), "why": str(exc), "by": actor,
+                    "appraisal": appraisal}  # fmt: skip
+            dock.audit.append(AuditKind.PURGE_REFUSED, approved[0], "", data)
+        raise Refused(str(exc)) from None
+
+
 def purge(
     dock: DockContext,
     actor: str,
@@ -51,12 +66,21 @@ def purge(
     supervisor_pin: str | None = None,
     second_supervisor: str | None = None,
     second_pin: str | None = None,
+    appraisal: int | None = None,
 ) -> PurgeReport:
+    """A dry run, or applied: two supervisors (four eyes) and the approved appraisal
+    it follows (004 att.2 §6), of whose recordings it purges only those retention lets go.
+    A dry run citing an appraisal shows what applying it would purge."""
     approved: tuple[str, ...] = ()
     if apply:
         approved = _four_eyes(
             dock, actor, supervisor, supervisor_pin, second_supervisor, second_pin
         )
+        if appraisal is None:
+            raise RequestError(
+                "applying a purge needs an approved appraisal: --appraisal ID (004 att.2 §6)"
+            )
+    cited = None if appraisal is None else _appraisal(dock, actor, appraisal, approved)
     return run_purge(
         dock.store,
         dock.audit,
@@ -68,6 +92,7 @@ def purge(
         dry_run=not apply,
         approved_by=approved,
         actor=actor,
+        appraisal=cited,
         # footage attached to an open case is kept (000 §14.4; 001 art.20)
         case=case_lookup(dock),
     )

@@ -328,6 +328,79 @@ PURGES = (
     BEGIN SELECT RAISE(ABORT, 'purge records are permanent'); END""",
 )
 
+# --------------------------------------------------------------------------- appraisals
+# Owner: dock.storage.retention_tables.AppraisalTable (for dock.evidence.appraisals).
+# Destruction follows an approved appraisal (004 att.2 §6): a keeper or supervisor
+# proposes recordings with a reason, a supervisor other than the proposer approves (or
+# rejects) it once. Triggers keep both tables: never deleted, the proposal never changed,
+# decided once, by someone else, and no recording added after it was proposed.
+
+APPRAISALS = (
+    """CREATE TABLE IF NOT EXISTS appraisals (
+        id INTEGER PRIMARY KEY,
+        proposed_by TEXT NOT NULL,
+        proposed_at REAL NOT NULL,
+        reason TEXT NOT NULL CHECK (reason <> ''),
+        state TEXT NOT NULL DEFAULT 'proposed'
+            CHECK (state IN ('proposed', 'approved', 'rejected')),
+        decided_by TEXT,
+        decided_at REAL,
+        note TEXT,
+        expires_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS appraisal_members (
+        appraisal INTEGER NOT NULL REFERENCES appraisals(id),
+        serial TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (appraisal, serial, recording_id)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS appraisals_kept BEFORE DELETE ON appraisals
+    BEGIN SELECT RAISE(ABORT, 'appraisals are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS appraisals_decided_once BEFORE UPDATE ON appraisals
+    WHEN OLD.state != 'proposed' OR NEW.state NOT IN ('approved', 'rejected')
+      OR NEW.id IS NOT OLD.id OR NEW.proposed_by IS NOT OLD.proposed_by
+      OR NEW.proposed_at IS NOT OLD.proposed_at OR NEW.reason IS NOT OLD.reason
+      OR NEW.decided_by IS NULL OR NEW.decided_by = OLD.proposed_by
+      OR NEW.decided_at IS NULL
+    BEGIN SELECT RAISE(ABORT, 'an appraisal is decided once, by someone other than its proposer'); END""",
+    """CREATE TRIGGER IF NOT EXISTS appraisal_members_kept BEFORE DELETE ON appraisal_members
+    BEGIN SELECT RAISE(ABORT, 'appraisals are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS appraisal_members_fixed BEFORE UPDATE ON appraisal_members
+    BEGIN SELECT RAISE(ABORT, 'appraisals are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS appraisal_members_while_proposed
+    BEFORE INSERT ON appraisal_members
+    WHEN (SELECT state FROM appraisals WHERE id = NEW.appraisal) IS NOT 'proposed'
+    BEGIN SELECT RAISE(ABORT, 'an appraisal lists its recordings when proposed'); END""",
+    "CREATE INDEX IF NOT EXISTS appraisal_members_by_recording "
+    "ON appraisal_members(serial, recording_id)",
+)
+
+# --------------------------------------------------------------------------- hand-overs
+# Owner: dock.storage.retention_tables.ArchiveHandoverTable (for dock.evidence.yearly).
+# Each yearly hand-over of a year's records to the unit's archivist (004 att.2 §7): who,
+# when, where, the package's manifest digest; a second one of the same year is a re-issue.
+
+ARCHIVE_HANDOVERS = (
+    """CREATE TABLE IF NOT EXISTS archive_handovers (
+        id INTEGER PRIMARY KEY,
+        year INTEGER NOT NULL,
+        handed_by TEXT NOT NULL,
+        handed_at REAL NOT NULL,
+        path TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        recordings INTEGER NOT NULL,
+        reissue_of INTEGER REFERENCES archive_handovers(id)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS archive_handovers_kept BEFORE DELETE ON archive_handovers
+    BEGIN SELECT RAISE(ABORT, 'hand-overs are permanent'); END""",
+    """CREATE TRIGGER IF NOT EXISTS archive_handovers_fixed BEFORE UPDATE ON archive_handovers
+    BEGIN SELECT RAISE(ABORT, 'hand-overs are permanent'); END""",
+)
+
+#: A maintenance due date per recorder (000 §14.1; 002 art.22): past it, the pre-shift
+#: check refuses the recorder. NULL: none set (the [devices] interval may give one).
+DEVICE_MAINTENANCE_COLUMNS = (("maintenance_due", "REAL"),)
+
 # --------------------------------------------------------------------------- gaps
 # Owner: dock.storage.evidence_tables.GapTable (for dock.evidence.gaps).
 
@@ -533,6 +606,8 @@ STEPS: tuple[Step, ...] = (
     _add_columns("holds", HOLD_ADDED_COLUMNS),
     _sql(*HOLDS_SCOPED),
     _sql(*PURGES),
+    _sql(*APPRAISALS, *ARCHIVE_HANDOVERS),
+    _add_columns("devices", DEVICE_MAINTENANCE_COLUMNS),
     _sql(*EXPLANATION_ITEMS, EVENT_LOG_READS),
     _add_columns("explanation_items", EXPLANATION_ADDED_COLUMNS),
     _add_columns("explanation_items", EXPLANATION_WORKFLOW_COLUMNS),

@@ -58,6 +58,8 @@ class Device:
     lost: bool
     maintenance: bool
     note: str
+    #: When the recorder's next maintenance is due (000 §14.1), None: none set.
+    maintenance_due: float | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,7 @@ def _device(row: sqlite3.Row | None) -> Device | None:
         bool(row["lost"]),
         bool(row["maintenance"]),
         row["note"],
+        row["maintenance_due"] if "maintenance_due" in row.keys() else None,
     )
 
 

@@ -160,6 +160,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "supervisor.purge.code.case_retention": {"en": "case file retention", "zh": "案卷保存期"},
     "supervisor.purge.code.invalid": {"en": "invalid", "zh": "数据有误"},
     "supervisor.purge.code.pending": {"en": "pending", "zh": "处理中"},
+    "supervisor.purge.code.unappraised": {"en": "not in the appraisal", "zh": "未经鉴定"},
     "supervisor.purge.code.purge": {"en": "purge", "zh": "可清理"},
     "supervisor.purge.apply": {"en": "Apply (two supervisors)", "zh": "执行（双人审批）"},
     "supervisor.purge.second": {"en": "Second supervisor's number", "zh": "第二位主管警号"},
