@@ -28,13 +28,14 @@ from dock.evidence.continuity import (
     UNSIGNED,
     Mark,
     find_breaks,
+    find_unlisted,
 )
 from dock.evidence.gaps import GapRegister
 from dock.reporting.events import AuditView, event_for
 from dock.reporting.feed import feed
 from dock.reporting.outbox import Outbox
 from dock.storage.store import Custody
-from firmware_protocol.messages import Capability
+from firmware_protocol.messages import Capability, EventKind
 from hardware.emulator.recorder_model import LEGACY_CAPABILITIES
 from hardware.screens import ConsoleScreen
 from hq.alerts import AlertKind, event_rule
@@ -132,6 +133,44 @@ def test_recordings_deleted_between_two_episodes_are_flagged_from_the_remembered
     assert item.recording_id == clips[2].id
     (entry,) = _entries(svc, AuditKind.RECORDING_MISSING)
     assert entry.data["missing"] == [3, 4]
+
+
+def test_the_last_recordings_deleted_are_flagged_from_the_recorders_log(make_dock) -> None:
+    """003 art.11, 13; 001 art.19(3): an officer who deletes the last clips of the
+    episode (no later number shows the hole), or every clip, still leaves them in the
+    recorder's log: each is flagged at the return, even with nothing left to offload."""
+    svc, (rec,) = make_dock({"battery_percent": 95.0})
+    custody = _out(svc)
+    clips = rec.model.film(2)
+    for clip in clips:
+        rec.model.delete_on_device(clip.id)
+    _back(svc)
+    items = _flags(svc)
+    assert sorted((i.kind, i.recording_id) for i in items) == [(MISSING, c.id) for c in clips]
+    assert all(i.custody_id == custody.id and i.officer_id == "1001" for i in items)
+    assert "by the recorder's log" in items[0].detail
+    assert len(_entries(svc, AuditKind.RECORDING_MISSING)) == 2
+    _out(svc)  # the next episode: numbered on from 3, nothing more is missing
+    rec.model.film(1)
+    _back(svc)
+    assert len(_flags(svc)) == 2
+
+
+def test_the_first_recording_deleted_at_a_first_docking_is_flagged_once(make_dock) -> None:
+    """003 art.13; 001 art.19(3): at a recorder's first docking the dock knows no number
+    yet: the first clip deleted is found in the log; a middle one is the numbering's (one
+    item each, never two for one recording)."""
+    svc, (rec,) = make_dock({"battery_percent": 95.0})
+    _out(svc)
+    clips = rec.model.film(4)
+    rec.model.delete_on_device(clips[0].id)
+    rec.model.delete_on_device(clips[2].id)
+    _back(svc)
+    got = sorted((i.recording_id, i.detail.split(" (")[0]) for i in _flags(svc))
+    assert got == [
+        (clips[0].id, f"recording {clips[0].id}"),
+        (clips[3].id, "recording 3 missing from the recorder's numbering"),
+    ]
 
 
 # --- 2. outside the custody episode ---------------------------------------------------
@@ -431,3 +470,20 @@ def test_the_supervisor_sees_the_flag_in_the_gap_queue_in_both_languages(make_we
     assert "recording missing (deleted before docking?)" in officer.get("/officer/").get_data(
         as_text=True
     )
+
+
+def test_find_unlisted_only_the_episodes_own_recordings_that_are_gone() -> None:
+    """003 art.11, 13; 001 art.19(3): the log's recordings of this episode, neither listed
+    nor archived, are gone; one started before the check-out (a recorder's history from
+    before the dock, say) is not this officer's, and an archived one is not gone."""
+    start = int(EventKind.RECORD_START)
+    events = [
+        {"kind": start, "time_ms": 1_100_000, "recording_id": "R-in"},
+        {"kind": start, "time_ms": 1_150_000, "recording_id": "R-archived"},
+        {"kind": start, "time_ms": 500_000, "recording_id": "R-before"},
+        {"kind": start, "time_ms": 2_500_000, "recording_id": "R-after"},
+        {"kind": start, "time_ms": 1_200_000, "recording_id": "R-listed"},
+    ]
+    listed = [_Rec("R-listed", 1_200_000, 1_201_000)]
+    got = find_unlisted(events, listed, lambda rid: rid == "R-archived", EP[0], Mark(), 120_000)
+    assert [(b.kind, b.recording_id, b.custody_id) for b in got] == [(MISSING, "R-in", 1)]

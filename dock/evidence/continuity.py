@@ -32,7 +32,7 @@ before anything is copied or erased, in one transaction with the mark it moves o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from dock.storage.audit import AuditLog
 from dock.storage.continuity_table import ContinuityTable
 from dock.storage.register_tables import GapTable
 from dock.storage.store import Custody, Store
+from firmware_protocol.messages import EventKind
 
 __all__ = [
     "KINDS",
@@ -212,6 +213,52 @@ def find_breaks(
     return found
 
 
+_RECORD_START = int(EventKind.RECORD_START)
+
+
+def find_unlisted(
+    events: Sequence[Mapping[str, Any]],
+    recordings: Sequence[Listed],
+    archived: Callable[[str], bool],
+    episode: Custody,
+    mark: Mark,
+    tolerance_ms: int,
+) -> list[Break]:
+    """Recordings the recorder's own log says were started during ``episode`` that are
+    neither listed on it nor in the archive: deleted before docking. This sees what the
+    numbering cannot: the last recordings of an episode (no later number shows the hole),
+    the first ones at a recorder's first docking, and recorders that number nothing.
+    Where the numbering shows the hole (a numbered recording listed after it, and the
+    remembered number or an earlier listed one before it), its item covers it."""
+    listed = {r.id for r in recordings}
+    listed |= {bad.recording_id for bad in getattr(recordings, "refused", [])}  # still there
+    numbered = [r.start_ms for r in recordings if _seq(r) is not None]  # their starts
+    lo = round(episode.out_at * 1000) - tolerance_ms
+    hi = None if episode.in_at is None else round(episode.in_at * 1000) + tolerance_ms
+    found: list[Break] = []
+    seen: set[str] = set()
+    for e in events:
+        rid, t = e.get("recording_id"), e.get("time_ms")
+        if e.get("kind") != _RECORD_START or not isinstance(rid, str) or not rid:
+            continue
+        if not isinstance(t, int) or isinstance(t, bool) or t < lo or (hi is not None and t > hi):
+            continue
+        if rid in listed or rid in seen or archived(rid):
+            continue
+        later = any(start > t for start in numbered)
+        earlier = mark.last_sequence is not None or any(start < t for start in numbered)
+        if later and earlier:
+            continue  # a hole in the numbering: flagged from there
+        seen.add(rid)
+        found.append(Break(
+            MISSING, "deleted_before_docking", t, None, rid[:200],
+            f"recording {rid[:64]} (started {_utc(t)}, by the recorder's log) is neither on "
+            "the recorder nor in the archive: deleted before docking?",
+            episode.officer_id, episode.id,
+        ))  # fmt: skip
+    return found
+
+
 class ContinuityRegister:
     """The flags as explanation items, each with its audit entry, and the marks."""
 
@@ -223,6 +270,23 @@ class ContinuityRegister:
         self._clock: Callable[[], float] = clock or getattr(store, "clock", time.time)
         self.items = GapTable(store)
         self.marks = ContinuityTable(store)
+
+    def check_log(
+        self,
+        serial: str,
+        episode: Custody,
+        events: Sequence[Mapping[str, Any]],
+        recordings: Sequence[Listed],
+        tolerance_s: float,
+    ) -> list[int]:
+        """At the return, from the event log the gap scan read: recordings started in the
+        episode that are gone (``find_unlisted``); the ids of the items opened."""
+        breaks = find_unlisted(
+            events, recordings, lambda rid: self.store.archived(serial, rid) is not None,
+            episode, self.mark(serial), round(tolerance_s * 1000),
+        )  # fmt: skip
+        with self.items.transaction():
+            return self._open(serial, breaks, self._clock())
 
     def mark(self, serial: str) -> Mark:
         row = self.marks.mark(serial)
@@ -249,27 +313,9 @@ class ContinuityRegister:
         numbered = [(s, r) for r in recordings if (s := _seq(r)) is not None]
         top = max(numbered, key=lambda p: p[0], default=None)
         signed = any(r.signature for r in recordings)
-        opened: list[int] = []
         with self.items.transaction():  # every item with its entry, and the mark, or none
             now = self._clock()
-            for b in breaks:
-                item = self.items.open_item(
-                    {"serial": serial, "officer_id": b.officer_id, "custody_id": b.custody_id,
-                     "kind": b.kind, "reason": b.reason, "start_ms": b.start_ms,
-                     "end_ms": b.end_ms, "recording_id": b.recording_id,
-                     "detail": b.detail, "opened_at": now}
-                )  # fmt: skip
-                if item is None:
-                    continue  # flagged at an earlier docking
-                opened.append(item)
-                data: dict[str, Any] = {
-                    "item": item, "officer": b.officer_id, "custody": b.custody_id,
-                    "kind": b.kind, "reason": b.reason, "recording": b.recording_id,
-                    "start_ms": b.start_ms, "end_ms": b.end_ms, "detail": b.detail,
-                }  # fmt: skip
-                if b.numbers is not None:
-                    data["missing"] = list(b.numbers)
-                self.audit.append(AUDIT_KINDS[b.kind], "dock", serial, data)
+            opened = self._open(serial, breaks, now)
             self.marks.set_mark(
                 serial,
                 None if top is None else top[0],
@@ -277,4 +323,28 @@ class ContinuityRegister:
                 device_signs or signed,
                 now,
             )
+        return opened
+
+    def _open(self, serial: str, breaks: Iterable[Break], now: float) -> list[int]:
+        """An item per break not in the register yet, each with its audit entry (inside
+        the caller's transaction)."""
+        opened: list[int] = []
+        for b in breaks:
+            item = self.items.open_item(
+                {"serial": serial, "officer_id": b.officer_id, "custody_id": b.custody_id,
+                 "kind": b.kind, "reason": b.reason, "start_ms": b.start_ms,
+                 "end_ms": b.end_ms, "recording_id": b.recording_id,
+                 "detail": b.detail, "opened_at": now}
+            )  # fmt: skip
+            if item is None:
+                continue  # flagged at an earlier docking
+            opened.append(item)
+            data: dict[str, Any] = {
+                "item": item, "officer": b.officer_id, "custody": b.custody_id,
+                "kind": b.kind, "reason": b.reason, "recording": b.recording_id,
+                "start_ms": b.start_ms, "end_ms": b.end_ms, "detail": b.detail,
+            }  # fmt: skip
+            if b.numbers is not None:
+                data["missing"] = list(b.numbers)
+            self.audit.append(AUDIT_KINDS[b.kind], "dock", serial, data)
         return opened

@@ -459,8 +459,10 @@ def scan_episode(
     serial: str,
     custody: Custody,
     report_manual_stops: bool = False,
+    continuity_tolerance_s: float = 120.0,
 ) -> int:
-    """Open the items of ``custody``'s episode from the recorder's logs; returns how many.
+    """Open the items of ``custody``'s episode from the recorder's logs; returns how many
+    (recordings its log says were made and that are gone count too: :mod:`.continuity`).
 
     ``client`` must be open and authenticated: a log read from a recorder that has not
     proved who it is could hide gaps. Safe to call again: nothing is opened twice.
@@ -487,7 +489,13 @@ def scan_episode(
     start = round(custody.out_at * 1000)
     end = None if custody.in_at is None else round(custody.in_at * 1000)
     gaps = find_gaps(events, recordings, start, end, report_manual_stops)
-    return register.open_items(serial, custody.officer_id, custody.id, gaps)
+    opened = register.open_items(serial, custody.officer_id, custody.id, gaps)
+    from dock.evidence.continuity import ContinuityRegister  # recordings gone (REQUIREMENTS §4)
+
+    flags = ContinuityRegister(store, audit).check_log(
+        serial, custody, events, recordings, continuity_tolerance_s
+    )
+    return opened + len(flags)
 
 
 def _events_since(client: RecorderClient, register: GapRegister, serial: str, custody: int) -> int:
