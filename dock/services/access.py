@@ -148,6 +148,24 @@ def requests_of(store: Store, who: str, now: float) -> list[dict[str, Any]]:
     return out
 
 
+def approve(
+    dock: DockContext,
+    actor: str,
+    request_id: int,
+    supervisor: str,
+    pin: str,
+    days: float | None = None,
+) -> AccessRequest:
+    valid = None if days is None else days * 86400
+    return register(dock).approve(request_id, supervisor, pin, valid_for_s=valid)
+
+
+def refuse(
+    dock: DockContext, actor: str, request_id: int, supervisor: str, pin: str, reason: str
+) -> AccessRequest:
+    return register(dock).refuse(request_id, supervisor, pin, reason)
+
+
 def export(
     dock: DockContext,
     actor: str,
