@@ -108,13 +108,15 @@ class DockService:
         """The recorder is back: custody closed (inspection), then the handover asked for
         (001 art.19(3)); the offload queued after it never waits for the signature."""
         held = self.parts.store.open_custody_of_device(action.serial)
-        self.inspection.close_custody(slot_id, action)
-        closed = None if held is None else self.parts.store.custody(held.id)
-        if closed is not None and closed.in_at is not None:
-            try:
-                self.handovers.docked(slot_id, closed)
-            except Exception:  # footage first: the offload that follows still runs
-                log.exception("slot %s: the handover of %s not asked for", slot_id, closed.serial)
+        try:
+            self.inspection.close_custody(slot_id, action)
+        finally:  # custody closed: the handover is asked for even if reading gaps failed
+            closed = None if held is None else self.parts.store.custody(held.id)
+            if closed is not None and closed.in_at is not None:
+                try:
+                    self.handovers.docked(slot_id, closed)
+                except Exception:  # footage first: the offload that follows still runs
+                    log.exception("slot %s: handover of %s not asked for", slot_id, closed.serial)
 
     def _is_offloading(self, slot_id: str) -> bool:
         return self.offloads.is_running(slot_id)
