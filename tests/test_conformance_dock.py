@@ -130,3 +130,15 @@ def test_a_read_broken_mid_way_resumes_at_its_offset_not_at_byte_0(tmp_path) -> 
     assert min(after) == resumed_at  # nothing asked again from byte 0
     blob = b"".join(got[k] for k in sorted(got))
     assert len(blob) == rec.size and hashlib.sha256(blob).digest() == rec.sha256
+
+
+def test_the_kiosk_card_of_a_failing_slot_gives_the_checks_reason(make_web_dock) -> None:
+    """003 art.5; 004 att.3 art.10; 000 §14.1: on the kiosk's grid, a slot whose recorder
+    fails a pre-shift check says which check and why, not only that it is not ready."""
+    web = make_web_dock({"serial": "EMU0001", "battery_percent": 12}, serve=False)
+    (battery,) = [r for r in web.svc.views["1"].failures if r.code == "battery_low"]
+    answer = web.app.test_client().get("/kiosk/slots")
+    assert answer.status_code == 200
+    (card,) = answer.get_json()["slots"]
+    assert card["state"] == "failed_check"
+    assert battery.message in card["lines"], card
