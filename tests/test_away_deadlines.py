@@ -88,23 +88,31 @@ def test_a_recorder_kept_away_is_at_risk_then_overdue_before_it_is_docked(make_d
 
 
 def test_docked_the_recordings_own_times_count(make_dock) -> None:
-    """002 art.23: once offloaded, the archived recordings' times start the deadline
-    (kept within the episode): footage offloaded within 24 h of being made is on time."""
-    svc, recs = _away(make_dock)
-    model = recs[0].model
-    model._generate_recordings(2, 50_000, 0)  # recorded on shift
-    model.save()
+    """002 art.23: once offloaded, the archived recordings' times start the deadline (kept
+    within the episode): a recorder checked out 30 h ago whose footage was made in the
+    last minutes and offloaded at once is on time, though 30 h have passed since the
+    check-out the dock counted from while it was away."""
+    svc, recs = make_dock({"battery_percent": 95.0})
+    for _ in range(5):
+        svc.sweep()
+        if svc.views["1"].ready:
+            break
+    clock = StoreClock(time.time() - 30 * H)  # checked out 30 h ago
+    svc.store._clock = clock
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    (episode,) = svc.store.custody_episodes()
+    assert _states(svc, time.time()) == [(True, "overdue")]  # away: from the check-out
+    recs[0].model.film(2)  # made just now
+    clock.t = time.time()
     svc.inspect("1")  # docked: returned, offloaded
     if not svc.store.archive_entries():
         svc.offload("1")
     assert len(svc.store.archive_entries()) == 2
     (row,) = deadline_report(svc.store, svc.policy, "UTC", time.time() + 60)
-    assert row["away"] is False and row["state"] == "done"
-    assert row["offload_basis"] == "archive"
+    assert (row["away"], row["offload_basis"], row["state"]) == (False, "archive", "done")
     first_end = min(e["end_ms"] for e in svc.store.archive_entries()) / 1000
-    (ep,) = svc.store.custody_episodes()
-    started = max(first_end, ep.out_at)
-    assert row["started_at"] == _iso(min(started, ep.in_at or started))
+    assert row["started_at"] == _iso(first_end) and first_end > episode.out_at + 29 * H
 
 
 def _iso(t: float) -> str:
@@ -220,3 +228,32 @@ def test_the_status_names_a_recorder_not_returned(make_dock, capsys) -> None:
     clock.t = time.time()
     svc.inspect("1")  # docked again
     assert status_report(svc, svc.views.values())["not_returned"] == []
+
+
+def test_statistics_count_a_late_offload_from_the_recording(make_dock) -> None:
+    """002 art.23 (REQUIREMENTS §9, late offloads): footage made 29 h before it was
+    offloaded is late though it was offloaded minutes after the return; the statistics
+    say so as the dock's own deadline report does."""
+    from dock.services.stats import statistics
+
+    svc, recs = make_dock({"battery_percent": 95.0})
+    for _ in range(5):
+        svc.sweep()
+        if svc.views["1"].ready:
+            break
+    clock = StoreClock(time.time() - 30 * H)
+    svc.store._clock = clock
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    device_now_ms = int(recs[0].model.device_time() * 1000)
+    recs[0].model.film(2, start_ms=device_now_ms - int(29 * H * 1000))
+    clock.t = time.time()
+    svc.inspect("1")
+    if not svc.store.archive_entries():
+        svc.offload("1")
+    now = time.time() + 60
+    (row,) = deadline_report(svc.store, svc.policy, "UTC", now)
+    assert row["state"] == "done_late"
+    tables = statistics(svc.store.path, svc.audit.db_path, svc.policy, "UTC", now)["tables"]
+    (late,) = tables["late_offloads"]["rows"]
+    assert (late["returns"], late["late"], late["on_time"]) == (1, 1, 0)
