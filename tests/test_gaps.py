@@ -258,11 +258,14 @@ def _rows(gaps: list[Gap]) -> list[tuple]:
 @pytest.mark.parametrize(("events", "recs", "episode", "want"), [t[1:] for t in TABLE],
                          ids=[t[0] for t in TABLE])  # fmt: skip
 def test_find_gaps_table(events, recs, episode, want) -> None:
-    """The rules with manual stops asked about (policy explain_manual_stops = true)."""
+    """002 art.19; 003 art.9, 11: the rules with manual stops asked about (policy
+    explain_manual_stops = true)."""
     assert _rows(find_gaps(events, recs, *episode, report_manual_stops=True)) == want
 
 
 def test_manual_stops_can_be_left_out_and_say_how_long() -> None:
+    """002 art.19; 003 art.9: a manual stop is asked about only when the unit says so, and says
+    how long the recorder was off."""
     events = [*clip("R1", 2_000, 5_000, 1), *clip("R2", 65_000, 70_000, 1)]
     (gap,) = find_gaps(events, [], *EP, report_manual_stops=True)
     assert gap.detail == "stopped by hand and restarted 60 s later"
@@ -270,6 +273,8 @@ def test_manual_stops_can_be_left_out_and_say_how_long() -> None:
 
 
 def test_details_say_where_the_item_came_from() -> None:
+    """002 art.20; 001 art.19(2): each explanation item says where it came from (the recorder's
+    log, a recording cut short, a fault)."""
     logged = find_gaps(clip("R1", 2_000, 5_000, 1, BAT), [], *EP)
     assert logged[0].detail == "the recorder logged recording interrupted (battery)"
     flagged = find_gaps([], [Rec("R1", 2_000, 5_000, CUT, BAT)], *EP)
@@ -316,6 +321,8 @@ _bound = st.one_of(st.none(), st.integers(-10, 210))
 def test_find_gaps_never_raises_and_keeps_its_promises(
     events: list, recs: list, start: int | None, end: int | None, manual: bool
 ) -> None:
+    """002 art.19; 003 art.9, 11: any event log gives each gap once, in order, within the custody
+    episode, never an exception."""
     gaps = find_gaps(events, recs, start, end, report_manual_stops=manual)
     keys = [(g.kind, g.start_ms, g.recording_id or "") for g in gaps]
     assert len(set(keys)) == len(keys)  # the register's UNIQUE never drops one silently
@@ -355,6 +362,8 @@ SENSOR = Gap(FAULT, FAULT, 4_000, 4_000, None, "sensor")
 
 
 def test_register_opens_each_item_once_and_lists_per_officer(env) -> None:
+    """001 art.19(2): each interruption opens one explanation item, audited, listed for its
+    officer."""
     reg = GapRegister(env.store, env.audit)
     assert reg.open_items("EMU1", "1001", 7, [BATTERY, FLAG_ONLY, SENSOR]) == 3
     assert reg.open_items("EMU1", "1001", 7, [SENSOR, FLAG_ONLY, BATTERY]) == 0  # re-read
@@ -462,6 +471,8 @@ def _episode(store: Store, serial: str, out_at: float, in_at: float) -> Any:
 
 
 def test_scan_episode_opens_one_battery_item_from_a_real_recorder(env, start_recorder) -> None:
+    """002 art.20; 001 art.19(2); 003 art.11: a battery cut in a real recorder's log opens one
+    explanation item at return."""
     r = start_recorder(serial="GAP0001", secret=SECRET, recordings=1, interrupted=1)
     now = time.time()
     episode = _episode(env.store, "GAP0001", now - 3 * 3600, now + 60)
@@ -551,6 +562,8 @@ def test_a_unit_that_wants_manual_stops_explained_gets_one_item_per_restart(make
 
 
 def test_find_gaps_leaves_manual_stops_out_unless_asked() -> None:
+    """002 art.20: a manual stop that ends one incident is not an interruption, unless the unit
+    asks."""
     events = [*clip("R1", 2_000, 5_000, 1), *clip("R2", 65_000, 70_000, 1)]
     assert find_gaps(events, [], *EP) == []
     (gap,) = find_gaps(events, [], *EP, report_manual_stops=True)

@@ -80,6 +80,7 @@ def kinds(svc: Any) -> list[str]:
 
 
 def test_recordings_inside_retention_are_kept(docked) -> None:
+    """000 §14.3; 003 art.15; 001 art.20: nothing is purged before its retention ends."""
     svc, register = docked
     for apply in (False, True):
         report = run(svc, register, time.time() + (RETENTION_DAYS - 1) * DAY, apply)
@@ -91,6 +92,8 @@ def test_recordings_inside_retention_are_kept(docked) -> None:
 
 
 def test_past_retention_purged_on_apply_only_and_recorded(docked) -> None:
+    """000 §14.3; 004 att.2 §6: past its retention a recording is purged only when applied, and
+    every purge is recorded."""
     svc, register = docked
     later = time.time() + (RETENTION_DAYS + 1) * DAY
     dry = run(svc, register, later)
@@ -121,6 +124,8 @@ def test_past_retention_purged_on_apply_only_and_recorded(docked) -> None:
 
 
 def test_a_hold_keeps_its_recording_until_a_supervisor_releases_it(docked) -> None:
+    """000 §14.4; 001 art.20: a hold keeps its recording until a supervisor releases it, on their
+    PIN with a reason, audited."""
     svc, register = docked
     entries = svc.store.archive_entries()
     held = entries[1]
@@ -165,6 +170,7 @@ def test_a_hold_keeps_its_recording_until_a_supervisor_releases_it(docked) -> No
 
 
 def test_doubt_keeps(docked) -> None:
+    """000 §14.4: a hold the dock cannot read keeps its recording."""
     svc, register = docked
     a, b, c = svc.store.archive_entries()
     with svc.store._write() as db:  # a hold kind this version does not know, no start time
@@ -186,6 +192,7 @@ def test_doubt_keeps(docked) -> None:
 
 
 def test_a_crash_around_the_deletion_is_finished_on_the_next_run(docked, monkeypatch) -> None:
+    """004 att.2 §6: a purge cut by a crash is finished, and recorded, on the next run."""
     svc, register = docked
     later = time.time() + 99 * DAY
     first, _, _ = svc.store.archive_entries()
@@ -208,6 +215,7 @@ def test_a_crash_around_the_deletion_is_finished_on_the_next_run(docked, monkeyp
 
 
 def test_deadline_report_from_return_to_offload(make_dock) -> None:
+    """003 art.13: the offload deadline report, from the return to the offload."""
     svc, recs = make_dock({"battery_percent": 95.0}, policy={"offload_deadline_hours": 24.0})
     model = recs[0].model
     assert svc.checkout("1001", PIN).granted

@@ -191,7 +191,7 @@ def test_dock_archive_verify_exits_0_after_a_purge(two_packages, monkeypatch, ca
 
 
 def test_fixity_still_reports_a_package_removed_without_a_purge(two_packages) -> None:
-    """A retired package's absence is expected; any other sealed package's is not."""
+    """004 att.2 §4: a retired package's absence is expected; any other sealed package's is not."""
     svc, register, first, _second = two_packages
     register.place("EMU0001", first[0], HoldKind.COMPLAINT, "TS-2", "1002")
     run(svc, register)  # first package re-sealed, second removed by the purge
@@ -204,6 +204,8 @@ def test_fixity_still_reports_a_package_removed_without_a_purge(two_packages) ->
 
 
 def test_a_dry_run_changes_nothing(two_packages) -> None:
+    """004 att.2 §6: a purge's dry run changes nothing, and applying it needs two different
+    supervisors."""
     svc, register, _first, _second = two_packages
     before = sorted(find_bags(evidence(svc)))
     report = run(svc, register, apply=False)
@@ -260,6 +262,7 @@ def test_an_interrupted_purge_is_reported_then_finished_by_the_daemon(
 
 
 def test_a_failed_step_is_audited_and_retried(two_packages, monkeypatch) -> None:
+    """004 att.2 §6: a failed step of a purge is audited and retried."""
     svc, register, first, _second = two_packages
     register.place("EMU0001", first[2], HoldKind.COMPLAINT, "TS-5", "1002")
     real = svc.offloader.seals.reseal
@@ -383,6 +386,7 @@ def test_purge_apply_needs_two_different_supervisors(two_packages, cli) -> None:
 
 
 def test_a_locked_pin_stops_a_purge(two_packages, cli) -> None:
+    """004 att.2 §6: a supervisor whose PIN is locked cannot approve a purge."""
     svc = two_packages[0]
     for _ in range(5):
         svc.store.verify_pin(SUP2, "000000")
@@ -391,6 +395,7 @@ def test_a_locked_pin_stops_a_purge(two_packages, cli) -> None:
 
 
 def test_hold_release_names_the_supervisor(two_packages, cli) -> None:
+    """000 §14.4; 001 art.20: releasing a hold needs a supervisor, named in the record."""
     svc, _register, first, _ = two_packages
     code, out, _ = cli("hold", "add", "EMU0001", first[0], "--kind", "complaint",
                        "--reference", "TS-9")  # fmt: skip
