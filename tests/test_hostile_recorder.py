@@ -423,7 +423,9 @@ def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns
     rig = Rig(m, bounds=Bounds(max_events=300))
     rig.client.authenticate(SECRET)
     first = _custody(store, m.serial, t0, t0 + 8 * 3_600_000)
-    assert scan_episode(rig.client, store, audit, m.serial, first) == 1
+    # the gap, and the recording the log names that the recorder no longer holds (a
+    # continuity flag: deleted before docking? REQUIREMENTS §4)
+    assert scan_episode(rig.client, store, audit, m.serial, first) == 2
     assert rig.requests(MsgType.EVENTS) <= 3  # the tail, not the whole log
 
     t1 = t0 + 24 * 3_600_000  # the next shift: only what came since is read
@@ -431,7 +433,7 @@ def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns
     rig.client.status()
     second = _custody(store, m.serial, t1, t1 + 8 * 3_600_000)
     pages = rig.requests(MsgType.EVENTS)
-    assert scan_episode(rig.client, store, audit, m.serial, second) == 1
+    assert scan_episode(rig.client, store, audit, m.serial, second) == 2
     assert rig.requests(MsgType.EVENTS) - pages == 1
     assert scan_episode(rig.client, store, audit, m.serial, first) == 0  # nothing twice
 
@@ -440,9 +442,10 @@ def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns
     _interrupted(m, t2 + 3_600_000, "REC11")
     rig.client.status()
     third = _custody(store, m.serial, t2, t2 + 8 * 3_600_000)
-    assert scan_episode(rig.client, store, audit, m.serial, third) == 1
+    assert scan_episode(rig.client, store, audit, m.serial, third) == 2
     items = GapRegister(store, audit).list_items("1001")
-    assert [i.recording_id for i in items] == ["REC9", "REC10", "REC11"]
+    assert [i.recording_id for i in items if i.kind == "interrupted"] == ["REC9", "REC10", "REC11"]
+    assert [i.recording_id for i in items if i.kind == "missing"] == ["REC9", "REC10", "REC11"]
 
 
 # ---------------------------------------------------------------------- 6. timing, as written
