@@ -25,6 +25,7 @@ from dock.evidence.fixity import find_bags
 from dock.evidence.holds import HoldRegister
 from dock.evidence.retention import HoldKind
 from dock.services import access, officers
+from dock.services.requests import call
 
 from .web_harness import PEOPLE, login, set_language
 
@@ -56,8 +57,9 @@ def test_an_export_runs_shows_progress_and_downloads_by_id(
     svc, url = web.svc, web.url
     footage = archived(svc)
     assert len(footage) == 2  # the harness's sweep offloaded, verified and sealed them
+    # the officer asks; the request names the supervisor to extract (who alone may run it)
     req = access.request(svc, OFFICER, "court: case 2026-41", "export",
-                         [f"EMU0001:{rid}" for rid in footage])  # fmt: skip
+                         [f"EMU0001:{rid}" for rid in footage], extractor=SUP)  # fmt: skip
     access.approve(svc, SUP, req.id, SUP, SUP_PIN)
 
     # The daemon's export waits until the test has seen it running: a moment chosen, not slept.
@@ -193,10 +195,11 @@ def test_a_purge_needs_two_different_supervisors(make_web_dock, page, screenshot
     page.click("text=Preview (dry run)")
     assert "1 of 2 recordings would be purged" in page.inner_text("[data-test=purge-result]")
 
-    def apply(second: str, second_pin: str) -> None:
+    def apply(second: str, second_pin: str, appraisal: str = "") -> None:
         page.fill("input[name=pin]", SUP_PIN)
         page.fill("input[name=second]", second)
         page.fill("input[name=second_pin]", second_pin)
+        page.fill("input[name=appraisal]", appraisal)
         page.click("button.danger")
 
     apply(SUP, SUP_PIN)  # the same supervisor twice: refused, in one line
@@ -207,7 +210,12 @@ def test_a_purge_needs_two_different_supervisors(make_web_dock, page, screenshot
     assert "Refused" in page.inner_text("[data-test=problem]")
     assert all(os.path.exists(f) for f in files.values()) and not kinds(svc, "purge")
 
-    apply(SUP2, SUP2_PIN)
+    # 004 att.2 §6: the purge cites an appraisal another supervisor approved
+    proposed = call(svc, "appraisal.propose", {"proposer": SUP, "pin": SUP_PIN, "reason":
+                    "retention ended", "candidates": True}, actor=SUP)  # fmt: skip
+    call(svc, "appraisal.approve", {"appraisal_id": proposed.id, "supervisor": SUP2,
+         "pin": SUP2_PIN}, actor=SUP2)  # fmt: skip
+    apply(SUP2, SUP2_PIN, str(proposed.id))
     assert "1 of 2 recordings purged" in page.inner_text("[data-test=purge-result]")
     screenshot(page, "supervisor-purge-applied-en-1280")
     assert not os.path.exists(files["REC000001"])  # gone from the archive

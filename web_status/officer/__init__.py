@@ -9,7 +9,7 @@ from web_status.home.views import AREAS
 
 bp = Blueprint("officer", __name__, url_prefix="/officer", template_folder="templates")
 
-from web_status.officer import api, views  # noqa: E402, F401 - routes register on import
+from web_status.officer import api, footage, views  # noqa: E402, F401 - routes register on import
 
 #: The start page links here for those who hold the role (home.views.AREAS).
 if not any(a[0] == "officer.index" for a in AREAS):

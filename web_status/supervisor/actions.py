@@ -155,6 +155,8 @@ def purge_apply(fields: Mapping[str, Any]) -> dict[str, Any]:
             "supervisor_pin": pin(fields, "pin", "supervisor.your_pin"),
             "second_supervisor": text(fields, "second", "supervisor.purge.second"),
             "second_pin": pin(fields, "second_pin", "supervisor.purge.second_pin")}  # fmt: skip
+    if str(fields.get("appraisal") or "").strip():  # 004 att.2 §6: the daemon refuses without
+        args["appraisal"] = _int(fields, "appraisal", "supervisor.purge.appraisal")
     result: dict[str, Any] = act("purge.run", args)
     return result
 
@@ -207,8 +209,12 @@ def start_export(request_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         raise Problem(t("supervisor.err.not_exportable", request=request_id))
     size = custody_views.request_size(dock().store, request_id)
     token, view = person().token, dock()  # the thread has no request context
+    # recordings marked confidential go out only when this box was ticked (002 art.26)
+    confirm = fields.get("confirm") in ("1", "on", True)
 
     def run(args: dict[str, Any]) -> Any:
+        if confirm:
+            args = {**args, "confirm_confidential": True}
         return view.act(token, "access.export", args)
 
     job = exports().start(request_id, person().id, size, run, extractor, place, iso)
