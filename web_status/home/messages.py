@@ -34,6 +34,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "home.fleet.shortfall": {"en": "SHORTFALL", "zh": "配备不足"},
     "home.fleet.met": {"en": "met", "zh": "达标"},
+    "home.not_returned": {
+        "en": "NOT RETURNED: recorder {serial} of officer {officer}, checked out {out}, "
+        "due back by {due}.",
+        "zh": "未归还：执法人员 {officer} 的记录仪 {serial}，领用于 {out}，应于 {due} 前归还。",
+    },
     "home.slots_unavailable": {
         "en": "The slots cannot be shown: the dock's service is not answering.",
         "zh": "无法显示槽位：采集站服务无响应。",

@@ -51,8 +51,10 @@ def index() -> str:
         report = dock().status()
         slots, now = report.get("slots", []), report.get("time_utc")
         fleet = report.get("fleet")  # recorders per officer against the minimum (001 art.18)
+        # recorders not back by the end of their shift (000 §14.1; 002 art.22; 003 art.21)
+        away = report.get("not_returned") or []
     except (DaemonUnavailable, DaemonError):
-        slots, now, fleet = None, None, None
+        slots, now, fleet, away = None, None, None, []
     states = {k for k in CATALOGUE if k.startswith("home.state.")}
     return render_template(
         "home/index.html",
@@ -60,6 +62,7 @@ def index() -> str:
         slots=slots,
         now=now,
         fleet=fleet,
+        not_returned=away,
         state_keys=states,
         live_labels=_live_labels(states),
     )
