@@ -267,7 +267,8 @@ class ContinuityRegister:
     ) -> None:
         self.store = store
         self.audit = audit
-        self._clock: Callable[[], float] = clock or getattr(store, "clock", time.time)
+        fallback: Callable[[], float] = getattr(store, "clock", time.time)
+        self._clock: Callable[[], float] = clock or fallback
         self.items = GapTable(store)
         self.marks = ContinuityTable(store)
 
