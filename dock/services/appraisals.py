@@ -6,12 +6,15 @@ a purge that deletes cites an approved one (``dock.services.purge``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from dock.evidence.access import parse_recording
 from dock.evidence.appraisals import Appraisal, AppraisalError, AppraisalRegister
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
 from dock.services.purge import purge
+from dock.storage.retention_tables import AppraisalTable
+from dock.storage.store import Store
 
 
 def register(dock: DockContext) -> AppraisalRegister:
@@ -67,3 +70,14 @@ def reject(
 def listing(dock: DockContext) -> list[Appraisal]:
     """Every appraisal, oldest first (read-only)."""
     return register(dock).every()
+
+
+def rows(store: Store) -> list[dict[str, Any]]:
+    """Every appraisal as the pages show it, newest first (read-only: the web process
+    reads the dock database, the daemon writes it)."""
+    table = AppraisalTable(store)
+    out = []
+    for row in reversed(table.every()):
+        members = table.members(row["id"])
+        out.append(row | {"recordings": [f"{s}:{r}" for s, r in members]})
+    return out

@@ -103,10 +103,12 @@ def purge_preview() -> Response:
     return _run(actions.purge_preview)
 
 
-@api_route("/supervisor/purge/apply", summary="Purge now: this supervisor and a second, PINs",
+@api_route("/supervisor/purge/apply",
+           summary="Purge now: this supervisor and a second, PINs, and the approved appraisal",
            roles=SUP, methods=("POST",), response_schema=_OBJ,
-           request_schema=_body({"pin": _S, "second": _S, "second_pin": _S},
-                                ["pin", "second", "second_pin"]))  # fmt: skip
+           request_schema=_body({"pin": _S, "second": _S, "second_pin": _S,
+                                 "appraisal": {"type": "integer", "minimum": 1}},
+                                ["pin", "second", "second_pin", "appraisal"]))  # fmt: skip
 def purge_apply() -> Response:
     return _run(lambda: actions.purge_apply(_fields()))
 

@@ -166,6 +166,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "supervisor.purge.second": {"en": "Second supervisor's number", "zh": "第二位主管警号"},
     "supervisor.purge.second_pin": {"en": "Second supervisor's PIN", "zh": "第二位主管密码"},
     "supervisor.purge.apply_send": {"en": "Purge now", "zh": "立即清理"},
+    "supervisor.purge.appraisal": {
+        "en": "Approved appraisal (number)",
+        "zh": "已批准的鉴定（编号）",
+    },
     "supervisor.access.title": {"en": "Access and exports", "zh": "调阅与导出"},
     "supervisor.access.list": {"en": "Requests", "zh": "申请"},
     "supervisor.access.none": {"en": "No requests.", "zh": "没有申请。"},
