@@ -367,6 +367,7 @@ class _Rec:
     end_ms: int
     signature: bytes | None = b"s" * 64
     sequence: int | None = None
+    time_doubt: str | None = None
 
 
 def _ep(i: int, out_s: float, in_s: float | None) -> Custody:
@@ -487,3 +488,12 @@ def test_find_unlisted_only_the_episodes_own_recordings_that_are_gone() -> None:
     listed = [_Rec("R-listed", 1_200_000, 1_201_000)]
     got = find_unlisted(events, listed, lambda rid: rid == "R-archived", EP[0], Mark(), 120_000)
     assert [(b.kind, b.recording_id, b.custody_id) for b in got] == [(MISSING, "R-in", 1)]
+
+
+def test_a_recording_outside_the_episode_because_of_a_wrong_clock_says_so() -> None:
+    """003 art.11; 004 att.3 art.9: a recording flagged outside its episode whose times
+    the dock already doubts (the recorder's clock) carries that doubt in its detail, so
+    the supervisor can tell a clock from inserted footage."""
+    rec = _Rec("z", 5_000, 6_000, time_doubt="start before 2000-01-01")
+    (flag,) = find_breaks([rec], ["z"], Mark(), EP, False, 120_000)
+    assert flag.kind == OUTSIDE_EPISODE and "start before 2000-01-01" in flag.detail

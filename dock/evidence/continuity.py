@@ -192,13 +192,15 @@ def find_breaks(
             assert episode is not None
             before = r.start_ms < episode.out_at * 1000 - tolerance_ms
             back = "still out" if episode.in_at is None else _utc(round(episode.in_at * 1000))
+            doubt = getattr(r, "time_doubt", None)  # the recorder's clock, not the footage?
+            clock = f"; its times cannot be right: {doubt}" if doubt else ""
             found.append(Break(
                 OUTSIDE_EPISODE, "before_checkout" if before else "after_return",
                 r.start_ms, r.end_ms, r.id,
                 f"recorded {_utc(r.start_ms)} to {_utc(r.end_ms)}, outside the custody "
                 f"episode {episode.id} (out {_utc(round(episode.out_at * 1000))}, back "
                 f"{back}; {tolerance_ms / 1000:g} s allowed for the clock): after-the-fact "
-                "recording or inserted footage?",
+                f"recording or inserted footage?{clock}",
                 episode.officer_id, episode.id,
             ))  # fmt: skip
         if (device_signs or mark.signs) and not r.signature:
