@@ -358,3 +358,52 @@ def test_a_purpose_is_one_bounded_line(docked) -> None:
             reg.request("1002", bad, _recs(entries), "view")
     req = reg.request("1002", "two\nlines   here", _recs(entries), "view")
     assert req.purpose == "two lines here"
+
+
+def test_the_command_line_views_copies_and_marks(docked, tmp_path, monkeypatch, capsys) -> None:
+    """003 art.17 (registered before viewing), 002 art.26 (marks), through `dock access`:
+    view and copy run as --actor, refused (exit 1) for anyone the request does not name;
+    marks are placed and listed."""
+    import argparse
+    import json
+
+    from dock.cli import access as cli_access
+
+    svc, _reg, entries, _ = docked
+    monkeypatch.setattr(cli_access, "service_from", lambda args: svc)
+    parser = argparse.ArgumentParser(prog="dock")
+    parser.add_argument("--config")
+    parser.add_argument("--actor", default="clerk")
+    cli_access.register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> tuple[int, str]:
+        args = parser.parse_args(list(argv))
+        code = args.func(args)
+        return code, capsys.readouterr().out
+
+    first, second = (f"{s}:{r}" for s, r in _recs(entries))
+    code, out = run("--actor", "1002", "access", "request", "--purpose", "complaint 9",
+                    "--kind", "copy", first, second, "--json")  # fmt: skip
+    req = json.loads(out)
+    assert code == 0 and req["runner"] == "1002"
+    assert run("access", "approve", str(req["id"]), "--supervisor", SUPERVISOR, "--pin",
+               SUPERVISOR_PIN)[0] == 0  # fmt: skip
+    out_dir = tmp_path / "copies"
+    assert run("--actor", "1001", "access", "copy", str(req["id"]), "--to", str(out_dir))[0] == 1
+    assert not out_dir.exists()
+    code, out = run("--actor", "1002", "access", "view", str(req["id"]), first, "--to",
+                    str(out_dir), "--json")  # fmt: skip
+    made = json.loads(out)
+    assert code == 0 and len(made["files"]) == 1 and os.path.isfile(made["files"][0]["path"])
+    code, out = run("access", "mark", "--by", KEEPER, "--pin", KEEPER_PIN, "--category",
+                    "commercial_secret", "--reason", "trade secret on screen", second)  # fmt: skip
+    assert code == 0
+    code, out = run("--actor", "1002", "access", "copy", str(req["id"]), "--to", str(out_dir))
+    assert code == 1  # marked: a copy needs the confirmation
+    code, out = run("--actor", "1002", "access", "copy", str(req["id"]), "--to", str(out_dir),
+                    "--confirm-confidential")  # fmt: skip
+    assert code == 0 and "registered first" in out
+    code, out = run("access", "marks", "--json")
+    (m,) = json.loads(out)
+    assert m["category"] == "commercial_secret" and m["marked_by"] == KEEPER
+    assert [e["action"] for e in _reg.log(req["id"])] == ["view", "copy", "copy"]

@@ -80,8 +80,8 @@ def test_marks_narrow_and_views_are_registered_first_on_the_pages(
     assert "Registered, then 1 working copies" in page.inner_text("[data-test=done]")
     (logged,) = access.register(svc).log(req["id"])
     assert logged["who"] == OTHER and logged["action"] == "view"
-    link = page.locator("[data-test=copy-file]").first
-    body = page.request.get(url + link.get_attribute("href")).body()
+    href = page.locator("[data-test=copy-file]").first.get_attribute("href")
+    body = page.request.get(url + href).body()
     plain_entry = entries[1]
     assert hashlib.sha256(body).digest() == bytes(plain_entry["sha256"])
     original = os.path.join(svc.offloader.evidence_dir, plain_entry["path"])
@@ -100,6 +100,7 @@ def test_marks_narrow_and_views_are_registered_first_on_the_pages(
     set_language(page, web, "en")
     page.goto(url + "/officer/footage")
     assert page.locator("[data-test=direct-hint]").count() == 1
+    assert page.request.get(url + href).status == 404  # another person's copy: not theirs
     page.check(f'input[name=recordings][value="{marked}"]')
     page.fill("input[name=purpose]", "纪检 review 2026-3")
     page.click("#ask button[type=submit]")
