@@ -257,3 +257,30 @@ def test_statistics_count_a_late_offload_from_the_recording(make_dock) -> None:
     tables = statistics(svc.store.path, svc.audit.db_path, svc.policy, "UTC", now)["tables"]
     (late,) = tables["late_offloads"]["rows"]
     assert (late["returns"], late["late"], late["on_time"]) == (1, 1, 0)
+
+
+def test_dock_deadlines_shows_a_recorder_away(make_dock, monkeypatch, capsys) -> None:
+    """002 art.23: `dock deadlines` lists a recorder still away with where its deadline
+    started, and exits 1 while one is overdue."""
+    import argparse
+
+    from dock.cli import retention as cli_retention
+
+    svc, recs = make_dock({"battery_percent": 95.0})
+    for _ in range(5):
+        svc.sweep()
+        if svc.views["1"].ready:
+            break
+    svc.store._clock = StoreClock(time.time() - 3 * 24 * H)  # out three days
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    monkeypatch.setattr(cli_retention, "service_from", lambda args: svc)
+    parser = argparse.ArgumentParser()
+    cli_retention.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["deadlines"])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    serial = recs[0].model.serial
+    (line,) = [x for x in out.splitlines() if x.startswith(serial)]
+    assert "AWAY since" in line and "from the recording" in line and "overdue" in line
+    assert "1 episode(s) listed (1 away), 1 overdue or at risk" in out

@@ -102,7 +102,14 @@ def event(kind, **data):
             set(),
         ),
         (event("fixity.failed", path="/a/b", serial="X"), {("fixity_failed", "/a/b")}, set()),
-        (event("checkin", serial="X"), set(), set()),
+        # 000 §14.1; 002 art.22; 003 art.21: a recorder not back by the end of its shift,
+        # until it is checked in
+        (
+            event("recorder.not_returned", serial="X", officer="1001", due="…"),
+            {("recorder_not_returned", "X")},
+            set(),
+        ),
+        (event("checkin", serial="X"), set(), {("recorder_not_returned", "X")}),
         (event("checks.failed", serial="X", failed=["battery_low"]), set(), set()),
     ],
 )
