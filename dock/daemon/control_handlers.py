@@ -149,10 +149,10 @@ def service_handlers(
         pin = args.text("pin")
         if slot not in svc.views:
             raise RequestFailed("no_slot", f"no slot {slot!r}")
-        if officer is None:
-            name, given = "custody.handover_badge", {"slot": slot}
-        else:
-            name, given = "custody.handover", {"slot": slot, "officer": officer, "pin": pin}
+        given: dict[str, Any] = {"slot": slot}
+        name = "custody.handover_badge"
+        if officer is not None:
+            name, given = "custody.handover", {**given, "officer": officer, "pin": pin}
         try:
             return dict(requests.call(svc, name, given, actor=officer or "kiosk"))
         except RequestError as exc:
