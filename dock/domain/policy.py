@@ -74,6 +74,12 @@ class Policy:
     #: an item per incident buries the real interruptions. Interruptions and faults are
     #: items whatever this says.
     explain_manual_stops: bool = False
+    # --- continuity of footage (REQUIREMENTS §4) --------------------------------------
+    #: Seconds a recording may start before the check-out or end after the return (the
+    #: recorder's clock, set at every inspection, may have drifted since) before it is
+    #: flagged as made outside the custody episode: after-the-fact recording or inserted
+    #: footage (003 art.11, 13; 001 art.19(3); 002 art.23).
+    continuity_tolerance_s: float = 120.0
 
 
 ERASE_MODES = ("after_verify", "after_second_copy")
@@ -90,12 +96,6 @@ def _check(policy: Policy) -> Policy:
     return policy
 
 
-    # --- continuity of footage (REQUIREMENTS §4) --------------------------------------
-    #: Seconds a recording may start before the check-out or end after the return (the
-    #: recorder's clock, set at every inspection, may have drifted since) before it is
-    #: flagged as made outside the custody episode: after-the-fact recording or inserted
-    #: footage (003 art.11, 13; 001 art.19(3); 002 art.23).
-    continuity_tolerance_s: float = 120.0
 PRESETS: dict[str, Policy] = {
     # The strictest of all: shortest deadline, longest retention.
     "strictest": Policy("strictest"),

@@ -134,10 +134,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "recorder not returned by the end of its shift",
         "zh": "执法记录仪班次结束未归还",
     },
-    "audit.kind.recorder_not_returned": {
-        "en": "recorder not returned by the end of its shift",
-        "zh": "执法记录仪班次结束未归还",
-    },
     "audit.kind.fixity_check": {"en": "fixity check", "zh": "完整性检查"},
     "audit.kind.fixity_failure": {"en": "fixity failure", "zh": "完整性检查失败"},
     "audit.kind.gap_opened": {"en": "gap found", "zh": "发现录像缺口"},
