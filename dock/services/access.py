@@ -11,6 +11,8 @@ from typing import Any
 
 from dock.devices.clock import utc_iso
 from dock.evidence.access import ACTIONS, AccessRegister, AccessRequest, parse_recording
+from dock.evidence.access import CATEGORIES as CATEGORIES  # for the pages (web_status)
+from dock.evidence.access import KINDS as KINDS  # may not import dock.evidence
 from dock.evidence.export import ExportResult
 from dock.evidence.export import export as export_request
 from dock.evidence.working_copies import WorkingCopies, produce

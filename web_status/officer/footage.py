@@ -26,7 +26,6 @@ from flask import abort, current_app, render_template, send_file
 from werkzeug.wrappers import Response
 
 from dock.domain.roles import KEEPER, OFFICER, OVERSIGHT, SUPERVISOR
-from dock.evidence.access import CATEGORIES, KINDS
 from dock.services import access
 from web_status import i18n
 from web_status.auth import dock, person, require_role
@@ -108,15 +107,15 @@ def _reads() -> dict[str, Any]:
         "recordings": access.recordings_for(store, who),
         "requests": access.requests_of(store, who, time.time()),
         "made": copies().of(who),
-        "kinds": KINDS,
-        "categories": CATEGORIES,
+        "kinds": access.KINDS,
+        "categories": access.CATEGORIES,
         "direct": OVERSIGHT in person().roles,
     }
 
 
 def ask(fields: Any) -> dict[str, Any]:
     kind = text(fields, "kind", "footage.kind")
-    if kind not in KINDS:
+    if kind not in access.KINDS:
         raise Problem(t("footage.err.choice"))
     raw = fields.getlist("recordings") if hasattr(fields, "getlist") else fields.get(
         "recordings", [])  # fmt: skip

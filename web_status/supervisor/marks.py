@@ -13,7 +13,6 @@ from typing import Any
 from flask import render_template
 
 from dock.domain.roles import KEEPER, SUPERVISOR
-from dock.evidence.access import CATEGORIES
 from dock.services import access
 from web_status import i18n
 from web_status.auth import dock, person, require_role
@@ -27,7 +26,7 @@ REASON_MAX = 500
 
 def mark(fields: Mapping[str, Any]) -> Any:
     category = text(fields, "category", "marks.category")
-    if category not in CATEGORIES:
+    if category not in access.CATEGORIES:
         raise Problem(t("marks.err.choice"))
     raw = fields.get("recordings", "")
     recordings = [x for x in str(raw).split() if x][:200]
@@ -58,7 +57,7 @@ def release(mark_id: int, fields: Mapping[str, Any]) -> Any:
 
 def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
     page = render_template(
-        "supervisor/marks.html", marks=access.marks(dock().store), categories=CATEGORIES,
+        "supervisor/marks.html", marks=access.marks(dock().store), categories=access.CATEGORIES,
         may_release=SUPERVISOR in person().roles, **extra,
     )  # fmt: skip
     return page, status
