@@ -117,6 +117,26 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "maintenance.mark_repaired": {"en": "Repaired: back in service", "zh": "已修复，恢复使用"},
     "maintenance.flagged": {"en": "{serial}: {what}.", "zh": "{serial}：{what}。"},
+    # maintenance on a schedule (000 §14.1; 002 art.22)
+    "maintenance.due_title": {"en": "Scheduled maintenance", "zh": "定期维护保养"},
+    "maintenance.due_on": {"en": "maintenance due {date}", "zh": "维护保养到期日 {date}"},
+    "maintenance.overdue_since": {
+        "en": "maintenance overdue since {date}",
+        "zh": "维护保养已逾期（自{date}起）",
+    },
+    "maintenance.due_none": {"en": "No date set.", "zh": "未设定日期。"},
+    "maintenance.due_help": {
+        "en": "From this date the recorder fails its pre-shift check until a new date is set "
+        "(empty: no date).",
+        "zh": "自该日起，记录仪班前检查不通过，直至设定新的日期（留空：不设日期）。",
+    },
+    "maintenance.due_date": {"en": "Due on", "zh": "到期日"},
+    "maintenance.due_send": {"en": "Set date", "zh": "设定日期"},
+    "maintenance.due_set": {
+        "en": "{serial}: maintenance {due}.",
+        "zh": "{serial}：维护保养 {due}。",
+    },
+    "maintenance.due_cleared": {"en": "date cleared", "zh": "日期已清除"},
     "maintenance.now_maintenance": {"en": "now in maintenance", "zh": "已标记为维修中"},
     "maintenance.now_repaired": {"en": "repaired, back in service", "zh": "已修复，恢复使用"},
     "maintenance.unknown_device": {"en": "No such recorder.", "zh": "没有这台记录仪。"},

@@ -4,13 +4,15 @@ daemon as the logged-in person (``DockView.act``), so each is audited with them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.roles import ADMIN, MAINTENANCE
+from dock.services.device_care import local_date
 from dock.storage.audit.reader import AuditFilter, AuditQueryTooSlow, AuditReader
 from dock.storage.maintenance_tables import SLOT_ERROR_KINDS, MaintenanceReads, SlotErrorTable
 from web_status.auth import dock, person, require_role
@@ -87,15 +89,25 @@ def slot_rows() -> tuple[list[dict[str, Any]], bool]:
     return rows, up
 
 
+def due_of(d: Any) -> tuple[str | None, bool]:
+    """A recorder's maintenance due date (local, ISO) and whether it has come (000 §14.1)."""
+    if d.maintenance_due is None:
+        return None, False
+    tz = current_app.config.get("DOCK_TIMEZONE", "Asia/Shanghai")
+    return local_date(d.maintenance_due, tz), time.time() >= d.maintenance_due
+
+
 def device_rows() -> list[dict[str, Any]]:
     last = reads().last_status()
     out = []
     for d in dock().store.devices():
         s = last.get(d.serial, {})
+        due, overdue = due_of(d)
         out.append(
             {
                 "serial": d.serial, "model": d.model, "firmware": d.firmware,
                 "lost": d.lost, "maintenance": d.maintenance, "note": d.note,
+                "due": due, "overdue": overdue,
                 "battery_percent": s.get("battery_percent"),
                 "health": s.get("battery_health_percent"),
                 "cycles": s.get("battery_cycles"),
@@ -160,9 +172,12 @@ def device(serial: str) -> str:
     plots, rows = history_series(serial)
     when = fmt_time
     entries, slow = faults(serial)
+    due, overdue = due_of(found)
     return render_template(
         "maintenance/device.html",
         d=found,
+        due=due,
+        overdue=overdue,
         plots=[
             (f"{p.title} ({p.unit})" if p.unit else p.title, svg(p, when, t("maintenance.no_data")))
             for p in plots
@@ -208,6 +223,20 @@ def flag(serial: str) -> Response:
             done = "now_maintenance" if action == "maintenance" else "now_repaired"
             what = t(f"maintenance.{done}")
             flash(t("maintenance.flagged", serial=serial, what=what), "ok")
+    return redirect(url_for("maintenance.device", serial=serial))
+
+
+@bp.post("/device/<serial>/due")
+@require_role(*ROLES)
+def maintenance_due(serial: str) -> Response:
+    """Set or clear when the recorder's maintenance falls due (000 §14.1; 002 art.22)."""
+    if dock().store.device(serial) is None:
+        abort(404)
+    due = request.form.get("due", "").strip()[:32] or "none"
+    done = _act("device.maintenance_due", {"serial": serial, "due": due})
+    if done is not None:
+        said = t("maintenance.due_cleared") if done["due"] is None else done["due"]
+        flash(t("maintenance.due_set", serial=serial, due=said), "ok")
     return redirect(url_for("maintenance.device", serial=serial))
 
 
