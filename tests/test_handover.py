@@ -258,3 +258,39 @@ def test_a_register_that_fails_never_holds_up_the_offload(
     archived = svc.store.archive_entries()
     assert len(archived) == 2 and all(r["erased_at"] is not None for r in archived)
     assert HandoverTable(svc.store).pending() == []
+
+
+def test_dock_handover_signs_and_lists_the_register_on_the_command_line(
+    tmp_path, start_recorder, capsys
+) -> None:
+    """001 art.19(3), 003 art.21(2): ``dock handover sign`` (the request table, no daemon
+    running) signs for a return, a wrong PIN refused in one line with the tries left;
+    ``dock handover list`` shows the register with a return by someone else flagged."""
+    from dock.cli.main import main
+    from dock.config import load_config
+    from dock.daemon.composition import build_service
+
+    from .conftest import write_dock_config
+
+    rec = start_recorder(listen="tcp://127.0.0.1:0", recordings=0, serial="EMU0001")
+    path, _state, _evidence = write_dock_config(tmp_path, rec.url)
+    svc = build_service(load_config(path))
+    svc.enrol("1", "admin")
+    svc.store.add_officer("1001", "Wang Wei", "Traffic 3", PIN)
+    svc.store.add_officer("1002", "Li Na", "Traffic 3", PIN)
+    svc.sweep()
+    out_and_back(svc, rec, start_recorder, recordings=0)
+    capsys.readouterr()
+
+    base = ["--config", str(path), "handover"]
+    assert main([*base, "sign", "--slot", "1", "--officer", "1002", "--pin", "000000"]) == 1
+    said = capsys.readouterr().out
+    assert said == "not signed: officer number or PIN not recognised (4 tries left)\n"
+    assert main([*base, "sign", "--slot", "1", "--officer", "1002", "--pin", PIN]) == 0
+    said = capsys.readouterr().out
+    assert said == "signed: EMU0001 in slot 1 handed back by 1002, NOT its custodian 1001\n"
+    assert main([*base, "list"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "EMU0001" in line and "custodian 1001  returned by 1002 (pin)  BY OTHER" in line
+    (entry,) = kinds(svc, AuditKind.HANDOVER_BY_OTHER)
+    assert entry.actor == "1002"

@@ -22,6 +22,7 @@ READ_ONLY_CLI = {
     "probe",  # one recorder's status; changes nothing on either side
     "run",  # the daemon: its sweeps are the dock's own work, not a request
     "status",  # a sweep now and its report, as one turn of `dock run`
+    "handover list",
     "officer list",
     "device list",
     "case show",

@@ -1,5 +1,5 @@
-"""``dock checkout`` and ``dock status``: thin over ``dock.services.custody`` and
-``dock.services.status``."""
+"""``dock checkout``, ``dock status`` and ``dock handover``: thin over
+``dock.services.custody``, ``dock.services.status`` and ``dock.services.handover_views``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from dock.daemon.control_handlers import decision_from_dict
 from dock.domain.fleet import ratio_line
 from dock.services.daemon_link import DaemonError
 from dock.services.errors import RequestError
+from dock.services.handover_views import register as handover_register
 from dock.services.status import status_report
 from dock.support.text import json_text, shown
 
@@ -133,6 +134,43 @@ def handover_line(h: dict[str, Any] | None) -> str | None:
     return f"return of {holder}'s recorder NOT SIGNED FOR (handover unsigned)"
 
 
+def cmd_handover(args: argparse.Namespace) -> int:
+    """``sign``: whoever returned the recorder in a slot signs the handover (001 art.19(3)),
+    through the daemon when one runs, else here; ``list``: the handover register."""
+    cfg = load_or_exit(args)
+    if args.action == "list":
+        rows = handover_register(build_or_exit(cfg).store, args.serial)
+        if args.json:
+            print(json_text(rows, indent=2))
+            return 0
+        if not rows:
+            print("no handover registered")
+        for h in rows:
+            by = shown(h.get("returned_by") or "-")
+            flag = "" if h["state"] == "signed" else f"  {h['state'].upper().replace('_', ' ')}"
+            who = f"custodian {shown(h['custodian'])}  returned by {by} ({h['how']}){flag}"
+            print(f"{h['at_utc']}  {shown(h['serial']):<9} slot {shown(h['slot'])}  {who}")
+        return 0
+    given = {"slot": args.slot, "officer": args.officer, "pin": pin(args.pin, "PIN: ")}
+    try:
+        result = ask_daemon(cfg, "handover", given)
+        if result is None:
+            result = call(build_or_exit(cfg), args, "custody.handover", given)
+    except RequestError as exc:
+        return fail("handover", exc, EXIT_USAGE)
+    except DaemonError as exc:
+        return daemon_failed("handover", exc)
+    if args.json:
+        print(json_text(result, indent=2))
+    elif result.get("signed"):
+        other = "" if result.get("by_custodian") else f", NOT its custodian {result['custodian']}"
+        print(f"signed: {shown(result['serial'])} in slot {shown(result['slot'])} handed back "
+              f"by {shown(result['returned_by'])}{other}")  # fmt: skip
+    else:
+        print(f"not signed: {shown(result.get('message'), 300)}")
+    return 0 if result.get("signed") else EXIT_REFUSED
+
+
 def register(sub: Any) -> None:
     co = add_parser(sub, "checkout", help="check a recorder out to an officer")
     co.add_argument("--officer", help="officer number")
@@ -147,3 +185,15 @@ def register(sub: Any) -> None:
     st = add_parser(sub, "status", help="check every slot now and show the result")
     add_json(st)
     st.set_defaults(func=cmd_status)
+    ho = add_parser(sub, "handover", help="the handover on return (001 art.19(3))")
+    hs = ho.add_subparsers(dest="action", required=True)
+    sign = add_parser(hs, "sign", help="sign for the recorder returned to a slot")
+    sign.add_argument("--slot", required=True)
+    sign.add_argument("--officer", required=True, help="who returned it")
+    sign.add_argument("--pin", help="their PIN (prompted for when omitted)")
+    add_json(sign)
+    sign.set_defaults(func=cmd_handover, request="custody.handover")
+    ls = add_parser(hs, "list", help="the handover register, newest first")
+    ls.add_argument("--serial", help="one recorder's")
+    add_json(ls)
+    ls.set_defaults(func=cmd_handover)
