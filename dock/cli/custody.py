@@ -185,6 +185,7 @@ def register(sub: Any) -> None:
     st = add_parser(sub, "status", help="check every slot now and show the result")
     add_json(st)
     st.set_defaults(func=cmd_status)
+
     ho = add_parser(sub, "handover", help="the handover on return (001 art.19(3))")
     hs = ho.add_subparsers(dest="action", required=True)
     sign = add_parser(hs, "sign", help="sign for the recorder returned to a slot")
