@@ -244,3 +244,18 @@ def test_an_open_case_keeps_footage_while_its_retention_has_not_ended_either(
     report = purge_service(svc, "clerk")  # now: within retention
     assert [i["action"] for i in report.items] == ["keep"]
     assert report.items[0]["reason"].startswith("retention:")
+
+
+def test_footage_in_two_cases_is_kept_while_either_is_open(make_dock, monkeypatch) -> None:
+    """000 §14.4; 001 art.20: a recording filed under two cases stays while one of them
+    is still open, whichever closes first; it goes when both are closed."""
+    svc, _recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.05},
+                           policy={"retention_days": RETENTION_DAYS})  # fmt: skip
+    svc.sweep()
+    (rid,) = [e["recording_id"] for e in svc.store.archive_entries()]
+    _attach(svc, "C-1", rid)
+    _attach(svc, "C-2", rid)
+    for case in ("C-1", "C-2"):
+        assert _decisions(svc, monkeypatch)[rid] == ("keep", "case_open: evidence in an open case")
+        call(svc, "clerk", "case.close", {"case": case, "officer": SUP, "pin": SUP_PIN})
+    assert _decisions(svc, monkeypatch)[rid][0] == "would_purge"
