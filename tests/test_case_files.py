@@ -259,3 +259,47 @@ def test_footage_in_two_cases_is_kept_while_either_is_open(make_dock, monkeypatc
         assert _decisions(svc, monkeypatch)[rid] == ("keep", "case_open: evidence in an open case")
         call(svc, "clerk", "case.close", {"case": case, "officer": SUP, "pin": SUP_PIN})
     assert _decisions(svc, monkeypatch)[rid][0] == "would_purge"
+
+
+def test_case_commands_on_the_command_line(make_dock, monkeypatch, capsys) -> None:
+    """000 §14.4; 001 art.20: `dock case open|close|show` say the case's state in one
+    line; an officer may not close a case (refused, exit 1, audited), bad input is one
+    line and exit 2, never a traceback."""
+    import argparse
+    import io
+
+    from dock.cli import cases as cli_cases
+
+    svc, _recs = make_dock({"battery_percent": 95.0})
+    monkeypatch.setattr(cli_cases, "service_from", lambda args: svc)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--actor", default="clerk")
+    parser.add_argument("--config")
+    cli_cases.register(parser.add_subparsers(dest="command", required=True))
+
+    def dock(*argv: str) -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        args = parser.parse_args(argv)
+        code = args.func(args)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = dock("case", "open", "C-4", "--cause", "盗窃", "--party", "张三",
+                        "--officer", "1001", "--pin", PIN)  # fmt: skip
+    assert (code, out) == (0, "case C-4: open; cause: 盗窃; party: 张三\n")
+    code, _, err = dock("case", "close", "C-4", "--officer", "1001", "--pin", PIN)
+    assert code == 1 and err.count("\n") == 1 and "refused" in err
+    assert [e.data["action"] for e in svc.audit.entries() if e.kind == "case_refused"] == [
+        "case_close"
+    ]
+    code, _, err = dock("case", "open", " ", "--officer", "1001", "--pin", PIN)
+    assert code == 2 and err.count("\n") == 1 and "must not be empty" in err
+    code, _, err = dock("case", "open", "C-5", "--party", "x\x1b[2J", "--officer", "1001",
+                        "--pin", PIN)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "printable" in err
+    code, out, _ = dock("case", "close", "C-4", "--officer", SUP, "--pin", SUP_PIN)
+    assert code == 0 and out.startswith("case C-4: closed; cause: 盗窃; party: 张三")
+    code, out, _ = dock("case", "show", "C-4")
+    assert code == 0 and "case C-4: closed" in out
+    code, _, err = dock("case", "close", "C-4", "--officer", SUP, "--pin", SUP_PIN)
+    assert code == 2 and "already closed" in err and err.count("\n") == 1
