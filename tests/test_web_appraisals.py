@@ -16,6 +16,7 @@ from .web_harness import PEOPLE, login, set_language
 SUP, SUP_PIN = PEOPLE["supervisor"][0], PEOPLE["supervisor"][1]
 ADMIN = PEOPLE["admin"][0]
 SUP2, SUP2_PIN = "9002", "808541"
+KEEPER, KEEPER_PIN = "7101", "470147"
 FOOTAGE = {"serial": "EMU0001", "recordings": 2, "recording_mb": 0.05}
 
 
@@ -119,3 +120,35 @@ def test_the_holds_page_offers_every_long_term_trigger_in_both_languages(
         assert labels == [getattr(k, lang) for k in KINDS]
         page.select_option("select[name=kind]", "state_compensation")
         screenshot(page, f"supervisor-hold-kinds-{lang}-1280")
+
+
+def test_the_keeper_proposes_an_appraisal_but_never_decides_one(
+    make_web_dock, page, screenshot
+) -> None:
+    """004 att.2 §6 (002 art.22: a designated keeper of the records): the keeper reaches
+    the appraisals from their start page and proposes listed recordings on their own PIN;
+    the page offers them no approval, and the daemon refuses one they send anyway."""
+    web = make_web_dock(FOOTAGE)
+    svc, url = web.svc, web.url
+    officers.add(svc, ADMIN, KEEPER, "Sun Yue", "Traffic 3", KEEPER_PIN, role="keeper")
+    (first, *_rest) = [f"{e['serial']}:{e['recording_id']}" for e in svc.store.archive_entries()]
+    login(page, web, KEEPER, pin=KEEPER_PIN)
+    set_language(page, web, "zh")
+    page.click("a[href$='/supervisor/appraisals']")
+    form = page.locator("[data-test=propose]")
+    form.locator("textarea[name=recordings]").fill(first)
+    form.locator("input[name=reason]").fill("保存期满")
+    form.locator("input[name=pin]").fill(KEEPER_PIN)
+    form.locator("button[type=submit]").click()
+    assert page.inner_text("[data-test=done]") == "已提请鉴定 1（1 条录像）。"
+    assert page.locator("tr[data-appraisal='1'] form").count() == 0  # no approve/reject
+    screenshot(page, "keeper-appraisal-proposed-zh-1280")
+    # an approval sent by hand (with the session's form token) is refused: not a supervisor
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    response = page.request.post(
+        url + "/supervisor/appraisals/1/approve", form={"pin": KEEPER_PIN, "csrf_token": csrf}
+    )
+    assert response.status == 403
+    (proposed,) = kinds(svc, "appraisal_proposed")
+    assert proposed.actor == KEEPER and proposed.data["recordings"] == [first.replace(":", "/")]
+    assert not kinds(svc, "appraisal_approved")

@@ -17,6 +17,7 @@ from dock.domain.roles import KEEPER, SUPERVISOR
 from dock.services import appraisals
 from web_status import i18n
 from web_status.auth import dock, person, require_role
+from web_status.home.views import AREAS
 from web_status.i18n import t
 from web_status.officer.acting import Problem, act, form_or_json, pin, text
 from web_status.supervisor import bp
@@ -136,3 +137,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 i18n.register(MESSAGES, "web_status.supervisor.appraisals")
+
+#: The keeper's start page links here (a supervisor reaches it from their pages' menu).
+if not any(a[0] == "supervisor.appraisals_page" for a in AREAS):
+    AREAS.append(("supervisor.appraisals_page", "appraisals.title", (KEEPER,)))
