@@ -407,3 +407,14 @@ def test_the_command_line_views_copies_and_marks(docked, tmp_path, monkeypatch, 
     (m,) = json.loads(out)
     assert m["category"] == "commercial_secret" and m["marked_by"] == KEEPER
     assert [e["action"] for e in _reg.log(req["id"])] == ["view", "copy", "copy"]
+
+
+def test_a_supervisory_body_may_only_read() -> None:
+    """001 art.20(3); 002 art.25: supervisory bodies read records (ask, view, copy, export:
+    each registered); they change nothing: no approval, hold, purge, mark or account is
+    theirs to make from a logged-in session."""
+    from dock.domain.roles import OVERSIGHT as ROLE
+    from dock.services.requests import TABLE
+
+    theirs = sorted(name for name, r in TABLE.items() if r.allowed((ROLE,)))
+    assert theirs == ["access.copy", "access.export", "access.request", "access.view"]
