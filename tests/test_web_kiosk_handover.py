@@ -124,7 +124,8 @@ def test_the_custody_views_show_who_handed_each_recorder_back(
 ):
     """001 art.19(3), 003 art.21(2): the officer's returns and the supervisor's custody
     chain say who handed the recorder back and how, a return by someone else marked as
-    such, and one nobody signed for as unsigned; in English and Chinese."""
+    such, and one nobody signed for as unsigned; the supervisor's first page lists both
+    to look at; in English and Chinese."""
     from .web_harness import login, set_language
 
     web = make_web_dock({"serial": "EMU0001"})
@@ -147,3 +148,8 @@ def test_the_custody_views_show_who_handed_each_recorder_back(
     cells = page.locator("td.handed-back").all_inner_texts()
     assert cells == ["Li Na 1002（密码），非领用人", "未签收"]  # oldest first
     screenshot(page, "supervisor-chain-handover-zh")
+    page.goto(web.url + "/supervisor/")  # the supervisor's first page lists both
+    assert page.locator("#handovers h2").inner_text() == "需关注的归还：非领用人交回或未签收"
+    cells = page.locator("#handovers td.handed-back").all_inner_texts()
+    assert cells == ["未签收", "Li Na 1002（密码），非领用人"]  # newest first
+    screenshot(page, "supervisor-index-handovers-zh")

@@ -11,6 +11,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{n} 个调阅申请待审批",
     },
     "supervisor.count.holds": {"en": "{n} active holds", "zh": "{n} 项有效保全"},
+    "supervisor.handovers": {
+        "en": "Returns to look at: handed back by someone else, or not signed for",
+        "zh": "需关注的归还：非领用人交回或未签收",
+    },
     "supervisor.your_pin": {"en": "Your PIN", "zh": "您的密码"},
     "supervisor.reason": {"en": "Reason", "zh": "理由"},
     "supervisor.officer": {"en": "Officer", "zh": "民警"},

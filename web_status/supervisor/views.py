@@ -12,7 +12,7 @@ from flask import abort, after_this_request, render_template, request, send_file
 from werkzeug.wrappers import Response
 
 from dock.domain.roles import SUPERVISOR
-from dock.services import custody_views
+from dock.services import custody_views, handover_views
 from dock.storage.audit.reader import AuditFilter, AuditReader
 from web_status.auth import dock, require_role
 from web_status.i18n import t
@@ -58,7 +58,9 @@ def index() -> str:
         "access": sum(1 for r in custody_views.access_requests(store, _now())
                       if r["state"] == "pending"),
     }  # fmt: skip
-    return _page("index", counts=counts, alerts=custody_views.gap_alerts(store))
+    # returns handed back by someone else or not signed for (001 art.19(3), 003 art.21(2))
+    flagged = [h for h in handover_views.register(store) if h["state"] != "signed"][:20]
+    return _page("index", counts=counts, alerts=custody_views.gap_alerts(store), handovers=flagged)
 
 
 # --------------------------------------------------------------------------- override
