@@ -411,7 +411,8 @@ def _interrupted(m: RecorderModel, at_ms: int, rid: str) -> None:
 def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns(
     model, ledger
 ) -> None:
-    from dock.evidence.gaps import GapRegister, scan_episode
+    from dock.evidence.continuity import MISSING
+    from dock.evidence.gaps import INTERRUPTED, GapRegister, scan_episode
     from firmware_protocol.messages import EventKind
 
     store, audit = ledger
@@ -444,8 +445,8 @@ def test_gaps_at_the_end_of_a_long_event_log_are_found_and_the_log_read_in_turns
     third = _custody(store, m.serial, t2, t2 + 8 * 3_600_000)
     assert scan_episode(rig.client, store, audit, m.serial, third) == 2
     items = GapRegister(store, audit).list_items("1001")
-    assert [i.recording_id for i in items if i.kind == "interrupted"] == ["REC9", "REC10", "REC11"]
-    assert [i.recording_id for i in items if i.kind == "missing"] == ["REC9", "REC10", "REC11"]
+    assert [i.recording_id for i in items if i.kind == INTERRUPTED] == ["REC9", "REC10", "REC11"]
+    assert [i.recording_id for i in items if i.kind == MISSING] == ["REC9", "REC10", "REC11"]
 
 
 # ---------------------------------------------------------------------- 6. timing, as written
