@@ -1,6 +1,6 @@
 """Continuity of footage (REQUIREMENTS §4, issue 17): no selective keeping, after-the-fact
 recording or inserted footage; officers may not keep, copy or delete footage themselves
-(003 art.11, 13; 001 art.19(3); 002 art.23). Each docking flags recordings missing from
+(003 art.11, 003 art.13; 001 art.19(3); 002 art.23). Each docking flags recordings missing from
 the recorder's numbering, recordings made outside the custody episode and footage a
 recorder that signs did not sign: an explanation item the supervisor sees, an audit
 entry, an event to headquarters; the footage is archived all the same.
@@ -87,7 +87,7 @@ def _archived(svc: Any, serial: str, rid: str) -> bool:
 
 
 def test_a_recording_deleted_before_docking_is_flagged_and_the_rest_archived(make_dock) -> None:
-    """003 art.11, 13; 001 art.19(3); 002 art.23: an officer may not delete footage. The
+    """003 art.11, 003 art.13; 001 art.19(3); 002 art.23: an officer may not delete footage. The
     recorder numbers its clips 1, 2, 3; clip 2 is deleted on the device before docking:
     one ``missing`` item names number 2 for the officer and the supervisor, the entry is
     audited, and clips 1 and 3 are archived all the same."""
@@ -136,7 +136,7 @@ def test_recordings_deleted_between_two_episodes_are_flagged_from_the_remembered
 
 
 def test_the_last_recordings_deleted_are_flagged_from_the_recorders_log(make_dock) -> None:
-    """003 art.11, 13; 001 art.19(3): an officer who deletes the last clips of the
+    """003 art.11, 003 art.13; 001 art.19(3): an officer who deletes the last clips of the
     episode (no later number shows the hole), or every clip, still leaves them in the
     recorder's log: each is flagged at the return, even with nothing left to offload."""
     svc, (rec,) = make_dock({"battery_percent": 95.0})
@@ -276,7 +276,7 @@ def test_a_recorder_that_never_signs_raises_no_unsigned_flag(make_dock) -> None:
 
 
 def test_an_honest_recorder_raises_no_flag_over_two_episodes(make_dock) -> None:
-    """003 art.11, 13; 001 art.19(3); 002 art.23 (no false alarm): consecutive numbers,
+    """003 art.11, 003 art.13; 001 art.19(3); 002 art.23 (no false alarm): consecutive numbers,
     every clip inside its episode, every clip signed, two episodes: no item, no entry."""
     svc, (rec,) = make_dock({"battery_percent": 95.0})
     for _ in range(2):
@@ -292,7 +292,7 @@ def test_an_honest_recorder_raises_no_flag_over_two_episodes(make_dock) -> None:
 
 
 def test_each_flag_is_an_event_for_headquarters_and_an_alert_there(make_dock, tmp_path) -> None:
-    """003 art.11, 13; 001 art.19(3); 002 art.23: headquarters hears of every flag as
+    """003 art.11, 003 art.13; 001 art.19(3); 002 art.23: headquarters hears of every flag as
     ``continuity.flagged`` (queued in the outbox from the audit log) and raises a
     ``footage_continuity`` alert for it."""
     svc, (rec,) = make_dock({"battery_percent": 95.0})
@@ -398,7 +398,7 @@ EP = [_ep(1, 1000.0, 2000.0)]
     ],
 )  # fmt: skip
 def test_find_breaks_numbering(recs, mark, want) -> None:
-    """003 art.11, 13; 001 art.19(3): holes in the recorder's numbering."""
+    """003 art.11, 003 art.13; 001 art.19(3): holes in the recorder's numbering."""
     got = find_breaks(recs, [], mark, EP, False, 120_000)
     assert [(b.kind, b.recording_id, b.start_ms, b.numbers) for b in got] == want
 
@@ -444,7 +444,7 @@ def test_every_flag_kind_is_reported_to_headquarters() -> None:
 
 
 def test_the_supervisor_sees_the_flag_in_the_gap_queue_in_both_languages(make_web_dock) -> None:
-    """003 art.11, 13; 001 art.19(3); 002 art.23: a recording deleted before docking is
+    """003 art.11, 003 art.13; 001 art.19(3); 002 art.23: a recording deleted before docking is
     in the supervisor's queue of explanation items (/supervisor/gaps), named in English
     and Chinese with what the dock found, and in the officer's own open items."""
     from .test_web_foundation import log_in
@@ -474,7 +474,7 @@ def test_the_supervisor_sees_the_flag_in_the_gap_queue_in_both_languages(make_we
 
 
 def test_find_unlisted_only_the_episodes_own_recordings_that_are_gone() -> None:
-    """003 art.11, 13; 001 art.19(3): the log's recordings of this episode, neither listed
+    """003 art.11, 003 art.13; 001 art.19(3): the log's recordings of this episode, neither listed
     nor archived, are gone; one started before the check-out (a recorder's history from
     before the dock, say) is not this officer's, and an archived one is not gone."""
     start = int(EventKind.RECORD_START)
