@@ -16,6 +16,7 @@ from dock.cli.custody import print_status
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.slot_state import SlotState
 from dock.services import devices
+from dock.services.device_care import local_date
 from dock.services.errors import RequestError
 from dock.services.requests import call
 from dock.services.status import status_report
@@ -128,3 +129,26 @@ def test_an_unenrolled_recorder_is_not_offloaded_checked_out_or_written_to(make_
     with redirect_stdout(out):
         print_status(status_report(svc, svc.sweep()))
     assert f"UNKNOWN RECORDER in slot 1: {model.serial} is not enrolled" in out.getvalue()
+
+
+def test_a_maintenance_interval_schedules_every_recorder_and_each_repair(make_dock) -> None:
+    """000 §14.1; 002 art.22: with ``maintenance_interval_days`` a recorder with no date of
+    its own falls due that long after its enrolment; marking it repaired sets the next
+    due date an interval ahead (audited)."""
+    svc, _ = make_dock({"battery_percent": 95.0}, policy={"maintenance_interval_days": 90})
+    enrolled = svc.store.device("EMU0001").enrolled_at
+    (row,) = devices.listing(svc)
+    assert row.maintenance_due == local_date(enrolled + 90 * 86400, svc.timezone)
+    svc.sweep()
+    assert svc.views["1"].ready
+    later = enrolled + 91 * 86400  # the interval has run: overdue
+    svc.clock.now = lambda: later  # type: ignore[method-assign]
+    svc.sweep()
+    (failure,) = svc.views["1"].failures
+    assert failure.code == "maintenance_flag" and failure.detail["case"] == "overdue"
+    call(svc, "device.flag", {"serial": "EMU0001", "maintenance": False}, actor="tech")
+    (entry,) = [e for e in svc.audit.entries() if e.kind == AuditKind.MAINTENANCE_DUE]
+    assert entry.data == {"due": local_date(later + 90 * 86400, svc.timezone),
+                          "after": "repaired", "interval_days": 90}  # fmt: skip
+    svc.sweep()
+    assert svc.views["1"].ready

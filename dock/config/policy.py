@@ -120,6 +120,8 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "never_overridable": _drops_entries,
     "explain_manual_stops": lambda new, old: old and not new,
     "continuity_tolerance_s": _higher_is_laxer,
+    # no schedule is laxer than any; a longer interval is laxer than a shorter one
+    "maintenance_interval_days": lambda new, old: old is not None and (new is None or new > old),
 }
 
 

@@ -36,7 +36,7 @@ from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.checks import run_checks
 from dock.domain.snapshot import DeviceSnapshot
-from dock.services.device_care import local_date
+from dock.services.device_care import due_at, local_date
 from dock.storage.maintenance_tables import SlotErrorTable
 from firmware_protocol.messages import Capability, MsgType
 
@@ -59,10 +59,10 @@ STATUS_EVERY_S = 300.0
 _LINK_ERRORS = (LinkError, RecorderRefused, AuthenticationFailed)
 
 
-def overdue_since(device: Any, now: float, tz: str) -> str | None:
+def overdue_since(device: Any, policy: Any, now: float, tz: str) -> str | None:
     """The local date a recorder's maintenance fell due, once ``now`` has reached it
-    (000 §14.1; 002 art.22); None when none is set or it is not due yet."""
-    due = getattr(device, "maintenance_due", None)
+    (000 §14.1; 002 art.22); None when none is due or it is not due yet."""
+    due = due_at(device, policy)
     if due is None or now < due:
         return None
     return local_date(due, tz)
@@ -312,7 +312,9 @@ class Inspection:
             enrolled=enrolled,
             reported_lost=bool(device and device.lost),
             maintenance_flag=bool(device and device.maintenance),
-            maintenance_overdue_since=overdue_since(device, parts.clock.now(), parts.timezone),
+            maintenance_overdue_since=overdue_since(
+                device, parts.policy, parts.clock.now(), parts.timezone
+            ),
         )
         view.results = run_checks(view.snapshot, parts.policy, (trusted, why), parts.locale)
         self.full_at[view.slot_id] = (ident.serial, parts.clock.now())
@@ -377,7 +379,9 @@ class Inspection:
             clock_offset_after_sync_s=offset,
             reported_lost=bool(device and device.lost),
             maintenance_flag=bool(device and device.maintenance),
-            maintenance_overdue_since=overdue_since(device, now, self.parts.timezone),
+            maintenance_overdue_since=overdue_since(
+                device, self.parts.policy, now, self.parts.timezone
+            ),
         )
         view.results = run_checks(
             view.snapshot, self.parts.policy, (trusted, why), self.parts.locale

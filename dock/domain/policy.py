@@ -80,6 +80,12 @@ class Policy:
     #: flagged as made outside the custody episode: after-the-fact recording or inserted
     #: footage (003 art.11, 13; 001 art.19(3); 002 art.23).
     continuity_tolerance_s: float = 120.0
+    # --- devices (REQUIREMENTS §8) ------------------------------------------------------
+    #: Days between a recorder's maintenance (000 §14.1; 002 art.22: maintained on a
+    #: schedule): a recorder with no due date of its own falls due this long after its
+    #: enrolment, and each repair sets the next due date this far ahead. None: only the
+    #: due dates set per recorder (``dock device maintenance-due``).
+    maintenance_interval_days: int | None = None
 
 
 ERASE_MODES = ("after_verify", "after_second_copy")

@@ -24,6 +24,33 @@ class MaintenanceDue:
     due: str | None
 
 
+def due_at(device: Any, policy: Any) -> float | None:
+    """When a recorder's maintenance falls due: its own date, else (with a
+    ``maintenance_interval_days`` in the policy) that long after its enrolment."""
+    own = getattr(device, "maintenance_due", None)
+    if own is not None:
+        return float(own)
+    days = getattr(policy, "maintenance_interval_days", None)
+    if days and device is not None:
+        return float(device.enrolled_at) + days * 86400
+    return None
+
+
+def after_repair(dock: DockContext, actor: str, serial: str) -> MaintenanceDue | None:
+    """A recorder marked repaired falls due again ``maintenance_interval_days`` from now
+    (audited as a due date set); None when the policy has no interval."""
+    days = dock.policy.maintenance_interval_days
+    if not days:
+        return None
+    at = dock.clock.now() + days * 86400
+    due = local_date(at, dock.timezone)
+    data: dict[str, Any] = {"due": due, "after": "repaired", "interval_days": days}
+    MaintenanceDueTable(dock.store).set_due(
+        serial, at, lambda: dock.audit.append(AuditKind.MAINTENANCE_DUE, actor, serial, data)
+    )
+    return MaintenanceDue(serial, due)
+
+
 def local_date(t: float, tz: str) -> str:
     """The local calendar date of an instant, ISO (2026-12-31)."""
     return datetime.fromtimestamp(t, ZoneInfo(tz)).date().isoformat()

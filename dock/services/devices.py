@@ -11,7 +11,7 @@ from typing import Any
 
 from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext, Progress
-from dock.services.device_care import local_date
+from dock.services.device_care import after_repair, due_at, local_date
 from dock.services.errors import RequestError
 from dock.storage.store import StoreError
 
@@ -106,6 +106,8 @@ def flag(
         )  # fmt: skip
     except StoreError as exc:
         raise RequestError(str(exc)) from None
+    if maintenance is False:  # repaired: the next maintenance falls due an interval ahead
+        after_repair(dock, actor, serial)
     return Flagged(serial, changes, note)
 
 
@@ -113,7 +115,7 @@ def listing(dock: DockContext) -> list[DeviceRow]:
     now, tz = dock.clock.now(), dock.timezone
     rows = []
     for d in dock.store.devices():
-        due = d.maintenance_due
+        due = due_at(d, dock.policy)
         rows.append(DeviceRow(d.serial, d.model, d.firmware, d.enrolled_at, d.lost, d.maintenance,
                               d.note, None if due is None else local_date(due, tz),
                               due is not None and now >= due))  # fmt: skip

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.roles import ADMIN, MAINTENANCE
-from dock.services.device_care import local_date
+from dock.services.device_care import due_at, local_date
 from dock.storage.audit.reader import AuditFilter, AuditQueryTooSlow, AuditReader
 from dock.storage.maintenance_tables import SLOT_ERROR_KINDS, MaintenanceReads, SlotErrorTable
 from web_status.auth import dock, person, require_role
@@ -91,10 +91,11 @@ def slot_rows() -> tuple[list[dict[str, Any]], bool]:
 
 def due_of(d: Any) -> tuple[str | None, bool]:
     """A recorder's maintenance due date (local, ISO) and whether it has come (000 §14.1)."""
-    if d.maintenance_due is None:
+    due = due_at(d, dock().cfg.policy)
+    if due is None:
         return None, False
     tz = current_app.config.get("DOCK_TIMEZONE", "Asia/Shanghai")
-    return local_date(d.maintenance_due, tz), time.time() >= d.maintenance_due
+    return local_date(due, tz), time.time() >= due
 
 
 def device_rows() -> list[dict[str, Any]]:
