@@ -240,6 +240,24 @@ def test_an_unsigned_recording_from_a_recorder_that_signs_is_flagged(make_dock) 
     assert _archived(svc, rec.model.serial, bare.id)
 
 
+def test_a_recording_whose_signature_does_not_verify_is_flagged_and_kept(make_dock) -> None:
+    """003 art.11; 002 art.23 (no inserted footage): a clip whose signature does not
+    verify against the recorder's key is not archived (it stays on the recorder, the
+    offload reports it failed) and the supervisor has an ``unsigned`` item for it."""
+    svc, (rec,) = make_dock({"battery_percent": 95.0})
+    _out(svc)
+    good = rec.model.film(1)[0]
+    forged = rec.model.film(1)[0]
+    forged.signature = bytes(64)
+    rec.model.save()
+    _back(svc)
+    (item,) = _flags(svc)
+    assert (item.kind, item.reason, item.recording_id) == (UNSIGNED, "bad_signature", forged.id)
+    assert _archived(svc, rec.model.serial, good.id)
+    assert not _archived(svc, rec.model.serial, forged.id)
+    assert forged.id in rec.model.recordings  # left on the recorder
+
+
 def test_a_recorder_that_signed_before_and_stops_is_flagged(make_dock) -> None:
     """003 art.11; 002 art.23: a recorder whose earlier footage was signed and that now
     announces no key (new firmware, or another device posing as it) brings unsigned

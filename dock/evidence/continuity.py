@@ -32,7 +32,7 @@ before anything is copied or erased, in one transaction with the mark it moves o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -143,11 +143,14 @@ def find_breaks(
     episodes: Sequence[Custody],
     device_signs: bool,
     tolerance_ms: int,
+    bad_signatures: Collection[str] = (),
 ) -> list[Break]:
     """The flags of one docking. ``recordings``: every recording the recorder listed;
     ``new_ids``: those not archived before (only they are judged for episode and
     signature: the archived ones were judged when they came); ``episodes``: the
-    recorder's custody episodes by check-out time (the one just closed among them).
+    recorder's custody episodes by check-out time (the one just closed among them);
+    ``bad_signatures``: new recordings whose signature does not verify against the
+    device key (the offload refuses them; the supervisor hears of them here).
     Never raises on odd values: a recording without a usable number is left out of the
     numbering."""
     new = set(new_ids)
@@ -210,6 +213,15 @@ def find_breaks(
                 UNSIGNED, "no_signature", r.start_ms, r.end_ms, r.id,
                 f"the recorder {why}, but {r.id} carries no signature: footage the "
                 "device did not sign (inserted?)",
+                officer, custody,
+            ))  # fmt: skip
+        elif r.id in bad_signatures:
+            officer, custody = who(r.start_ms)
+            found.append(Break(
+                UNSIGNED, "bad_signature", r.start_ms, r.end_ms, r.id,
+                f"the signature of {r.id} does not verify against the recorder's device "
+                "key: footage the device did not sign (inserted or altered?); not "
+                "archived, left on the recorder",
                 officer, custody,
             ))  # fmt: skip
     return found
@@ -304,6 +316,7 @@ class ContinuityRegister:
         new_ids: Iterable[str],
         device_signs: bool,
         tolerance_s: float,
+        bad_signatures: Collection[str] = (),
     ) -> list[int]:
         """Judge one docking's listing, open an item per new flag (audited), and move the
         mark on, in one transaction; returns the ids of the items opened."""
@@ -311,8 +324,9 @@ class ContinuityRegister:
         mark = self.mark(serial)
         episodes = self.store.custody_episodes(serial)
         breaks = find_breaks(
-            recordings, new, mark, episodes, device_signs, round(tolerance_s * 1000)
-        )
+            recordings, new, mark, episodes, device_signs, round(tolerance_s * 1000),
+            bad_signatures,
+        )  # fmt: skip
         numbered = [(s, r) for r in recordings if (s := _seq(r)) is not None]
         top = max(numbered, key=lambda p: p[0], default=None)
         signed = any(r.signature for r in recordings)

@@ -267,10 +267,11 @@ class Offloader:
         ident = client.identity
         assert ident is not None
         signs = ident.device_public_key is not None and client.has(Capability.SIGNATURE)
+        bad = {r.id for r in todo if not _signature_holds(ident.device_public_key, r)}
         try:
             return self.continuity.check(
                 ident.serial, recordings, [r.id for r in todo], signs,
-                self.continuity_tolerance_s,
+                self.continuity_tolerance_s, bad,
             )  # fmt: skip
         except Exception:  # the footage is offloaded all the same (the numbering is judged
             # again at the next docking: the mark did not move)
@@ -574,6 +575,18 @@ class Offloader:
             raise SignatureMismatch(
                 f"{rec.id}: the recorder's signature over its capture hash does not verify"
             ) from None
+
+
+def _signature_holds(key: bytes | None, rec: RecordingInfo) -> bool:
+    """False only for a signature that does not verify against the device key (the
+    copy refuses that recording: ``SignatureMismatch``)."""
+    if rec.signature is None or key is None:
+        return True
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(rec.signature, rec.sha256)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _remove_stale_partials(folder: str, final_name: str) -> None:
