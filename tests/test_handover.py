@@ -294,3 +294,26 @@ def test_dock_handover_signs_and_lists_the_register_on_the_command_line(
     assert "EMU0001" in line and "custodian 1001  returned by 1002 (pin)  BY OTHER" in line
     (entry,) = kinds(svc, AuditKind.HANDOVER_BY_OTHER)
     assert entry.actor == "1002"
+
+
+def test_the_register_row_and_its_audit_entry_are_written_together(
+    make_dock, start_recorder, monkeypatch
+) -> None:
+    """001 art.19(3): a handover's register row commits with its audit entry or not at
+    all: an audit log that cannot take the entry leaves the return waiting, unregistered."""
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    append = svc.audit.append
+
+    def failing(kind: Any, *rest: Any) -> int:
+        if kind == AuditKind.HANDOVER:
+            raise OSError("audit disk full")
+        return int(append(kind, *rest))
+
+    monkeypatch.setattr(svc.audit, "append", failing)
+    with pytest.raises(OSError):
+        svc.sign_handover("1", "1001", PIN)
+    assert register(svc) == [] and len(HandoverTable(svc.store).pending()) == 1
+    monkeypatch.setattr(svc.audit, "append", append)
+    assert svc.sign_handover("1", "1001", PIN)["signed"] is True
+    assert len(register(svc)) == 1 and len(kinds(svc, AuditKind.HANDOVER)) == 1
