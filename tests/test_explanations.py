@@ -60,7 +60,8 @@ def env(tmp_path) -> Any:
     store.add_officer("9001", "Zhao Min", "Traffic 3", SUP_PIN, role="supervisor")
     store.add_officer("9002", "Qian Lei", "Traffic 3", SUP_PIN, role="supervisor")
     store.add_officer("5001", "Sun Mei", "Records", KEEPER_PIN, role="keeper")
-    yield SimpleNamespace(store=store, audit=audit, reg=GapRegister(store, audit))
+    reg = GapRegister(store, audit)
+    yield SimpleNamespace(store=store, audit=audit, reg=reg, timezone="Asia/Shanghai")
     audit.close()
     store.close()
 
@@ -478,3 +479,44 @@ def test_the_steps_are_requests_with_their_roles() -> None:
     assert table["gaps.file"].roles == ("keeper",)
     assert not table["gaps.file"].allowed(("officer", "supervisor"))
     assert not table["gaps.explain"].allowed(("officer", "keeper"))
+
+
+def test_the_command_line_takes_the_three_steps_in_order(env, monkeypatch, capsys) -> None:
+    """001 art.19(2), on the command line: ``dock gaps account``, ``return`` (the reason
+    shown in ``list``), ``explain`` (the review), ``file`` by the keeper; a step out of
+    order exits 1 with its one-line reason."""
+    import argparse
+
+    import dock.cli.gaps as cli_gaps
+
+    monkeypatch.setattr(cli_gaps, "service_from", lambda args: env)
+    item = one_item(env)
+    parser = argparse.ArgumentParser(prog="dock")
+    parser.add_argument("--config")
+    cli_gaps.register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+
+    n = str(item)
+    assert run("gaps", "file", n, "--keeper", "5001", "--pin", KEEPER_PIN) == 1
+    err = capsys.readouterr().err
+    assert "waiting for the officer's account: the keeper files only" in err
+    assert len(err.strip().splitlines()) == 1
+    assert run("gaps", "account", n, "--officer", "1001", "--pin", PIN, "--text", ACCOUNT) == 0
+    assert run("gaps", "return", n, "--supervisor", "9001", "--pin", SUP_PIN,
+               "--text", "Which battery?") == 0  # fmt: skip
+    assert "returned to officer 1001" in capsys.readouterr().out
+    assert run("gaps", "list") == 0
+    out = capsys.readouterr().out
+    assert "returned: account needed" in out and "returned by 9001: Which battery?" in out
+    assert run("gaps", "account", n, "--officer", "1001", "--pin", PIN, "--text", ACCOUNT) == 0
+    assert run("gaps", "explain", n, "--supervisor", "9001", "--pin", SUP_PIN,
+               "--text", REVIEW) == 0  # fmt: skip
+    assert run("gaps", "file", n, "--keeper", "5001", "--pin", KEEPER_PIN,
+               "--note", "cabinet 3", "--json") == 0  # fmt: skip
+    capsys.readouterr()
+    assert run("gaps", "list", "--all", "--json") == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["filed_by"], shown["filing"]) == ("filed", "5001", "cabinet 3")

@@ -422,6 +422,8 @@ def test_closing_needs_a_supervisor_pin_and_text_and_is_audited(env) -> None:
 
 
 def test_cli_lists_and_explains(env, monkeypatch, capsys) -> None:
+    """001 art.19(2), on the command line: the list says where an item is; the review
+    waits for the officer's account, then accepts it."""
     monkeypatch.setattr(cli_gaps, "service_from", lambda args: env)
     GapRegister(env.store, env.audit).open_items("EMU1", "1001", 7, [BATTERY])
     parser = argparse.ArgumentParser(prog="dock")
@@ -654,6 +656,8 @@ def test_an_existing_register_gains_the_account_columns(tmp_path) -> None:
 def test_cli_explains_ranges_and_all_open_items_of_an_officer_and_takes_accounts(
     env, monkeypatch, capsys
 ) -> None:
+    """001 art.19(2), on the command line: accounts, then reviews of several items at once
+    (ranges, every account of an officer waiting for review), all or none."""
     monkeypatch.setattr(cli_gaps, "service_from", lambda args: env)
     reg = GapRegister(env.store, env.audit)
     gaps = [Gap(INTERRUPTED, "battery", 1_000 * n, None, f"R{n}", "cut") for n in range(1, 7)]
