@@ -23,7 +23,7 @@ is done); the others record something that happened and stay open until acknowle
 | refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
 | fixity_failed | ``fixity.failed`` (subject path) | acknowledgement |
-| recording_interrupted | ``gap.found``, kind interrupted or fault (serial/item) | acknowledgement |
+| recording_interrupted | ``gap.alert``; ``gap.found`` interrupted/fault | acknowledgement |
 | pin_locked | ``pin.locked`` (subject the officer number) | ``pin.unlocked`` |
 | footage_continuity | ``continuity.flagged`` (serial/item) | acknowledgement |
 | events_missing | a hole in seq, or ``last_event`` ahead with an empty outbox | all received |
@@ -255,6 +255,15 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
             f"{serial}/{data.get('item', '')}",
             f"recording could not go on ({data.get('kind')}: {data.get('reason')}), "
             f"officer {data.get('officer')}: explanation item {data.get('item')}",
+        )
+    elif kind == EventType.GAP_ALERT:  # the dock's own word: recording could not continue
+        d.raise_(
+            site,
+            dock,
+            AlertKind.RECORDING_INTERRUPTED,
+            f"{serial}/{data.get('item', '')}",
+            f"recording could not continue ({data.get('reason')}), officer "
+            f"{data.get('officer')}: tell the head at once (explanation item {data.get('item')})",
         )
     elif kind == EventType.CONTINUITY_FLAGGED:
         d.raise_(

@@ -41,6 +41,7 @@ from dock.storage import store_officers
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
 from firmware_protocol.messages import EventKind
+from hq.alerts import AlertKind, event_rule
 from mqtt_contract.contract import EventType
 from web_status import daemon_words
 
@@ -427,8 +428,8 @@ def test_what_the_recorder_logs_decides_the_alert() -> None:
 
 def test_the_alert_reaches_headquarters_once_per_item(env, tmp_path) -> None:
     """002 art.20; 003 art.11; 004 att.1 art.3: headquarters hears of the alert as
-    ``gap.alert`` (queued in the outbox from the audit log), once per item; a stop for
-    another reason is only ``gap.found``."""
+    ``gap.alert`` (queued in the outbox from the audit log), once per item, and raises
+    its alert for the head; a stop for another reason is only ``gap.found``."""
     outbox = Outbox(str(tmp_path / "outbox.db"))
     feed(env.audit, outbox, "boot1", 1.0)  # reporting starts here
     env.reg.open_items("EMU1", "1001", 7, [BATTERY, OTHER])
@@ -450,6 +451,9 @@ def test_the_alert_reaches_headquarters_once_per_item(env, tmp_path) -> None:
         "start_ms": 5_000,
     }
     assert alerts[0]["subject"] == "EMU1"
+    (opened,) = event_rule("s1", "d1", alerts[0]).open  # headquarters raises it
+    assert opened.key.kind == AlertKind.RECORDING_INTERRUPTED
+    assert opened.key.subject == f"EMU1/{battery.id}" and "at once" in opened.detail
     outbox.close()
 
 
