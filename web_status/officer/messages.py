@@ -86,7 +86,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "recorded outside the custody period",
         "zh": "录像时间不在领用期间内",
     },
-    "officer.gap_kind.unsigned": {"en": "recording not signed by the device", "zh": "录像无设备签名"},
+    "officer.gap_kind.unsigned": {
+        "en": "recording not signed by the device",
+        "zh": "录像无设备签名",
+    },
     "officer.account": {"en": "Your account", "zh": "情况说明"},
     "officer.your_account": {"en": "Your account ({time})", "zh": "您的说明（{time}）"},
     "officer.pin": {"en": "Your PIN", "zh": "您的密码"},
