@@ -142,3 +142,41 @@ def test_the_kiosk_card_of_a_failing_slot_gives_the_checks_reason(make_web_dock)
     (card,) = answer.get_json()["slots"]
     assert card["state"] == "failed_check"
     assert battery.message in card["lines"], card
+
+
+def test_a_recorder_whose_clock_drifts_again_is_set_again(make_dock) -> None:
+    """004 att.3 art.9: a recorder set once and found off again at its next full reading
+    (more than the dock's threshold) is set again, and the new drift is recorded."""
+    svc, recs = make_dock({"battery_percent": 95.0})
+    model = recs[0].model
+    svc.sweep()
+    before = len(time_sets(model))
+    model.set_time(time.time() + 5.0)  # its clock jumps 5 s while it sits in the slot
+    svc.inspection.full_at.clear()  # the next sweep reads it in full
+    svc.sweep()
+    assert abs(model.device_time() - time.time()) < 1.0
+    assert len(time_sets(model)) == before + 2  # the jump, then the dock's SET_TIME
+    last = [e for e in svc.audit.entries() if e.kind == AuditKind.CLOCK_SET][-1]
+    assert abs(last.data["drift_before_s"] - 5.0) < 1.0
+
+
+def test_a_return_is_signed_by_a_checkpoint_at_once(make_dock) -> None:
+    """000 §10: custody changes are signed at once: right after a recorder comes back,
+    a signed checkpoint covers its check-in entry."""
+    svc, _ = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    svc.inspect("1")  # docked again: a return
+    (checkin,) = [e for e in svc.audit.entries() if e.kind == AuditKind.CHECKIN]
+    assert svc.audit.checkpoints()[-1].seq >= checkin.seq
+    assert svc.audit.verify().last_checkpoint >= checkin.seq
+
+
+def test_a_cancelled_grant_is_signed_by_a_checkpoint_at_once(make_dock) -> None:
+    """000 §10: custody changes are signed at once: right after an officer cancels the
+    grant of a recorder they did not take, a signed checkpoint covers the entry."""
+    svc, _ = make_dock({"battery_percent": 95.0})
+    assert svc.checkout("1001", PIN).granted
+    svc.cancel_grant("1001", PIN)
+    (cancelled,) = [e for e in svc.audit.entries() if e.kind == AuditKind.GRANT_CANCELLED]
+    assert svc.audit.checkpoints()[-1].seq >= cancelled.seq
