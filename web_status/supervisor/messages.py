@@ -90,10 +90,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Item {item}: recorder {serial}, officer {officer}, {reason}, at {time}",
         "zh": "事项 {item}：记录仪 {serial}，民警 {officer}，{reason}，时间 {time}",
     },
-    "supervisor.count.alerts": {
-        "en": "{n} alerts: recording could not continue",
-        "zh": "{n} 条警报：无法继续录像",
-    },
     "supervisor.gaps.none": {"en": "No open items.", "zh": "没有待说明事项。"},
     "supervisor.holds.title": {"en": "Holds", "zh": "保全"},
     "supervisor.holds.place": {"en": "Place a hold", "zh": "新增保全"},
