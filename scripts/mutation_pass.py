@@ -55,6 +55,11 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "dock/evidence/holds.py": ("tests/test_holds.py",),
     "dock/evidence/retention.py": ("tests/test_retention.py",),
     "dock/evidence/purging.py": ("tests/test_purge.py",),
+    "dock/evidence/appraisals.py": ("tests/test_retention_conformance.py",),
+    "dock/evidence/yearly.py": ("tests/test_retention_conformance.py",),
+    "dock/domain/hold_kinds.py": ("tests/test_retention_conformance.py",),
+    # 8. keepers and devices
+    "dock/services/device_care.py": ("tests/test_device_conformance.py",),
     # 7. access and export
     "dock/evidence/access.py": ("tests/test_access.py",),
     "dock/evidence/export.py": ("tests/test_web_supervisor_exports.py", "tests/test_access.py"),

@@ -23,7 +23,7 @@ import pytest
 from dock.cli import archive as cli_archive
 from dock.cli import handover as cli_handover
 from dock.domain.hold_kinds import KINDS, HoldKind
-from dock.evidence.appraisals import VALID_DAYS
+from dock.evidence.appraisals import VALID_DAYS, AppraisalError, AppraisalRegister
 from dock.evidence.bagit import validate_bag
 from dock.evidence.holds import HoldError, HoldRegister
 from dock.evidence.purge_records import purge_state
@@ -137,6 +137,9 @@ def test_a_purge_without_an_approved_appraisal_is_refused_and_purges_nothing(lat
     proposed = call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN,
                     "reason": "retention ended", "candidates": True}, actor="clerk")  # fmt: skip
     assert proposed.state == "proposed" and len(proposed.recordings) == 3
+    (entry,) = kinds_of(svc, "appraisal_proposed")
+    assert entry.actor == KEEPER and entry.data["appraisal"] == proposed.id
+    assert len(entry.data["recordings"]) == 3 and entry.data["reason"] == "retention ended"
     with pytest.raises(Refused) as refused:
         call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
              actor="clerk")  # fmt: skip
@@ -195,6 +198,8 @@ def test_a_purge_citing_an_approved_appraisal_purges_only_what_it_lists(later) -
     approved = call(svc, "appraisal.approve", {"appraisal_id": proposed.id,
                     "supervisor": SUP2, "pin": SUP2_PIN}, actor="clerk")  # fmt: skip
     assert approved.state == "approved" and approved.decided_by == SUP2
+    (entry,) = kinds_of(svc, "appraisal_approved")
+    assert svc.audit.checkpoints()[-1].seq >= entry.seq  # signed at once
     report = call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
                   actor="clerk")  # fmt: skip
     assert sorted(report.purged) == sorted(i.replace(":", "/") for i in ids[:2])
@@ -236,13 +241,28 @@ def test_the_yearly_hand_over_is_a_valid_bag_listing_the_years_records(docked, t
     hand-over is recorded and audited; a second one of the same year is a re-issue."""
     svc, register = docked
     entries = svc.store.archive_entries()
-    year = datetime.now(ZoneInfo(svc.timezone)).year
-    old = entries[2]
-    with svc.store._write() as db:  # one recording made the year before
-        db.execute("UPDATE archive SET start_ms = ? WHERE recording_id = ?",
-                   (int(datetime(year - 1, 6, 1, tzinfo=UTC).timestamp() * 1000),
-                    old["recording_id"]))  # fmt: skip
-    register.place("EMU0001", entries[0]["recording_id"], HoldKind.LITIGATION, "L-1", SUP1)
+    ids = [e["recording_id"] for e in entries]
+    zone = ZoneInfo(svc.timezone)
+    year = datetime.now(zone).year
+    starts = (
+        int(datetime(year - 1, 6, 1, tzinfo=UTC).timestamp() * 1000),  # the year before
+        int(datetime(year, 1, 1, tzinfo=zone).timestamp() * 1000),
+    )  # its first instant
+    with svc.store._write() as db:
+        db.execute("UPDATE archive SET start_ms = ? WHERE recording_id = ?", (starts[0], ids[2]))
+        db.execute("UPDATE archive SET start_ms = ? WHERE recording_id = ?", (starts[1], ids[1]))
+        db.execute("UPDATE archive SET officer_id = '1001' WHERE recording_id = ?", (ids[0],))
+    register.place("EMU0001", ids[0], HoldKind.LITIGATION, "L-1", SUP1)
+    # the recording of the year before is purged this year, after an approved appraisal
+    proposed = call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN,
+                    "reason": "retention ended", "recordings": [f"EMU0001:{ids[2]}"]},
+                    actor="clerk")  # fmt: skip
+    call(svc, "appraisal.approve", {"appraisal_id": proposed.id, "supervisor": SUP2,
+         "pin": SUP2_PIN}, actor="clerk")  # fmt: skip
+    purged = call(svc, "purge.run", {"apply": True, **FOUR_EYES, "appraisal": proposed.id},
+                  actor="clerk")  # fmt: skip
+    assert purged.purged == [f"EMU0001/{ids[2]}"]
+    entries = {e["recording_id"]: e for e in svc.store.archive_entries()}
     out = str(tmp_path / f"handover-{year}")
     done = call(svc, "archive.handover", {"year": year, "to": out}, actor=KEEPER)
     assert done.reissue_of is None and done.recordings == 2 and done.packages == 1
@@ -251,17 +271,24 @@ def test_the_yearly_hand_over_is_a_valid_bag_listing_the_years_records(docked, t
     with open(os.path.join(out, "data", "register.json"), encoding="utf-8") as f:
         reg = json.load(f)
     listed = {r["recording"]: r for r in reg["recordings"]}
-    assert set(listed) == {e["recording_id"] for e in entries[:2]}
-    for e in entries[:2]:
-        row = listed[e["recording_id"]]
-        assert row["sha256"] == bytes(e["sha256"]).hex() and row["officer"] == e["officer_id"]
-    assert listed[entries[0]["recording_id"]]["holds"] == [1]
+    assert set(listed) == set(ids[:2])
+    for rid in ids[:2]:
+        row = listed[rid]
+        assert row["sha256"] == bytes(entries[rid]["sha256"]).hex()
+        assert row["officer"] == entries[rid]["officer_id"]
+    assert listed[ids[0]]["holds"] == [1]
+    assert reg["officers"] == [{"officer": "1001", "name": "Wang Wei"}]
     assert [h["reference"] for h in reg["holds"]] == ["L-1"]
+    ((gone),) = reg["purges"]
+    assert gone["recording_id"] == ids[2] and gone["purged_at"].endswith("Z")
+    assert [a["id"] for a in reg["appraisals"]] == [proposed.id]
     (package,) = reg["packages"]
-    seal = svc.offloader.seals.table.audited()[entries[0]["bag_id"]]
+    seal = svc.offloader.seals.table.audited()[entries[ids[0]]["bag_id"]]
     assert package["tagmanifest_sha256"] == seal["tagmanifest_sha256"]
     with open(os.path.join(out, "data", "packages.txt"), encoding="utf-8") as f:
-        assert seal["tagmanifest_sha256"] in f.read()
+        text = f.read()
+    assert seal["tagmanifest_sha256"] in text
+    assert all(bytes(entries[rid]["sha256"]).hex() in text for rid in ids[:2])
     (entry,) = kinds_of(svc, "archive_handover")
     assert entry.actor == KEEPER and entry.data["year"] == year
     assert entry.data["tagmanifest_sha256"] == done.tagmanifest_sha256
@@ -302,3 +329,22 @@ def test_dock_archive_handover_on_the_command_line(docked, tmp_path, monkeypatch
     assert code == 2 and len(err.strip().splitlines()) == 1 and "1999" in err
     code, out, _ = dock("archive", "handovers")
     assert code == 0 and "re-issue of 1" in out
+
+
+def test_an_appraisal_needs_a_reason_and_archived_recordings(later) -> None:
+    """004 att.2 §6: an appraisal says why and lists recordings in the archive; each
+    mistake is refused in one line (audited) and nothing is proposed."""
+    svc, _ = later
+    rid = svc.store.archive_entries()[0]["recording_id"]
+    for args, said in (
+        ({"reason": "  ", "recordings": [f"EMU0001:{rid}"]}, "an appraisal needs a reason"),
+        ({"reason": "old", "recordings": ["EMU0001:NOPE"]},
+         "recording EMU0001/NOPE is not in the archive"),
+    ):  # fmt: skip
+        with pytest.raises(Refused) as refused:
+            call(svc, "appraisal.propose", {"proposer": KEEPER, "pin": KEEPER_PIN, **args},
+                 actor="clerk")  # fmt: skip
+        assert str(refused.value) == said
+    with pytest.raises(AppraisalError, match="lists at least one recording"):
+        AppraisalRegister(svc.store, svc.audit).propose(KEEPER, KEEPER_PIN, "old", [])
+    assert len(kinds_of(svc, "appraisal_refused")) == 3 and not kinds_of(svc, "appraisal_proposed")

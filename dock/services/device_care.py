@@ -73,9 +73,3 @@ def set_due(dock: DockContext, actor: str, serial: str, due: str) -> Maintenance
     if not done:
         raise RequestError(f"device {serial} is not enrolled")
     return MaintenanceDue(serial, data["due"])
-
-
-def due_dates(dock: DockContext) -> dict[str, str | None]:
-    """Every enrolled recorder's maintenance due date (local ISO date, or None)."""
-    rows = MaintenanceDueTable(dock.store).due_dates().items()
-    return {s: None if t is None else local_date(t, dock.timezone) for s, t in rows}

@@ -115,9 +115,5 @@ class MaintenanceDueTable(Table):
             audit()
         return True
 
-    def due_dates(self) -> dict[str, float | None]:
-        rows = self._db().execute("SELECT serial, maintenance_due FROM devices")
-        return {r[0]: r[1] for r in rows}
-
 
 __all__ = ["AppraisalTable", "ArchiveHandoverTable", "MaintenanceDueTable"]
