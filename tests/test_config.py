@@ -421,6 +421,8 @@ def test_several_problems_are_reported_together(tmp_path) -> None:
 def test_presets_set_deadline_and_retention(
     tmp_path, preset, hours, working_days, retention
 ) -> None:
+    """003 art.13; 001 art.19(3); 004 att.1 art.5; 003 art.15; 000 §14.3; 001 art.20: each
+    regulation's named preset sets its offload deadline and its retention."""
     cfg = load_config(write(tmp_path, MINIMAL + f'\n[policy]\npreset = "{preset}"\n'), env={})
     assert cfg.policy.name == preset
     assert cfg.policy.offload_deadline_hours == hours
@@ -490,6 +492,8 @@ def test_every_policy_field_has_a_laxness_rule_and_a_doc_row() -> None:
 
 
 def test_trusted_clock_warns(tmp_path) -> None:
+    """004 att.3 art.9: a dock clock trusted by configuration alone is warned of: for tests and
+    emulation only."""
     cfg = load_config(write(tmp_path, MINIMAL + '\n[clock]\nsource = "trusted"\n'), env={})
     assert cfg.clock.source == "trusted"
     assert any(w.startswith("clock.source:") and "tests and emulation" in w for w in cfg.warnings)

@@ -16,6 +16,7 @@ from .conftest import SECRET, send_unsealed, wait_until
 
 
 def test_status_reads_without_authentication_but_erase_needs_it(start_recorder) -> None:
+    """003 art.11; 000 §13.2: only an authenticated dock may erase footage on the recorder."""
     r = start_recorder(secret=SECRET)
     with r.client() as c:
         c.open()
@@ -48,6 +49,8 @@ def test_wrong_secret_is_refused_and_grants_nothing(start_recorder) -> None:
 
 
 def test_erase_refused_without_the_right_hash(start_recorder) -> None:
+    """001 art.19(4): the recorder erases a recording only when given its hash, the one the dock
+    verified."""
     r = start_recorder(secret=SECRET)
     with r.client() as c:
         c.open()
@@ -66,6 +69,7 @@ def test_erase_refused_without_the_right_hash(start_recorder) -> None:
 
 
 def test_set_time_reports_drift_and_fixes_the_clock(start_recorder) -> None:
+    """004 att.3 art.9: the recorder's SET_TIME reports the drift it found and sets its clock."""
     import time
 
     r = start_recorder(secret=SECRET, clock_offset_s=42.5)
@@ -111,6 +115,7 @@ def test_state_survives_a_restart(start_recorder, tmp_path) -> None:
 
 
 def test_interruptions_are_in_the_event_log(start_recorder) -> None:
+    """002 art.20; 001 art.19(2): the recorder logs interruptions, for the dock to find."""
     r = start_recorder(recordings=3, interrupted=1)
     with r.client() as c:
         c.open()

@@ -53,6 +53,8 @@ def archived(svc: Any) -> dict[str, str]:
 def test_an_export_runs_shows_progress_and_downloads_by_id(
     make_web_dock, page, browser, screenshot, tmp_path, monkeypatch
 ) -> None:
+    """001 art.19; 003 art.16; 002 art.26: an approved export runs as a package and a disc image,
+    audited as the supervisor's, downloaded only by its id and refused to other roles."""
     web = make_web_dock(FOOTAGE, {"serial": "EMU0002"})
     svc, url = web.svc, web.url
     footage = archived(svc)
@@ -172,6 +174,7 @@ class _Into:
 
 
 def test_a_purge_needs_two_different_supervisors(make_web_dock, page, screenshot) -> None:
+    """004 att.2 §6: a purge on the supervisor's page needs two different supervisors."""
     web = make_web_dock(FOOTAGE, {"serial": "EMU0002"})
     svc, url = web.svc, web.url
     footage = archived(svc)
