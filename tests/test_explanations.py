@@ -524,3 +524,37 @@ def test_the_command_line_takes_the_three_steps_in_order(env, monkeypatch, capsy
     assert run("gaps", "list", "--all", "--json") == 0
     (shown,) = json.loads(capsys.readouterr().out)
     assert (shown["state"], shown["filed_by"], shown["filing"]) == ("filed", "5001", "cabinet 3")
+
+
+def test_nothing_to_review_or_file_is_said_in_one_line(env) -> None:
+    """001 art.19(2): a review or a filing names its items; none given is refused in one
+    line before any PIN is checked (no try spent, nothing audited as a step)."""
+    with pytest.raises(GapError, match=r"^no item to review$"):
+        env.reg.close_items([], "9001", SUP_PIN, REVIEW)
+    with pytest.raises(GapError, match=r"^no item to review$"):
+        env.reg.review_items([], "9001", SUP_PIN, "not good enough", accept=False)
+    with pytest.raises(GapError, match=r"^no item to file$"):
+        env.reg.file_items([], "5001", KEEPER_PIN)
+    assert list(env.audit.entries()) == []
+
+
+def test_a_scan_opens_items_only_for_the_recorder_of_the_episode(env, start_recorder) -> None:
+    """001 art.19(2); 002 art.20: the items of an episode are its officer's: a scan that
+    reads one recorder's log for another recorder's custody episode is refused."""
+    import time
+
+    from dock.evidence.gaps import scan_episode
+
+    from .test_gaps import SECRET, _episode
+
+    r = start_recorder(serial="GAP0002", secret=SECRET, recordings=1, interrupted=1)
+    now = time.time()
+    other = _episode(env.store, "GAP0009", now - 3600, now + 60)
+    with r.client() as client:
+        client.open()
+        client.authenticate(SECRET)
+        with pytest.raises(GapError, match=f"custody {other.id} is of GAP0009, client of GAP0002"):
+            scan_episode(client, env.store, env.audit, "GAP0002", other)
+        with pytest.raises(GapError, match=f"custody {other.id} is of GAP0009, client of GAP0002"):
+            scan_episode(client, env.store, env.audit, "GAP0009", other)
+    assert env.reg.list_items(open_only=False) == []
