@@ -225,7 +225,8 @@ class _Sink:
 
 
 def test_a_disc_image_keeps_long_and_chinese_names(tmp_path) -> None:
-    """001 art.19; 003 art.16: the export's disc image keeps long and Chinese file names."""
+    """001 art.19; 003 art.16; 000 §14.4; 004 att.1 art.5: the export's disc image (the
+    long-term copy on disc) keeps long and Chinese file names."""
     pycdlib = pytest.importorskip("pycdlib")
     src = tmp_path / "src"
     src.mkdir()
