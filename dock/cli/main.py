@@ -25,8 +25,8 @@ from dock.cli.common import GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
-MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, appraisals, access,
-           reporting, web_tokens)  # fmt: skip
+MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, appraisals,
+           access, reporting, web_tokens)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

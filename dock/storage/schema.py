@@ -362,7 +362,9 @@ APPRAISALS = (
       OR NEW.proposed_at IS NOT OLD.proposed_at OR NEW.reason IS NOT OLD.reason
       OR NEW.decided_by IS NULL OR NEW.decided_by = OLD.proposed_by
       OR NEW.decided_at IS NULL
-    BEGIN SELECT RAISE(ABORT, 'an appraisal is decided once, by someone other than its proposer'); END""",
+    BEGIN
+      SELECT RAISE(ABORT, 'an appraisal is decided once, by someone other than its proposer');
+    END""",
     """CREATE TRIGGER IF NOT EXISTS appraisal_members_kept BEFORE DELETE ON appraisal_members
     BEGIN SELECT RAISE(ABORT, 'appraisals are permanent'); END""",
     """CREATE TRIGGER IF NOT EXISTS appraisal_members_fixed BEFORE UPDATE ON appraisal_members

@@ -357,7 +357,7 @@ def _device(row: sqlite3.Row | None) -> Device | None:
         bool(row["lost"]),
         bool(row["maintenance"]),
         row["note"],
-        row["maintenance_due"] if "maintenance_due" in row.keys() else None,
+        row["maintenance_due"] if "maintenance_due" in set(row.keys()) else None,
     )
 
 

@@ -172,7 +172,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.appraisal_approved": {"en": "appraisal approved", "zh": "鉴定销毁批准"},
     "audit.kind.appraisal_rejected": {"en": "appraisal rejected", "zh": "鉴定销毁驳回"},
     "audit.kind.appraisal_refused": {"en": "appraisal step refused", "zh": "鉴定操作被拒绝"},
-    "audit.kind.archive_handover": {"en": "yearly hand-over to the archivist", "zh": "年度移交档案人员"},
+    "audit.kind.archive_handover": {
+        "en": "yearly hand-over to the archivist",
+        "zh": "年度移交档案人员",
+    },
     "audit.kind.maintenance_due": {"en": "maintenance due date set", "zh": "设定维护保养日期"},
     "audit.kind.case_attach": {"en": "attached to a case", "zh": "关联案件"},
     "audit.kind.case_attach_refused": {"en": "case attachment refused", "zh": "关联案件被拒绝"},
