@@ -38,31 +38,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Rule-bearing module -> the test files that guard its rules (REQUIREMENTS section).
 TARGETS: dict[str, tuple[str, ...]] = {
-    # 1. pre-shift checks; 2. custody, no lending
+    # 1. pre-shift checks; 2. custody, no lending, the ratio
     "dock/domain/checks.py": ("tests/test_checks.py",),
     "dock/daemon/checkout.py": ("tests/test_checkout.py", "tests/test_grants.py"),
-    "dock/domain/policy.py": ("tests/test_checks.py", "tests/test_config.py"),
+    "dock/domain/fleet.py": ("tests/test_fleet_ratio.py",),
     # 3. clock
     "dock/devices/clock.py": ("tests/test_clock.py",),
-    "dock/daemon/clock_setting.py": ("tests/test_clock.py", "tests/test_conformance_clock.py"),
-    # 4. offload: deadlines, verified copy before erase, handover
-    "dock/evidence/deadlines.py": ("tests/test_deadlines.py",),
-    "dock/evidence/verified_copy.py": ("tests/test_verified_copy.py", "tests/test_offload.py"),
+    "dock/daemon/clock_setting.py": ("tests/test_conformance_dock.py",),
+    # 4. offload: deadlines, handover, verified copy before erase, continuity
+    "dock/evidence/deadlines.py": ("tests/test_deadlines.py", "tests/test_away_deadlines.py"),
+    "dock/evidence/handovers.py": ("tests/test_handover.py",),
+    "dock/evidence/verified_copy.py": ("tests/test_verified_copy.py",),
+    "dock/evidence/continuity.py": ("tests/test_continuity.py",),
     # 5. gaps and explanations
     "dock/evidence/gap_detection.py": ("tests/test_gaps.py",),
-    "dock/evidence/gaps.py": ("tests/test_gaps.py",),
+    "dock/domain/explanations.py": ("tests/test_explanations.py",),
     # 6. retention, holds, purge
-    "dock/evidence/holds.py": ("tests/test_holds.py",),
-    "dock/evidence/retention.py": ("tests/test_retention.py",),
-    "dock/evidence/purging.py": ("tests/test_purge.py",),
+    "dock/evidence/holds.py": ("tests/test_holds.py", "tests/test_retention_conformance.py"),
+    "dock/evidence/retention.py": ("tests/test_retention.py", "tests/test_case_files.py"),
     "dock/evidence/appraisals.py": ("tests/test_retention_conformance.py",),
     "dock/evidence/yearly.py": ("tests/test_retention_conformance.py",),
     "dock/domain/hold_kinds.py": ("tests/test_retention_conformance.py",),
-    # 8. keepers and devices
+    # 8. devices
     "dock/services/device_care.py": ("tests/test_device_conformance.py",),
     # 7. access and export
-    "dock/evidence/access.py": ("tests/test_access.py",),
-    "dock/evidence/export.py": ("tests/test_web_supervisor_exports.py", "tests/test_access.py"),
+    "dock/evidence/access.py": ("tests/test_access.py", "tests/test_access_rules.py"),
 }
 
 _FLIP = {
