@@ -275,7 +275,7 @@ def test_an_export_of_hostile_recordings_is_a_valid_bag_with_an_honest_descripti
     )
     reg.approve(req.id, "9001", "999000")
     result = export(
-        reg, req.id, str(tmp_path / "out"), extractor="Liu Yang", place="Room 3",
+        reg, req.id, str(tmp_path / "out"), actor="1002", extractor="Li Na", place="Room 3",
         evidence_dir=svc.offloader.evidence_dir, dock_id=svc.dock_id,
     )  # fmt: skip
     assert validate_bag(result.bag_path).ok
