@@ -94,8 +94,7 @@ REFUSING = [
     *sorted(p for p in (DOCK / "services").glob("*.py") if p.name != "daemon_link.py"),
     *(
         DOCK / "evidence" / f"{name}.py"
-        for name in ("holds", "gaps", "access", "purging", "working_copies", "export",
-                     "appraisals")
+        for name in ("holds", "gaps", "access", "purging", "working_copies", "export", "appraisals")
     ),
     DOCK / "storage" / "pins.py",
 ]

@@ -190,8 +190,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.access_record": {"en": "access registered", "zh": "调阅登记"},
     "audit.kind.access_export": {"en": "export written", "zh": "导出包已写出"},
     "audit.kind.confidential_mark": {"en": "marked confidential", "zh": "已作保密标记"},
-    "audit.kind.confidential_release": {"en": "confidentiality mark released",
-                                        "zh": "保密标记已解除"},
+    "audit.kind.confidential_release": {
+        "en": "confidentiality mark released",
+        "zh": "保密标记已解除",
+    },
     "audit.kind.audit_export": {"en": "audit log exported", "zh": "审计日志导出"},
     "audit.kind.audit_rewound": {"en": "audit log went backwards", "zh": "审计日志回退"},
     "audit.kind.hq_command": {"en": "command from headquarters", "zh": "上级指令"},
