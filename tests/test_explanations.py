@@ -558,3 +558,29 @@ def test_a_scan_opens_items_only_for_the_recorder_of_the_episode(env, start_reco
         with pytest.raises(GapError, match=f"custody {other.id} is of GAP0009, client of GAP0002"):
             scan_episode(client, env.store, env.audit, "GAP0009", other)
     assert env.reg.list_items(open_only=False) == []
+
+
+def test_a_locked_pin_is_named_at_the_review_and_at_the_filing(env) -> None:
+    """001 art.19(2): the review and the filing are signed by the person's own PIN; after
+    too many wrong ones it locks, and the refusal says so (audited as pin_locked)."""
+    from dock.storage.store import PIN_TRIES
+
+    item = one_item(env)
+    env.reg.add_account(item, "1001", PIN, ACCOUNT)
+    for _ in range(PIN_TRIES - 1):
+        with pytest.raises(GapError, match="supervisor not verified"):
+            env.reg.close_items([item], "9001", "000000", REVIEW)
+    with pytest.raises(GapError, match="supervisor PIN locked"):  # the last try locks it
+        env.reg.close_items([item], "9001", "000000", REVIEW)
+    with pytest.raises(GapError, match=r"^supervisor PIN locked: another supervisor unlocks it$"):
+        env.reg.close_items([item], "9001", SUP_PIN, REVIEW)
+    env.reg.close_items([item], "9002", SUP_PIN, REVIEW)
+    for _ in range(PIN_TRIES - 1):
+        with pytest.raises(GapError, match="not recognised"):
+            env.reg.file_items([item], "5001", "000000")
+    with pytest.raises(GapError, match="PIN locked"):
+        env.reg.file_items([item], "5001", "000000")
+    with pytest.raises(GapError, match=r"^PIN locked: ask a supervisor \(dock officer unlock\)$"):
+        env.reg.file_items([item], "5001", KEEPER_PIN)
+    assert env.reg.item(item).state is State.REVIEWED
+    assert [e.subject for e in kinds(env.audit, AuditKind.PIN_LOCKED)] == ["9001", "5001"]
