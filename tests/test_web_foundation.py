@@ -38,6 +38,7 @@ PUBLIC_ROUTES = {
     "/kiosk/slots",
     "/kiosk/checkout",
     "/kiosk/cancel",
+    "/kiosk/handover",  # who returned a recorder signs: number and PIN, checked by the daemon
     "/officer/pages.css",  # a stylesheet
 }
 HOSTILE = "<script>alert(1)</script>\x1b[31mRED\x1b[0m"
@@ -60,7 +61,8 @@ def log_in(client: Any, who: str, pin: str | None = None) -> Any:
 
 
 def concrete(rule: str) -> str:
-    """A URL for ``rule`` with every parameter filled."""
+    """A URL for ``rule`` with every parameter filled (an ``any(...)`` by its first)."""
+    rule = re.sub(r"<any\(([^,)]+)[^>]*>", lambda m: m.group(1).strip(), rule)
     return re.sub(r"<[^>]+>", "1", rule)
 
 
