@@ -51,7 +51,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "dock/evidence/verified_copy.py": ("tests/test_verified_copy.py",),
     "dock/evidence/continuity.py": ("tests/test_continuity.py",),
     # 5. gaps and explanations
-    "dock/evidence/gap_detection.py": ("tests/test_gaps.py",),
+    "dock/evidence/gap_detection.py": ("tests/test_gaps.py", "tests/test_explanations.py"),
     "dock/domain/explanations.py": ("tests/test_explanations.py",),
     # 6. retention, holds, purge
     "dock/evidence/holds.py": ("tests/test_holds.py", "tests/test_retention_conformance.py"),
