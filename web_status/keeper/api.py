@@ -9,8 +9,8 @@ from werkzeug.wrappers import Response
 
 from dock.domain.roles import KEEPER
 from web_status.api import api_route, json_error
-from web_status.keeper.views import MAX_IDS, file_items, waiting
-from web_status.officer.acting import Problem
+from web_status.keeper.views import file_items, waiting
+from web_status.officer.acting import IDS_MAX, Problem
 
 _ITEM = {"type": "object", "additionalProperties": True}
 _LIST = {"type": "array", "items": _ITEM}
@@ -22,7 +22,7 @@ WAITING_SCHEMA: dict[str, Any] = {
 FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_IDS},
+        "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": IDS_MAX},
         "note": {"type": "string", "maxLength": 2000},
         "pin": {"type": "string", "minLength": 1, "maxLength": 64},
     },

@@ -13,10 +13,17 @@ from dock.services import custody_views
 from web_status.auth import dock, person, require_role
 from web_status.i18n import t
 from web_status.keeper import bp
-from web_status.officer.acting import TEXT_MAX, Problem, act, form_or_json, pin, text
+from web_status.officer.acting import (
+    TEXT_MAX,
+    Problem,
+    act,
+    form_or_json,
+    item_ids,
+    pin,
+    text,
+)
 
 #: Most items filed in one go (the daemon files them all or none).
-MAX_IDS = 500
 
 
 def waiting() -> dict[str, Any]:
@@ -29,18 +36,9 @@ def waiting() -> dict[str, Any]:
 
 
 def _ids(fields: Any) -> list[int]:
-    raw = fields.getlist("ids") if hasattr(fields, "getlist") else fields.get("ids", [])
-    ids = []
-    for v in raw if isinstance(raw, list) else []:
-        if isinstance(v, int) and not isinstance(v, bool):
-            ids.append(v)
-        elif isinstance(v, str) and v.isdigit() and len(v) <= 9:
-            ids.append(int(v))
-        else:
-            raise Problem(t("keeper.err.number", field=t("keeper.items")))
-    if not ids:
-        raise Problem(t("keeper.err.none_selected"))
-    return ids[:MAX_IDS]
+    return item_ids(
+        fields, t("keeper.err.number", field=t("keeper.items")), t("keeper.err.none_selected")
+    )
 
 
 def file_items(fields: Any) -> list[dict[str, Any]]:

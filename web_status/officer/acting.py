@@ -100,3 +100,25 @@ def pin(fields: Mapping[str, Any], name: str = "pin", label_key: str = "officer.
     if len(raw) > FIELD_MAX:
         raise Problem(t("officer.err.too_long", field=label, limit=FIELD_MAX))
     return raw
+
+
+#: The most items one form may name (a page lists fewer; a forged form gets no more).
+IDS_MAX = 500
+
+
+def item_ids(fields: Any, bad_number: str, none_selected: str) -> list[int]:
+    """The ``ids`` a form or JSON body names: each a decimal number of at most nine
+    digits, at least one, at most IDS_MAX; ``bad_number`` and ``none_selected`` are the
+    page's own words for the two refusals."""
+    raw = fields.getlist("ids") if hasattr(fields, "getlist") else fields.get("ids", [])
+    ids = []
+    for v in raw if isinstance(raw, list) else []:
+        if isinstance(v, int) and not isinstance(v, bool):
+            ids.append(v)
+        elif isinstance(v, str) and v.isdigit() and len(v) <= 9:
+            ids.append(int(v))
+        else:
+            raise Problem(bad_number)
+    if not ids:
+        raise Problem(none_selected)
+    return ids[:IDS_MAX]

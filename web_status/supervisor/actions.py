@@ -22,6 +22,7 @@ from web_status.officer.acting import (
     TEXT_MAX,
     Problem,
     act,
+    item_ids,
     pin,
     text,
 )
@@ -57,18 +58,11 @@ def _int(fields: Mapping[str, Any], name: str, label_key: str) -> int:
 
 
 def _ids(fields: Any) -> list[int]:
-    raw = fields.getlist("ids") if hasattr(fields, "getlist") else fields.get("ids", [])
-    ids = []
-    for v in raw if isinstance(raw, list) else []:
-        if isinstance(v, int) and not isinstance(v, bool):
-            ids.append(v)
-        elif isinstance(v, str) and v.isdigit() and len(v) <= 9:
-            ids.append(int(v))
-        else:
-            raise Problem(t("supervisor.err.number", field=t("supervisor.gaps.items")))
-    if not ids:
-        raise Problem(t("supervisor.err.none_selected"))
-    return ids[:500]
+    return item_ids(
+        fields,
+        t("supervisor.err.number", field=t("supervisor.gaps.items")),
+        t("supervisor.err.none_selected"),
+    )
 
 
 def override(fields: Mapping[str, Any]) -> dict[str, Any]:
