@@ -160,6 +160,20 @@ def test_a_recorder_whose_clock_drifts_again_is_set_again(make_dock) -> None:
     assert abs(last.data["drift_before_s"] - 5.0) < 1.0
 
 
+def test_a_recorder_already_close_to_the_dock_is_still_set_at_its_first_reading(
+    make_dock,
+) -> None:
+    """004 att.3 art.9: every recorder is set from the dock's clock at its first reading,
+    even one already within the dock's threshold (its drift, however small, recorded);
+    only afterwards does a recorder within bounds go unset."""
+    svc, recs = make_dock({"battery_percent": 95.0, "clock_offset_s": 0.0})
+    model = recs[0].model
+    svc.sweep()
+    assert len(time_sets(model)) == 1
+    (entry,) = [e for e in svc.audit.entries() if e.kind == AuditKind.CLOCK_SET]
+    assert abs(entry.data["drift_before_s"]) < 1.0
+
+
 def test_a_return_is_signed_by_a_checkpoint_at_once(make_dock) -> None:
     """000 §10: custody changes are signed at once: right after a recorder comes back,
     a signed checkpoint covers its check-in entry."""
