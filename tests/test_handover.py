@@ -317,3 +317,21 @@ def test_the_register_row_and_its_audit_entry_are_written_together(
     monkeypatch.setattr(svc.audit, "append", append)
     assert svc.sign_handover("1", "1001", PIN)["signed"] is True
     assert len(register(svc)) == 1 and len(kinds(svc, AuditKind.HANDOVER)) == 1
+
+
+def test_two_signers_at_once_make_one_register_row(make_dock, start_recorder) -> None:
+    """001 art.19(3): a return is signed once. Two signers who both saw it waiting (the
+    badge at the dock and the kiosk's PIN at the same moment): the second is refused in
+    one line and neither a second row nor a second audit entry is written."""
+    from dock.evidence.handovers import HandoverError
+
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    out_and_back(svc, recs[0], start_recorder, recordings=0)
+    reg = svc.handovers.register
+    (seen,) = reg.table.pending()  # both signers read the waiting return ...
+    officer = svc.store.officer("1001")
+    assert officer is not None
+    reg.sign_with_badge(seen, officer)  # ... the first signs
+    with pytest.raises(HandoverError, match="no return waits to be signed"):
+        reg.sign_with_badge(seen, officer)  # ... the second finds it signed
+    assert len(register(svc)) == 1 and len(kinds(svc, AuditKind.HANDOVER)) == 1
