@@ -296,6 +296,8 @@ def test_the_yearly_hand_over_is_a_valid_bag_listing_the_years_records(docked, t
     again = call(svc, "archive.handover", {"year": year, "to": out + "-again"}, actor=KEEPER)
     assert again.reissue_of == done.id
     assert [r["year"] for r in handovers(svc.store)] == [year, year]
+    beside = [n for n in os.listdir(tmp_path) if n.startswith(".")]
+    assert beside == [], beside  # no working folder left beside what the archivist takes
     with pytest.raises(RequestError, match="exists already"):
         call(svc, "archive.handover", {"year": year, "to": out}, actor=KEEPER)
     with pytest.raises(RequestError, match="not inside the exports folder"):  # a web session
