@@ -223,6 +223,38 @@ def test_enospc_mid_write_removes_the_partial_file(tmp_path) -> None:
     assert hasher_threads() == []
 
 
+class StalledWrites(RecordingFS):
+    """A disk whose writes stop making progress: each returns 0 bytes written, at most
+    ``tries`` times (a copy that kept looping would fail the test, not hang it)."""
+
+    def __init__(self, after: int, tries: int = 1000) -> None:
+        super().__init__()
+        self.after, self.tries = after, tries
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if self.after > 0:
+            n = super().write(fd, data[: self.after])
+            self.after -= n
+            return n
+        self.tries -= 1
+        if self.tries < 0:
+            raise AssertionError("the copy kept writing into a disk that made no progress")
+        return 0
+
+
+def test_a_write_that_makes_no_progress_fails_the_copy_instead_of_looping(tmp_path) -> None:
+    """001 art.19(4): a medium that stops taking bytes (writes return 0) fails the copy at
+    once with EIO and publishes nothing; the footage stays on the recorder."""
+    data = os.urandom(300_000)
+    fs = StalledWrites(after=100_000)
+    with pytest.raises(CopyFailed) as info:
+        write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+
+    assert info.value.errno == errno.EIO
+    assert fs.tries == 999  # gave up at the first write that made no progress
+    assert os.listdir(tmp_path) == []
+
+
 def test_eio_on_fsync_fails_once_and_is_never_retried(tmp_path) -> None:
     """001 art.19(4): an fsync error fails the copy; the file is never trusted on a retry."""
     data = os.urandom(200_000)
