@@ -40,7 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS: dict[str, tuple[str, ...]] = {
     # 1. pre-shift checks; 2. custody, no lending, the ratio
     "dock/domain/checks.py": ("tests/test_checks.py",),
-    "dock/daemon/checkout.py": ("tests/test_checkout.py", "tests/test_grants.py"),
+    "dock/daemon/checkout.py": (
+        "tests/test_checkout.py",
+        "tests/test_grants.py",
+        "tests/test_capabilities.py",
+    ),
     "dock/domain/fleet.py": ("tests/test_fleet_ratio.py",),
     # 3. clock
     "dock/devices/clock.py": ("tests/test_clock.py",),
