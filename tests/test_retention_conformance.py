@@ -9,6 +9,7 @@ log). Each test names the article it enforces, so ``grep`` from an article finds
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sqlite3
@@ -289,6 +290,10 @@ def test_the_yearly_hand_over_is_a_valid_bag_listing_the_years_records(docked, t
         text = f.read()
     assert seal["tagmanifest_sha256"] in text
     assert all(bytes(entries[rid]["sha256"]).hex() in text for rid in ids[:2])
+    with open(os.path.join(out, "data", "register.csv"), encoding="utf-8", newline="") as f:
+        table = list(csv.reader(f))  # the same register for the archivist's spreadsheet
+    assert table[0][:3] == ["serial", "recording", "officer"]
+    assert sorted(row[1] for row in table[1:]) == sorted(ids[:2])
     (entry,) = kinds_of(svc, "archive_handover")
     assert entry.actor == KEEPER and entry.data["year"] == year
     assert entry.data["tagmanifest_sha256"] == done.tagmanifest_sha256
