@@ -19,6 +19,7 @@ is done); the others record something that happened and stay open until acknowle
 | clock_drift | a ``clock.drift`` event | acknowledgement |
 | offload_overdue | ``deadline.overdue`` | ``offload.done`` without failures |
 | recorder_not_returned | ``recorder.not_returned`` (subject serial) | that recorder's ``checkin`` |
+| handover_flagged | ``handover.flagged`` (subject serial/custody) | acknowledgement |
 | checks_failing | 3 ``checks.failed`` (with codes) of one device in 1 h | acknowledgement |
 | refusals | 5 ``checkout.refused`` at one dock in 1 h | acknowledgement |
 | scanner_hit | ``scanner.hit`` (subject serial/recording) | acknowledgement |
@@ -68,6 +69,9 @@ class AlertKind(StrEnum):
     # footage deleted before docking, made outside custody, or unsigned (003 art.11, 13;
     # 001 art.19(3); 002 art.23): the supervisor's item at the dock, an alert here
     FOOTAGE_CONTINUITY = "footage_continuity"
+    # a return signed for by someone other than its custodian (lending? 003 art.21(2)),
+    # or by nobody (001 art.19(3)): the dock's register marks it, the unit looks at it
+    HANDOVER_FLAGGED = "handover_flagged"
 
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
@@ -221,6 +225,16 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
         )
     elif kind == EventType.CHECKIN:
         d.clear(site, dock, AlertKind.RECORDER_NOT_RETURNED, serial)
+    elif kind == EventType.HANDOVER_FLAGGED:
+        by = data.get("returned_by") or "nobody"
+        d.raise_(
+            site,
+            dock,
+            AlertKind.HANDOVER_FLAGGED,
+            f"{serial}/{data.get('custody', '')}",
+            f"recorder of officer {data.get('custodian')} handed back by {by} "
+            f"({data.get('flag')}, {data.get('how')}) in slot {data.get('slot')}",
+        )
     elif kind == EventType.CLOCK_DRIFT:
         d.raise_(
             site,

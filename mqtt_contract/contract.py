@@ -82,6 +82,8 @@ class EventType(StrEnum):
     DEADLINE_AT_RISK = "deadline.at_risk"
     DEADLINE_OVERDUE = "deadline.overdue"
     RECORDER_NOT_RETURNED = "recorder.not_returned"  # not docked by the end of its shift
+    # a return signed by someone other than its custodian, or by nobody in the window
+    HANDOVER_FLAGGED = "handover.flagged"
     CLOCK_DRIFT = "clock.drift"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_REWOUND = "audit.rewound"  # the dock's audit log went backwards under its reporter

@@ -44,8 +44,9 @@ def register(svc: Any) -> list[dict[str, Any]]:
     return list(reversed(HandoverTable(svc.store).entries()))
 
 
-def out_and_back(svc: Any, rec: Any, start_recorder: Any, recordings: int = 2) -> None:
-    """Check the recorder out to 1001, take it on patrol, record, dock it again."""
+def out_and_back(svc: Any, rec: Any, start_recorder: Any, recordings: int = 2) -> Any:
+    """Check the recorder out to 1001, take it on patrol, record, dock it again; the
+    recorder as it serves again."""
     assert svc.checkout("1001", PIN).granted
     port = rec.url.rsplit(":", 1)[1]
     rec.server.stop()  # taken out of the slot ...
@@ -53,10 +54,11 @@ def out_and_back(svc: Any, rec: Any, start_recorder: Any, recordings: int = 2) -
     if recordings:
         rec.model._generate_recordings(recordings, 40_000, 0)  # ... recorded on shift ...
         rec.model.save()
-    start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=rec.data_dir)  # ... back
+    back = start_recorder(listen=f"tcp://127.0.0.1:{port}", data_dir=rec.data_dir)  # ... back
     svc.sweep()  # the return: custody closed, the handover asked for, the offload run
     svc.wait_offloads(timeout=60)
     assert svc.store.open_custody_of_officer("1001") is None
+    return back
 
 
 def status_text(svc: Any) -> str:
@@ -335,3 +337,44 @@ def test_two_signers_at_once_make_one_register_row(make_dock, start_recorder) ->
     with pytest.raises(HandoverError, match="no return waits to be signed"):
         reg.sign_with_badge(seen, officer)  # ... the second finds it signed
     assert len(register(svc)) == 1 and len(kinds(svc, AuditKind.HANDOVER)) == 1
+
+
+def test_a_flagged_return_is_told_to_headquarters_and_a_proper_one_is_not(
+    make_dock, start_recorder, tmp_path
+) -> None:
+    """003 art.21(2): no lending; 001 art.19(3): headquarters hears of a return signed for
+    by someone other than its custodian, and of one nobody signed for, as
+    ``handover.flagged`` (queued in the outbox from the audit log), and opens an alert;
+    a return its custodian signed is not sent (the ``checkin`` is the return)."""
+    import json
+
+    from dock.reporting.feed import feed
+    from dock.reporting.outbox import Outbox
+    from hq.alerts import AlertKind, event_rule
+    from mqtt_contract.contract import EventType
+
+    svc, recs = make_dock({"serial": "EMU0001", "battery_percent": 95.0})
+    clock = StoreClock()
+    svc.store._clock = clock
+    outbox = Outbox(str(tmp_path / "outbox.db"))
+    feed(svc.audit, outbox, "boot1", 1.0)  # reporting starts here
+    rec = out_and_back(svc, recs[0], start_recorder, recordings=0)
+    assert svc.sign_handover("1", "1001", PIN)["signed"]  # its custodian: not sent
+    rec = out_and_back(svc, rec, start_recorder, recordings=0)
+    assert svc.sign_handover("1", "1002", PIN)["signed"]  # another officer
+    out_and_back(svc, rec, start_recorder, recordings=0)
+    clock.t += svc.parts.handover_window_s + 1
+    svc.sweep()  # nobody signed within the window
+    for _ in range(100):
+        if feed(svc.audit, outbox, "boot1", 1.0) == 0:
+            break
+    events = [json.loads(p.payload) for p in outbox.pending(1000)]
+    flagged = [e["data"] for e in events if e["type"] == EventType.HANDOVER_FLAGGED]
+    assert [(d["flag"], d["returned_by"], d["custodian"]) for d in flagged] == [
+        ("by_other", "1002", "1001"),
+        ("unsigned", "", "1001"),
+    ]
+    for data in flagged:
+        decision = event_rule("s1", "d1", {"type": EventType.HANDOVER_FLAGGED, "data": data})
+        assert [a.key.kind for a in decision.open] == [AlertKind.HANDOVER_FLAGGED]
+    outbox.close()

@@ -110,12 +110,19 @@ def event(kind, **data):
             set(),
         ),
         (event("checkin", serial="X"), set(), {("recorder_not_returned", "X")}),
+        # 001 art.19(3); 003 art.21(2): a return signed for by another, or by nobody
+        (
+            event("handover.flagged", serial="X", custody=7, flag="by_other", returned_by="1002"),
+            {("handover_flagged", "X/7")},
+            set(),
+        ),
         (event("checks.failed", serial="X", failed=["battery_low"]), set(), set()),
     ],
 )
 def test_event(ev, opens, closes):
-    """003 art.13; 004 att.2 §4; 004 att.2 §8: headquarters opens an alert for an overdue
-    offload, a clock drift, a scanner hit and a failed fixity check."""
+    """003 art.13; 004 att.2 §4; 004 att.2 §8; 003 art.21; 001 art.19(3): headquarters
+    opens an alert for an overdue offload, a clock drift, a scanner hit, a failed fixity
+    check, a recorder not returned and a return signed for by another or by nobody."""
     d = event_rule(S, D, ev)
     assert opened(d) == opens
     assert closed(d) == closes

@@ -30,10 +30,6 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.OVERRIDE: "the checkout entry that follows carries it (override, supervisor, "
     "reason) into checkout.granted",
     AuditKind.HANDOVER: "the handover register is kept at the dock; checkin is the return",
-    AuditKind.HANDOVER_BY_OTHER: "the handover register is kept at the dock (flagged to its "
-    "supervisors); checkin is the return",
-    AuditKind.HANDOVER_UNSIGNED: "the handover register is kept at the dock (flagged to its "
-    "supervisors); checkin is the return",
     AuditKind.HANDOVER_REFUSED: "a signature refused changes nothing; a lockout is pin.locked",
     AuditKind.CLOCK_NOT_SET: "a clock left unset passes the checks only within the drift "
     "limit; beyond it, checks.failed says so",
@@ -226,6 +222,13 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
             # the contract's names first; the dock's deadline row after them
             named = {"officer": d.get("officer_id"), "due": d.get("deadline_utc")}
             return kind, {"serial": serial, **named, **d}
+        case AuditKind.HANDOVER_BY_OTHER | AuditKind.HANDOVER_UNSIGNED:
+            return EventType.HANDOVER_FLAGGED, {
+                "serial": serial,
+                **_pick(d, "custody", "slot", "custodian", "how"),
+                "returned_by": d.get("returned_by") or "",
+                "flag": "by_other" if entry.kind == AuditKind.HANDOVER_BY_OTHER else "unsigned",
+            }
         case AuditKind.RECORDER_NOT_RETURNED:
             return EventType.RECORDER_NOT_RETURNED, {
                 "serial": serial,
