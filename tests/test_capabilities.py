@@ -264,6 +264,33 @@ def test_a_recorder_that_refuses_set_time_is_checked_by_its_measured_offset(make
     assert len(entries(svc, "clock_not_set")) == 1
 
 
+def test_assign_answered_unsupported_grants_and_any_other_refusal_refuses(make_dock) -> None:
+    """003 art.21(2): a recorder that cannot take the officer's name (it answers ASSIGN
+    with UNSUPPORTED) is still handed out, the custody ledger naming the officer and the
+    check-out entry saying why; one that refuses ASSIGN for any other reason is not
+    handed out (its footage would not be stamped with the officer who carries it)."""
+    svc, recs = make_dock({"battery_percent": 95.0}, {"battery_percent": 90.0})
+
+    def unsupported(**_fields):
+        raise RecorderError(ErrorCode.UNSUPPORTED, "the officer is set by the vendor's app")
+
+    def broken(**_fields):
+        raise RecorderError(ErrorCode.STORAGE, "cannot write the officer")
+
+    for rec in recs:
+        rec.server.firmware._on_assign = broken
+    d = svc.checkout("1001", PIN)
+    assert not d.granted and "device_unreachable" in {r.code for r in d.reasons}
+    assert svc.store.open_custody_of_officer("1001") is None
+    for rec in recs:
+        rec.server.firmware._on_assign = unsupported
+    d = svc.checkout("1001", PIN)
+    assert d.granted and d.assigned_on_device is False
+    (entry,) = entries(svc, "checkout")
+    assert entry.data["assigned_on_device"] is False
+    assert "refused ASSIGN" in entry.data["why"] and "vendor" in entry.data["why"]
+
+
 # --- the commands, as an operator runs them -------------------------------------------
 
 
