@@ -22,7 +22,7 @@ from dock.evidence.purge_records import purge_state
 from dock.services.context import DockContext
 from dock.services.errors import Refused, RequestError
 from dock.storage.pins import authorise
-from dock.storage.store import StoreError
+from dock.storage.store import Store, StoreError
 
 
 @dataclass(frozen=True)
@@ -196,14 +196,24 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 def party(dock: DockContext, name: str) -> dict[str, Any]:
     """Everything kept of one party subject to enforcement across its cases (一户式):
     the cases, their recordings and the explanation items, JSON-ready."""
+    return party_in(dock.store, name)
+
+
+def party_in(store: Store, name: str) -> dict[str, Any]:
+    """:func:`party` from the database alone (the web site's reads)."""
     name = _text("party", name, required=True)
-    found = dock.store.party_records(name)
+    found = store.party_records(name)
     return {
         "party": name,
         "cases": [_plain(c) for c in found["cases"]],
         "recordings": [_plain(r) for r in found["recordings"]],
         "explanations": [_plain(i) for i in found["explanations"]],
     }
+
+
+def files(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    """The case files (number, cause, party, opened and closed), open ones first."""
+    return [_plain(c) for c in store.case_files(limit)]
 
 
 def recordings(dock: DockContext, case: str) -> list[dict[str, Any]]:

@@ -275,6 +275,16 @@ class ArchiveRows(StoreBase):
         )
         return None if row is None else dict(row)
 
+    def case_files(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The case files, open ones first, newest opened first within each (at most
+        ``limit``)."""
+        rows = self._db().execute(
+            "SELECT * FROM cases ORDER BY closed_at IS NOT NULL, opened_at DESC, case_number "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows.fetchall()]
+
     def party_records(self, party: str) -> dict[str, list[dict[str, Any]]]:
         """Everything kept of one party subject to enforcement, across its cases: the
         cases, the recordings attached to them and the explanation items of those

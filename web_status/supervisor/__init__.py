@@ -9,7 +9,7 @@ from web_status.home.views import AREAS
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor", template_folder="templates")
 
-from web_status.supervisor import api, appraisals, marks, views  # noqa: E402, F401 - routes register on import
+from web_status.supervisor import api, appraisals, cases, marks, views  # noqa: E402, F401 - routes register on import
 
 #: The start page links here for those who hold the role (home.views.AREAS).
 if not any(a[0] == "supervisor.index" for a in AREAS):
