@@ -10,6 +10,7 @@ thread, for tests and the command line.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ _DEADLINE_KINDS = {"at_risk": AuditKind.DEADLINE_AT_RISK, "overdue": AuditKind.D
 DEADLINES_EVERY_S = 60.0
 FIXITY_EVERY_S = 24 * 3600.0
 FIXITY_SAMPLE = 0.05
+#: How often working copies past their request's expiry are looked for and removed.
+WORKING_COPIES_EVERY_S = 60.0
 #: How often unfinished seals and purges are looked for when no interval is given.
 SEALS_EVERY_S = 5.0
 #: How long stopping waits for a job in the middle of its work.
@@ -90,6 +93,8 @@ class Maintenance:
         self.parts = parts
         self._last_deadlines = float("-inf")
         self._last_fixity = float("-inf")
+        self._last_copies = float("-inf")
+        self._copies_lock = threading.Lock()
         self._deadline_alerts: set[tuple[int, str]] = set()
         self._seals_lock = threading.Lock()
         self._deadlines_lock = threading.Lock()
@@ -108,6 +113,7 @@ class Maintenance:
                 MaintenanceJob("seals", self.finish_seals, seals_every_s),
                 MaintenanceJob("deadlines", self.deadlines, DEADLINES_EVERY_S),
                 MaintenanceJob("fixity", self.fixity, FIXITY_EVERY_S),
+                MaintenanceJob("working-copies", self.working_copies, WORKING_COPIES_EVERY_S),
             ]
             for job in self.jobs:
                 job.start()
@@ -131,6 +137,7 @@ class Maintenance:
         self.finish_seals(now)
         self.deadlines(now)
         self.fixity(now)
+        self.working_copies(now)
 
     # ------------------------------------------------------------------ the jobs
     def finish_seals(self, now: float) -> None:
@@ -182,6 +189,25 @@ class Maintenance:
             return False
         audit.append(kind, "dock", row["serial"], row)
         return True
+
+    def working_copies(self, now: float) -> None:
+        """Remove the views' and copies' files under ``<state_dir>/exports`` whose
+        request has expired, each recorded (evidence/working_copies.py; 004 att.2 §5,
+        002 art.26): a copy of evidence lives no longer than the approval allowing it."""
+        from dock.evidence.working_copies import remove_expired
+
+        offloader = self.parts.offloader
+        if offloader is None:
+            return
+        with self._copies_lock:
+            if now - self._last_copies < WORKING_COPIES_EVERY_S:
+                return
+            self._last_copies = now
+            store = self.parts.store
+            exports = os.path.join(os.path.dirname(os.path.abspath(store.path)), "exports")
+            done = remove_expired(store, self.parts.audit, exports, offloader.evidence_dir, now)
+        for row in done:
+            log.info("working copy removed at its expiry: %s (%s)", row["path"], row["outcome"])
 
     def fixity(self, now: float) -> None:
         """Sample the archive's fixity, once a day. Reads the archive with no lock of

@@ -115,6 +115,7 @@ class AuditKind(StrEnum):
     ACCESS_DENIED = "access_denied"  # a step of access refused by the dock, and why
     ACCESS_RECORD = "access_record"  # a viewing or copying registered under a request
     ACCESS_EXPORT = "access_export"  # an export package (and disc image) written
+    WORKING_COPY_REMOVED = "working_copy_removed"  # a view's/copy's file removed at its expiry
     CONFIDENTIAL_MARK = "confidential_mark"  # recordings or a case marked confidential
     CONFIDENTIAL_RELEASE = "confidential_release"  # a supervisor released such a mark
 

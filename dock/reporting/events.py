@@ -96,6 +96,8 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.ACCESS_DENIED: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_RECORD: "access to footage is requested and registered on the dock",
     AuditKind.ACCESS_EXPORT: "access to footage is requested and registered on the dock",
+    AuditKind.WORKING_COPY_REMOVED: "a working copy's removal when its approval expired is "
+    "kept in the dock's access register; the footage itself stays in the archive",
     AuditKind.CONFIDENTIAL_MARK: "confidentiality is handled on the dock",
     AuditKind.CONFIDENTIAL_RELEASE: "confidentiality is handled on the dock",
     AuditKind.WEB_LOGIN: "local access to the dock's site; a lockout is pin.locked",

@@ -526,6 +526,29 @@ CONFIDENTIAL_MARKS = """CREATE TABLE IF NOT EXISTS confidential_marks (
 )"""
 
 
+# Working copies (a view's or copy's files under <state_dir>/exports), one row per file,
+# written BEFORE the file exists. Owner: dock.storage.working_copy_table.WorkingCopyTable
+# (for dock.evidence.working_copies). A copy lives no longer than its request's approval:
+# ``removing_at`` is the removal's intent, ``removed_at`` and ``outcome`` its record.
+WORKING_COPIES = (
+    """CREATE TABLE IF NOT EXISTS working_copies (
+    id INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES access_requests(id),
+    action TEXT NOT NULL CHECK (action IN ('view', 'copy')),
+    who TEXT NOT NULL,
+    what TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    folder TEXT NOT NULL,
+    made_at REAL NOT NULL,
+    removing_at REAL,
+    removed_at REAL,
+    outcome TEXT
+)""",
+    """CREATE INDEX IF NOT EXISTS working_copies_present ON working_copies(request_id)
+    WHERE removed_at IS NULL""",
+)
+
+
 # --------------------------------------------------------------------------- handovers
 # Owner: dock.storage.handover_table.HandoverTable (for dock.evidence.handovers). The
 # handover register (001 art.19(3): the officer signs the handover on return) is
@@ -624,6 +647,7 @@ STEPS: tuple[Step, ...] = (
     _sql(CONFIDENTIAL_MARKS),
     _sql(CONTINUITY_MARKS),
     _sql(*CASES),
+    _sql(*WORKING_COPIES),
 )
 
 

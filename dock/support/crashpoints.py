@@ -62,8 +62,14 @@ PURGE_POINTS: dict[str, str] = {
     "purge.done.before": "files and old package gone; purge entry and purge rows not yet written",
 }
 
+#: The crash point of a working copy's removal at its expiry (dock/evidence/working_copies.py).
+WORKING_COPY_POINTS: dict[str, str] = {
+    "working_copy.unlinked": "one working copy unlinked (folder fsynced), its removal not "
+    "yet recorded (reached per file)",
+}
+
 #: Every point :func:`reach` knows.
-ALL_POINTS: dict[str, str] = POINTS | PURGE_POINTS
+ALL_POINTS: dict[str, str] = POINTS | PURGE_POINTS | WORKING_COPY_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:

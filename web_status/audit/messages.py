@@ -189,6 +189,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.access_denied": {"en": "access denied by the dock", "zh": "调阅被采集站拒绝"},
     "audit.kind.access_record": {"en": "access registered", "zh": "调阅登记"},
     "audit.kind.access_export": {"en": "export written", "zh": "导出包已写出"},
+    "audit.kind.working_copy_removed": {
+        "en": "working copy removed at its request's expiry",
+        "zh": "复制件已于申请到期后删除",
+    },
     "audit.kind.confidential_mark": {"en": "marked confidential", "zh": "已作保密标记"},
     "audit.kind.confidential_release": {
         "en": "confidentiality mark released",

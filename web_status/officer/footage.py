@@ -232,18 +232,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     "footage.view": {"en": "View (registered first)", "zh": "查阅（先登记）"},
     "footage.copy": {"en": "Copy (registered first)", "zh": "复制（先登记）"},
     "footage.confirm": {"en": "confidential too", "zh": "含保密录像"},
-    "footage.made": {"en": "Copies made for you", "zh": "为您制作的复制件"},
+    "footage.made": {
+        "en": "Copies made for you (removed from the dock when their request expires)",
+        "zh": "为您制作的复制件（申请到期后从本机删除）",
+    },
     "footage.made.line": {
         "en": "{action} under request {request}",
         "zh": "申请 {request} 的{action}",
     },
     "footage.made.view": {
-        "en": "Registered, then {n} working copies made for viewing (request {request}).",
-        "zh": "已登记，随后为查阅制作了 {n} 份复制件（申请 {request}）。",
+        "en": "Registered, then {n} working copies made for viewing (request {request}); "
+        "the dock removes them when the request expires.",
+        "zh": "已登记，随后为查阅制作了 {n} 份复制件（申请 {request}）；申请到期后本机删除。",
     },
     "footage.made.copy": {
-        "en": "Registered, then {n} copies made (request {request}).",
-        "zh": "已登记，随后制作了 {n} 份复制件（申请 {request}）。",
+        "en": "Registered, then {n} copies made (request {request}): take them before the "
+        "request expires; the dock then removes them.",
+        "zh": "已登记，随后制作了 {n} 份复制件（申请 {request}）：请在申请到期前取走，"
+        "到期后本机删除。",
     },
     "footage.asked": {
         "en": "Request {request} is recorded: a supervisor other than you decides it.",
