@@ -43,6 +43,11 @@ class Clock:
 def docked(make_dock):
     """A dock with two recordings of officer 1001 archived, a second supervisor, a keeper
     and a supervisory body (oversight)."""
+    return docked_dock(make_dock)
+
+
+def docked_dock(make_dock):
+    """What the ``docked`` fixture gives (tests/test_working_copies.py uses it too)."""
     svc, _recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.05})
     svc.sweep()
     with svc.store._write() as db:  # the footage is officer 1001's

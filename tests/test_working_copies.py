@@ -22,23 +22,17 @@ import sys
 import pytest
 
 from dock.daemon.maintenance import WORKING_COPIES_EVERY_S, Maintenance
-from dock.evidence.access import AccessRegister
 from dock.evidence.fixity import verify_archive
 from dock.storage.working_copy_table import WorkingCopyTable
 from dock.support.crashpoints import ENV
 
 from .test_access_rules import (
-    KEEPER,
-    KEEPER_PIN,
     OVERSIGHT,
-    OVERSIGHT_PIN,
-    SUPERVISOR2,
-    SUPERVISOR2_PIN,
-    Clock,
     _approved,
     _kinds,
     _recs,
     _view,
+    docked_dock,
 )
 
 DAY = 86400.0
@@ -47,19 +41,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture
 def docked(make_dock):
-    """As tests/test_access_rules.py's: two recordings of officer 1001 archived, a second
-    supervisor, a keeper and a supervisory body; the register on a clock of its own."""
-    svc, _recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.05})
-    svc.sweep()
-    with svc.store._write() as db:  # the footage is officer 1001's
-        db.execute("UPDATE archive SET officer_id = '1001'")
-    svc.store.add_officer(SUPERVISOR2, "Qian Jun", "Traffic 3", SUPERVISOR2_PIN, role="supervisor")
-    svc.store.add_officer(KEEPER, "Sun Mei", "Traffic 3", KEEPER_PIN, role="keeper")
-    svc.store.add_officer(OVERSIGHT, "Zhou Jian", "纪检组", OVERSIGHT_PIN, role="oversight")
-    entries = svc.store.archive_entries()
-    assert len(entries) == 2
-    clock = Clock()
-    return svc, AccessRegister(svc.store, svc.audit, clock=clock), entries, clock
+    """As tests/test_access_rules.py's (two recordings of officer 1001 archived, a second
+    supervisor, a keeper and a supervisory body; the register on a clock of its own)."""
+    return docked_dock(make_dock)
 
 
 def _exports(svc) -> str:
