@@ -158,6 +158,8 @@ def test_dock_run_drives_leds_buzzer_and_lcd_through_gpiozeros_own_factory(
             factory = spy_factory[0]
             green, red, buzzer = factory.pin(GREEN1), factory.pin(RED2), factory.pin(BUZZER)
             assert wait_until(lambda: green.state and red.state, timeout=20)  # first sweep
+            # the screen is drawn after the LEDs: wait for its first words, not for a time
+            wait_until(lambda: lcd_text(factory)[0].strip() != "", timeout=20)
             seen["idle"] = lcd_text(factory)
             sock = control_socket_path(str(tmp_path / "state"))
             decision = DaemonLink(sock).request("checkout", {"officer": "1001", "pin": PIN})
