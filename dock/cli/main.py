@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from common.quiet_exit import run_quietly_on_broken_pipe
+from common.version import __version__
 from dock.cli import (
     access,
     appraisals,
@@ -32,6 +33,7 @@ MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retenti
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; the global options go before or after the subcommand."""
     p = argparse.ArgumentParser(prog="dock", description="Body-worn camera dock", parents=[GLOBAL])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for module in MODULES:
         module.register(sub)
