@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from common.jsonlog import setup_logging
+from common.privileges import HQ_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
 from hq import config
 from hq.cli_commands import register_checkpoint, register_command, register_keygen
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    # Root becomes dock-hq before anything opens a file (common/privileges.py).
+    drop_or_exit("dock-hq", service_user(*HQ_USER), EXIT_USAGE)
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)

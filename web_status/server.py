@@ -16,6 +16,7 @@ import sys
 import threading
 from typing import Any
 
+from common.privileges import DOCK_USER, drop_or_exit, service_user
 from dock.config import ConfigError, load_config
 from dock.support.logs import setup_logging
 
@@ -53,6 +54,8 @@ def build_servers(cfg: Any, app: Any, port: int | None = None) -> list[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Root becomes the dock user before anything opens a file (common/privileges.py).
+    drop_or_exit("dock-web", service_user(*DOCK_USER), EXIT_CONFIG)
     parser = argparse.ArgumentParser(prog="dock-web", description="The dock's local web site")
     parser.add_argument("--config", help="dock.toml (default $DOCK_CONFIG, /etc/dock/dock.toml)")
     parser.add_argument("--port", type=int, help="override [web] port (tests: 0 = any free)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from common.privileges import DOCK_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
 from common.version import __version__
 from dock.cli import (
@@ -22,7 +23,7 @@ from dock.cli import (
     run,
     web_tokens,
 )
-from dock.cli.common import GLOBAL, fill_global_defaults
+from dock.cli.common import EXIT_USAGE, GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     """``dock``; exits quietly (EXIT_BROKEN_PIPE) when its reader goes away."""
 
     def command() -> int:
+        # Root becomes the dock user before anything opens a file (common/privileges.py).
+        drop_or_exit("dock", service_user(*DOCK_USER), EXIT_USAGE)
         args = fill_global_defaults(build_parser().parse_args(argv))
         setup_logging(args.log_level)
         code: int = args.func(args)
