@@ -1,8 +1,22 @@
 """Headquarters' fleet database: every table and index, created when a Store opens.
 
 Apart from :mod:`hq.store` so the tables can be read in one place; ``CREATE ... IF NOT
-EXISTS`` throughout, so opening an existing file changes nothing.
+EXISTS`` throughout, so opening an existing file changes nothing. The schema's version is
+kept in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`, brought forward at open by
+:func:`apply`, a backup first: :mod:`common.sqlite_schema`). A table added later goes in
+:data:`SCHEMA`; any other change is a numbered step in :data:`MIGRATIONS`.
 """
+
+from __future__ import annotations
+
+import sqlite3
+
+from common.sqlite_schema import Step, Upgrade, migrate, require_tables, run_all, statements
+from common.sqlite_schema import schema_state as read_schema_state
+
+#: The schema this code writes: 1, the tables below, which the first releases made
+#: without a version.
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docks (
@@ -64,3 +78,24 @@ CREATE UNIQUE INDEX IF NOT EXISTS checkpoints_accepted ON checkpoints (site, doc
 CREATE INDEX IF NOT EXISTS checkpoints_rejected ON checkpoints (site, dock, seq, head)
     WHERE status = 0;
 """
+
+
+def _version_1(db: sqlite3.Connection) -> None:
+    """Records the version once the tables are today's (a new database's just were)."""
+    require_tables(db, run_all(*statements(SCHEMA)))
+
+
+#: Numbered steps: (version, step), in order.
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _version_1),)
+
+
+def apply(db: sqlite3.Connection, path: str) -> Upgrade:
+    """Bring the fleet database to :data:`SCHEMA_VERSION`; SchemaTooNew (one line) for a
+    database a newer release wrote."""
+    today = run_all(*statements(SCHEMA))  # made at every open, as before versions
+    return migrate(db, path, SCHEMA_VERSION, MIGRATIONS, every_open=today)
+
+
+def schema_state(path: str) -> tuple[int | None, int]:
+    """(the fleet database's schema version, this code's), read without writing."""
+    return read_schema_state(path, SCHEMA_VERSION)

@@ -7,8 +7,8 @@ monitor acknowledges messages to the broker only after their batch is committed,
 committed batch must survive a power cut too, or the broker would not resend it.
 
 Times: ``*_at``/``opened``/``received`` columns are headquarters' clock (epoch seconds);
-``time`` columns are the dock's text (ISO 8601 UTC) as it sent it. The tables are in
-:mod:`hq.schema`; the checkpoint rows in :mod:`hq.checkpoint_rows`.
+``time`` columns are the dock's text (ISO 8601 UTC) as it sent it. The tables (and their
+version) are in :mod:`hq.schema`; the checkpoint rows in :mod:`hq.checkpoint_rows`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from hq import schema
 from hq.alerts import CLEARING, AlertKey, AlertKind, Decision, DockSeen
 from hq.checkpoint_rows import CheckpointRows
-from hq.schema import SCHEMA
 
 
 class Store(CheckpointRows):
@@ -35,7 +35,7 @@ class Store(CheckpointRows):
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        schema.apply(self.db, path)  # a backup first when it is of an older schema
         #: Open CLEARING alerts -> detail: skip writes for conditions that did not change.
         self._open: dict[AlertKey, str] = {}
         for row in self.db.execute(

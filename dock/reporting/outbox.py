@@ -21,6 +21,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from common.sqlite_schema import Step, migrate, require_tables, run_all, statements
+from common.sqlite_schema import schema_state as read_schema_state
 from dock.reporting.events import AuditView
 from dock.storage.sqlite_tx import immediate
 from mqtt_contract.contract import ContractError, Kind, encode, parse_utc, utc
@@ -57,6 +59,24 @@ CREATE TABLE IF NOT EXISTS boots (
 CREATE TABLE IF NOT EXISTS fed (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID;
 """
 
+#: The outbox's schema version (``PRAGMA user_version``): 1, the tables above, which the
+#: first releases made without a version. A table added later goes in ``_SCHEMA``
+#: (``IF NOT EXISTS``, made at every open); anything else is a numbered step here.
+SCHEMA_VERSION = 1
+
+
+def _version_1(db: sqlite3.Connection) -> None:
+    """Records the version once the tables are today's (a new outbox's just were)."""
+    require_tables(db, run_all(*statements(_SCHEMA)))
+
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _version_1),)
+
+
+def schema_state(path: str) -> tuple[int | None, int]:
+    """(the outbox's schema version, this code's), read without writing (``dock check``)."""
+    return read_schema_state(path, SCHEMA_VERSION)
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -74,7 +94,8 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        today = run_all(*statements(_SCHEMA))  # made at every open, as before versions
+        migrate(self._db, path, SCHEMA_VERSION, MIGRATIONS, every_open=today)
 
     def close(self) -> None:
         self._db.close()

@@ -1,6 +1,7 @@
 """The dock database's schema (dock.db), in one place: every table, index, trigger and
-column added since a first release, applied in order, in one transaction, when a
-:class:`~dock.storage.store.Store` opens the file.
+column added since a first release, applied in order when a
+:class:`~dock.storage.store.Store` opens the file (:mod:`common.sqlite_schema`: a backup
+first when the file is of an older schema).
 
 Each table has one owning module: the only one that writes it (named above each table
 below). Other storage modules may read it in a join; nothing outside ``dock/storage``
@@ -9,9 +10,9 @@ reporting outbox's is :mod:`dock.reporting.outbox`'s: not here.
 
 Every step is idempotent (``IF NOT EXISTS``, columns added only when missing), so a
 database from any earlier release opens as today's. What such steps cannot do (SQLite
-cannot change a CHECK constraint in place) is a numbered migration in
-:data:`MIGRATIONS`, run once when ``PRAGMA user_version`` is below its number; the
-database then says :data:`SCHEMA_VERSION`.
+cannot change a CHECK constraint in place, nor drop or rename anything) is a numbered
+migration in :data:`MIGRATIONS`, run once, in its own transaction, when ``PRAGMA
+user_version`` is below its number; the database then says :data:`SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from dock.storage.sqlite_tx import immediate
+from common.sqlite_schema import Upgrade, migrate
+from common.sqlite_schema import schema_state as read_schema_state
 
 #: The schema this code writes, stored in ``PRAGMA user_version`` (0 before version 2:
 #: the first release did not store it). 2: the roles maintenance and admin (issue 12).
 #: 3: the roles keeper and oversight (issue 17).
 SCHEMA_VERSION = 3
 
-#: One step of the schema: run against the connection inside the opening transaction.
+#: One step of the schema: run against the connection inside a write transaction.
 Step = Callable[[sqlite3.Connection], None]
 
 # --------------------------------------------------------------------------- Store's
@@ -688,40 +690,32 @@ def _roles_keeper_oversight(db: sqlite3.Connection) -> None:
 
 
 #: Numbered migrations: (version, step), each run once, in order, while foreign keys
-#: are off (a table they point at may be rebuilt), in one transaction with the rest.
+#: are off (a table they point at may be rebuilt), each in its own transaction that
+#: also sets ``user_version`` to its number (a kill in between resumes at the next).
 MIGRATIONS: tuple[tuple[int, Step], ...] = (
     (2, _officers_roles_widened),
     (3, _roles_keeper_oversight),
 )
 
 
-def apply(db: sqlite3.Connection) -> None:
-    """Bring the database to this schema: every step, then the migrations it has not
-    had, in one write transaction; ``user_version`` says SCHEMA_VERSION after it."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"the database is of schema {version}, newer than this dock's {SCHEMA_VERSION}: "
-            "run the newer dock"
-        )
-    todo = [step for number, step in MIGRATIONS if number > version]
-    keys_on = db.execute("PRAGMA foreign_keys").fetchone()[0]
-    if todo:
-        db.execute("PRAGMA foreign_keys=OFF")  # not inside a transaction: it would not take
-    try:
-        with immediate(db) as w:
-            for step in STEPS:
-                step(w)
-            for step in todo:
-                step(w)
-            broken = w.execute("PRAGMA foreign_key_check").fetchall() if todo else []
-            if broken:
-                raise sqlite3.IntegrityError(f"migration left {len(broken)} broken references")
-            if version != SCHEMA_VERSION:
-                w.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
-    finally:
-        if todo and keys_on:
-            db.execute("PRAGMA foreign_keys=ON")
+def _every_step(db: sqlite3.Connection) -> None:
+    for step in STEPS:
+        step(db)
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STEPS", "Step", "apply"]
+def apply(db: sqlite3.Connection, path: str | None = None) -> Upgrade:
+    """Bring the database to this schema through :func:`common.sqlite_schema.migrate`:
+    a backup first when it is behind, every step (idempotent, at every open), then the
+    migrations it has not had, each in its own transaction; ``user_version`` says
+    SCHEMA_VERSION after it. ``path``: the file (default: the connection's)."""
+    if path is None:
+        path = str(db.execute("PRAGMA database_list").fetchone()[2])
+    return migrate(db, path, SCHEMA_VERSION, MIGRATIONS, every_open=_every_step)
+
+
+def schema_state(path: str) -> tuple[int | None, int]:
+    """(dock.db's schema version, this code's) read without writing (``dock check``)."""
+    return read_schema_state(path, SCHEMA_VERSION)
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STEPS", "Step", "apply", "schema_state"]

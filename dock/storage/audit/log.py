@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.utc import utc_iso
 from dock.domain.audit_kinds import AuditKind
+from dock.storage.audit import schema as audit_schema
 from dock.storage.audit.chain import (
     Row,
     SqlSource,
@@ -51,43 +52,6 @@ if TYPE_CHECKING:
 _BUSY_TIMEOUT_MS = 10_000
 
 _CHECKPOINT_COLUMNS = "seq, head_hash, time, public_key, signature"
-
-_APPEND_ONLY = "BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS entries (
-        seq INTEGER PRIMARY KEY,
-        time TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        data TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS checkpoints (
-        seq INTEGER PRIMARY KEY,
-        head_hash TEXT NOT NULL,
-        time TEXT NOT NULL,
-        public_key TEXT NOT NULL,
-        signature TEXT NOT NULL
-    )""",
-    # Guards against the dock's own code (a purge job, a migration), not against an
-    # attacker, who can drop them: verify() is what catches an attacker.
-    *(
-        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} "
-        + _APPEND_ONLY.format(op=op, table=table)
-        for table in ("entries", "checkpoints")
-        for op in ("UPDATE", "DELETE")
-    ),
-    # Read by the statistics and the audit viewer (kind over a period), never by the
-    # chain: an index is not part of what the hashes cover.
-    "CREATE INDEX IF NOT EXISTS entries_by_kind_time ON entries(kind, time)",
-    # The viewer's filters by device and by person, and a device's history, paged by seq.
-    "CREATE INDEX IF NOT EXISTS entries_by_subject ON entries(subject, seq)",
-    "CREATE INDEX IF NOT EXISTS entries_by_actor ON entries(actor, seq)",
-)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -149,9 +113,8 @@ class AuditLog:
         mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise AuditError(f"audit database {self.db_path}: cannot use WAL (got {mode})")
+        audit_schema.apply(self._conn, self.db_path)  # a backup first if it is behind
         with self._write() as conn:
-            for statement in _SCHEMA:  # not executescript: it would COMMIT for us
-                conn.execute(statement)
             if conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is None:
                 # A new log. In a log with entries, meta is never written again: rows
                 # missing there are for verify() to report, not for us to paper over.
