@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line on stderr (journald keeps them as is).
+"""The JSON log line: one JSON object per line, for log shippers (``--log-format json``;
+:mod:`common.logsetup` chooses the format and installs the handler).
 
 The dock and headquarters write the same line: ``ts`` (:func:`common.utc.utc_iso`),
 ``level``, ``logger``, ``msg``, any extra fields, and ``exc`` with a traceback. Messages
@@ -9,7 +10,6 @@ may carry what a recorder or a message stated, so the line goes through
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from common.jsontext import json_text
@@ -36,13 +36,4 @@ class JsonFormatter(logging.Formatter):
         return json_text(entry, default=str)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as a JSON line, at ``level`` and above."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter"]

@@ -18,7 +18,8 @@ character (Chinese, emoji, ``\\``, ``~``, control characters) is written as
 
 from __future__ import annotations
 
-import sys
+import logging
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,9 @@ def encode_hd44780(text: str) -> bytes:
     return bytes(out)
 
 
+_screen_log = logging.getLogger("dock.screen")
+
+
 class _Closing:
     def close(self) -> None:
         raise NotImplementedError
@@ -105,11 +109,12 @@ class _Closing:
 
 
 class ConsoleScreen(_Closing):
-    """A screen drawn as a text box on a stream, for development and tests.
+    """A screen drawn as a text box on a stream, for development and tests; without a
+    stream, the dock's log (logger ``dock.screen``): one line per new text,
+    ``screen: Swipe badge/enter ID | Slot 1: copy 40%``, at INFO when its words change
+    and at DEBUG when only its numbers do (progress), so the journal is not flooded.
 
-    ``stream`` defaults to ``sys.stderr`` as it is when each frame is written (so
-    redirecting stderr later, as pytest does, is honoured). Each ``show`` with new
-    text draws one frame::
+    With ``stream``, each ``show`` with new text draws one frame::
 
         +--------------------+
         |READY               |
@@ -130,6 +135,7 @@ class ConsoleScreen(_Closing):
         self.height = height
         self._lock = threading.Lock()
         self._shown: list[str] | None = None
+        self._gist = ""  # the last logged text, numbers left out
 
     @property
     def lines(self) -> list[str]:
@@ -142,11 +148,17 @@ class ConsoleScreen(_Closing):
             if fitted == self._shown:
                 return
             self._shown = fitted
+            if self._stream is None:
+                said = " | ".join(line.rstrip() for line in fitted if line.strip())
+                gist = re.sub(r"[0-9]+", "#", said)
+                level = logging.INFO if gist != self._gist else logging.DEBUG
+                self._gist = gist
+                _screen_log.log(level, "screen: %s", said)
+                return
             border = "+" + "-" * self.width + "+"
             frame = "\n".join([border, *(f"|{line}|" for line in fitted), border]) + "\n"
-            stream = self._stream if self._stream is not None else sys.stderr
-            stream.write(frame)
-            stream.flush()
+            self._stream.write(frame)
+            self._stream.flush()
 
     def close(self) -> None:
         """Nothing to release; the stream belongs to the caller."""

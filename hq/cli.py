@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from common.jsonlog import setup_logging
+from common.logsetup import LogFormatError, setup_logging
 from common.privileges import HQ_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
 from hq import config
@@ -86,10 +86,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
-        setup_logging(settings["log_level"])
+        setup_logging(settings["log_level"], settings["log_format"])
         code: int = args.func(args, settings)
         return code
-    except (config.ConfigError, SigningKeyError, contract.ContractError) as exc:
+    except (config.ConfigError, SigningKeyError, contract.ContractError, LogFormatError) as exc:
         print(f"dock-hq: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -124,6 +124,9 @@ MONITOR = (
     ),
     Setting("session_expiry", int, 7 * 24 * 3600, "broker keeps hq's session this long, s"),
     Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        "log_format", str, None, "auto, journal, text, terminal or json (else $DOCK_LOG_FORMAT)"
+    ),
 )
 ALL = {s.name: s for s in (*BROKER, *DATABASE, *MONITOR)}
 #: Each table's keys, in the order of the settings above.

@@ -53,6 +53,18 @@ ensure_chromium() {
   fi
 }
 
+ensure_build_deps() {
+  # systemd-python (sd_notify for the dock service) has no wheel: pip builds it against
+  # libsystemd (its headers, through pkg-config) with a C compiler and Python's headers.
+  local include
+  include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  if ! pkg-config --exists libsystemd 2>/dev/null || ! command -v cc >/dev/null \
+      || [ ! -f "$include/Python.h" ]; then
+    log "installing libsystemd-dev, pkg-config, gcc, python3-dev (to build systemd-python)"
+    apt_install libsystemd-dev pkg-config gcc python3-dev
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"
@@ -65,6 +77,7 @@ ensure_venv() {
   want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing Python packages ($extras)"
+    ensure_build_deps
     export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     if [ "$extras" = "run" ]; then

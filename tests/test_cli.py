@@ -119,14 +119,14 @@ def test_run_with_emulated_recorders_shows_every_slot(tmp_path) -> None:
 def test_checkout_from_another_process_while_the_daemon_runs(tmp_path) -> None:
     daemon = subprocess.Popen(
         [*DOCK, "run", "--emulate", "3", "--state-dir", str(tmp_path), "--interval", "0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert daemon.stdout is not None
-        for _ in range(200):  # wait for the first sweep to be printed
-            if "fleet:" in daemon.stdout.readline():
+        assert daemon.stderr is not None
+        for _ in range(200):  # wait for the first sweep (logged)
+            if "first sweep done" in daemon.stderr.readline():
                 break
         env = {**os.environ, "DOCK_CONFIG": str(tmp_path / "dock.toml")}
 
@@ -167,21 +167,21 @@ def test_daemon_decides_a_badge_read_on_its_serial_reader(tmp_path) -> None:
     daemon = subprocess.Popen(
         [*DOCK, "run", "--emulate", "2", "--state-dir", str(tmp_path), "--interval", "0.5",
          "--badge-reader", os.ttyname(slave)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert daemon.stdout is not None
+        assert daemon.stderr is not None
         for _ in range(200):
-            if "fleet:" in daemon.stdout.readline():
+            if "first sweep done" in daemon.stderr.readline():
                 break
         os.write(master, b"BADGE-1001\r\n")
         decision = None
-        for _ in range(200):
-            line = daemon.stdout.readline()
-            if line.startswith("{"):
-                decision = json.loads(line)
+        for _ in range(200):  # the decision is logged, one line
+            line = daemon.stderr.readline()
+            if "check-out " in line:
+                decision = line
                 break
-        assert decision is not None and decision["granted"] and decision["officer"] == "1001"
+        assert decision is not None and "check-out granted: officer 1001 takes slot" in decision
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)

@@ -178,10 +178,10 @@ def dock_run(tmp_path) -> Iterator[Any]:
 
 
 def first_sweep(p: subprocess.Popen) -> None:
-    assert p.stdout is not None
-    for _ in range(200):  # bounded: the first status table ends with "fleet:"
-        line = p.stdout.readline()
-        if not line or "fleet:" in line:
+    assert p.stderr is not None
+    for _ in range(200):  # bounded: logged once the first sweep is done
+        line = p.stderr.readline()
+        if not line or "first sweep done" in line:
             break
     assert p.poll() is None, p.stderr.read() if p.stderr else ""
 
@@ -204,7 +204,8 @@ def test_dock_run_serves_the_control_socket(dock_run, tmp_path) -> None:
     assert second.wait(timeout=60) == 5
     assert second.stderr is not None
     err = second.stderr.read().strip()
-    assert err == f"dock run: another dock daemon is already running for {state}"
+    assert "\n" not in err  # one log line: "<time> error dock.cli.run: another ..."
+    assert err.endswith(f" error dock.cli.run: another dock daemon is already running for {state}")
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=60) == 0
     assert not os.path.exists(path)

@@ -208,7 +208,7 @@ def test_gpio_configured_without_gpio_one_warning_and_the_console(tmp_path, two_
     assert len(warnings) == 1, done.stderr
     assert "the slot LEDs and the buzzer and the LCD stay off" in warnings[0]
     assert "Traceback" not in done.stderr and "PinFactoryFallback" not in done.stderr
-    assert "|请刷卡或输入警号" in done.stderr  # the console screen, in the dock's language
+    assert "screen: 请刷卡或输入警号" in done.stderr  # the console screen, in the dock's language
 
 
 def test_a_pin_that_cannot_be_claimed_leaves_one_warning_and_the_console(tmp_path, caplog):

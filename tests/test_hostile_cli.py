@@ -115,7 +115,7 @@ def test_dock_run_and_its_logs_show_hostile_texts_escaped(serve_hostile, tmp_pat
     out = dock("--config", cfg, "--log-level", "INFO", "run", "--once")
     assert out.returncode == 0, out.stderr
     check(out, "run --once")
-    assert "REC\\u001b[2J" in out.stderr  # logged (JSON-escaped) while offloading
+    assert "REC\\x1b[2J" in out.stderr  # logged (escaped) while offloading
     assert h.model.recordings == {}
 
 

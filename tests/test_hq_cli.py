@@ -53,7 +53,7 @@ def daemon(mosquitto, tmp_path) -> Iterator[tuple[subprocess.Popen, str]]:
     cfg = tmp_path / "hq.toml"
     cfg.write_text(f'port = {mosquitto.port}\ndb = "{db}"\nname = "cli"\nbattery_health_min = 75\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hq.cli", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "hq.cli", "run", "--config", str(cfg), "--log-format", "json"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from typing import Any
 
 from common.privileges import DOCK_USER, drop_or_exit, service_user
 from dock.config import ConfigError, load_config
-from dock.support.logs import setup_logging
+from dock.support.logs import add_log_format_option, setup_logging
 
 log = logging.getLogger("web_status.server")
 
@@ -59,13 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dock-web", description="The dock's local web site")
     parser.add_argument("--config", help="dock.toml (default $DOCK_CONFIG, /etc/dock/dock.toml)")
     parser.add_argument("--port", type=int, help="override [web] port (tests: 0 = any free)")
+    add_log_format_option(parser)
     args = parser.parse_args(argv)
-    setup_logging("INFO")  # JSON lines on stderr, as the daemon: journald keeps them
+    try:  # one line per event on stderr, as the daemon's (docs/OPERATIONS.md, "Logs")
+        setup_logging("INFO", args.log_format)
+    except ValueError as exc:
+        print(f"dock-web: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"dock-web: {problem}", file=sys.stderr)
+            log.error("configuration: %s", problem)
         return EXIT_CONFIG
     from web_status import create_app
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.prepare()
     except OSError as exc:
-        print(f"dock-web: cannot listen: {exc}", file=sys.stderr)
+        log.error("cannot listen: %s", exc)
         return EXIT_BIND
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         thread.start()
         host, bound = server.bind_addr[:2]
         scheme = "https" if cfg.web.tls else "http"
-        print(f"dock-web: listening on {scheme}://{host}:{bound}", flush=True)
+        log.info("listening on %s://%s:%s", scheme, host, bound)
     stop.wait()
     for server in servers:
         server.stop()

@@ -19,6 +19,7 @@ from typing import Any
 from dock.config import ConfigError, load_config
 from dock.services import requests
 from dock.services.results import plain
+from dock.support.logs import add_log_format_option
 from dock.support.text import json_text, shown
 
 EXIT_OK = 0
@@ -40,14 +41,22 @@ def default_actor() -> str:
 #: The global options' defaults, filled in after parsing: the options themselves default
 #: to SUPPRESS so that one given after the subcommand is not overwritten by the default
 #: of the same option before it (``dock run --log-level INFO``).
-GLOBAL_DEFAULTS: dict[str, Any] = {"log_level": "WARNING", "config": None, "actor": None}
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "log_level": "WARNING",
+    "log_format": None,
+    "config": None,
+    "actor": None,
+}
 
 
 def global_options() -> argparse.ArgumentParser:
     """A parent parser with the global options, for the top and every subcommand."""
     p = argparse.ArgumentParser(add_help=False)
     s = argparse.SUPPRESS
-    p.add_argument("--log-level", default=s, help="DEBUG, INFO, WARNING (default), ERROR")
+    p.add_argument(
+        "--log-level", default=s, help="DEBUG, INFO, WARNING (default; `dock run`: INFO), ERROR"
+    )
+    add_log_format_option(p, s)
     p.add_argument(
         "--config", default=s, help="configuration file (default $DOCK_CONFIG, /etc/dock/dock.toml)"
     )
@@ -60,6 +69,8 @@ GLOBAL = global_options()
 
 def fill_global_defaults(args: argparse.Namespace) -> argparse.Namespace:
     for name, value in GLOBAL_DEFAULTS.items():
+        if name == "log_level":  # a daemon says what it does at INFO (`dock run`)
+            value = getattr(args, "default_log_level", value)
         if not hasattr(args, name):
             setattr(args, name, default_actor() if name == "actor" else value)
     return args

@@ -90,34 +90,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def print_status(report: dict[str, Any]) -> None:
+    """The status table on standard output (``dock status``)."""
+    print("\n".join(status_lines(report)), flush=True)
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """The status table as lines (``dock status``; ``dock run`` on a terminal)."""
+    out: list[str] = []
     clock = report["clock"]
     trusted = "trusted" if clock["trusted"] else "NOT trusted"
     reason = shown(clock["reason"], 200)
-    print(f"dock {shown(report['dock'])}   {report['time_local']}   clock: {trusted} ({reason})")
-    print(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
+    head = f"dock {shown(report['dock'])}   {report['time_local']}"
+    out.append(f"{head}   clock: {trusted} ({reason})")
+    out.append(f"{'slot':>4}  {'device':<9} {'state':<13} {'batt':>5} {'free GiB':>9}  reasons")
     for r in report["slots"]:
         state = "take-away" if r["awaiting_takeaway"] else r["state"].replace("_", " ")
         batt = "" if r["battery_percent"] is None else f"{r['battery_percent']} %"
         free = "" if r["storage_free_bytes"] is None else f"{r['storage_free_bytes'] / 2**30:.1f}"
         why_not = "; ".join(f["message"] for f in r["failed"]) or (r["error"] or "")
         device, why_not = shown(r["device"]), shown(why_not, 300)
-        print(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
+        out.append(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
     for r in report["slots"]:
         said = handover_line(r.get("handover"))
         if said:
-            print(f"slot {shown(r['slot'])}: {said}")
+            out.append(f"slot {shown(r['slot'])}: {said}")
     for r in report.get("not_returned") or ():
-        print(
+        out.append(
             f"NOT RETURNED: {shown(r['serial'])} of officer {shown(r['officer_id'])}, "
             f"checked out {r['out_at']}, due back by {r['due_local']}"
         )
     for r in report["slots"]:  # 004 att.2 §9: only enrolled recorders are accepted
         if any(f.get("code") == "device_unknown" for f in r["failed"]):
-            print(
+            out.append(
                 f"UNKNOWN RECORDER in slot {shown(r['slot'])}: {shown(r['device'])} is not "
                 "enrolled: not offloaded, not checked out, nothing written to it"
             )
-    print(ratio_line(report["fleet"]), flush=True)
+    out.append(ratio_line(report["fleet"]))
+    return out
 
 
 def handover_line(h: dict[str, Any] | None) -> str | None:

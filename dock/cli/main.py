@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from common.privileges import DOCK_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         # Root becomes the dock user before anything opens a file (common/privileges.py).
         drop_or_exit("dock", service_user(*DOCK_USER), EXIT_USAGE)
         args = fill_global_defaults(build_parser().parse_args(argv))
-        setup_logging(args.log_level)
+        try:
+            setup_logging(args.log_level, args.log_format)
+        except ValueError as exc:  # DOCK_LOG_FORMAT or --log-level not known
+            print(f"dock: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         code: int = args.func(args)
         return code
 

@@ -11,6 +11,7 @@ import tempfile
 import time
 from typing import Any
 
+from dock.cli import slot_events
 from dock.cli.common import (
     EXIT_AUTH,
     EXIT_LINK,
@@ -21,7 +22,9 @@ from dock.cli.common import (
     build_or_exit,
     load_or_exit,
 )
-from dock.cli.custody import print_status
+from dock.cli.custody import print_status, status_lines
+from dock.cli.live_table import LiveTable, open_live_table, printed_as_log
+from dock.daemon.systemd_notify import ServiceNotifier
 from dock.devices.probe import describe, probe
 from dock.devices.recorder_client import AuthenticationFailed, LinkError, RecorderRefused
 from dock.services.status import status_report
@@ -154,7 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dock.daemon.composition import badge_source, build_reporter, drive_feedback
     from dock.daemon.control_handlers import service_handlers
     from dock.daemon.control_server import ControlUnavailable, claim_control
+    from dock.daemon.model import Decision
+    from dock.daemon.service import decision_line
     from dock.daemon.web_sessions import WebSessions
+    from dock.evidence.handovers import Signed
 
     fleet = reporter = None
     reader, baudrate, device = "none", 9600, None
@@ -164,14 +170,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.state_dir or tempfile.mkdtemp(prefix="dock-emulated-")
             )
             control = claim_control(args.state_dir)
-            svc, fleet, cfg = _emulated_dock(args)
+            if not log.isEnabledFor(logging.DEBUG):  # the emulator's sessions: noise here
+                logging.getLogger("recorder").setLevel(logging.WARNING)
+            with printed_as_log(sys.stdout, log):  # a terminal reads it; the journal logs it
+                svc, fleet, cfg = _emulated_dock(args)
         else:
             cfg = load_or_exit(args)
             svc = build_or_exit(cfg)
             control = claim_control(cfg.dock.state_dir)
             reader, baudrate, device = cfg.badge.reader, cfg.badge.baudrate, cfg.badge.device
     except ControlUnavailable as exc:
-        print(f"dock run: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return EXIT_STATE
     drive_feedback(svc, cfg)  # LEDs, buzzer, screen: only the one daemon drives the pins
     try:
@@ -187,7 +196,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     svc.offload_concurrency = max(1, args.offload_concurrency)
     stop = threading.Event()
     busy = threading.Lock()  # one of sweep / decision at a time
+    live = None if args.once else open_live_table(sys.stdout)  # the table: terminals only
+    if live is not None:
+        live.attach_logs()  # log lines above the table, not through it
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    notify = ServiceNotifier.from_environment()  # systemd: ready, watchdog (NOTIFY_SOCKET)
+    notify.check_interval(args.interval)
 
     def badges() -> None:
         while not stop.is_set():
@@ -195,8 +209,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             if badge is None:
                 continue
             with busy:
-                decision = svc.badge_read(badge)  # decided on the last sweep
-            print(json_text(decision.as_dict()), flush=True)
+                decision = svc.badge_read(badge)  # decided on the last sweep (and logged)
+            if isinstance(decision, Signed):
+                log.info("badge signed the handover: %s", json_text(decision.as_dict()))
+            if live is not None:  # under the table until the next badge
+                line = decision_line(decision) if isinstance(decision, Decision) else "signed"
+                live.note(f"badge: {shown(line, 300)}")
 
     if next_badge is not None:
         threading.Thread(target=badges, name="badges", daemon=True).start()
@@ -207,13 +225,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Front ends ask the daemon for what touches recorders (docs/CONTROL.md).
         sessions = WebSessions(idle_s=cfg.web.session_idle_s)  # the web site's logins
         control.start(service_handlers(svc, busy, status_report, sessions))
-        _loop(svc, busy, stop, 1 if args.once else args.sweeps, args.interval, once=args.once)
+        _loop(svc, busy, stop, 1 if args.once else args.sweeps, args.interval, args.once, live,
+              notify)  # fmt: skip
     except ControlUnavailable as exc:
-        print(f"dock run: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         code = EXIT_STATE
     except KeyboardInterrupt:
         pass
     finally:
+        notify.stopping()
         stop.set()
         control.stop()  # no new requests; those being served finish (bounded)
         svc.stop_maintenance()
@@ -223,14 +243,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         if fleet is not None:
             fleet.stop()
         _stop_feedback(svc)  # last: running offloads may still change a slot's LED
+        if live is not None:
+            live.close()
     return code
 
 
-def _loop(svc: Any, busy: Any, stop: Any, sweeps: int, interval: float, once: bool = False) -> None:
+def _loop(
+    svc: Any,
+    busy: Any,
+    stop: Any,
+    sweeps: int,
+    interval: float,
+    once: bool = False,
+    live: LiveTable | None = None,
+    notify: ServiceNotifier | None = None,
+) -> None:
     """Sweep every ``interval`` seconds, ``sweeps`` times or until ``stop``; in between,
-    wake when the screen has something due (a decision to clear, progress to draw)."""
+    wake when the screen has something due (a decision to clear, progress to draw).
+    What changed is logged (slot_events); the table is drawn on a terminal (``live``),
+    or printed once with ``once``."""
     display = svc.parts.feedback.display
     last = None
+    before: dict[str, Any] | None = None
     done = 0
     next_sweep = time.monotonic()
     while True:
@@ -240,11 +274,18 @@ def _loop(svc: Any, busy: Any, stop: Any, sweeps: int, interval: float, once: bo
             if once:
                 svc.housekeeping(time.time())
             done += 1
-            shown = {k: v for k, v in report.items() if not k.startswith("time_")}
-            if shown != last:  # print when something changed, not every sweep
-                print()
+            if notify is not None:  # READY=1 after the first; WATCHDOG=1 after each
+                notify.swept(report)
+            slot_events.log_changes(before, report)
+            if before is None:
+                log.info("first sweep done: %d slot(s); the dock is running", len(report["slots"]))
+            before = report
+            if once:
                 print_status(report)
-                last = shown
+            changed = {k: v for k, v in report.items() if not k.startswith("time_")}
+            if live is not None and changed != last:  # redrawn when something changed
+                live.show(status_lines(report))
+                last = changed
             next_sweep = time.monotonic() + interval
         wait = next_sweep - time.monotonic()
         if display is not None:
@@ -285,4 +326,4 @@ def register(sub: Any) -> None:
         "--mqtt", metavar="HOST[:PORT]", help="with --emulate: report to this MQTT broker"
     )
     run.add_argument("--health-interval", type=float, default=0.0, help=argparse.SUPPRESS)
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, default_log_level="INFO")  # a daemon says what it does

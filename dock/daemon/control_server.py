@@ -326,7 +326,7 @@ class ControlServer:
                 conn, _error(request_id, "internal", f"internal error ({type(exc).__name__})")
             )
             return
-        log.info("control request %s from %s: ok", name, peer)
+        log.debug("control request %s from %s: ok", name, peer)  # what it did is logged
         self._send(conn, {"id": request_id, "ok": True, "result": result})
 
     def _send(

@@ -125,13 +125,15 @@ class OffloadPool:
                 w.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ one offload
-    def _tracker(self, slot_id: str, progress: Progress | None) -> Progress:
-        """Keep each slot's offload progress for the status page and JSON."""
+    def _tracker(self, slot_id: str, progress: Progress | None, sizes: dict[str, int]) -> Progress:
+        """Keep each slot's offload progress for the status page and JSON, and each
+        recording's size in ``sizes`` (for the log line at the end)."""
 
         display = self.parts.feedback.display
 
         def track(recording: str, done: int, total: int) -> None:
             self.progress[slot_id] = {"recording": recording, "done": done, "total": total}
+            sizes[recording] = total
             if display is not None:
                 display.offload_progress(slot_id, recording, done, total)
             if progress is not None:
@@ -149,9 +151,12 @@ class OffloadPool:
         feed = self.machine.feed
         feed(slot_id, sm.OffloadStarted())
         display = self.parts.feedback.display
+        pending = view.snapshot.recordings_pending if view.snapshot is not None else 0
+        log.info("slot %s: offload of %s started: %d recording(s) to copy", slot_id, serial,
+                 pending)  # fmt: skip
         if display is not None:
-            pending = view.snapshot.recordings_pending if view.snapshot is not None else 0
             display.offload_started(slot_id, expected=pending)
+        sizes: dict[str, int] = {}
         try:
             with self.access.session(slot_id) as client:
                 ident = client.identity
@@ -159,7 +164,7 @@ class OffloadPool:
                 if device is None:
                     raise LinkError(f"slot {slot_id}: recorder is not enrolled")
                 client.authenticate(device.secret)
-                report = offloader.offload(client, slot_id, self._tracker(slot_id, progress))
+                report = offloader.offload(client, slot_id, self._tracker(slot_id, progress, sizes))
         except (LinkError, RecorderRefused, AuthenticationFailed) as exc:
             log.warning("slot %s: offload stopped: %s", slot_id, exc)
             feed(slot_id, sm.OffloadFailed(str(exc)))
@@ -173,6 +178,7 @@ class OffloadPool:
         self._changed(slot_id)
         for why in report.seal_failed:  # footage archived and verified: the seal is retried
             log.error("slot %s: %s", slot_id, why)
+        log_outcome(slot_id, report, sum(sizes.get(r, 0) for r in report.archived))
         if display is not None:  # "done" only when nothing failed: footage safe
             if report.failed or report.not_enough_room or report.damaged:
                 display.offload_failed(slot_id)
@@ -187,3 +193,20 @@ class OffloadPool:
             problems = [*report.failed.values(), *report.damaged.values()]
             feed(slot_id, sm.OffloadFailed("; ".join(problems)))
         return report
+
+
+def log_outcome(slot_id: str, report: OffloadReport, copied_bytes: int) -> None:
+    """One line for an offload's end: INFO with "footage safe" when every recording is
+    archived and verified, else ERROR saying what is not (a person must look)."""
+    archived, before = len(report.archived), len(report.already_archived)
+    said = (f"{archived} recording(s) copied and verified ({copied_bytes / 2**20:.1f} MiB), "
+            f"{before} archived before, {len(report.erased)} erased from the recorder")  # fmt: skip
+    if not (report.failed or report.not_enough_room or report.damaged):
+        log.info("slot %s: offload of %s finished: %s: footage safe", slot_id, report.serial,
+                 said)  # fmt: skip
+        return
+    problems = [*report.failed.values(), *report.damaged.values()]
+    if report.not_enough_room:
+        problems.insert(0, "not enough room in the evidence store")
+    log.error("slot %s: offload of %s NOT finished (%s): %s; what is not verified stays on "
+              "the recorder", slot_id, report.serial, said, "; ".join(problems))  # fmt: skip

@@ -56,6 +56,27 @@ __all__ = [
 log = logging.getLogger("dock.daemon.service")
 
 
+#: The log level of each slot alert (common/logsetup.py says the rule): WARNING for what
+#: needs a person; a refusal or a re-docking is the dock working (INFO).
+ALERT_LEVELS: dict[str, int] = {
+    "checkout_refused": logging.INFO,
+    "checkout_revoked": logging.INFO,
+    "slot_redock": logging.INFO,
+    "state_machine_error": logging.ERROR,
+}
+
+
+def decision_line(decision: Decision) -> str:
+    """A check-out decision in one log line: granted with slot and recorder, or refused
+    with every reason."""
+    who = f"officer {decision.officer_id}"
+    if decision.granted:
+        by = f" (override by {decision.override_by})" if decision.override_by else ""
+        return f"check-out granted: {who} takes slot {decision.slot} ({decision.device}){by}"
+    reasons = "; ".join(f"[{r.code}] {r.message}" for r in decision.reasons) or "no reason"
+    return f"check-out refused: {who}: {reasons}"
+
+
 class DockService:
     """The dock's public API, composed of its parts; see the module docstring."""
 
@@ -89,7 +110,13 @@ class DockService:
         return {
             sm.ShowLed: lambda slot_id, a: self.parts.led(slot_id, a.pattern),
             sm.Buzz: self._buzz,
-            sm.Alert: lambda slot_id, a: log.warning("slot %s: %s (%s)", slot_id, a.code, a.detail),
+            sm.Alert: lambda slot_id, a: log.log(
+                ALERT_LEVELS.get(a.code, logging.WARNING),
+                "slot %s: %s (%s)",
+                slot_id,
+                a.code,
+                a.detail,
+            ),
             sm.QueueOffload: self.offloads.queue_offload,
             sm.CloseCustody: self._close_custody,
             sm.RunChecks: self.inspection.run_checks,
@@ -173,6 +200,7 @@ class DockService:
     ) -> Decision:
         """Pick a ready device for the officer, write the officer into it, record custody."""
         decision = self.checkouts.checkout(officer_id, pin, badge, override, refresh)
+        log.info("%s", decision_line(decision))
         if decision.granted and decision.slot is not None:
             # What the recorder named before, from the reading the decision was made on:
             # written back if the grant expires or is cancelled.

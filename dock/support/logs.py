@@ -1,11 +1,12 @@
-"""Structured logs: one JSON object per line on stderr, the same line headquarters writes.
-
-The formatter lives in :mod:`common.jsonlog` (shared with ``hq``); this module keeps
-the dock's import path.
+"""The dock's logs: one line per event on stderr, in the form chosen once at start
+(journal, text, terminal or JSON). It all lives in :mod:`common.logsetup` (shared with
+``hq`` and ``dock-web``); this module keeps the dock's import path.
 """
 
 from __future__ import annotations
 
-from common.jsonlog import JsonFormatter, setup_logging
+from common.jsonlog import JsonFormatter
+from common.logsetup import LogFormatError, add_log_format_option, choose_format, setup_logging
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "LogFormatError", "add_log_format_option", "choose_format",
+           "setup_logging"]  # fmt: skip

@@ -26,6 +26,7 @@ import re
 import unicodedata
 
 from common.jsontext import json_text
+from common.printable import escaped
 
 #: Default bound of :func:`shown`, in characters after escaping.
 SHOWN_LIMIT = 120
@@ -35,25 +36,6 @@ NAME_BYTES = 64
 ELLIPSIS = "..."
 
 _NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
-
-
-def _escape_char(ch: str) -> str:
-    if ch == "\\":
-        return "\\\\"
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def escaped(text: object) -> str:
-    """``text`` with every non-printable character and the backslash escaped (unbounded)."""
-    s = text if isinstance(text, str) else str(text)
-    if s.isprintable() and "\\" not in s:
-        return s
-    return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in s)
 
 
 def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
