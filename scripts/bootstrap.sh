@@ -65,6 +65,16 @@ ensure_build_deps() {
   fi
 }
 
+ensure_debootstrap() {
+  # tests/test_package.py installs the Debian package into a bookworm root it makes with
+  # debootstrap (cached under /var/cache/bwc-dock-tests); only root can use it.
+  if [ "$(id -u)" -eq 0 ] && ! command -v debootstrap >/dev/null \
+    && [ ! -x /usr/sbin/debootstrap ]; then
+    log "installing debootstrap (the package installation test)"
+    apt_install debootstrap || log "debootstrap unavailable: the installation test will fail"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"
