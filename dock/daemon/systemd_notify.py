@@ -18,6 +18,7 @@ and no notifications (the unit's ``Type=notify`` would then time out: install it
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections import Counter
@@ -68,8 +69,8 @@ class ServiceNotifier:
         """Notifications as systemd asked for them in the environment (none outside it)."""
         if not env.get("NOTIFY_SOCKET"):
             return cls(None)
-        try:
-            from systemd import daemon
+        try:  # by name: the repository's own systemd/ folder (unit files) would shadow it for mypy
+            daemon = importlib.import_module("systemd.daemon")
         except ImportError:
             log.warning(
                 "NOTIFY_SOCKET is set but systemd-python is not installed: systemd is not "
