@@ -14,6 +14,12 @@ from urllib.parse import urlparse
 
 import serial
 
+from hardware.port_guard import PortRefused, check_recorder_port
+
+#: pyserial URL schemes a configured port may use: none opens a local device by a
+#: pattern (``hwgrep://`` would open whatever port matches).
+GUARDED_SCHEMES = ("socket", "rfc2217", "loop")
+
 
 class LinkClosed(ConnectionError):
     """The other end went away."""
@@ -25,7 +31,11 @@ class SerialTransport:
     #: pyserial URL handlers without a file descriptor are polled at this interval.
     POLL_S = 0.005
 
-    def __init__(self, url: str, baudrate: int = 115200) -> None:
+    def __init__(self, url: str, baudrate: int = 115200, explicit: bool = False) -> None:
+        """``explicit``: a person named this port by hand (``dock probe``); otherwise a
+        device path must be a recorder's (hardware/port_guard.py) before it is opened."""
+        if not explicit:
+            _check_configured(url)
         try:
             self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=self.POLL_S)
         except (serial.SerialException, ValueError) as exc:
@@ -62,6 +72,22 @@ class SerialTransport:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.port.close()
+
+
+def _check_configured(url: str) -> None:
+    """PortRefused unless ``url`` is a recorder's device or a network/loop URL;
+    LinkClosed when the device is not there (nothing docked)."""
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        if scheme.lower() not in GUARDED_SCHEMES:
+            raise PortRefused(f"port {url} refused: {scheme}:// is not a recorder's link")
+        return
+    try:
+        check_recorder_port(url)
+    except PortRefused:
+        raise
+    except OSError as exc:  # nothing there: never let pyserial open what appears next
+        raise LinkClosed(f"cannot open {url}: {exc.strerror or exc}") from exc
 
 
 class TcpTransport:

@@ -49,7 +49,7 @@ def _parse_secret(text: str | None) -> bytes | None:
 def _probe_url(url: str, secret: bytes | None, timeout: float) -> dict:
     from dock.daemon.composition import open_transport
 
-    return probe(open_transport(url), secret, timeout)
+    return probe(open_transport(url, explicit=True), secret, timeout)  # named by hand
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -77,7 +77,8 @@ DEMO_OFFICERS = [
 def _write_emulated_config(path: str, cfg: Any) -> None:
     """Save the emulated dock's configuration so other `dock` commands can use it."""
     lines = [
-        "# written by `dock run --emulate`: emulated recorders on pseudo-terminals",
+        "# written by `dock run --emulate`: emulated recorders on named links (sockets that",
+        "# exist only while it runs)",
         "[dock]",
         f'id = "{cfg.dock.id}"',
         f'site = "{cfg.dock.site}"',
@@ -140,10 +141,13 @@ def _emulated_dock(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     for slot in cfg.slots:
         print(f"  slot {slot.id}: {slot.port}  ({descriptions[slot.id]})")
     exe = os.path.join(os.path.dirname(sys.executable), "dock")
+    emulator = os.path.join(os.path.dirname(sys.executable), "recorder-emulator")
     print("in another shell:")
     print(f"  export DOCK_CONFIG={config_path}")
     print(f"  {exe} checkout --officer 1001 --pin 246810   # officer 王伟")
     print(f"  {exe} status")
+    print(f"  export EMULATOR_CONTROL={fleet.control.path}")
+    print(f"  {emulator} control undock 1   # take it out; then: record 1 30, dock 1")
     return svc, fleet, cfg
 
 

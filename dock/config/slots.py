@@ -64,8 +64,9 @@ def check_port(text: str, allow_emulated: bool) -> str:
     if not text:
         raise Bad("empty", f"give {PORT_EXAMPLES}")
     if text.startswith(EMULATED_SCHEME):
-        if allow_emulated:
-            return text
+        link = text.removeprefix(EMULATED_SCHEME)
+        if allow_emulated or (link.startswith("/") and ".." not in link.split("/")):
+            return text  # a named link of `dock run --emulate` (a socket, never a tty)
         raise Bad(
             f"{show(text)}: emulated ports exist only under `dock run --emulate N`",
             f"give {PORT_EXAMPLES}",

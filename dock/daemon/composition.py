@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dock.config.slots import EMULATED_SCHEME
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Transport
 
@@ -29,12 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("dock.daemon.composition")
 
 
-def open_transport(url: str) -> Transport:
+def open_transport(url: str, explicit: bool = False) -> Transport:
     """Open a link to a recorder from a port URL.
 
     ``tcp://HOST:PORT`` is plain TCP; ``usb:BUS-PORT[.PORT...]`` is a recorder on
-    that physical USB port; anything else goes to pyserial (a device path such
-    as ``/dev/ttyACM0``, ``socket://``, ``loop://``, ``rfc2217://``).
+    that physical USB port; ``emulated:PATH`` an emulated recorder's named link (a
+    Unix socket of ``dock run --emulate``); anything else goes to pyserial (a device
+    path such as ``/dev/ttyACM0``, ``socket://``, ``loop://``, ``rfc2217://``). A
+    device path must be a recorder's (a USB CDC-ACM port; hardware/port_guard.py)
+    unless ``explicit``: a person named it by hand (``dock probe``). A port refused
+    raises PermissionError (one line: which port and why); nothing was opened.
     """
     from hardware.transports import SerialTransport, TcpTransport
 
@@ -44,12 +49,17 @@ def open_transport(url: str) -> Transport:
         from hardware.usb_transport import open_usb_port
 
         return open_usb_port(url.removeprefix("usb:"))
-    return SerialTransport(url)
+    if url.startswith(EMULATED_SCHEME):
+        from hardware.emulator.links import EmulatedLink
+
+        return EmulatedLink(url)
+    return SerialTransport(url, explicit=explicit)
 
 
 def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
-    """Start ``count`` reference recorders on ptys (hardware/emulator/fleet.py): the
-    command line reaches the emulator only through this composition root."""
+    """Start ``count`` reference recorders on named links in ``data_dir``, with their
+    control socket (hardware/emulator/fleet.py): the command line reaches the emulator
+    only through this composition root."""
     from hardware.emulator.fleet import start_emulated_recorders as start
 
     return start(count, data_dir)

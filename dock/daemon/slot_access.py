@@ -44,6 +44,8 @@ class SlotAccess:
             try:
                 # Replies are waited for REPLY_TIMEOUT_S, as PROTOCOL.md 3.7 says.
                 client = RecorderClient(self.wiring.open_transport(self.wiring.ports[slot_id]))
+            except PermissionError as exc:  # the dock refused the port: a fault, said
+                raise LinkError(f"slot {slot_id}: {exc}") from exc
             except (ConnectionError, ValueError) as exc:  # port gone: nothing docked there
                 raise NoAnswer(f"slot {slot_id}: {exc}") from exc
             try:

@@ -1,4 +1,6 @@
-"""``recorder-emulator``: run one reference recorder on a pty or a TCP port."""
+"""``recorder-emulator``: run one reference recorder on a pty or a TCP port;
+``recorder-emulator control ...``: take the recorders of a running ``dock run
+--emulate`` out of their bays, film, put them back (hardware/emulator/control_cli.py)."""
 
 from __future__ import annotations
 
@@ -119,7 +121,12 @@ def faults_from_args(a: argparse.Namespace) -> LinkFaults:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["control"]:  # commands to a running emulated dock's recorders
+        from hardware.emulator.control_cli import main as control_main
+
+        return control_main(args[1:])
+    a = build_parser().parse_args(args)
     logging.basicConfig(
         stream=sys.stderr,
         level=a.log_level.upper(),

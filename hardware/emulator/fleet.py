@@ -1,7 +1,9 @@
 """A fleet of reference recorders in this process, for `dock run --emulate N`.
 
-Each recorder is served on its own pseudo-terminal, in a spread of states so a
-newcomer sees every branch of the dock's flow.
+Each recorder sits in its own bay, served on a named link (``emulated:PATH``, a Unix
+socket in the fleet's folder: hardware/emulator/links.py), in a spread of states so a
+newcomer sees every branch of the dock's flow. The fleet takes commands on its control
+socket (hardware/emulator/control.py): take a recorder out, film, put it back.
 """
 
 from __future__ import annotations
@@ -11,22 +13,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware_protocol.messages import FaultFlag
-from hardware.emulator.recorder import RecorderFirmware
+from hardware.emulator.bays import Bay
+from hardware.emulator.control import FleetControl
+from hardware.emulator.links import control_path, link_path
 from hardware.emulator.recorder_model import LEGACY_CAPABILITIES, RecorderModel, RecorderSpec
-from hardware.emulator.server import EmulatorServer
 
 
 @dataclass
 class EmulatedFleet:
-    """Recorders emulated in this process, each on its own pseudo-terminal."""
+    """Recorders emulated in this process, each in its bay, and the control socket."""
 
-    urls: list[str]
-    descriptions: list[str]
-    _servers: list[EmulatorServer]
+    bays: dict[str, Bay]
+    control: FleetControl
+
+    @property
+    def urls(self) -> list[str]:
+        return [bay.url for bay in self.bays.values()]
+
+    @property
+    def descriptions(self) -> list[str]:
+        return [bay.description for bay in self.bays.values()]
 
     def stop(self) -> None:
-        for server in self._servers:
-            server.stop()
+        self.control.stop()  # first: a stale configuration then finds no fleet at all
+        for bay in self.bays.values():
+            bay.stop()
 
 
 #: The spread of states `dock run --emulate N` cycles through, so a newcomer sees
@@ -43,9 +54,9 @@ EMULATED_SPREAD: list[tuple[str, dict[str, Any]]] = [
 
 
 def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
-    """Start ``count`` reference recorders on ptys, in the spread above."""
-    servers: list[EmulatorServer] = []
-    descriptions: list[str] = []
+    """Start ``count`` reference recorders in bays "1".."N", in the spread above, with
+    their links and the control socket in ``data_dir``."""
+    bays: dict[str, Bay] = {}
     for i in range(count):
         description, settings = EMULATED_SPREAD[i % len(EMULATED_SPREAD)]
         settings = dict(settings)
@@ -55,6 +66,12 @@ def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
             settings["faults"] = FaultFlag[settings["faults"].upper()]
         spec = RecorderSpec(serial=f"EMU{i + 1:04d}", recording_mb=1.0, **settings)
         model = RecorderModel.open(os.path.join(data_dir, spec.serial), spec)
-        servers.append(EmulatorServer(RecorderFirmware(model)).start())
-        descriptions.append(description)
-    return EmulatedFleet([s.url for s in servers], descriptions, servers)
+        slot = str(i + 1)
+        bays[slot] = Bay.start(slot, description, model, link_path(data_dir, slot))
+    try:
+        control = FleetControl(bays, control_path(data_dir)).start()
+    except BaseException:
+        for bay in bays.values():
+            bay.stop()
+        raise
+    return EmulatedFleet(bays, control)

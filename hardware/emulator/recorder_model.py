@@ -319,17 +319,22 @@ class RecorderModel:
     # knobs the dock's continuity tests turn (REQUIREMENTS §4: no selective keeping,
     # after-the-fact recording or inserted footage).
     def film(
-        self, count: int = 1, size: int = 20_000, start_ms: int | None = None, signed: bool = True
+        self,
+        count: int = 1,
+        size: int = 20_000,
+        start_ms: int | None = None,
+        signed: bool = True,
+        duration_ms: int = 1_000,
     ) -> list[Recording]:
-        """Record ``count`` clips now (ending a moment ago, 1 s apart), or from ``start_ms``
-        on (device clock: before the check-out, say); ``signed=False`` leaves them
-        unsigned. Numbered on from the last clip, as every clip is."""
+        """Record ``count`` clips of ``duration_ms`` now (ending a moment ago, 1 s apart),
+        or from ``start_ms`` on (device clock: before the check-out, say); ``signed=False``
+        leaves them unsigned. Numbered on from the last clip, as every clip is."""
         if start_ms is None:
-            start_ms = int(self.device_time() * 1000) - count * 2_000
+            start_ms = int(self.device_time() * 1000) - count * (duration_ms + 1_000)
         self._generate_recordings(count, size, 0, start_ms=start_ms, signed=signed)
         for rec in self.ordered_recordings()[-count:]:  # back-to-back, a second apart
-            rec.start_ms, rec.end_ms = start_ms, start_ms + 1_000
-            start_ms += 2_000
+            rec.start_ms, rec.end_ms = start_ms, start_ms + duration_ms
+            start_ms += duration_ms + 1_000
         self._retime_events(self.ordered_recordings()[-count:])
         self.save()
         return self.ordered_recordings()[-count:]

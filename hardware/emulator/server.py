@@ -1,4 +1,5 @@
-"""Serves one emulated recorder on a new pseudo-terminal or a TCP listener.
+"""Serves one emulated recorder on a new pseudo-terminal, a TCP listener or a named
+link (``emulated:PATH``, a Unix socket: hardware/emulator/links.py).
 
 One connection at a time, as a recorder has one cable. The loop is bounded by
 the firmware's own deadlines and a wake-up pipe, so ``stop()`` returns promptly.
@@ -18,6 +19,7 @@ import tty
 from urllib.parse import urlparse
 
 from hardware.emulator.link_faults import FaultInjector, LinkFaults
+from hardware.emulator.links import LINK_SCHEME, bind_link, unlink_link
 from hardware.emulator.recorder import RecorderFirmware
 
 log = logging.getLogger("recorder.server")
@@ -46,11 +48,17 @@ class EmulatorServer:
         self._master: int | None = None
         self._slave: int | None = None
         self._pty_peer_seen = False
+        self._link: tuple[str, int] | None = None  # a named link: (path, inode)
         if listen is None or listen == "pty":
             self._master, self._slave = os.openpty()
             tty.setraw(self._slave)
             os.set_blocking(self._master, False)
             self.url = os.ttyname(self._slave)
+        elif listen.startswith(LINK_SCHEME):  # emulated:PATH, a socket the dock connects to
+            path = listen.removeprefix(LINK_SCHEME)
+            self._listener = bind_link(path)
+            self._link = (path, os.stat(path).st_ino)
+            self.url = listen
         else:
             parsed = urlparse(listen)
             if parsed.scheme != "tcp" or not parsed.hostname:
@@ -92,6 +100,8 @@ class EmulatorServer:
                         os.close(fd)
         if self._listener is not None:
             self._listener.close()
+        if self._link is not None:  # the link disappears with the recorder
+            unlink_link(*self._link)
 
     def _close_slave(self) -> None:
         """Let go of our own hold on the pty's dock end (once, whoever asks first)."""
@@ -120,7 +130,8 @@ class EmulatorServer:
             except OSError:
                 return
             log.info("dock connected from %s", peer)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setblocking(False)
             try:
                 self._serve_fd(conn.fileno(), is_socket=True)
