@@ -30,6 +30,7 @@ from typing import Any
 from common.logsetup import LogFormatError, setup_logging
 from common.privileges import HQ_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
+from common.sqlite_schema import SchemaError
 from hq import config
 from hq.cli_commands import register_checkpoint, register_command, register_keygen
 from hq.cli_common import EXIT_NO_ANSWER, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, add_settings
@@ -90,6 +91,9 @@ def _main(argv: Sequence[str] | None) -> int:
         code: int = args.func(args, settings)
         return code
     except (config.ConfigError, SigningKeyError, contract.ContractError, LogFormatError) as exc:
+        print(f"dock-hq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaError as exc:  # the fleet database is of a newer release, or not ours
         print(f"dock-hq: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -35,7 +35,11 @@ class Store(CheckpointRows):
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        schema.apply(self.db, path)  # a backup first when it is of an older schema
+        try:
+            schema.apply(self.db, path)  # a backup first when it is of an older schema
+        except BaseException:
+            self.db.close()
+            raise
         #: Open CLEARING alerts -> detail: skip writes for conditions that did not change.
         self._open: dict[AlertKey, str] = {}
         for row in self.db.execute(

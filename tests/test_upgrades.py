@@ -296,6 +296,21 @@ def test_dock_status_on_a_newer_database_says_so_in_one_line(tmp_path: Path) -> 
     assert str(state / "dock.db") in line and "newer" in line, line
 
 
+def test_dock_hq_on_a_newer_fleet_database_says_so_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.db"
+    shutil.copyfile(FIXTURES[-1] / "fleet.db", path)
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {fleet_schema.SCHEMA_VERSION + 1}")
+    raw.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "hq.cli", "fleet", "--db", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert str(path) in line and "newer" in line, line
+
+
 # --- the steps themselves ------------------------------------------------------------------
 
 

@@ -95,7 +95,11 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         today = run_all(*statements(_SCHEMA))  # made at every open, as before versions
-        migrate(self._db, path, SCHEMA_VERSION, MIGRATIONS, every_open=today)
+        try:
+            migrate(self._db, path, SCHEMA_VERSION, MIGRATIONS, every_open=today)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
