@@ -272,12 +272,15 @@ def test_a_database_from_a_newer_release_is_refused_untouched(
     assert path.read_bytes() == content and backups(tmp_path, name) == []
 
 
-def test_dock_status_on_a_newer_database_says_so_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "name"), [("status", "dock.db"), ("outbox", "outbox.db")])
+def test_dock_on_a_newer_database_says_so_in_one_line(
+    command: str, name: str, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    shutil.copyfile(FIXTURES[-1] / "dock.db", state / "dock.db")
-    raw = sqlite3.connect(state / "dock.db")
-    raw.execute(f"PRAGMA user_version = {dock_schema.SCHEMA_VERSION + 1}")
+    shutil.copyfile(FIXTURES[-1] / name, state / name)
+    raw = sqlite3.connect(state / name)
+    raw.execute(f"PRAGMA user_version = {DATABASES[name].module.SCHEMA_VERSION + 1}")
     raw.close()
     config = tmp_path / "dock.toml"
     config.write_text(
@@ -287,13 +290,13 @@ def test_dock_status_on_a_newer_database_says_so_in_one_line(tmp_path: Path) -> 
         encoding="utf-8",
     )
     done = subprocess.run(
-        [sys.executable, "-m", "dock.cli.main", "--config", str(config), "status"],
+        [sys.executable, "-m", "dock.cli.main", "--config", str(config), command],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     assert done.returncode != 0 and done.stdout == ""
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()
-    assert str(state / "dock.db") in line and "newer" in line, line
+    assert str(state / name) in line and "newer" in line, line
 
 
 def test_dock_hq_on_a_newer_fleet_database_says_so_in_one_line(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from dock.cli.common import add_json, add_parser, load_or_exit
+from dock.cli.common import EXIT_STATE, add_json, add_parser, fail, load_or_exit
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
@@ -18,9 +18,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         "broker": f"{cfg.mqtt.host}:{cfg.mqtt.broker_port}" if cfg.mqtt.enabled else None,
     }
     if os.path.exists(path):
+        from common.sqlite_schema import SchemaError
         from dock.reporting.outbox import Outbox
 
-        outbox = Outbox(path)
+        try:
+            outbox = Outbox(path)
+        except SchemaError as exc:  # of a newer release: not opened, nothing changed
+            return fail("outbox", exc, EXIT_STATE)
         try:
             report |= outbox.summary()
         finally:
