@@ -297,6 +297,7 @@ def test_dock_on_a_newer_database_says_so_in_one_line(
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()
     assert str(state / name) in line and "newer" in line, line
+    assert "may write" not in line  # not told to look at permissions: it is the version
 
 
 def test_dock_hq_on_a_newer_fleet_database_says_so_in_one_line(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ def open_audit_log(cfg: DockConfig) -> AuditLog:
 def open_state(cfg: DockConfig) -> tuple[Store, AuditLog]:
     """The dock's database and audit log in ``cfg.dock.state_dir`` (created if missing,
     with the signing key); StateDirError, one line, when the directory cannot be used."""
+    from common.sqlite_schema import SchemaError
     from dock.config.load import config_hash
     from dock.storage.store import Store
 
@@ -156,6 +157,8 @@ def open_state(cfg: DockConfig) -> tuple[Store, AuditLog]:
         audit = open_audit_log(cfg)
         _audit_config_change(audit, state, config_hash(cfg), cfg.path)
         os.makedirs(os.path.join(state, "locks"), exist_ok=True)
+    except SchemaError as exc:  # a newer release's database (or not ours): said as it is
+        raise StateDirError(str(exc), full=False) from exc
     except (OSError, sqlite3.Error) as exc:
         raise _state_error(state, exc) from exc
     return store, audit
