@@ -1,0 +1,246 @@
+"""The daemon's output as journald, a log shipper and a person at a terminal see it.
+
+``dock run --emulate 3`` runs a bounded number of sweeps (slot 1 ready, slot 2 offloaded,
+slot 3 an unknown recorder) three ways: under "systemd" (``JOURNAL_STREAM`` naming the
+pipe it writes to), with ``--log-format json`` (what ``journalctl -o cat | jq .`` reads),
+and on a pseudo-terminal. Plus the formatter's own promises, line by line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+from common.logsetup import LineFormatter, LogFormatError, choose_format, setup_logging
+
+DOCK = [sys.executable, "-m", "dock.cli.main"]
+RUN = ["run", "--emulate", "3", "--interval", "0.2"]
+SWEEPS = 15
+TIMEOUT = 120.0
+JOURNAL_LINE = re.compile(r"^<[0-7]>\S+: ")
+#: What a status table or a screen frame would leave in a log line.
+TABLE_MARKS = re.compile(r"[\u2500-\u257f]|^\s*slot\s+device\s+state|^fleet:|^\+-+\+$")
+#: The only lines a clean emulated run may have at warning or above: its own trusted
+#: clock (a setting for emulation only) and its deliberately unknown recorder.
+EXPECTED_WARNINGS = ('clock.source: "trusted"', "slot 3: device_unknown")
+
+
+def _read_all(fd: int, proc: subprocess.Popen[bytes]) -> bytes:
+    """Everything written to ``fd`` until the child exits and the stream ends (bounded)."""
+    out = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # a pty's master reads EIO once the child side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _run_to_pipes(tmp_path, *extra: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """``dock run`` with stdout and stderr on two pipes; (stdout, stderr)."""
+    proc = subprocess.run(
+        [*DOCK, *RUN, "--sweeps", str(SWEEPS), "--state-dir", str(tmp_path), *extra],
+        capture_output=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_under_systemd_every_line_is_one_journal_entry_with_its_priority(tmp_path) -> None:
+    read, write = os.pipe()
+    st = os.fstat(write)  # what systemd puts in JOURNAL_STREAM for a service's stream
+    env = {k: v for k, v in os.environ.items() if k != "DOCK_LOG_FORMAT"}
+    env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    cmd = [*DOCK, *RUN, "--sweeps", str(SWEEPS), "--state-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=write, stderr=write, env=env)
+    os.close(write)
+    try:
+        text = _read_all(read, proc).decode()
+    finally:
+        os.close(read)
+        proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == 0, text
+    lines = text.splitlines()
+    for line in lines:
+        assert JOURNAL_LINE.match(line), f"not a journal line: {line!r}"
+        assert "\x1b" not in line and "\r" not in line, line
+        assert not TABLE_MARKS.search(line[line.index(":") + 1 :]), f"table in the journal: {line}"
+    said = "\n".join(lines)
+    assert "slot 1: recorder EMU0001 docked" in said
+    assert re.search(r"<6>\S+: slot 2: offload of EMU0002 finished: .*footage safe", said), said
+    assert "<6>dock.slots: slot 1: EMU0001 ready to hand out" in said
+    urgent = [line for line in lines if int(line[1]) <= 4]
+    unexpected = [u for u in urgent if not any(w in u for w in EXPECTED_WARNINGS)]
+    assert unexpected == [], "warnings in a clean run: need no person"
+    assert not [u for u in urgent if int(u[1]) <= 3], "errors in a clean run"
+
+
+def test_json_on_request_every_line_of_both_streams_parses(tmp_path) -> None:
+    out, err = _run_to_pipes(tmp_path, "--log-format", "json")
+    lines = (out + err).splitlines()
+    entries = [json.loads(line) for line in lines]  # what `journalctl -o cat | jq .` reads
+    assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
+    messages = [e["msg"] for e in entries]
+    assert any("footage safe" in m for m in messages), messages
+    assert any(m == "slot 1: recorder EMU0001 docked" for m in messages)
+    if shutil.which("jq"):  # the documented pipeline itself, where jq is installed
+        jq = subprocess.run(
+            ["jq", "-c", 'select(.level == "info") | .msg'],
+            input=(out + err).encode(),
+            capture_output=True,
+            timeout=30,
+        )
+        assert jq.returncode == 0, jq.stderr
+        assert b"footage safe" in jq.stdout
+
+
+def test_environment_asks_for_json_as_the_option_does(tmp_path) -> None:
+    env = {**os.environ, "DOCK_LOG_FORMAT": "json"}
+    out, err = _run_to_pipes(tmp_path, env=env)
+    assert out == ""  # nothing but log lines, all on stderr
+    assert [json.loads(line)["logger"] for line in err.splitlines()]
+
+
+def test_a_pipe_gets_one_plain_line_per_event_and_no_table(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCK_LOG_FORMAT", "JOURNAL_STREAM")}
+    out, err = _run_to_pipes(tmp_path, env=env)
+    assert out == ""  # no status table into a pipe
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warning|error) \S+: ")
+    for line in err.splitlines():
+        assert stamp.match(line) and "\x1b" not in line and "\r" not in line, line
+
+
+def test_on_a_terminal_the_table_is_redrawn_in_place(tmp_path) -> None:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCK_LOG_FORMAT", "JOURNAL_STREAM")}
+    env["TERM"] = "xterm"
+    sweeps = 30
+    cmd = [*DOCK, *RUN, "--sweeps", str(sweeps), "--state-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    try:
+        screen = _read_all(master, proc).decode(errors="replace")
+    finally:
+        os.close(master)
+        proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == 0, screen
+    back = [int(n) for n in re.findall(r"\x1b\[(\d+)F\x1b\[J", screen)]
+    assert back, "the table is never redrawn in place"
+    table_height = max(back)
+    assert screen.count("fleet: ") > 1  # drawn more than once ...
+    # ... yet what stays on the terminal is the log lines and one table: every redraw
+    # goes back over the one before (a reprinted table would add its height each time).
+    visible = screen.count("\n") - sum(back)
+    log_line = re.compile(r"\d\d:\d\d:\d\d (info|warning|error|debug) \S+: ")
+    before_table = screen[: screen.index("\nslot  device")]  # the intro and early logs
+    logged_later = len(log_line.findall(screen)) - len(log_line.findall(before_table))
+    assert logged_later > 0  # log lines go above the table, in the terminal's form
+    expected = before_table.count("\n") + logged_later + table_height
+    assert visible <= expected + 1, (visible, expected)  # not "+ reprints x height"
+    assert "\r" not in screen.replace("\r\n", "\n")  # no carriage-return frames
+
+
+# ---------------------------------------------------------------- the formatter itself
+
+
+def _record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "dock.x", "levelno": level, "msg": msg, **extra})
+    record.levelname = logging.getLevelName(level)
+    return record
+
+
+def test_journal_lines_carry_the_syslog_priority() -> None:
+    f = LineFormatter("journal")
+    assert f.format(_record("connected", logging.INFO)) == "<6>dock.x: connected"
+    assert f.format(_record("late", logging.WARNING)).startswith("<4>dock.x: ")
+    assert f.format(_record("lost", logging.ERROR)).startswith("<3>dock.x: ")
+    assert f.format(_record("step", logging.DEBUG)).startswith("<7>dock.x: ")
+
+
+def test_a_hostile_or_multi_line_message_stays_one_safe_line() -> None:
+    line = LineFormatter("journal").format(_record("serial EVIL\x1b[2J\r\nsecond line\u202e"))
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u202e" not in line
+    assert line == "<6>dock.x: serial EVIL\\x1b[2J | second line\\u202e"
+
+
+def test_an_exception_is_one_line_unless_debugging() -> None:
+    try:
+        raise ValueError("boom\nsecond")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = _record("step failed", logging.ERROR, exc_info=exc_info)
+    line = LineFormatter("journal").format(record)
+    assert line == "<3>dock.x: step failed: ValueError: boom | second"
+    debug = LineFormatter("journal", tracebacks=True).format(record).split("\n")
+    assert debug[0] == line and debug[1].startswith("<7>dock.x: traceback: Traceback")
+    assert len(debug) == 2  # the traceback is one more entry, at debug priority
+
+
+def test_extra_fields_are_shown_as_key_value() -> None:
+    line = LineFormatter("journal").format(_record("alert opened", alert_id=7, why="a\nb"))
+    assert line == "<6>dock.x: alert opened alert_id=7 why=a | b"
+
+
+def test_the_format_is_chosen_from_where_stderr_goes(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("DOCK_LOG_FORMAT", raising=False)
+    with open(tmp_path / "log", "w") as f:
+        st = os.fstat(f.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert choose_format(None, f) == "journal"
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + 1}")  # another file
+        assert choose_format(None, f) == "text"
+        monkeypatch.setenv("DOCK_LOG_FORMAT", "json")
+        assert choose_format(None, f) == "json"
+        assert choose_format("journal", f) == "journal"  # the option wins
+        monkeypatch.setenv("DOCK_LOG_FORMAT", "yaml")
+        with pytest.raises(LogFormatError, match="DOCK_LOG_FORMAT"):
+            choose_format(None, f)
+
+
+def test_a_bad_log_format_is_one_line_for_each_program() -> None:
+    env = {**os.environ, "DOCK_LOG_FORMAT": "yaml"}
+    for cmd in ([*DOCK, "status"], [sys.executable, "-m", "web_status.server"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "log format" in out.stderr
+
+
+@pytest.fixture
+def restore_root_logger(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+
+
+def test_setup_logging_writes_json_when_asked(tmp_path, restore_root_logger) -> None:
+    with open(tmp_path / "log", "w+") as f:
+        assert setup_logging("INFO", "json", stream=f) == "json"
+        logging.getLogger("hq.cli").info("stats", extra={"stats": {"messages": 3}})
+        logging.getLogger("hq.cli").debug("not at INFO")
+        f.seek(0)
+        (entry,) = [json.loads(line) for line in f.read().splitlines()]
+    assert entry["msg"] == "stats" and entry["stats"] == {"messages": 3}
