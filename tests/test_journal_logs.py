@@ -9,6 +9,7 @@ and on a pseudo-terminal. Plus the formatter's own promises, line by line.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import logging
 import os
@@ -244,3 +245,19 @@ def test_setup_logging_writes_json_when_asked(tmp_path, restore_root_logger) -> 
         f.seek(0)
         (entry,) = [json.loads(line) for line in f.read().splitlines()]
     assert entry["msg"] == "stats" and entry["stats"] == {"messages": 3}
+
+
+def test_progress_bars_draw_in_place_only_on_a_terminal(monkeypatch) -> None:
+    from dock.cli.common import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, frames in ((io.StringIO(), 0), (Tty(), 4)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        for done in (0, 2**20, 2 * 2**20, 3 * 2**20):
+            progress_bar("REC000001", done, 3 * 2**20)
+        text = stream.getvalue()
+        assert text.count("\r") == frames and text.count("\n") == 1
+        assert text.rstrip("\n").endswith("3.0 / 3.0 MiB") and "100 %" in text

@@ -188,15 +188,18 @@ def output(args: argparse.Namespace, result: Any, lines: Iterable[str] = ()) -> 
 
 
 def progress_bar(rec_id: str, done: int, total: int) -> None:
-    """One line per recording on stderr, redrawn in place."""
+    """One line per recording on stderr: redrawn in place on a terminal; elsewhere (a
+    pipe, a file, the journal) only the finished line, never a carriage return."""
     width = 30
     filled = width if total == 0 else int(width * done / total)
     pct = 100 if total == 0 else 100 * done // total
-    end = "\n" if done >= total else ""
-    print(
-        f"\r  {shown(rec_id, 60):<12} [{'#' * filled}{'.' * (width - filled)}] {pct:3d} %  "
-        f"{done / 2**20:8.1f} / {total / 2**20:.1f} MiB",
-        end=end,
-        file=sys.stderr,
-        flush=True,
+    finished = done >= total
+    if not finished and not sys.stderr.isatty():
+        return
+    line = (
+        f"  {shown(rec_id, 60):<12} [{'#' * filled}{'.' * (width - filled)}] {pct:3d} %  "
+        f"{done / 2**20:8.1f} / {total / 2**20:.1f} MiB"
     )
+    if sys.stderr.isatty():
+        line = "\r" + line
+    print(line, end="\n" if finished else "", file=sys.stderr, flush=True)
