@@ -9,6 +9,8 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,3 +66,25 @@ def shared_tmp() -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _reachable(path: str) -> bool:
+    """Whether every user may reach ``path`` (each folder above it searchable by others)."""
+    parts = os.path.realpath(path).split(os.sep)
+    folders = [os.sep.join(parts[:i]) or os.sep for i in range(1, len(parts) + 1)]
+    return all(os.stat(f).st_mode & 0o001 for f in folders)
+
+
+def as_entry_point(module: str) -> list[str]:
+    """A command running ``module``'s ``main`` as the installed script would, by an
+    interpreter whose standard library the service user can read after the switch: this
+    one, or the system's Python of the same version when this one lives under a folder
+    only root may enter (a pyenv build under /root), with this environment's packages."""
+    exe = sys.executable
+    if not _reachable(sysconfig.get_paths()["stdlib"]):
+        exe = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        if not os.path.exists(exe):
+            pytest.skip("no Python here whose standard library another user can read")
+    site = sysconfig.get_paths()["purelib"]
+    code = f"import site, sys; site.addsitedir({site!r}); from {module} import main; "
+    return [exe, "-c", code + "sys.exit(main())"]

@@ -12,7 +12,6 @@ import os
 import pwd
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from common.privileges import SERVICE_UMASK, PrivilegeError, drop_to, service_user
-from tests.service_user import ServiceUser, shared_tmp, throwaway_user
+from tests.service_user import ServiceUser, as_entry_point, shared_tmp, throwaway_user
 
 BIN = Path(sys.executable).parent
 
@@ -144,28 +143,6 @@ def _write_config(tmp: str, state: str) -> str:
 def _run(cmd: list[str], user: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "DOCK_SERVICE_USER": user, "DOCK_HQ_SERVICE_USER": user, **env}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=environ)
-
-
-def _reachable(path: str) -> bool:
-    """Whether every user may reach ``path`` (each folder above it searchable by others)."""
-    parts = os.path.realpath(path).split(os.sep)
-    folders = [os.sep.join(parts[:i]) or os.sep for i in range(1, len(parts) + 1)]
-    return all(os.stat(f).st_mode & 0o001 for f in folders)
-
-
-def as_entry_point(module: str) -> list[str]:
-    """A command running ``module``'s ``main`` as the installed script would, by an
-    interpreter whose standard library the service user can read after the switch: this
-    one, or the system's Python of the same version when this one lives under a folder
-    only root may enter (a pyenv build under /root), with this environment's packages."""
-    exe = sys.executable
-    if not _reachable(sysconfig.get_paths()["stdlib"]):
-        exe = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-        if not os.path.exists(exe):
-            pytest.skip("no Python here whose standard library another user can read")
-    site = sysconfig.get_paths()["purelib"]
-    code = f"import site, sys; site.addsitedir({site!r}); from {module} import main; "
-    return [exe, "-c", code + "sys.exit(main())"]
 
 
 def _owners(top: str) -> dict[str, int]:

@@ -21,6 +21,7 @@ from mqtt_contract.contract import Command
 READ_ONLY_CLI = {
     "probe",  # one recorder's status; changes nothing on either side
     "run",  # the daemon: its sweeps are the dock's own work, not a request
+    "check",  # reads the installation; creates and changes nothing (test_dock_check)
     "status",  # a sweep now and its report, as one turn of `dock run`
     "handover list",
     "officer list",

@@ -15,6 +15,7 @@ from dock.cli import (
     archive,
     audit,
     cases,
+    check,
     custody,
     devices,
     gaps,
@@ -28,8 +29,8 @@ from dock.cli.common import EXIT_USAGE, GLOBAL, fill_global_defaults
 from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
-MODULES = (run, custody, officers, devices, cases, audit, archive, gaps, retention, appraisals,
-           access, reporting, web_tokens)  # fmt: skip
+MODULES = (run, check, custody, officers, devices, cases, audit, archive, gaps, retention,
+           appraisals, access, reporting, web_tokens)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
