@@ -255,7 +255,7 @@ class EvdevBadgeReader:
         self._decoder.reset()
         self._backoff = REOPEN_FIRST_S
         if self._gone:
-            log.warning("badge reader %s is back", self.path)
+            log.info("badge reader %s is back", self.path)
         self._gone = False
         return True
 

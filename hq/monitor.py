@@ -219,7 +219,9 @@ class Monitor:
             self._counts["connects"] += 1
         self._connected.set()
         log.info(
-            "connected",
+            "connected to broker %s:%s",
+            self.broker.host,
+            self.broker.effective_port,
             extra={"session_present": bool(flags.session_present), "client_id": self.client_id},
         )
 
@@ -233,7 +235,7 @@ class Monitor:
         self._generation += 1  # acks of messages from this connection are void now
         self._connected.clear()
         self._subscribed.clear()
-        log.warning("disconnected", extra={"reason": str(reason)})
+        log.info("disconnected from the broker", extra={"reason": str(reason)})  # paho retries
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self._received += 1  # only this thread writes it

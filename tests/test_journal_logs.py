@@ -16,6 +16,7 @@ import os
 import re
 import select
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -261,3 +262,28 @@ def test_progress_bars_draw_in_place_only_on_a_terminal(monkeypatch) -> None:
         text = stream.getvalue()
         assert text.count("\r") == frames and text.count("\n") == 1
         assert text.rstrip("\n").endswith("3.0 / 3.0 MiB") and "100 %" in text
+
+
+@pytest.mark.parametrize(
+    ("warn_after_s", "level"), [(3600.0, logging.INFO), (0.0, logging.WARNING)]
+)
+def test_an_unreachable_broker_is_a_warning_only_once_it_lasts(
+    monkeypatch, caplog, warn_after_s, level
+) -> None:
+    from dock.config import MqttConfig
+    from dock.reporting import paho_link
+
+    monkeypatch.setattr(paho_link, "DOWN_WARN_S", warn_after_s)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    link = paho_link.PahoLink(MqttConfig(host="127.0.0.1", port=port, site="s"), "d1")
+    with caplog.at_level(logging.INFO, logger="dock.mqtt"):
+        link.start("will", lambda: b"{}")
+        deadline = time.monotonic() + 20
+        while not caplog.records and time.monotonic() < deadline:  # the first attempt
+            time.sleep(0.05)
+        link.stop()
+    (first, *_) = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert first.levelno == level, first.getMessage()
+    assert "events wait in the outbox" in first.getMessage()

@@ -259,7 +259,7 @@ class ControlServer:
                 )
                 self._serving.add(thread)
         if full:
-            log.warning("control interface: too many connections; one refused")
+            log.info("control interface: too many connections; one refused")
             self._send(conn, _error(None, "busy", "too many connections: try again"), 0.5)
             conn.close()
             return

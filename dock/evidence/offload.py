@@ -345,7 +345,7 @@ class Offloader:
                     try:
                         self._copy(client, slot_id, rec, progress, volume)
                     except IntegrityError as first:  # quarantined; read it once more
-                        log.warning("%s: %s; reading it again", rec.id, first)
+                        log.info("%s: %s; reading it again", rec.id, first)
                         self.audit.append(
                             AuditKind.OFFLOAD_RETRY, "dock", serial,
                             {"recording": rec.id, "error": str(first)},
@@ -490,7 +490,7 @@ class Offloader:
         _remove_stale_partials(dest, name)
         fd, refused = volume.open_recording(rec.id, rec.size) if volume else (None, "")
         if refused:
-            log.warning("%s: not read from the volume (%s); over the protocol", rec.id, refused)
+            log.info("%s: not read from the volume (%s); over the protocol", rec.id, refused)
         via = "mass_storage" if fd is not None else "protocol"
         chunks: Any = (
             _FileChunks(fd, keepalive=client.status) if fd is not None else _Pull(client, rec)

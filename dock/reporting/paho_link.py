@@ -12,6 +12,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -27,6 +28,9 @@ RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 60.0
 #: QoS 1 messages paho may have unacknowledged at once.
 INFLIGHT = 100
+#: Seconds without the broker before "unreachable" is a warning (a person should look):
+#: a short outage is the outbox's job, said at INFO.
+DOWN_WARN_S = 300.0
 
 
 def backoff(attempt: int, rng: random.Random) -> float:
@@ -118,6 +122,7 @@ class PahoLink:
 
     def _run(self) -> None:
         attempt = 0
+        down_since = time.monotonic()  # since start or the last connection
         while not self._stop.is_set():
             try:
                 number = self._current[0] + 1
@@ -126,8 +131,15 @@ class PahoLink:
                     self.cfg.host, self.cfg.broker_port, self.cfg.keepalive_s, clean_start=True
                 )
             except (OSError, ValueError) as exc:
-                log.warning(
-                    "broker %s:%s unreachable: %s", self.cfg.host, self.cfg.broker_port, exc
+                down = time.monotonic() - down_since
+                log.log(
+                    logging.WARNING if down >= DOWN_WARN_S else logging.INFO,
+                    "broker %s:%s unreachable: %s (reporting down for %.0f s; events wait in "
+                    "the outbox)",
+                    self.cfg.host,
+                    self.cfg.broker_port,
+                    exc,
+                    down,
                 )
                 self._stop.wait(backoff(attempt, self._rng))
                 attempt += 1
@@ -139,6 +151,7 @@ class PahoLink:
                     break
                 if self._connected:
                     attempt = 0
+                    down_since = time.monotonic()
                 if self._stop.is_set():
                     after_stop += 1
             if self._connected:

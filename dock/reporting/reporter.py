@@ -197,7 +197,7 @@ class Reporter:
         if what == "connected":
             self._on_connected()
         elif what == "disconnected":
-            log.warning("broker link down: %s", item[1])
+            log.info("broker link down: %s (reconnecting)", item[1])  # warned if it stays
             self._connected = False
             self._inflight.clear()  # unacknowledged events go again on the next connection
             self._pump_after = 0
@@ -415,7 +415,7 @@ class Reporter:
         try:
             self._send(self._topic(Kind.REPLY), encode(Kind.REPLY, reply))
         except (ValueError, UnicodeError) as exc:  # an id that cannot be sent back
-            log.warning("no reply to command %r: %s", _printable(cmd["id"]), exc)
+            log.info("no reply to command %r: %s", _printable(cmd["id"]), exc)
         if error is None and cmd["command"] == Command.STATUS:
             self._announce()
             self._health(self._clock())
