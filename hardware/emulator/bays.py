@@ -20,6 +20,9 @@ from hardware.emulator.server import EmulatorServer
 
 #: Bytes of footage per second filmed: about 4 Mbit/s, as the model's own clips.
 BYTES_PER_SECOND = 500_000
+#: How fast footage crosses a bay's link (bytes per second) when read over the protocol:
+#: slow enough that an offload's progress can be followed, as at a dock on USB 1.1.
+LINK_BYTES_PER_SECOND = 2_000_000
 #: Longest recording one ``record`` makes (an hour; bounded so a typo fills no disk).
 MAX_RECORD_S = 3600
 
@@ -55,7 +58,7 @@ class Bay:
         return bool(self.model.state["docked"])
 
     def _serve(self) -> None:
-        firmware = RecorderFirmware(self.model)
+        firmware = RecorderFirmware(self.model, read_bytes_per_second=LINK_BYTES_PER_SECOND)
         self.server = EmulatorServer(firmware, self.url).start()
 
     def undock(self) -> None:

@@ -12,11 +12,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from firmware_protocol.messages import FaultFlag
+from firmware_protocol.messages import Capability, FaultFlag
 from hardware.emulator.bays import Bay
 from hardware.emulator.control import FleetControl
 from hardware.emulator.links import control_path, link_path
-from hardware.emulator.recorder_model import LEGACY_CAPABILITIES, RecorderModel, RecorderSpec
+from hardware.emulator.recorder_model import (
+    ALL_CAPABILITIES,
+    LEGACY_CAPABILITIES,
+    RecorderModel,
+    RecorderSpec,
+)
 
 
 @dataclass
@@ -43,7 +48,8 @@ class EmulatedFleet:
 #: The spread of states `dock run --emulate N` cycles through, so a newcomer sees
 #: every branch of the flow: (description, emulator settings).
 EMULATED_SPREAD: list[tuple[str, dict[str, Any]]] = [
-    ("healthy", {"battery_percent": 96.0, "recordings": 0}),
+    # no USB volume: its footage crosses the (slow) link, so an offload shows progress
+    ("healthy", {"battery_percent": 96.0, "recordings": 0, "mass_storage": False}),
     ("back with footage", {"battery_percent": 90.0, "recordings": 3, "interrupted": 1}),
     ("low battery", {"battery_percent": 11.0, "battery_health_percent": 61, "recordings": 2}),
     ("clock drifted 47 s", {"clock_offset_s": 47.0, "drift_ppm": 180.0, "recordings": 1}),
@@ -62,6 +68,8 @@ def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
         settings = dict(settings)
         if settings.pop("legacy", False):
             settings["capabilities"] = LEGACY_CAPABILITIES
+        if not settings.pop("mass_storage", True):
+            settings["capabilities"] = ALL_CAPABILITIES & ~Capability.MASS_STORAGE
         if "faults" in settings:
             settings["faults"] = FaultFlag[settings["faults"].upper()]
         spec = RecorderSpec(serial=f"EMU{i + 1:04d}", recording_mb=1.0, **settings)

@@ -76,8 +76,11 @@ class RecorderFirmware:
         random_bytes: Callable[[int], bytes] = os.urandom,
         session_config: SessionConfig | None = None,
         versions: tuple[int, ...] = SUPPORTED_VERSIONS,
+        read_bytes_per_second: float | None = None,
     ) -> None:
         self.model = model
+        #: A slow link (the demo's bays): footage read over the protocol comes no faster.
+        self.read_bytes_per_second = read_bytes_per_second
         #: Protocol versions served. Without version 2 this is an old recorder
         #: (privileged requests unauthenticated, ENROL in clear): for tests only.
         self.versions = versions
@@ -299,7 +302,10 @@ class RecorderFirmware:
         if offset > rec.size:
             raise RecorderError(ErrorCode.OUT_OF_RANGE, f"offset {offset} beyond size {rec.size}")
         length = min(length, MAX_READ, self.session.peer_max_payload - 64, rec.size - offset)
-        return {"offset": offset, "data": os.pread(self._open_for_read(id), length, offset)}
+        data = os.pread(self._open_for_read(id), length, offset)
+        if self.read_bytes_per_second:  # the link's pace, not a moment chosen
+            time.sleep(len(data) / self.read_bytes_per_second)
+        return {"offset": offset, "data": data}
 
     def _open_for_read(self, rid: str) -> int:
         """One open file at a time: a transfer reads one recording chunk after chunk."""
