@@ -86,5 +86,9 @@ def as_entry_point(module: str) -> list[str]:
         if not os.path.exists(exe):
             pytest.skip("no Python here whose standard library another user can read")
     site = sysconfig.get_paths()["purelib"]
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for needed in (site, project):
+        if not _reachable(needed):
+            pytest.skip(f"{needed} is in a folder other users cannot enter")
     code = f"import site, sys; site.addsitedir({site!r}); from {module} import main; "
     return [exe, "-c", code + "sys.exit(main())"]
