@@ -303,6 +303,10 @@ def _progress_line(p: dict[str, Any]) -> tuple[str, int]:
     return "started", -1
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="scripts/demo",
@@ -331,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     state = os.path.abspath(a.state_dir or tempfile.mkdtemp(prefix="dock-emulated-"))
     os.makedirs(state, exist_ok=True)
     shift = Shift(state, a.emulate, extra, lambda text: print(text, flush=True))
+    signal.signal(signal.SIGTERM, _interrupted)  # `kill` stops the dock too, as Ctrl-C does
     try:
         shift.run(a.seconds)
         if a.once:
@@ -338,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         shift.explore()
         with contextlib.suppress(KeyboardInterrupt):
-            while shift.daemon is not None and shift.daemon.poll() is None:
-                time.sleep(1.0)  # the person explores; Ctrl-C ends the demo
+            if shift.daemon is not None:
+                shift.daemon.wait()  # the person explores until Ctrl-C (or the dock ends)
         return 0
     except ShiftFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)
