@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import packaging.requirements
 import pytest
 
 from common.version import __version__
@@ -458,7 +459,7 @@ def test_installs_offline_and_its_commands_run(installed: Root) -> None:
 
 
 def test_every_module_imports_and_every_requirement_is_met(installed: Root) -> None:
-    packaging_lib = Path(__import__("packaging").__file__).parent
+    packaging_lib = Path(packaging.requirements.__file__).parent  # the library, not ours
     shutil.copytree(packaging_lib, installed.file("/tmp/check/packaging"))
     (installed.file("/tmp/check/check.py")).write_text(CHECK_SCRIPT)
     proc = installed.file("/proc")
