@@ -32,18 +32,19 @@ STATE = "/srv/dock state"
 TARGET = """[Unit]
 Description=proof: the dock's units under a real systemd
 Requires=proof-setup.service
-Wants=dock.service dock-web.service proof-report.service
+Wants=dock.service dock-web.service dock-hq.service mosquitto.service proof-report.service
 After=proof-setup.service
 """
 SETUP = f"""[Unit]
 Description=proof: user and folders, as the package makes them
 DefaultDependencies=no
 After=local-fs.target systemd-sysusers.service
-Before=dock.service dock-web.service
+Before=dock.service dock-web.service dock-hq.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'useradd --system --user-group --no-create-home dock; \\
+ExecStart=/bin/sh -c 'useradd --system --user-group --no-create-home dock-hq; \\
+useradd --system --user-group --no-create-home dock; \\
 install -d -o dock -g dock -m 0710 "{STATE}"; install -d -o dock -g dock -m 0750 /srv/evidence'
 """
 DOCK_DROPIN = f"""[Service]
@@ -59,9 +60,14 @@ Environment=PYTHONPATH={PYTHONPATH}
 ExecStart=
 ExecStart=/usr/bin/python3 -m web_status.server --config "{STATE}/emu/dock.toml" --port 8080
 """
+HQ_DROPIN = f"""[Service]
+Environment=PYTHONPATH={PYTHONPATH}
+ExecStart=
+ExecStart=/usr/bin/python3 -m hq.cli run --config /etc/dock-hq/hq.toml
+"""
 REPORT_UNIT = """[Unit]
 Description=proof: what systemd says, then power off
-After=dock.service dock-web.service
+After=dock.service dock-web.service dock-hq.service
 [Service]
 Type=oneshot
 ExecStart=/bin/sh /proof/report.sh
@@ -78,8 +84,15 @@ url=http://127.0.0.1:8080/kiosk
 get="import urllib.request as u; print('GET', u.urlopen('$url', timeout=5).status)"
 for i in $(seq 1 100); do python3 -c "$get" 2>/dev/null && break; sleep 0.2; done
 echo "== dock-web"; systemctl show dock-web -p ActiveState,SubState
+echo "== dock-hq"
+for i in $(seq 1 100); do
+    journalctl -u dock-hq -o cat | grep -q "connected to broker" && break; sleep 0.2
+done
+systemctl show dock-hq -p ActiveState,SubState
+journalctl -u dock-hq -o cat | grep "connected to broker"
+ls /var/lib/dock-hq
 echo "== security"
-for u in dock dock-web; do systemd-analyze security $u --no-pager | tail -1; done
+for u in dock dock-web dock-hq; do systemd-analyze security $u --no-pager | tail -1; done
 echo "== watchdog"
 kill -STOP "$(systemctl show dock -p MainPID --value)"
 for i in $(seq 1 120); do
@@ -126,7 +139,7 @@ def container(tmp_path: Path) -> tuple[Path, Path, Path]:
     shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True)
     (etc / "machine-id").write_text("")
     units = etc / "systemd" / "system"
-    for name in ("dock.service", "dock-web.service"):
+    for name in ("dock.service", "dock-web.service", "dock-hq.service"):
         shutil.copy(SYSTEMD / name, units / name)
     for name, text in (
         ("dock-proof.target", TARGET),
@@ -134,6 +147,7 @@ def container(tmp_path: Path) -> tuple[Path, Path, Path]:
         ("proof-report.service", REPORT_UNIT),
         ("dock.service.d/proof.conf", DOCK_DROPIN),
         ("dock-web.service.d/proof.conf", WEB_DROPIN),
+        ("dock-hq.service.d/proof.conf", HQ_DROPIN),
     ):
         (units / name).parent.mkdir(exist_ok=True)
         (units / name).write_text(text)
@@ -144,6 +158,8 @@ def container(tmp_path: Path) -> tuple[Path, Path, Path]:
     (etc / "dock" / "dock.toml").write_text(
         f'[dock]\nstate_dir = "{STATE}"\nevidence_dir = "/srv/evidence"\n'
     )
+    (etc / "dock-hq").mkdir(exist_ok=True)
+    (etc / "dock-hq" / "hq.toml").write_text('[mqtt]\nhost = "127.0.0.1"\nport = 1883\n')
     proof = tmp_path / "proof"
     proof.mkdir()
     (proof / "report.sh").write_text(REPORT)
@@ -172,7 +188,10 @@ def test_units_run_under_systemd(container: tuple[Path, Path, Path]) -> None:
     web = report.split("== dock-web\n")[1].split("==")[0]
     assert "ActiveState=active" in web
     levels = [float(x) for x in re.findall(r"Overall exposure level for \S+: (\d+\.\d)", report)]
-    assert len(levels) == 2 and levels[0] <= 4.0 and levels[1] <= 2.5
+    assert len(levels) == 3 and levels[0] <= 4.0 and levels[1] <= 2.5 and levels[2] <= 2.5
+    hq = report.split("== dock-hq\n")[1].split("==")[0]  # through its sandbox to the broker
+    assert "ActiveState=active" in hq and "connected to broker 127.0.0.1:1883" in hq
+    assert "fleet.sqlite3" in hq
     # a frozen daemon is restarted by the watchdog
     watchdog = report.split("== watchdog\n")[1]
     assert "Watchdog timeout" in watchdog and "result 'watchdog'" in watchdog
