@@ -153,7 +153,7 @@ def test_dock_service_settings_the_issue_asks_for() -> None:
     """Read as systemd reads them: the settings, not their comments."""
     settings = unit_settings(SYSTEMD / "dock.service")
     assert settings["Type"] == ["notify"] and settings["NotifyAccess"] == ["main"]
-    assert int(settings["WatchdogSec"][0]) >= 62  # one full sweep (60 s) and the interval
+    assert int(settings["WatchdogSec"][0]) >= 200  # a healthy sweep's worst case (OPERATIONS)
     assert "time-sync.target" in settings["Wants"][0] and "time-sync.target" in settings["After"][0]
     assert settings["ExecStart"] == ["/usr/bin/dock --config /etc/dock/dock.toml run"]
     assert settings["CapabilityBoundingSet"] == [""] and settings["ProtectSystem"] == ["strict"]
