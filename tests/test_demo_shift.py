@@ -116,7 +116,7 @@ def test_bad_requests_get_one_line_and_the_fleet_keeps_running(fleet) -> None:
 def test_undock_record_dock_change_what_a_dock_finds(fleet, tmp_path) -> None:
     path = fleet.control.path
     link = tmp_path / "recorders" / "slot-1.sock"
-    assert link.exists()
+    assert link.stat().st_mode & 0o777 == 0o600  # only the dock's user connects
     out = ask(path, {"command": "undock", "slot": "1"})
     assert out["ok"] and out["docked"] is False and out["link"] is None
     assert not link.exists()  # as unplugged: nothing to connect to
@@ -131,7 +131,7 @@ def test_undock_record_dock_change_what_a_dock_finds(fleet, tmp_path) -> None:
     )
     out = ask(path, {"command": "dock", "slot": "1"})
     assert out["ok"] and out["docked"] and out["recordings"] == 1
-    assert link.exists()
+    assert link.stat().st_mode & 0o777 == 0o600  # back, as private as before
     assert "already in its bay" in ask(path, {"command": "dock", "slot": "1"})["error"]
 
 

@@ -35,23 +35,28 @@ def control_path(folder: str) -> str:
 
 def bind_link(path: str, backlog: int = 1) -> socket.socket:
     """A listening Unix socket at ``path`` (mode 0600); a socket file left by an emulator
-    that died is replaced, anything else at ``path`` is an error."""
-    if len(os.fsencode(path)) > MAX_PATH:
-        raise ValueError(f"{path}: too long for a socket path (at most {MAX_PATH} bytes)")
+    that died is replaced, anything else at ``path`` is an error. Bound under a
+    temporary name, given its mode, then renamed: never reachable with looser ones
+    (and no process-wide umask changed under other threads' feet)."""
+    folder, name = os.path.split(path)
+    fresh = os.path.join(folder, f".{name}.new")
+    if len(os.fsencode(fresh)) > MAX_PATH:
+        raise ValueError(f"{path}: too long for a socket path (at most {MAX_PATH - 5} bytes)")
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise ValueError(f"{path} exists and is not a socket: not replaced")
-        os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        old = os.umask(0o177)  # created 0600: only the dock's user connects
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fresh)  # left by a bind that died half-way
+        sock.bind(fresh)
+        os.chmod(fresh, 0o600)  # only the dock's user connects
         sock.listen(backlog)
+        os.replace(fresh, path)
     except OSError:
         sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(fresh)
         raise
     return sock
 
