@@ -587,7 +587,9 @@ def test_upgrade_keeps_configuration_and_data_purge_keeps_data(fresh: Root, buil
     config = fresh.file("/etc/dock/dock.toml")
     edited = config.read_text().replace('state_dir = "/var/lib/dock"', 'state_dir = "/srv/state"')
     edited = edited.replace('evidence_dir = "/srv/evidence"', 'evidence_dir = "/mnt/evidence"')
+    edited = edited.replace("# audit_checkpoint_copy =", "audit_checkpoint_copy =")
     assert edited.count("/srv/state") == 1 and edited.count("/mnt/evidence") == 1
+    assert 'audit_checkpoint_copy = "/srv/dock-audit/checkpoint.json"' in edited
     config.write_text(edited)
     # What a `dock status` run as root by an older release left in the new state folder,
     # and an evidence folder that is not the dock's, with footage in it.
@@ -601,6 +603,7 @@ def test_upgrade_keeps_configuration_and_data_purge_keeps_data(fresh: Root, buil
     assert owner_mode(fresh, "/etc/dock/dock.toml") == "root:dock 640"
     assert state_files(fresh, "/var/lib/dock") == data
     assert owner_mode(fresh, "/srv/state") == "dock:dock 710"
+    assert owner_mode(fresh, "/srv/dock-audit") == "dock:dock 700"
     assert owner_mode(fresh, "/srv/state/dock.db") == "dock:dock 644"  # given back
     assert owner_mode(fresh, "/mnt/evidence") == "root:root 755"  # never changed...
     assert owner_mode(fresh, "/mnt/evidence/rec.mp4") == "root:root 644"
