@@ -363,9 +363,22 @@ def cached_root(include: list[str]) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one maker at a time; the others wait and reuse
+        prune_cache(keep=tarball)
         if not tarball.exists():
             timed("debootstrap", lambda: make_root_tarball(include, tarball))
+        os.utime(tarball)  # in use: not pruned
     return tarball
+
+
+def prune_cache(keep: Path, days: float = 30) -> None:
+    """Roots unused for a month (another include list) and work left by a killed run."""
+    cutoff = time.time() - days * 86400
+    for old in CACHE.glob(f"{SUITE}-*.tar"):
+        if old != keep and old.stat().st_mtime < cutoff:
+            old.unlink()
+    for work in CACHE.glob("make-*"):
+        if work.stat().st_mtime < time.time() - 86400 and not mounts_below(work):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 class Root:
