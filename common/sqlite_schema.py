@@ -67,31 +67,52 @@ def migrate(
     numbered above the database's version run, in order, each in its own transaction
     with foreign keys off and checked before the commit (SQLite's way to rebuild a
     table). ``every_open``: an idempotent step (``CREATE ... IF NOT EXISTS``) run at
-    every open, after the backup and before the numbered steps, in its own transaction.
+    every open, after the backup and before the numbered steps.
+
+    The backup is written under the write lock, in the transaction of the first step:
+    two processes starting at once (the daemon and the web site) make one backup.
     """
     numbers = [n for n, _ in steps]
     if numbers != sorted(set(numbers)) or (numbers and numbers[-1] != version):
         raise ValueError(f"steps {numbers} do not lead in order to version {version}")
     found = user_version(db)
+    _refuse_newer(path, found, version)
+    pending = [(n, step) for n, step in steps if n > found]
+    backup: list[str] = []
+
+    def first(conn: sqlite3.Connection) -> None:
+        """Under the write lock: the backup, unless another process started upgrading
+        since ``found`` was read (it made one), then what runs at every open."""
+        now = user_version(conn)
+        _refuse_newer(path, now, version)
+        if now == found < version and _has_tables(conn) and os.path.isfile(path):
+            # From a reader of its own: the backup API waits forever on a connection in a
+            # write transaction; a reader sees the last commit, which the lock holds still.
+            source = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=30)
+            try:
+                backup.append(write_backup(source, path, found))
+            finally:
+                source.close()
+            log.warning(
+                "%s: schema %d, this software writes %d: backup written to %s before upgrading",
+                path, found, version, backup[0],
+            )  # fmt: skip
+        if every_open is not None:
+            every_open(conn)
+
+    _in_transaction(db, [(None, first), *pending[:1]])  # the backup and the first step
+    for number, step in pending[1:]:
+        _in_transaction(db, [(number, step)])
+    return Upgrade(found, user_version(db), backup[0] if backup else None)
+
+
+def _refuse_newer(path: str, found: int, version: int) -> None:
     if found > version:
         raise SchemaTooNew(
             f"{path}: the database is of schema {found}, newer than this software's "
             f"{version}: install the newer release again (or put back the backup "
             "made before the upgrade)"
         )
-    backup = None
-    if found < version and _has_tables(db) and os.path.isfile(path):  # not ":memory:"
-        backup = write_backup(db, path, found)
-        log.warning(
-            "%s: schema %d, this software writes %d: backup written to %s before upgrading",
-            path, found, version, backup,
-        )  # fmt: skip
-    if every_open is not None:
-        _in_transaction(db, every_open, None)
-    for number, step in steps:
-        if number > found:
-            _in_transaction(db, step, number)
-    return Upgrade(found, user_version(db), backup)
 
 
 def user_version(db: sqlite3.Connection) -> int:
@@ -105,19 +126,24 @@ def _has_tables(db: sqlite3.Connection) -> bool:
     )
 
 
-def _in_transaction(db: sqlite3.Connection, step: Step, number: int | None) -> None:
-    """One write transaction: ``step``, and ``user_version = number`` (None: unchanged).
-    Another process may have run the step since the version was read: the version is
-    read again under the write lock, and a step already done is not run twice."""
-    keys_on = number is not None and bool(db.execute("PRAGMA foreign_keys").fetchone()[0])
+def _in_transaction(db: sqlite3.Connection, steps: Sequence[tuple[int | None, Step]]) -> None:
+    """One write transaction: each step, and after a numbered one ``user_version`` set to
+    its number (None: unchanged). Another process may have run a step since the version
+    was read: it is read again under the write lock, and a step done is not run twice.
+    Foreign keys are off while a numbered step runs (a table they point at may be
+    rebuilt) and checked before the commit."""
+    numbered = any(number is not None for number, _ in steps)
+    keys_on = numbered and bool(db.execute("PRAGMA foreign_keys").fetchone()[0])
     if keys_on:
         db.execute("PRAGMA foreign_keys=OFF")  # not inside a transaction: it would not take
     try:
         db.execute("BEGIN IMMEDIATE")
         try:
-            if number is None or user_version(db) < number:
-                step(db)
-                if number is not None:
+            for number, step in steps:
+                if number is None:
+                    step(db)
+                elif user_version(db) < number:
+                    step(db)
                     broken = db.execute("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise SchemaError(

@@ -14,6 +14,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,6 +398,96 @@ def test_a_backup_never_overwrites_another_and_keeps_the_mode(tmp_path: Path) ->
     for made in (first, second):
         assert stat.S_IMODE(os.stat(made).st_mode) == 0o640
         assert rows(made, "SELECT count(*) FROM events") == [(4,)]
+
+
+def test_two_processes_starting_at_once_make_one_backup_and_run_each_step_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon and the web site start together after an upgrade: the one that takes
+    the write lock second finds the upgrade under way, and neither backs up nor steps
+    again."""
+    path = tmp_path / "x.db"
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (a)")
+    setup.execute("PRAGMA user_version = 1")
+    setup.close()
+    second_has_read = threading.Event()
+    ran: list[str] = []
+    read_version = sqlite_schema.user_version
+
+    def user_version(db: sqlite3.Connection) -> int:
+        if threading.current_thread().name == "second":
+            second_has_read.set()
+        return read_version(db)
+
+    monkeypatch.setattr(sqlite_schema, "user_version", user_version)
+    results: dict[str, sqlite_schema.Upgrade] = {}
+
+    def start(name: str) -> None:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        try:
+            results[name] = sqlite_schema.migrate(db, str(path), 2, steps)
+        finally:
+            db.close()
+
+    def step_2(db: sqlite3.Connection) -> None:
+        ran.append(threading.current_thread().name)
+        second.start()  # it reads version 1 while this one holds the lock, then waits
+        assert second_has_read.wait(10)
+        db.execute("ALTER TABLE t ADD COLUMN b")
+
+    steps = [(1, lambda db: None), (2, step_2)]
+    second = threading.Thread(target=start, args=("second",), name="second")
+    start("first")
+    second.join(30)
+    assert not second.is_alive()
+    assert ran == [threading.main_thread().name]  # step 2 ran once, in the first
+    assert results["second"].found == 1 and results["second"].backup is None
+    assert results["first"].backup is not None and backups(tmp_path, "x.db") == [
+        results["first"].backup
+    ]
+    assert version_of(path) == 2
+
+
+def test_a_start_that_finds_an_upgrade_under_way_backs_up_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second of two starts read version 1 before the first committed step 2 of 3:
+    under the lock it finds 2, and goes on from there without a second backup (which
+    would say version 1 and hold version 2)."""
+    path = tmp_path / "x.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE t (a)")
+    setup.execute("PRAGMA user_version = 1")
+    setup.close()
+    dies = [True]
+
+    def step_3(db: sqlite3.Connection) -> None:
+        db.execute("ALTER TABLE t ADD COLUMN c")
+        if dies[0]:
+            raise Killed
+
+    steps = [(1, lambda db: None), (2, lambda db: db.execute("ALTER TABLE t ADD COLUMN b")),
+             (3, step_3)]  # fmt: skip
+    first = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(Killed):  # the first start, still at work: step 2 done, 3 not yet
+        sqlite_schema.migrate(first, str(path), 3, steps)
+    first.close()
+    [made] = backups(tmp_path, "x.db")
+    reads = iter([1])  # what the second start read before the first committed step 2
+    read_version = sqlite_schema.user_version
+    monkeypatch.setattr(
+        sqlite_schema, "user_version", lambda db: next(reads, None) or read_version(db)
+    )
+    dies[0] = False
+    second = sqlite3.connect(path, isolation_level=None)
+    try:
+        done = sqlite_schema.migrate(second, str(path), 3, steps)
+    finally:
+        second.close()
+    assert (done.found, done.version, done.backup) == (1, 3, None)
+    assert backups(tmp_path, "x.db") == [made]
 
 
 @pytest.mark.parametrize("name", list(DATABASES))
