@@ -28,6 +28,12 @@ EXIT_BIND = 5
 THREADS = 4
 
 
+def _server_error(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    """cheroot's error log (a bad request, a client gone, a TLS handshake refused), as
+    one line of ours; its traceback only at DEBUG (common/logsetup.py)."""
+    log.log(level, "%s", msg, exc_info=traceback)
+
+
 def build_servers(cfg: Any, app: Any, port: int | None = None) -> list[Any]:
     """One cheroot server per listen address, TLS when the certificate is configured."""
     from cheroot import wsgi
@@ -45,6 +51,7 @@ def build_servers(cfg: Any, app: Any, port: int | None = None) -> list[Any]:
         server.max_request_header_size = 16 * 1024
         server.max_request_body_size = 512 * 1024
         server.timeout = 20
+        server.error_log = _server_error  # type: ignore[method-assign]  # one log line
         if cfg.web.tls:
             from cheroot.ssl.builtin import BuiltinSSLAdapter
 
