@@ -16,6 +16,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -287,3 +288,53 @@ def test_an_unreachable_broker_is_a_warning_only_once_it_lasts(
     (first, *_) = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert first.levelno == level, first.getMessage()
     assert "events wait in the outbox" in first.getMessage()
+
+
+def _journal_env(fd: int) -> dict[str, str]:
+    st = os.fstat(fd)
+    env = {k: v for k, v in os.environ.items() if k != "DOCK_LOG_FORMAT"}
+    env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    return env
+
+
+def test_dock_web_under_systemd_says_a_bad_configuration_as_an_error_entry(tmp_path) -> None:
+    read, write = os.pipe()
+    cmd = [sys.executable, "-m", "web_status.server", "--config", str(tmp_path / "none.toml")]
+    proc = subprocess.Popen(cmd, stdout=write, stderr=write, env=_journal_env(write))
+    os.close(write)
+    try:
+        lines = _read_all(read, proc).decode().splitlines()
+    finally:
+        os.close(read)
+        proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == 2
+    assert lines and all(line.startswith("<3>web_status.server: ") for line in lines), lines
+
+
+def test_dock_hq_run_under_systemd_writes_journal_lines(tmp_path) -> None:
+    with socket.socket() as s:  # a broker port nothing listens on: hq retries
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    read, write = os.pipe()
+    cmd = [sys.executable, "-m", "hq.cli", "run", "--port", str(port),
+           "--db", str(tmp_path / "fleet.sqlite3")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=write, stderr=write, env=_journal_env(write))
+    os.close(write)
+    text = b""
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while b"monitor started" not in text and time.monotonic() < deadline:
+            ready, _, _ = select.select([read], [], [], 0.5)
+            if ready:
+                chunk = os.read(read, 65536)
+                if not chunk:
+                    break
+                text += chunk
+        proc.send_signal(signal.SIGTERM)
+        text += _read_all(read, proc)
+    finally:
+        os.close(read)
+        proc.wait(timeout=TIMEOUT)
+    lines = text.decode().splitlines()
+    assert any(line.startswith("<6>hq.monitor: monitor started ") for line in lines), lines
+    assert all(JOURNAL_LINE.match(line) for line in lines), lines
