@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any, TextIO
@@ -113,7 +114,7 @@ class LineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             line += f": {type(error).__name__}: {one_line(error)}"
-            if self.tracebacks:
+            if self.tracebacks or record.levelno >= logging.CRITICAL:  # a crash keeps it
                 folded = one_line("".join(traceback.format_exception(error)))
                 line += "\n" + self.head(record, 7) + "traceback: " + folded
         return line
@@ -177,7 +178,29 @@ def setup_logging(
     handler.setFormatter(formatter_for(fmt, root.level <= logging.DEBUG))
     root.handlers[:] = [handler]
     logging.captureWarnings(True)  # a library's warnings are log lines too, not raw text
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     return fmt
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """A crash as one critical log entry (and its traceback as one more), not as
+    dozens of bare lines that journald would each take for an entry at info."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("crash").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("crash").critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def add_log_format_option(parser: Any, default: Any = None) -> None:

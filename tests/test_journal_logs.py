@@ -29,6 +29,7 @@ import pytest
 from common.logsetup import LineFormatter, LogFormatError, choose_format, setup_logging
 
 DOCK = [sys.executable, "-m", "dock.cli.main"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = ["run", "--emulate", "3", "--interval", "0.2"]
 SWEEPS = 15
 TIMEOUT = 120.0
@@ -338,3 +339,24 @@ def test_dock_hq_run_under_systemd_writes_journal_lines(tmp_path) -> None:
     lines = text.decode().splitlines()
     assert any(line.startswith("<6>hq.monitor: monitor started ") for line in lines), lines
     assert all(JOURNAL_LINE.match(line) for line in lines), lines
+
+
+def test_a_crash_is_one_critical_entry_and_its_traceback_one_more() -> None:
+    code = (
+        "import threading\n"
+        "from common.logsetup import setup_logging\n"
+        "setup_logging('INFO', 'journal')\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='worker'); t.start(); t.join()\n"
+        "raise ValueError('first\\nsecond')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert lines[0] == "<2>crash: uncaught exception in thread worker: ZeroDivisionError: " + (
+        "division by zero"
+    )
+    assert lines[1].startswith("<7>crash: traceback: Traceback (most recent call last):")
+    assert lines[2] == "<2>crash: uncaught exception: ValueError: first | second"
+    assert lines[3].startswith("<7>crash: traceback: ") and len(lines) == 4
