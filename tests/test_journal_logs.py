@@ -360,3 +360,34 @@ def test_a_crash_is_one_critical_entry_and_its_traceback_one_more() -> None:
     assert lines[1].startswith("<7>crash: traceback: Traceback (most recent call last):")
     assert lines[2] == "<2>crash: uncaught exception: ValueError: first | second"
     assert lines[3].startswith("<7>crash: traceback: ") and len(lines) == 4
+
+
+def _report(*slots: dict, trusted: bool = True) -> dict:
+    base = {"device": None, "state": "empty", "awaiting_takeaway": False, "failed": [],
+            "error": None}  # fmt: skip
+    return {"clock": {"trusted": trusted, "reason": "synchronised"},
+            "slots": [{**base, **s} for s in slots]}  # fmt: skip
+
+
+def test_slot_changes_say_what_an_operator_needs_once() -> None:
+    from dock.cli.slot_events import changes
+
+    low = [{"code": "battery_low", "message": "battery 11 %"}]
+    docked = _report({"slot": "1", "device": "R1", "state": "failed_check", "failed": low})
+    assert changes(None, docked) == [
+        (logging.INFO, "slot 1: recorder R1 docked"),
+        (logging.INFO, "slot 1: R1 not ready: battery 11 %"),
+    ]
+    charging = [{"code": "battery_low", "message": "battery 12 %"}]
+    later = _report({"slot": "1", "device": "R1", "state": "failed_check", "failed": charging})
+    assert changes(docked, later) == []  # the same check failing: not news
+    ready = _report({"slot": "1", "device": "R1", "state": "ready"})
+    assert changes(later, ready) == [(logging.INFO, "slot 1: R1 ready to hand out")]
+    fault = _report({"slot": "1", "device": "R1", "state": "fault", "error": "no answer"})
+    assert changes(ready, fault) == [(logging.WARNING, "slot 1: R1 fault: no answer")]
+    gone = _report({"slot": "1"}, trusted=False)
+    assert changes(fault, gone) == [
+        (logging.WARNING, "clock NOT trusted: synchronised"),
+        (logging.INFO, "slot 1: recorder R1 taken out"),
+    ]
+    assert changes(None, _report({"slot": "1"})) == []  # an empty dock says nothing

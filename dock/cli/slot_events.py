@@ -38,6 +38,14 @@ def _state_line(slot: str, row: Mapping[str, Any]) -> tuple[int, str] | None:
     return None
 
 
+def _state_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes a slot's state news: its state and, when it is not ready, which checks
+    failed (by code: a battery charging from 11 % to 12 % is not news)."""
+    codes = tuple(sorted(str(f.get("code")) for f in row.get("failed") or ()))
+    error = row.get("error") if row.get("state") == "fault" else None
+    return (row.get("device"), row.get("state"), bool(row.get("awaiting_takeaway")), codes, error)
+
+
 def changes(before: Report | None, after: Report) -> list[tuple[int, str]]:
     """(level, line) for each change that matters from ``before`` (None: the first sweep,
     taken as an empty dock) to ``after``, both :func:`dock.services.status.status_report`."""
@@ -59,7 +67,7 @@ def changes(before: Report | None, after: Report) -> list[tuple[int, str]]:
         if device and device != had:
             out.append((logging.INFO, f"slot {slot}: recorder {device} docked"))
         said = _state_line(slot, row)
-        if said is not None and said != _state_line(slot, prev):
+        if said is not None and (not prev or _state_key(row) != _state_key(prev)):
             out.append(said)
     return out
 
