@@ -53,6 +53,8 @@ FORMAT_ENV = "DOCK_LOG_FORMAT"
 MESSAGE_LIMIT = 4000
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: The format :func:`setup_logging` chose (None before), for :func:`error_line`.
+_chosen: str | None = None
 
 
 class LogFormatError(ValueError):
@@ -170,8 +172,10 @@ def setup_logging(
     """Send every record at ``level`` and above to ``stream`` (standard error) as one
     line in the chosen format, which is returned. LogFormatError for an unknown format,
     ValueError for an unknown level."""
+    global _chosen
     stream = sys.stderr if stream is None else stream
     fmt = choose_format(log_format, stream)
+    _chosen = fmt
     root = logging.getLogger()
     root.setLevel(level.upper())
     handler = logging.StreamHandler(stream)
@@ -181,6 +185,20 @@ def setup_logging(
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
     return fmt
+
+
+def error_line(text: str, program: str) -> str:
+    """A command's one-line error (``dock: no such file``) as its stream should carry
+    it: with priority 3 in the journal, as a JSON entry in JSON, else as it is; so
+    that ``journalctl -p err`` shows why a service did not start."""
+    if _chosen == "journal":
+        return f"<3>{one_line(text)}"
+    if _chosen == "json":
+        record = logging.makeLogRecord(
+            {"name": program, "levelno": logging.ERROR, "levelname": "ERROR", "msg": text}
+        )
+        return JsonFormatter().format(record)
+    return text
 
 
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -221,6 +239,7 @@ __all__ = [
     "LogFormatError",
     "add_log_format_option",
     "choose_format",
+    "error_line",
     "formatter_for",
     "is_journal",
     "one_line",

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from common.logsetup import LogFormatError, setup_logging
+from common.logsetup import LogFormatError, error_line, setup_logging
 from common.privileges import HQ_USER, drop_or_exit, service_user
 from common.quiet_exit import run_quietly_on_broken_pipe
 from common.sqlite_schema import SchemaError
@@ -91,10 +91,10 @@ def _main(argv: Sequence[str] | None) -> int:
         code: int = args.func(args, settings)
         return code
     except (config.ConfigError, SigningKeyError, contract.ContractError, LogFormatError) as exc:
-        print(f"dock-hq: {exc}", file=sys.stderr)
+        print(error_line(f"dock-hq: {exc}", "dock-hq"), file=sys.stderr)
         return EXIT_USAGE
     except SchemaError as exc:  # the fleet database is of a newer release, or not ours
-        print(f"dock-hq: {exc}", file=sys.stderr)
+        print(error_line(f"dock-hq: {exc}", "dock-hq"), file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -76,8 +76,9 @@ def run_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     # The command's own lines; not the JSON log, nor the dock's screen (drawn on stderr by
-    # a console screen where the dock runs: the daemon's, when it decides).
-    said = [line for line in err.split("\n") if line.startswith(("dock ", "\r"))]
+    # a console screen where the dock runs: the daemon's, when it decides); progress
+    # bars are indented (a finished one only, off a terminal).
+    said = [line for line in err.split("\n") if line.startswith(("dock ", "\r", "  "))]
     return code, out, "\n".join(said)
 
 

@@ -235,9 +235,16 @@ def test_a_bad_log_format_is_one_line_for_each_program() -> None:
 
 @pytest.fixture
 def restore_root_logger(monkeypatch):
+    import threading
+
+    from common import logsetup
+
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logsetup, "_chosen", logsetup._chosen)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
 
 
 def test_setup_logging_writes_json_when_asked(tmp_path, restore_root_logger) -> None:
@@ -391,3 +398,26 @@ def test_slot_changes_say_what_an_operator_needs_once() -> None:
         (logging.INFO, "slot 1: recorder R1 taken out"),
     ]
     assert changes(None, _report({"slot": "1"})) == []  # an empty dock says nothing
+
+
+def test_a_command_error_under_systemd_is_an_error_entry(tmp_path) -> None:
+    read, write = os.pipe()
+    cmd = [*DOCK, "--config", str(tmp_path / "none.toml"), "run"]
+    proc = subprocess.Popen(cmd, stdout=write, stderr=write, env=_journal_env(write))
+    os.close(write)
+    try:
+        lines = _read_all(read, proc).decode().splitlines()
+    finally:
+        os.close(read)
+        proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("<3>dock: "), lines  # journalctl -p err
+
+
+def test_a_command_error_in_json_mode_is_a_json_entry(tmp_path) -> None:
+    env = {**os.environ, "DOCK_LOG_FORMAT": "json"}
+    out = subprocess.run([*DOCK, "--config", str(tmp_path / "none.toml"), "status"],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert out.returncode == 2
+    (entry,) = [json.loads(line) for line in out.stderr.splitlines()]
+    assert entry["level"] == "error" and entry["msg"].startswith("dock: ")

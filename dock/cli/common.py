@@ -19,7 +19,7 @@ from typing import Any
 from dock.config import ConfigError, load_config
 from dock.services import requests
 from dock.services.results import plain
-from dock.support.logs import add_log_format_option
+from dock.support.logs import add_log_format_option, error_line
 from dock.support.text import json_text, shown
 
 EXIT_OK = 0
@@ -102,7 +102,7 @@ def load_or_exit(args: argparse.Namespace) -> Any:
     try:
         return load_config(getattr(args, "config", None))
     except ConfigError as exc:
-        print(f"dock: {config_error_text(exc)}", file=sys.stderr)
+        print(error_line(f"dock: {config_error_text(exc)}", "dock"), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
 
 
@@ -118,7 +118,7 @@ def build_or_exit(cfg: Any) -> Any:
     try:
         return build_service(cfg)
     except StateDirError as exc:
-        print(f"dock: {exc}", file=sys.stderr)
+        print(error_line(f"dock: {exc}", "dock"), file=sys.stderr)
         raise SystemExit(EXIT_STATE) from None
 
 
@@ -174,7 +174,7 @@ def daemon_failed(command: str, exc: Any) -> int:
 
 def fail(command: str, exc: BaseException | str, code: int) -> int:
     """One line on stderr, and the exit status to return."""
-    print(f"dock {command}: {shown(exc, 400)}", file=sys.stderr)
+    print(error_line(f"dock {command}: {shown(exc, 400)}", "dock"), file=sys.stderr)
     return code
 
 

@@ -6,7 +6,13 @@
 from __future__ import annotations
 
 from common.jsonlog import JsonFormatter
-from common.logsetup import LogFormatError, add_log_format_option, choose_format, setup_logging
+from common.logsetup import (
+    LogFormatError,
+    add_log_format_option,
+    choose_format,
+    error_line,
+    setup_logging,
+)
 
 __all__ = ["JsonFormatter", "LogFormatError", "add_log_format_option", "choose_format",
-           "setup_logging"]  # fmt: skip
+           "error_line", "setup_logging"]  # fmt: skip
