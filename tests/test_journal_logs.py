@@ -119,6 +119,11 @@ def test_json_on_request_every_line_of_both_streams_parses(tmp_path) -> None:
         )
         assert jq.returncode == 0, jq.stderr
         assert b"footage safe" in jq.stdout
+        # `journalctl -u dock` adds systemd's own lines about the unit: skipped as documented
+        unit = "Started dock.service - Body-worn camera dock.\n" + out + err
+        skip = subprocess.run(["jq", "-c", "-R", "fromjson? // empty"], input=unit.encode(),
+                              capture_output=True, timeout=30)  # fmt: skip
+        assert skip.returncode == 0 and len(skip.stdout.splitlines()) == len(lines)
 
 
 def test_environment_asks_for_json_as_the_option_does(tmp_path) -> None:
