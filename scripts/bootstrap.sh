@@ -75,6 +75,22 @@ ensure_debootstrap() {
   fi
 }
 
+ensure_unit_tools() {
+  # tests/test_unit_sandbox.py rebuilds each unit's sandbox (its seccomp filters through
+  # Debian's python3-seccomp); tests/test_units_boot.py boots systemd in systemd-nspawn
+  # and runs the units there (python3-systemd for the daemon's sd_notify). Root only.
+  [ "$(id -u)" -eq 0 ] || return 0
+  local missing=()
+  command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  /usr/bin/python3 -c 'import seccomp' 2>/dev/null || missing+=(python3-seccomp)
+  /usr/bin/python3 -c 'import systemd.daemon' 2>/dev/null || missing+=(python3-systemd)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} (the units' sandbox and boot tests)"
+    apt_install "${missing[@]}" || log "unavailable: the units' sandbox tests will be skipped"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"
