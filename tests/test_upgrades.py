@@ -513,3 +513,34 @@ def test_schema_state_of_a_file_that_is_not_a_database_is_one_line(tmp_path: Pat
     with pytest.raises(SchemaError, match="not an SQLite database") as refused:
         schema_state(str(path), 3)
     assert "\n" not in str(refused.value)
+
+
+def test_the_daemon_on_a_newer_outbox_runs_without_reporting_and_says_why(
+    tmp_path: Path,
+) -> None:
+    """A dock downgraded under a newer outbox keeps offloading; reporting stays off, one
+    error line (no traceback) names the file, and the outbox is left as it was."""
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copyfile(FIXTURES[-1] / "outbox.db", state / "outbox.db")
+    raw = sqlite3.connect(state / "outbox.db")
+    raw.execute(f"PRAGMA user_version = {outbox_module.SCHEMA_VERSION + 1}")
+    raw.close()
+    content = (state / "outbox.db").read_bytes()
+    config = tmp_path / "dock.toml"
+    config.write_text(
+        f'[dock]\nid = "{DOCK_ID}"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
+        f'evidence_dir = "{tmp_path / "evidence"}"\n\n'
+        '[[slot]]\nid = "1"\nport = "tcp://127.0.0.1:1"\n\n'
+        '[mqtt]\nhost = "127.0.0.1"\nport = 1\nsite = "s"\n',
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dock.cli.main", "--config", str(config), "run", "--once"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if "reporting to headquarters" in x]
+    assert str(state / "outbox.db") in line and "newer" in line, line
+    assert (state / "outbox.db").read_bytes() == content

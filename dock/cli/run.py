@@ -11,6 +11,7 @@ import tempfile
 import time
 from typing import Any
 
+from common.sqlite_schema import SchemaError
 from dock.cli import slot_events
 from dock.cli.common import (
     EXIT_AUTH,
@@ -191,6 +192,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporter = build_reporter(cfg, svc)
         if reporter is not None:
             reporter.start()  # events wait in the outbox while the broker is away
+    except SchemaError as exc:  # e.g. an outbox a newer release wrote: kept untouched
+        log.error("reporting to headquarters could not start: %s; the dock runs without it", exc)
+        reporter = None
     except Exception:  # the dock's own work never waits for reporting
         log.exception("reporting to headquarters could not start; the dock runs without it")
         reporter = None
