@@ -2,7 +2,7 @@
 
 Where these tests run systemd is not PID 1, but it can be in a container: a root
 folder made here of this machine's /usr (read-only), a copy of its /etc holding the
-repository's units and generator, and the checkout under /work (read-only). Booted
+repository's units and generator, and the checkout at /opt/bwc-checkout (read-only). Booted
 into a target of its own, systemd runs the generator (with a state folder whose name
 has a space), dock.service (Type=notify, the emulated dock on Debian's python3 as the
 package runs it, WatchdogSec shortened to 15 s) and dock-web.service; a report unit
@@ -26,7 +26,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
 SITE = ROOT / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-PYTHONPATH = f"{ROOT}:{SITE}/site-packages"
+HOST_PYTHONPATH = f"{ROOT}:{SITE}/site-packages"
+#: Where the container sees the checkout (bound read-only, wherever CI cloned it).
+CHECKOUT = "/opt/bwc-checkout"
+PYTHONPATH = f"{CHECKOUT}:{CHECKOUT}/{SITE.relative_to(ROOT)}/site-packages"
 STATE = "/srv/dock state"
 
 TARGET = """[Unit]
@@ -106,16 +109,16 @@ echo "== end"
 """
 BOOT = """set -e
 R="$1"
-mkdir -p "$R"/usr "$R"/work "$R"/var "$R"/tmp "$R"/srv "$R"/dev "$R"/proc "$R"/sys \\
+mkdir -p "$R"/usr "$R"{checkout} "$R"/var "$R"/tmp "$R"/srv "$R"/dev "$R"/proc "$R"/sys \\
     "$R"/run "$R"/root "$R"/home "$R"/proof
 for d in bin lib sbin lib64; do [ -L "/$d" ] && ln -s "usr/$d" "$R/$d"; done
 mount --bind /usr "$R/usr"; mount -o bind,remount,ro "$R/usr"
-mount --bind /work "$R/work"; mount -o bind,remount,ro "$R/work"
+mount --bind "$5" "$R{checkout}"; mount -o bind,remount,ro "$R{checkout}"
 chmod 1777 "$R/tmp"
 exec systemd-nspawn --quiet --keep-unit --register=no --link-journal=no --uuid="$2" \\
     --private-network -D "$R" --bind="$3:/etc" --bind="$4:/proof" \\
     -b -- systemd.unit=dock-proof.target
-"""
+""".replace("{checkout}", CHECKOUT)
 
 
 @pytest.fixture
@@ -125,11 +128,9 @@ def container(tmp_path: Path) -> tuple[Path, Path, Path]:
     for tool in ("systemd-nspawn", "unshare"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
-    if not str(ROOT).startswith("/work/"):
-        pytest.skip("the container sees the checkout under /work only")
     probe = subprocess.run(
         ["/usr/bin/python3", "-c", "import systemd.daemon, cryptography"],
-        env={"PYTHONPATH": PYTHONPATH},
+        env={"PYTHONPATH": HOST_PYTHONPATH},
         capture_output=True,
         timeout=30,
     )
@@ -170,7 +171,7 @@ def test_units_run_under_systemd(container: tuple[Path, Path, Path]) -> None:
     root, etc, proof = container
     boot = ["unshare", "--mount", "--propagation", "private", "sh", "-c", BOOT, "boot"]
     done = subprocess.run(
-        [*boot, str(root), uuid.uuid4().hex, str(etc), str(proof)],
+        [*boot, str(root), uuid.uuid4().hex, str(etc), str(proof), str(ROOT)],
         capture_output=True,
         text=True,
         timeout=240,
