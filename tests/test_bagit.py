@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.version import __version__
 from dock.evidence import bagit
 from dock.evidence.bagit import (
     Bag,
@@ -117,7 +118,7 @@ def test_payload_oxum_and_bag_info(made) -> None:
     assert info["Payload-Oxum"] == [bag.payload_oxum]
     assert info["Source-Organization"] == ["Traffic 3"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", info["Bagging-Date"][0])
-    assert info["Bag-Software-Agent"][0].startswith("bwc-dock ")
+    assert info["Bag-Software-Agent"][0].startswith(f"bwc-dock {__version__} ")
 
 
 def test_sources_untouched_and_bag_payload_read_only(tmp_path) -> None:

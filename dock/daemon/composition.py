@@ -422,7 +422,6 @@ def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:
         return None
     import fcntl
     import logging
-    from importlib.metadata import PackageNotFoundError, version
 
     # One reporter per state directory: two would queue each event twice and take the
     # broker session from each other (same client id), raising false "lost" alarms.
@@ -437,15 +436,12 @@ def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:
         )
         return None
 
+    from common.version import __version__ as software  # also right in the .deb (no dist-info)
     from dock.config.load import config_hash
     from dock.reporting.outbox import Outbox
     from dock.reporting.paho_link import PahoLink
     from dock.reporting.reporter import Reporter
 
-    try:
-        software = version("bwc-dock")
-    except PackageNotFoundError:
-        software = "unknown"
     reporter = Reporter(
         link=PahoLink(cfg.mqtt, client_id=f"dock-{cfg.mqtt.site}-{cfg.dock.id}"),
         outbox=Outbox(os.path.join(cfg.dock.state_dir, "outbox.db")),

@@ -274,13 +274,9 @@ def _parse_tags(text: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def _software_agent() -> str:
-    try:
-        from importlib.metadata import version
+    from common.version import __version__  # the Debian package has no dist-info
 
-        ver = version("bwc-dock")
-    except Exception:  # not installed as a distribution (e.g. run from a checkout)
-        ver = "unknown"
-    return f"bwc-dock {ver} (dock.evidence.bagit)"
+    return f"bwc-dock {__version__} (dock.evidence.bagit)"
 
 
 def _bag_info_text(info: Mapping[str, str | list[str]], oxum: str) -> str:
