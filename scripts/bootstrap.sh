@@ -91,6 +91,19 @@ ensure_unit_tools() {
   fi
 }
 
+ensure_dosfstools() {
+  # tests/test_ums_*.py make FAT images of mass-storage cameras with mkfs.vfat (dosfstools)
+  # and fill them with mcopy (mtools), unmounted; without them those tests skip.
+  local missing=()
+  command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] \
+    || missing+=(dosfstools)
+  command -v mcopy >/dev/null || missing+=(mtools)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} (the mass-storage camera tests' FAT images)"
+    apt_install "${missing[@]}" || log "unavailable: the FAT image tests will be skipped"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"

@@ -1,0 +1,1 @@
+"""Mass-storage (UMS) body cameras: their volume, names, times and the driver the daemon uses."""
