@@ -514,6 +514,7 @@ class Offloader:
                 )
                 raise ScannerHit(f"{rec.id}: {detail}")
         path = os.path.relpath(result.path, self.evidence_dir)
+        hash_taken: str | None = getattr(client, "hash_taken", None)
 
         def audit_file() -> None:
             crashpoints.reach("publish.after_row")  # the row is in, not yet committed
@@ -534,12 +535,15 @@ class Offloader:
                     **({"volume_refused": refused} if refused else {}),
                     # the recorder's clock was wrong: the footage is real, its times not
                     **({"time_doubt": rec.time_doubt} if rec.time_doubt else {}),
+                    # a mass-storage recorder: hashed at its first read here (ums driver)
+                    **({"hash_taken": hash_taken} if hash_taken else {}),
                 },
             )
 
         self.store.add_archived(
             serial, rec.id, rec.sha256, rec.size, path, officer, rec.start_ms, rec.end_ms,
             audit=audit_file, case_number=None if case is None else case["case_number"],
+            hash_taken=hash_taken,
         )  # fmt: skip
 
     def _case_of(self, serial: str, rec: RecordingInfo) -> dict[str, Any] | None:

@@ -190,6 +190,9 @@ class SealRegister:
             "Recorder-Model": device.model if device else "",
             "Recording-Ids": [m["recording_id"] for m in members],
         }
+        taken = sorted({m["hash_taken"] for m in members if m.get("hash_taken")})
+        if taken:  # a mass-storage recorder: no capture hash existed to check against
+            info["Hash-Taken"] = taken
         os.makedirs(os.path.dirname(bag_dir), exist_ok=True)
         bag = make_bag(bag_dir, payload, info, known_sha256=known)
         return bag.tagmanifest_sha256, bag.payload_oxum

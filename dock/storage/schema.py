@@ -205,6 +205,8 @@ ARCHIVE = """CREATE TABLE IF NOT EXISTS archive (
 ARCHIVE_ADDED_COLUMNS = (
     # The package (seals.id) the recording is sealed in; NULL: not yet.
     ("bag_id", "INTEGER"),
+    # When the hash was taken where not at capture (a mass-storage recorder); NULL: capture.
+    ("hash_taken", "TEXT"),
 )
 
 # --------------------------------------------------------------------------- seals

@@ -28,6 +28,7 @@ class ArchiveRows(StoreBase):
         end_ms: int,
         audit: Callable[[], object] | None = None,
         case_number: str | None = None,
+        hash_taken: str | None = None,
     ) -> None:
         """A recording verified in the archive (after its file was renamed into place).
         ``case_number``: the case its custody episode is filed under; linked in the same
@@ -40,9 +41,9 @@ class ArchiveRows(StoreBase):
         with self._write() as db:
             db.execute(
                 "INSERT INTO archive (serial, recording_id, sha256, size, path, officer_id, "
-                "start_ms, end_ms, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "start_ms, end_ms, archived_at, hash_taken) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (serial, recording_id, sha256, size, path, officer_id, start_ms, end_ms,
-                 self._clock()),
+                 self._clock(), hash_taken),
             )  # fmt: skip
             if case_number:
                 db.execute(

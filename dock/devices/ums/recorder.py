@@ -1,0 +1,261 @@
+"""A mass-storage body camera, presented to the dock with a recorder client's surface.
+
+The offloader, check-out and status use :class:`UmsRecorder` where they use a
+``RecorderClient``: ``identity``, ``status()``, ``list_recordings()``,
+``read_recording()``, ``erase()``, ``has()``, ``why_not()``. What differs is stated in
+:class:`Guarantees`, never hidden:
+
+* no capture hash: the hash a listing gives is that of a **first read** of the file
+  (the page cache dropped first where the volume is a mounted file); the copy hashes a
+  **second read** while writing, and ``write_verified`` reads the copy back past the
+  cache: the three must agree, else nothing is erased and the file stays on the camera;
+* erase only when the slot's policy allows deleting on such cameras (default: keep);
+  the delete re-checks the file is the one listed;
+* identity is claimed (a file on the volume, its serial, or its file names), never
+  proven cryptographically; the clock is read (from the newest file) or unknown;
+* the officer, device and time of each recording come from its file name (and the MP4
+  ``mvhd`` where the name has no time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dock.devices.recorder_client import (
+    Identity,
+    RecorderRefused,
+    RecordingInfo,
+    RecordingList,
+    Status,
+)
+from dock.devices.ums.footage import FOOTAGE_SUFFIXES, parse_name, read_mvhd
+from dock.devices.ums.identity import IdentityRule, identify
+from dock.devices.ums.volume import Changed, Listing, UmsVolume, VolumeFile, iter_blocks
+from dock.support.files import drop_cache
+from firmware_protocol.messages import Capability, ErrorCode, MsgType
+
+#: Written in the archive's audit entry and the BagIt package of such footage.
+HASH_AT_OFFLOAD = "at offload, not at capture (mass-storage recorder: no capture hash)"
+#: Why footage stays on such a camera under the default policy.
+KEPT_BY_POLICY = 'policy keeps footage on mass-storage recorders (ums_erase = "keep")'
+
+
+@dataclass(frozen=True)
+class Guarantees:
+    """Which of the dock's guarantees this recorder allows (shown by probe and status)."""
+
+    driver: str
+    #: "capture" (the recorder hashed at capture) or "offload" (first read at the dock).
+    hash: str
+    #: "erase" (after verification) or "keep" (policy or device).
+    erase: str
+    #: "set", "read" or "none".
+    clock: str
+    #: "proven" (cryptographic) or "claimed".
+    identity: str
+    battery: str
+    #: How the volume is read: "mount" or "fat-library" (UMS only).
+    read_via: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+PROTOCOL_GUARANTEES = Guarantees("protocol", "capture", "erase", "set", "proven", "reported")
+
+
+class UnknownVolume(Exception):
+    """No identity rule recognises the volume: nothing is offloaded from it."""
+
+
+class UmsRecorder:
+    """One docked mass-storage camera (its volume opened by the caller, closed by it)."""
+
+    def __init__(
+        self,
+        volume: UmsVolume,
+        rule: IdentityRule,
+        *,
+        timezone: str = "UTC",
+        allow_erase: bool = False,
+        read_via: str = "mount",
+        battery: Callable[[], int | None] | None = None,
+    ) -> None:
+        self.volume = volume
+        self.rule = rule
+        self.timezone = timezone
+        self.allow_erase = allow_erase
+        self._battery = battery
+        self._listing: Listing = volume.listing()
+        serial = identify(rule, volume, self._listing)
+        if serial is None:
+            raise UnknownVolume(f"no identity rule of model {rule.model!r} matches this volume")
+        self.identity: Identity | None = Identity(
+            serial=serial, model=rule.model, firmware="", vendor=rule.vendor,
+            protocol_version=0, capabilities=Capability(0), enrolled=False,
+            device_public_key=None,
+        )  # fmt: skip
+        self.guarantees = Guarantees(
+            driver="ums", hash="offload", erase="erase" if allow_erase else "keep",
+            clock="read", identity="claimed", battery="reported" if battery else "unknown",
+            read_via=read_via,
+        )  # fmt: skip
+        self.hash_taken = HASH_AT_OFFLOAD
+        self._files: dict[str, VolumeFile] = {}
+        #: First-read hashes of this docking, by (path, size, mtime): a sweep lists again.
+        self._hashes: dict[tuple[str, int, float], bytes] = {}
+
+    # -------------------------------------------------------- the client's surface
+    def has(self, capability: Capability) -> bool:
+        return False  # no protocol capability: no signature, no volume switch, no ASSIGN
+
+    def why_not(self, msg: MsgType) -> str | None:
+        if msg == MsgType.ERASE:
+            return None if self.allow_erase else KEPT_BY_POLICY
+        return "a mass-storage recorder has no protocol"
+
+    def authenticate(self, secret: bytes) -> None:
+        """Nothing to prove: the identity is claimed (stated in ``guarantees``)."""
+
+    def close(self) -> None:
+        self.volume.close()
+
+    def footage(self) -> list[VolumeFile]:
+        return [f for f in self._listing.files if f.path.lower().endswith(FOOTAGE_SUFFIXES)]
+
+    def list_recordings(self) -> RecordingList:
+        """Every footage file, hashed by a first read (cached for this docking)."""
+        self._listing = self.volume.listing()
+        out = RecordingList()
+        for entry in self.footage():
+            rid = _recording_id(entry.path)
+            self._files[rid] = entry
+            key = (entry.path, entry.size, entry.mtime)
+            if key not in self._hashes:
+                self._hashes[key] = self._hash(entry)
+            start, end, officer, seq = self._times(entry)
+            out.append(RecordingInfo(
+                id=rid, start_ms=int(start * 1000), end_ms=int(end * 1000), size=entry.size,
+                sha256=self._hashes[key], signature=None, flags=0, sequence=seq,
+                previous_id=None, officer_id=officer, stop_reason=None,
+                time_doubt=None if start > 0 else "no time in the file name or the MP4",
+            ))  # fmt: skip
+        return out
+
+    def read_recording(self, rec: RecordingInfo, sink: Callable[[int, bytes], object]) -> None:
+        """The second read of the file, past the cache, into ``sink(offset, bytes)``."""
+        entry = self._entry(rec)
+        with self.volume.open_file(entry) as handle:
+            _drop(handle)
+            offset = 0
+            for block in iter_blocks(handle):
+                sink(offset, block)
+                offset += len(block)
+
+    def erase(self, rec_id: str, sha256: bytes) -> None:
+        if not self.allow_erase:
+            raise RecorderRefused(ErrorCode.UNSUPPORTED, KEPT_BY_POLICY)
+        entry = self._files.get(rec_id)
+        if entry is None:
+            raise RecorderRefused(ErrorCode.NOT_FOUND, f"{rec_id}: not on the volume")
+        key = (entry.path, entry.size, entry.mtime)
+        if self._hashes.get(key) != sha256:
+            raise RecorderRefused(ErrorCode.HASH_MISMATCH, f"{rec_id}: not the file verified")
+        try:
+            self.volume.delete(entry)
+        except (Changed, PermissionError) as exc:
+            raise RecorderRefused(ErrorCode.STORAGE, f"{rec_id}: {exc}") from exc
+        self._files.pop(rec_id, None)
+
+    def status(self) -> Status:
+        total, free = self.volume.space()
+        battery = self._battery() if self._battery else None
+        newest = max((f.mtime for f in self._listing.files), default=0.0)
+        return Status(
+            battery_percent=-1 if battery is None else battery, charging=False,
+            storage_total_bytes=total, storage_free_bytes=free, recording=False,
+            device_time=newest, clock_offset_s=0.0, fault_flags=0,
+            recording_count=len(self.footage()), event_count=None,
+            officer_id=None, battery_health_percent=None, battery_cycles=None,
+            battery_temp_c=None,
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """What ``dock probe`` and the status show of this recorder."""
+        assert self.identity is not None
+        total, free = self.volume.space()
+        return {
+            "serial": self.identity.serial, "model": self.identity.model,
+            "identity": "claimed (no cryptographic proof)",
+            "guarantees": self.guarantees.as_dict(), "files": len(self.footage()),
+            "skipped": self._listing.skipped[:20], "truncated": self._listing.truncated,
+            "storage_total_bytes": total, "storage_free_bytes": free,
+            "clock": "unknown (a mass-storage camera states no clock)",
+            "battery": "unknown" if self._battery is None else self._battery(),
+        }  # fmt: skip
+
+    # -------------------------------------------------------------- internals
+    def _entry(self, rec: RecordingInfo) -> VolumeFile:
+        entry = self._files.get(rec.id)
+        if entry is None:
+            raise ConnectionError(f"{rec.id}: no longer on the volume")
+        return entry
+
+    def _hash(self, entry: VolumeFile) -> bytes:
+        digest = hashlib.sha256()
+        with self.volume.open_file(entry) as handle:
+            _drop(handle)
+            for block in iter_blocks(handle):
+                digest.update(block)
+        return digest.digest()
+
+    def _times(self, entry: VolumeFile) -> tuple[float, float, str | None, int | None]:
+        """(start, end, officer, sequence): the name first, then mvhd, then the mtime."""
+        name = entry.path.rsplit("/", 1)[-1]
+        facts = parse_name(name, self.rule.name_pattern, self.timezone)
+        start = facts.start if facts else None
+        duration = 0.0
+        try:
+            with self.volume.open_file(entry) as handle:
+                found = read_mvhd(handle)
+        except OSError:
+            found = None
+        if found is not None:
+            duration = max(0.0, min(found[1], 86_400.0))
+            if start is None and found[0] > 0:
+                start = found[0]
+        if start is None:
+            start = entry.mtime
+        officer = facts.officer if facts else None
+        return start, start + duration, officer, facts.seq if facts else None
+
+
+def _recording_id(path: str) -> str:
+    """The file's recording id: its path on the volume, folders joined by ``~``."""
+    return path.replace("/", "~")
+
+
+def _drop(handle: Any) -> None:
+    """Drop the file's cached pages so the read comes from the device (a mounted file)."""
+    try:
+        fd = handle.fileno()
+    except (OSError, AttributeError, ValueError):
+        return  # the FAT library reads the image itself
+    drop_cache(fd)
+
+
+def recording_path(rec_id: str) -> str:
+    return rec_id.replace("~", "/")
+
+
+__all__ = [
+    "HASH_AT_OFFLOAD",
+    "KEPT_BY_POLICY",
+    "PROTOCOL_GUARANTEES",
+    "Guarantees",
+    "UmsRecorder",
+    "UnknownVolume",
+]

@@ -1,0 +1,164 @@
+"""Offload from a mass-storage camera: no capture hash, so three reads must agree (a first
+read of the source, a second read hashed while copying, the copy read back past the cache);
+only then, and only where policy allows, is the file deleted on the camera. Run through the
+FAT library on a real mkfs.vfat image and on a directory (what a mount gives)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dock.devices.ums.identity import IdentityRule
+from dock.devices.ums.recorder import HASH_AT_OFFLOAD, UmsRecorder, UnknownVolume
+from dock.devices.ums.volume import DirVolume, FatVolume, VolumeFile
+from dock.evidence.bagit import read_bag_info
+from dock.evidence.offload import Offloader
+from dock.storage.audit import AuditLog
+from dock.storage.keys import load_or_create_signing_key
+from dock.storage.store import Store
+
+from .ums_helpers import DEVICE, OFFICER, footage_set, image_files, make_dir, make_image
+
+RULE = IdentityRule("DSJ-V8", vendor="test")
+
+
+@pytest.fixture
+def dock(tmp_path) -> tuple[Store, AuditLog, str]:
+    state = tmp_path / "state"
+    state.mkdir()
+    key = load_or_create_signing_key(str(state / "signing.key"))
+    return (
+        Store(str(state / "dock.db")),
+        AuditLog(str(state / "audit.db"), key, "d1"),
+        str(tmp_path / "evidence"),
+    )
+
+
+def _volume(kind: str, tmp_path, files) -> tuple[Any, Callable[[], set[str]]]:
+    """(the volume, what is on the camera now, read by other code than ours)."""
+    if kind == "fat":
+        img = make_image(str(tmp_path / "cam.img"), files)
+        return FatVolume(img), lambda: image_files(img)
+    root = make_dir(str(tmp_path / "mnt"), files)
+
+    def on_camera() -> set[str]:
+        return {os.path.relpath(os.path.join(d, n), root) for d, _, ns in os.walk(root) for n in ns}
+
+    return DirVolume(root, writable=lambda step: step()), on_camera
+
+
+def _archived(evidence: str) -> dict[str, bytes]:
+    out = {}
+    for d, _, names in os.walk(evidence):
+        if "quarantine" in d or "bags" in d.split(os.sep):
+            continue
+        for n in names:
+            if n.endswith(".mp4") and not n.startswith("."):
+                with open(os.path.join(d, n), "rb") as f:
+                    out[n] = f.read()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["fat", "dir"])
+def test_footage_is_verified_three_ways_then_deleted_where_policy_allows(
+    kind, tmp_path, dock
+) -> None:
+    store, audit, evidence = dock
+    files = footage_set(3, 40_000)
+    vol, on_camera = _volume(kind, tmp_path, files)
+    cam = UmsRecorder(vol, RULE, timezone="Asia/Shanghai", allow_erase=True,
+                      read_via="fat-library" if kind == "fat" else "mount")  # fmt: skip
+    assert cam.identity is not None and cam.identity.serial == DEVICE
+    report = Offloader(store, audit, evidence).offload(cam, "1")  # type: ignore[arg-type]
+    assert report.ok and len(report.archived) == 3 and len(report.erased) == 3
+    got = {hashlib.sha256(b).digest() for b in _archived(evidence).values()}
+    assert got == {f.sha256 for f in files}
+    assert not {f.name for f in files} & on_camera()  # deleted, each after its verification
+    verified: set[str] = set()
+    for e in audit.entries():  # every intent and erase follows that file's verified copy
+        if e.kind == "offload_file":
+            verified.add(e.data["recording"])
+        elif e.kind in ("erase_intent", "erase"):
+            assert e.data["recording"] in verified
+    assert len(verified) == 3
+    files_entries = [e.data for e in audit.entries() if e.kind == "offload_file"]
+    assert all(d["hash_taken"] == HASH_AT_OFFLOAD for d in files_entries)
+    rows = store.archive_entries()
+    assert {r["hash_taken"] for r in rows} == {HASH_AT_OFFLOAD}
+    assert {r["officer_id"] for r in rows} == {OFFICER}  # from the file names
+    bag = os.path.join(evidence, report.bag or "")
+    assert read_bag_info(bag)["Hash-Taken"] == [HASH_AT_OFFLOAD]
+
+
+def test_the_default_policy_keeps_the_footage_on_the_camera(tmp_path, dock) -> None:
+    store, audit, evidence = dock
+    files = footage_set(2, 10_000)
+    vol, on_camera = _volume("fat", tmp_path, files)
+    report = Offloader(store, audit, evidence).offload(UmsRecorder(vol, RULE), "1")  # type: ignore[arg-type]
+    assert report.ok and len(report.archived) == 2 and report.erased == []
+    assert "ums_erase" in (report.kept_reason or "")
+    assert {f.name for f in files} <= on_camera()
+    assert "erase_intent" not in [e.kind for e in audit.entries()]
+
+
+class _Changing:
+    """A volume whose named file gives other bytes from its second read on."""
+
+    def __init__(self, inner: Any, victim: str) -> None:
+        self.inner, self.victim, self.reads = inner, victim, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def open_file(self, entry: VolumeFile) -> Any:
+        handle = self.inner.open_file(entry)
+        if entry.path != self.victim:
+            return handle
+        self.reads += 1
+        if self.reads <= 2:  # the listing's hash, and the mvhd look
+            return handle
+        import io
+
+        data = bytearray(handle.read())
+        handle.close()
+        data[-1] ^= 0xFF
+        return io.BytesIO(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["fat", "dir"])
+def test_a_source_that_changes_between_reads_is_kept_on_the_camera(kind, tmp_path, dock) -> None:
+    store, audit, evidence = dock
+    files = footage_set(2, 20_000)
+    vol, on_camera = _volume(kind, tmp_path, files)
+    victim = files[0].name
+    cam = UmsRecorder(_Changing(vol, victim), RULE, allow_erase=True)  # type: ignore[arg-type]
+    report = Offloader(store, audit, evidence).offload(cam, "1")  # type: ignore[arg-type]
+    bad = victim.replace("/", "~")
+    assert bad in report.failed and not report.ok
+    assert victim in on_camera()  # not deleted: the reads did not agree
+    assert store.archived(DEVICE, bad) is None
+    assert files[1].name not in on_camera()  # the good one went its way
+    assert any(e.kind == "offload_failed" for e in audit.entries())
+
+
+def test_an_unknown_volume_is_never_offloaded(tmp_path, dock) -> None:
+    files = footage_set(1, 100)
+    root = make_dir(str(tmp_path / "mnt"), files, extra={"DCIM/OTHER_1_20261130090000_1.MP4": b""})
+    with pytest.raises(UnknownVolume):
+        UmsRecorder(DirVolume(root), RULE)
+
+
+def test_status_says_what_the_camera_cannot_give(tmp_path) -> None:
+    vol, _ = _volume("fat", tmp_path, footage_set(1, 100))
+    cam = UmsRecorder(vol, RULE, read_via="fat-library")
+    shown = cam.describe()
+    assert shown["identity"].startswith("claimed")
+    assert shown["guarantees"] == {"driver": "ums", "hash": "offload", "erase": "keep",
+        "clock": "read", "identity": "claimed", "battery": "unknown",
+        "read_via": "fat-library"}  # fmt: skip
+    assert shown["clock"].startswith("unknown") and shown["battery"] == "unknown"
+    assert 0 < shown["storage_free_bytes"] < shown["storage_total_bytes"]
