@@ -356,9 +356,14 @@ class VendorUsbCamera:
 
     # --------------------------------------------------------------- the exchange
     def _logged_in(self) -> str:
+        self._check_open()
         if self._password is None:
             raise VendorRefused(f"{self.url}: not logged in")
         return self._password
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VendorLinkError(f"{self.url}: closed" + (" (in disk mode)" if self._disk else ""))
 
     def _query(self, q: Query) -> str:
         arg = self._logged_in() if q.with_password else q.arg
@@ -372,8 +377,7 @@ class VendorUsbCamera:
         self, command: str, arg: str, *, length: int | None = None, what: str = "argument"
     ) -> tuple[str, ...]:
         """Send one command, return its answer's fields (a refusal raises)."""
-        if self._closed:
-            raise VendorLinkError(f"{self.url}: closed" + (" (in disk mode)" if self._disk else ""))
+        self._check_open()
         if length is None:
             length = len(arg) if self.model.actual_lengths else self.model.lengths[command]
         frame = encode_command(command, length, arg, what)  # refused: nothing sent

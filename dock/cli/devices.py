@@ -61,6 +61,45 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password_from(path: str) -> str:
+    """The first line of a password file (never echoed); ValueError/OSError, one line."""
+    from dock.daemon.vendor_cameras import MAX_PASSWORD, check_password
+
+    with open(path, "rb") as f:
+        raw = f.read(4 * MAX_PASSWORD)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the password is not ASCII") from None
+    return check_password(text.splitlines()[0] if text.strip() else "")
+
+
+def cmd_enrol_vendor(args: argparse.Namespace) -> int:
+    """``dock device enrol-vendor --slot S --password-file F`` (docs/VENDOR-CAMERAS.md):
+    the camera in the slot must accept the password, which becomes its secret. Works
+    here under the slot's lock, beside a running daemon (its sweeps take the same lock)."""
+    from dock.daemon.vendor_cameras import VendorRefusal
+
+    cfg = load_or_exit(args)
+    try:
+        password = _password_from(args.password_file)
+    except (OSError, ValueError) as exc:
+        return fail("device enrol-vendor", exc, EXIT_USAGE)
+    given = {"slot": args.slot, "password": password, "model": args.model}
+    try:
+        result = call(build_or_exit(cfg), args, "device.enrol_vendor", given)
+    except (RequestError, StoreError) as exc:  # no such slot, already enrolled
+        return fail("device enrol-vendor", exc, EXIT_USAGE)
+    except VendorRefusal as exc:
+        code = EXIT_LINK if exc.counter in ("link", "timeout") else EXIT_REFUSED
+        return fail("device enrol-vendor", f"enrol refused: {exc}", code)
+    except (OSError, ValueError) as exc:
+        return fail("device enrol-vendor", f"enrol failed: {exc}", EXIT_LINK)
+    lines = [f"camera {shown(result.serial)} in slot {shown(args.slot)} enrolled"]
+    output(args, result, lines)
+    return 0
+
+
 def cmd_flag(args: argparse.Namespace) -> int:
     dock = service_from(args)
     lost = True if args.lost else False if args.found else None
@@ -168,6 +207,14 @@ def register(sub: Any) -> None:
     en.add_argument("--slot", required=True)
     add_json(en)
     en.set_defaults(func=cmd_enrol, request="device.enrol")
+    ev = add_parser(
+        dvs, "enrol-vendor", help="enrol a camera of the vendor command set with its password"
+    )
+    ev.add_argument("--slot", required=True)
+    ev.add_argument("--password-file", required=True, help="its first line is the password")
+    ev.add_argument("--model", default="generic", help="a name for the camera's model")
+    add_json(ev)
+    ev.set_defaults(func=cmd_enrol_vendor, request="device.enrol_vendor")
     dl = add_parser(dvs, "list", help="enrolled recorders and their flags")
     add_json(dl)
     dl.set_defaults(func=cmd_list)

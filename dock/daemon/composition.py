@@ -10,15 +10,16 @@ import errno
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from dock.config.slots import EMULATED_SCHEME
 from dock.domain.audit_kinds import AuditKind
-from dock.domain.interfaces import Transport
+from dock.domain.interfaces import Transport, VendorControl
 
 if TYPE_CHECKING:
     from dock.config.load import DockConfig
+    from dock.config.slots import SlotConfig
     from dock.daemon.parts import Feedback
     from dock.daemon.service import DockService
     from dock.domain.interfaces import Buzzer, Screen, SlotIndicator
@@ -54,6 +55,35 @@ def open_transport(url: str, explicit: bool = False) -> Transport:
 
         return EmulatedLink(url)
     return SerialTransport(url, explicit=explicit)
+
+
+def open_vendor_control(
+    slot_cfg: SlotConfig,
+    *,
+    timezone: str = "UTC",
+    options: Mapping[str, Any] | None = None,
+    backend: Any = None,
+) -> VendorControl | None:
+    """The vendor-command-set camera (docs/VENDOR-CAMERAS.md) on the slot's USB port;
+    None when the slot is not a ``usb:`` port or what is there is not that model's
+    VID:PID. ConnectionError (one line) when it is there but cannot be opened.
+    ``options``: the model's differences (hardware.vendor_usb.VendorModel's fields:
+    ``vendor_id``, ``product_id``, ``ep_out``, ``ep_in``, ``timeout_s``, ``time_query``
+    and ``battery_query`` as command names, ...); ``timezone``: the camera's wall
+    clock's (the dock's). ``backend``: pyusb's (tests pass the emulated bus)."""
+    from hardware.vendor_usb import Query, VendorModel, open_vendor_camera
+
+    if not slot_cfg.port.startswith("usb:"):
+        return None
+    given = dict(options or {})
+    for key in ("time_query", "battery_query"):
+        if isinstance(given.get(key), str):
+            given[key] = Query(given[key])
+    try:
+        model = VendorModel(**given, timezone=timezone)
+    except TypeError as exc:  # an option VendorModel does not have
+        raise ValueError(f"vendor camera options: {exc}") from None
+    return open_vendor_camera(slot_cfg.port.removeprefix("usb:"), model, backend=backend)
 
 
 def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
@@ -203,6 +233,9 @@ def build_service(
             ports={s.id: s.port for s in cfg.slots},
             open_transport=open_transport,
             lock_dir=os.path.join(state, "locks"),
+            open_vendor=lambda sid: open_vendor_control(
+                next(s for s in cfg.slots if s.id == sid), timezone=cfg.dock.timezone
+            ),
         ),
         feedback=feedback,
         offloader=offloader,

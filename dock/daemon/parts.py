@@ -23,6 +23,7 @@ from dock.domain.interfaces import (
     Screen,
     SlotIndicator,
     Transport,
+    VendorControl,
 )
 from dock.domain.policy import Policy
 from dock.evidence.offload import Offloader
@@ -39,6 +40,9 @@ class SlotWiring:
     ports: dict[str, str]
     open_transport: Callable[[str], Transport]
     lock_dir: str
+    #: slot id -> the vendor-command-set camera there, None when there is none
+    #: (composition.open_vendor_control; docs/VENDOR-CAMERAS.md).
+    open_vendor: Callable[[str], VendorControl | None] | None = None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from dock.daemon.returns import Returns
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import Handler, SlotMachine
 from dock.daemon.slot_tests import IndicatorTests, self_test
+from dock.daemon.vendor_cameras import enrol_in_slot
 from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Buzzer, ClockSource, Screen, SlotIndicator
@@ -288,6 +289,11 @@ class DockService:
         data = {"slot": slot_id, "model": ident.model}
         self.parts.audit.append(AuditKind.ENROL, actor, ident.serial, data)
         return ident.serial
+
+    def enrol_vendor(self, slot_id: str, actor: str, password: str, model: str) -> str:
+        """Enrol the camera of the vendor command set in ``slot_id`` with its password
+        (dock/daemon/vendor_cameras.py)."""
+        return enrol_in_slot(self.parts, slot_id, actor, password, model)
 
     # ------------------------------------------------------------------ what callers read
     # The collaborators live in ``parts``; these read (and, for tests, replace) them.

@@ -76,6 +76,39 @@ class ClockSource(Protocol):
         ...
 
 
+class VendorControl(Protocol):
+    """A body camera taking the common vendor command set (docs/VENDOR-CAMERAS.md).
+
+    Failures raise OSError, one line, never containing the password: PermissionError
+    when the camera says no (a wrong password), TimeoutError when it does not answer,
+    ConnectionError when it is gone, another OSError for an answer refused; ValueError
+    for an argument refused before anything was sent.
+    """
+
+    #: The USB serial string when it is a plain id (how the dock finds its enrolment).
+    usb_serial: str | None
+
+    def login(self, password: str) -> None: ...
+
+    def device_id(self) -> str: ...
+
+    def clock_offset(self, now: Callable[[], float]) -> float | None:
+        """The camera's clock minus ``now()``, in seconds; None: it does not report it."""
+        ...
+
+    def set_clock(self, utc: float) -> None: ...
+
+    def battery(self) -> int | None:
+        """Percent; None where the model does not report it."""
+        ...
+
+    def disk_mode(self) -> None:
+        """Switch to disk mode: it comes back as a USB mass-storage device."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class BrokerLink(Protocol):
     """A connection to the MQTT broker, reconnecting by itself.
 

@@ -55,6 +55,8 @@ class DockContext(Protocol):
 
     def enrol(self, slot_id: str, actor: str) -> str: ...
 
+    def enrol_vendor(self, slot_id: str, actor: str, password: str, model: str) -> str: ...
+
     def checkout(
         self,
         officer_id: str | None = None,

@@ -83,6 +83,16 @@ def enrol(dock: DockContext, actor: str, slot: str) -> Enrolled:
     return Enrolled(dock.enrol(slot, actor), slot)
 
 
+def enrol_vendor(
+    dock: DockContext, actor: str, slot: str, password: str, model: str | None = None
+) -> Enrolled:
+    """Enrol the camera of the vendor command set in ``slot`` with its password, which
+    becomes its secret once the camera accepted it (docs/VENDOR-CAMERAS.md)."""
+    if slot not in dock.views:
+        raise RequestError(f"no slot {slot}")
+    return Enrolled(dock.enrol_vendor(slot, actor, password, model or "generic"), slot)
+
+
 def flag(
     dock: DockContext,
     actor: str,

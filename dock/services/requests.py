@@ -165,6 +165,8 @@ TABLE: dict[str, Request] = _table(
             "a supervisor unlocks a locked PIN", _SUP_ADMIN),
     Request("device.enrol", devices.enrol, _args("slot*"), "enrol the recorder in a slot",
             (MAINTENANCE, ADMIN)),
+    Request("device.enrol_vendor", devices.enrol_vendor, _args("slot*", "password*", "model"),
+            "enrol a camera of the vendor command set with its password", (MAINTENANCE, ADMIN)),
     Request("device.flag", devices.flag,
             _args("serial*", "lost:flag", "maintenance:flag", "note"),
             "flag a recorder lost or found, in maintenance or repaired", _CARE),

@@ -137,6 +137,15 @@ SLOT_ERRORS = """CREATE TABLE IF NOT EXISTS slot_errors (
     PRIMARY KEY (slot_id, kind)
 )"""
 
+# Owner: dock.storage.vendor_table.VendorCameraTable. A camera of the vendor command set
+# needs its password before it says its id, so the dock finds its enrolment (devices,
+# serial = the id it states) by the USB serial it presents (docs/VENDOR-CAMERAS.md).
+VENDOR_CAMERAS = """CREATE TABLE IF NOT EXISTS vendor_cameras (
+    serial TEXT PRIMARY KEY,
+    usb_serial TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL
+)"""
+
 CASE_LINKS = """CREATE TABLE IF NOT EXISTS case_links (
     case_number TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -652,6 +661,7 @@ STEPS: tuple[Step, ...] = (
     _sql(CONTINUITY_MARKS),
     _sql(*CASES),
     _sql(*WORKING_COPIES),
+    _sql(VENDOR_CAMERAS),
 )
 
 
