@@ -25,6 +25,7 @@ from dock.daemon import composition
 from dock.daemon.composition import build_service, open_vendor_control
 from dock.daemon.vendor_cameras import (
     DRIFT_NOT_REPORTED,
+    VendorRefusal,
     check_password,
     enrol_vendor,
     prepare_vendor_camera,
@@ -32,6 +33,7 @@ from dock.daemon.vendor_cameras import (
 from dock.devices.clock import FixedClock, TrustedClock
 from dock.domain.audit_kinds import AuditKind
 from dock.storage.maintenance_tables import SlotErrorTable
+from dock.storage.store import StoreError
 from hardware.emulator.vendor_camera import VendorCamera, VendorUsbBus
 from hardware.screens import ConsoleScreen
 from hardware.vendor_usb import (
@@ -405,3 +407,37 @@ def test_enrol_vendor_from_the_command_line(tmp_path, bus, monkeypatch, capsys) 
     wrong.write_text("a;b\n")
     assert dock_main([*argv, str(wrong)]) == 2
     assert "a;b" not in capsys.readouterr().err
+
+
+def test_enrolment_needs_a_usb_serial_that_tells_cameras_apart(dock, bus) -> None:
+    svc, cfg = dock
+    _enrolled(svc, cfg, bus, camera())
+    bus.unplug(PORT)
+    twin = camera(device_id="GA0005678", usb_serial=CAMERA_ID)  # a model's fixed serial
+    bus.plug_camera(twin, PORT)
+    with pytest.raises(StoreError, match="could not tell them apart"):
+        enrol_vendor(svc.parts, "1", _control(cfg, bus), PASSWORD, "admin")
+    assert svc.store.device("GA0005678") is None
+    bus.unplug(PORT)
+    blank = camera(device_id="GA0005678", usb_serial="")  # shows no serial at all
+    bus.plug_camera(blank, PORT)
+    with pytest.raises(VendorRefusal, match="no usable USB serial"):
+        enrol_vendor(svc.parts, "1", _control(cfg, bus), PASSWORD, "admin")
+    assert blank.received == []  # not even the password it was given
+
+
+def test_enrol_vendor_with_no_camera_in_the_slot(tmp_path, capsys) -> None:
+    path, _, _ = write_dock_config(tmp_path, f"usb:{PORT}")
+    secret = tmp_path / "camera.pw"
+    secret.write_text(PASSWORD + "\n")
+    empty = VendorUsbBus()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            composition, "open_vendor_control",
+            functools.partial(composition.open_vendor_control, backend=empty),
+        )  # fmt: skip
+        argv = ["--config", path, "device", "enrol-vendor", "--slot", "1"]
+        assert dock_main([*argv, "--password-file", str(secret)]) == 3
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if "enrol-vendor" in x]  # besides the config's
+    assert line.endswith("enrol refused: slot 1: no camera of the vendor command set there")

@@ -173,7 +173,9 @@ def enrol_in_slot(parts: DockParts, slot_id: str, actor: str, password: str, mod
         except (OSError, ValueError) as exc:
             raise _step(f"slot {slot_id}", exc) from None
         if control is None:
-            raise VendorRefusal(f"slot {slot_id}: no camera of the vendor command set there")
+            raise VendorRefusal(
+                f"slot {slot_id}: no camera of the vendor command set there", "link"
+            )
         try:
             return enrol_vendor(parts, slot_id, control, password, actor, model)
         finally:
