@@ -200,6 +200,12 @@ def test_hostile_ids_are_refused_escaped(plug, fault) -> None:
         assert "\\x1b" in text  # shown escaped, not sent to the terminal
 
 
+@pytest.mark.parametrize("serial", ["CAM\x1b[2J", "X" * 65, "摄像机1", "a b"])
+def test_a_hostile_usb_serial_is_not_taken_as_a_key(plug, serial) -> None:
+    _, d = plug(camera(usb_serial=serial))
+    assert d.usb_serial is None
+
+
 def test_unplugged_is_a_connection_error(bus, plug) -> None:
     _, d = plug(camera())
     d.login(PASSWORD)
