@@ -138,6 +138,14 @@ class VendorModel:
     #: The zone of the camera's wall clock (it stamps local time into file names).
     timezone: str = "UTC"
 
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        if not 0 < self.timeout_s <= 60 or not 16 <= self.max_answer <= 65536:
+            raise ValueError("timeout_s must be in (0, 60] and max_answer in 16..65536")
+
 
 # ------------------------------------------------------------------------ the frames
 def check_arg(arg: str, what: str = "argument") -> str:

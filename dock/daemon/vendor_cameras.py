@@ -187,7 +187,8 @@ def prepare_vendor_camera(
 ) -> VendorOutcome:
     """Identify the camera in ``slot_id``, set its clock when the dock's is trusted, and
     switch it to disk mode. Never raises for what the camera does: a refusal or a
-    failure is the outcome's ``refused`` (and counted in the slot's errors)."""
+    failure is the outcome's ``refused`` (and counted in the slot's errors). The caller
+    holds the slot's lock (:func:`slot_lock`) and closes ``control`` afterwards."""
     try:
         return _prepare(parts, slot_id, control, disk_mode)
     except VendorRefusal as exc:
