@@ -72,8 +72,8 @@ def unmount(target: str) -> None:
 
 
 def mounts_under(folder: str) -> list[str]:
-    """Mount points below ``folder`` (a previous run's, left by a crash): to unmount."""
-    real = os.path.realpath(folder).rstrip("/") + "/"
+    """Mount points at or below ``folder`` (a previous run's, left by a crash)."""
+    real = os.path.realpath(folder).rstrip("/")
     found: list[str] = []
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
@@ -81,7 +81,7 @@ def mounts_under(folder: str) -> list[str]:
                 fields = line.split()
                 if len(fields) > 4:
                     point = fields[4].encode().decode("unicode_escape")
-                    if point.startswith(real):
+                    if point == real or point.startswith(real + "/"):
                         found.append(point)
     except OSError:
         return []

@@ -504,6 +504,7 @@ def test_trusted_clock_warns(tmp_path) -> None:
 
 def _all_keys() -> list[tuple[str, str]]:
     import dock.config as config
+    from dock.config.models import MODEL_KEYS
 
     tables = {
         "dock": config.DOCK_KEYS,
@@ -515,6 +516,7 @@ def _all_keys() -> list[tuple[str, str]]:
         "badge": config.BADGE_KEYS,
         "officers": config.OFFICERS_KEYS,
         "web": WEB_KEYS,
+        "model": MODEL_KEYS,
     }
     return [(t, k) for t, keys in tables.items() for k in keys]
 

@@ -37,6 +37,7 @@ from dock.config.hardware import (
     check_screen_locale,
     gpio_config,
 )
+from dock.config.models import MODEL_KEYS, ModelConfig, check_models
 from dock.config.mqtt import MQTT_ID_RE, MQTT_KEYS, MqttConfig, check_mqtt
 from dock.config.officers import OFFICERS_KEYS, OfficersConfig, check_officers
 from dock.config.policy import POLICY_KEYS, check_policy
@@ -77,6 +78,8 @@ class DockConfig:
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    #: ``[[model]]``: cameras of other drivers (mass storage), by name.
+    models: tuple[ModelConfig, ...] = ()
     #: Names of the policy fields the file overrides (informational).
     policy_overrides: tuple[str, ...] = ()
     #: Allowed but weakening settings, already logged; for the status page / audit.
@@ -92,6 +95,7 @@ class DockConfig:
 
 SECTIONS = (
     "dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner", "mqtt", "web",
+    "model",
 )  # fmt: skip
 #: The keys each table accepts (docs/CONFIG.md documents each).
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -105,6 +109,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "scanner": SCANNER_KEYS,
     "mqtt": MQTT_KEYS,
     "web": WEB_KEYS,
+    "model": MODEL_KEYS,
 }
 
 
@@ -178,7 +183,7 @@ def config_hash(cfg: DockConfig) -> str:
     canonical = {
         "dock": dataclasses.asdict(cfg.dock),
         "policy": dataclasses.asdict(cfg.policy),
-        "slots": sorted((dataclasses.asdict(s) for s in cfg.slots), key=lambda s: s["id"]),
+        "slots": sorted((_slot_canon(s) for s in cfg.slots), key=lambda s: s["id"]),
         "clock": dataclasses.asdict(cfg.clock),
         "gpio": dataclasses.asdict(cfg.gpio),
         "badge": dataclasses.asdict(cfg.badge),
@@ -187,8 +192,20 @@ def config_hash(cfg: DockConfig) -> str:
         "mqtt": dataclasses.asdict(cfg.mqtt),
         "web": dataclasses.asdict(cfg.web),
     }
+    if cfg.models:  # absent before [[model]] existed: the hash of those files is unchanged
+        canonical["models"] = [dataclasses.asdict(m) for m in cfg.models]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _slot_canon(slot: SlotConfig) -> dict[str, Any]:
+    """A slot's values, less the driver keys left at their defaults (so a file written
+    before they existed hashes as it did)."""
+    values = dataclasses.asdict(slot)
+    for key, default in (("driver", "protocol"), ("model", None), ("disk", None)):
+        if values[key] == default:
+            del values[key]
+    return values
 
 
 # --- the whole file -------------------------------------------------------------
@@ -220,6 +237,20 @@ def _check_slot_topics(ck: Checker, slots: list[dict[str, Any]]) -> None:
             )
 
 
+def _check_slot_models(
+    ck: Checker, slots: list[dict[str, Any]], models: list[dict[str, Any]]
+) -> None:
+    """A slot's ``model`` names a ``[[model]]``."""
+    names = {m["name"] for m in models}
+    for s in slots:
+        if isinstance(s.get("model"), str) and s["model"] not in names:
+            ck.problem(
+                f"slot {s['id']!r}.model",
+                f"no [[model]] is named {s['model']!r}",
+                "add a [[model]] table with that name (docs/CONFIG.md)",
+            )
+
+
 def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> DockConfig:
     ck = Checker()
     _check_top(ck, data)
@@ -235,6 +266,8 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     officers = check_officers(ck, ck.table(data, "officers"))
     scanner = check_scanner(ck, ck.table(data, "scanner"))
     web = check_web(ck, ck.table(data, "web"))
+    models = check_models(ck, data)
+    _check_slot_models(ck, slots, models)
 
     mqtt_t = broker_settings.with_new_names(ck, "mqtt", ck.table(data, "mqtt"))
     ck.unknown_keys("mqtt", mqtt_t, MQTT_KEYS)
@@ -257,6 +290,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         scanner=ScannerConfig(command=tuple(scanner)),
         mqtt=mqtt or MqttConfig(),
         web=WebConfig(**web),
+        models=tuple(ModelConfig(**m) for m in models),
         policy_overrides=overridden,
         warnings=tuple(ck.warnings),
         path=path,

@@ -116,6 +116,8 @@ LAXER: dict[str, Callable[[Any, Any], bool] | None] = {
     "max_clock_drift_after_sync_s": _higher_is_laxer,
     "allowed_firmware": _widens_firmware,
     "erase_on_device": lambda new, old: new == "after_verify" and old != new,
+    "erase_on_mass_storage": lambda new, old: new and not old,
+    "allow_unknown_clock_and_battery": lambda new, old: new and not old,
     "supervisor_override_allowed": lambda new, old: new and not old,
     "never_overridable": _drops_entries,
     "explain_manual_stops": lambda new, old: old and not new,

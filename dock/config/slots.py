@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.checker import INVALID, Bad, Checker, as_str, kind, show
+from common.checker import INVALID, Bad, Checker, as_str, choice, kind, show
 from dock.config.hardware import pin
 
 PORT_EXAMPLES = "a device path such as /dev/ttyACM0, tcp://HOST:PORT or usb:1-1.2"
@@ -34,8 +34,20 @@ class SlotConfig:
     port: str
     led_green: int | None = None
     led_red: int | None = None
+    #: "protocol" (the dock's own), "ums" (a mass-storage camera: ``model`` says how it
+    #: is identified) or "auto" (a volume on ``disk`` if one is there, else the protocol).
+    driver: str = "protocol"
+    #: The ``[[model]]`` of the camera in this bay (driver "ums" or "auto").
+    model: str | None = None
+    #: The block device (or image) of a mass-storage camera; None: /dev/bwc/slot-<id>.disk.
+    disk: str | None = None
+
+    @property
+    def disk_path(self) -> str:
+        return self.disk or f"/dev/bwc/slot-{self.id}.disk"
 
 
+SLOT_DRIVERS = ("protocol", "ums", "auto")
 SLOT_KEYS = tuple(f.name for f in dataclasses.fields(SlotConfig))
 
 
@@ -114,6 +126,13 @@ def check_port(text: str, allow_emulated: bool) -> str:
     raise Bad(f"{show(text)}: unknown scheme {scheme}://", f"use {known}, a /dev path or usb:")
 
 
+def _disk(value: Any) -> str:
+    text = as_str(value, 'disk = "/dev/bwc/slot-1.disk"')
+    if not os.path.isabs(text) or "\x00" in text:
+        raise Bad(f"{show(text)} is not an absolute path", 'e.g. disk = "/dev/bwc/slot-1.disk"')
+    return os.path.normpath(text)
+
+
 def check_slots(
     ck: Checker, data: Mapping[str, Any], allow_emulated: bool, pins: list[tuple[str, int]]
 ) -> list[dict[str, Any]]:
@@ -145,6 +164,12 @@ def check_slots(
         )
         green = ck.get(table, where, "led_green", pin, None)
         red = ck.get(table, where, "led_red", pin, None)
+        driver = ck.get(table, where, "driver", choice(SLOT_DRIVERS, 'driver = "ums"'), "protocol")
+        model = ck.get(table, where, "model", lambda v: as_str(v, 'model = "DSJ-V8"'), None)
+        disk = ck.get(table, where, "disk", _disk, None)
+        if driver in ("ums", "auto") and model is None:
+            ck.problem(f"{where}.model", f'driver = "{driver}" needs the camera\'s model',
+                       'name a [[model]], e.g. model = "DSJ-V8"')  # fmt: skip
         if slot_id is not INVALID:
             if slot_id in ids:
                 ck.problem(
@@ -166,5 +191,6 @@ def check_slots(
         for name, number in (("led_green", green), ("led_red", red)):
             if number is not None and number is not INVALID:
                 pins.append((f"{where}.{name}", number))
-        slots.append({"id": slot_id, "port": port, "led_green": green, "led_red": red})
+        slots.append({"id": slot_id, "port": port, "led_green": green, "led_red": red,
+                      "driver": driver, "model": model, "disk": disk})  # fmt: skip
     return slots

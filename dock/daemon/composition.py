@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dock.config.slots import SlotConfig
     from dock.daemon.parts import Feedback
     from dock.daemon.service import DockService
+    from dock.devices.ums.attach import UmsSlot
     from dock.domain.interfaces import Buzzer, Screen, SlotIndicator
     from dock.reporting.reporter import Reporter
     from dock.storage.audit import AuditLog
@@ -84,6 +85,32 @@ def open_vendor_control(
     except TypeError as exc:  # an option VendorModel does not have
         raise ValueError(f"vendor camera options: {exc}") from None
     return open_vendor_camera(slot_cfg.port.removeprefix("usb:"), model, backend=backend)
+
+
+def ums_slots(cfg: DockConfig) -> dict[str, UmsSlot]:
+    """The bays whose recorder is a mass-storage camera (driver "ums" or "auto"), each
+    mounted through hardware/block_volumes.py where the dock may mount, else read through
+    the FAT library (dock/devices/ums/attach.py)."""
+    from dock.devices.ums.attach import UmsSlot
+    from hardware import block_volumes
+
+    models = {m.name: m for m in cfg.models}
+    mounts = os.path.join(cfg.dock.state_dir, "volumes")
+    allow_erase = cfg.policy.erase_on_mass_storage
+    slots = [s for s in cfg.slots if s.driver in ("ums", "auto") and s.model in models]
+    return {
+        s.id: UmsSlot(
+            s.id,
+            s.disk_path,
+            models[str(s.model)],
+            mounts,
+            driver=s.driver,
+            timezone=cfg.dock.timezone,
+            allow_erase=allow_erase,
+            mounter=block_volumes,
+        )
+        for s in slots
+    }
 
 
 def start_emulated_recorders(count: int, data_dir: str) -> EmulatedFleet:
@@ -236,6 +263,7 @@ def build_service(
             open_vendor=lambda sid: open_vendor_control(
                 next(s for s in cfg.slots if s.id == sid), timezone=cfg.dock.timezone
             ),
+            ums=ums_slots(cfg),
         ),
         feedback=feedback,
         offloader=offloader,

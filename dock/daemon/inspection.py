@@ -280,12 +280,14 @@ class Inspection:
                 parts.store.update_firmware(ident.serial, ident.firmware)
         status = client.status()
         trusted, why = parts.clock.synchronised()
-        drift_before = status.clock_offset_s
+        drift_before: float | None = status.clock_offset_s
         offset_after: float | None = None
         not_set: str | None = None
-        if enrolled and trusted:
+        if not getattr(client, "clock_readable", True):  # a mass-storage camera
+            not_set, drift_before = "the recorder states no clock (mass storage)", None
+        elif enrolled and trusted:
             offset_after, not_set = self.clocks.settle(
-                view.slot_id, ident.serial, client, why, drift_before
+                view.slot_id, ident.serial, client, why, status.clock_offset_s
             )
         self_test: bool | None = None
         if client.has(Capability.SELF_TEST):

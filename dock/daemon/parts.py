@@ -15,6 +15,7 @@ from typing import Any
 
 from dock.daemon.display import Display
 from dock.daemon.model import DECISION_MESSAGES, Reason
+from dock.devices.ums.attach import UmsSlot
 from dock.domain.checks import message_for
 from dock.domain.interfaces import (
     Buzzer,
@@ -43,6 +44,8 @@ class SlotWiring:
     #: slot id -> the vendor-command-set camera there, None when there is none
     #: (composition.open_vendor_control; docs/VENDOR-CAMERAS.md).
     open_vendor: Callable[[str], VendorControl | None] | None = None
+    #: slot id -> its mass-storage camera (driver "ums" or "auto": dock/devices/ums/attach.py).
+    ums: dict[str, UmsSlot] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from dock.daemon.parts import SlotWiring
 from dock.devices.recorder_client import LinkError, NoAnswer, RecorderClient
@@ -41,6 +42,12 @@ class SlotAccess:
                     if time.monotonic() > deadline:
                         raise LinkError(f"slot {slot_id} is busy") from None
                     time.sleep(0.01)
+            ums = self.wiring.ums.get(slot_id)
+            if ums is not None and ums.takes_session():
+                with ums.session() as camera:
+                    # the client's surface over a mounted volume (dock/devices/ums/recorder.py)
+                    yield cast(RecorderClient, camera)
+                return
             try:
                 # Replies are waited for REPLY_TIMEOUT_S, as PROTOCOL.md 3.7 says.
                 client = RecorderClient(self.wiring.open_transport(self.wiring.ports[slot_id]))

@@ -79,14 +79,31 @@ MESSAGES: dict[str, dict[str, dict[str, str]]] = {
         "zh": {"ok": "设备未报失", "fail": "设备已报失，不可领用"},
     },
     "battery_low": {
-        "en": {"ok": "Battery {percent}% OK", "fail": "Battery {percent}% <{minimum}%"},
-        "zh": {"ok": "电量{percent}%，正常", "fail": "电量不足：{percent}%，需≥{minimum}%"},
+        "en": {
+            "ok": "Battery {percent}% OK",
+            "fail": "Battery {percent}% <{minimum}%",
+            "ok:unknown": "Battery unknown (allowed)",
+            "fail:unknown": "Battery not reported",
+        },
+        "zh": {
+            "ok": "电量{percent}%，正常",
+            "fail": "电量不足：{percent}%，需≥{minimum}%",
+            "ok:unknown": "电量未知（策略允许）",
+            "fail:unknown": "记录仪不报告电量",
+        },
     },
     "battery_runtime": {
-        "en": {"ok": "Runtime {hours_text}h OK", "fail": "Runtime {hours_text}h <{needed_text}h"},
+        "en": {
+            "ok": "Runtime {hours_text}h OK",
+            "fail": "Runtime {hours_text}h <{needed_text}h",
+            "ok:unknown": "Runtime unknown (allowed)",
+            "fail:unknown": "Runtime unknown",
+        },
         "zh": {
             "ok": "续航约{hours_text}小时，够用",
             "fail": "续航不足：约{hours_text}小时，需{needed_text}小时",
+            "ok:unknown": "续航未知（策略允许）",
+            "fail:unknown": "续航未知",
         },
     },
     "storage_low": {
@@ -103,12 +120,16 @@ MESSAGES: dict[str, dict[str, dict[str, str]]] = {
             "fail": "Drift {offset_text}s >{max_text}s",
             "fail:unknown": "Device clock not set",
             "fail:not_set": "Unset clock {offset_text}s",
+            "ok:unreadable": "Device clock unknown (allowed)",
+            "fail:unreadable": "Device clock unknown",
         },
         "zh": {
             "ok": "时钟误差{offset_text}秒",
             "fail": "时钟误差{offset_text}秒，超过{max_text}秒",
             "fail:unknown": "记录仪时钟未校准",
             "fail:not_set": "无法校时，误差{offset_text}秒",
+            "ok:unreadable": "记录仪时钟未知（策略允许）",
+            "fail:unreadable": "记录仪时钟未知",
         },
     },
     "firmware_not_allowed": {
@@ -295,6 +316,27 @@ def _checks(
     yield "device_lost", not snap.reported_lost, {"serial": snap.serial}
 
     pct = snap.battery_percent
+    if pct < 0:  # not reported (a mass-storage camera): the policy decides, stated
+        allowed = policy.allow_unknown_clock_and_battery
+        unknown = {"percent": None, "minimum": policy.min_battery_percent, "case": "unknown"}
+        yield "battery_low", allowed, unknown
+        yield "battery_runtime", allowed, {"expected_hours": None, "case": "unknown",
+                                           "shift_hours": policy.shift_hours}  # fmt: skip
+    else:
+        yield from _battery(snap, policy)
+
+    needed = policy.recording_hours_per_shift * policy.bytes_per_recording_hour
+    needed_bytes = int(needed) if math.isfinite(needed) else needed
+    yield (
+        "storage_low",
+        snap.storage_free_bytes >= needed,
+        {"free_bytes": snap.storage_free_bytes, "needed_bytes": needed_bytes},
+    )
+    yield from _after_storage(snap, policy, clock)
+
+
+def _battery(snap: DeviceSnapshot, policy: Policy) -> Iterable[tuple[str, bool, dict[str, Any]]]:
+    pct = snap.battery_percent
     yield (
         "battery_low",
         pct >= policy.min_battery_percent,
@@ -316,20 +358,21 @@ def _checks(
     detail["hours_when_new"] = policy.battery_hours_when_new
     yield "battery_runtime", hours >= policy.shift_hours, detail
 
-    needed = policy.recording_hours_per_shift * policy.bytes_per_recording_hour
-    needed_bytes = int(needed) if math.isfinite(needed) else needed
-    yield (
-        "storage_low",
-        snap.storage_free_bytes >= needed,
-        {"free_bytes": snap.storage_free_bytes, "needed_bytes": needed_bytes},
-    )
 
+def _after_storage(
+    snap: DeviceSnapshot, policy: Policy, clock: tuple[bool, str]
+) -> Iterable[tuple[str, bool, dict[str, Any]]]:
     synced, reason = clock
     yield "clock_untrusted", synced is True, {"reason": str(reason)}
 
     offset = snap.clock_offset_after_sync_s
     limit = policy.max_clock_drift_after_sync_s
-    if offset is None:
+    if offset is None and snap.clock_not_set_reason is not None:
+        # the device states no clock (a mass-storage camera): the policy decides, stated
+        detail = {"offset_s": None, "max_s": limit, "not_set": snap.clock_not_set_reason}
+        unread_ok = policy.allow_unknown_clock_and_battery
+        yield "clock_drift", unread_ok, detail | {"case": "unreadable"}
+    elif offset is None:
         yield "clock_drift", False, {"offset_s": None, "max_s": limit, "case": "unknown"}
     elif snap.clock_not_set_reason is not None:
         # Not settable (PROTOCOL.md 6.7): passes only if already within the limit.

@@ -60,6 +60,13 @@ class Policy:
     #: copy is verified) or "after_second_copy" (only once a second copy, e.g. on the
     #: unit's platform, is confirmed with `dock confirm-copy`).
     erase_on_device: str = "after_verify"
+    #: Whether footage may be deleted on a mass-storage camera once verified (three
+    #: reads agreeing: no capture hash exists). False: it stays on the camera, stated.
+    erase_on_mass_storage: bool = False
+    #: Whether a recorder that states no clock or no battery (a bare mass-storage
+    #: camera) may be checked out all the same, the unknowns stated in the checks.
+    #: False: refused, as any check that cannot be made (000 §14.1: checked before use).
+    allow_unknown_clock_and_battery: bool = False
     #: Whether a supervisor may override a failed check (always audited).
     supervisor_override_allowed: bool = True
     #: Checks a supervisor may never override.

@@ -226,7 +226,9 @@ class Offloader:
                  "refused": True},
             )  # fmt: skip
         on_device = {r.id for r in recordings} | {bad.recording_id for bad in refused}
-        self._confirm_erasures(serial, on_device)
+        # a mass-storage camera's files may be deleted elsewhere (a PC): gone is an
+        # erase of the dock's only where the dock wrote its intent first
+        self._confirm_erasures(serial, on_device, getattr(client, "hash_taken", None) is not None)
         todo = [r for r in recordings if self.store.archived(serial, r.id) is None]
         report.flagged = self._flag_continuity(client, recordings, todo)
         os.makedirs(self.evidence_dir, exist_ok=True)
@@ -239,7 +241,9 @@ class Offloader:
                 volume.close()
                 _leave_mass_storage(client)
 
-    def _confirm_erasures(self, serial: str, on_device: set[str]) -> None:
+    def _confirm_erasures(
+        self, serial: str, on_device: set[str], need_intent: bool = False
+    ) -> None:
         """An earlier run erased these (archived, verified) and died before noting it."""
         for row in self.store.archive_entries():
             gone = row["recording_id"] not in on_device
@@ -248,6 +252,8 @@ class Offloader:
                 # Its entry may be in the log already (the crash fell between the entry
                 # and the commit of the row): then the row alone is brought up to date.
                 intent = self.audit.find(AuditKind.ERASE_INTENT, serial, recording=rid) or 0
+                if need_intent and not intent:
+                    continue  # not the dock's erase: the archive row stays "not erased"
                 logged = (self.audit.find(AuditKind.ERASE, serial, recording=rid) or 0) > intent
                 crashpoints.reach("audit.confirm.before")
                 self.store.mark_erased(

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-DEFAULT_NAME_PATTERN = (
-    r"(?P<device>[A-Za-z0-9]{1,32})_(?P<officer>[A-Za-z0-9]{1,32})_"
-    r"(?P<time>\d{14})(?:_(?P<seq>\d{1,6}))?\.(?i:mp4|mov|avi|wav|jpg)"
-)
+from dock.config.models import DEFAULT_NAME_PATTERN
+
 #: Footage file extensions the driver offloads (anything else on the volume is listed
 #: as skipped: logs, firmware, the camera's own settings).
 FOOTAGE_SUFFIXES = (".mp4", ".mov", ".avi", ".wav", ".jpg")
@@ -30,6 +28,8 @@ MVHD_READ_BYTES = 64 * 1024
 #: 1904-01-01 to 1970-01-01, in seconds.
 MP4_EPOCH_OFFSET = 2_082_844_800
 _CONTAINERS = {b"moov"}
+
+__all__ = ["DEFAULT_NAME_PATTERN", "mvhd_times", "parse_name", "read_mvhd"]
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dock.devices.ums.footage import DEFAULT_NAME_PATTERN, FOOTAGE_SUFFIXES
+from dock.config.models import DEFAULT_NAME_PATTERN
+from dock.devices.ums.footage import FOOTAGE_SUFFIXES
 from dock.devices.ums.volume import Listing, UmsVolume
 
 ID_FILE_MAX = 4096
 _PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-KINDS = ("id_file", "volume_serial", "file_names")
 
 
 @dataclass(frozen=True)

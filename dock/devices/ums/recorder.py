@@ -20,6 +20,7 @@ The offloader, check-out and status use :class:`UmsRecorder` where they use a
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -83,6 +84,8 @@ class UmsRecorder:
         allow_erase: bool = False,
         read_via: str = "mount",
         battery: Callable[[], int | None] | None = None,
+        hashes: dict[tuple[str, str, int, float], bytes] | None = None,
+        remembered: dict[str, str] | None = None,
     ) -> None:
         self.volume = volume
         self.rule = rule
@@ -90,7 +93,12 @@ class UmsRecorder:
         self.allow_erase = allow_erase
         self._battery = battery
         self._listing: Listing = volume.listing()
+        boot = volume.boot()
+        self._volume_id = boot.serial if boot else ""
         serial = identify(rule, volume, self._listing)
+        if serial is None and remembered is not None:
+            # emptied by an offload this docking: the same volume, the same camera
+            serial = remembered.get(self._volume_id) if self._volume_id else None
         if serial is None:
             raise UnknownVolume(f"no identity rule of model {rule.model!r} matches this volume")
         self.identity: Identity | None = Identity(
@@ -104,9 +112,18 @@ class UmsRecorder:
             read_via=read_via,
         )  # fmt: skip
         self.hash_taken = HASH_AT_OFFLOAD
+        #: A bare mass-storage camera states no clock: the pre-shift check says "unknown"
+        #: and ``allow_unknown_clock_and_battery`` decides (never an offset of 0 made up).
+        self.clock_readable = False
+        #: Nothing more can be proven: the identity is claimed (``guarantees``), and there
+        #: is no event log a forger could trim; gap scans read the files themselves.
+        self.authenticated = True
         self._files: dict[str, VolumeFile] = {}
-        #: First-read hashes of this docking, by (path, size, mtime): a sweep lists again.
-        self._hashes: dict[tuple[str, int, float], bytes] = {}
+        #: First-read hashes of this docking, by (volume serial, path, size, mtime): a
+        #: sweep lists again (the slot keeps them between sessions while docked).
+        self._hashes = {} if hashes is None else hashes
+        if remembered is not None and self._volume_id:
+            remembered[self._volume_id] = serial
 
     # -------------------------------------------------------- the client's surface
     def has(self, capability: Capability) -> bool:
@@ -131,11 +148,11 @@ class UmsRecorder:
         self._listing = self.volume.listing()
         out = RecordingList()
         for entry in self.footage():
-            rid = _recording_id(entry.path)
-            self._files[rid] = entry
-            key = (entry.path, entry.size, entry.mtime)
+            key = self._key(entry)
             if key not in self._hashes:
                 self._hashes[key] = self._hash(entry)
+            rid = _recording_id(entry.path, self._hashes[key])
+            self._files[rid] = entry
             start, end, officer, seq = self._times(entry)
             out.append(RecordingInfo(
                 id=rid, start_ms=int(start * 1000), end_ms=int(end * 1000), size=entry.size,
@@ -161,8 +178,7 @@ class UmsRecorder:
         entry = self._files.get(rec_id)
         if entry is None:
             raise RecorderRefused(ErrorCode.NOT_FOUND, f"{rec_id}: not on the volume")
-        key = (entry.path, entry.size, entry.mtime)
-        if self._hashes.get(key) != sha256:
+        if self._hashes.get(self._key(entry)) != sha256:
             raise RecorderRefused(ErrorCode.HASH_MISMATCH, f"{rec_id}: not the file verified")
         try:
             self.volume.delete(entry)
@@ -197,7 +213,15 @@ class UmsRecorder:
             "battery": "unknown" if self._battery is None else self._battery(),
         }  # fmt: skip
 
+    def enrol(self) -> bytes:
+        """A secret for the store, as a protocol recorder's enrolment gives one; the camera
+        keeps nothing (its identity stays claimed)."""
+        return secrets.token_bytes(32)
+
     # -------------------------------------------------------------- internals
+    def _key(self, entry: VolumeFile) -> tuple[str, str, int, float]:
+        return (self._volume_id, entry.path, entry.size, entry.mtime)
+
     def _entry(self, rec: RecordingInfo) -> VolumeFile:
         entry = self._files.get(rec.id)
         if entry is None:
@@ -233,9 +257,11 @@ class UmsRecorder:
         return start, start + duration, officer, facts.seq if facts else None
 
 
-def _recording_id(path: str) -> str:
-    """The file's recording id: its path on the volume, folders joined by ``~``."""
-    return path.replace("/", "~")
+def _recording_id(path: str, sha256: bytes) -> str:
+    """The file's recording id: its name and the start of its first-read hash. A camera
+    that reuses a name (numbering restarted, clock reset) gives new footage a new id,
+    never one that collides with what the archive holds."""
+    return f"{path.rsplit('/', 1)[-1]}~{sha256[:6].hex()}"
 
 
 def _drop(handle: Any) -> None:
@@ -245,10 +271,6 @@ def _drop(handle: Any) -> None:
     except (OSError, AttributeError, ValueError):
         return  # the FAT library reads the image itself
     drop_cache(fd)
-
-
-def recording_path(rec_id: str) -> str:
-    return rec_id.replace("~", "/")
 
 
 __all__ = [
