@@ -87,13 +87,15 @@ def open_vendor_control(
     return open_vendor_camera(slot_cfg.port.removeprefix("usb:"), model, backend=backend)
 
 
-def ums_slots(cfg: DockConfig) -> dict[str, UmsSlot]:
+def ums_slots(cfg: DockConfig, store: Store | None = None) -> dict[str, UmsSlot]:
     """The bays whose recorder is a mass-storage camera (driver "ums" or "auto"), each
     mounted through hardware/block_volumes.py where the dock may mount, else read through
     the FAT library (dock/devices/ums/attach.py)."""
     from dock.devices.ums.attach import UmsSlot
+    from dock.storage.ums_table import UmsVolumeTable
     from hardware import block_volumes
 
+    memory = UmsVolumeTable(store) if store is not None else None
     models = {m.name: m for m in cfg.models}
     mounts = os.path.join(cfg.dock.state_dir, "volumes")
     allow_erase = cfg.policy.erase_on_mass_storage
@@ -108,6 +110,7 @@ def ums_slots(cfg: DockConfig) -> dict[str, UmsSlot]:
             timezone=cfg.dock.timezone,
             allow_erase=allow_erase,
             mounter=block_volumes,
+            memory=memory,
         )
         for s in slots
     }
@@ -263,7 +266,7 @@ def build_service(
             open_vendor=lambda sid: open_vendor_control(
                 next(s for s in cfg.slots if s.id == sid), timezone=cfg.dock.timezone
             ),
-            ums=ums_slots(cfg),
+            ums=ums_slots(cfg, store),
         ),
         feedback=feedback,
         offloader=offloader,

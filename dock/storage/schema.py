@@ -146,6 +146,16 @@ VENDOR_CAMERAS = """CREATE TABLE IF NOT EXISTS vendor_cameras (
     model TEXT NOT NULL
 )"""
 
+# Owner: dock.storage.ums_table.UmsVolumeTable. A mass-storage camera identified by its
+# file names says nothing once emptied: the volume serial it showed then names it again.
+UMS_VOLUMES = """CREATE TABLE IF NOT EXISTS ums_volumes (
+    volume_serial TEXT NOT NULL,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (volume_serial, model, serial)
+)"""
+
 CASE_LINKS = """CREATE TABLE IF NOT EXISTS case_links (
     case_number TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -662,6 +672,7 @@ STEPS: tuple[Step, ...] = (
     _sql(*CASES),
     _sql(*WORKING_COPIES),
     _sql(VENDOR_CAMERAS),
+    _sql(UMS_VOLUMES),
 )
 
 

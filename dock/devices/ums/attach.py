@@ -25,7 +25,7 @@ from dock.config.models import ModelConfig
 from dock.devices.recorder_client import LinkError, NoAnswer
 from dock.devices.ums.bootsector import read_boot_sector
 from dock.devices.ums.identity import IdentityRule
-from dock.devices.ums.recorder import UmsRecorder, UnknownVolume
+from dock.devices.ums.recorder import UmsRecorder, UnknownVolume, VolumeMemory
 from dock.devices.ums.volume import DirVolume, FatVolume, UmsVolume
 
 log = logging.getLogger("dock.devices.ums")
@@ -63,6 +63,7 @@ class UmsSlot:
         allow_erase: bool = False,
         mounter: Mounter | None = None,
         battery: Callable[[], int | None] | None = None,
+        memory: VolumeMemory | None = None,
     ) -> None:
         self.slot_id = slot_id
         #: "ums": always this camera; "auto": this camera when a volume is there.
@@ -76,9 +77,9 @@ class UmsSlot:
         self.mounter = mounter
         self.battery = battery
         self.hashes: dict[tuple[str, str, int, float], bytes] = {}
-        #: Volume serial -> the id identified while docked: a camera emptied by its
-        #: offload (file-name identity needs files) is still known until undocked.
-        self.remembered: dict[str, str] = {}
+        #: Volume serial -> the camera it was: one emptied by its offload (file-name
+        #: identity needs files) is still known, after a restart too (the store's).
+        self.remembered: VolumeMemory = memory or _InMemory()
 
     def present(self) -> bool:
         return os.path.exists(self.disk)
@@ -118,8 +119,7 @@ class UmsSlot:
     def session(self) -> Iterator[UmsRecorder]:
         """The camera for one session; NoAnswer when none is docked."""
         if not self.present():
-            self.hashes.clear()  # undocked: the next volume is hashed and identified afresh
-            self.remembered.clear()
+            self.hashes.clear()  # undocked: the next volume is hashed afresh
             raise NoAnswer(f"slot {self.slot_id}: no volume on {self.disk}")
         volume, via, mounted = self._open_volume()
         try:
@@ -139,6 +139,20 @@ class UmsSlot:
                     self.mounter.unmount(self.target)
                 except OSError as exc:  # reconciled at the next start
                     log.error("slot %s: could not unmount %s: %s", self.slot_id, self.target, exc)
+
+
+class _InMemory:
+    """A volume memory for this process only (tests; a dock without its store)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], set[str]] = {}
+
+    def remember(self, volume_serial: str, model: str, serial: str) -> None:
+        self._seen.setdefault((volume_serial, model), set()).add(serial)
+
+    def recall(self, volume_serial: str, model: str) -> str | None:
+        found = self._seen.get((volume_serial, model), set())
+        return next(iter(found)) if len(found) == 1 else None
 
 
 def _is_block_device(path: str) -> bool:

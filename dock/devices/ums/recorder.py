@@ -23,7 +23,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from dock.devices.recorder_client import (
     Identity,
@@ -68,6 +68,13 @@ class Guarantees:
 PROTOCOL_GUARANTEES = Guarantees("protocol", "capture", "erase", "set", "proven", "reported")
 
 
+class VolumeMemory(Protocol):
+    """Which camera a volume serial was (dock/storage/ums_table.py, wired by composition)."""
+
+    def remember(self, volume_serial: str, model: str, serial: str) -> None: ...
+    def recall(self, volume_serial: str, model: str) -> str | None: ...
+
+
 class UnknownVolume(Exception):
     """No identity rule recognises the volume: nothing is offloaded from it."""
 
@@ -85,7 +92,7 @@ class UmsRecorder:
         read_via: str = "mount",
         battery: Callable[[], int | None] | None = None,
         hashes: dict[tuple[str, str, int, float], bytes] | None = None,
-        remembered: dict[str, str] | None = None,
+        remembered: VolumeMemory | None = None,
     ) -> None:
         self.volume = volume
         self.rule = rule
@@ -96,9 +103,9 @@ class UmsRecorder:
         boot = volume.boot()
         self._volume_id = boot.serial if boot else ""
         serial = identify(rule, volume, self._listing)
-        if serial is None and remembered is not None:
-            # emptied by an offload this docking: the same volume, the same camera
-            serial = remembered.get(self._volume_id) if self._volume_id else None
+        if serial is None and remembered is not None and self._volume_id:
+            # emptied by an offload (this docking or before a restart): the same volume
+            serial = remembered.recall(self._volume_id, rule.model)
         if serial is None:
             raise UnknownVolume(f"no identity rule of model {rule.model!r} matches this volume")
         self.identity: Identity | None = Identity(
@@ -123,7 +130,7 @@ class UmsRecorder:
         #: sweep lists again (the slot keeps them between sessions while docked).
         self._hashes = {} if hashes is None else hashes
         if remembered is not None and self._volume_id:
-            remembered[self._volume_id] = serial
+            remembered.remember(self._volume_id, rule.model, serial)
 
     # -------------------------------------------------------- the client's surface
     def has(self, capability: Capability) -> bool:
