@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -154,10 +155,9 @@ class UmsRecorder:
         """Every footage file, hashed by a first read (cached for this docking)."""
         self._listing = self.volume.listing()
         out = RecordingList()
+        self._hash_new(self.footage())
         for entry in self.footage():
             key = self._key(entry)
-            if key not in self._hashes:
-                self._hashes[key] = self._hash(entry)
             rid = _recording_id(entry.path, self._hashes[key])
             self._files[rid] = entry
             start, end, officer, seq = self._times(entry)
@@ -234,6 +234,19 @@ class UmsRecorder:
         if entry is None:
             raise ConnectionError(f"{rec.id}: no longer on the volume")
         return entry
+
+    def _hash_new(self, entries: list[VolumeFile]) -> None:
+        """First-read hashes of the files not hashed yet this docking: two at a time
+        where the volume allows it (a mount: hashing is the CPU's work, the reads wait
+        on the device; the FAT library reads one file at a time)."""
+        todo = [e for e in entries if self._key(e) not in self._hashes]
+        if getattr(self.volume, "parallel_reads", False) and len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ums-hash") as pool:
+                for entry, digest in zip(todo, pool.map(self._hash, todo), strict=True):
+                    self._hashes[self._key(entry)] = digest
+            return
+        for entry in todo:
+            self._hashes[self._key(entry)] = self._hash(entry)
 
     def _hash(self, entry: VolumeFile) -> bytes:
         digest = hashlib.sha256()

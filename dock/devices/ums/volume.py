@@ -97,6 +97,9 @@ class DirVolume:
     read-write (the delete alone); without it the volume cannot delete.
     """
 
+    #: Files may be read by two threads at once (each open is its own descriptor).
+    parallel_reads = True
+
     def __init__(
         self,
         root: str,
