@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -111,3 +114,35 @@ def test_a_shift_with_a_mass_storage_camera_out_and_back(tmp_path) -> None:
     assert "checkout" in kinds and "checkin" in kinds
     # the test's footage is dated before the check-out: the explanation workflow hears of it
     assert kinds.count("recording_outside_episode") == len(shift)
+
+
+def test_status_and_probe_say_which_guarantees_apply(tmp_path) -> None:
+    """Issue 14 section 3: the driver and its guarantees, the missing ones said plainly."""
+    from dock.cli.custody import status_lines
+    from dock.services.status import status_report
+
+    img = make_image(str(tmp_path / "cam.img"), footage_set(2, 1_000))
+    cfg = load_config(write_config(tmp_path, img), env={})
+    svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
+    svc.enrol("1", "admin")
+    report = status_report(svc, svc.sweep())
+    g = report["slots"][0]["guarantees"]
+    assert g == {"driver": "ums", "hash": "offload", "erase": "keep", "clock": "none",
+                 "identity": "claimed", "battery": "unknown",
+                 "read_via": "fat-library"}  # fmt: skip
+    line = next(x for x in status_lines(report) if x.startswith("slot 1: driver"))
+    assert (
+        "hash taken at offload (no capture hash)" in line and "footage kept on the device" in line
+    )
+    assert "identity claimed (not proven)" in line and "clock unknown" in line
+    probe = subprocess.run([sys.executable, "-m", "dock.cli.main", "probe", img, "--json"],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert found["serial"] == DEVICE and found["guarantees"]["hash"] == "offload"
+    assert found["filesystem"] == "FAT16" and len(found["recordings"]) == 2
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\0" * 4096)
+    bad = subprocess.run([sys.executable, "-m", "dock.cli.main", "probe", str(junk)],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

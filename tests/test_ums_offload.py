@@ -159,7 +159,7 @@ def test_status_says_what_the_camera_cannot_give(tmp_path) -> None:
     shown = cam.describe()
     assert shown["identity"].startswith("claimed")
     assert shown["guarantees"] == {"driver": "ums", "hash": "offload", "erase": "keep",
-        "clock": "read", "identity": "claimed", "battery": "unknown",
+        "clock": "none", "identity": "claimed", "battery": "unknown",
         "read_via": "fat-library"}  # fmt: skip
     assert shown["clock"].startswith("unknown") and shown["battery"] == "unknown"
     assert 0 < shown["storage_free_bytes"] < shown["storage_total_bytes"]

@@ -111,6 +111,10 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         device, why_not = shown(r["device"]), shown(why_not, 300)
         out.append(f"{shown(r['slot']):>4}  {device:<9} {state:<13} {batt:>5} {free:>9}  {why_not}")
     for r in report["slots"]:
+        g = r.get("guarantees") or {}
+        if g.get("driver", "protocol") != "protocol":  # what this recorder cannot give
+            out.append(f"slot {shown(r['slot'])}: {guarantees_line(g)}")
+    for r in report["slots"]:
         said = handover_line(r.get("handover"))
         if said:
             out.append(f"slot {shown(r['slot'])}: {said}")
@@ -127,6 +131,23 @@ def status_lines(report: dict[str, Any]) -> list[str]:
             )
     out.append(ratio_line(report["fleet"]))
     return out
+
+
+def guarantees_line(g: dict[str, str]) -> str:
+    """One line of a recorder's driver and guarantees, the missing ones said plainly."""
+    words = {
+        "hash": {
+            "capture": "hash taken at capture",
+            "offload": "hash taken at offload (no capture hash)",
+        },
+        "erase": {"erase": "erased after verification", "keep": "footage kept on the device"},
+        "clock": {"set": "clock set", "read": "clock only read", "none": "clock unknown"},
+        "identity": {"proven": "identity proven", "claimed": "identity claimed (not proven)"},
+        "battery": {"reported": "battery reported", "unknown": "battery unknown"},
+    }
+    said = [words[k].get(g[k], g[k]) for k in words if k in g]
+    via = f", read via {g['read_via']}" if g.get("read_via") else ""
+    return f"driver {shown(g.get('driver'))}{via}: " + "; ".join(shown(x) for x in said)
 
 
 def handover_line(h: dict[str, Any] | None) -> str | None:

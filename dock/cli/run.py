@@ -54,6 +54,16 @@ def _probe_url(url: str, secret: bytes | None, timeout: float) -> dict:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from dock.devices.ums.probe_volume import describe_volume, is_volume, probe_volume
+
+    if is_volume(args.url):  # a mass-storage camera's disk, or a FAT image
+        try:
+            found = probe_volume(args.url)
+        except OSError as exc:
+            print(f"dock probe: {shown(args.url)}: {shown(exc, 400)}", file=sys.stderr)
+            return EXIT_LINK
+        print(json.dumps(found, indent=2) if args.json else describe_volume(found))
+        return 0
     secret = _parse_secret(args.secret)
     try:
         report = {"url": args.url, **_probe_url(args.url, secret, args.timeout)}
@@ -314,7 +324,11 @@ def _stop_feedback(svc: Any) -> None:
 
 def register(sub: Any) -> None:
     pr = add_parser(sub, "probe", help="handshake with one recorder and show its status")
-    pr.add_argument("url", help="/dev/ttyACM0, /dev/pts/N, tcp://HOST:PORT, usb:1-1.2, ...")
+    pr.add_argument(
+        "url",
+        help="/dev/ttyACM0, /dev/pts/N, tcp://HOST:PORT, usb:1-1.2, ..., or a mass-storage "
+        "camera's disk (/dev/bwc/slot-1.disk) or FAT image, read without mounting",
+    )
     add_json(pr)
     pr.add_argument("--secret", help="enrolment secret (64 hex digits) to authenticate with")
     pr.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for answers")

@@ -20,6 +20,7 @@ from dock.daemon.model import FRESH_STATES, SlotView
 from dock.daemon.parts import DockParts
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import SlotMachine
+from dock.devices.guarantees import guarantees_of
 from dock.devices.recorder_client import (
     AuthenticationFailed,
     LinkError,
@@ -297,6 +298,7 @@ class Inspection:
         pending += len(recordings.refused)  # still on the device, never offloadable as is
         view.erasures_owed = self._erasures_owed(client, ident.serial, recordings)
         view.assign_blocked = client.why_not(MsgType.ASSIGN)
+        view.guarantees = guarantees_of(client)
         view.serial = ident.serial
         view.status = status
         view.error = None

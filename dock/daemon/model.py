@@ -78,6 +78,9 @@ class SlotView:
     erasures_owed: int = 0
     #: Why the dock cannot write an officer into this recorder (None: it can).
     assign_blocked: str | None = None
+    #: The recorder's driver and which guarantees it allows (capture or offload hash, erase
+    #: or keep, clock set/read/none, identity proven or claimed): status shows them.
+    guarantees: dict[str, str] | None = None
 
     @property
     def ready(self) -> bool:

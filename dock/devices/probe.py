@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dock.devices.guarantees import guarantees_of
 from dock.devices.recorder_client import RecorderClient
 from dock.domain.interfaces import Transport
 from dock.support.text import shown
@@ -21,6 +22,7 @@ def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.
             client.authenticate(secret)
         status = client.status()
         recordings = client.list_recordings()
+        guarantees = guarantees_of(client)
     report: dict[str, Any] = {
         "serial": ident.serial,
         "model": ident.model,
@@ -29,6 +31,8 @@ def probe(transport: Transport, secret: bytes | None = None, timeout: float = 5.
         "protocol_version": ident.protocol_version,
         "capabilities": [c.name.lower() for c in Capability if c.name and c in ident.capabilities],
         "enrolled": ident.enrolled,
+        "driver": guarantees["driver"],
+        "guarantees": guarantees,
         "authenticated": client.authenticated,
         "battery_percent": status.battery_percent,
         "charging": status.charging,
@@ -79,6 +83,10 @@ def describe(r: dict[str, Any]) -> str:
         f"footage    {r['recording_count']} recording(s), "
         f"{sum(x['size'] for x in r['recordings']) / (1 << 20):.1f} MiB",
     ]
+    if r.get("guarantees"):
+        g = r["guarantees"]
+        rest = ", ".join(f"{k} {shown(v)}" for k, v in g.items() if k != "driver")
+        lines.append(f"driver     {shown(g.get('driver'))}: {rest}")
     if r["officer_id"] is not None:
         lines.append(f"officer    {shown(r['officer_id'])}")
     if r["faults"]:

@@ -60,6 +60,8 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 "awaiting_takeaway": dock.store.awaiting_takeaway(v.slot_id) is not None,
                 "offload": dock.offload_progress.get(v.slot_id),
                 "error": v.error,
+                # the driver and which guarantees it allows (issue 14 section 3)
+                "guarantees": getattr(v, "guarantees", None),
                 "grant": _grant(dock, grants.get(v.slot_id)),
                 # the last offload's outcome, while its recorder is still docked and idle
                 "returned": outcomes.get(v.slot_id) if state not in _GONE else None,

@@ -38,6 +38,12 @@ SLOT_SCHEMA: dict[str, Any] = {
         "error": {"type": ["string", "null"]},
         "battery_percent": {"type": ["integer", "number", "null"]},
         "awaiting_takeaway": {"type": "boolean"},
+        "guarantees": {
+            "type": ["object", "null"],
+            "description": "the recorder's driver and which guarantees it allows: hash "
+            "(capture|offload), erase (erase|keep), clock (set|read|none), identity "
+            "(proven|claimed), battery (reported|unknown)",
+        },
         "offload": {
             "type": ["object", "null"],
             "description": "progress while offloading: bytes done and in all, recordings",
@@ -72,6 +78,7 @@ def slot_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "error": s.get("error"),
                 "battery_percent": s.get("battery_percent"),
                 "awaiting_takeaway": bool(s.get("awaiting_takeaway")),
+                "guarantees": s.get("guarantees"),
                 "offload": s.get("offload"),
             }
         )

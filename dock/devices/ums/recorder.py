@@ -23,9 +23,9 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from dock.devices.guarantees import Guarantees
 from dock.devices.recorder_client import (
     Identity,
     RecorderRefused,
@@ -43,30 +43,6 @@ from firmware_protocol.messages import Capability, ErrorCode, MsgType
 HASH_AT_OFFLOAD = "at offload, not at capture (mass-storage recorder: no capture hash)"
 #: Why footage stays on such a camera under the default policy.
 KEPT_BY_POLICY = 'policy keeps footage on mass-storage recorders (ums_erase = "keep")'
-
-
-@dataclass(frozen=True)
-class Guarantees:
-    """Which of the dock's guarantees this recorder allows (shown by probe and status)."""
-
-    driver: str
-    #: "capture" (the recorder hashed at capture) or "offload" (first read at the dock).
-    hash: str
-    #: "erase" (after verification) or "keep" (policy or device).
-    erase: str
-    #: "set", "read" or "none".
-    clock: str
-    #: "proven" (cryptographic) or "claimed".
-    identity: str
-    battery: str
-    #: How the volume is read: "mount" or "fat-library" (UMS only).
-    read_via: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v}
-
-
-PROTOCOL_GUARANTEES = Guarantees("protocol", "capture", "erase", "set", "proven", "reported")
 
 
 class VolumeMemory(Protocol):
@@ -116,7 +92,7 @@ class UmsRecorder:
         )  # fmt: skip
         self.guarantees = Guarantees(
             driver="ums", hash="offload", erase="erase" if allow_erase else "keep",
-            clock="read", identity="claimed", battery="reported" if battery else "unknown",
+            clock="none", identity="claimed", battery="reported" if battery else "unknown",
             read_via=read_via,
         )  # fmt: skip
         self.hash_taken = HASH_AT_OFFLOAD
@@ -296,7 +272,6 @@ def _drop(handle: Any) -> None:
 __all__ = [
     "HASH_AT_OFFLOAD",
     "KEPT_BY_POLICY",
-    "PROTOCOL_GUARANTEES",
     "Guarantees",
     "UmsRecorder",
     "UnknownVolume",
