@@ -146,3 +146,29 @@ def test_status_and_probe_say_which_guarantees_apply(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "dock.cli.main", "probe", str(junk)],
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_a_camera_vouched_for_by_the_vendor_command_set_keeps_that_identity(tmp_path) -> None:
+    """After a password login, clock set and @ATH (the vendor driver), the disk that appears
+    in the bay is that camera's: its id, battery and clock offset, not the file names'."""
+    from dock.config.models import ModelConfig
+    from dock.devices.ums.attach import UmsSlot
+    from dock.devices.ums.recorder import Vouched
+
+    img = str(tmp_path / "cam.img")
+    slot = UmsSlot("1", img, ModelConfig("DSJ-V8"), str(tmp_path / "vol"))
+    slot.vouch(Vouched("CAM-0042", battery=87, clock_offset_s=0.4, clock="set"))
+    with pytest.raises(Exception, match="no volume"):  # disk mode not reached yet
+        slot.session().__enter__()
+    make_image(img, footage_set(1, 100))
+    with slot.session() as cam:
+        assert cam.identity is not None and cam.identity.serial == "CAM-0042"
+        assert cam.status().battery_percent == 87 and cam.status().clock_offset_s == 0.4
+        assert cam.guarantees.as_dict()["clock"] == "set" and cam.clock_readable
+        assert cam.guarantees.as_dict()["hash"] == "offload"
+    os.unlink(img)  # undocked: forgotten
+    with pytest.raises(Exception, match="no volume"):
+        slot.session().__enter__()
+    make_image(img, footage_set(1, 100))
+    with slot.session() as cam:
+        assert cam.identity is not None and cam.identity.serial == DEVICE

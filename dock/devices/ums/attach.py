@@ -25,7 +25,7 @@ from dock.config.models import ModelConfig
 from dock.devices.recorder_client import LinkError, NoAnswer
 from dock.devices.ums.bootsector import read_boot_sector
 from dock.devices.ums.identity import IdentityRule
-from dock.devices.ums.recorder import UmsRecorder, UnknownVolume, VolumeMemory
+from dock.devices.ums.recorder import UmsRecorder, UnknownVolume, VolumeMemory, Vouched
 from dock.devices.ums.volume import DirVolume, FatVolume, UmsVolume
 
 log = logging.getLogger("dock.devices.ums")
@@ -77,12 +77,20 @@ class UmsSlot:
         self.mounter = mounter
         self.battery = battery
         self.hashes: dict[tuple[str, str, int, float], bytes] = {}
+        #: What the vendor command set said of the camera before its disk appeared.
+        self.vouched: Vouched | None = None
+        self._disk_seen = False
         #: Volume serial -> the camera it was: one emptied by its offload (file-name
         #: identity needs files) is still known, after a restart too (the store's).
         self.remembered: VolumeMemory = memory or _InMemory()
 
     def present(self) -> bool:
         return os.path.exists(self.disk)
+
+    def vouch(self, vouched: Vouched) -> None:
+        """The camera now switching to disk mode in this bay is ``vouched.serial`` (the
+        vendor command set's login said so); forgotten when its disk goes away."""
+        self.vouched, self._disk_seen = vouched, False
 
     def takes_session(self) -> bool:
         """Whether this bay's session is this camera's (else the protocol's, "auto")."""
@@ -120,14 +128,17 @@ class UmsSlot:
         """The camera for one session; NoAnswer when none is docked."""
         if not self.present():
             self.hashes.clear()  # undocked: the next volume is hashed afresh
+            if self._disk_seen:  # the vouched camera's disk came and went: it left
+                self.vouched, self._disk_seen = None, False
             raise NoAnswer(f"slot {self.slot_id}: no volume on {self.disk}")
         volume, via, mounted = self._open_volume()
+        self._disk_seen = True
         try:
             try:
                 camera = UmsRecorder(
                     volume, self.rule, timezone=self.timezone, allow_erase=self.allow_erase,
                     read_via=via, battery=self.battery, hashes=self.hashes,
-                    remembered=self.remembered,
+                    remembered=self.remembered, vouched=self.vouched,
                 )  # fmt: skip
             except UnknownVolume as exc:
                 raise LinkError(f"slot {self.slot_id}: unknown volume: {exc}") from exc

@@ -23,6 +23,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dock.devices.guarantees import Guarantees
@@ -52,6 +53,20 @@ class VolumeMemory(Protocol):
     def recall(self, volume_serial: str, model: str) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class Vouched:
+    """What the vendor command set established before switching the camera to disk mode
+    (dock/daemon/vendor_cameras.py): its id after a password login, its battery and its
+    clock's offset after any setting, where it reports them. The volume that appears next
+    in the bay is that camera's (``UmsSlot.vouch``)."""
+
+    serial: str
+    battery: int | None = None
+    clock_offset_s: float | None = None
+    #: "set" (the dock set it, from a synchronised clock) or "read".
+    clock: str = "read"
+
+
 class UnknownVolume(Exception):
     """No identity rule recognises the volume: nothing is offloaded from it."""
 
@@ -70,8 +85,10 @@ class UmsRecorder:
         battery: Callable[[], int | None] | None = None,
         hashes: dict[tuple[str, str, int, float], bytes] | None = None,
         remembered: VolumeMemory | None = None,
+        vouched: Vouched | None = None,
     ) -> None:
         self.volume = volume
+        self.vouched = vouched
         self.rule = rule
         self.timezone = timezone
         self.allow_erase = allow_erase
@@ -79,7 +96,7 @@ class UmsRecorder:
         self._listing: Listing = volume.listing()
         boot = volume.boot()
         self._volume_id = boot.serial if boot else ""
-        serial = identify(rule, volume, self._listing)
+        serial = vouched.serial if vouched else identify(rule, volume, self._listing)
         if serial is None and remembered is not None and self._volume_id:
             # emptied by an offload (this docking or before a restart): the same volume
             serial = remembered.recall(self._volume_id, rule.model)
@@ -90,15 +107,17 @@ class UmsRecorder:
             protocol_version=0, capabilities=Capability(0), enrolled=False,
             device_public_key=None,
         )  # fmt: skip
+        known_battery = battery is not None or (vouched is not None and vouched.battery is not None)
+        clock = "none" if vouched is None or vouched.clock_offset_s is None else vouched.clock
         self.guarantees = Guarantees(
-            driver="ums", hash="offload", erase="erase" if allow_erase else "keep",
-            clock="none", identity="claimed", battery="reported" if battery else "unknown",
-            read_via=read_via,
+            driver="ums" if vouched is None else "vendor+ums", hash="offload",
+            erase="erase" if allow_erase else "keep", clock=clock, identity="claimed",
+            battery="reported" if known_battery else "unknown", read_via=read_via,
         )  # fmt: skip
         self.hash_taken = HASH_AT_OFFLOAD
         #: A bare mass-storage camera states no clock: the pre-shift check says "unknown"
         #: and ``allow_unknown_clock_and_battery`` decides (never an offset of 0 made up).
-        self.clock_readable = False
+        self.clock_readable = clock != "none"
         #: Nothing more can be proven: the identity is claimed (``guarantees``), and there
         #: is no event log a forger could trim; gap scans read the files themselves.
         self.authenticated = True
@@ -172,11 +191,16 @@ class UmsRecorder:
     def status(self) -> Status:
         total, free = self.volume.space()
         battery = self._battery() if self._battery else None
+        if battery is None and self.vouched is not None:
+            battery = self.vouched.battery
+        offset = self.vouched.clock_offset_s if self.vouched else None
         newest = max((f.mtime for f in self._listing.files), default=0.0)
         return Status(
             battery_percent=-1 if battery is None else battery, charging=False,
             storage_total_bytes=total, storage_free_bytes=free, recording=False,
-            device_time=newest, clock_offset_s=0.0, fault_flags=0,
+            # read by the vendor command set before disk mode; else unknown (never used:
+            # clock_readable is False, the check says "unknown")
+            device_time=newest, clock_offset_s=0.0 if offset is None else offset, fault_flags=0,
             recording_count=len(self.footage()), event_count=None,
             officer_id=None, battery_health_percent=None, battery_cycles=None,
             battery_temp_c=None,
