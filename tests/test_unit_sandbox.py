@@ -65,7 +65,7 @@ def sandboxed(unit: str, state: Path, command: list[str]) -> list[str]:
     state.mkdir(parents=True, exist_ok=True)
     shutil.chown(state, "nobody", "nogroup")
     script = f"""set -e
-exec 3<"{state}"
+exec 3<"{state}" 4<"{ROOT}"
 for m in $(findmnt -rn -o TARGET | sort -u); do
     case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
     mount -o bind,remount,ro "$m"
@@ -78,6 +78,11 @@ mount -o bind,remount,rw "{state}"
 exec 3<&-
 mount -t tmpfs -o mode=0 tmpfs /home
 mount -t tmpfs -o mode=0 tmpfs /root
+# The checkout, read-only, where it was (a clone under /tmp is hidden by now).
+mkdir -p "{ROOT}"
+mount --no-canonicalize --bind /proc/self/fd/4 "{ROOT}"
+mount -o bind,remount,ro "{ROOT}"
+exec 4<&-
 cd /tmp
 exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \\
     --bounding-set=-all --no-new-privs "$@"
