@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,8 @@ OLD = (1,)  # protocol versions of an old recorder
 
 EMULATOR = [sys.executable, "-m", "hardware.emulator.cli"]
 DOCK = [sys.executable, "-m", "dock.cli.main"]
+#: A log line as the dock writes it into a pipe (common/logsetup.py): its UTC time first.
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
 def old_dock(make_dock, spec: dict, **kw):
@@ -385,7 +388,8 @@ def test_enrolling_an_old_recorder_is_refused_with_one_clear_line(tmp_path) -> N
         cfg, _state, _evidence = write_dock_config(tmp_path, url)
         out = dock(cfg, "device", "enrol", "--slot", "1")
         assert out.returncode == 1, out.stdout + out.stderr
-        lines = [ln for ln in out.stderr.splitlines() if ln and not ln.startswith("{")]  # logs
+        # Log lines in a pipe start with their UTC time; the refusal is the one other line.
+        lines = [ln for ln in out.stderr.splitlines() if ln and not LOG_LINE.match(ln)]
         assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
         assert lines[0].startswith("dock device: enrol refused: ")
         assert "protocol version 1" in lines[0] and "in clear" in lines[0]
