@@ -163,3 +163,29 @@ def test_status_says_what_the_camera_cannot_give(tmp_path) -> None:
         "read_via": "fat-library"}  # fmt: skip
     assert shown["clock"].startswith("unknown") and shown["battery"] == "unknown"
     assert 0 < shown["storage_free_bytes"] < shown["storage_total_bytes"]
+
+
+def test_pauses_between_a_cameras_files_in_an_episode_are_explanation_items(tmp_path, dock) -> None:
+    """A camera with no event log: a pause between two files inside the custody episode
+    opens an item (reason "other": it cannot say why); one outside the episode does not."""
+    from dock.evidence.gaps import GapRegister, scan_episode
+    from dock.storage.store import Custody
+
+    from .ums_helpers import Footage, mp4, vendor_name
+
+    store, audit, _ = dock
+    store.add_officer("012345", "Wang Wei", "Traffic 3", "482913")
+    # local times (UTC+8) 08:30, 08:31 (1 min files: contiguous), then 09:00 (a pause)
+    starts = ["20261130083000", "20261130083100", "20261130090000", "20261130120000"]
+    files = [Footage(f"DCIM/{vendor_name(n + 1, t)}", mp4(0, bytes([n]) * 100, duration_s=60))
+             for n, t in enumerate(starts)]  # fmt: skip
+    cam = UmsRecorder(_volume("dir", tmp_path, files)[0], RULE, timezone="Asia/Shanghai")
+    out_at = 1795998600.0 - 60  # 08:29 local; back at 10:00 (before the 12:00 file)
+    custody = Custody(1, DEVICE, "012345", "1", out_at, out_at + 91 * 60, None, None)
+    opened = scan_episode(cam, store, audit, DEVICE, custody)  # type: ignore[arg-type]
+    items = GapRegister(store, audit).list_items("012345")
+    assert opened == 1 and len(items) == 1
+    item = items[0]
+    assert (item.kind, item.reason, item.serial) == ("interrupted", "other", DEVICE)
+    assert item.end_ms is not None and item.end_ms - item.start_ms == 28 * 60 * 1000
+    assert "not known" in item.detail

@@ -67,7 +67,7 @@ def footage_set(count: int, size: int, seed: int = 1) -> list[Footage]:
         minute = 30 + n
         local = f"20261130{8 + minute // 60:02d}{minute % 60:02d}00"
         payload = hashlib.shake_256(f"{seed}-{n}".encode()).digest(size)
-        out.append(Footage(f"DCIM/{vendor_name(n + 1, local)}", mp4(1796027400 + 60 * n, payload)))
+        out.append(Footage(f"DCIM/{vendor_name(n + 1, local)}", mp4(1795998600 + 60 * n, payload)))
     return out
 
 

@@ -41,6 +41,7 @@ Event times are the recorder's clock; the episode bounds are the dock's custody 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -305,6 +306,33 @@ def find_gaps(
     for g in sorted(found.values(), key=_sort_key):
         out.setdefault((g.kind, g.start_ms, g.recording_id or ""), g)
     return list(out.values())
+
+
+def file_gaps(
+    recordings: Sequence[RecordingLike],
+    episode_start_ms: int,
+    episode_end_ms: int | None,
+    min_gap_ms: int,
+) -> list[Gap]:
+    """Pauses between consecutive files of a recorder that logs no events and states no
+    stop reason (a mass-storage camera): from the end of one file to the start of the
+    next, both inside the episode, when longer than ``min_gap_ms``. Its reason is
+    ``other``: the camera cannot say whether it was stopped by hand or interrupted."""
+    parsed = [r for r in _parse_recordings(recordings) if r.start_ms is not None]
+    timed = sorted((r.start_ms or 0, r.id, r.end_ms) for r in parsed)
+    out: list[Gap] = []
+    for (_, rid, end_ms), (next_start, _, _) in itertools.pairwise(timed):
+        late = episode_end_ms is not None and next_start > episode_end_ms
+        if end_ms < episode_start_ms or late:
+            continue
+        pause = next_start - end_ms
+        if pause > min_gap_ms:
+            detail = (
+                f"no footage for {pause / 1000:g} s between two files; the camera logs no "
+                "events, so whether it was stopped or interrupted is not known"
+            )
+            out.append(Gap(INTERRUPTED, "other", end_ms, next_start, rid, detail))
+    return out[:1000]  # bounded: a camera cannot open more items than this per episode
 
 
 def _sort_key(g: Gap) -> tuple[int, str, str, str, str]:

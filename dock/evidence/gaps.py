@@ -54,6 +54,7 @@ from dock.evidence.gap_detection import (
     Gap,
     RecordingLike,
     could_not_continue,
+    file_gaps,
     find_gaps,
 )
 from dock.storage.audit import AuditLog
@@ -489,6 +490,8 @@ def scan_episode(
     start = round(custody.out_at * 1000)
     end = None if custody.in_at is None else round(custody.in_at * 1000)
     gaps = find_gaps(events, recordings, start, end, report_manual_stops)
+    if no_log and getattr(client, "gaps_from_files", False):  # a mass-storage camera
+        gaps += file_gaps(recordings, start, end, round(continuity_tolerance_s * 1000))
     opened = register.open_items(serial, custody.officer_id, custody.id, gaps)
     from dock.evidence.continuity import ContinuityRegister  # recordings gone (REQUIREMENTS §4)
 

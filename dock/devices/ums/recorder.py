@@ -121,6 +121,8 @@ class UmsRecorder:
         #: Nothing more can be proven: the identity is claimed (``guarantees``), and there
         #: is no event log a forger could trim; gap scans read the files themselves.
         self.authenticated = True
+        #: No event log and no stop reasons: pauses between files are the gaps to explain.
+        self.gaps_from_files = True
         self._files: dict[str, VolumeFile] = {}
         #: First-read hashes of this docking, by (volume serial, path, size, mtime): a
         #: sweep lists again (the slot keeps them between sessions while docked).
