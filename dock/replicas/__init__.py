@@ -1,0 +1,1 @@
+"""Replication transports: one module per kind of target (see dock.domain.replica)."""
