@@ -172,3 +172,54 @@ def test_a_camera_vouched_for_by_the_vendor_command_set_keeps_that_identity(tmp_
     make_image(img, footage_set(1, 100))
     with slot.session() as cam:
         assert cam.identity is not None and cam.identity.serial == DEVICE
+
+
+class FakeMounter:
+    """Stands in for hardware/block_volumes.py where the kernel cannot mount vfat: a
+    "mount" extracts the image into the target with mtools; every call is recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def mount_readonly(self, device: str, target: str, fstype: str, loop: bool) -> None:
+        self.calls.append(f"mount {fstype} loop={loop}")
+        os.makedirs(target, exist_ok=True)
+        subprocess.run(["mcopy", "-s", "-i", device, "::/DCIM", target], check=True)
+
+    def writable_for(self, target: str):  # type: ignore[no-untyped-def]
+        def run(step):  # type: ignore[no-untyped-def]
+            self.calls.append("rw")
+            try:
+                step()
+            finally:
+                self.calls.append("ro")
+
+        return run
+
+    def unmount(self, target: str) -> None:
+        self.calls.append("unmount")
+        import shutil
+
+        shutil.rmtree(target)
+
+    def unmount_stale(self, folder: str) -> list[str]:
+        self.calls.append("reconcile")
+        return []
+
+
+def test_where_the_dock_may_mount_it_reads_the_mount_and_unmounts_after(tmp_path) -> None:
+    from dock.config.models import ModelConfig
+    from dock.devices.ums.attach import UmsSlot
+
+    files = footage_set(2, 2_000)
+    img = make_image(str(tmp_path / "cam.img"), files)
+    mounter = FakeMounter()
+    slot = UmsSlot("1", img, ModelConfig("DSJ-V8"), str(tmp_path / "vol"), mounter=mounter,
+                   allow_erase=True)  # fmt: skip
+    with slot.session() as cam:
+        assert cam.guarantees.as_dict()["read_via"] == "mount"
+        recs = cam.list_recordings()
+        assert {r.sha256 for r in recs} == {f.sha256 for f in files}
+        cam.erase(recs[0].id, recs[0].sha256)  # the delete alone runs read-write
+    assert mounter.calls == ["reconcile", "mount vfat loop=True", "rw", "ro", "unmount"]
+    assert not os.path.exists(tmp_path / "vol" / "slot-1")  # nothing left mounted

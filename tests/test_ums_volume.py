@@ -205,3 +205,13 @@ def test_a_loop_mounted_image_reads_as_the_library_reads_it(tmp_path) -> None:
         unmount(str(target))
     fat = FatVolume(img)
     assert mounted == {f.path.upper(): _read_all(fat, f) for f in fat.listing().files}
+
+
+def test_long_and_non_ascii_names_on_a_fat_image_are_listed_and_read(tmp_path) -> None:
+    long = "DSJ0001_012345_20261130083000_0001_" + "x" * 180 + ".MP4"
+    extra = {f"DCIM/{long}": b"long", "DCIM/执法记录_0001.MP4": b"cjk"}
+    img = make_image(str(tmp_path / "cam.img"), [], extra=extra)
+    vol = FatVolume(img)
+    by_name = {f.path: f for f in vol.listing().files}
+    assert set(by_name) == set(extra)
+    assert {p: _read_all(vol, f) for p, f in by_name.items()} == extra
