@@ -223,3 +223,25 @@ def test_where_the_dock_may_mount_it_reads_the_mount_and_unmounts_after(tmp_path
         cam.erase(recs[0].id, recs[0].sha256)  # the delete alone runs read-write
     assert mounter.calls == ["reconcile", "mount vfat loop=True", "rw", "ro", "unmount"]
     assert not os.path.exists(tmp_path / "vol" / "slot-1")  # nothing left mounted
+
+
+def test_dock_run_with_a_mass_storage_bay(tmp_path) -> None:
+    """`dock run --once` as installed (the production wiring, a subprocess): the bay's
+    camera is identified, its footage offloaded, the status says what it cannot give."""
+    files = footage_set(2, 20_000)
+    img = make_image(str(tmp_path / "cam.img"), files)
+    config = write_config(tmp_path, img)
+    base = [sys.executable, "-m", "dock.cli.main", "--config", config]
+    enrol = subprocess.run([*base, "device", "enrol", "--slot", "1"], capture_output=True,
+                           text=True, timeout=120, check=False)  # fmt: skip
+    assert enrol.returncode == 0, enrol.stderr
+    run = subprocess.run([*base, "run", "--once"], capture_output=True, text=True,
+                         timeout=300, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "slot 1: driver ums" in run.stdout and "hash taken at offload" in run.stdout
+    assert "-1 %" not in run.stdout  # an unknown battery is not a number
+    listed = subprocess.run([*base, "archive", "list", "--json"], capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    rows = json.loads(listed.stdout)
+    rows = rows.get("recordings", rows) if isinstance(rows, dict) else rows
+    assert sorted(r["sha256"] for r in rows) == sorted(f.sha256.hex() for f in files)

@@ -52,7 +52,10 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 "state": state,
                 "device": v.serial,
                 "ready": v.ready,
-                "battery_percent": snap.battery_percent if snap else None,
+                # negative: not reported (a mass-storage camera): unknown, not a number
+                "battery_percent": snap.battery_percent
+                if snap and snap.battery_percent >= 0
+                else None,
                 "battery_health_percent": snap.battery_health_percent if snap else None,
                 "storage_free_bytes": snap.storage_free_bytes if snap else None,
                 "clock_offset_after_sync_s": snap.clock_offset_after_sync_s if snap else None,
