@@ -61,6 +61,8 @@ class AuditKind(StrEnum):
     SEAL = "seal"  # a BagIt package sealed (or re-sealed): its tag-manifest digest
     SEAL_FAILED = "seal_failed"  # a package could not be sealed (tried again later)
     SECOND_COPY = "second_copy"  # a second copy of a recording confirmed, and where
+    PACKAGE_REPLICATED = "package_replicated"  # a sealed package verified at a replication target
+    REPLICATION_FAILED = "replication_failed"  # an attempt to replicate a package failed, and why
 
     # --- deadlines and fixity
     DEADLINE_AT_RISK = "deadline_at_risk"  # a recorder (back or away) near its offload deadline
