@@ -93,6 +93,8 @@ class EventType(StrEnum):
     PIN_LOCKED = "pin.locked"  # five wrong PINs in a row for one officer number
     PIN_UNLOCKED = "pin.unlocked"  # a supervisor unlocked it
     COMMAND = "command"  # a command from headquarters, accepted or refused
+    # a sealed package could not be copied to a replication target (it stays queued)
+    REPLICATION_FAILED = "replication.failed"
 
 
 class Command(StrEnum):
@@ -269,12 +271,88 @@ def _validate(kind: Kind, payload: dict[str, Any]) -> None:
             parse_utc(payload[name])
     if kind is Kind.STATE:
         _enum(kind, "state", payload["state"], DockState)
+    elif kind is Kind.HEALTH and payload.get("replication") is not None:
+        check_replication(payload["replication"])
     elif kind is Kind.EVENT:
         _enum(kind, "type", payload["type"], EventType)
         if payload["seq"] < 1:
             raise ContractError("event: seq starts at 1")
+        if payload["type"] == EventType.REPLICATION_FAILED:
+            _check_replication_failed(payload["data"])
     elif kind is Kind.CMD:
         _enum(kind, "command", payload["command"], Command)
+
+
+# --- replication (MQTT.md, "health" and "replication.failed") -------------------------
+
+#: Bounds of health's ``replication`` object and of a ``replication.failed`` event, so one
+#: dock's report stays small whatever its queue or its targets' errors hold.
+REPLICATION_MAX_TARGETS = 16
+REPLICATION_NAME_MAX = 64
+REPLICATION_ERROR_MAX = 200
+REPLICATION_PACKAGE_MAX = 200
+_COUNTS = ("pending", "sending", "failed", "replicated_24h")
+_TIMES = ("oldest_pending_at", "last_success_at")
+
+
+def one_line(text: object, limit: int = REPLICATION_ERROR_MAX) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (an error from a
+    server may hold anything): controls become spaces, the cut end says "…"."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _short_text(where: str, value: Any, limit: int, *, nullable: bool = False) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str) or len(value) > limit or value != one_line(value, limit):
+        raise ContractError(f"{where}: expected one line of at most {limit} characters")
+
+
+def _count(where: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ContractError(f"{where}: expected a count (an integer >= 0)")
+
+
+def check_replication(value: Any) -> None:
+    """Health's ``replication`` object: ``deadline_hours`` and at most
+    :data:`REPLICATION_MAX_TARGETS` targets, each with its counts, times and last error."""
+    if not isinstance(value, dict):
+        raise ContractError("health: replication must be an object")
+    hours = value.get("deadline_hours")
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours < 1e6:
+        raise ContractError("health: replication.deadline_hours must be a number > 0")
+    targets = value.get("targets")
+    if not isinstance(targets, list) or len(targets) > REPLICATION_MAX_TARGETS:
+        raise ContractError(
+            f"health: replication.targets must be a list of at most {REPLICATION_MAX_TARGETS}"
+        )
+    for i, target in enumerate(targets):
+        where = f"health: replication.targets[{i}]"
+        if not isinstance(target, dict):
+            raise ContractError(f"{where} must be an object")
+        _short_text(f"{where}.name", target.get("name"), REPLICATION_NAME_MAX)
+        for name in _COUNTS:
+            _count(f"{where}.{name}", target.get(name))
+        for name in _TIMES:
+            if target.get(name) is not None:
+                parse_utc(target[name])
+        _short_text(
+            f"{where}.last_error", target.get("last_error"), REPLICATION_ERROR_MAX, nullable=True
+        )
+
+
+def _check_replication_failed(data: dict[str, Any]) -> None:
+    """The fields a ``replication.failed`` event names, where present, are bounded."""
+    for name, limit in (
+        ("package", REPLICATION_PACKAGE_MAX),
+        ("target", REPLICATION_NAME_MAX),
+        ("reason", REPLICATION_ERROR_MAX),
+    ):
+        if name in data:
+            _short_text(f"event replication.failed: {name}", data[name], limit)
+    if "attempts" in data:
+        _count("event replication.failed: attempts", data["attempts"])
 
 
 def _enum(kind: Kind, field: str, value: str, enum: type[StrEnum]) -> None:

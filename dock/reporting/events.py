@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dock.domain.audit_kinds import AuditKind
-from mqtt_contract.contract import EventType
+from mqtt_contract.contract import (
+    REPLICATION_ERROR_MAX,
+    REPLICATION_NAME_MAX,
+    REPLICATION_PACKAGE_MAX,
+    EventType,
+    one_line,
+)
 
 #: The ``kind`` of the view ``feed`` makes of a signed checkpoint. No audit entry has it
 #: (it is no :class:`AuditKind`, so ``AuditLog.append`` refuses it): an entry cannot pose
@@ -60,6 +66,8 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.SEAL_FAILED: "the footage is archived and verified; the seal is retried at "
     "the next offload",
     AuditKind.SECOND_COPY: "local record of where a second copy is kept",
+    AuditKind.PACKAGE_REPLICATED: "health's replication object carries the counts and the "
+    "last success per target",
     AuditKind.FIXITY_CHECK: "the routine summary; each failure is reported as fixity.failed",
     AuditKind.GAP_EXPLAINED: "local review: headquarters hears of the gap (gap.found)",
     AuditKind.GAP_EXPLAIN_REFUSED: "local review refused; nothing changed",
@@ -275,9 +283,26 @@ def event_for(entry: AuditView, drift_bound_s: float) -> tuple[EventType, dict[s
                 "note": d.get("note") or "",
                 "by": entry.actor,
             }
+        case AuditKind.REPLICATION_FAILED:
+            return EventType.REPLICATION_FAILED, replication_failed_data(entry)
         case AuditKind.HQ_COMMAND:
             return EventType.COMMAND, {
                 **_pick(d, "id", "command", "accepted", "error"),
                 "by": entry.actor,
             }
     return None
+
+
+def replication_failed_data(entry: AuditView) -> dict[str, Any]:
+    """A failed replication attempt in the contract's bounds (a server's error may be long
+    or hold line breaks): package, target, reason and attempts."""
+    d = entry.data
+    attempts = d.get("attempts")
+    return {
+        "package": one_line(
+            d.get("package") or d.get("bag") or entry.subject, REPLICATION_PACKAGE_MAX
+        ),
+        "target": one_line(d.get("target") or "", REPLICATION_NAME_MAX),
+        "reason": one_line(d.get("reason") or d.get("error") or "failed", REPLICATION_ERROR_MAX),
+        "attempts": attempts if type(attempts) is int and attempts >= 0 else 0,
+    }
