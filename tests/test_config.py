@@ -505,6 +505,7 @@ def test_trusted_clock_warns(tmp_path) -> None:
 def _all_keys() -> list[tuple[str, str]]:
     import dock.config as config
     from dock.config.models import MODEL_KEYS
+    from dock.config.replication import REPLICATION_KEYS, TARGET_KEYS
 
     tables = {
         "dock": config.DOCK_KEYS,
@@ -517,6 +518,8 @@ def _all_keys() -> list[tuple[str, str]]:
         "officers": config.OFFICERS_KEYS,
         "web": WEB_KEYS,
         "model": MODEL_KEYS,
+        "replication": tuple(k for k in REPLICATION_KEYS if k != "target"),
+        "replication.target": TARGET_KEYS,
     }
     return [(t, k) for t, keys in tables.items() for k in keys]
 
@@ -524,7 +527,7 @@ def _all_keys() -> list[tuple[str, str]]:
 def test_config_md_documents_every_key_and_table() -> None:
     doc = (DOCS / "CONFIG.md").read_text(encoding="utf-8")
     sections = re.findall(r"^##+ `\[+([a-z0-9.]+)\]+`", doc, flags=re.M)
-    assert set(sections) == {*SECTIONS, "gpio.hd44780"}
+    assert set(sections) == {*SECTIONS, "gpio.hd44780", "replication.target"}
     for table, key in _all_keys():
         assert f"| `{key}` |" in doc, f"{table}.{key}"
 

@@ -41,6 +41,7 @@ from dock.config.models import MODEL_KEYS, ModelConfig, check_models
 from dock.config.mqtt import MQTT_ID_RE, MQTT_KEYS, MqttConfig, check_mqtt
 from dock.config.officers import OFFICERS_KEYS, OfficersConfig, check_officers
 from dock.config.policy import POLICY_KEYS, check_policy
+from dock.config.replication import REPLICATION_KEYS, ReplicationConfig, check_replication
 from dock.config.scanner import SCANNER_KEYS, ScannerConfig, check_scanner
 from dock.config.slots import EMULATED_SCHEME, SLOT_KEYS, SlotConfig, check_slots
 from dock.config.station import DOCK_KEYS, DockSettings, check_dock
@@ -80,6 +81,8 @@ class DockConfig:
     web: WebConfig = field(default_factory=WebConfig)
     #: ``[[model]]``: cameras of other drivers (mass storage), by name.
     models: tuple[ModelConfig, ...] = ()
+    #: ``[replication]``: sealed packages to the unit's central storage (none: off).
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     #: Names of the policy fields the file overrides (informational).
     policy_overrides: tuple[str, ...] = ()
     #: Allowed but weakening settings, already logged; for the status page / audit.
@@ -95,7 +98,7 @@ class DockConfig:
 
 SECTIONS = (
     "dock", "policy", "slot", "clock", "gpio", "badge", "officers", "scanner", "mqtt", "web",
-    "model",
+    "model", "replication",
 )  # fmt: skip
 #: The keys each table accepts (docs/CONFIG.md documents each).
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -110,6 +113,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "mqtt": MQTT_KEYS,
     "web": WEB_KEYS,
     "model": MODEL_KEYS,
+    "replication": REPLICATION_KEYS,
 }
 
 
@@ -194,6 +198,8 @@ def config_hash(cfg: DockConfig) -> str:
     }
     if cfg.models:  # absent before [[model]] existed: the hash of those files is unchanged
         canonical["models"] = [dataclasses.asdict(m) for m in cfg.models]
+    if cfg.replication != ReplicationConfig():  # likewise: absent before [replication]
+        canonical["replication"] = dataclasses.asdict(cfg.replication)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -268,6 +274,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
     web = check_web(ck, ck.table(data, "web"))
     models = check_models(ck, data)
     _check_slot_models(ck, slots, models)
+    replication = check_replication(ck, ck.table(data, "replication"))
 
     mqtt_t = broker_settings.with_new_names(ck, "mqtt", ck.table(data, "mqtt"))
     ck.unknown_keys("mqtt", mqtt_t, MQTT_KEYS)
@@ -291,6 +298,7 @@ def _build(data: Mapping[str, Any], path: str | None, allow_emulated: bool) -> D
         mqtt=mqtt or MqttConfig(),
         web=WebConfig(**web),
         models=tuple(ModelConfig(**m) for m in models),
+        replication=replication or ReplicationConfig(),
         policy_overrides=overridden,
         warnings=tuple(ck.warnings),
         path=path,

@@ -742,3 +742,22 @@ def validate_bag(bag_dir: str, *, fast: bool = False) -> BagReport:
             if standard and tag not in entries:
                 problems.append(f"{tag}: not covered by {name}")
     return BagReport(not problems, problems)
+
+
+def manifest_digests(bag_dir: str) -> dict[str, str]:
+    """Every file a package's SHA-256 manifests list ("/"-paths relative to the bag:
+    payload from ``manifest-sha256.txt``, tag files from ``tagmanifest-sha256.txt``) ->
+    its lowercase hex SHA-256: what a copy elsewhere (a replica) is checked against.
+    ``tagmanifest-sha256.txt`` itself is not listed: its digest is the seal in the audit
+    log. BagError when a manifest is missing or malformed."""
+    problems: list[str] = []
+    out: dict[str, str] = {}
+    for name in (MANIFEST, TAGMANIFEST):
+        entries = _read_manifest(bag_dir, name, True, problems)
+        for path in entries or {}:
+            if _path_problem(path):
+                problems.append(f"{name}: {_show(path)} is not a safe path")
+        out.update(entries or {})
+    if problems:
+        raise BagError(f"{bag_dir}: " + "; ".join(problems[:3]))
+    return out

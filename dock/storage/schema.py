@@ -607,6 +607,35 @@ BEGIN SELECT RAISE(ABORT, 'the handover register is append-only'); END""",
 )
 
 
+# --------------------------------------------------------------------------- replication
+# Owner: dock.storage.replication_table.ReplicationTable (for dock.evidence.replication).
+# One row per sealed package and configured target, written before anything is sent
+# (the intent), moved through its states by the engine: what is left survives restarts.
+
+REPLICATION_QUEUE = (
+    """CREATE TABLE IF NOT EXISTS replication_queue (
+    seal_id INTEGER NOT NULL REFERENCES seals(id),
+    target TEXT NOT NULL,
+    bag TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'verifying', 'replicated',
+                                         'failed', 'superseded')),
+    sealed_at REAL NOT NULL,
+    enqueued_at REAL NOT NULL,
+    file TEXT,
+    file_offset INTEGER,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    next_try REAL NOT NULL DEFAULT 0,
+    verified_at REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (seal_id, target)
+)""",
+    "CREATE INDEX IF NOT EXISTS replication_by_state ON replication_queue(state, sealed_at)",
+)
+
+
 # --------------------------------------------------------------------------- statistics
 # Read by dock.storage.stats_tables (the statistics page): every query over a period is
 # a range on one of these, so it reads the period's rows, not the whole table.
@@ -673,6 +702,7 @@ STEPS: tuple[Step, ...] = (
     _sql(*WORKING_COPIES),
     _sql(VENDOR_CAMERAS),
     _sql(UMS_VOLUMES),
+    _sql(*REPLICATION_QUEUE),
 )
 
 

@@ -1,0 +1,383 @@
+"""Sealed packages to the unit's central storage, each verified there before it counts.
+
+For each configured target the engine takes the queue's due packages (urgent, then
+oldest: :mod:`dock.storage.replication_table`) and, for every file of a package (payload
+and tag files), uploads it to ``<target path>/<dock id>/<bag name>/<path>`` under a
+``.part`` name, resuming a partial upload from its size, then renames it into place.
+Once all are there it reads every file back *from the target*, hashes it and compares
+it with the package's manifests (``manifest-sha256.txt``, ``tagmanifest-sha256.txt``,
+and the tag manifest itself with the seal in the audit log). A mismatch deletes that
+remote file and sends it again (at most ``max_attempts`` rounds); only when every file
+matches is the package ``replicated``: a ``package_replicated`` audit entry naming the
+target, and each member recording's second copy confirmed exactly as ``dock
+confirm-copy`` records it (``second_copy`` entry; ``erase_on_device =
+"after_second_copy"`` then lets the recorder's copy go at its next docking).
+
+A failure (target away, credentials refused, target full, a copy that never matched)
+marks the package ``failed`` with its reason and a capped backoff: it is tried again,
+nothing is dropped, and the backlog stays visible. Outside the allowed windows no file
+starts; a file already being sent finishes. The bandwidth limit is a token bucket
+around the reads of the local file, the same for every transport.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, BinaryIO
+
+from dock.config.replication import ReplicationConfig, window_minutes
+from dock.domain.audit_kinds import AuditKind
+from dock.domain.replica import ReplicaError, ReplicaTarget, safe_relpath
+from dock.domain.replication_pace import TokenBucket, in_windows
+from dock.evidence.bagit import TAGMANIFEST, BagError, manifest_digests, tagmanifest_digest
+from dock.storage.audit import AuditLog
+from dock.storage.evidence_tables import SealTable
+from dock.storage.replication_table import ReplicationTable
+from dock.storage.store import Store
+from dock.support import crashpoints
+
+log = logging.getLogger("dock.replication")
+
+#: Backoff after a failure: 60 s doubled per attempt, at most an hour.
+BACKOFF_FIRST_S = 60.0
+BACKOFF_CAP_S = 3600.0
+#: The queue's bytes-sent column is written at most this often (bytes).
+PROGRESS_EVERY = 8 << 20
+#: Burst of the token bucket: one read chunk.
+CHUNK = 256 << 10
+#: Packages taken per target and run (the next run takes the next ones).
+PER_RUN = 50
+#: Suffix of a file being uploaded (renamed away when whole).
+PART = ".part"
+
+
+def backoff_s(attempts: int) -> float:
+    """Seconds to wait after the ``attempts``-th failure in a row (capped)."""
+    return min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** max(0, min(attempts, 20) - 1))
+
+
+def second_copy_where(target: str, remote: str) -> str:
+    """What the archive's ``second_copy_where`` says of a verified replica."""
+    return f"replica {target}: {remote}"
+
+
+class Schedule:
+    """The allowed windows of ``[replication]`` in the dock's local time."""
+
+    def __init__(self, allowed: tuple[str, ...], tz: tzinfo | None = None) -> None:
+        self.windows = [window_minutes(w) for w in allowed]
+        self.tz = tz
+
+    def allows(self, now: float) -> bool:
+        local = datetime.fromtimestamp(now, self.tz)
+        return in_windows(self.windows, local.hour * 60 + local.minute)
+
+
+class _Throttled:
+    """A file read through the token bucket, counting what went (the progress)."""
+
+    def __init__(self, f: BinaryIO, bucket: TokenBucket) -> None:
+        self.f = f
+        self.bucket = bucket
+
+    def read(self, n: int = -1) -> bytes:
+        n = CHUNK if n is None or n < 0 or n > CHUNK else n
+        data = self.f.read(n)
+        if data:
+            self.bucket.take(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+class _Mismatch(ReplicaError):
+    """Files read back from the target did not match the manifests after every round."""
+
+
+@dataclass
+class RunReport:
+    """What one :meth:`ReplicationEngine.run_once` did, per package."""
+
+    replicated: list[tuple[str, str]] = field(default_factory=list)  # (target, bag)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (target, bag, why)
+    skipped_schedule: bool = False
+
+
+#: Test hook: called with (target name, remote relpath) just before a file is read back.
+VerifyHook = Callable[[str, str], None]
+
+
+class ReplicationEngine:
+    """The queue, the sending and the verification, for every configured target."""
+
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        evidence_dir: str,
+        dock_id: str,
+        targets: list[ReplicaTarget],
+        config: ReplicationConfig,
+        tz: tzinfo | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.evidence_dir = evidence_dir
+        self.dock_id = dock_id
+        self.targets = targets
+        self.config = config
+        self.schedule = Schedule(config.allowed, tz)
+        rate = config.bandwidth_kib_s * 1024
+        self.bucket = TokenBucket(rate, max(CHUNK, rate / 4), monotonic, sleep)
+        self.table = ReplicationTable(store)
+        self.seals = SealTable(store)
+        #: Set to stop between files (the daemon's shutdown).
+        self.stopping: Callable[[], bool] = lambda: False
+        #: Test hooks: before each file is read back; bytes sent of the current file.
+        self.before_verify: VerifyHook | None = None
+        self.on_progress: Callable[[str, int], None] | None = None
+
+    # ------------------------------------------------------------------ the queue
+    def reconcile(self, now: float | None = None) -> int:
+        """Enqueue every sealed package missing for a target (at start, after seals)."""
+        return self.table.enqueue_missing([t.name for t in self.targets], now or time.time())
+
+    def retry(self, seal_id: int | None, now: float | None = None) -> int:
+        """Failed packages (one, or all) due again now; how many."""
+        return self.table.retry(seal_id, now or time.time())
+
+    # ------------------------------------------------------------------ a run
+    def run_once(self, now: float | None = None) -> RunReport:
+        """Reconcile, then send and verify what is due at each target (bounded)."""
+        now = time.time() if now is None else now
+        report = RunReport()
+        self.reconcile(now)
+        if not self.schedule.allows(now):
+            report.skipped_schedule = True
+            return report
+        for target in self.targets:
+            due = self.table.due(target.name, now, PER_RUN)
+            if not due or self.stopping():
+                continue
+            try:
+                target.connect()
+            except ReplicaError as exc:
+                for row in due:
+                    self._failed(target.name, row, str(exc), report)
+                continue
+            try:
+                for row in due:
+                    if self.stopping() or not self.schedule.allows(time.time()):
+                        break
+                    if not self._package(target, row, report):
+                        break  # the target itself failed: the rest waits for the backoff
+            finally:
+                target.close()
+        return report
+
+    # ------------------------------------------------------------------ one package
+    def _package(self, target: ReplicaTarget, row: dict[str, Any], report: RunReport) -> bool:
+        """Send and verify one package; False when the target failed (stop this run)."""
+        seal = self.seals.by_id(row["seal_id"])
+        bag_dir = os.path.join(self.evidence_dir, row["bag"])
+        if seal is None or (not os.path.isdir(bag_dir) and not self.table.members(seal["id"])):
+            with self.table.transaction():  # a purge replaced it: its successor is queued
+                self.table.set_state(row["seal_id"], target.name, "superseded", time.time())
+            return True
+        try:
+            files = self._files(seal, bag_dir)
+        except (OSError, BagError, ValueError) as exc:
+            self._failed(target.name, row, f"local package unreadable: {exc}", report)
+            return True
+        base = f"{safe_relpath(self.dock_id)}/{os.path.basename(row['bag'])}"
+        total = sum(size for _, size, _ in files.values())
+        try:
+            for round_ in range(1, self.config.max_attempts + 1):
+                self._send_all(target, row, base, files, total)
+                bad = self._verify_all(target, row, base, files)
+                if not bad:
+                    break
+                for rel in bad:
+                    target.delete(f"{base}/{rel}")
+                log.warning("%s at %s: %d file(s) did not match after round %d; sent again",
+                            row["bag"], target.name, len(bad), round_)  # fmt: skip
+            else:
+                raise _Mismatch(
+                    f"{len(bad)} file(s) read back from the target did not match the "
+                    f"manifest after {self.config.max_attempts} rounds (first: {bad[0]})"
+                )
+        except ReplicaError as exc:
+            self._failed(target.name, row, str(exc), report)
+            return isinstance(exc, _Mismatch)
+        self._replicated(target.name, row, seal, base, total)
+        report.replicated.append((target.name, row["bag"]))
+        return True
+
+    def _files(self, seal: dict[str, Any], bag_dir: str) -> dict[str, tuple[str, int, str]]:
+        """rel -> (expected SHA-256, size, local path): every file of the package; the
+        local tag manifest must still be the sealed one (else nothing is sent)."""
+        digest = tagmanifest_digest(bag_dir)
+        if digest != seal["tagmanifest_sha256"]:
+            raise BagError(f"{TAGMANIFEST} differs from the seal in the audit log")
+        expected = {**manifest_digests(bag_dir), TAGMANIFEST: digest}
+        out = {}
+        for rel, sha in sorted(expected.items()):
+            safe_relpath(rel)
+            path = os.path.join(bag_dir, *rel.split("/"))
+            out[rel] = (sha, os.path.getsize(path), path)
+        return out
+
+    def _send_all(
+        self,
+        target: ReplicaTarget,
+        row: dict[str, Any],
+        base: str,
+        files: dict[str, tuple[str, int, str]],
+        total: int,
+    ) -> None:
+        key = (row["seal_id"], target.name)
+        done = 0
+        for rel, (_sha, size, path) in files.items():
+            final = f"{base}/{rel}"
+            if target.size(final) is not None:  # published before: verification decides
+                done += size
+                continue
+            with self.table.transaction():
+                self.table.set_state(*key, "sending", time.time(), file=rel, file_offset=0,
+                                     bytes_done=done, bytes_total=total)  # fmt: skip
+            self._send_file(target, key, rel, final, path, size, done)
+            crashpoints.reach("replication.file.published")
+            done += size
+        with self.table.transaction():
+            self.table.set_state(*key, "verifying", time.time(), bytes_done=total,
+                                 bytes_total=total, file=None, file_offset=None)  # fmt: skip
+
+    def _send_file(
+        self,
+        target: ReplicaTarget,
+        key: tuple[int, str],
+        rel: str,
+        final: str,
+        path: str,
+        size: int,
+        done_before: int,
+    ) -> None:
+        part = final + PART
+        offset = target.size(part) or 0
+        if offset > size:  # not a prefix of this file: start afresh
+            target.delete(part)
+            offset = 0
+        if offset:
+            log.info("%s: resuming at byte %d of %d", final, offset, size)
+        last = [offset]
+
+        def progress(sent: int) -> None:
+            if self.on_progress is not None:
+                self.on_progress(rel, sent)
+            if sent - last[0] >= PROGRESS_EVERY:
+                last[0] = sent
+                self.table.progress(*key, rel, sent, done_before + sent)
+
+        with open(path, "rb") as f:
+            f.seek(offset)
+            source = _Throttled(f, self.bucket)
+            if offset < size or target.size(part) is None:
+                target.upload(part, source, offset, size, progress)  # type: ignore[arg-type]
+        target.publish(part, final)
+
+    def _verify_all(
+        self,
+        target: ReplicaTarget,
+        row: dict[str, Any],
+        base: str,
+        files: dict[str, tuple[str, int, str]],
+    ) -> list[str]:
+        """The files whose bytes read back from the target differ from the manifest."""
+        bad = []
+        for rel, (sha, _size, _path) in files.items():
+            remote = f"{base}/{rel}"
+            if self.before_verify is not None:
+                self.before_verify(target.name, remote)
+            h = hashlib.sha256()
+            for chunk in target.read(remote):
+                h.update(chunk)
+            if h.hexdigest() != sha:
+                bad.append(rel)
+        return bad
+
+    # ------------------------------------------------------------------ outcomes
+    def _replicated(
+        self, target: str, row: dict[str, Any], seal: dict[str, Any], base: str, total: int
+    ) -> None:
+        """Every file matched: the second copy of each member, then the package's state
+        and its entry (each step found done when a crash repeats it)."""
+        where = second_copy_where(target, base)
+        serial = seal["serial"]
+        for m in self.table.members(seal["id"]):
+            if m["second_copy_at"] is not None:
+                continue  # already a second copy (a person's, or this one before a crash)
+            self._second_copy(m["serial"], m["recording_id"], where, target)
+        crashpoints.reach("replication.second_copy.after")
+        now = time.time()
+        with self.table.transaction():
+            if self.audit.find(AuditKind.PACKAGE_REPLICATED, serial, bag=row["bag"],
+                               target=target) is None:  # fmt: skip
+                self.audit.append(
+                    AuditKind.PACKAGE_REPLICATED, "dock", serial,
+                    {"bag": row["bag"], "package": row["bag"], "target": target, "remote": base,
+                     "tagmanifest_sha256": seal["tagmanifest_sha256"], "bytes": total},
+                )  # fmt: skip
+            self.table.set_state(row["seal_id"], target, "replicated", now, verified_at=now,
+                                 reason=None, bytes_done=total, bytes_total=total)  # fmt: skip
+        log.info("%s replicated to %s and verified (%d bytes)", row["bag"], target, total)
+
+    def _second_copy(self, serial: str, recording: str, where: str, target: str) -> None:
+        """As ``dock confirm-copy`` records it (services/archive.py): the archive's row and
+        a ``second_copy`` entry in one transaction; the entry also names the target."""
+        data = {"recording": recording, "where": where, "target": target}
+
+        def entry() -> object:
+            return self.audit.append(AuditKind.SECOND_COPY, "dock", serial, data)
+
+        self.store.confirm_second_copy(serial, recording, where, audit=entry)
+
+    def _failed(self, target: str, row: dict[str, Any], why: str, report: RunReport) -> None:
+        """The package waits (backoff); audited when the reason is new for it."""
+        why = " ".join(why.split())[:300] or "failed"
+        attempts = int(row.get("attempts") or 0) + 1
+        now = time.time()
+        with self.table.transaction():
+            current = self.table.get(row["seal_id"], target)
+            if current is not None and current["state"] == "replicated":
+                return
+            self.table.set_state(row["seal_id"], target, "failed", now, reason=why,
+                                 attempts=attempts, next_try=now + backoff_s(attempts))  # fmt: skip
+            if current is None or current["reason"] != why or current["state"] != "failed":
+                seal = self.seals.by_id(row["seal_id"])
+                self.audit.append(
+                    AuditKind.REPLICATION_FAILED, "dock", seal["serial"] if seal else "",
+                    {"package": row["bag"], "bag": row["bag"], "target": target,
+                     "reason": why, "attempts": attempts},
+                )  # fmt: skip
+        log.warning("replication of %s to %s failed (attempt %d): %s",
+                    row["bag"], target, attempts, why)  # fmt: skip
+        report.failed.append((target, row["bag"], why))
+
+
+def may_free_local(store: Store, serial: str, recording_id: str) -> bool:
+    """The rule local retention asks before freeing a recording's local copy: never
+    before its package is verified at a replication target (retention, holds and the
+    purge's own rules still decide the rest)."""
+    return ReplicationTable(store).replicated_everywhere(serial, recording_id)

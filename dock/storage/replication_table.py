@@ -1,0 +1,172 @@
+"""``replication_queue``: each sealed package's way to each replication target.
+
+Rows are written before anything is sent (the intent) and moved through ``pending`` ->
+``sending`` (file, offset) -> ``verifying`` -> ``replicated`` (verified_at), or
+``failed`` (reason, attempts, next_try) and back to ``pending`` when retried;
+``superseded`` when a purge replaced the package before it left. SQLite in WAL mode with
+``synchronous=FULL`` (the store's connection): a power cut loses no row.
+
+Readers for the status pages, MQTT health and the CLI: :func:`replication_rows` and
+:func:`replication_backlog` (read-only; any process may call them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dock.storage.evidence_tables import Table, dicts, one
+from dock.storage.store import Store
+
+#: States that still owe a verified copy.
+OPEN_STATES = ("pending", "sending", "verifying", "failed")
+
+#: Whether a package is urgent: a member attached to a case or under an active hold on
+#: the recording or its case (episode and officer holds are not looked at here).
+_URGENT = """(
+  EXISTS (SELECT 1 FROM archive a JOIN case_links c
+          ON c.serial = a.serial AND c.recording_id = a.recording_id
+          WHERE a.bag_id = q.seal_id)
+  OR EXISTS (SELECT 1 FROM archive a JOIN holds h
+             ON h.serial = a.serial AND h.recording_id = a.recording_id
+             WHERE a.bag_id = q.seal_id AND h.released_at IS NULL)
+)"""
+
+
+class ReplicationTable(Table):
+    """Owner of ``replication_queue`` (dock.storage.schema)."""
+
+    def enqueue_missing(self, targets: list[str], now: float) -> int:
+        """Every audited seal without a row for each of ``targets`` gets one
+        (``pending``); the number added. Idempotent: run at every start and seal."""
+        added = 0
+        with self.transaction():
+            for target in targets:
+                added += (
+                    self._db()
+                    .execute(
+                        "INSERT OR IGNORE INTO replication_queue "
+                        "(seal_id, target, bag, state, sealed_at, enqueued_at, updated_at) "
+                        "SELECT id, ?, bag, 'pending', created_at, ?, ? FROM seals "
+                        "WHERE state = 'audited'",
+                        (target, now, now),
+                    )
+                    .rowcount
+                )
+        return added
+
+    def due(self, target: str, now: float, limit: int = 50) -> list[dict[str, Any]]:
+        """Open rows of ``target`` whose time has come: urgent first, then oldest."""
+        sql = (
+            f"SELECT q.*, {_URGENT} AS urgent FROM replication_queue q "
+            "WHERE q.target = ? AND q.state IN ('pending', 'sending', 'verifying', 'failed') "
+            "AND q.next_try <= ? ORDER BY urgent DESC, q.sealed_at, q.seal_id LIMIT ?"
+        )
+        return dicts(self._db().execute(sql, (target, now, limit)))
+
+    def get(self, seal_id: int, target: str) -> dict[str, Any] | None:
+        return one(
+            self._db().execute(
+                "SELECT * FROM replication_queue WHERE seal_id = ? AND target = ?",
+                (seal_id, target),
+            )
+        )
+
+    def set_state(self, seal_id: int, target: str, state: str, now: float, **cols: Any) -> None:
+        """Move one row to ``state``, setting the given columns too (names from this
+        module's callers, never from outside)."""
+        allowed = {"file", "file_offset", "bytes_done", "bytes_total", "attempts", "reason",
+                   "next_try", "verified_at"}  # fmt: skip
+        assert set(cols) <= allowed, cols
+        sets = "".join(f", {k} = ?" for k in cols)
+        self._db().execute(
+            f"UPDATE replication_queue SET state = ?, updated_at = ?{sets} "
+            "WHERE seal_id = ? AND target = ?",
+            (state, now, *cols.values(), seal_id, target),
+        )
+
+    def progress(self, seal_id: int, target: str, file: str, offset: int, done: int) -> None:
+        """Where a sending row is (shown as x %); its own short transaction."""
+        with self.transaction():
+            self._db().execute(
+                "UPDATE replication_queue SET file = ?, file_offset = ?, bytes_done = ? "
+                "WHERE seal_id = ? AND target = ? AND state = 'sending'",
+                (file, offset, done, seal_id, target),
+            )
+
+    def retry(self, seal_id: int | None, now: float) -> int:
+        """Failed rows (of one package, or all) back to ``pending`` now, attempts reset."""
+        sql = (
+            "UPDATE replication_queue SET state = 'pending', attempts = 0, next_try = 0, "
+            "updated_at = ? WHERE state = 'failed'"
+        )
+        args: tuple[Any, ...] = (now,)
+        if seal_id is not None:
+            sql, args = sql + " AND seal_id = ?", (now, seal_id)
+        with self.transaction():
+            return int(self._db().execute(sql, args).rowcount)
+
+    def members(self, seal_id: int) -> list[dict[str, Any]]:
+        return dicts(
+            self._db().execute(
+                "SELECT serial, recording_id, second_copy_at, second_copy_where FROM archive "
+                "WHERE bag_id = ? ORDER BY start_ms, rowid",
+                (seal_id,),
+            )
+        )
+
+    def replicated_everywhere(self, serial: str, recording_id: str) -> bool:
+        """Whether the recording's package has a verified replica at some target (the
+        rule local retention asks before freeing a local copy: never before)."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT 1 FROM archive a JOIN replication_queue q ON q.seal_id = a.bag_id "
+                "WHERE a.serial = ? AND a.recording_id = ? AND q.state = 'replicated' LIMIT 1",
+                (serial, recording_id),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+
+def replication_rows(store: Store, target: str | None = None) -> list[dict[str, Any]]:
+    """Every queue row (one per package and target), urgent and oldest first, with
+    ``urgent`` (0/1) and ``percent`` (bytes sent of the package, 0..100)."""
+    sql = f"SELECT q.*, {_URGENT} AS urgent FROM replication_queue q"
+    args: tuple[Any, ...] = ()
+    if target is not None:
+        sql, args = sql + " WHERE q.target = ?", (target,)
+    rows = dicts(store._db().execute(sql + " ORDER BY urgent DESC, q.sealed_at, q.seal_id", args))
+    for r in rows:
+        total = r["bytes_total"] or 0
+        r["percent"] = 100 if r["state"] == "replicated" else (
+            int(100 * min(r["bytes_done"], total) / total) if total else 0
+        )  # fmt: skip
+    return rows
+
+
+def replication_backlog(store: Store, now: float, deadline_s: float) -> dict[str, Any]:
+    """The backlog in one dict (health to headquarters, the status page): counts per
+    state, the oldest open package's seal time and age, and how many are past
+    ``deadline_s`` after their seal (overdue)."""
+    db = store._db()
+    counts = {s: 0 for s in (*OPEN_STATES, "replicated")}
+    for state, n in db.execute("SELECT state, count(*) FROM replication_queue GROUP BY state"):
+        if state in counts:
+            counts[state] = int(n)
+    open_in = "('pending', 'sending', 'verifying', 'failed')"
+    oldest = db.execute(
+        f"SELECT min(sealed_at) FROM replication_queue WHERE state IN {open_in}"
+    ).fetchone()[0]
+    overdue = db.execute(
+        f"SELECT count(*) FROM replication_queue WHERE state IN {open_in} AND sealed_at < ?",
+        (now - deadline_s,),
+    ).fetchone()[0]
+    return {
+        "counts": counts,
+        "open": sum(counts[s] for s in OPEN_STATES),
+        "oldest_sealed_at": oldest,
+        "oldest_age_s": None if oldest is None else max(0.0, now - oldest),
+        "overdue": int(overdue),
+        "deadline_s": deadline_s,
+    }

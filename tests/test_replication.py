@@ -1,0 +1,249 @@
+"""The replication engine against a target in a local folder (tests/replica_fake.py):
+the queue, sending, resume, verification, failures, the second copy, the schedule and
+the bandwidth limit. The same engine against a real sshd: tests/test_replication_sftp.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dock.config.replication import ReplicationConfig, window_minutes
+from dock.domain.replication_pace import DAY, TokenBucket, in_windows
+from dock.evidence.replication import ReplicationEngine, may_free_local
+from dock.storage.replication_table import replication_backlog, replication_rows
+from tests.replica_fake import FolderTarget
+
+
+def sealed_dock(make_dock, **policy):
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.3},
+        policy=policy or None,
+    )
+    svc.offloader.erase_after_verify = svc.policy.erase_on_device == "after_verify"
+    svc.sweep()
+    assert len(svc.store.archive_entries()) == 2
+    return svc, recs
+
+
+def engine(svc, target, **cfg):
+    return ReplicationEngine(
+        svc.store,
+        svc.audit,
+        svc.offloader.evidence_dir,
+        "dock-7",
+        [target],
+        ReplicationConfig(**cfg),
+    )
+
+
+def local_files(svc):
+    bags = os.path.join(svc.offloader.evidence_dir, "bags")
+    out = {}
+    for d, _, fs in os.walk(bags):
+        for f in fs:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, bags)] = Path(p).read_bytes()
+    return out
+
+
+def remote_files(root):
+    out = {}
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, root)] = Path(p).read_bytes()
+    return out
+
+
+def test_a_sealed_package_is_replicated_verified_and_counts_as_the_second_copy(
+    make_dock, tmp_path
+) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target)
+    report = eng.run_once()
+    assert len(report.replicated) == 1 and not report.failed
+    bag = report.replicated[0][1]
+    remote = remote_files(str(tmp_path / "central" / "dock-7"))
+    local = {os.path.basename(bag) + "/" + k.split("/", 2)[2]: v
+             for k, v in local_files(svc).items()}  # fmt: skip
+    assert remote == local and any(k.endswith("tagmanifest-sha256.txt") for k in remote)
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "replicated" and row["verified_at"] and row["percent"] == 100
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("package_replicated") == 1 and kinds.count("second_copy") == 2
+    for e in svc.store.archive_entries():
+        assert e["second_copy_where"].startswith("replica fake: dock-7/")
+        assert may_free_local(svc.store, e["serial"], e["recording_id"])
+    assert eng.run_once().replicated == []  # nothing sent twice
+
+
+def test_nothing_counts_before_verification_and_a_corrupt_copy_is_sent_again(
+    make_dock, tmp_path
+) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target)
+    flipped: list[str] = []
+
+    def corrupt_once(name: str, rel: str) -> None:
+        if "/data/" in rel and not flipped:
+            p = target._p(rel)
+            data = bytearray(Path(p).read_bytes())
+            data[len(data) // 2] ^= 0x01
+            Path(p).write_bytes(bytes(data))
+            flipped.append(rel)
+            assert replication_rows(svc.store)[0]["state"] == "verifying"
+            assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
+
+    eng.before_verify = corrupt_once
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1
+    assert [u for u in target.uploads if u[0] == flipped[0] + ".part"] == [
+        (flipped[0] + ".part", 0), (flipped[0] + ".part", 0)]  # fmt: skip
+    assert remote_files(target.root)  # and the copy there now matches: verified
+
+
+def test_a_copy_that_never_matches_fails_with_its_reason_and_nothing_counts(
+    make_dock, tmp_path
+) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target, max_attempts=2)
+
+    def always_corrupt(name: str, rel: str) -> None:
+        if rel.endswith("bag-info.txt"):
+            with open(target._p(rel), "ab") as f:
+                f.write(b"x")
+
+    eng.before_verify = always_corrupt
+    report = eng.run_once()
+    assert not report.replicated and "did not match the manifest after 2 rounds" in (
+        report.failed[0][2])  # fmt: skip
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "failed" and row["next_try"] > row["updated_at"]
+    assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
+    assert [e.kind for e in svc.audit.entries()].count("replication_failed") == 1
+
+
+def test_an_interrupted_upload_resumes_from_the_partial(make_dock, tmp_path) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target)
+    target.cut_after = 100_000
+    report = eng.run_once()
+    assert report.failed and "connection lost" in report.failed[0][2]
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "failed" and row["attempts"] == 1
+    target.cut_after = None
+    eng.retry(None)
+    assert len(eng.run_once().replicated) == 1
+    resumed = [u for u in target.uploads if u[1] == 100_000]
+    assert len(resumed) == 1  # the partial went on from its 100 000 bytes
+
+
+def test_target_full_or_away_fails_clearly_and_the_backlog_shows_it(make_dock, tmp_path) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target)
+    target.room = 50_000
+    report = eng.run_once()
+    assert "no space left" in report.failed[0][2]
+    target.room, target.down = None, True
+    eng.retry(None)
+    report = eng.run_once()
+    assert "connection refused" in report.failed[0][2]
+    backlog = replication_backlog(svc.store, 1e12, 24 * 3600)
+    assert backlog["open"] == 1 and backlog["counts"]["failed"] == 1 and backlog["overdue"] == 1
+    assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
+    first = svc.store.archive_entries()[0]
+    assert not may_free_local(svc.store, first["serial"], first["recording_id"])
+
+
+def test_a_package_published_before_a_crash_is_verified_not_sent_again(make_dock, tmp_path) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target)
+    eng.before_verify = lambda *a: (_ for _ in ()).throw(KeyboardInterrupt())  # a kill
+    with pytest.raises(KeyboardInterrupt):
+        eng.run_once()
+    sent = len(target.uploads)
+    eng.before_verify = None
+    assert len(engine(svc, target).run_once().replicated) == 1
+    assert len(target.uploads) == sent  # only verified this time
+    assert [e.kind for e in svc.audit.entries()].count("package_replicated") == 1
+
+
+def test_outside_the_allowed_windows_nothing_starts(make_dock, tmp_path) -> None:
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    eng = engine(svc, target, allowed=("02:00-02:01",))
+    noon = 1_767_268_800.0  # 2026-01-01 12:00 UTC
+    import datetime as dt
+
+    eng.schedule.tz = dt.UTC
+    report = eng.run_once(noon)
+    assert report.skipped_schedule and target.uploads == []
+    assert replication_rows(svc.store)[0]["state"] == "pending"  # queued all the same
+
+
+def test_urgent_packages_go_first(make_dock, tmp_path) -> None:
+    svc, _ = make_dock(
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+    )
+    svc.sweep()
+    eng = engine(svc, FolderTarget(str(tmp_path / "c")))
+    eng.reconcile()
+    rows = replication_rows(svc.store)
+    assert len(rows) == 2
+    newest = max(rows, key=lambda r: (r["sealed_at"], r["seal_id"]))
+    member = eng.table.members(newest["seal_id"])[0]
+    svc.store.attach_case("CASE-1", member["serial"], member["recording_id"], "9001")
+    first = replication_rows(svc.store)[0]
+    assert first["seal_id"] == newest["seal_id"] and first["urgent"] == 1
+
+
+# --- the pure parts ---------------------------------------------------------------------
+
+
+@given(st.integers(0, DAY - 1), st.integers(0, DAY - 1), st.integers(0, DAY - 1))
+def test_windows_hold_exactly_their_minutes(start: int, length: int, minute: int) -> None:
+    end = (start + max(1, length)) % DAY
+    if end == start:
+        end = (start + 1) % DAY
+    inside = (minute - start) % DAY < (end - start) % DAY
+    assert in_windows([(start, end)], minute) == inside
+
+
+def test_window_text_and_whole_day() -> None:
+    assert window_minutes("22:00-06:00") == (1320, 360)
+    assert in_windows([window_minutes("00:00-24:00")], 1439)
+    assert not in_windows([window_minutes("08:30-17:30")], 17 * 60 + 30)
+    assert in_windows([], 5)
+    with pytest.raises(ValueError):
+        window_minutes("8:30-17:30")
+
+
+@given(st.lists(st.integers(1, 256 << 10), min_size=1, max_size=40), st.integers(1, 10_000_000))
+def test_token_bucket_never_exceeds_its_rate(chunks: list[int], rate: int) -> None:
+    t = [0.0]
+    bucket = TokenBucket(rate, max(256 << 10, rate / 4), lambda: t[0],
+                         lambda s: t.__setitem__(0, t[0] + s))  # fmt: skip
+    for n in chunks:
+        bucket.take(n)
+    sent = sum(chunks)
+    # everything beyond the first burst took at least its time at the rate (the engine's
+    # reads are never larger than the burst)
+    assert t[0] >= (sent - bucket.burst) / rate - 1e-6
+    assert t[0] <= sent / rate + 1e-6
+
+
+def test_no_limit_never_sleeps() -> None:
+    bucket = TokenBucket(0, 1, lambda: 0.0, lambda s: pytest.fail("slept"))
+    bucket.take(10**9)
