@@ -31,6 +31,8 @@ is done); the others record something that happened and stay open until acknowle
 | audit_backwards | ``audit.rewound``; a checkpoint the log went back from | acknowledgement |
 | audit_fork | a checkpoint whose head differs from one held at its entry | acknowledgement |
 | audit_bad_checkpoint | a checkpoint not signed by the dock's key | acknowledgement |
+| replication_backlog | health: oldest waiting package past ``deadline_hours`` | health within it |
+| replication_failed | ``replication.failed`` (subject target/package) | acknowledgement |
 
 The numbers are :class:`Thresholds` defaults, each a ``dock-hq run`` option.
 """
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mqtt_contract import contract
 from mqtt_contract.contract import DockState, EventType
 
 
@@ -72,6 +75,9 @@ class AlertKind(StrEnum):
     # a return signed for by someone other than its custodian (lending? 003 art.21(2)),
     # or by nobody (001 art.19(3)): the dock's register marks it, the unit looks at it
     HANDOVER_FLAGGED = "handover_flagged"
+    # footage not at the unit's central storage within the dock's deadline (issue 16)
+    REPLICATION_BACKLOG = "replication_backlog"
+    REPLICATION_FAILED = "replication_failed"  # a package could not be copied to a target
 
 
 #: Conditions: closed by the rules when the condition ends, not by acknowledging them.
@@ -85,6 +91,7 @@ CLEARING = frozenset(
         AlertKind.EVENTS_MISSING,
         AlertKind.PIN_LOCKED,
         AlertKind.RECORDER_NOT_RETURNED,
+        AlertKind.REPLICATION_BACKLOG,
     }
 )
 
@@ -197,6 +204,39 @@ def health_rule(site: str, dock: str, health: dict[str, Any], th: Thresholds) ->
     return d
 
 
+def replication_rule(site: str, dock: str, health: dict[str, Any]) -> Decision:
+    """REPLICATION_BACKLOG (one per dock) while some target's oldest waiting package was
+    sealed longer ago than the dock's ``deadline_hours``, measured by the health's own
+    ``time`` (the dock's clock on both ends); closed by a health where none is, or one
+    without ``replication`` (the dock no longer replicates)."""
+    d = Decision()
+    rep = health.get("replication")
+    late: list[str] = []
+    hours = ""
+    if isinstance(rep, dict):
+        hours = f"{float(rep['deadline_hours']):g}"
+        now = contract.parse_utc(health["time"])
+        deadline_s = float(rep["deadline_hours"]) * 3600.0
+        for t in rep["targets"]:
+            oldest = t.get("oldest_pending_at")
+            if oldest is not None and now - contract.parse_utc(oldest) > deadline_s:
+                late.append(
+                    f"{t['name']}: {t['pending']} waiting, oldest sealed {oldest}"
+                    + (f" ({t['failed']} failed)" if t["failed"] else "")
+                )
+    if late:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.REPLICATION_BACKLOG,
+            "",
+            f"footage not at central storage within {hours} h: " + "; ".join(late),
+        )
+    else:
+        d.clear(site, dock, AlertKind.REPLICATION_BACKLOG)
+    return d
+
+
 def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
     """Alerts one event opens or closes by itself (counting rules: :func:`failure_rule`)."""
     d = Decision()
@@ -299,6 +339,15 @@ def event_rule(site: str, dock: str, event: dict[str, Any]) -> Decision:
         )
     elif kind == EventType.PIN_UNLOCKED:
         d.clear(site, dock, AlertKind.PIN_LOCKED, str(data.get("officer", "")))
+    elif kind == EventType.REPLICATION_FAILED:
+        d.raise_(
+            site,
+            dock,
+            AlertKind.REPLICATION_FAILED,
+            f"{data.get('target', '')}/{data.get('package', '')}",
+            f"package {data.get('package')} not copied to {data.get('target')} after "
+            f"{data.get('attempts')} attempt(s): {data.get('reason')}",
+        )
     elif kind == EventType.FIXITY_FAILED:
         d.raise_(
             site,

@@ -89,14 +89,29 @@ def _fleet(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 f"{docked}/{total}" + (f" {faults}!" if faults else ""),
                 str(d["open_alerts"].get(AlertKind.BATTERY_HEALTH.value, 0)),
                 _cut(d["outbox_pending"], 7),
+                _backlog(d),
                 str(sum(d["open_alerts"].values())),
             ]
         )
-    headers = ["SITE", "DOCK", "STATE", "LAST SEEN", "SW", "SLOTS", "LOW", "OUTBOX", "ALERTS"]
+    headers = ["SITE", "DOCK", "STATE", "LAST SEEN", "SW", "SLOTS", "LOW", "OUTBOX", "REPL"]
+    headers.append("ALERTS")
     _fit_ids(headers, rows, (0, 1))
     print(_table(headers, rows))
     print("SLOTS docked/total (n! faulty or failing checks)  LOW battery health below bound")
+    print("REPL packages waiting for central storage (! past the deadline, nF failed)")
     return EXIT_OK
+
+
+def _backlog(dock: dict[str, Any]) -> str:
+    """Packages waiting for central storage over all targets: ``-`` when the dock does
+    not report replication, ``!`` past its deadline, ``nF`` failed."""
+    targets = dock.get("replication") or []
+    if not targets:
+        return "-"
+    pending = sum(t["pending"] for t in targets)
+    failed = sum(t["failed"] for t in targets)
+    late = dock["open_alerts"].get(AlertKind.REPLICATION_BACKLOG.value)
+    return f"{pending}" + ("!" if late else "") + (f" {failed}F" if failed else "")
 
 
 def _fit_ids(headers: list[str], rows: list[list[str]], columns: tuple[int, ...]) -> None:

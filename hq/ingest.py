@@ -149,6 +149,7 @@ class Ingest:
         elif kind is contract.Kind.HEALTH:
             if store.set_health(site, dock, payload, now):
                 work.decision.extend(alerts.health_rule(site, dock, payload, self.thresholds))
+                work.decision.extend(alerts.replication_rule(site, dock, payload))
                 self._note_last_event(store, site, dock, payload["dock"], work)
         elif kind is contract.Kind.EVENT:
             self._event(store, site, dock, payload, item, work)

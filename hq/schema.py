@@ -3,8 +3,8 @@
 Apart from :mod:`hq.store` so the tables can be read in one place; ``CREATE ... IF NOT
 EXISTS`` throughout, so opening an existing file changes nothing. The schema's version is
 kept in ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`, brought forward at open by
-:func:`apply`, a backup first: :mod:`common.sqlite_schema`). A table added later goes in
-:data:`SCHEMA`; any other change is a numbered step in :data:`MIGRATIONS`.
+:func:`apply`, a backup first: :mod:`common.sqlite_schema`). :data:`SCHEMA` is version 1
+as the first releases made it; every change since is a numbered step in :data:`MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from common.sqlite_schema import Step, Upgrade, migrate, require_tables, run_all
 from common.sqlite_schema import schema_state as read_schema_state
 
 #: The schema this code writes: 1, the tables below, which the first releases made
-#: without a version.
-SCHEMA_VERSION = 1
+#: without a version; 2, the docks' replication backlog (:data:`REPLICATION`).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docks (
@@ -80,13 +80,26 @@ CREATE INDEX IF NOT EXISTS checkpoints_rejected ON checkpoints (site, dock, seq,
 """
 
 
+#: Version 2: each dock's replication backlog per target, as its newest health said
+#: (MQTT.md, health ``replication``); ``deadline_hours`` is the dock's policy.
+REPLICATION = """
+CREATE TABLE IF NOT EXISTS replication (
+    site TEXT NOT NULL, dock TEXT NOT NULL, target TEXT NOT NULL,
+    pending INTEGER NOT NULL, sending INTEGER NOT NULL, failed INTEGER NOT NULL,
+    replicated_24h INTEGER NOT NULL, oldest_pending_at TEXT, last_success_at TEXT,
+    last_error TEXT, deadline_hours REAL NOT NULL, time TEXT NOT NULL,
+    PRIMARY KEY (site, dock, target)
+) WITHOUT ROWID
+"""
+
+
 def _version_1(db: sqlite3.Connection) -> None:
     """Records the version once the tables are today's (a new database's just were)."""
     require_tables(db, run_all(*statements(SCHEMA)))
 
 
 #: Numbered steps: (version, step), in order.
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _version_1),)
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _version_1), (2, run_all(REPLICATION)))
 
 
 def apply(db: sqlite3.Connection, path: str) -> Upgrade:

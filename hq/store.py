@@ -211,6 +211,7 @@ class Store(CheckpointRows):
                 dock,
             ),
         )
+        self._set_replication(site, dock, health)
         for slot in health["slots"]:
             if isinstance(slot, dict) and isinstance(slot.get("slot"), str):
                 self.db.execute(
@@ -233,6 +234,31 @@ class Store(CheckpointRows):
                     ),
                 )
         return True
+
+    def _set_replication(self, site: str, dock: str, health: dict[str, Any]) -> None:
+        """The dock's backlog per target as this health says (checked by the contract);
+        none kept for a dock whose health carries no ``replication`` (older, or none
+        configured)."""
+        self.db.execute("DELETE FROM replication WHERE site=? AND dock=?", (site, dock))
+        rep = health.get("replication")
+        if not isinstance(rep, dict):
+            return
+        for t in rep["targets"]:
+            self.db.execute(
+                "INSERT OR REPLACE INTO replication VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    *(site, dock, t["name"], t["pending"], t["sending"], t["failed"]),
+                    *(t["replicated_24h"], t.get("oldest_pending_at"), t.get("last_success_at")),
+                    *(t.get("last_error"), float(rep["deadline_hours"]), health["time"]),
+                ),
+            )
+
+    def replication(self, site: str, dock: str) -> list[dict[str, Any]]:
+        """The dock's backlog per target, as its newest health said."""
+        rows = self.db.execute(
+            "SELECT * FROM replication WHERE site=? AND dock=? ORDER BY target", (site, dock)
+        )
+        return [dict(r) for r in rows]
 
     def set_slot(self, site: str, dock: str, slot: dict[str, Any], now: float) -> None:
         self._touch(site, dock, now)
@@ -373,6 +399,10 @@ class Store(CheckpointRows):
             "GROUP BY site, dock, kind"
         ):
             alerts.setdefault((r[0], r[1]), {})[r[2]] = r[3]
+        replication: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in self.db.execute("SELECT * FROM replication ORDER BY site, dock, target"):
+            row = dict(r)
+            replication.setdefault((row.pop("site"), row.pop("dock")), []).append(row)
         out = []
         for r in self.db.execute("SELECT * FROM docks ORDER BY site, dock"):
             row = dict(r)
@@ -381,6 +411,7 @@ class Store(CheckpointRows):
             row["health"] = json.loads(row["health"]) if row["health"] else None
             row["slots"] = slots.get(key, [])
             row["open_alerts"] = alerts.get(key, {})
+            row["replication"] = replication.get(key, [])
             out.append(row)
         return out
 
