@@ -480,6 +480,20 @@ def _stdin_badges() -> Callable[[], str | None]:
     return next_keyboard
 
 
+def replication_reading(
+    cfg: DockConfig, svc: DockService
+) -> Callable[[float], dict[str, Any]] | None:
+    """What health says of replication at a time, or None when no target is configured."""
+    if not cfg.replication.enabled:
+        return None
+    from dock.reporting.health import replication_health
+    from dock.services.replication_status import replication_summary
+
+    names = [t.name for t in cfg.replication.targets]
+    hours = cfg.replication.deadline_hours
+    return lambda now: replication_health(replication_summary(svc.store, now, names), hours)
+
+
 def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:
     """The reporter to headquarters over MQTT, or None when ``[mqtt]`` has no host."""
     if not cfg.mqtt.enabled:
@@ -516,6 +530,7 @@ def build_reporter(cfg: DockConfig, svc: DockService) -> Reporter | None:
         config_hash=config_hash(cfg),
         state_dir=cfg.dock.state_dir,
         evidence_dir=cfg.dock.evidence_dir,
+        replication=replication_reading(cfg, svc),
     )
     reporter.lock = lock  # held for as long as the reporter lives
     return reporter

@@ -7,6 +7,14 @@ from typing import Any
 
 import psutil
 
+from mqtt_contract.contract import (
+    REPLICATION_ERROR_MAX,
+    REPLICATION_MAX_TARGETS,
+    REPLICATION_NAME_MAX,
+    one_line,
+    utc,
+)
+
 
 def cpu_temperature() -> float | None:
     """The SoC's temperature (a Pi's cpu_thermal, a PC's coretemp/k10temp), or None."""
@@ -55,4 +63,29 @@ def slot_summary(slot_id: str, state: str, view: Any) -> dict[str, Any]:
         "drift_s": snap.clock_offset_after_sync_s if snap else None,
         "recordings_pending": snap.recordings_pending if snap else None,
         "failed": [r.code for r in view.failures] if view.serial else [],
+    }
+
+
+def replication_health(targets: list[dict[str, Any]], deadline_hours: float) -> dict[str, Any]:
+    """Health's ``replication`` object (MQTT.md) from
+    :func:`dock.services.replication_status.replication_summary`: times in UTC, the last
+    error one bounded line, at most the contract's number of targets."""
+
+    def when(t: float | None) -> str | None:
+        return None if t is None else utc(t)
+
+    return {
+        "deadline_hours": deadline_hours,
+        "targets": [
+            {
+                "name": one_line(t["name"], REPLICATION_NAME_MAX),
+                **{k: int(t[k]) for k in ("pending", "sending", "failed", "replicated_24h")},
+                "oldest_pending_at": when(t["oldest_pending_at"]),
+                "last_success_at": when(t["last_success_at"]),
+                "last_error": None
+                if t["last_error"] is None
+                else one_line(t["last_error"], REPLICATION_ERROR_MAX),
+            }
+            for t in targets[:REPLICATION_MAX_TARGETS]
+        ],
     }

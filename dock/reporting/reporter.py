@@ -72,6 +72,7 @@ class Reporter:
         evidence_dir: str,
         clock: Callable[[], float] = time.time,
         boot: str | None = None,
+        replication: Callable[[float], dict[str, Any] | None] | None = None,
     ) -> None:
         self.link = link
         self.outbox = outbox
@@ -84,6 +85,8 @@ class Reporter:
         self.state_dir = state_dir
         self.evidence_dir = evidence_dir
         self._clock = clock
+        #: Health's ``replication`` object at a time (None: the dock does not replicate).
+        self._replication = replication
         self.boot = boot or secrets.token_hex(8)
         self.started = clock()
         self._keys = cfg.public_keys()
@@ -341,11 +344,25 @@ class Reporter:
             "dock": dock,
             "slots": self._slot_summaries(),
         }
+        replication = self._replication_now(now)
+        if replication is not None:
+            body["replication"] = replication
         payload = encode(Kind.HEALTH, body)
         if self._connected and self._send(self._topic(Kind.HEALTH), payload) is not None:
             self._waiting_health = None
         else:
             self._waiting_health = payload  # coalesced: only the newest waits
+
+    def _replication_now(self, now: float) -> dict[str, Any] | None:
+        """The backlog for health; a queue that cannot be read now leaves it out (the
+        rest of the health still goes) and says so in the log."""
+        if self._replication is None:
+            return None
+        try:
+            return self._replication(now)
+        except (sqlite3.Error, OSError, KeyError, TypeError, ValueError) as exc:
+            log.warning("replication backlog not reported in this health: %s", exc)
+            return None
 
     # --- messages from headquarters -------------------------------------------------------------
 
