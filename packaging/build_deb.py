@@ -58,6 +58,9 @@ FROM_DEBIAN = {
     "evdev": "python3-evdev (>= 1.6)",
     "markupsafe": "python3-markupsafe (>= 2.1.1)",
     "systemd-python": "python3-systemd",
+    # SFTP replication targets; paramiko is pure Python but needs bcrypt, pynacl and
+    # cryptography (compiled): Debian's whole stack (bookworm: 2.12, which the code supports)
+    "paramiko": "python3-paramiko (>= 2.12)",
 }
 #: Requirements of the project (or of its libraries) that the package leaves out, and why.
 LEFT_OUT = {

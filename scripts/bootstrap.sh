@@ -104,6 +104,16 @@ ensure_dosfstools() {
   fi
 }
 
+ensure_sshd() {
+  # tests/test_replication_sftp.py starts its own OpenSSH sshd (own config, keys and port
+  # on 127.0.0.1; never the system's). Installing openssh-server may enable a system sshd
+  # on port 22: the tests never use it. policy-rc.d, where present, keeps it stopped.
+  if [ ! -x /usr/sbin/sshd ] && ! command -v sshd >/dev/null; then
+    log "installing openssh-server (the SFTP replication tests' server)"
+    apt_install openssh-server || log "openssh-server unavailable: the SFTP tests will be skipped"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"

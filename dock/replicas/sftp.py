@@ -1,0 +1,254 @@
+"""An SFTP replication target (OpenSSH's server), through paramiko.
+
+The server's host key must be in the configured ``known_hosts_file``: an unknown or
+changed key is refused in one line (paramiko's RejectPolicy; a key is never learnt). The
+dock logs in with its own key (``key_file``) or a password read from a file; nothing
+secret is in dock.toml. Works with Debian bookworm's paramiko 2.12 and later releases.
+
+Resume: a ``.part`` file of ``k`` bytes is opened for update and written on from ``k``.
+Publish: SFTP's RENAME, which OpenSSH refuses when the new name exists (never replaces).
+A write refused after the file was opened (OpenSSH says only "Failure") is taken as the
+target's file system or quota being full: :class:`ReplicaFull`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import stat
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import paramiko
+
+from dock.config.replication import TargetConfig
+from dock.domain.replica import (
+    Progress,
+    ReplicaAuthError,
+    ReplicaError,
+    ReplicaFull,
+    ReplicaUnavailable,
+    safe_relpath,
+)
+
+#: Bytes per write and read request (paramiko pipelines them).
+CHUNK = 256 << 10
+
+#: What goes wrong with the network or a server that went away mid-way.
+_LINK_ERRORS = (socket.error, EOFError, paramiko.SSHException, TimeoutError)
+
+
+def _first_line(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ReplicaAuthError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+
+
+class SftpTarget:
+    """One ``[[replication.target]]`` of kind ``sftp``. Not thread-safe."""
+
+    def __init__(self, cfg: TargetConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._made: set[str] = set()
+        self.base = cfg.path.rstrip("/") if cfg.path not in ("", "/") else cfg.path
+
+    # ------------------------------------------------------------------ session
+    def connect(self) -> None:
+        cfg = self.cfg
+        where = f"{self.name} ({cfg.host}:{cfg.effective_port})"
+        client = paramiko.SSHClient()
+        try:
+            client.get_host_keys().load(cfg.known_hosts_file)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ReplicaAuthError(
+                f"{where}: known_hosts_file {cfg.known_hosts_file} unreadable ({exc})"
+            ) from None
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        password = None
+        if cfg.password_file and not cfg.key_file:
+            password = _first_line(cfg.password_file, "password_file")
+        try:
+            client.connect(
+                cfg.host, port=cfg.effective_port, username=cfg.user, password=password,
+                key_filename=cfg.key_file or None, look_for_keys=False, allow_agent=False,
+                timeout=cfg.connect_timeout_s, banner_timeout=cfg.connect_timeout_s,
+                auth_timeout=cfg.connect_timeout_s,
+            )  # fmt: skip
+            sftp = client.open_sftp()
+            sftp.get_channel().settimeout(cfg.io_timeout_s)
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise ReplicaAuthError(
+                f"{where}: the server's host key differs from known_hosts_file: refused"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise ReplicaAuthError(f"{where}: login refused for user {cfg.user!r}") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if "known_hosts" in str(exc) or "not found in" in str(exc):
+                raise ReplicaAuthError(
+                    f"{where}: the server's host key is not in known_hosts_file: refused"
+                ) from None
+            raise ReplicaUnavailable(f"{where}: {_one_line(exc)}") from None
+        except (OSError, EOFError) as exc:
+            client.close()
+            raise ReplicaUnavailable(f"{where}: cannot connect ({_one_line(exc)})") from None
+        self._client, self._sftp = client, sftp
+        self._made = set()
+
+    def close(self) -> None:
+        for thing in (self._sftp, self._client):
+            if thing is not None:
+                with contextlib.suppress(Exception):  # a dead session: nothing to keep
+                    thing.close()
+        self._sftp = self._client = None
+
+    # ------------------------------------------------------------------ files
+    def _path(self, relpath: str) -> str:
+        rel = safe_relpath(relpath)
+        return f"{self.base}/{rel}" if self.base else rel
+
+    def _s(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            raise ReplicaUnavailable(f"{self.name}: not connected")
+        return self._sftp
+
+    def size(self, relpath: str) -> int | None:
+        path = self._path(relpath)
+        try:
+            st = self._call(lambda: self._s().stat(path), path)
+        except FileNotFoundError:
+            return None
+        if st.st_mode is not None and not stat.S_ISREG(st.st_mode):
+            raise ReplicaError(f"{self.name}: {path} is not a file")
+        return int(st.st_size or 0)
+
+    def _mkdirs(self, path: str) -> None:
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if not parent or parent in self._made:
+            return
+        parts = parent.split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if not d or d in self._made:
+                continue
+            try:
+                self._call(lambda d=d: self._s().stat(d), d)
+            except FileNotFoundError:
+                self._call(lambda d=d: self._s().mkdir(d, 0o750), d)
+            self._made.add(d)
+
+    def upload(
+        self, relpath: str, source: BinaryIO, offset: int, size: int, progress: Progress
+    ) -> None:
+        path = self._path(relpath)
+        self._mkdirs(path)
+        f = self._call(lambda: self._s().open(path, "r+b" if offset else "wb"), path)
+        sent = offset
+        try:
+            f.set_pipelined(True)
+            if offset:
+                f.seek(offset)
+            while sent < size:
+                chunk = source.read(min(CHUNK, size - sent))
+                if not chunk:
+                    raise ReplicaError(f"{self.name}: the local file ended at {sent} bytes")
+                self._write(f, chunk, path)
+                sent += len(chunk)
+                progress(sent)
+            self._write_close(f, path, size)
+        finally:
+            with contextlib.suppress(Exception):  # already reported above
+                f.close()
+
+    def _write(self, f: Any, chunk: bytes, path: str) -> None:
+        try:
+            f.write(chunk)
+        except OSError as exc:
+            raise self._write_error(exc, path) from None
+        except _LINK_ERRORS as exc:
+            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+    def _write_close(self, f: Any, path: str, size: int) -> None:
+        """Wait for every pipelined write's answer, then close. paramiko keeps a refused
+        pipelined write's error for the file's next operation (its close drops it), so
+        the file's size is asked first (answers come in order) and both are checked."""
+        try:
+            f.flush()
+            stored = f.stat().st_size
+            saved = getattr(f, "_saved_exception", None)  # paramiko 2.12 .. 5: same name
+            if isinstance(saved, OSError):
+                raise saved
+            if stored is not None and stored < size:
+                raise OSError(f"{stored} of {size} bytes stored")
+            f.close()
+        except OSError as exc:
+            raise self._write_error(exc, path) from None
+        except _LINK_ERRORS as exc:
+            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+    def _write_error(self, exc: OSError, path: str) -> ReplicaError:
+        """A refused write: the link gone (the session is dead, or a socket error), else
+        the server's own "Failure" on an open file: its disk or the user's quota."""
+        transport = self._client.get_transport() if self._client is not None else None
+        alive = transport is not None and transport.is_active()
+        if not alive or isinstance(exc, socket.timeout | ConnectionError) or exc.errno in (
+            errno.EPIPE, errno.ECONNRESET,
+        ):  # fmt: skip
+            return ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})")
+        return ReplicaFull(
+            f"{self.name}: a write to {path} was refused ({_one_line(exc)}): "
+            "no space left or quota reached at the target"
+        )
+
+    def publish(self, relpath: str, final_relpath: str) -> None:
+        src, dst = self._path(relpath), self._path(final_relpath)
+        self._call(lambda: self._s().rename(src, dst), dst)
+
+    def read(self, relpath: str) -> Iterator[bytes]:
+        path = self._path(relpath)
+        f = self._call(lambda: self._s().open(path, "rb"), path)
+        try:
+            size = self._call(lambda: f.stat().st_size, path)
+            f.prefetch(size)
+            while True:
+                chunk = self._call(lambda: f.read(CHUNK), path)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            with contextlib.suppress(Exception):
+                f.close()
+
+    def delete(self, relpath: str) -> None:
+        path = self._path(relpath)
+        with contextlib.suppress(FileNotFoundError):
+            self._call(lambda: self._s().remove(path), path)
+
+    # ------------------------------------------------------------------ errors
+    def _call(self, fn: Any, path: str) -> Any:
+        """``fn()``, its failures as the Protocol's errors (FileNotFoundError kept)."""
+        try:
+            return fn()
+        except FileNotFoundError:
+            raise
+        except PermissionError as exc:
+            raise ReplicaError(f"{self.name}: {path}: permission denied ({exc})") from None
+        except OSError as exc:
+            if isinstance(exc, socket.timeout | ConnectionError):
+                raise ReplicaUnavailable(f"{self.name}: {_one_line(exc)}") from None
+            raise ReplicaError(f"{self.name}: {path}: {_one_line(exc)}") from None
+        except _LINK_ERRORS as exc:
+            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

@@ -1,0 +1,195 @@
+"""Replication to a real OpenSSH sshd on 127.0.0.1 (tests/sshd_server.py) through
+dock/replicas/sftp.py: verified copies, a server killed mid-upload, a corrupted copy, a
+full target, refused credentials and an unknown host key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dock.config.replication import ReplicationConfig
+from dock.domain.replica import ReplicaAuthError
+from dock.evidence.replication import ReplicationEngine
+from dock.replicas.build import target_from_config
+from dock.replicas.sftp import SftpTarget
+from dock.storage.replication_table import replication_rows
+from tests.sshd_server import Sshd, sshd_binary
+
+pytestmark = pytest.mark.skipif(sshd_binary() is None, reason="no sshd (openssh-server)")
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    server = Sshd(tmp_path / "sshd").start()
+    yield server
+    server.stop()
+
+
+def sealed(make_dock, mb: float = 0.4, **policy):
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 2, "recording_mb": mb}, policy=policy or None
+    )
+    svc.offloader.erase_after_verify = svc.policy.erase_on_device == "after_verify"
+    svc.sweep()
+    assert len(svc.store.archive_entries()) == 2
+    return svc, recs
+
+
+def engine(svc, target, **cfg):
+    return ReplicationEngine(
+        svc.store, svc.audit, svc.offloader.evidence_dir, "dock-7", [target],
+        ReplicationConfig(**cfg),
+    )  # fmt: skip
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def local_bag(svc) -> tuple[str, dict[str, bytes]]:
+    [seal] = svc.store._db().execute("SELECT bag FROM seals").fetchall()
+    bag = seal[0]
+    return bag, tree(Path(svc.offloader.evidence_dir) / bag)
+
+
+def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd) -> None:
+    svc, _ = sealed(make_dock)
+    target = target_from_config(sshd.target())
+    report = engine(svc, target).run_once()
+    assert len(report.replicated) == 1 and not report.failed
+    bag, local = local_bag(svc)
+    remote = tree(sshd.root_dir / "dock-7" / os.path.basename(bag))
+    assert remote == local  # every payload and tag file, byte for byte; no .part left
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "replicated" and row["target"] == "central"
+    entry = next(e for e in svc.audit.entries() if e.kind == "package_replicated")
+    assert entry.data["target"] == "central" and entry.data["bag"] == bag
+    assert all(e["second_copy_at"] for e in svc.store.archive_entries())
+
+
+def test_a_server_killed_mid_upload_is_resumed_from_the_partial(make_dock, sshd) -> None:
+    svc, _ = sealed(make_dock, mb=2.0)
+    target = SftpTarget(sshd.target())
+    offsets: list[tuple[str, int]] = []
+    upload = target.upload
+
+    def recording_upload(relpath, source, offset, size, progress):
+        offsets.append((relpath, offset))
+        return upload(relpath, source, offset, size, progress)
+
+    target.upload = recording_upload  # type: ignore[method-assign]
+    eng = engine(svc, target)
+    killed: list[str] = []
+
+    def kill_at_a_megabyte(rel: str, sent: int) -> None:
+        if rel.startswith("data/") and sent >= 1 << 20 and not killed:
+            killed.append(rel)
+            sshd.kill()
+
+    eng.on_progress = kill_at_a_megabyte
+    report = eng.run_once()
+    assert killed and report.failed and not report.replicated
+    assert "connection lost" in report.failed[0][2] or "cannot connect" in report.failed[0][2]
+    assert replication_rows(svc.store)[0]["state"] == "failed"
+    bag, local = local_bag(svc)
+    part = sshd.root_dir / "dock-7" / os.path.basename(bag) / (killed[0] + ".part")
+    assert 0 < part.stat().st_size < len(local[killed[0]])
+    kept = part.stat().st_size
+
+    sshd.start()
+    eng.on_progress = None
+    eng.retry(None)
+    report = eng.run_once()
+    assert len(report.replicated) == 1
+    assert any(r.endswith(killed[0] + ".part") and o == kept for r, o in offsets)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+
+
+def test_a_corrupted_copy_at_the_target_is_caught_and_sent_again(make_dock, sshd) -> None:
+    svc, _ = sealed(make_dock)
+    eng = engine(svc, SftpTarget(sshd.target()))
+    flipped: list[str] = []
+
+    def flip_a_byte(name: str, remote: str) -> None:
+        if "/data/" in remote and not flipped:
+            p = sshd.root_dir / remote
+            data = bytearray(p.read_bytes())
+            data[100] ^= 0x40
+            p.write_bytes(bytes(data))
+            flipped.append(remote)
+
+    eng.before_verify = flip_a_byte
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1
+    bag, local = local_bag(svc)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as the target's folder needs root")
+    where = tmp_path / "small"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(where)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_target_fails_clearly_and_nothing_is_replicated(
+    make_dock, tmp_path, small_disk
+) -> None:
+    server = Sshd(tmp_path / "sshd-small", root_dir=small_disk).start()
+    try:
+        svc, _ = sealed(make_dock)
+        report = engine(svc, SftpTarget(server.target())).run_once()
+    finally:
+        server.stop()
+    assert not report.replicated
+    why = report.failed[0][2]
+    assert "no space left or quota reached" in why and "\n" not in why
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "failed" and row["reason"] == why
+    assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
+    entry = next(e for e in svc.audit.entries() if e.kind == "replication_failed")
+    assert entry.data["target"] == "central" and entry.data["reason"] == why
+
+
+def test_wrong_credentials_are_one_clear_line_and_nothing_is_replicated(
+    make_dock, sshd, tmp_path
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)  # fmt: skip
+    svc, _ = sealed(make_dock, mb=0.1)
+    target = SftpTarget(sshd.target(key_file=str(stranger)))
+    with pytest.raises(ReplicaAuthError, match="login refused for user"):
+        target.connect()
+    report = engine(svc, target).run_once()
+    assert not report.replicated and "login refused" in report.failed[0][2]
+    assert replication_rows(svc.store)[0]["state"] == "failed"
+    assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
+    assert not any((sshd.root_dir).iterdir())
+
+
+def test_an_unknown_host_key_is_refused(sshd, tmp_path) -> None:
+    other = tmp_path / "other_host"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, blob = Path(str(other) + ".pub").read_text().split()[:2]
+    wrong = tmp_path / "known_wrong"
+    wrong.write_text(f"[127.0.0.1]:{sshd.port} {kind} {blob}\n")
+    with pytest.raises(ReplicaAuthError, match="host key differs"):
+        SftpTarget(sshd.target(known_hosts_file=str(wrong))).connect()
+    empty = tmp_path / "known_empty"
+    empty.write_text("")
+    with pytest.raises(ReplicaAuthError, match="not in known_hosts_file: refused") as err:
+        SftpTarget(sshd.target(known_hosts_file=str(empty))).connect()
+    assert "\n" not in str(err.value)
