@@ -128,6 +128,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.kind.seal": {"en": "package sealed", "zh": "封存包已封存"},
     "audit.kind.seal_failed": {"en": "sealing failed", "zh": "封存失败"},
     "audit.kind.second_copy": {"en": "second copy confirmed", "zh": "第二副本已确认"},
+    "audit.kind.package_replicated": {
+        "en": "package copied to central storage and verified",
+        "zh": "证据包已复制到中心存储并核验",
+    },
+    "audit.kind.replication_failed": {
+        "en": "copy to central storage failed",
+        "zh": "复制到中心存储失败",
+    },
     "audit.kind.deadline_at_risk": {"en": "offload deadline near", "zh": "导出时限临近"},
     "audit.kind.deadline_overdue": {"en": "offload deadline passed", "zh": "导出超时"},
     "audit.kind.recorder_not_returned": {
