@@ -193,3 +193,24 @@ def test_an_unknown_host_key_is_refused(sshd, tmp_path) -> None:
     with pytest.raises(ReplicaAuthError, match="not in known_hosts_file: refused") as err:
         SftpTarget(sshd.target(known_hosts_file=str(empty))).connect()
     assert "\n" not in str(err.value)
+
+
+def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_verified(
+    make_dock, sshd
+) -> None:
+    svc, recs = sealed(make_dock, mb=0.2, erase_on_device="after_second_copy")
+    model = recs[0].model
+    svc.offload("1")
+    assert len(model.recordings) == 2  # kept: no second copy yet
+    eng = engine(svc, SftpTarget(sshd.target()))
+    seen: list[int] = []
+    eng.before_verify = lambda *a: seen.append(len(model.recordings))
+    assert len(eng.run_once().replicated) == 1
+    assert seen and set(seen) == {2}  # nothing erased while the copy was being checked
+    svc.offload("1")  # the daemon's offload, as after `dock confirm-copy`
+    assert model.recordings == {} or len(model.recordings) == 0
+    erased = [e for e in svc.audit.entries() if e.kind == "erase"]
+    assert len(erased) == 2
+    copies = [e for e in svc.audit.entries() if e.kind == "second_copy"]
+    assert {e.data["target"] for e in copies} == {"central"}
+    assert max(e.seq for e in copies) < min(e.seq for e in erased)

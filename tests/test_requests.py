@@ -40,6 +40,7 @@ READ_ONLY_CLI = {
     "access marks",
     "outbox",
     "web-token list",
+    "replication list",
 }
 #: Commands from headquarters that change only reporting itself.
 READ_ONLY_MQTT = {Command.STATUS, Command.RESEND}

@@ -20,6 +20,7 @@ from dock.cli import (
     devices,
     gaps,
     officers,
+    replication,
     reporting,
     retention,
     run,
@@ -30,7 +31,7 @@ from dock.support.logs import setup_logging
 
 #: Every module with subcommands, in the order ``dock --help`` lists them.
 MODULES = (run, check, custody, officers, devices, cases, audit, archive, gaps, retention,
-           appraisals, access, reporting, web_tokens)  # fmt: skip
+           appraisals, access, replication, reporting, web_tokens)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -274,8 +274,34 @@ def build_service(
         min_pin_length=cfg.officers.min_pin_length,
         grant_expiry_s=cfg.dock.grant_expiry_s,
         handover_window_s=cfg.dock.handover_window_s,
+        replication=build_replication(cfg, store, audit),
     )
     return DockService(parts)
+
+
+def build_replication(cfg: DockConfig, store: Any, audit: Any) -> Any:
+    """The replication engine over every ``[[replication.target]]`` (None: none). A
+    transport that cannot be loaded is kept as a target whose every attempt fails with
+    that one line: the queue shows it, and nothing else of the dock stops."""
+    if not cfg.replication.enabled:
+        return None
+    from zoneinfo import ZoneInfo
+
+    from dock.domain.replica import ReplicaError
+    from dock.evidence.replication import ReplicationEngine, UnusableTarget
+    from dock.replicas.build import target_from_config
+
+    targets: list[Any] = []
+    for t in cfg.replication.targets:
+        try:
+            targets.append(target_from_config(t))
+        except ReplicaError as exc:
+            log.error("replication target %s: %s", t.name, exc)
+            targets.append(UnusableTarget(t.name, str(exc)))
+    return ReplicationEngine(
+        store, audit, cfg.dock.evidence_dir, cfg.dock.id, targets, cfg.replication,
+        tz=ZoneInfo(cfg.dock.timezone),
+    )  # fmt: skip
 
 
 def command_scanner(

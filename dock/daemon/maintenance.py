@@ -35,6 +35,8 @@ FIXITY_SAMPLE = 0.05
 WORKING_COPIES_EVERY_S = 60.0
 #: How often unfinished seals and purges are looked for when no interval is given.
 SEALS_EVERY_S = 5.0
+#: How often the replication queue is looked at (sealed packages to central storage).
+REPLICATION_EVERY_S = 10.0
 #: How long stopping waits for a job in the middle of its work.
 STOP_WAIT_S = 60.0
 
@@ -99,13 +101,18 @@ class Maintenance:
         self._seals_lock = threading.Lock()
         self._deadlines_lock = threading.Lock()
         self._fixity_lock = threading.Lock()
+        self._replication_lock = threading.Lock()
         self._stopping = threading.Event()
         self.jobs: list[MaintenanceJob] = []
         #: Test hook: called at each progress point of a fixity read.
         self.fixity_progress: ProgressHook | None = None
 
     # ------------------------------------------------------------------ threads
-    def start(self, seals_every_s: float = SEALS_EVERY_S) -> list[MaintenanceJob]:
+    def start(
+        self,
+        seals_every_s: float = SEALS_EVERY_S,
+        replication_every_s: float = REPLICATION_EVERY_S,
+    ) -> list[MaintenanceJob]:
         """Start each job in its own thread (once); ``dock run`` calls this."""
         if not self.jobs:
             self._stopping.clear()
@@ -115,6 +122,10 @@ class Maintenance:
                 MaintenanceJob("fixity", self.fixity, FIXITY_EVERY_S),
                 MaintenanceJob("working-copies", self.working_copies, WORKING_COPIES_EVERY_S),
             ]
+            engine = self.parts.replication
+            if engine is not None:
+                engine.stopping = self._stopping.is_set
+                self.jobs.append(MaintenanceJob("replication", self.replicate, replication_every_s))
             for job in self.jobs:
                 job.start()
         return self.jobs
@@ -189,6 +200,18 @@ class Maintenance:
             return False
         audit.append(kind, "dock", row["serial"], row)
         return True
+
+    def replicate(self, now: float) -> None:
+        """Sealed packages to central storage: enqueue what is new, then send and verify
+        what is due (dock/evidence/replication.py). Its own thread: a large upload never
+        holds the check-out path; a stop is seen between files."""
+        engine = self.parts.replication
+        if engine is None:
+            return
+        with self._replication_lock:
+            report = engine.run_once(now)
+        for target, bag in report.replicated:
+            log.info("replicated to %s and verified: %s", target, bag)
 
     def working_copies(self, now: float) -> None:
         """Remove the views' and copies' files under ``<state_dir>/exports`` whose

@@ -28,6 +28,7 @@ from dock.domain.interfaces import (
 )
 from dock.domain.policy import Policy
 from dock.evidence.offload import Offloader
+from dock.evidence.replication import ReplicationEngine
 from dock.storage.audit import AuditLog
 from dock.storage.store import Store
 
@@ -94,6 +95,9 @@ class DockParts:
     #: Seconds a return may be signed for at the dock before it is recorded unsigned
     #: (dock.evidence.handovers, 001 art.19(3)).
     handover_window_s: float = 300.0
+    #: Sealed packages to central storage (dock/evidence/replication.py); None: no
+    #: ``[[replication.target]]`` configured.
+    replication: ReplicationEngine | None = None
 
     @property
     def locale(self) -> str:

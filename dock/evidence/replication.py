@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, BinaryIO
@@ -374,6 +374,36 @@ class ReplicationEngine:
         log.warning("replication of %s to %s failed (attempt %d): %s",
                     row["bag"], target, attempts, why)  # fmt: skip
         report.failed.append((target, row["bag"], why))
+
+
+class UnusableTarget:
+    """A configured target whose transport could not be built: every attempt fails with
+    that reason (so the queue and headquarters show it), nothing is sent."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self.why = why
+
+    def connect(self) -> None:
+        raise ReplicaError(self.why)
+
+    def close(self) -> None:
+        return None
+
+    def size(self, relpath: str) -> int | None:
+        raise ReplicaError(self.why)
+
+    def upload(self, relpath: str, source: BinaryIO, offset: int, size: int, progress: Any) -> None:
+        raise ReplicaError(self.why)
+
+    def publish(self, relpath: str, final_relpath: str) -> None:
+        raise ReplicaError(self.why)
+
+    def read(self, relpath: str) -> Iterator[bytes]:
+        raise ReplicaError(self.why)
+
+    def delete(self, relpath: str) -> None:
+        raise ReplicaError(self.why)
 
 
 def may_free_local(store: Store, serial: str, recording_id: str) -> bool:

@@ -33,6 +33,7 @@ from dock.services import (
     maintenance,
     officers,
     purge,
+    replication,
     web_tokens,
 )
 from dock.services.context import DockContext
@@ -201,6 +202,8 @@ TABLE: dict[str, Request] = _table(
     Request("archive.confirm_copy", archive.confirm_copy,
             _args("serial*", "recording*", "where*"),
             "a second copy exists: the recorder may erase the recording", _SUP),
+    Request("replication.retry", replication.retry, _args("package", "all_failed:flag"),
+            "failed replications to central storage tried again now", _CARE),
     Request("archive.verify", archive.verify, _args("sample:number", "progress:callable"),
             "fixity check of the archive (audited)", _CARE),
     Request("archive.handover", handover_export.handover_year, _args("year*:int", "to*:path"),

@@ -38,9 +38,19 @@ class ReplicationTable(Table):
     def enqueue_missing(self, targets: list[str], now: float) -> int:
         """Every audited seal without a row for each of ``targets`` gets one
         (``pending``); the number added. Idempotent: run at every start and seal."""
+        missing = [
+            t for t in targets
+            if self._db().execute(
+                "SELECT 1 FROM seals s WHERE s.state = 'audited' AND NOT EXISTS (SELECT 1 "
+                "FROM replication_queue q WHERE q.seal_id = s.id AND q.target = ?) LIMIT 1",
+                (t,),
+            ).fetchone()
+        ]  # fmt: skip
+        if not missing:  # the usual case: read only, no write lock taken
+            return 0
         added = 0
         with self.transaction():
-            for target in targets:
+            for target in missing:
                 added += (
                     self._db()
                     .execute(
