@@ -4,7 +4,10 @@ A mass-storage camera (``driver = "ums"``) proves nothing about itself, so its m
 says how the dock tells one camera from another (``identity``): the ``device`` group of
 its file names (``name_pattern``, GA/T 947-style by default), its volume serial, or an id
 file on the volume (``id_file`` read, ``id_regex`` matched). A slot names its model
-(``[[slot]] model = "..."``). docs/CONFIG.md documents each key.
+(``[[slot]] model = "..."``). A model with ``driver = "vendor"`` also says how its vendor
+command set differs from the common one (USB ids, endpoints, LEN values, optional clock
+and battery queries: hardware/vendor_usb.py's ``VendorModel``). docs/CONFIG.md documents
+each key.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.checker import INVALID, Bad, Checker, as_str, choice, kind, show
+from common.checker import (
+    INVALID,
+    Bad,
+    Checker,
+    as_float,
+    as_str,
+    choice,
+    int_range,
+    kind,
+    show,
+)
 
 MODEL_DRIVERS = ("ums", "vendor")
 #: How a mass-storage camera's claimed identity is read (dock/devices/ums/identity.py).
@@ -27,6 +40,10 @@ DEFAULT_NAME_PATTERN = (
     r"(?P<time>\d{14})(?:_(?P<seq>\d{1,6}))?\.(?i:mp4|mov|avi|wav|jpg)"
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}")
+#: A vendor command's name, as hardware/vendor_usb.py sends it (``@CMD;LEN;ARG;#``).
+_COMMAND = re.compile(r"[A-Za-z][A-Za-z0-9]{1,7}")
+#: The commands whose LEN a model may override (hardware.vendor_usb.DEFAULT_LENGTHS).
+VENDOR_COMMANDS = ("Ver", "Gdv", "Sdt", "Stm", "ATH")
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,40 @@ class ModelConfig:
     id_regex: str = r"(?P<id>[A-Za-z0-9._-]{1,64})"
     name_pattern: str = DEFAULT_NAME_PATTERN
     vendor: str = ""
+    # --- driver = "vendor" only: how its command set differs from the common one
+    vendor_id: int = 0x4255
+    product_id: int = 0x0001
+    ep_out: int = 0x01
+    ep_in: int = 0x81
+    #: Command reading the camera's clock (answer ``@Gtm;OK;YYYYMMDDHHMMSS;#``); "": none.
+    time_query: str = ""
+    #: Command reading the battery percentage; "": none.
+    battery_query: str = ""
+    #: LEN per command where the model's differs from the common set's.
+    lengths: tuple[tuple[str, int], ...] = ()
+    #: LEN is the argument's own length instead of the nominal one.
+    actual_lengths: bool = False
+    timeout_s: float = 2.0
 
+    def vendor_options(self) -> dict[str, Any]:
+        """The model's differences as hardware.vendor_usb.VendorModel's fields."""
+        out: dict[str, Any] = {
+            "name": self.name, "vendor_id": self.vendor_id, "product_id": self.product_id,
+            "ep_out": self.ep_out, "ep_in": self.ep_in, "actual_lengths": self.actual_lengths,
+            "timeout_s": self.timeout_s,
+        }  # fmt: skip
+        for key in ("time_query", "battery_query"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.lengths:
+            out["lengths"] = {**_DEFAULT_LENGTHS, **dict(self.lengths)}
+        return out
+
+
+_DEFAULT_LENGTHS = {"Ver": 8, "Gdv": 8, "Sdt": 8, "Stm": 6, "ATH": 8}
+#: Keys that only a ``driver = "vendor"`` model may have.
+VENDOR_KEYS = ("vendor_id", "product_id", "ep_out", "ep_in", "time_query", "battery_query",
+               "lengths", "actual_lengths", "timeout_s")  # fmt: skip
 
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
@@ -75,6 +125,54 @@ def _id_file(value: Any) -> str:
     return text
 
 
+def _command(value: Any) -> str:
+    text = as_str(value, 'time_query = "Gtm"')
+    if not _COMMAND.fullmatch(text):
+        raise Bad(f"{show(text)} is not a command name", '2 to 8 letters and digits, e.g. "Gtm"')
+    return text
+
+
+def _lengths(value: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, dict):
+        raise Bad(f"expected a table, got {kind(value)}", "write lengths = { Stm = 8 }")
+    out = []
+    for command, length in value.items():
+        if command not in VENDOR_COMMANDS:
+            raise Bad(f"{show(command)} is not a command of the set",
+                      f"use {', '.join(VENDOR_COMMANDS)}")  # fmt: skip
+        out.append((command, int_range(0, 999, f"lengths.{command}")(length)))
+    return tuple(out)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Bad(f"expected true or false, got {kind(value)}", "actual_lengths = true")
+    return value
+
+
+def _timeout(value: Any) -> float:
+    number = as_float(value, "timeout_s = 2.0")
+    if not 0 < number <= 60:
+        raise Bad(f"{number} is out of range", "use seconds above 0, at most 60")
+    return number
+
+
+def _vendor_values(ck: Checker, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The vendor keys of one [[model]] (their defaults where absent)."""
+    get = functools.partial(ck.get, table, where)
+    return {
+        "vendor_id": get("vendor_id", int_range(0, 0xFFFF, "vendor_id"), 0x4255),
+        "product_id": get("product_id", int_range(0, 0xFFFF, "product_id"), 0x0001),
+        "ep_out": get("ep_out", int_range(0x01, 0x0F, "ep_out"), 0x01),
+        "ep_in": get("ep_in", int_range(0x81, 0x8F, "ep_in"), 0x81),
+        "time_query": get("time_query", _command, ""),
+        "battery_query": get("battery_query", _command, ""),
+        "lengths": get("lengths", _lengths, ()),
+        "actual_lengths": get("actual_lengths", _flag, False),
+        "timeout_s": get("timeout_s", _timeout, 2.0),
+    }
+
+
 def check_models(ck: Checker, data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every ``[[model]]``'s values (none: an empty list)."""
     raw = data.get("model")
@@ -100,7 +198,12 @@ def check_models(ck: Checker, data: Mapping[str, Any]) -> list[dict[str, Any]]:
             "id_regex": get("id_regex", _regex(()), ModelConfig.id_regex),
             "name_pattern": get("name_pattern", _regex(("device", "time")), DEFAULT_NAME_PATTERN),
             "vendor": get("vendor", lambda v: as_str(v, 'vendor = "..."'), ""),
+            **_vendor_values(ck, table, where),
         }
+        given = [k for k in VENDOR_KEYS if k in table]
+        if given and values["driver"] == "ums":
+            ck.problem(f"{where}.{given[0]}", 'only a driver = "vendor" model has it',
+                       'set driver = "vendor", or remove the key')  # fmt: skip
         if values["identity"] == "id_file" and not values["id_file"]:
             ck.problem(f"{where}.id_file", "identity = \"id_file\" needs it",
                        'name the file, e.g. id_file = "SYSTEM/ID.TXT"')  # fmt: skip

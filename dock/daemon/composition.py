@@ -87,6 +87,16 @@ def open_vendor_control(
     return open_vendor_camera(slot_cfg.port.removeprefix("usb:"), model, backend=backend)
 
 
+def vendor_options(cfg: DockConfig, slot_id: str) -> dict[str, Any] | None:
+    """The vendor command set's differences for the camera model of ``slot_id`` (its
+    ``[[model]]`` with ``driver = "vendor"``); None: the common set's defaults."""
+    slot = next((s for s in cfg.slots if s.id == slot_id), None)
+    model = next((m for m in cfg.models if slot is not None and m.name == slot.model), None)
+    if model is None or model.driver != "vendor":
+        return None
+    return model.vendor_options()
+
+
 def ums_slots(cfg: DockConfig, store: Store | None = None) -> dict[str, UmsSlot]:
     """The bays whose recorder is a mass-storage camera (driver "ums" or "auto"), each
     mounted through hardware/block_volumes.py where the dock may mount, else read through
@@ -264,7 +274,9 @@ def build_service(
             open_transport=open_transport,
             lock_dir=os.path.join(state, "locks"),
             open_vendor=lambda sid: open_vendor_control(
-                next(s for s in cfg.slots if s.id == sid), timezone=cfg.dock.timezone
+                next(s for s in cfg.slots if s.id == sid),
+                timezone=cfg.dock.timezone,
+                options=vendor_options(cfg, sid),
             ),
             ums=ums_slots(cfg, store),
         ),

@@ -284,8 +284,13 @@ class Inspection:
         drift_before: float | None = status.clock_offset_s
         offset_after: float | None = None
         not_set: str | None = None
+        vouched = getattr(client, "vouched", None)  # a vendor camera's, at docking
         if not getattr(client, "clock_readable", True):  # a mass-storage camera
-            not_set, drift_before = "the recorder states no clock (mass storage)", None
+            not_set = getattr(client, "clock_unread", "the recorder states no clock")
+            drift_before = None
+        elif vouched is not None:  # set (audited) or read by the vendor command set
+            offset_after, drift_before = status.clock_offset_s, None
+            not_set = None if vouched.clock == "set" else "read at docking, not set"
         elif enrolled and trusted:
             offset_after, not_set = self.clocks.settle(
                 view.slot_id, ident.serial, client, why, status.clock_offset_s

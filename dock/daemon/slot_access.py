@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import cast
 
 from dock.daemon.parts import SlotWiring
 from dock.devices.recorder_client import LinkError, NoAnswer, RecorderClient
+from dock.devices.ums.attach import UmsSlot
 
 #: Seconds a recorder has to open a session when the dock looks at its slot: silence
 #: usually means that no recorder is docked there (PROTOCOL.md 3.7).
@@ -26,6 +27,9 @@ class SlotAccess:
 
     def __init__(self, wiring: SlotWiring) -> None:
         self.wiring = wiring
+        #: A vendor bay's step before its disk is there: login, clock, vouch, disk mode
+        #: (dock/daemon/vendor_cameras.py, set by the service); raises a slot fault.
+        self.vendor: Callable[[str, UmsSlot], object] | None = None
         os.makedirs(wiring.lock_dir, exist_ok=True)
 
     @contextmanager
@@ -43,6 +47,8 @@ class SlotAccess:
                         raise LinkError(f"slot {slot_id} is busy") from None
                     time.sleep(0.01)
             ums = self.wiring.ums.get(slot_id)
+            if ums is not None:
+                self._vendor_step(slot_id, ums)  # under this lock
             if ums is not None and ums.takes_session():
                 with ums.session() as camera:
                     # the client's surface over a mounted volume (dock/devices/ums/recorder.py)
@@ -60,3 +66,11 @@ class SlotAccess:
                 yield client
             finally:
                 client.close()
+
+    def _vendor_step(self, slot_id: str, ums: UmsSlot) -> None:
+        """A vendor camera in a vendor bay with no disk there yet (and none awaited from
+        an earlier switch): the vendor step, which may make its disk appear."""
+        if not ums.vendor or self.vendor is None:
+            return
+        if not ums.present() and not ums.awaiting_disk():
+            self.vendor(slot_id, ums)

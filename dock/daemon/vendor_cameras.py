@@ -12,8 +12,15 @@ holding one, :func:`prepare_vendor_camera`
    protocol: the drift before (where the camera reports its time, else "drift not
    reported") in the ``clock_set`` audit entry and the status history; an untrusted
    dock clock sends the camera nothing and is audited ``clock_not_set``;
-4. switches it to disk mode: it comes back as a mass-storage recorder, which the
-   mass-storage side identifies and offloads.
+4. says what it learnt to the bay's mass-storage side (``UmsSlot.vouch``: the id, the
+   battery, the clock's offset and whether the dock set it), then switches it to disk
+   mode: the disk that appears in the bay is offloaded as that camera's.
+
+:func:`dock_vendor_camera` is the daemon's step (dock/daemon/slot_access.py): in a bay
+whose ``[[model]]`` has ``driver = "vendor"``, a session that finds no disk there yet
+and the vendor device present runs it under the slot's lock; a refusal is raised as the
+recorder-client error of its kind, so the inspection shows it as the slot's fault in
+one line and counts it once.
 
 :func:`enrol_vendor` is ``dock device enrol-vendor``: the password, given by a person,
 becomes the device's secret once the camera accepted it. Neither ever logs or shows it.
@@ -25,17 +32,27 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dock.daemon.parts import DockParts
+from dock.devices.recorder_client import (
+    AuthenticationFailed,
+    LinkError,
+    NoReply,
+    ProtocolViolation,
+    RecorderRefused,
+)
+from dock.devices.ums.attach import UmsSlot
+from dock.devices.ums.recorder import Vouched
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import VendorControl
 from dock.storage.maintenance_tables import SlotErrorTable
 from dock.storage.store import StoreError
 from dock.storage.vendor_table import VendorCameraTable
 from dock.support.text import shown
+from firmware_protocol.messages import ErrorCode
 
 log = logging.getLogger("dock.daemon.vendor_cameras")
 
@@ -88,6 +105,29 @@ class VendorOutcome:
     battery_percent: int | None
     #: Why the camera was refused or failed (one line, escaped); None when it was not.
     refused: str | None = None
+
+
+class CameraRefused(RecorderRefused):
+    """A vendor camera refused by the dock (unknown, another id): counted "refused"."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(int(ErrorCode.NOT_ENROLLED), message)
+        self.args = (message,)  # shown as the one line, without the code's name
+
+
+def as_slot_error(slot_id: str, exc: VendorRefusal) -> Exception:
+    """The recorder-client error of the refusal's kind, so the inspection counts it under
+    that kind and shows it as the slot's fault (one line)."""
+    line = f"slot {slot_id}: vendor camera: {exc}"
+    if exc.counter == "auth":
+        return AuthenticationFailed(line)
+    if exc.counter == "timeout":
+        return NoReply(line)
+    if exc.counter == "protocol":
+        return ProtocolViolation(line)
+    if exc.counter == "link":
+        return LinkError(line)
+    return CameraRefused(line)
 
 
 def _kind(exc: OSError) -> str:
@@ -197,6 +237,32 @@ def prepare_vendor_camera(
         return VendorOutcome(slot_id, None, False, False, None, None, None, None, str(exc))
 
 
+def dock_vendor_camera(parts: DockParts, slot_id: str, ums: UmsSlot) -> VendorOutcome | None:
+    """The daemon's step for a vendor bay with no disk in it yet (the caller holds the
+    slot's lock): the camera there, if any, is identified, its clock set, vouched for to
+    ``ums`` and switched to disk mode. None: no camera of the command set there.
+    A refusal or failure raises :func:`as_slot_error`'s error (nothing vouched)."""
+    opener = parts.slots.open_vendor
+    if opener is None:
+        return None
+    try:
+        control = opener(slot_id)
+    except (OSError, ValueError) as exc:
+        raise as_slot_error(slot_id, _step("cannot open it", exc)) from None
+    if control is None:
+        return None
+    try:
+        outcome = _prepare(parts, slot_id, control, True, before_disk=ums.vouch)
+    except VendorRefusal as exc:
+        ums.unvouch()  # disk mode was refused or failed: its disk is not coming
+        log.warning("slot %s: vendor camera: %s", slot_id, exc)
+        raise as_slot_error(slot_id, exc) from None
+    finally:
+        control.close()
+    log.info("slot %s: vendor camera %s switched to disk mode", slot_id, outcome.serial)
+    return outcome
+
+
 def _enrolled(parts: DockParts, control: VendorControl) -> tuple[str, str]:
     """(enrolled id, its password) for the camera's USB serial; VendorRefusal if none."""
     usb = control.usb_serial
@@ -218,7 +284,11 @@ def _enrolled(parts: DockParts, control: VendorControl) -> tuple[str, str]:
 
 
 def _prepare(
-    parts: DockParts, slot_id: str, control: VendorControl, disk_mode: bool
+    parts: DockParts,
+    slot_id: str,
+    control: VendorControl,
+    disk_mode: bool,
+    before_disk: Callable[[Vouched], None] | None = None,
 ) -> VendorOutcome:
     serial, password = _enrolled(parts, control)
     try:
@@ -248,6 +318,9 @@ def _prepare(
         state="disk_mode" if disk_mode else "vendor_docked",
     )
     if disk_mode:
+        if before_disk is not None:  # the bay's disk is this camera's, once it appears
+            offset = after if not_set is None else drift
+            before_disk(Vouched(serial, battery, offset, "set" if not_set is None else "read"))
         try:
             control.disk_mode()
         except (OSError, ValueError) as exc:

@@ -10,7 +10,8 @@ so ``hardware.vendor_usb`` runs its real code path. What it answers
 - ``@Sdt;8;YYYYMMDD;#`` / ``@Stm;6;HHMMSS00;#`` -> ``OK`` and its wall clock set;
 - ``@ATH;8;PW;#`` -> ``@ATH;OK;#``, then disk mode: it answers nothing more (a real one
   re-enumerates as a USB disk), :attr:`VendorCamera.disk_mode` is set and
-  :attr:`VendorCamera.entered_disk_mode` fires, for the mass-storage side's tests;
+  :attr:`VendorCamera.entered_disk_mode` fires (and ``on_disk_mode`` is called), for
+  the mass-storage side's tests;
 - optional ``@Gtm;8;PW;#`` -> ``@Gtm;OK;YYYYMMDDHHMMSS;#`` and ``@Gbt;8;PW;#`` ->
   ``@Gbt;OK;<percent>;#`` when ``reports_time`` / ``battery`` are set;
 - anything else -> ``@CMD;ERR;#``.
@@ -64,6 +65,8 @@ class VendorCamera:
     logged_in: bool = False
     disk_mode: bool = False
     entered_disk_mode: threading.Event = field(default_factory=threading.Event)
+    #: Called as it enters disk mode (a test presents the camera's disk there).
+    on_disk_mode: Callable[[], None] | None = None
     #: Every frame received, in order, as (command, LEN, argument).
     received: list[tuple[str, str, str]] = field(default_factory=list)
     _inbox: bytearray = field(default_factory=bytearray)
@@ -180,6 +183,8 @@ class VendorCamera:
         if command == "ATH" and arg == self.password:
             self.disk_mode = True
             self.entered_disk_mode.set()
+            if self.on_disk_mode is not None:
+                self.on_disk_mode()
             return ok
         if command == "Gtm" and self.reports_time and arg == self.password:
             return f"@Gtm;OK;{self._wall():%Y%m%d%H%M%S};#"

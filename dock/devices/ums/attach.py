@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -29,6 +30,11 @@ from dock.devices.ums.recorder import UmsRecorder, UnknownVolume, VolumeMemory, 
 from dock.devices.ums.volume import DirVolume, FatVolume, UmsVolume
 
 log = logging.getLogger("dock.devices.ums")
+
+#: Seconds the disk of a camera switched to disk mode has to appear before what the
+#: vendor command set vouched for it is dropped (a camera pulled mid-switch must not
+#: lend its identity to the next disk in the bay). Real cameras take a few seconds.
+VOUCH_WAIT_S = 60.0
 
 
 class Mounter(Protocol):
@@ -79,6 +85,9 @@ class UmsSlot:
         self.hashes: dict[tuple[str, str, int, float], bytes] = {}
         #: What the vendor command set said of the camera before its disk appeared.
         self.vouched: Vouched | None = None
+        self.vouched_at = 0.0  # time.monotonic() of the vouch
+        #: The model takes the vendor command set before it shows its disk.
+        self.vendor = model.driver == "vendor"
         self._disk_seen = False
         #: Volume serial -> the camera it was: one emptied by its offload (file-name
         #: identity needs files) is still known, after a restart too (the store's).
@@ -91,6 +100,22 @@ class UmsSlot:
         """The camera now switching to disk mode in this bay is ``vouched.serial`` (the
         vendor command set's login said so); forgotten when its disk goes away."""
         self.vouched, self._disk_seen = vouched, False
+        self.vouched_at = time.monotonic()
+
+    def unvouch(self) -> None:
+        self.vouched, self._disk_seen = None, False
+
+    def awaiting_disk(self) -> bool:
+        """A camera was vouched for and switched to disk mode, its disk not seen yet;
+        past VOUCH_WAIT_S the vouch is dropped (False)."""
+        if self.vouched is None or self._disk_seen:
+            return False
+        if time.monotonic() - self.vouched_at > VOUCH_WAIT_S:
+            log.warning("slot %s: the disk of %s did not appear within %g s: forgotten",
+                        self.slot_id, self.vouched.serial, VOUCH_WAIT_S)  # fmt: skip
+            self.unvouch()
+            return False
+        return True
 
     def takes_session(self) -> bool:
         """Whether this bay's session is this camera's (else the protocol's, "auto")."""
@@ -131,6 +156,8 @@ class UmsSlot:
             if self._disk_seen:  # the vouched camera's disk came and went: it left
                 self.vouched, self._disk_seen = None, False
             raise NoAnswer(f"slot {self.slot_id}: no volume on {self.disk}")
+        if not self._disk_seen:
+            self.awaiting_disk()  # a vouch past VOUCH_WAIT_S is dropped: the model's rule
         volume, via, mounted = self._open_volume()
         self._disk_seen = True
         try:

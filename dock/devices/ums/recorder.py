@@ -108,7 +108,11 @@ class UmsRecorder:
             device_public_key=None,
         )  # fmt: skip
         known_battery = battery is not None or (vouched is not None and vouched.battery is not None)
-        clock = "none" if vouched is None or vouched.clock_offset_s is None else vouched.clock
+        # "set": the dock set it at docking (read back where the model reports its time);
+        # "read": only read; "none": neither (a bare camera, or nothing reported)
+        clock = "none"
+        if vouched is not None and (vouched.clock == "set" or vouched.clock_offset_s is not None):
+            clock = vouched.clock
         self.guarantees = Guarantees(
             driver="ums" if vouched is None else "vendor+ums", hash="offload",
             erase="erase" if allow_erase else "keep", clock=clock, identity="claimed",
@@ -117,7 +121,13 @@ class UmsRecorder:
         self.hash_taken = HASH_AT_OFFLOAD
         #: A bare mass-storage camera states no clock: the pre-shift check says "unknown"
         #: and ``allow_unknown_clock_and_battery`` decides (never an offset of 0 made up).
-        self.clock_readable = clock != "none"
+        self.clock_readable = vouched is not None and vouched.clock_offset_s is not None
+        #: Why the check cannot read the clock, where it cannot (said in the checks).
+        self.clock_unread = (
+            "clock set at docking, not read back (the model reports no time)"
+            if clock == "set" and not self.clock_readable
+            else "the recorder states no clock (mass storage)"
+        )
         #: Nothing more can be proven: the identity is claimed (``guarantees``), and there
         #: is no event log a forger could trim; gap scans read the files themselves.
         self.authenticated = True
