@@ -210,6 +210,15 @@ def test_a_wrong_password_is_a_slot_fault_in_one_line(tmp_path, monkeypatch) -> 
 
     (site,) = slot_rows(bay.report())
     assert site["error"] == row["error"]
+    bay.svc.sweep()  # still docked: its stored password is not tried again
+    assert bay.commands() == ["Ver"] and bay.row()["state"] == "fault"
+    assert "not tried again while it stays docked" in bay.row()["error"]
+    bay.bus.unplug(bay.device)  # taken out, its password put right, docked again
+    bay.svc.sweep()
+    bay.cam.password = PASSWORD
+    bay.device = bay.bus.plug_camera(bay.cam, PORT)
+    bay.svc.sweep()
+    assert bay.commands()[1:3] == ["Ver", "Gdv"] and bay.cam.disk_mode
 
 
 def test_an_untrusted_dock_clock_sends_no_clock_and_check_out_is_refused(

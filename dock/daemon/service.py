@@ -9,7 +9,6 @@ one table of what is done for each state-machine action is built here.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -34,7 +33,7 @@ from dock.daemon.returns import Returns
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import Handler, SlotMachine
 from dock.daemon.slot_tests import IndicatorTests, self_test
-from dock.daemon.vendor_cameras import dock_vendor_camera, enrol_in_slot
+from dock.daemon.vendor_cameras import VendorBays, enrol_in_slot
 from dock.domain import slot_state as sm
 from dock.domain.audit_kinds import AuditKind
 from dock.domain.interfaces import Buzzer, ClockSource, Screen, SlotIndicator
@@ -85,7 +84,7 @@ class DockService:
     def __init__(self, parts: DockParts, offload_concurrency: int = 1) -> None:
         self.parts = parts
         self.access = SlotAccess(parts.slots)
-        self.access.vendor = functools.partial(dock_vendor_camera, parts)
+        self.access.vendor = VendorBays(parts)
         self.inspection = Inspection(parts, self.access, self._is_offloading, self.taken)
         self.offloads = OffloadPool(
             parts,

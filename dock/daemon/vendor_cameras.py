@@ -16,7 +16,7 @@ holding one, :func:`prepare_vendor_camera`
    battery, the clock's offset and whether the dock set it), then switches it to disk
    mode: the disk that appears in the bay is offloaded as that camera's.
 
-:func:`dock_vendor_camera` is the daemon's step (dock/daemon/slot_access.py): in a bay
+:class:`VendorBays` is the daemon's step (dock/daemon/slot_access.py): in a bay
 whose ``[[model]]`` has ``driver = "vendor"``, a session that finds no disk there yet
 and the vendor device present runs it under the slot's lock; a refusal is raised as the
 recorder-client error of its kind, so the inspection shows it as the slot's fault in
@@ -29,6 +29,7 @@ becomes the device's secret once the camera accepted it. Neither ever logs or sh
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -237,30 +238,61 @@ def prepare_vendor_camera(
         return VendorOutcome(slot_id, None, False, False, None, None, None, None, str(exc))
 
 
-def dock_vendor_camera(parts: DockParts, slot_id: str, ums: UmsSlot) -> VendorOutcome | None:
-    """The daemon's step for a vendor bay with no disk in it yet (the caller holds the
-    slot's lock): the camera there, if any, is identified, its clock set, vouched for to
-    ``ums`` and switched to disk mode. None: no camera of the command set there.
-    A refusal or failure raises :func:`as_slot_error`'s error (nothing vouched)."""
-    opener = parts.slots.open_vendor
-    if opener is None:
-        return None
-    try:
-        control = opener(slot_id)
-    except (OSError, ValueError) as exc:
-        raise as_slot_error(slot_id, _step("cannot open it", exc)) from None
-    if control is None:
-        return None
-    try:
-        outcome = _prepare(parts, slot_id, control, True, before_disk=ums.vouch)
-    except VendorRefusal as exc:
-        ums.unvouch()  # disk mode was refused or failed: its disk is not coming
-        log.warning("slot %s: vendor camera: %s", slot_id, exc)
-        raise as_slot_error(slot_id, exc) from None
-    finally:
-        control.close()
-    log.info("slot %s: vendor camera %s switched to disk mode", slot_id, outcome.serial)
-    return outcome
+class VendorBays:
+    """The daemon's vendor step (dock/daemon/slot_access.py calls it for a vendor bay with
+    no disk in it yet, holding the slot's lock): the camera there, if any, is identified,
+    its clock set, vouched for to the bay's ``UmsSlot`` and switched to disk mode.
+
+    A camera that refused its stored password is not sent it again while it stays in the
+    bay and its enrolment is unchanged (many cameras lock themselves after a few wrong
+    passwords): the same fault is raised without a byte sent, until it is taken out or
+    re-enrolled."""
+
+    def __init__(self, parts: DockParts) -> None:
+        self.parts = parts
+        #: slot -> (USB serial, digest of the password tried, the refusal)
+        self._refused: dict[str, tuple[str, bytes, VendorRefusal]] = {}
+
+    def __call__(self, slot_id: str, ums: UmsSlot) -> VendorOutcome | None:
+        """The outcome; None: no camera of the command set there. A refusal or failure
+        raises :func:`as_slot_error`'s error (nothing vouched)."""
+        opener = self.parts.slots.open_vendor
+        if opener is None:
+            return None
+        try:
+            control = opener(slot_id)
+        except (OSError, ValueError) as exc:
+            raise as_slot_error(slot_id, _step("cannot open it", exc)) from None
+        if control is None:
+            self._refused.pop(slot_id, None)  # taken out: the next one is tried afresh
+            return None
+        try:
+            key = self._key(control)
+            held = self._refused.get(slot_id)
+            if held is not None and key is not None and held[:2] == key:
+                raise as_slot_error(slot_id, held[2])
+            try:
+                outcome = _prepare(self.parts, slot_id, control, True, before_disk=ums.vouch)
+            except VendorRefusal as exc:
+                ums.unvouch()  # disk mode was refused or failed: its disk is not coming
+                log.warning("slot %s: vendor camera: %s", slot_id, exc)
+                if exc.counter == "auth" and key is not None:
+                    note = f"{exc} (not tried again while it stays docked)"
+                    self._refused[slot_id] = (*key, VendorRefusal(note, exc.counter))
+                raise as_slot_error(slot_id, exc) from None
+        finally:
+            control.close()
+        self._refused.pop(slot_id, None)
+        log.info("slot %s: vendor camera %s switched to disk mode", slot_id, outcome.serial)
+        return outcome
+
+    def _key(self, control: VendorControl) -> tuple[str, bytes] | None:
+        """(USB serial, digest of its stored password); None: not enrolled."""
+        usb = control.usb_serial
+        device = VendorCameraTable(self.parts.store).device_for(usb) if usb else None
+        if usb is None or device is None:
+            return None
+        return usb, hashlib.sha256(bytes(device.secret)).digest()
 
 
 def _enrolled(parts: DockParts, control: VendorControl) -> tuple[str, str]:
