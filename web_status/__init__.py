@@ -46,6 +46,7 @@ BLUEPRINTS: list[str] = [
     "web_status.stats",
     "web_status.maintenance",
     "web_status.audit",
+    "web_status.replication",
 ]
 
 #: Largest request body read (forms and JSON); more is refused with 413.

@@ -16,6 +16,8 @@ from dock.storage.store import Store
 DAY_S = 24 * 3600.0
 #: States of a package that is being sent or checked at the target right now.
 SENDING_STATES = ("sending", "verifying")
+#: Distinct failure reasons kept per target.
+REASONS_MAX = 5
 
 
 def replication_summary(
@@ -25,7 +27,9 @@ def replication_summary(
     names): ``pending`` (packages still owing a verified copy: waiting, being sent or
     failed and waiting to be tried again), ``sending``, ``failed``, ``replicated_24h``,
     ``oldest_pending_at`` and ``last_success_at`` (epoch seconds or None) and
-    ``last_error`` (the newest failure's reason when no success came after it)."""
+    ``last_error`` (the newest failure's reason when no success came after it), and
+    ``failed_reasons`` (each reason of the failed ones once, newest first, at most
+    :data:`REASONS_MAX`)."""
     by_target: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     for row in replication_rows(store):
         by_target.setdefault(row["target"], []).append(row)
@@ -52,6 +56,13 @@ def _one(name: str, rows: list[dict[str, Any]], now: float) -> dict[str, Any]:
         "oldest_pending_at": min((r["sealed_at"] for r in open_rows), default=None),
         "last_success_at": last_success,
         "last_error": last_error,
+        # why the failed ones failed, newest first, each once (the page shows them)
+        "failed_reasons": list(
+            dict.fromkeys(
+                r["reason"] or "failed"
+                for r in sorted(failed, key=lambda r: -(r["updated_at"] or 0.0))
+            )
+        )[:REASONS_MAX],
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
+import time
 from typing import Any
 
 from flask import flash, make_response, redirect, render_template, request, session, url_for
@@ -63,9 +65,21 @@ def index() -> str:
         now=now,
         fleet=fleet,
         not_returned=away,
+        replication=_replication_line(),
         state_keys=states,
         live_labels=_live_labels(states),
     )
+
+
+def _replication_line() -> dict[str, Any] | None:
+    """Packages waiting for central storage (issue 16), or None: none configured, or the
+    queue cannot be read now (the rest of the page still shows)."""
+    from web_status.replication.views import start_page_line
+
+    try:
+        return start_page_line(time.time())
+    except sqlite3.Error:
+        return None
 
 
 def _live_labels(states: set[str]) -> dict[str, str]:
