@@ -142,3 +142,24 @@ def test_the_reporters_health_carries_the_backlog_and_survives_a_queue_it_cannot
     without._health(time.time())
     assert "replication" not in contract.decode(K.HEALTH, without._waiting_health)
     without._audit_probe.close()
+
+
+def test_the_daemon_reports_replication_only_with_targets_configured(make_dock, tmp_path):
+    import dataclasses
+
+    from dock.config import emulated_config
+    from dock.config.replication import ReplicationConfig, TargetConfig
+    from dock.daemon.composition import replication_reading
+
+    svc, _ = sealed_dock(make_dock)
+    failing_run(svc, tmp_path)
+    cfg = emulated_config(1, str(tmp_path / "state"))
+    assert replication_reading(cfg, svc) is None  # no [replication]: health leaves it out
+    rep = ReplicationConfig(
+        targets=(TargetConfig(name="fake", kind="sftp", host="x"),), deadline_hours=6
+    )
+    reading = replication_reading(dataclasses.replace(cfg, replication=rep), svc)
+    assert reading is not None
+    sent = health_with(reading(time.time()))["replication"]
+    assert sent["deadline_hours"] == 6
+    assert [(t["name"], t["failed"]) for t in sent["targets"]] == [("fake", 1)]
