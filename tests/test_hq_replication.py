@@ -153,3 +153,64 @@ def test_the_deadline_is_measured_by_the_healths_own_time(age_h, is_open) -> Non
     d = replication_rule("s", "d", health)
     assert bool(d.open) is is_open and bool(d.close) is not is_open
     assert all(a.key.kind is AlertKind.REPLICATION_BACKLOG for a in d.open)
+
+
+def test_a_real_docks_backlog_and_failure_reach_dock_hq(make_dock, mosquitto, tmp_path) -> None:
+    """The dock's own reporter (paho, outbox, the daemon's health reading) into dock-hq:
+    a package failing at its target is an alert, and so is its backlog once past the
+    deadline; when it is copied and verified, the backlog alert closes by itself."""
+    import dataclasses
+
+    from dock.config import MqttConfig
+    from dock.reporting.health import replication_health
+    from dock.reporting.outbox import Outbox
+    from dock.reporting.paho_link import PahoLink
+    from dock.reporting.reporter import Reporter
+    from dock.services.replication_status import replication_summary
+    from tests.replica_fake import FolderTarget
+    from tests.test_replication import engine, sealed_dock
+
+    svc, _ = sealed_dock(make_dock)
+    monitor = Monitor(str(tmp_path / "fleet.sqlite3"), BrokerSettings(port=mosquitto.port))
+    monitor.start()
+    mqtt = dataclasses.replace(
+        MqttConfig(host=mosquitto.host, port=mosquitto.port, site="s1"), health_interval_s=0.5
+    )
+    reporter = Reporter(
+        link=PahoLink(mqtt, client_id="dock-s1-d1"), outbox=Outbox(str(tmp_path / "out.db")),
+        service=svc, cfg=mqtt, dock_id="d1", software="t", config_hash="h",
+        state_dir=str(tmp_path), evidence_dir=str(tmp_path),
+        replication=lambda now: replication_health(
+            replication_summary(svc.store, now, ["fake"]), 24
+        ),
+    )  # fmt: skip
+    try:
+        assert monitor.wait_subscribed(WAIT)
+        reporter.start()
+        target = FolderTarget(str(tmp_path / "central"))
+        target.down = True
+        eng = engine(svc, target)
+        eng.run_once()  # fails: an audit entry, so an event
+        wait_until(lambda: open_alerts(tmp_path, "replication_failed"), "the failure alert")
+        [failed] = open_alerts(tmp_path, "replication_failed")
+        assert failed["dock"] == "d1" and "connection refused" in failed["detail"]
+        wait_until(
+            lambda: rows(tmp_path, "SELECT * FROM replication WHERE failed = 1"), "the backlog"
+        )
+        assert not open_alerts(tmp_path, "replication_backlog")  # sealed just now
+
+        db = svc.store._db()
+        with db:  # as if sealed 30 h ago (the dock was offline since)
+            db.execute("UPDATE replication_queue SET sealed_at = sealed_at - ?", (30 * HOUR,))
+        wait_until(lambda: open_alerts(tmp_path, "replication_backlog"), "the backlog alert")
+
+        target.down = False
+        eng.retry(None)
+        eng.run_once()
+        wait_until(lambda: not open_alerts(tmp_path, "replication_backlog"), "closed by itself")
+        [row] = rows(tmp_path, "SELECT * FROM replication")
+        assert (row["pending"], row["replicated_24h"], row["last_error"]) == (0, 1, None)
+        assert open_alerts(tmp_path, "replication_failed")  # stays until acknowledged
+    finally:
+        reporter.stop()
+        monitor.stop()
