@@ -97,6 +97,15 @@ def vendor_options(cfg: DockConfig, slot_id: str) -> dict[str, Any] | None:
     return model.vendor_options()
 
 
+def _open_vendor(cfg: DockConfig, slot_id: str) -> VendorControl | None:
+    """The vendor camera in ``slot_id``, its model's options where it has a vendor model."""
+    slot = next(s for s in cfg.slots if s.id == slot_id)
+    options = vendor_options(cfg, slot_id)
+    if options is None:
+        return open_vendor_control(slot, timezone=cfg.dock.timezone)
+    return open_vendor_control(slot, timezone=cfg.dock.timezone, options=options)
+
+
 def ums_slots(cfg: DockConfig, store: Store | None = None) -> dict[str, UmsSlot]:
     """The bays whose recorder is a mass-storage camera (driver "ums" or "auto"), each
     mounted through hardware/block_volumes.py where the dock may mount, else read through
@@ -273,11 +282,7 @@ def build_service(
             ports={s.id: s.port for s in cfg.slots},
             open_transport=open_transport,
             lock_dir=os.path.join(state, "locks"),
-            open_vendor=lambda sid: open_vendor_control(
-                next(s for s in cfg.slots if s.id == sid),
-                timezone=cfg.dock.timezone,
-                options=vendor_options(cfg, sid),
-            ),
+            open_vendor=lambda sid: _open_vendor(cfg, sid),
             ums=ums_slots(cfg, store),
         ),
         feedback=feedback,
@@ -304,15 +309,17 @@ def build_replication(cfg: DockConfig, store: Any, audit: Any) -> Any:
     from dock.replicas.build import target_from_config
 
     targets: list[Any] = []
+    readers: dict[str, Any] = {}  # a second session each: read-backs beside the uploads
     for t in cfg.replication.targets:
         try:
             targets.append(target_from_config(t))
+            readers[t.name] = target_from_config(t)
         except ReplicaError as exc:
             log.error("replication target %s: %s", t.name, exc)
             targets.append(UnusableTarget(t.name, str(exc)))
     return ReplicationEngine(
         store, audit, cfg.dock.evidence_dir, cfg.dock.id, targets, cfg.replication,
-        tz=ZoneInfo(cfg.dock.timezone),
+        tz=ZoneInfo(cfg.dock.timezone), readers=readers,
     )  # fmt: skip
 
 
