@@ -242,6 +242,35 @@ def test_an_untrusted_dock_clock_sends_no_clock_and_check_out_is_refused(
     assert not decision.granted and {"clock_untrusted", "clock_drift"} <= codes
 
 
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_clock_set_but_not_read_back_is_for_the_policy_to_allow(
+    tmp_path, monkeypatch, allow
+) -> None:
+    """A model without a clock query: the dock set its clock (audited, drift "not
+    reported") but cannot read it back; allow_unknown_clock_and_battery decides."""
+    policy = (
+        f"bytes_per_recording_hour = 1\nallow_unknown_clock_and_battery = {str(allow).lower()}\n"
+    )
+    bay = Bay(tmp_path, monkeypatch, policy)
+    (tmp_path / "dock.toml").write_text(
+        (tmp_path / "dock.toml").read_text().replace('time_query = "Gtm"\n', "")
+    )
+    bay.cfg = load_config(str(tmp_path / "dock.toml"), env={})
+    bay.svc = build_service(bay.cfg, screen=ConsoleScreen(io.StringIO()))
+    bay.enrol()
+    bay.svc.store.add_officer(OFFICER, "Wang Wei", "Traffic 3", PIN)
+    bay.svc.sweep()
+    assert "Gtm" not in bay.commands() and {"Sdt", "Stm"} <= set(bay.commands())
+    (clock_set,) = bay.audit(AuditKind.CLOCK_SET)
+    assert clock_set.data["drift"] == "drift not reported"
+    bay.svc.offloads.wait(timeout=60)
+    bay.svc.sweep()
+    assert bay.row()["guarantees"]["clock"] == "set"
+    (drift,) = [r for r in bay.svc.views["1"].results if r.code == "clock_drift"]
+    assert drift.passed is allow and "not read back" in drift.detail["not_set"]
+    assert bay.svc.checkout(OFFICER, PIN).granted is allow
+
+
 def test_a_camera_that_never_answers_is_a_bounded_slot_fault(tmp_path, monkeypatch) -> None:
     bay = Bay(tmp_path, monkeypatch, model="timeout_s = 0.3\n")
     bay.enrol()  # it answered then; now it says nothing at all
