@@ -63,7 +63,9 @@ def make_package(folder: Path, files: int, mb: int) -> tuple[Store, AuditLog, st
 
 def run_dock(sshd: Sshd, store: Store, audit: AuditLog, evidence: str, n: int) -> float:
     target = SftpTarget(sshd.target(name=f"t{n}"))
-    engine = ReplicationEngine(store, audit, evidence, f"dock{n}", [target], ReplicationConfig())
+    reader = SftpTarget(sshd.target(name=f"t{n}"))  # read-backs beside the uploads
+    engine = ReplicationEngine(store, audit, evidence, f"dock{n}", [target], ReplicationConfig(),
+                               readers={target.name: reader})  # fmt: skip
     t0 = time.perf_counter()
     report = engine.run_once()
     elapsed = time.perf_counter() - t0

@@ -38,10 +38,10 @@ def sealed(make_dock, mb: float = 0.4, **policy):
     return svc, recs
 
 
-def engine(svc, target, **cfg):
+def engine(svc, target, reader=None, **cfg):
     return ReplicationEngine(
         svc.store, svc.audit, svc.offloader.evidence_dir, "dock-7", [target],
-        ReplicationConfig(**cfg),
+        ReplicationConfig(**cfg), readers={target.name: reader} if reader else None,
     )  # fmt: skip
 
 
@@ -110,9 +110,13 @@ def test_a_server_killed_mid_upload_is_resumed_from_the_partial(make_dock, sshd)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
 
 
-def test_a_corrupted_copy_at_the_target_is_caught_and_sent_again(make_dock, sshd) -> None:
+@pytest.mark.parametrize("beside", [False, True], ids=["read-back-after", "read-back-beside"])
+def test_a_corrupted_copy_at_the_target_is_caught_and_sent_again(
+    make_dock, sshd, beside: bool
+) -> None:
     svc, _ = sealed(make_dock)
-    eng = engine(svc, SftpTarget(sshd.target()))
+    reader = SftpTarget(sshd.target()) if beside else None
+    eng = engine(svc, SftpTarget(sshd.target()), reader)
     flipped: list[str] = []
 
     def flip_a_byte(name: str, remote: str) -> None:
@@ -126,6 +130,8 @@ def test_a_corrupted_copy_at_the_target_is_caught_and_sent_again(make_dock, sshd
     eng.before_verify = flip_a_byte
     report = eng.run_once()
     assert flipped and len(report.replicated) == 1
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("package_replicated") == 1 and "replication_failed" not in kinds
     bag, local = local_bag(svc)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
 

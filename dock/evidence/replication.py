@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, BinaryIO
@@ -131,12 +132,17 @@ class ReplicationEngine:
         tz: tzinfo | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        readers: dict[str, ReplicaTarget] | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
         self.evidence_dir = evidence_dir
         self.dock_id = dock_id
         self.targets = targets
+        #: target name -> a second session to the same target: files are read back on it
+        #: while the next is uploaded (none: read back after the last upload, in turn).
+        self.readers = readers or {}
+        self._reader: ReplicaTarget | None = None
         self.config = config
         self.schedule = Schedule(config.allowed, tz)
         rate = config.bandwidth_kib_s * 1024
@@ -177,6 +183,7 @@ class ReplicationEngine:
                 for row in due:
                     self._failed(target.name, row, str(exc), report)
                 continue
+            self._reader = self._open_reader(target.name)
             try:
                 for row in due:
                     if self.stopping() or not self.schedule.allows(time.time()):
@@ -185,7 +192,24 @@ class ReplicationEngine:
                         break  # the target itself failed: the rest waits for the backoff
             finally:
                 target.close()
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
         return report
+
+    def _open_reader(self, name: str) -> ReplicaTarget | None:
+        """The second session for read-backs, connected; None (read back in turn) when
+        there is none or it cannot connect now."""
+        reader = self.readers.get(name)
+        if reader is None:
+            return None
+        try:
+            reader.connect()
+        except ReplicaError as exc:
+            log.info("%s: no second session for read-backs (%s): in turn", name, exc)
+            reader.close()
+            return None
+        return reader
 
     # ------------------------------------------------------------------ one package
     def _package(self, target: ReplicaTarget, row: dict[str, Any], report: RunReport) -> bool:
@@ -205,8 +229,7 @@ class ReplicationEngine:
         total = sum(size for _, size, _ in files.values())
         try:
             for round_ in range(1, self.config.max_attempts + 1):
-                self._send_all(target, row, base, files, total)
-                bad = self._verify_all(target, row, base, files)
+                bad = self._round(target, row, base, files, total)
                 if not bad:
                     break
                 for rel in bad:
@@ -239,6 +262,31 @@ class ReplicationEngine:
             out[rel] = (sha, os.path.getsize(path), path)
         return out
 
+    def _round(
+        self,
+        target: ReplicaTarget,
+        row: dict[str, Any],
+        base: str,
+        files: dict[str, tuple[str, int, str]],
+        total: int,
+    ) -> list[str]:
+        """Send what is missing, read everything back; the files that did not match.
+        With a second session each file is read back (in one other thread) as soon as it
+        is in place, while the next one is sent."""
+        reader = self._reader
+        if reader is None:
+            self._send_all(target, row, base, files, total)
+            return self._verify_all(target, row, base, files)
+        futures: dict[str, Future[bool]] = {}
+        with ThreadPoolExecutor(1, thread_name_prefix="replication-readback") as pool:
+
+            def placed(rel: str) -> None:
+                futures[rel] = pool.submit(self._matches, reader, target.name, base, rel,
+                                           files[rel][0])  # fmt: skip
+
+            self._send_all(target, row, base, files, total, placed)
+            return [rel for rel, fut in futures.items() if not fut.result()]
+
     def _send_all(
         self,
         target: ReplicaTarget,
@@ -246,6 +294,7 @@ class ReplicationEngine:
         base: str,
         files: dict[str, tuple[str, int, str]],
         total: int,
+        placed: Callable[[str], None] | None = None,
     ) -> None:
         key = (row["seal_id"], target.name)
         done = 0
@@ -253,6 +302,8 @@ class ReplicationEngine:
             final = f"{base}/{rel}"
             if target.size(final) is not None:  # published before: verification decides
                 done += size
+                if placed is not None:
+                    placed(rel)
                 continue
             with self.table.transaction():
                 self.table.set_state(*key, "sending", time.time(), file=rel, file_offset=0,
@@ -260,6 +311,8 @@ class ReplicationEngine:
             self._send_file(target, key, rel, final, path, size, done)
             crashpoints.reach("replication.file.published")
             done += size
+            if placed is not None:
+                placed(rel)
         with self.table.transaction():
             self.table.set_state(*key, "verifying", time.time(), bytes_done=total,
                                  bytes_total=total, file=None, file_offset=None)  # fmt: skip
@@ -305,17 +358,18 @@ class ReplicationEngine:
         files: dict[str, tuple[str, int, str]],
     ) -> list[str]:
         """The files whose bytes read back from the target differ from the manifest."""
-        bad = []
-        for rel, (sha, _size, _path) in files.items():
-            remote = f"{base}/{rel}"
-            if self.before_verify is not None:
-                self.before_verify(target.name, remote)
-            h = hashlib.sha256()
-            for chunk in target.read(remote):
-                h.update(chunk)
-            if h.hexdigest() != sha:
-                bad.append(rel)
-        return bad
+        return [rel for rel, (sha, _s, _p) in files.items()
+                if not self._matches(target, target.name, base, rel, sha)]  # fmt: skip
+
+    def _matches(self, reader: ReplicaTarget, name: str, base: str, rel: str, sha: str) -> bool:
+        """Whether the file read back from the target hashes to ``sha``."""
+        remote = f"{base}/{rel}"
+        if self.before_verify is not None:
+            self.before_verify(name, remote)
+        h = hashlib.sha256()
+        for chunk in reader.read(remote):
+            h.update(chunk)
+        return h.hexdigest() == sha
 
     # ------------------------------------------------------------------ outcomes
     def _replicated(
