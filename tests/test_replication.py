@@ -247,3 +247,25 @@ def test_token_bucket_never_exceeds_its_rate(chunks: list[int], rate: int) -> No
 def test_no_limit_never_sleeps() -> None:
     bucket = TokenBucket(0, 1, lambda: 0.0, lambda s: pytest.fail("slept"))
     bucket.take(10**9)
+
+
+def test_retry_is_a_request_that_makes_failed_packages_due_now(make_dock, tmp_path) -> None:
+    from dock.services.errors import RequestError
+    from dock.services.requests import call
+
+    svc, _ = sealed_dock(make_dock)
+    target = FolderTarget(str(tmp_path / "central"))
+    target.down = True
+    eng = engine(svc, target)
+    eng.run_once()
+    [row] = replication_rows(svc.store)
+    assert row["state"] == "failed" and eng.run_once().failed == []  # waiting: backoff
+    with pytest.raises(RequestError, match="name one package"):
+        call(svc, "replication.retry", {}, actor="9001")
+    with pytest.raises(RequestError, match="no replicated or queued package"):
+        call(svc, "replication.retry", {"package": "nope"}, actor="9001")
+    done = call(svc, "replication.retry", {"package": os.path.basename(row["bag"])},
+                actor="9001")  # fmt: skip
+    assert done["retried"] == 1 and replication_rows(svc.store)[0]["state"] == "pending"
+    target.down = False
+    assert len(eng.run_once().replicated) == 1
