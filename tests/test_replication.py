@@ -15,7 +15,11 @@ from hypothesis import strategies as st
 from dock.config.replication import ReplicationConfig, window_minutes
 from dock.domain.replication_pace import DAY, TokenBucket, in_windows
 from dock.evidence.replication import ReplicationEngine, may_free_local
-from dock.storage.replication_table import replication_backlog, replication_rows
+from dock.storage.replication_table import (
+    replication_backlog,
+    replication_rows,
+    replication_targets,
+)
 from tests.replica_fake import FolderTarget
 
 
@@ -81,6 +85,8 @@ def test_a_sealed_package_is_replicated_verified_and_counts_as_the_second_copy(
         assert e["second_copy_where"].startswith("replica fake: dock-7/")
         assert may_free_local(svc.store, e["serial"], e["recording_id"])
     assert eng.run_once().replicated == []  # nothing sent twice
+    health = replication_targets(svc.store, row["verified_at"])["fake"]
+    assert health["pending"] == 0 and health["replicated_24h"] == 1 and health["last_error"] is None
 
 
 def test_nothing_counts_before_verification_and_a_corrupt_copy_is_sent_again(
@@ -160,6 +166,9 @@ def test_target_full_or_away_fails_clearly_and_the_backlog_shows_it(make_dock, t
     assert "connection refused" in report.failed[0][2]
     backlog = replication_backlog(svc.store, 1e12, 24 * 3600)
     assert backlog["open"] == 1 and backlog["counts"]["failed"] == 1 and backlog["overdue"] == 1
+    [(name, health)] = replication_targets(svc.store, 1e12).items()
+    assert name == "fake" and health["pending"] == 1 and health["failed"] == 1
+    assert "connection refused" in health["last_error"] and health["last_success_at"] is None
     assert all(e["second_copy_at"] is None for e in svc.store.archive_entries())
     first = svc.store.archive_entries()[0]
     assert not may_free_local(svc.store, first["serial"], first["recording_id"])

@@ -6,8 +6,10 @@ Rows are written before anything is sent (the intent) and moved through ``pendin
 ``superseded`` when a purge replaced the package before it left. SQLite in WAL mode with
 ``synchronous=FULL`` (the store's connection): a power cut loses no row.
 
-Readers for the status pages, MQTT health and the CLI: :func:`replication_rows` and
-:func:`replication_backlog` (read-only; any process may call them).
+Readers for the status pages, MQTT health and the CLI: :func:`replication_rows` (per
+package and target), :func:`replication_backlog` (the whole backlog, overdue against a
+deadline) and :func:`replication_targets` (per target, health's shape): read-only, any
+process may call them.
 """
 
 from __future__ import annotations
@@ -180,3 +182,39 @@ def replication_backlog(store: Store, now: float, deadline_s: float) -> dict[str
         "overdue": int(overdue),
         "deadline_s": deadline_s,
     }
+
+
+def replication_targets(store: Store, now: float) -> dict[str, dict[str, Any]]:
+    """Per target name (those with a queue row), what health's ``replication`` object
+    carries (mqtt_contract/MQTT.md): ``pending`` (every open package: pending, sending,
+    verifying, failed), ``sending`` (sending or verifying now), ``failed``,
+    ``replicated_24h``, ``oldest_pending_at`` and ``last_success_at`` (epoch seconds or
+    None) and ``last_error`` (the newest failed row's reason; None when the newest
+    attempt at that target worked)."""
+    db = store._db()
+    out: dict[str, dict[str, Any]] = {}
+    rows = db.execute(
+        "SELECT target, "
+        "sum(state IN ('pending', 'sending', 'verifying', 'failed')), "
+        "sum(state IN ('sending', 'verifying')), sum(state = 'failed'), "
+        "sum(state = 'replicated' AND verified_at >= ?), "
+        "min(CASE WHEN state IN ('pending', 'sending', 'verifying', 'failed') "
+        "THEN sealed_at END), max(verified_at) FROM replication_queue GROUP BY target",
+        (now - 24 * 3600,),
+    ).fetchall()
+    for target, pending, sending, failed, recent, oldest, last_ok in rows:
+        newest = db.execute(
+            "SELECT state, reason FROM replication_queue WHERE target = ? "
+            "AND state IN ('failed', 'replicated') ORDER BY updated_at DESC LIMIT 1",
+            (target,),
+        ).fetchone()
+        out[str(target)] = {
+            "pending": int(pending or 0),
+            "sending": int(sending or 0),
+            "failed": int(failed or 0),
+            "replicated_24h": int(recent or 0),
+            "oldest_pending_at": oldest,
+            "last_success_at": last_ok,
+            "last_error": newest[1] if newest is not None and newest[0] == "failed" else None,
+        }
+    return out
