@@ -278,3 +278,17 @@ def test_retry_is_a_request_that_makes_failed_packages_due_now(make_dock, tmp_pa
     assert done["retried"] == 1 and replication_rows(svc.store)[0]["state"] == "pending"
     target.down = False
     assert len(eng.run_once().replicated) == 1
+
+
+def test_a_target_away_is_one_audit_entry_not_one_per_package(make_dock, tmp_path) -> None:
+    svc, _ = make_dock(
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+    )
+    svc.sweep()
+    target = FolderTarget(str(tmp_path / "c"))
+    target.down = True
+    report = engine(svc, target).run_once()
+    assert len(report.failed) == 2
+    assert [e.kind for e in svc.audit.entries()].count("replication_failed") == 1
+    assert {r["state"] for r in replication_rows(svc.store)} == {"failed"}

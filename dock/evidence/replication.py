@@ -179,9 +179,9 @@ class ReplicationEngine:
                 continue
             try:
                 target.connect()
-            except ReplicaError as exc:
-                for row in due:
-                    self._failed(target.name, row, str(exc), report)
+            except ReplicaError as exc:  # one entry for the target, every package waits
+                for i, row in enumerate(due):
+                    self._failed(target.name, row, str(exc), report, audit=i == 0)
                 continue
             self._reader = self._open_reader(target.name)
             try:
@@ -407,8 +407,11 @@ class ReplicationEngine:
 
         self.store.confirm_second_copy(serial, recording, where, audit=entry)
 
-    def _failed(self, target: str, row: dict[str, Any], why: str, report: RunReport) -> None:
-        """The package waits (backoff); audited when the reason is new for it."""
+    def _failed(
+        self, target: str, row: dict[str, Any], why: str, report: RunReport, audit: bool = True
+    ) -> None:
+        """The package waits (backoff); audited when the reason is new for it (and
+        ``audit``: a target that cannot be reached is one entry, not one per package)."""
         why = " ".join(why.split())[:300] or "failed"
         attempts = int(row.get("attempts") or 0) + 1
         now = time.time()
@@ -418,7 +421,8 @@ class ReplicationEngine:
                 return
             self.table.set_state(row["seal_id"], target, "failed", now, reason=why,
                                  attempts=attempts, next_try=now + backoff_s(attempts))  # fmt: skip
-            if current is None or current["reason"] != why or current["state"] != "failed":
+            new = current is None or current["reason"] != why or current["state"] != "failed"
+            if audit and new:
                 seal = self.seals.by_id(row["seal_id"])
                 self.audit.append(
                     AuditKind.REPLICATION_FAILED, "dock", seal["serial"] if seal else "",
