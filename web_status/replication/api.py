@@ -7,7 +7,9 @@ import time
 from flask import jsonify
 from werkzeug.wrappers import Response
 
+from dock.storage.replication_table import replication_rows
 from web_status.api import api_route
+from web_status.auth import dock
 from web_status.replication import ROLES
 from web_status.replication.views import FILTERS, chosen_filter, packages, status
 
@@ -83,4 +85,6 @@ _PACKAGE = {
 )
 def replication() -> Response:
     now = time.time()
-    return jsonify({**status(now), "packages": packages(chosen_filter(), now)})
+    state_filter = chosen_filter()
+    rows = replication_rows(dock().store)
+    return jsonify({**status(now, rows), "packages": packages(state_filter, now, rows)})

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import abort, render_template, request
 
-from dock.services.replication_status import backlog_line, replication_summary
+from dock.services.replication_status import backlog_line, failed_reasons, replication_summary
 from dock.storage.replication_table import OPEN_STATES, replication_rows
 from web_status.auth import dock, require_role
 from web_status.replication import ROLES, bp
@@ -24,10 +24,15 @@ FILTERS: dict[str, tuple[str, ...]] = {
 PACKAGES_MAX = 500
 
 
-def status(now: float) -> dict[str, Any]:
-    """Targets, the one-line backlog and whether replication is configured at all."""
+def status(now: float, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Targets, the one-line backlog and whether replication is configured at all; with
+    the queue's ``rows`` (already read for the package list) each target's
+    ``failed_reasons`` too."""
     cfg = dock().cfg.replication
     targets = replication_summary(dock().store, now, [t.name for t in cfg.targets])
+    if rows is not None:
+        reasons = failed_reasons(rows)
+        targets = [{**t, "failed_reasons": reasons.get(t["name"], [])} for t in targets]
     return {
         "enabled": cfg.enabled,
         "deadline_hours": cfg.deadline_hours,
@@ -44,12 +49,12 @@ def start_page_line(now: float) -> dict[str, Any] | None:
     return dict(found["backlog"])
 
 
-def packages(state_filter: str, now: float) -> list[dict[str, Any]]:
-    """Queue rows in the filter, at most :data:`PACKAGES_MAX`, with the age of each."""
+def packages(state_filter: str, now: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Queue ``rows`` in the filter, at most :data:`PACKAGES_MAX`, with the age of each."""
     states = FILTERS[state_filter]
-    rows = [r for r in replication_rows(dock().store) if r["state"] in states]
+    chosen = [r for r in rows if r["state"] in states]
     out = []
-    for r in rows[:PACKAGES_MAX]:
+    for r in chosen[:PACKAGES_MAX]:
         out.append(
             {
                 "bag": r["bag"],
@@ -80,11 +85,12 @@ def chosen_filter() -> str:
 def index() -> str:
     now = time.time()
     state_filter = chosen_filter()
+    rows = replication_rows(dock().store)
     return render_template(
         "replication/index.html",
         now=now,
-        status=status(now),
-        packages=packages(state_filter, now),
+        status=status(now, rows),
+        packages=packages(state_filter, now, rows),
         state_filter=state_filter,
         filters=list(FILTERS),
         packages_max=PACKAGES_MAX,
