@@ -61,6 +61,11 @@ FROM_DEBIAN = {
     # SFTP replication targets; paramiko is pure Python but needs bcrypt, pynacl and
     # cryptography (compiled): Debian's whole stack (bookworm: 2.12, which the code supports)
     "paramiko": "python3-paramiko (>= 2.12)",
+    # S3 replication targets: boto3 is pure Python, but botocore's data is large and
+    # Debian's stack (boto3 1.26, botocore 1.29, s3transfer, urllib3) gets security
+    # updates; dock/replicas/s3.py uses only what 1.29 has. botocore wants
+    # python-dateutil < 3, so python-requirements.txt bundles 2.9.0.post0.
+    "boto3": "python3-boto3 (>= 1.26)",
 }
 #: Requirements of the project (or of its libraries) that the package leaves out, and why.
 LEFT_OUT = {

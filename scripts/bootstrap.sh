@@ -114,6 +114,19 @@ ensure_sshd() {
   fi
 }
 
+ensure_smbd() {
+  # tests/test_replica_smb.py starts its own Samba smbd (own smb.conf, passdb, folders and
+  # port on 127.0.0.1; never the system's). Root only (smbd switches to the share's user).
+  # S3: no real S3 server installs from the registries reached here (Debian's radosgw
+  # needs a running Ceph cluster); tests/test_replica_s3.py uses moto's server, which
+  # comes with the test extras (ensure_venv test).
+  [ "$(id -u)" -eq 0 ] || return 0
+  if [ ! -x /usr/sbin/smbd ] && ! command -v smbd >/dev/null; then
+    log "installing samba (the SMB replication tests' server)"
+    apt_install samba || log "samba unavailable: the SMB replication tests will be skipped"
+  fi
+}
+
 # ensure_venv EXTRAS: create the virtualenv and install the project with extras.
 ensure_venv() {
   local extras="$1"

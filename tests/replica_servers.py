@@ -1,0 +1,323 @@
+"""Real replication servers for tests, each on its own free port on 127.0.0.1.
+
+* :class:`Samba`: Debian's ``smbd`` with its own smb.conf, private/lock/state/pid
+  folders and passdb (tdbsam) under a temporary folder: never the system's Samba.
+* :class:`CephRgw` (in this module too): Debian's Ceph (one monitor, one memstore OSD)
+  and its S3 gateway ``radosgw``, all under a temporary folder.
+
+Start-up waits poll the port, bounded in time; a server that dies or never listens is a
+:class:`ServerError` carrying the tail of its log. Each server runs in a process group
+of its own, so :meth:`kill` (SIGKILL to the group) takes its forked workers too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+POLL = 0.05
+
+
+class ServerError(RuntimeError):
+    """A server did not start or died; the message has the end of its log."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's choice for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def find(name: str, *fallbacks: str) -> str | None:
+    """A binary on PATH or in the sbin folders a user's PATH often lacks."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for f in (*fallbacks, f"/usr/sbin/{name}", f"/sbin/{name}"):
+        if os.access(f, os.X_OK):
+            return f
+    return None
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path, what: str) -> None:
+    """Until ``port`` accepts connections; ServerError if ``proc`` dies or time runs out."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerError(f"{what} exited with {proc.returncode}:\n{tail(log)}")
+        if listening(port):
+            return
+        time.sleep(POLL)
+    raise ServerError(f"{what} did not listen on {port} in {START_TIMEOUT:.0f} s:\n{tail(log)}")
+
+
+def kill_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL the process group ``proc`` leads (started with start_new_session)."""
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------- Samba
+
+
+class Samba:
+    """One smbd serving one share, user ``root`` with ``password`` in its own passdb."""
+
+    user = "root"  # the share's unix user (smbd maps a Samba user to a unix one)
+    share = "evidence"
+
+    def __init__(self, base: Path, share_path: Path, password: str = "s3cret-pw") -> None:
+        self.smbd = find("smbd")
+        self.smbpasswd = find("smbpasswd", "/usr/bin/smbpasswd")
+        if self.smbd is None or self.smbpasswd is None:
+            raise ServerError("no smbd/smbpasswd (Debian package samba: scripts/bootstrap.sh)")
+        self.dir = base
+        self.share_path = share_path
+        self.password = password
+        self.port = free_port()
+        self.conf = base / "smb.conf"
+        self.log = base / "smbd.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        self._write_conf()
+        self._add_user()
+
+    def _write_conf(self) -> None:
+        d = self.dir
+        self.conf.write_text(
+            f"""[global]
+server role = standalone server
+smb ports = {self.port}
+interfaces = {HOST}
+bind interfaces only = yes
+private dir = {d}/private
+lock directory = {d}/lock
+state directory = {d}/state
+cache directory = {d}/cache
+pid directory = {d}/pid
+ncalrpc dir = {d}/ncalrpc
+log file = {d}/smbd.log.file
+passdb backend = tdbsam:{d}/passdb.tdb
+server min protocol = SMB3
+smb encrypt = desired
+map to guest = never
+restrict anonymous = 2
+load printers = no
+printing = bsd
+printcap name = /dev/null
+disable spoolss = yes
+disable netbios = yes
+unix password sync = no
+obey pam restrictions = no
+strict sync = yes
+
+[{self.share}]
+path = {self.share_path}
+read only = no
+valid users = {self.user}
+"""
+        )
+
+    def _add_user(self) -> None:
+        done = subprocess.run(
+            [self.smbpasswd, "-c", str(self.conf), "-s", "-a", self.user],
+            input=f"{self.password}\n{self.password}\n".encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ServerError(f"smbpasswd -a failed: {done.stdout!r} {done.stderr!r}")
+
+    def start(self) -> Samba:
+        """Start smbd (again, on the same port after :meth:`kill`)."""
+        assert self.smbd is not None
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self.smbd, "--foreground", "--no-process-group", "--debug-stdout",
+                 "-s", str(self.conf)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_listening(self._proc, self.port, self.log, "smbd")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL smbd and every worker it forked (a crash, not a shutdown)."""
+        kill_group(self._proc)
+        self._proc = None
+
+    def __enter__(self) -> Samba:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+# ------------------------------------------------------------------------------- S3
+
+
+class MotoS3:
+    """moto's S3 server (``moto_server``), with signatures and IAM checked: NOT a real S3
+    server (none installs from the registries reached here; see dock/replicas/s3.py).
+
+    ``auth=True`` (``INITIAL_NO_AUTH_ACTION_COUNT``): the first three requests (make a
+    user, its access key and its policy) go unchecked; every later one must be signed
+    with that key. Only for the credentials tests: moto 5.2 miscomputes the signature of
+    a request whose query has a "/" (ListMultipartUploads with a key as prefix), so the
+    other tests run it without checks.
+    Its state is in memory: a restart loses it, so a link cut is made with
+    :class:`TcpCutter` between the client and it instead of killing it."""
+
+    bucket = "evidence"
+
+    def __init__(self, base: Path, auth: bool = False) -> None:
+        self.auth = auth
+        self.binary = find("moto_server", str(Path(os.sys.executable).parent / "moto_server"))
+        if self.binary is None:
+            raise ServerError("no moto_server (pip install 'moto[server]': the test extras)")
+        self.port = free_port()
+        self.log = base / "moto.log"
+        self.url = f"http://{HOST}:{self.port}"
+        self.access_key = "dock-test-key"
+        self.secret_key = "dock-test-secret"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoS3:
+        import boto3  # the test extras' client, only to set the server up
+
+        assert self.binary is not None
+        env = dict(os.environ, MOTO_PORT=str(self.port))
+        if self.auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self.binary, "-H", HOST, "-p", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env,
+            )  # fmt: skip
+        wait_listening(self._proc, self.port, self.log, "moto_server")
+        kw = {"endpoint_url": self.url, "region_name": "us-east-1"}
+        if self.auth:
+            self._make_user(kw)
+        s3 = boto3.client(
+            "s3", aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, **kw
+        )
+        s3.create_bucket(Bucket=self.bucket)
+        return self
+
+    def _make_user(self, kw: dict[str, str]) -> None:
+        import boto3
+
+        iam = boto3.client("iam", aws_access_key_id="x", aws_secret_access_key="x", **kw)
+        iam.create_user(UserName="dock")
+        key = iam.create_access_key(UserName="dock")["AccessKey"]
+        iam.put_user_policy(
+            UserName="dock", PolicyName="s3",
+            PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+            '"Action":"s3:*","Resource":"*"}]}',
+        )  # fmt: skip
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+
+    def kill(self) -> None:
+        kill_group(self._proc)
+        self._proc = None
+
+    def __enter__(self) -> MotoS3:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+class TcpCutter:
+    """A TCP relay on its own port to ``port``: :meth:`cut` closes the listener and every
+    relayed connection at once (the link dies mid-transfer), :meth:`start` again mends it
+    on the same port. Threads, one pair per connection; each relay loop ends when either
+    side closes."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.target = port
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> TcpCutter:
+        import threading
+
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((HOST, self.port))
+        ls.listen(16)
+        self._listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+        return self
+
+    def _accept(self, ls: socket.socket) -> None:
+        import threading
+
+        while True:  # ends when cut() closes the listener
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((HOST, self.target), timeout=10)
+            with self._lock:
+                self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        while True:  # ends when either side closes or is cut
+            try:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+            except OSError:
+                break
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
