@@ -313,6 +313,10 @@ class TcpCutter:
 
     def cut(self) -> None:
         if self._listener is not None:
+            # shutdown wakes the thread blocked in accept (close alone would leave the
+            # listening socket alive until that accept returned)
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:

@@ -104,10 +104,10 @@ def map_error(exc: BaseException, name: str, what: str) -> ReplicaError:
         code = str(err.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         text = f"{one_line(code, 60)} {one_line(err.get('Message', ''), 120)}".strip()
+        if code in _FULL or status == 507:  # before 403: some servers send quotas so
+            return ReplicaFull(f"{where}: no room or over quota ({text})")
         if code in _AUTH or status in (401, 403):
             return ReplicaAuthError(f"{where}: the server refused the credentials ({text})")
-        if code in _FULL or status == 507:
-            return ReplicaFull(f"{where}: no room or over quota ({text})")
         if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
             return ReplicaUnavailable(f"{where}: the server cannot serve now ({text})")
         return ReplicaError(f"{where}: {text or status}")

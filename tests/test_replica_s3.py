@@ -1,0 +1,292 @@
+"""The S3 replication target against moto's S3 server, started here on 127.0.0.1.
+
+moto is a stand-in, NOT a real S3 server: none installs from the registries reached
+here (see dock/replicas/s3.py). It speaks S3's HTTP API (multipart uploads, listings,
+copies, signatures when asked), so boto3 runs its real code paths; what moto cannot
+show is how MinIO or Ceph behave (quotas, If-None-Match on copies, consistency).
+
+Faults: the link cut mid-multipart (a relay between the dock and the server, cut from
+the progress callback) then resumed from size(); cut after the last part, before the
+upload is completed; wrong keys; an object changed at the server; an existing final
+name; hostile names. "Full" is a mapping test only: moto has no quotas.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions as bex
+import pytest
+
+from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
+from dock.replicas.s3 import MIN_PART, S3Target, map_error
+from tests.replica_servers import MotoS3, TcpCutter, find, free_port
+
+MiB = 1024 * 1024
+PART = MIN_PART  # 5 MiB parts keep the files small
+
+pytestmark = pytest.mark.skipif(
+    find("moto_server") is None and not (Path(os.sys.executable).parent / "moto_server").exists(),
+    reason="moto_server missing (the test extras: pip install -e '.[test]')",
+)
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    with MotoS3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    return f"dock-7/{request.node.name.replace('[', '-').replace(']', '')}"
+
+
+def target(m: MotoS3, prefix: str, url: str | None = None, secret: str | None = None) -> S3Target:
+    return S3Target(
+        "objects", url or m.url, m.bucket, prefix, m.access_key,
+        m.secret_key if secret is None else secret, timeout=5, part_size=PART,
+    )  # fmt: skip
+
+
+def raw(m: MotoS3) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=m.url, region_name="us-east-1",
+        aws_access_key_id=m.access_key, aws_secret_access_key=m.secret_key,
+    )  # fmt: skip
+
+
+def send(t: S3Target, relpath: str, data: bytes, offset: int = 0) -> list[int]:
+    seen: list[int] = []
+    src = io.BytesIO(data)
+    src.seek(offset)
+    t.upload(relpath, src, offset, len(data), seen.append)
+    return seen
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and "\r" not in text
+    return text
+
+
+@pytest.mark.parametrize("length", [0, 1000, PART, 2 * PART + 7])
+def test_upload_publish_read_back(moto: MotoS3, prefix: str, length: int) -> None:
+    data = os.urandom(length)
+    t = target(moto, prefix)
+    t.connect()
+    assert t.size("pkg/a.mp4.part") is None
+    seen = send(t, "pkg/a.mp4.part", data)
+    assert seen == sorted(seen) and seen[-1] == length
+    assert t.size("pkg/a.mp4.part") == length
+    t.publish("pkg/a.mp4.part", "pkg/a.mp4")
+    assert t.size("pkg/a.mp4.part") is None
+    assert b"".join(t.read("pkg/a.mp4")) == data
+    got = raw(moto).get_object(Bucket=moto.bucket, Key=f"{prefix}/pkg/a.mp4")
+    assert got["Body"].read() == data
+    t.delete("pkg/a.mp4")
+    assert t.size("pkg/a.mp4") is None
+    t.close()
+
+
+def test_link_cut_mid_multipart_then_upload_continues_from_size(moto: MotoS3, prefix: str) -> None:
+    data = os.urandom(4 * PART + 3)
+    relay = TcpCutter(moto.port).start()
+    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+    cut: list[int] = []
+
+    def cut_after_two_parts(done: int) -> None:
+        if done >= 2 * PART and not cut:
+            cut.append(done)
+            relay.cut()
+
+    with pytest.raises(ReplicaUnavailable) as err:
+        t.upload("pkg/big.part", io.BytesIO(data), 0, len(data), cut_after_two_parts)
+    assert cut and "unreachable" in one_line(err.value)
+    with pytest.raises(ReplicaUnavailable):
+        t.size("pkg/big.part")
+
+    relay.start()  # the link is back, same port; the server kept the parts
+    have = t.size("pkg/big.part")
+    assert have == PART  # two parts held, the last one sent is sent again
+    resumed = send(t, "pkg/big.part", data, offset=have)
+    assert resumed == [2 * PART, 3 * PART, 4 * PART, len(data)]
+    assert t.size("pkg/big.part") == len(data)
+    assert b"".join(t.read("pkg/big.part")) == data
+    relay.cut()
+
+
+def test_cut_before_completion_never_reports_the_whole_size(moto: MotoS3, prefix: str) -> None:
+    # Every part is at the server but CompleteMultipartUpload never arrived: size() must
+    # stay below the file's size, or the engine would publish an object that is not there.
+    data = os.urandom(2 * PART)
+    relay = TcpCutter(moto.port).start()
+    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+
+    def cut_at_end(done: int) -> None:
+        if done == len(data):
+            relay.cut()
+
+    with pytest.raises(ReplicaUnavailable):
+        t.upload("pkg/a.part", io.BytesIO(data), 0, len(data), cut_at_end)
+    relay.start()
+    have = t.size("pkg/a.part")
+    assert have is not None and have < len(data)
+    with pytest.raises(ReplicaError):  # nothing finished to publish
+        t.publish("pkg/a.part", "pkg/a")
+    send(t, "pkg/a.part", data, offset=have)
+    t.publish("pkg/a.part", "pkg/a")
+    assert b"".join(t.read("pkg/a")) == data
+    relay.cut()
+
+
+def test_an_offset_the_server_does_not_hold_is_refused_and_zero_starts_afresh(
+    moto: MotoS3, prefix: str
+) -> None:
+    data = os.urandom(3 * PART)
+    t = target(moto, prefix)
+    with pytest.raises(ReplicaError) as err:
+        send(t, "pkg/a.part", data, offset=PART)  # no unfinished upload there
+    assert "start at 0" in one_line(err.value)
+    with pytest.raises(ReplicaError):
+        send(t, "pkg/small.part", b"abc", offset=1)  # a small object cannot be continued
+    seen = send(t, "pkg/a.part", data)
+    assert seen[0] == PART and b"".join(t.read("pkg/a.part")) == data
+    other = os.urandom(2 * PART + 1)
+    send(t, "pkg/a.part", other)  # offset 0 replaces what was there
+    assert b"".join(t.read("pkg/a.part")) == other
+
+
+def test_wrong_keys_are_an_auth_error_and_nothing_is_written(tmp_path: Path) -> None:
+    with MotoS3(tmp_path, auth=True) as m:
+        t = target(m, "dock-7", secret="not-the-secret")
+        with pytest.raises(ReplicaAuthError) as err:
+            t.connect()
+        assert "refused the credentials" in one_line(err.value)
+        with pytest.raises(ReplicaAuthError):
+            send(t, "pkg/a.bin", b"footage")
+        listed = raw(m).list_objects_v2(Bucket=m.bucket)
+        assert listed.get("KeyCount", 0) == 0
+        good = target(m, "dock-7")
+        good.connect()  # the right keys pass the same checks
+
+
+def test_an_object_changed_at_the_server_is_read_back_changed(moto: MotoS3, prefix: str) -> None:
+    data = os.urandom(2 * PART + 5)
+    t = target(moto, prefix)
+    send(t, "pkg/a.bin", data)
+    assert b"".join(t.read("pkg/a.bin")) == data
+    changed = bytearray(data)
+    changed[PART + 1] ^= 0x01
+    raw(moto).put_object(Bucket=moto.bucket, Key=f"{prefix}/pkg/a.bin", Body=bytes(changed))
+    assert b"".join(t.read("pkg/a.bin")) == bytes(changed)
+
+
+def test_publish_refuses_an_existing_final_name(moto: MotoS3, prefix: str) -> None:
+    t = target(moto, prefix)
+    send(t, "pkg/a.bin", b"first copy")
+    send(t, "pkg/a.bin.part", b"another")
+    with pytest.raises(ReplicaError) as err:
+        t.publish("pkg/a.bin.part", "pkg/a.bin")
+    assert type(err.value) is ReplicaError and "exists" in one_line(err.value)
+    assert b"".join(t.read("pkg/a.bin")) == b"first copy"
+    assert b"".join(t.read("pkg/a.bin.part")) == b"another"
+
+
+def test_delete_drops_an_unfinished_upload_too(moto: MotoS3, prefix: str) -> None:
+    data = os.urandom(3 * PART)
+    relay = TcpCutter(moto.port).start()
+    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+
+    def cut(done: int) -> None:
+        if done >= 2 * PART:
+            relay.cut()
+
+    with pytest.raises(ReplicaUnavailable):
+        t.upload("pkg/a.part", io.BytesIO(data), 0, len(data), cut)
+    relay.start()
+    assert t.size("pkg/a.part") == PART
+    t.delete("pkg/a.part")
+    assert t.size("pkg/a.part") is None
+    relay.cut()
+
+
+# -- without a server ---------------------------------------------------------------------
+
+HOSTILE = ["../x", "/etc/passwd", "a/../../b", "a\\b", "a/\x00b", "a/\nb", "", "a//b", "./a"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_refused_before_anything_is_sent(name: str) -> None:
+    t = S3Target("o", f"http://127.0.0.1:{free_port()}", "b", "p", "k", "s", timeout=2)
+    for call in (
+        lambda: t.size(name),
+        lambda: t.upload(name, io.BytesIO(b"x"), 0, 1, lambda n: None),
+        lambda: t.publish("ok", name),
+        lambda: t.publish(name, "ok"),
+        lambda: list(t.read(name)),
+        lambda: t.delete(name),
+    ):
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_nothing_listening_is_unavailable_in_one_line() -> None:
+    t = S3Target("o", f"http://127.0.0.1:{free_port()}", "b", "p", "k", "s", timeout=2)
+    with pytest.raises(ReplicaUnavailable) as err:
+        t.connect()
+    assert "unreachable" in one_line(err.value)
+
+
+def test_bad_configuration_is_refused_when_made() -> None:
+    with pytest.raises(ValueError):
+        S3Target("o", "ftp://x", "b")
+    with pytest.raises(ValueError):
+        S3Target("o", "https://x", "a/b")
+    with pytest.raises(ValueError):
+        S3Target("o", "https://x", "b", part_size=MiB)
+    with pytest.raises(ValueError):
+        S3Target("o", "https://x", "b", prefix="../up")
+
+
+def client_error(code: str, status: int, message: str = "m") -> bex.ClientError:
+    return bex.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "PutObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("AccessDenied", 403, ReplicaAuthError),
+        ("InvalidAccessKeyId", 403, ReplicaAuthError),
+        ("SignatureDoesNotMatch", 403, ReplicaAuthError),
+        ("EntityTooLarge", 400, ReplicaFull),
+        ("XMinioStorageFull", 507, ReplicaFull),
+        ("QuotaExceeded", 403, ReplicaFull),  # a quota, even where sent as 403
+        ("InsufficientStorage", 507, ReplicaFull),
+        ("SlowDown", 503, ReplicaUnavailable),
+        ("InternalError", 500, ReplicaUnavailable),
+        ("NoSuchBucket", 404, ReplicaError),
+    ],
+)
+def test_error_mapping(code: str, status: int, kind: type[ReplicaError]) -> None:
+    assert type(map_error(client_error(code, status), "o", "upload")) is kind
+
+
+def test_connection_errors_are_unavailable_and_server_text_is_escaped() -> None:
+    down = bex.EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    assert isinstance(map_error(down, "o", "x"), ReplicaUnavailable)
+    assert isinstance(map_error(bex.NoCredentialsError(), "o", "x"), ReplicaAuthError)
+    evil = map_error(client_error("Odd\nCode", 400, "line\r\nFAKE\x1b[2J" + "z" * 5000), "o", "x")
+    text = one_line(evil)
+    assert "\x1b" not in text and len(text) < 400
