@@ -13,6 +13,7 @@ name; hostile names. "Full" is a mapping test only: moto has no quotas.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ import boto3
 import botocore.exceptions as bex
 import pytest
 
+from dock.config.replication import TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
+from dock.replicas.build import target_from_config
 from dock.replicas.s3 import MIN_PART, S3Target, map_error
 from tests.replica_servers import MotoS3, TcpCutter, find, free_port
 
@@ -61,7 +64,7 @@ def raw(m: MotoS3) -> Any:
     )  # fmt: skip
 
 
-def send(t: S3Target, relpath: str, data: bytes, offset: int = 0) -> list[int]:
+def send(t: Any, relpath: str, data: bytes, offset: int = 0) -> list[int]:
     seen: list[int] = []
     src = io.BytesIO(data)
     src.seek(offset)
@@ -290,3 +293,21 @@ def test_connection_errors_are_unavailable_and_server_text_is_escaped() -> None:
     evil = map_error(client_error("Odd\nCode", 400, "line\r\nFAKE\x1b[2J" + "z" * 5000), "o", "x")
     text = one_line(evil)
     assert "\x1b" not in text and len(text) < 400
+
+
+def test_built_from_its_configuration_by_the_factory(moto: MotoS3, tmp_path: Path) -> None:
+    (tmp_path / "s3.id").write_text(moto.access_key + "\n")
+    (tmp_path / "s3.key").write_text(moto.secret_key + "\n")
+    cfg = TargetConfig(
+        name="objects", kind="s3", host="127.0.0.1", port=moto.port, scheme="http",
+        path="/bwc//dock-7/", bucket=moto.bucket, access_key_file=str(tmp_path / "s3.id"),
+        secret_key_file=str(tmp_path / "s3.key"), connect_timeout_s=5, io_timeout_s=5,
+    )  # fmt: skip
+    t = target_from_config(cfg)
+    assert isinstance(t, S3Target) and t.name == "objects"
+    send(t, "pkg/a.bin", b"footage")
+    got = raw(moto).get_object(Bucket=moto.bucket, Key="bwc/dock-7/pkg/a.bin")
+    assert got["Body"].read() == b"footage"
+    with pytest.raises(ReplicaAuthError) as err:
+        target_from_config(dataclasses.replace(cfg, secret_key_file=str(tmp_path / "none")))
+    assert "secret_key_file" in one_line(err.value) and moto.secret_key not in str(err.value)

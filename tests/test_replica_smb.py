@@ -8,15 +8,19 @@ smbd needs root (it switches to the share's user); without root, or without Samb
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from smbprotocol.exceptions import SMBConnectionClosed, SMBOSError
 from smbprotocol.header import NtStatus
 
+from dock.config.replication import TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
+from dock.replicas.build import target_from_config
 from dock.replicas.smb import SmbTarget, map_error
 from tests.replica_servers import Samba, ServerError, find, free_port
 
@@ -48,7 +52,7 @@ def target(s: Samba, password: str | None = None) -> SmbTarget:
     )  # fmt: skip
 
 
-def send(t: SmbTarget, relpath: str, data: bytes, offset: int = 0) -> list[int]:
+def send(t: Any, relpath: str, data: bytes, offset: int = 0) -> list[int]:
     seen: list[int] = []
     src = io.BytesIO(data)
     src.seek(offset)
@@ -217,3 +221,31 @@ def test_error_mapping_and_escaping() -> None:
     text = str(evil)
     assert "\n" not in text and "\x1b" not in text and "\\n" in text
     assert len(str(map_error(ValueError("y" * 10_000), "n", "x"))) < 400
+
+
+@needs_samba
+def test_built_from_its_configuration_by_the_factory(samba: Samba, tmp_path: Path) -> None:
+    pw = tmp_path / "smb.pw"
+    pw.write_text(samba.password + "\n")
+    cfg = TargetConfig(
+        name="nas", kind="smb", host="127.0.0.1", port=samba.port, path="/bwc//dock-7/",
+        share=samba.share, user=samba.user, password_file=str(pw), connect_timeout_s=5,
+    )  # fmt: skip
+    t = target_from_config(cfg)
+    assert isinstance(t, SmbTarget) and t.name == "nas"
+    send(t, "pkg/a.bin", b"footage")
+    assert (samba.share_path / "bwc/dock-7/pkg/a.bin").read_bytes() == b"footage"
+    t.close()
+
+
+def test_an_unreadable_password_file_is_an_auth_error_in_one_line(tmp_path: Path) -> None:
+    cfg = TargetConfig(
+        name="nas", kind="smb", host="127.0.0.1", share="s", user="u",
+        password_file=str(tmp_path / "missing.pw"),
+    )  # fmt: skip
+    with pytest.raises(ReplicaAuthError) as err:
+        target_from_config(cfg)
+    assert "password_file" in one_line(err.value)
+    (tmp_path / "empty.pw").write_text("\n")
+    with pytest.raises(ReplicaAuthError):
+        SmbTarget(dataclasses.replace(cfg, password_file=str(tmp_path / "empty.pw")))

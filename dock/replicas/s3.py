@@ -5,6 +5,10 @@ the .deb depends on Debian's rather than bundling it). Only calls present in boo
 botocore 1.29 are used; newer options are passed only where the installed botocore has
 them.
 
+Configured by ``[[replication.target]]`` (``kind = "s3"``: scheme, host, port, bucket,
+path as the key prefix, region, access_key_file, secret_key_file, ca_file) or built
+directly with keywords.
+
 Objects cannot be appended to, so the engine's resumable contract maps onto a multipart
 upload of fixed parts (``part_size``, 8 MiB by default; S3 wants at least 5 MiB):
 
@@ -49,6 +53,7 @@ import boto3
 import botocore.exceptions as bex
 from botocore.config import Config
 
+from dock.config.replication import TargetConfig
 from dock.domain.replica import (
     Progress,
     ReplicaAuthError,
@@ -57,6 +62,7 @@ from dock.domain.replica import (
     ReplicaUnavailable,
     safe_relpath,
 )
+from dock.replicas.credentials import read_secret
 from dock.replicas.oneline import one_line
 
 MiB = 1024 * 1024
@@ -122,12 +128,12 @@ def _code(exc: bex.ClientError) -> tuple[str, int]:
     return str(err.get("Code", "")), status
 
 
-def _client_config(timeout: float) -> Config:
+def _client_config(connect_timeout: float, timeout: float) -> Config:
     """Timeouts, few retries (the engine retries), path-style addressing, SigV4; and,
     where botocore has them, checksums only when required (servers such as Ceph and
     older MinIO refuse the CRC32 trailers botocore >= 1.36 adds by default)."""
     base: dict[str, Any] = {
-        "connect_timeout": timeout,
+        "connect_timeout": connect_timeout,
         "read_timeout": timeout,
         "retries": {"max_attempts": 2, "mode": "standard"},
         "s3": {"addressing_style": "path"},
@@ -148,9 +154,9 @@ class S3Target:
 
     def __init__(
         self,
-        name: str,
-        endpoint_url: str,
-        bucket: str,
+        name: str | TargetConfig,
+        endpoint_url: str = "",
+        bucket: str = "",
         prefix: str = "",
         access_key: str = "",
         secret_key: str = "",
@@ -159,7 +165,17 @@ class S3Target:
         ca_file: str | None = None,
         timeout: float = 30.0,
         part_size: int = PART_SIZE,
+        connect_timeout: float | None = None,
     ) -> None:
+        if isinstance(name, TargetConfig):  # the factory's way (dock/replicas/build.py)
+            cfg = name
+            port = f":{cfg.port}" if cfg.port else ""  # else the scheme's own
+            name, endpoint_url = cfg.name, f"{cfg.scheme}://{cfg.host}{port}"
+            bucket, prefix, region = cfg.bucket, cfg.path, cfg.region or "us-east-1"
+            access_key = read_secret(cfg.access_key_file, "access_key_file", cfg.name)
+            secret_key = read_secret(cfg.secret_key_file, "secret_key_file", cfg.name)
+            ca_file = cfg.ca_file or None
+            timeout, connect_timeout = cfg.io_timeout_s, cfg.connect_timeout_s
         if not endpoint_url.startswith(("https://", "http://")):
             raise ValueError("S3 endpoint_url must start with https:// (or http://)")
         if not bucket or "/" in bucket:
@@ -169,12 +185,14 @@ class S3Target:
         self.name = name
         self.endpoint_url = endpoint_url
         self.bucket = bucket
-        self.prefix = safe_relpath(prefix.strip("/")) if prefix.strip("/") else ""
+        prefix = "/".join(p for p in prefix.split("/") if p)  # "/a//b/" is "a/b"
+        self.prefix = safe_relpath(prefix) if prefix else ""
         self.access_key = access_key
         self.secret_key = secret_key
         self.region = region
         self.verify: bool | str = ca_file if ca_file else verify_tls
         self.timeout = timeout
+        self.connect_timeout = connect_timeout or timeout
         self.part_size = part_size
         self._client: Any = None
         self._guard = False  # set while publishing: add If-None-Match: * to the write
@@ -270,7 +288,7 @@ class S3Target:
                 aws_secret_access_key=self.secret_key or None,
                 region_name=self.region,
                 verify=self.verify,
-                config=_client_config(self.timeout),
+                config=_client_config(self.connect_timeout, self.timeout),
             )
             client.meta.events.register("before-call.s3.CopyObject", self._if_none_match)
             client.meta.events.register(

@@ -16,8 +16,10 @@ pure Python), never on hand-written protocol code. Choices that matter for evide
   lease when it opens a file, so nothing of the file is cached on this side between
   opens, and the dock's own writes are closed (flushed) before the engine reads.
 
-Each target has its own connection cache: two targets on one server do not share a
-session, and ``close`` ends only this target's.
+Configured by ``[[replication.target]]`` (``kind = "smb"``: host, port, share, path as
+the folder in the share, user, password_file; encryption is always required there) or
+built directly with keywords. Each target has its own connection cache: two targets on
+one server do not share a session, and ``close`` ends only this target's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from smbprotocol.exceptions import (
 )
 from smbprotocol.header import NtStatus
 
+from dock.config.replication import TargetConfig
 from dock.domain.replica import (
     Progress,
     ReplicaAuthError,
@@ -48,6 +51,7 @@ from dock.domain.replica import (
     ReplicaUnavailable,
     safe_relpath,
 )
+from dock.replicas.credentials import read_secret
 from dock.replicas.oneline import one_line
 
 #: Bytes per SMB2 WRITE/READ request: smbprotocol splits larger ones by the server's limit.
@@ -88,8 +92,8 @@ class SmbTarget:
 
     def __init__(
         self,
-        name: str,
-        server: str,
+        name: str | TargetConfig,
+        server: str = "",
         port: int = 445,
         share: str = "",
         folder: str = "",
@@ -99,6 +103,13 @@ class SmbTarget:
         timeout: float = 30.0,
         encrypt: bool = True,
     ) -> None:
+        if isinstance(name, TargetConfig):  # the factory's way (dock/replicas/build.py)
+            cfg = name
+            name, server, port, share, folder = (
+                cfg.name, cfg.host, cfg.effective_port, cfg.share, cfg.path
+            )  # fmt: skip
+            user, domain, timeout = cfg.user, "", cfg.connect_timeout_s
+            password = read_secret(cfg.password_file, "password_file", cfg.name)
         if not server or any(c in server for c in "\\/ ") or not share or "\\" in share:
             raise ValueError("SMB target needs a server name and a share name")
         if "/" in share:
@@ -107,7 +118,8 @@ class SmbTarget:
         self.server = server
         self.port = port
         self.share = share
-        self.folder = safe_relpath(folder.strip("/")) if folder.strip("/") else ""
+        folder = "/".join(p for p in folder.split("/") if p)  # "/a//b/" is "a/b"
+        self.folder = safe_relpath(folder) if folder else ""
         self.user = f"{domain}\\{user}" if domain else user
         self.password = password
         self.timeout = timeout
