@@ -117,13 +117,24 @@ ensure_sshd() {
 ensure_smbd() {
   # tests/test_replica_smb.py starts its own Samba smbd (own smb.conf, passdb, folders and
   # port on 127.0.0.1; never the system's). Root only (smbd switches to the share's user).
-  # S3: no real S3 server installs from the registries reached here (Debian's radosgw
-  # needs a running Ceph cluster); tests/test_replica_s3.py uses moto's server, which
-  # comes with the test extras (ensure_venv test).
   [ "$(id -u)" -eq 0 ] || return 0
   if [ ! -x /usr/sbin/smbd ] && ! command -v smbd >/dev/null; then
     log "installing samba (the SMB replication tests' server)"
     apt_install samba || log "samba unavailable: the SMB replication tests will be skipped"
+  fi
+}
+
+ensure_s3_server() {
+  # tests/test_replica_s3.py starts a real S3 server: Debian's Ceph (one monitor, one
+  # memstore OSD, no manager) and its S3 gateway radosgw, on 127.0.0.1 under a temporary
+  # folder (~15 s). About 60 MB of packages; no system Ceph is configured or started.
+  # moto's S3 stand-in comes with the test extras (ensure_venv test).
+  [ "$(id -u)" -eq 0 ] || return 0
+  if ! command -v radosgw >/dev/null || ! command -v ceph-osd >/dev/null \
+      || ! command -v ceph-mon >/dev/null || ! command -v radosgw-admin >/dev/null; then
+    log "installing Ceph's radosgw, ceph-mon, ceph-osd (the S3 replication tests' server)"
+    apt_install --no-install-recommends radosgw ceph-mon ceph-osd ceph-common \
+      || log "ceph unavailable: the S3 tests run against moto only"
   fi
 }
 

@@ -2,8 +2,10 @@
 
 * :class:`Samba`: Debian's ``smbd`` with its own smb.conf, private/lock/state/pid
   folders and passdb (tdbsam) under a temporary folder: never the system's Samba.
-* :class:`CephRgw` (in this module too): Debian's Ceph (one monitor, one memstore OSD)
+* :class:`CephRgw`: a real S3 server, Debian's Ceph (one monitor, one memstore OSD)
   and its S3 gateway ``radosgw``, all under a temporary folder.
+* :class:`MotoS3`: moto's S3 stand-in (not a real server), and :class:`TcpCutter`, a
+  relay whose cut drops the link mid-transfer.
 
 Start-up waits poll the port, bounded in time; a server that dies or never listens is a
 :class:`ServerError` carrying the tail of its log. Each server runs in a process group
@@ -19,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -325,3 +328,180 @@ class TcpCutter:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+
+# ------------------------------------------------------------------------------- Ceph
+
+
+class CephRgw:
+    """A real S3 server: Debian's Ceph (one monitor, one OSD on memstore, no manager) and
+    its S3 gateway radosgw, each a foreground process in its own group, all under
+    ``base``. Users ``dock`` (no quota) and ``tight`` (a user quota of ``TIGHT_BYTES``),
+    each with a bucket ``evidence``/``tight``. Killing radosgw keeps the data (it lives
+    in the OSD), so a killed and restarted gateway shows what a real server keeps."""
+
+    access_key, secret_key = "DOCKTESTKEY", "dock-test-secret"
+    tight_key, tight_secret = "TIGHTTESTKEY", "tight-test-secret"
+    bucket, tight_bucket = "evidence", "tight"
+    TIGHT_BYTES = 4 * 1024 * 1024
+
+    def __init__(self, base: Path) -> None:
+        names = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph")
+        found = {n: find(n) for n in names}
+        missing = [n for n, p in found.items() if p is None]
+        if missing:
+            raise ServerError(f"no {', '.join(missing)} (Debian's ceph: ensure_s3_server)")
+        self.bin: dict[str, str] = {n: str(p) for n, p in found.items()}
+        self.dir = base
+        self.conf = base / "ceph.conf"
+        self.mon_port, self.port = free_port(), free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _run(self, *args: str, timeout: float = 60) -> str:
+        done = subprocess.run([*args], capture_output=True, timeout=timeout, check=False, text=True)
+        if done.returncode != 0:
+            raise ServerError(f"{' '.join(args[:3])}... failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def _try(self, *args: str) -> str | None:
+        """A CLI call's output, None when it fails (the monitor still starting)."""
+        try:
+            return self._run(*args, timeout=15)
+        except (ServerError, subprocess.TimeoutExpired):
+            return None
+
+    def _until(self, ready: Callable[[], bool], what: str, log: str) -> None:
+        """Poll ``ready`` until true, for at most START_TIMEOUT seconds."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready():
+            if time.monotonic() > deadline:
+                raise ServerError(f"{what} in {START_TIMEOUT:.0f} s:\n{tail(self.dir / log)}")
+            time.sleep(0.2)
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.dir / "log" / f"{name}.out").open("ab") as log:
+            proc = subprocess.Popen(
+                [*args], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self._procs[name] = proc
+        return proc
+
+    def _write_conf(self, fsid: str) -> None:
+        d = self.dir
+        self.conf.write_text(
+            f"""[global]
+fsid = {fsid}
+mon host = v1:{HOST}:{self.mon_port}
+public addr = {HOST}
+cluster addr = {HOST}
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms bind msgr2 = false
+ms bind ipv6 = false
+run dir = {d}/run
+admin socket = {d}/run/$name.asok
+log file = {d}/log/$name.log
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+osd pool default pg autoscale mode = off
+osd pool default pg num = 8
+osd pool default pgp num = 8
+mon max pg per osd = 1000
+osd crush chooseleaf type = 0
+mon data avail warn = 1
+mon data avail crit = 0
+osd objectstore = memstore
+memstore device bytes = 1073741824
+osd data = {d}/osd$id
+mon data = {d}/mon$id
+[client.rgw]
+rgw frontends = beast endpoint={HOST}:{self.port}
+rgw data = {d}/rgw
+rgw bucket quota ttl = 0
+rgw user quota bucket sync interval = 0
+rgw user quota sync interval = 0
+"""
+        )
+
+    def start(self) -> CephRgw:
+        """Monitor, OSD (up), gateway (listening), users and buckets: ~15 s here."""
+        import uuid
+
+        for sub in ("run", "log", "mona", "osd0", "rgw"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self._write_conf(str(uuid.uuid4()))
+        c, b = str(self.conf), self.bin
+        monmap = str(self.dir / "monmap")
+        self._run(b["monmaptool"], "--create", "--addv", "a", f"[v1:{HOST}:{self.mon_port}]",
+                  "--fsid", self._fsid(), monmap)  # fmt: skip
+        self._run(b["ceph-mon"], "-c", c, "--mkfs", "-i", "a", "--monmap", monmap)
+        mon = self._spawn("mon", b["ceph-mon"], "-c", c, "-f", "-i", "a")
+        wait_listening(mon, self.mon_port, self.dir / "log" / "mon.a.log", "ceph-mon")
+        self._until(lambda: self._try(b["ceph"], "-c", c, "osd", "stat") is not None,
+                    "the monitor did not answer", "log/mon.a.log")  # fmt: skip
+        osd_uuid = str(uuid.uuid4())
+        # No `ceph osd new`: the OSD registers itself at boot with its own uuid (a
+        # registration made beforehand sometimes disagreed with it: 'wrong fsid').
+        self._run(b["ceph-osd"], "-c", c, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid)
+        self._spawn("osd", b["ceph-osd"], "-c", c, "-f", "-i", "0")
+        self._until(lambda: "1 up" in (self._try(b["ceph"], "-c", c, "osd", "stat") or ""),
+                    "the OSD did not come up", "log/osd.0.log")  # fmt: skip
+        self.start_gateway()
+        admin = (b["radosgw-admin"], "-c", c)
+        self._run(*admin, "user", "create", "--uid=dock", "--display-name=dock",
+                  f"--access-key={self.access_key}", f"--secret-key={self.secret_key}")  # fmt: skip
+        self._run(*admin, "user", "create", "--uid=tight", "--display-name=tight",
+                  f"--access-key={self.tight_key}",
+                  f"--secret-key={self.tight_secret}")  # fmt: skip
+        self._run(*admin, "quota", "set", "--quota-scope=user", "--uid=tight",
+                  f"--max-size={self.TIGHT_BYTES}")  # fmt: skip
+        self._run(*admin, "quota", "enable", "--quota-scope=user", "--uid=tight")
+        import boto3
+
+        for key, secret, bucket in (
+            (self.access_key, self.secret_key, self.bucket),
+            (self.tight_key, self.tight_secret, self.tight_bucket),
+        ):
+            boto3.client(
+                "s3", endpoint_url=self.url, region_name="us-east-1",
+                aws_access_key_id=key, aws_secret_access_key=secret,
+            ).create_bucket(Bucket=bucket)  # fmt: skip
+        return self
+
+    def _fsid(self) -> str:
+        for line in self.conf.read_text().splitlines():
+            if line.startswith("fsid = "):
+                return line.split(" = ", 1)[1]
+        raise ServerError("no fsid in ceph.conf")
+
+    def start_gateway(self) -> None:
+        """radosgw (again, on the same port after :meth:`kill_gateway`)."""
+        rgw = self._spawn("rgw", self.bin["radosgw"], "-c", str(self.conf), "-n", "client.rgw",
+                          "-f")  # fmt: skip
+        deadline = time.monotonic() + 60  # pools are made on the first start
+        while not listening(self.port):
+            if rgw.poll() is not None or time.monotonic() > deadline:
+                raise ServerError(f"radosgw did not listen:\n{tail(self.dir / 'log/rgw.out')}")
+            time.sleep(POLL)
+
+    def kill_gateway(self) -> None:
+        """SIGKILL radosgw (a crash of the S3 server; the OSD keeps what it stored)."""
+        kill_group(self._procs.pop("rgw", None))
+
+    def stop(self) -> None:
+        for name in ("rgw", "osd", "mon"):
+            kill_group(self._procs.pop(name, None))
+
+    def __enter__(self) -> CephRgw:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,14 +1,13 @@
-"""The S3 replication target against moto's S3 server, started here on 127.0.0.1.
+"""The S3 replication target against a real S3 server, Ceph's radosgw (Debian's ceph,
+one monitor and one memstore OSD started here on 127.0.0.1, ~15 s), and against moto's
+S3 stand-in (not a real server; cheap, and a second reading of the API).
 
-moto is a stand-in, NOT a real S3 server: none installs from the registries reached
-here (see dock/replicas/s3.py). It speaks S3's HTTP API (multipart uploads, listings,
-copies, signatures when asked), so boto3 runs its real code paths; what moto cannot
-show is how MinIO or Ceph behave (quotas, If-None-Match on copies, consistency).
-
-Faults: the link cut mid-multipart (a relay between the dock and the server, cut from
-the progress callback) then resumed from size(); cut after the last part, before the
-upload is completed; wrong keys; an object changed at the server; an existing final
-name; hostile names. "Full" is a mapping test only: moto has no quotas.
+Faults: radosgw killed mid-multipart (chosen by the bytes sent) then the upload resumed
+from size() after its restart; the link cut mid-multipart (a relay cut from the progress
+callback); cut after the last part, before the upload is completed; wrong keys; a user
+quota (ReplicaFull); an object changed at the server; an existing final name; hostile
+names. Without Ceph's binaries (scripts/bootstrap.sh ensure_s3_server) the Ceph runs are
+skipped saying why; without moto_server (the test extras) the moto runs are.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,21 +28,39 @@ from dock.config.replication import TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
 from dock.replicas.build import target_from_config
 from dock.replicas.s3 import MIN_PART, S3Target, map_error
-from tests.replica_servers import MotoS3, TcpCutter, find, free_port
+from tests.replica_servers import CephRgw, MotoS3, TcpCutter, find, free_port
 
 MiB = 1024 * 1024
 PART = MIN_PART  # 5 MiB parts keep the files small
 
-pytestmark = pytest.mark.skipif(
-    find("moto_server") is None and not (Path(os.sys.executable).parent / "moto_server").exists(),
-    reason="moto_server missing (the test extras: pip install -e '.[test]')",
+HAVE_MOTO = find("moto_server", str(Path(sys.executable).parent / "moto_server")) is not None
+HAVE_CEPH = all(find(n) for n in ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin"))
+needs_ceph = pytest.mark.skipif(
+    not HAVE_CEPH, reason="no Ceph radosgw (Debian's ceph: scripts/bootstrap.sh ensure_s3_server)"
 )
+needs_moto = pytest.mark.skipif(not HAVE_MOTO, reason="no moto_server (the test extras)")
+
+
+@pytest.fixture(scope="module")
+def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
+    if not HAVE_CEPH:
+        pytest.skip("no Ceph radosgw (Debian's ceph: scripts/bootstrap.sh ensure_s3_server)")
+    with CephRgw(tmp_path_factory.mktemp("ceph")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    if not HAVE_MOTO:
+        pytest.skip("no moto_server (the test extras: pip install -e '.[test]')")
     with MotoS3(tmp_path_factory.mktemp("moto")) as server:
         yield server
+
+
+@pytest.fixture(params=["ceph", "moto"])
+def server(request: pytest.FixtureRequest) -> Any:
+    """Each transport test runs against the real server and against the stand-in."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture
@@ -50,14 +68,14 @@ def prefix(request: pytest.FixtureRequest) -> str:
     return f"dock-7/{request.node.name.replace('[', '-').replace(']', '')}"
 
 
-def target(m: MotoS3, prefix: str, url: str | None = None, secret: str | None = None) -> S3Target:
+def target(m: Any, prefix: str, url: str | None = None, secret: str | None = None) -> S3Target:
     return S3Target(
         "objects", url or m.url, m.bucket, prefix, m.access_key,
         m.secret_key if secret is None else secret, timeout=5, part_size=PART,
     )  # fmt: skip
 
 
-def raw(m: MotoS3) -> Any:
+def raw(m: Any) -> Any:
     return boto3.client(
         "s3", endpoint_url=m.url, region_name="us-east-1",
         aws_access_key_id=m.access_key, aws_secret_access_key=m.secret_key,
@@ -79,9 +97,9 @@ def one_line(exc: BaseException) -> str:
 
 
 @pytest.mark.parametrize("length", [0, 1000, PART, 2 * PART + 7])
-def test_upload_publish_read_back(moto: MotoS3, prefix: str, length: int) -> None:
+def test_upload_publish_read_back(server: Any, prefix: str, length: int) -> None:
     data = os.urandom(length)
-    t = target(moto, prefix)
+    t = target(server, prefix)
     t.connect()
     assert t.size("pkg/a.mp4.part") is None
     seen = send(t, "pkg/a.mp4.part", data)
@@ -90,17 +108,17 @@ def test_upload_publish_read_back(moto: MotoS3, prefix: str, length: int) -> Non
     t.publish("pkg/a.mp4.part", "pkg/a.mp4")
     assert t.size("pkg/a.mp4.part") is None
     assert b"".join(t.read("pkg/a.mp4")) == data
-    got = raw(moto).get_object(Bucket=moto.bucket, Key=f"{prefix}/pkg/a.mp4")
+    got = raw(server).get_object(Bucket=server.bucket, Key=f"{prefix}/pkg/a.mp4")
     assert got["Body"].read() == data
     t.delete("pkg/a.mp4")
     assert t.size("pkg/a.mp4") is None
     t.close()
 
 
-def test_link_cut_mid_multipart_then_upload_continues_from_size(moto: MotoS3, prefix: str) -> None:
+def test_link_cut_mid_multipart_then_upload_continues_from_size(server: Any, prefix: str) -> None:
     data = os.urandom(4 * PART + 3)
-    relay = TcpCutter(moto.port).start()
-    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+    relay = TcpCutter(server.port).start()
+    t = target(server, prefix, url=f"http://127.0.0.1:{relay.port}")
     cut: list[int] = []
 
     def cut_after_two_parts(done: int) -> None:
@@ -124,12 +142,12 @@ def test_link_cut_mid_multipart_then_upload_continues_from_size(moto: MotoS3, pr
     relay.cut()
 
 
-def test_cut_before_completion_never_reports_the_whole_size(moto: MotoS3, prefix: str) -> None:
+def test_cut_before_completion_never_reports_the_whole_size(server: Any, prefix: str) -> None:
     # Every part is at the server but CompleteMultipartUpload never arrived: size() must
     # stay below the file's size, or the engine would publish an object that is not there.
     data = os.urandom(2 * PART)
-    relay = TcpCutter(moto.port).start()
-    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+    relay = TcpCutter(server.port).start()
+    t = target(server, prefix, url=f"http://127.0.0.1:{relay.port}")
 
     def cut_at_end(done: int) -> None:
         if done == len(data):
@@ -149,10 +167,10 @@ def test_cut_before_completion_never_reports_the_whole_size(moto: MotoS3, prefix
 
 
 def test_an_offset_the_server_does_not_hold_is_refused_and_zero_starts_afresh(
-    moto: MotoS3, prefix: str
+    server: Any, prefix: str
 ) -> None:
     data = os.urandom(3 * PART)
-    t = target(moto, prefix)
+    t = target(server, prefix)
     with pytest.raises(ReplicaError) as err:
         send(t, "pkg/a.part", data, offset=PART)  # no unfinished upload there
     assert "start at 0" in one_line(err.value)
@@ -165,7 +183,8 @@ def test_an_offset_the_server_does_not_hold_is_refused_and_zero_starts_afresh(
     assert b"".join(t.read("pkg/a.part")) == other
 
 
-def test_wrong_keys_are_an_auth_error_and_nothing_is_written(tmp_path: Path) -> None:
+@needs_moto
+def test_wrong_keys_are_an_auth_error_and_nothing_is_written_moto(tmp_path: Path) -> None:
     with MotoS3(tmp_path, auth=True) as m:
         t = target(m, "dock-7", secret="not-the-secret")
         with pytest.raises(ReplicaAuthError) as err:
@@ -179,19 +198,19 @@ def test_wrong_keys_are_an_auth_error_and_nothing_is_written(tmp_path: Path) -> 
         good.connect()  # the right keys pass the same checks
 
 
-def test_an_object_changed_at_the_server_is_read_back_changed(moto: MotoS3, prefix: str) -> None:
+def test_an_object_changed_at_the_server_is_read_back_changed(server: Any, prefix: str) -> None:
     data = os.urandom(2 * PART + 5)
-    t = target(moto, prefix)
+    t = target(server, prefix)
     send(t, "pkg/a.bin", data)
     assert b"".join(t.read("pkg/a.bin")) == data
     changed = bytearray(data)
     changed[PART + 1] ^= 0x01
-    raw(moto).put_object(Bucket=moto.bucket, Key=f"{prefix}/pkg/a.bin", Body=bytes(changed))
+    raw(server).put_object(Bucket=server.bucket, Key=f"{prefix}/pkg/a.bin", Body=bytes(changed))
     assert b"".join(t.read("pkg/a.bin")) == bytes(changed)
 
 
-def test_publish_refuses_an_existing_final_name(moto: MotoS3, prefix: str) -> None:
-    t = target(moto, prefix)
+def test_publish_refuses_an_existing_final_name(server: Any, prefix: str) -> None:
+    t = target(server, prefix)
     send(t, "pkg/a.bin", b"first copy")
     send(t, "pkg/a.bin.part", b"another")
     with pytest.raises(ReplicaError) as err:
@@ -201,10 +220,10 @@ def test_publish_refuses_an_existing_final_name(moto: MotoS3, prefix: str) -> No
     assert b"".join(t.read("pkg/a.bin.part")) == b"another"
 
 
-def test_delete_drops_an_unfinished_upload_too(moto: MotoS3, prefix: str) -> None:
+def test_delete_drops_an_unfinished_upload_too(server: Any, prefix: str) -> None:
     data = os.urandom(3 * PART)
-    relay = TcpCutter(moto.port).start()
-    t = target(moto, prefix, url=f"http://127.0.0.1:{relay.port}")
+    relay = TcpCutter(server.port).start()
+    t = target(server, prefix, url=f"http://127.0.0.1:{relay.port}")
 
     def cut(done: int) -> None:
         if done >= 2 * PART:
@@ -217,6 +236,64 @@ def test_delete_drops_an_unfinished_upload_too(moto: MotoS3, prefix: str) -> Non
     t.delete("pkg/a.part")
     assert t.size("pkg/a.part") is None
     relay.cut()
+
+
+# -- the real server's own faults ---------------------------------------------------------
+
+
+@needs_ceph
+def test_radosgw_killed_mid_multipart_then_upload_continues_from_size(
+    ceph: CephRgw, prefix: str
+) -> None:
+    data = os.urandom(4 * PART + 11)
+    t = target(ceph, prefix)
+    killed: list[int] = []
+
+    def kill_after_two_parts(done: int) -> None:
+        if done >= 2 * PART and not killed:
+            killed.append(done)
+            ceph.kill_gateway()
+
+    with pytest.raises(ReplicaUnavailable) as err:
+        t.upload("pkg/big.part", io.BytesIO(data), 0, len(data), kill_after_two_parts)
+    assert killed and "unreachable" in one_line(err.value)
+    with pytest.raises(ReplicaUnavailable):
+        t.size("pkg/big.part")
+
+    ceph.start_gateway()  # same port; the parts were kept by the OSD
+    have = t.size("pkg/big.part")
+    assert have == PART  # two parts held, the last one sent is sent again
+    resumed = send(t, "pkg/big.part", data, offset=have)
+    assert resumed == [2 * PART, 3 * PART, 4 * PART, len(data)]
+    t.publish("pkg/big.part", "pkg/big")
+    assert b"".join(t.read("pkg/big")) == data
+
+
+@needs_ceph
+def test_wrong_keys_are_an_auth_error_and_nothing_is_written_ceph(ceph: CephRgw) -> None:
+    for key, secret in ((ceph.access_key, "not-the-secret"), ("NOSUCHKEY", ceph.secret_key)):
+        t = S3Target("objects", ceph.url, ceph.bucket, "wrong-keys", key, secret, timeout=5)
+        with pytest.raises(ReplicaAuthError) as err:
+            t.connect()
+        assert "refused the credentials" in one_line(err.value)
+        with pytest.raises(ReplicaAuthError):
+            send(t, "pkg/a.bin", b"footage")
+    listed = raw(ceph).list_objects_v2(Bucket=ceph.bucket, Prefix="wrong-keys/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+@needs_ceph
+def test_over_the_users_quota_is_replica_full(ceph: CephRgw) -> None:
+    t = S3Target(
+        "objects", ceph.url, ceph.tight_bucket, "dock-7", ceph.tight_key, ceph.tight_secret,
+        timeout=5, part_size=PART,
+    )  # fmt: skip
+    send(t, "pkg/fits.bin", os.urandom(MiB))
+    with pytest.raises(ReplicaFull) as err:
+        send(t, "pkg/too-big.bin", os.urandom(ceph.TIGHT_BYTES))  # one PutObject
+    assert "quota" in one_line(err.value)
+    with pytest.raises(ReplicaFull):
+        send(t, "pkg/too-big-multipart.bin", os.urandom(2 * PART))
 
 
 # -- without a server ---------------------------------------------------------------------
@@ -295,19 +372,19 @@ def test_connection_errors_are_unavailable_and_server_text_is_escaped() -> None:
     assert "\x1b" not in text and len(text) < 400
 
 
-def test_built_from_its_configuration_by_the_factory(moto: MotoS3, tmp_path: Path) -> None:
-    (tmp_path / "s3.id").write_text(moto.access_key + "\n")
-    (tmp_path / "s3.key").write_text(moto.secret_key + "\n")
+def test_built_from_its_configuration_by_the_factory(server: Any, tmp_path: Path) -> None:
+    (tmp_path / "s3.id").write_text(server.access_key + "\n")
+    (tmp_path / "s3.key").write_text(server.secret_key + "\n")
     cfg = TargetConfig(
-        name="objects", kind="s3", host="127.0.0.1", port=moto.port, scheme="http",
-        path="/bwc//dock-7/", bucket=moto.bucket, access_key_file=str(tmp_path / "s3.id"),
+        name="objects", kind="s3", host="127.0.0.1", port=server.port, scheme="http",
+        path="/bwc//dock-7/", bucket=server.bucket, access_key_file=str(tmp_path / "s3.id"),
         secret_key_file=str(tmp_path / "s3.key"), connect_timeout_s=5, io_timeout_s=5,
     )  # fmt: skip
     t = target_from_config(cfg)
     assert isinstance(t, S3Target) and t.name == "objects"
     send(t, "pkg/a.bin", b"footage")
-    got = raw(moto).get_object(Bucket=moto.bucket, Key="bwc/dock-7/pkg/a.bin")
+    got = raw(server).get_object(Bucket=server.bucket, Key="bwc/dock-7/pkg/a.bin")
     assert got["Body"].read() == b"footage"
     with pytest.raises(ReplicaAuthError) as err:
         target_from_config(dataclasses.replace(cfg, secret_key_file=str(tmp_path / "none")))
-    assert "secret_key_file" in one_line(err.value) and moto.secret_key not in str(err.value)
+    assert "secret_key_file" in one_line(err.value) and server.secret_key not in str(err.value)

@@ -25,20 +25,22 @@ upload of fixed parts (``part_size``, 8 MiB by default; S3 wants at least 5 MiB)
 * a finished object's size is its ContentLength.
 
 Publish copies the temporary object to the final key, only if the final key is absent,
-then deletes the temporary one. The copy carries ``If-None-Match: *`` (conditional
-write; AWS S3 and recent MinIO/Ceph honour it on CompleteMultipartUpload and PutObject,
-support on CopyObject varies), and the final key is checked first (HeadObject) because
-a server that ignores the header would otherwise replace: a check-then-copy with a
-window only another writer of the same key could use (final keys are the dock's own).
-Objects over 5 GiB are copied part by part (UploadPartCopy).
+then deletes the temporary one. The final key is checked first (HeadObject), and the copy
+carries ``If-None-Match: *`` (a conditional write that AWS S3 and recent servers honour
+on PutObject and CompleteMultipartUpload). Ceph 16 (bookworm's radosgw) and moto were
+seen to *ignore* that header on CopyObject and replace, so against them this is a
+check-then-copy: a window only another writer of the same key could use, and final keys
+are the dock's own. Objects over 5 GiB are copied part by part (UploadPartCopy).
 
 Read-back is GetObject, streamed: the engine hashes what the server returns. S3's ETag
 is not a SHA-256 (and not an MD5 for multipart objects) and is never trusted here.
 
-Tested against moto's S3 server (tests/test_replica_s3.py), NOT against a real S3
-server: no real S3-compatible server installs from the registries this project reaches
-in a test's time (Debian's radosgw needs a running Ceph cluster; a single-node one did
-not come up in the time given; MinIO, Garage and SeaweedFS are in none of them).
+Tested (tests/test_replica_s3.py) against a real S3 server, Ceph's radosgw 16.2 from
+Debian (one monitor and one memstore OSD started by the test): radosgw killed mid-upload
+and the upload resumed, wrong keys, a user quota (QuotaExceeded is ReplicaFull), an
+object changed at the server; and against moto's S3 stand-in. Not tested against MinIO
+or a cloud's object store (none installs here); botocore's CRC32 trailers are turned off
+where the installed botocore would add them, as Ceph 16 refuses them.
 """
 
 from __future__ import annotations
