@@ -95,7 +95,10 @@ class Samba:
     user = "root"  # the share's unix user (smbd maps a Samba user to a unix one)
     share = "evidence"
 
-    def __init__(self, base: Path, share_path: Path, password: str = "s3cret-pw") -> None:
+    def __init__(
+        self, base: Path, share_path: Path, password: str = "s3cret-pw", encrypt: str = "desired"
+    ) -> None:
+        self.encrypt = encrypt  # smb.conf's "smb encrypt": desired, required or off
         self.smbd = find("smbd")
         self.smbpasswd = find("smbpasswd", "/usr/bin/smbpasswd")
         if self.smbd is None or self.smbpasswd is None:
@@ -129,7 +132,7 @@ ncalrpc dir = {d}/ncalrpc
 log file = {d}/smbd.log.file
 passdb backend = tdbsam:{d}/passdb.tdb
 server min protocol = SMB3
-smb encrypt = desired
+smb encrypt = {self.encrypt}
 map to guest = never
 restrict anonymous = 2
 load printers = no

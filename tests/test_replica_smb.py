@@ -89,6 +89,22 @@ def test_upload_publish_and_read_back_over_an_encrypted_session(samba: Samba) ->
 
 
 @needs_samba
+def test_a_server_that_cannot_encrypt_is_refused_not_used_in_clear(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    with Samba(tmp_path / "smbd", share, encrypt="off") as server:
+        t = target(server)
+        with pytest.raises(ReplicaError) as err:
+            send(t, "pkg/a.bin", b"footage")
+        assert "encryption is required" in one_line(err.value)
+        assert list(share.iterdir()) == []
+        clear = SmbTarget("nas", "127.0.0.1", server.port, server.share, "", server.user,
+                          server.password, encrypt=False)  # fmt: skip
+        send(clear, "a.bin", b"x")  # by keywords only: a configured target always encrypts
+        assert (share / "a.bin").read_bytes() == b"x"
+
+
+@needs_samba
 def test_wrong_password_is_an_auth_error_and_nothing_is_written(samba: Samba) -> None:
     t = target(samba, password="not-the-password")
     with pytest.raises(ReplicaAuthError) as err:
