@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,15 @@ def sshd(tmp_path):
     server = Sshd(tmp_path / "sshd").start()
     yield server
     server.stop()
+
+
+def wait_for(done: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Until ``done()`` (the server's own progress), polled at most ``limit_s`` seconds."""
+    deadline = time.monotonic() + limit_s
+    for _ in range(int(limit_s / 0.005)):
+        if done() or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def sealed(make_dock, mb: float = 0.4, **policy):
@@ -85,10 +96,14 @@ def test_a_server_killed_mid_upload_is_resumed_from_the_partial(make_dock, sshd)
     target.upload = recording_upload  # type: ignore[method-assign]
     eng = engine(svc, target)
     killed: list[str] = []
+    bag_name = os.path.basename(local_bag(svc)[0])
 
     def kill_at_a_megabyte(rel: str, sent: int) -> None:
         if rel.startswith("data/") and sent >= 1 << 20 and not killed:
             killed.append(rel)
+            # writes are pipelined (255 KiB requests): kill once the server has stored some
+            part = sshd.root_dir / "dock-7" / bag_name / (rel + ".part")
+            wait_for(lambda: part.exists() and part.stat().st_size > 0)
             sshd.kill()
 
     eng.on_progress = kill_at_a_megabyte
