@@ -674,3 +674,28 @@ def test_explain_manual_stops_is_a_checked_policy_key_off_by_default(tmp_path) -
     p = one_problem(tmp_path, MINIMAL + '\n[policy]\nexplain_manual_stops = "yes"\n',
                     "policy.explain_manual_stops")  # fmt: skip
     assert "expected a boolean" in p and "true or false" in p
+
+
+SFTP_TARGET = """
+[[replication.target]]
+name = "hq"
+kind = "sftp"
+host = "10.1.2.3"
+user = "dock01"
+key_file = "/etc/dock/replica_ed25519"
+known_hosts_file = "/etc/dock/replica_known_hosts"
+"""
+
+
+def test_replication_verify_reads_back_unless_sftp_asks_the_server(tmp_path) -> None:
+    [default] = load_config(write(tmp_path, MINIMAL + SFTP_TARGET), env={}).replication.targets
+    assert default.verify == "read-back"
+    text = MINIMAL + SFTP_TARGET + 'verify = "remote-sha256sum"\n'
+    [remote] = load_config(write(tmp_path, text), env={}).replication.targets
+    assert remote.verify == "remote-sha256sum"
+    bad = one_problem(tmp_path, MINIMAL + SFTP_TARGET + 'verify = "size"\n',
+                      "replication.target[1].verify")  # fmt: skip
+    assert "read-back" in bad
+    smb = (MINIMAL + SFTP_TARGET.replace('"sftp"', '"smb"') + 'share = "ev"\n'
+           'password_file = "/etc/dock/smb.pw"\nverify = "remote-sha256sum"\n')  # fmt: skip
+    assert "for SFTP targets" in one_problem(tmp_path, smb, "replication.target[1].verify")

@@ -235,3 +235,47 @@ def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_veri
     copies = [e for e in svc.audit.entries() if e.kind == "second_copy"]
     assert {e.data["target"] for e in copies} == {"central"}
     assert max(e.seq for e in copies) < min(e.seq for e in erased)
+
+
+def test_remote_sha256sum_verifies_at_the_server_and_catches_a_corrupted_copy(
+    make_dock, sshd
+) -> None:
+    svc, _ = sealed(make_dock)
+    target = target_from_config(sshd.target(verify="remote-sha256sum"))
+    read_back: list[str] = []
+    target.read = lambda relpath: read_back.append(relpath) or iter(())  # type: ignore[method-assign]
+    eng = engine(svc, target)
+    flipped: list[str] = []
+
+    def flip_a_byte(name: str, remote: str) -> None:
+        if "/data/" in remote and not flipped:
+            p = sshd.root_dir / remote
+            data = bytearray(p.read_bytes())
+            data[100] ^= 0x40
+            p.write_bytes(bytes(data))
+            flipped.append(remote)
+
+    eng.before_verify = flip_a_byte
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1 and read_back == []
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("package_replicated") == 1 and "replication_failed" not in kinds
+    bag, local = local_bag(svc)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+
+
+def test_remote_sha256sum_on_an_sftp_only_account_fails_in_one_line(make_dock, tmp_path) -> None:
+    server = Sshd(tmp_path / "sftp_only")
+    server.config.write_text(server.config.read_text() + "ForceCommand internal-sftp\n")
+    server.start()
+    try:
+        svc, _ = sealed(make_dock)
+        eng = engine(svc, SftpTarget(server.target(verify="remote-sha256sum")))
+        report = eng.run_once()
+        assert not report.replicated and report.failed
+        reason = report.failed[0][2]
+        assert "sha256sum" in reason and 'verify = "read-back"' in reason and "\n" not in reason
+        assert replication_rows(svc.store)[0]["state"] == "failed"
+        assert "package_replicated" not in [e.kind for e in svc.audit.entries()]
+    finally:
+        server.stop()

@@ -35,6 +35,9 @@ from common.checker import (
 
 KINDS = ("sftp", "smb", "s3")
 DEFAULT_PORTS = {"sftp": 22, "smb": 445, "s3": 443}
+#: How a copy is verified: every byte read back and hashed by the dock (default), or,
+#: SFTP only, the target's own ``sha256sum`` of the stored file (docs/SECURITY.md).
+VERIFY_MODES = ("read-back", "remote-sha256sum")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 _WINDOW = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
 
@@ -63,6 +66,7 @@ class TargetConfig:
     region: str = ""  # S3
     connect_timeout_s: float = 15.0
     io_timeout_s: float = 60.0
+    verify: str = "read-back"  # or "remote-sha256sum" (SFTP, an account that may run it)
 
     @property
     def effective_port(self) -> int:
@@ -176,6 +180,7 @@ def _check_target(ck: Checker, where: str, table: Mapping[str, Any]) -> dict[str
             "connect_timeout_s", positive_float("connect_timeout_s", 15.0), 15.0
         ),
         "io_timeout_s": get("io_timeout_s", positive_float("io_timeout_s", 60.0), 60.0),
+        "verify": get("verify", choice(VERIFY_MODES, 'verify = "read-back"'), "read-back"),
     }
     k = v["kind"]
     need: tuple[tuple[str, str], ...] = ()
@@ -194,6 +199,9 @@ def _check_target(ck: Checker, where: str, table: Mapping[str, Any]) -> dict[str
         need = (("bucket", 'bucket = "bwc-evidence"'),
                 ("access_key_file", 'access_key_file = "/etc/dock/s3.id"'),
                 ("secret_key_file", 'secret_key_file = "/etc/dock/s3.key"'))  # fmt: skip
+    if v["verify"] == "remote-sha256sum" and k != "sftp":
+        ck.problem(f"{where}.verify", f'"remote-sha256sum" is for SFTP targets, not "{k}"',
+                   'remove it (verify = "read-back")')  # fmt: skip
     for key, example in need:
         if v[key] == "":
             ck.problem(f"{where}.{key}", f'kind = "{k}" needs it', f"e.g. {example}")

@@ -11,7 +11,7 @@ from names the dock chose (never from a recorder), and checked by :func:`safe_re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class ReplicaError(Exception):
@@ -69,6 +69,17 @@ class ReplicaTarget(Protocol):
         """Remove one file (a corrupt copy found at verification, a stale partial)."""
 
 
+@runtime_checkable
+class TargetDigest(Protocol):
+    """A target that can be configured to hash what it stored itself (SFTP's
+    ``verify = "remote-sha256sum"``): trusted as the server's own reading, see
+    docs/SECURITY.md."""
+
+    def sha256_at_target(self, relpath: str) -> str | None:
+        """The SHA-256 (64 lowercase hex) the target computed of the file it stored,
+        after making it durable; None when this target is configured to be read back."""
+
+
 def safe_relpath(relpath: str) -> str:
     """``relpath`` if it is a plain relative "/"-path (no empty, ".", ".." parts, no
     backslash, NUL or control character); ValueError otherwise."""
@@ -87,5 +98,6 @@ __all__ = [
     "ReplicaFull",
     "ReplicaTarget",
     "ReplicaUnavailable",
+    "TargetDigest",
     "safe_relpath",
 ]

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from dock.config.replication import ReplicationConfig, window_minutes
 from dock.domain.audit_kinds import AuditKind
-from dock.domain.replica import ReplicaError, ReplicaTarget, safe_relpath
+from dock.domain.replica import ReplicaError, ReplicaTarget, TargetDigest, safe_relpath
 from dock.domain.replication_pace import TokenBucket, in_windows
 from dock.evidence.bagit import TAGMANIFEST, BagError, manifest_digests, tagmanifest_digest
 from dock.storage.audit import AuditLog
@@ -362,10 +362,15 @@ class ReplicationEngine:
                 if not self._matches(target, target.name, base, rel, sha)]  # fmt: skip
 
     def _matches(self, reader: ReplicaTarget, name: str, base: str, rel: str, sha: str) -> bool:
-        """Whether the file read back from the target hashes to ``sha``."""
+        """Whether the file read back from the target hashes to ``sha`` (or, where the
+        target is configured so, the target's own SHA-256 of what it stored)."""
         remote = f"{base}/{rel}"
         if self.before_verify is not None:
             self.before_verify(name, remote)
+        if isinstance(reader, TargetDigest):
+            at_target = reader.sha256_at_target(remote)
+            if at_target is not None:
+                return at_target == sha
         h = hashlib.sha256()
         for chunk in reader.read(remote):
             h.update(chunk)

@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import inspect
+import re
+import shlex
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -69,6 +72,12 @@ _FACTORY = (
     if _GCM and "transport_factory" in inspect.signature(paramiko.SSHClient.connect).parameters
     else {}
 )
+
+#: ``verify = "remote-sha256sum"``: the only answer taken (sha256sum's line for a plain
+#: name), at most this many bytes of output read, and the time allowed per MiB hashed.
+_SHA256_LINE = re.compile(rb"([0-9a-f]{64}) [ *]")
+_HASH_OUTPUT_MAX = 64 << 10
+_HASH_S_PER_MIB = 0.05
 
 #: What goes wrong with the network or a server that went away mid-way.
 _LINK_ERRORS = (socket.error, EOFError, paramiko.SSHException, TimeoutError)
@@ -271,6 +280,66 @@ class SftpTarget:
         finally:
             with contextlib.suppress(Exception):
                 f.close()
+
+    def sha256_at_target(self, relpath: str) -> str | None:
+        """``verify = "remote-sha256sum"``: the server's own SHA-256 of the stored file,
+        computed after the file is fsynced there (``sync FILE``, then ``sha256sum``), in
+        an exec channel of this session; None with the default ``"read-back"``. Anything
+        but exit status 0 and one well-formed line within the time allowed is an error."""
+        if self.cfg.verify != "remote-sha256sum":
+            return None
+        path = self._path(relpath)
+        size = self.size(relpath)
+        if size is None:
+            raise ReplicaError(f"{self.name}: {path}: not at the target to hash")
+        q = shlex.quote(path)
+        limit = self.cfg.io_timeout_s + _HASH_S_PER_MIB * size / (1 << 20)
+        status, out, err = self._exec(f"sync -- {q} && sha256sum -b -- {q}", limit)
+        match = _SHA256_LINE.match(out)
+        if status != 0 or match is None or out.count(b"\n") != 1:
+            said = _one_line(Exception(err.decode("utf-8", "replace"))) if err else "no hash"
+            raise ReplicaError(
+                f"{self.name}: sha256sum of {path} at the target failed "
+                f'(exit {status}: {said}); set verify = "read-back" if the account may not '
+                "run commands"
+            )
+        return match.group(1).decode("ascii")
+
+    def _exec(self, command: str, limit_s: float) -> tuple[int, bytes, bytes]:
+        """Run ``command`` on the server: (exit status, stdout, stderr), each output
+        bounded to :data:`_HASH_OUTPUT_MAX` bytes, the whole within ``limit_s``."""
+        transport = self._client.get_transport() if self._client is not None else None
+        if transport is None or not transport.is_active():
+            raise ReplicaUnavailable(f"{self.name}: not connected")
+        deadline = time.monotonic() + limit_s
+        out, err = bytearray(), bytearray()
+        try:
+            chan = transport.open_session(timeout=self.cfg.io_timeout_s)
+            try:
+                chan.settimeout(min(1.0, limit_s))
+                chan.exec_command(command)
+                chan.shutdown_write()  # no input: a forced sftp-server ends at once
+                while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no answer within {limit_s:.0f} s")
+                    if len(out) > _HASH_OUTPUT_MAX or len(err) > _HASH_OUTPUT_MAX:
+                        raise ReplicaError(f"{self.name}: {command!r}: too much output")
+                    if chan.recv_stderr_ready():
+                        err += chan.recv_stderr(4096)
+                    try:
+                        data = chan.recv(4096)
+                    except TimeoutError:
+                        continue
+                    if not data and chan.exit_status_ready():
+                        break
+                    out += data
+                return chan.recv_exit_status(), bytes(out), bytes(err)
+            finally:
+                chan.close()
+        except TimeoutError as exc:
+            raise ReplicaUnavailable(f"{self.name}: {_one_line(exc)}") from None
+        except _LINK_ERRORS as exc:
+            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
 
     def delete(self, relpath: str) -> None:
         path = self._path(relpath)
