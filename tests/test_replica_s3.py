@@ -24,8 +24,9 @@ import boto3
 import botocore.exceptions as bex
 import pytest
 
-from dock.config.replication import TargetConfig
+from dock.config.replication import ReplicationConfig, TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
+from dock.evidence.replication import ReplicationEngine
 from dock.replicas.build import target_from_config
 from dock.replicas.s3 import MIN_PART, S3Target, map_error
 from tests.replica_servers import CephRgw, MotoS3, TcpCutter, find, free_port
@@ -46,6 +47,7 @@ def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
     if not HAVE_CEPH:
         pytest.skip("no Ceph radosgw (Debian's ceph: scripts/bootstrap.sh ensure_s3_server)")
     with CephRgw(tmp_path_factory.mktemp("ceph")) as server:
+        print(f"ceph: OSD up after {server.osd_attempts} start(s)")
         yield server
 
 
@@ -388,3 +390,69 @@ def test_built_from_its_configuration_by_the_factory(server: Any, tmp_path: Path
     with pytest.raises(ReplicaAuthError) as err:
         target_from_config(dataclasses.replace(cfg, secret_key_file=str(tmp_path / "none")))
     assert "secret_key_file" in one_line(err.value) and server.secret_key not in str(err.value)
+
+
+# -- the replication engine over this transport -------------------------------------------
+
+
+def sealed_dock(make_dock: Any) -> Any:
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.4})
+    svc.sweep()
+    assert len(svc.store.archive_entries()) == 2
+    return svc
+
+
+def local_tree(svc: Any) -> tuple[str, dict[str, bytes]]:
+    [(bag,)] = svc.store._db().execute("SELECT bag FROM seals").fetchall()
+    root = Path(svc.offloader.evidence_dir) / bag
+    files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return os.path.basename(bag), files
+
+
+def engine_for(svc: Any, t: Any) -> ReplicationEngine:
+    return ReplicationEngine(
+        svc.store, svc.audit, svc.offloader.evidence_dir, "dock-7", [t], ReplicationConfig()
+    )
+
+
+def test_the_engine_replicates_to_s3_and_catches_a_corrupted_copy(
+    make_dock: Any, server: Any, prefix: str
+) -> None:
+    svc = sealed_dock(make_dock)
+    eng = engine_for(svc, target(server, prefix))
+    s3 = raw(server)
+    flipped: list[str] = []
+
+    def flip_a_byte(name: str, remote: str) -> None:
+        if "/data/" in remote and not flipped:
+            key = f"{prefix}/{remote}"
+            data = bytearray(s3.get_object(Bucket=server.bucket, Key=key)["Body"].read())
+            data[100] ^= 0x40
+            s3.put_object(Bucket=server.bucket, Key=key, Body=bytes(data))
+            flipped.append(remote)
+
+    eng.before_verify = flip_a_byte
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1 and not report.failed
+    assert [e.kind for e in svc.audit.entries()].count("package_replicated") == 1
+    bag, local = local_tree(svc)
+    base = f"{prefix}/dock-7/{bag}/"
+    listed = s3.list_objects_v2(Bucket=server.bucket, Prefix=base)["Contents"]
+    remote = {
+        o["Key"][len(base) :]: s3.get_object(Bucket=server.bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+    assert remote == local  # the corrupted file sent again; no .part left
+    assert all(e["second_copy_at"] for e in svc.store.archive_entries())
+
+
+@needs_ceph
+def test_the_engine_with_wrong_s3_keys_replicates_nothing(make_dock: Any, ceph: CephRgw) -> None:
+    svc = sealed_dock(make_dock)
+    t = S3Target("objects", ceph.url, ceph.bucket, "wrong-engine", ceph.access_key, "bad")
+    report = engine_for(svc, t).run_once()
+    assert report.failed and not report.replicated
+    assert "refused the credentials" in report.failed[0][2]
+    assert not any(e["second_copy_at"] for e in svc.store.archive_entries())
+    listed = raw(ceph).list_objects_v2(Bucket=ceph.bucket, Prefix="wrong-engine/")
+    assert listed.get("KeyCount", 0) == 0

@@ -18,8 +18,9 @@ import pytest
 from smbprotocol.exceptions import SMBConnectionClosed, SMBOSError
 from smbprotocol.header import NtStatus
 
-from dock.config.replication import TargetConfig
+from dock.config.replication import ReplicationConfig, TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaFull, ReplicaUnavailable
+from dock.evidence.replication import ReplicationEngine
 from dock.replicas.build import target_from_config
 from dock.replicas.smb import SmbTarget, map_error
 from tests.replica_servers import Samba, ServerError, find, free_port
@@ -265,3 +266,68 @@ def test_an_unreadable_password_file_is_an_auth_error_in_one_line(tmp_path: Path
     (tmp_path / "empty.pw").write_text("\n")
     with pytest.raises(ReplicaAuthError):
         SmbTarget(dataclasses.replace(cfg, password_file=str(tmp_path / "empty.pw")))
+
+
+# -- the replication engine over this transport -------------------------------------------
+
+
+def sealed_dock(make_dock: Any) -> Any:
+    svc, _ = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.4})
+    svc.sweep()
+    assert len(svc.store.archive_entries()) == 2
+    return svc
+
+
+def local_tree(svc: Any) -> tuple[str, dict[str, bytes]]:
+    [(bag,)] = svc.store._db().execute("SELECT bag FROM seals").fetchall()
+    root = Path(svc.offloader.evidence_dir) / bag
+    files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return os.path.basename(bag), files
+
+
+def engine_for(svc: Any, t: Any) -> ReplicationEngine:
+    return ReplicationEngine(
+        svc.store, svc.audit, svc.offloader.evidence_dir, "dock-7", [t], ReplicationConfig()
+    )
+
+
+@needs_samba
+def test_the_engine_replicates_to_smb_and_catches_a_corrupted_copy(
+    make_dock: Any, samba: Samba
+) -> None:
+    svc = sealed_dock(make_dock)
+    t = SmbTarget("nas", "127.0.0.1", samba.port, samba.share, "units", samba.user,
+                  samba.password, timeout=10)  # fmt: skip
+    eng = engine_for(svc, t)
+    flipped: list[str] = []
+
+    def flip_a_byte(name: str, remote: str) -> None:
+        if "/data/" in remote and not flipped:
+            p = samba.share_path / "units" / remote
+            data = bytearray(p.read_bytes())
+            data[100] ^= 0x40
+            p.write_bytes(bytes(data))
+            flipped.append(remote)
+
+    eng.before_verify = flip_a_byte
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1 and not report.failed
+    kinds = [e.kind for e in svc.audit.entries()]
+    assert kinds.count("package_replicated") == 1
+    bag, local = local_tree(svc)
+    root = samba.share_path / "units/dock-7" / bag
+    remote = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert remote == local  # the corrupted file sent again; no .part left
+    assert all(e["second_copy_at"] for e in svc.store.archive_entries())
+
+
+@needs_samba
+def test_the_engine_with_a_wrong_smb_password_replicates_nothing(
+    make_dock: Any, samba: Samba
+) -> None:
+    svc = sealed_dock(make_dock)
+    report = engine_for(svc, target(samba, password="wrong")).run_once()
+    assert report.failed and not report.replicated
+    assert "refused the credentials" in report.failed[0][2]
+    assert not any(e["second_copy_at"] for e in svc.store.archive_entries())
+    assert list(samba.share_path.iterdir()) == []

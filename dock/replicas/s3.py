@@ -338,7 +338,17 @@ class S3Target:
             raise self._fail(exc, what) from None
 
     def _read_exact(self, source: BinaryIO, n: int, what: str) -> bytes:
-        data = source.read(n)
+        """``n`` bytes of ``source``, which may hand them over in pieces (a throttled
+        reader does); bounded: each pass takes at least a byte or ends."""
+        pieces: list[bytes] = []
+        got = 0
+        while got < n:
+            piece = source.read(n - got)
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        data = b"".join(pieces)
         if len(data) != n:
             raise ReplicaError(
                 f"S3 target {one_line(self.name, 60)}: {what}: the source ended early"
