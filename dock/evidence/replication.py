@@ -177,13 +177,18 @@ class ReplicationEngine:
             due = self.table.due(target.name, now, PER_RUN)
             if not due or self.stopping():
                 continue
-            try:
-                target.connect()
-            except ReplicaError as exc:  # one entry for the target, every package waits
-                for i, row in enumerate(due):
-                    self._failed(target.name, row, str(exc), report, audit=i == 0)
-                continue
-            self._reader = self._open_reader(target.name)
+            with ThreadPoolExecutor(1, thread_name_prefix="replication-connect") as pool:
+                opening = pool.submit(self._open_reader, target.name)  # both handshakes at once
+                try:
+                    target.connect()
+                except ReplicaError as exc:  # one entry for the target, every package waits
+                    reader = opening.result()
+                    if reader is not None:
+                        reader.close()
+                    for i, row in enumerate(due):
+                        self._failed(target.name, row, str(exc), report, audit=i == 0)
+                    continue
+                self._reader = opening.result()
             try:
                 for row in due:
                     if self.stopping() or not self.schedule.allows(time.time()):
