@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,7 +207,7 @@ class MotoS3:
 
     def __init__(self, base: Path, auth: bool = False) -> None:
         self.auth = auth
-        self.binary = find("moto_server", str(Path(os.sys.executable).parent / "moto_server"))
+        self.binary = find("moto_server", str(Path(sys.executable).parent / "moto_server"))
         if self.binary is None:
             raise ServerError("no moto_server (pip install 'moto[server]': the test extras)")
         self.port = free_port()
