@@ -212,6 +212,27 @@ class Maintenance:
             report = engine.run_once(now)
         for target, bag in report.replicated:
             log.info("replicated to %s and verified: %s", target, bag)
+        self.free_local(now)
+
+    def free_local(self, now: float) -> None:
+        """Local copies whose packages every target holds verified for
+        ``free_local_after_days`` and nothing else keeps: freed by a purge
+        (evidence/replication_free.py); never when the setting is 0."""
+        from dock.evidence.holds import HoldRegister
+        from dock.evidence.replication_free import free_local
+
+        engine, offloader = self.parts.replication, self.parts.offloader
+        if engine is None or offloader is None or engine.config.free_local_after_days <= 0:
+            return
+        store, audit = self.parts.store, self.parts.audit
+        with self._seals_lock:
+            done = free_local(
+                store, audit, HoldRegister(store, audit), offloader.seals,
+                offloader.evidence_dir, self.parts.policy, engine.dock_id,
+                [t.name for t in engine.targets], engine.config.free_local_after_days, now,
+            )  # fmt: skip
+        for name in done.purged:
+            log.info("local copy freed after replication: %s", name)
 
     def working_copies(self, now: float) -> None:
         """Remove the views' and copies' files under ``<state_dir>/exports`` whose

@@ -204,8 +204,20 @@ def _run(
                     "approved_by": record.get("approved_by", []),
                     "appraisal": (record.get("appraisal") or {}).get("id"),
                     "record_sha256": record_sha,
+                    **_freed(record),
                 },
             )
+
+
+def _freed(record: dict[str, Any]) -> dict[str, Any]:
+    """A local copy freed after replication: the entry names the replicas (where the
+    footage still is)."""
+    freed = record.get("freed_after_replication")
+    return (
+        {}
+        if freed is None
+        else {"reason": "freed_after_replication", "replicas": freed.get("replicas")}
+    )
 
 
 def _member_path(root: str, m: dict[str, Any]) -> str:

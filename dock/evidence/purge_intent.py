@@ -68,9 +68,11 @@ def intent(
     legacy: list[dict[str, Any]] | None = None,
     *,
     appraisal: Appraisal | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Write the batch and its ``purge_intent`` entry (one transaction); None when the
-    package already has a batch (another process)."""
+    package already has a batch (another process). ``extra``: more of the record (a
+    copy freed after replication names its replicas)."""
     seal = group.seal
     token = f"{datetime.fromtimestamp(at, UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
     new_bag = _new_bag_path(seal["bag"], token) if staying else None
@@ -126,6 +128,8 @@ def intent(
         }
     if legacy is not None:
         record["earlier_purges"] = legacy
+    if extra is not None:
+        record.update(extra)
     record_json = json.dumps(record, sort_keys=True, ensure_ascii=False)
     record_sha = hashlib.sha256(record_json.encode("utf-8")).hexdigest()
     package_record = None

@@ -126,19 +126,44 @@ class ReplicationTable(Table):
             )
         )
 
-    def replicated_everywhere(self, serial: str, recording_id: str) -> bool:
-        """Whether the recording's package has a verified replica at some target (the
-        rule local retention asks before freeing a local copy: never before)."""
+    def replicated_everywhere(
+        self, serial: str, recording_id: str, targets: list[str] | None = None
+    ) -> bool:
+        """Whether the recording's package has a verified replica at every one of
+        ``targets`` (None: at some target) -- the rule local retention asks before
+        freeing a local copy: never before."""
         row = (
             self._db()
             .execute(
-                "SELECT 1 FROM archive a JOIN replication_queue q ON q.seal_id = a.bag_id "
-                "WHERE a.serial = ? AND a.recording_id = ? AND q.state = 'replicated' LIMIT 1",
+                "SELECT bag_id FROM archive WHERE serial = ? AND recording_id = ?",
                 (serial, recording_id),
             )
             .fetchone()
         )
-        return row is not None
+        if row is None or row[0] is None:
+            return False
+        if targets is None:
+            targets = [r["target"] for r in self._verified(int(row[0]))][:1]
+            return bool(targets)
+        return self.verified_replicas(int(row[0]), targets) is not None
+
+    def verified_replicas(self, seal_id: int, targets: list[str]) -> list[dict[str, Any]] | None:
+        """Each of ``targets``' verified replica of the package (target, remote,
+        verified_at), or None unless every one of them has one."""
+        found = {r["target"]: r for r in self._verified(seal_id)}
+        if not targets or any(t not in found for t in targets):
+            return None
+        return [found[t] for t in targets]
+
+    def _verified(self, seal_id: int) -> list[dict[str, Any]]:
+        return dicts(
+            self._db().execute(
+                "SELECT q.target, q.bag, q.verified_at FROM replication_queue q "
+                "WHERE q.seal_id = ? AND q.state = 'replicated' AND q.verified_at IS NOT NULL "
+                "ORDER BY q.target",
+                (seal_id,),
+            )
+        )
 
 
 def replication_rows(store: Store, target: str | None = None) -> list[dict[str, Any]]:
