@@ -292,3 +292,37 @@ def test_a_target_away_is_one_audit_entry_not_one_per_package(make_dock, tmp_pat
     assert len(report.failed) == 2
     assert [e.kind for e in svc.audit.entries()].count("replication_failed") == 1
     assert {r["state"] for r in replication_rows(svc.store)} == {"failed"}
+
+
+def test_a_new_package_is_queued_by_its_seal_before_any_job_turn(tmp_path, start_recorder) -> None:
+    """The production wiring (composition): an offload's seal enqueues its package at
+    once; no replication job has run (the target is never reached)."""
+    import dataclasses
+    import io
+
+    from dock.config.load import emulated_config
+    from dock.config.replication import TargetConfig
+    from dock.daemon.composition import build_service
+    from hardware.screens import ConsoleScreen
+
+    rec = start_recorder(listen="tcp://127.0.0.1:0", recordings=2, recording_mb=0.05,
+                         battery_percent=95.0)  # fmt: skip
+    cfg = emulated_config(1, str(tmp_path / "state"))
+    target = TargetConfig("central", "sftp", "127.0.0.1", port=9, path="up", user="u",
+                          key_file=str(tmp_path / "none"),
+                          known_hosts_file=str(tmp_path / "none"))  # fmt: skip
+    cfg = dataclasses.replace(
+        cfg, slots=(dataclasses.replace(cfg.slots[0], port=rec.url),),
+        replication=ReplicationConfig(targets=(target,)),
+    )  # fmt: skip
+    svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
+    assert svc.parts.replication is not None
+    svc.parts.replication.run_once = lambda *a, **k: pytest.fail("no job turn here")
+    for slot in svc.views:
+        svc.enrol(slot, "admin")
+    assert replication_rows(svc.store) == []
+    svc.sweep()
+    [seal] = svc.offloader.seals.table.audited().values()
+    rows = replication_rows(svc.store)
+    assert [(r["seal_id"], r["target"], r["state"]) for r in rows] == [
+        (seal["id"], "central", "pending")]  # fmt: skip

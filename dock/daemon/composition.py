@@ -293,6 +293,8 @@ def build_service(
         handover_window_s=cfg.dock.handover_window_s,
         replication=build_replication(cfg, store, audit),
     )
+    if parts.replication is not None:  # a new package is queued in its seal's own path
+        offloader.after_seal = parts.replication.reconcile
     return DockService(parts)
 
 

@@ -205,6 +205,9 @@ class Offloader:
         self.evidence_dir = evidence_dir
         self.erase_after_verify = erase_after_verify
         self.seals = SealRegister(store, audit, evidence_dir, organization)
+        #: Called after packages were sealed, in the seal's own path (the replication
+        #: queue takes them at once); a failure is logged, the offload stands.
+        self.after_seal: Callable[[], object] | None = None
 
     def offload(
         self,
@@ -286,7 +289,18 @@ class Offloader:
 
     def complete_seals(self) -> SealOutcome:
         """Seal whatever an interrupted run archived (the daemon calls this too)."""
-        return self.seals.complete()
+        outcome = self.seals.complete()
+        self._sealed(outcome)
+        return outcome
+
+    def _sealed(self, outcome: SealOutcome) -> None:
+        """Tell ``after_seal`` of new packages; its failure never undoes a seal."""
+        if not outcome.sealed or self.after_seal is None:
+            return
+        try:
+            self.after_seal()
+        except Exception:  # the job's reconcile enqueues it at its next turn
+            log.exception("after a seal: the replication queue takes it at its next turn")
 
     def _mass_storage(self, client: RecorderClient) -> Volume | None:
         """The recorder's read-only volume, where it offers one: faster than READs.
@@ -444,6 +458,7 @@ class Offloader:
         """Seal what this run and any interrupted one archived (:mod:`.seals`); the
         package holding this run's recordings is the report's."""
         outcome = self.seals.complete()
+        self._sealed(outcome)
         found = outcome.bag_of(set(report.archived))
         if found is not None:
             report.bag, report.seal = found
