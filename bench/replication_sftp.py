@@ -6,10 +6,14 @@ file uploaded to a ``.part`` name and renamed, then read back from the server an
 against the manifests, the queue row and the audit entries. The baseline: ``scp -r`` (the
 SFTP protocol, OpenSSH's C client) of the package folder, no verification. Both go to a
 fresh folder on the same sshd (tests/sshd_server.py: its own config, keys and port on
-127.0.0.1). Runs alternate; the ratio (scp time / dock time: 1.0 = as fast as scp) is the
-median of pairs.
+127.0.0.1). Each round runs scp and both verification modes (``verify = "read-back"``,
+the default, and ``"remote-sha256sum"``: the server hashes what it stored) in a rotating
+order; the ratio (scp time / dock time: 1.0 = as fast as scp) is the median over rounds.
+Each round also times the SFTP target's bare upload and bare read of the same files (no
+engine, no verification) to show where the time goes. The load average is printed: the
+machine is shared.
 
-    .venv/bin/python bench/replication_sftp.py [--files 4] [--mb 32] [--repeat 5]
+    .venv/bin/python bench/replication_sftp.py [--files 4] [--mb 32] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -61,9 +65,11 @@ def make_package(folder: Path, files: int, mb: int) -> tuple[Store, AuditLog, st
     return store, audit, str(evidence)
 
 
-def run_dock(sshd: Sshd, store: Store, audit: AuditLog, evidence: str, n: int) -> float:
-    target = SftpTarget(sshd.target(name=f"t{n}"))
-    reader = SftpTarget(sshd.target(name=f"t{n}"))  # read-backs beside the uploads
+def run_dock(
+    sshd: Sshd, store: Store, audit: AuditLog, evidence: str, n: int, verify: str
+) -> float:
+    target = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))
+    reader = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))  # verifies beside uploads
     engine = ReplicationEngine(store, audit, evidence, f"dock{n}", [target], ReplicationConfig(),
                                readers={target.name: reader})  # fmt: skip
     t0 = time.perf_counter()
@@ -85,35 +91,75 @@ def run_scp(sshd: Sshd, evidence: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def run_bare(sshd: Sshd, evidence: str, n: int) -> tuple[float, float]:
+    """Seconds for SftpTarget alone to upload the payload files, then to read them back."""
+    bag = Path(evidence) / "bags/bench/bench_package/data"
+    files = sorted(bag.iterdir())
+    target = SftpTarget(sshd.target(name=f"bare{n}"))
+    target.connect()
+    try:
+        t0 = time.perf_counter()
+        for p in files:
+            with open(p, "rb") as f:
+                target.upload(f"bare{n}/{p.name}", f, 0, p.stat().st_size, lambda _s: None)
+        t1 = time.perf_counter()
+        for p in files:
+            h = hashlib.sha256()
+            for chunk in target.read(f"bare{n}/{p.name}"):
+                h.update(chunk)
+        t2 = time.perf_counter()
+    finally:
+        target.close()
+    return t1 - t0, t2 - t1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--mb", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store, audit, evidence = make_package(folder, args.files, args.mb)
         sshd = Sshd(folder / "sshd").start()
         total = args.files * args.mb
-        ratios, dock_t, scp_t = [], [], []
+        payload = sum(p.stat().st_size for p in (Path(evidence) / "bags").rglob("data/*"))
+        times: dict[str, list[float]] = {"scp": [], "read-back": [], "remote-sha256sum": []}
+        ratios: dict[str, list[float]] = {"read-back": [], "remote-sha256sum": []}
+        loads = []
         try:
             for n in range(args.repeat):
-                first_scp = n % 2 == 0
-                s = run_scp(sshd, evidence, n) if first_scp else 0.0
-                d = run_dock(sshd, store, audit, evidence, n)
-                if not first_scp:
-                    s = run_scp(sshd, evidence, n)
-                dock_t.append(d)
-                scp_t.append(s)
-                ratios.append(s / d)
-                print(f"run {n + 1}: scp {total / s:7.1f} MiB/s   dock (with verification) "
-                      f"{total / d:7.1f} MiB/s   ratio {s / d:.2f}")  # fmt: skip
+                order = list(times)[n % 3 :] + list(times)[: n % 3]
+                got = {}
+                for what in order:
+                    if what == "scp":
+                        got[what] = run_scp(sshd, evidence, n)
+                    else:
+                        got[what] = run_dock(sshd, store, audit, evidence, n, what)
+                up, down = run_bare(sshd, evidence, n)
+                loads.append(os.getloadavg()[0])
+                for what, t in got.items():
+                    times[what].append(t)
+                for what in ratios:
+                    ratios[what].append(got["scp"] / got[what])
+                mib = payload / (1 << 20)
+                print(f"run {n + 1}: scp {total / got['scp']:6.1f} MiB/s | dock read-back "
+                      f"{total / got['read-back']:6.1f} MiB/s ({ratios['read-back'][-1]:.2f}) | "
+                      f"dock remote-sha256sum {total / got['remote-sha256sum']:6.1f} MiB/s "
+                      f"({ratios['remote-sha256sum'][-1]:.2f}) | bare upload {mib / up:6.1f}, "
+                      f"bare read {mib / down:6.1f} MiB/s | load {loads[-1]:.2f}")  # fmt: skip
         finally:
             sshd.stop()
-        print(f"{args.files} x {args.mb} MiB: scp best {total / min(scp_t):.1f} MiB/s, dock best "
-              f"{total / min(dock_t):.1f} MiB/s; ratio median {statistics.median(ratios):.2f} "
-              f"({min(ratios):.2f}-{max(ratios):.2f}) (target >= 0.8)")  # fmt: skip
+        print(f"{args.files} x {args.mb} MiB, {args.repeat} rounds, load average "
+              f"{min(loads):.2f}-{max(loads):.2f} (2 cores here):")  # fmt: skip
+        for what, ts in times.items():
+            line = f"  {what:17s} median {total / statistics.median(ts):6.1f} MiB/s"
+            if what in ratios:
+                r = ratios[what]
+                line += (f"   ratio median {statistics.median(r):.2f} "
+                         f"({min(r):.2f}-{max(r):.2f}) (target >= 0.8)")  # fmt: skip
+            print(line)
 
 
 if __name__ == "__main__":
