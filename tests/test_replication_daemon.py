@@ -123,3 +123,38 @@ def test_dock_run_replicates_and_survives_a_kill_mid_upload(tmp_path) -> None:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(10)
         sshd.stop()
+
+
+def test_dock_run_once_takes_one_replication_turn(tmp_path) -> None:
+    """`dock run --once` (the housekeeping, run_all): the sweep offloads and seals, and
+    the same run replicates and verifies the package at the real sshd."""
+    sshd = Sshd(tmp_path / "sshd").start()
+    emulator = subprocess.Popen(
+        [*EMULATOR, "--data-dir", str(tmp_path / "rec"), "--listen", "tcp://127.0.0.1:0",
+         "--recordings", "2", "--recording-mb", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert emulator.stdout is not None
+        url = emulator.stdout.readline().strip()
+        cfg, state, _evidence = write_dock_config(tmp_path, url, "dock-9")
+        t = sshd.target()
+        with open(cfg, "a", encoding="utf-8") as f:
+            f.write(
+                "\n[[replication.target]]\n"
+                f'name = "central"\nkind = "sftp"\nhost = "{t.host}"\nport = {t.port}\n'
+                f'user = "{t.user}"\npath = "{t.path}"\nkey_file = "{t.key_file}"\n'
+                f'known_hosts_file = "{t.known_hosts_file}"\n'
+            )
+        assert dock("--config", cfg, "device", "enrol", "--slot", "1").returncode == 0
+        assert queue(state) == []
+        out = dock("--config", cfg, "run", "--once")
+        assert out.returncode == 0, out.stderr
+        [(bag, st)] = queue(state)
+        assert st == "replicated"
+        assert (sshd.root_dir / "dock-9" / os.path.basename(bag) / "bag-info.txt").is_file()
+        assert audit_kinds(state).count("package_replicated") == 1
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(10)
+        sshd.stop()

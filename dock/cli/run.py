@@ -289,7 +289,8 @@ def _loop(
         if time.monotonic() >= next_sweep:
             with busy:
                 report = status_report(svc, svc.sweep())
-            if once:
+            if once:  # the sweep's offloads (and seals) first, then every job once
+                svc.wait_offloads(timeout=600)
                 svc.housekeeping(time.time())
             done += 1
             if notify is not None:  # READY=1 after the first; WATCHDOG=1 after each

@@ -149,6 +149,7 @@ class Maintenance:
         self.deadlines(now)
         self.fixity(now)
         self.working_copies(now)
+        self.replicate(now)
 
     # ------------------------------------------------------------------ the jobs
     def finish_seals(self, now: float) -> None:

@@ -252,7 +252,8 @@ class DockService:
     # ------------------------------------------------------------------ maintenance
     def housekeeping(self, now: float) -> None:
         """Every maintenance job once, in this thread (tests, the command line): finish
-        seals and purges, raise offload deadlines, sample fixity once a day."""
+        seals and purges, raise offload deadlines, sample fixity once a day, remove expired
+        working copies, one replication turn (and local copies freed after it)."""
         self.maintenance.run_all(now)
 
     def start_maintenance(self, seals_every_s: float = 5.0) -> list[MaintenanceJob]:
