@@ -273,9 +273,26 @@ def test_retry_is_a_request_that_makes_failed_packages_due_now(make_dock, tmp_pa
         call(svc, "replication.retry", {}, actor="9001")
     with pytest.raises(RequestError, match="no replicated or queued package"):
         call(svc, "replication.retry", {"package": "nope"}, actor="9001")
+    real_append = svc.audit.append
+
+    def broken(*a, **k):  # the audit entry fails: the retry is undone with it
+        raise OSError("audit log unwritable")
+
+    svc.audit.append = broken
+    with pytest.raises(OSError):
+        call(svc, "replication.retry", {"all_failed": True}, actor="9001")
+    svc.audit.append = real_append
+    assert replication_rows(svc.store)[0]["state"] == "failed"
     done = call(svc, "replication.retry", {"package": os.path.basename(row["bag"])},
                 actor="9001")  # fmt: skip
     assert done["retried"] == 1 and replication_rows(svc.store)[0]["state"] == "pending"
+    [asked] = [e for e in svc.audit.entries() if e.kind == "replication_retry"]
+    assert asked.actor == "9001" and asked.data["packages"] == [row["bag"]]
+    assert (
+        asked.data["rows"][0]["target"] == "fake" and "refused" in asked.data["rows"][0]["reason"]
+    )
+    assert call(svc, "replication.retry", {"all_failed": True}, actor="9001")["retried"] == 0
+    assert [e.kind for e in svc.audit.entries()].count("replication_retry") == 1  # nothing: none
     target.down = False
     assert len(eng.run_once().replicated) == 1
 

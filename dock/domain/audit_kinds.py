@@ -63,6 +63,7 @@ class AuditKind(StrEnum):
     SECOND_COPY = "second_copy"  # a second copy of a recording confirmed, and where
     PACKAGE_REPLICATED = "package_replicated"  # a sealed package verified at a replication target
     REPLICATION_FAILED = "replication_failed"  # an attempt to replicate a package failed, and why
+    REPLICATION_RETRY = "replication_retry"  # a person made failed packages due again: who, which
 
     # --- deadlines and fixity
     DEADLINE_AT_RISK = "deadline_at_risk"  # a recorder (back or away) near its offload deadline

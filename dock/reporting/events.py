@@ -68,6 +68,8 @@ NOT_REPORTED: dict[AuditKind, str] = {
     AuditKind.SECOND_COPY: "local record of where a second copy is kept",
     AuditKind.PACKAGE_REPLICATED: "health's replication object carries the counts and the "
     "last success per target",
+    AuditKind.REPLICATION_RETRY: "a person's retry changes no copy; what follows is "
+    "replication.failed or health's counts",
     AuditKind.FIXITY_CHECK: "the routine summary; each failure is reported as fixity.failed",
     AuditKind.GAP_EXPLAINED: "local review: headquarters hears of the gap (gap.found)",
     AuditKind.GAP_EXPLAIN_REFUSED: "local review refused; nothing changed",

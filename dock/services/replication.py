@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from dock.devices.clock import utc_iso
+from dock.domain.audit_kinds import AuditKind
 from dock.services.context import DockContext
 from dock.services.errors import RequestError
 from dock.storage.replication_table import ReplicationTable, replication_rows
@@ -54,5 +55,15 @@ def retry(
         if len(matches) > 1:
             raise RequestError(f"{package!r} names several packages: give its path")
         seal_id = matches.pop()
-    count = table.retry(seal_id, dock.clock.now())
+
+    def entry(rows: list[dict[str, Any]]) -> object:  # who asked, which packages
+        return dock.audit.append(
+            AuditKind.REPLICATION_RETRY, actor, "",
+            {"by": actor, "asked": package or "all failed",
+             "packages": sorted({r["bag"] for r in rows}),
+             "rows": [{"package": r["bag"], "target": r["target"], "reason": r["reason"]}
+                      for r in rows]},
+        )  # fmt: skip
+
+    count = table.retry(seal_id, dock.clock.now(), audit=entry)
     return {"retried": count, "package": package, "by": actor}

@@ -14,6 +14,7 @@ process may call them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dock.storage.evidence_tables import Table, dicts, one
@@ -105,17 +106,31 @@ class ReplicationTable(Table):
                 (file, offset, done, seal_id, target),
             )
 
-    def retry(self, seal_id: int | None, now: float) -> int:
-        """Failed rows (of one package, or all) back to ``pending`` now, attempts reset."""
-        sql = (
-            "UPDATE replication_queue SET state = 'pending', attempts = 0, next_try = 0, "
-            "updated_at = ? WHERE state = 'failed'"
-        )
-        args: tuple[Any, ...] = (now,)
+    def retry(
+        self,
+        seal_id: int | None,
+        now: float,
+        audit: Callable[[list[dict[str, Any]]], object] | None = None,
+    ) -> int:
+        """Failed rows (of one package, or all) back to ``pending`` now, attempts reset.
+        ``audit(rows)``: called with the rows made due (bag, target), inside the same
+        transaction, when there are any (a failed entry undoes the retry)."""
+        where = "WHERE state = 'failed'"
+        args: tuple[Any, ...] = ()
         if seal_id is not None:
-            sql, args = sql + " AND seal_id = ?", (now, seal_id)
+            where, args = where + " AND seal_id = ?", (seal_id,)
         with self.transaction():
-            return int(self._db().execute(sql, args).rowcount)
+            rows = dicts(self._db().execute(
+                f"SELECT seal_id, bag, target, reason FROM replication_queue {where} "
+                "ORDER BY seal_id, target", args,
+            ))  # fmt: skip
+            count = int(self._db().execute(
+                "UPDATE replication_queue SET state = 'pending', attempts = 0, next_try = 0, "
+                f"updated_at = ? {where}", (now, *args),
+            ).rowcount)  # fmt: skip
+            if rows and audit is not None:
+                audit(rows)
+        return count
 
     def members(self, seal_id: int) -> list[dict[str, Any]]:
         return dicts(

@@ -136,6 +136,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "copy to central storage failed",
         "zh": "复制到中心存储失败",
     },
+    "audit.kind.replication_retry": {
+        "en": "copy to central storage retried on request",
+        "zh": "已按要求重新复制到中心存储",
+    },
     "audit.kind.deadline_at_risk": {"en": "offload deadline near", "zh": "导出时限临近"},
     "audit.kind.deadline_overdue": {"en": "offload deadline passed", "zh": "导出超时"},
     "audit.kind.recorder_not_returned": {
