@@ -343,3 +343,34 @@ def test_a_new_package_is_queued_by_its_seal_before_any_job_turn(tmp_path, start
     rows = replication_rows(svc.store)
     assert [(r["seal_id"], r["target"], r["state"]) for r in rows] == [
         (seal["id"], "central", "pending")]  # fmt: skip
+
+
+@pytest.mark.parametrize("hold", ["none", "officer", "episode", "officer_other_period"])
+def test_packages_under_an_officer_or_episode_hold_go_first(make_dock, tmp_path, hold) -> None:
+    """An older package of nobody's, then a shift of officer 1001: a hold on the
+    officer (in the hold's period) or on the episode puts the shift's package first."""
+    from dock.domain.hold_kinds import HoldKind
+    from dock.evidence.holds import HoldRegister
+    from tests.conftest import PIN
+
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.05})
+    svc.sweep()  # the older package
+    assert svc.checkout("1001", PIN).granted
+    svc.taken("1")
+    recs[0].model._generate_recordings(1, 50_000, 0)
+    recs[0].model.save()
+    svc.sweep()  # returned: the shift's package
+    older, shift = sorted(svc.offloader.seals.table.audited().values(), key=lambda s: s["id"])
+    holds = HoldRegister(svc.store, svc.audit)
+    if hold == "officer":
+        holds.place_officer("1001", HoldKind.COMPLAINT, "TS-1", "9001")
+    elif hold == "episode":
+        holds.place_episode(svc.store.custody_history()[0].id, HoldKind.COMPLAINT, "TS-2", "9001")
+    elif hold == "officer_other_period":  # the hold's period ended before the shift
+        holds.place_officer("1001", HoldKind.COMPLAINT, "TS-3", "9001", from_at=1.0, to_at=2.0)
+    eng = engine(svc, FolderTarget(str(tmp_path / "central")))
+    eng.reconcile()
+    order = [r["seal_id"] for r in eng.table.due("fake", 1e12)]
+    urgent = hold in ("officer", "episode")
+    assert order == ([shift["id"], older["id"]] if urgent else [older["id"], shift["id"]])
+    assert [bool(r["urgent"]) for r in replication_rows(svc.store)] == [urgent, False]

@@ -23,15 +23,37 @@ from dock.storage.store import Store
 #: States that still owe a verified copy.
 OPEN_STATES = ("pending", "sending", "verifying", "failed")
 
-#: Whether a package is urgent: a member attached to a case or under an active hold on
-#: the recording or its case (episode and officer holds are not looked at here).
-_URGENT = """(
+#: A custody episode ``c`` an archived recording ``a`` belongs to (as
+#: dock.evidence.holds.episodes_of says): it started during the episode, or was
+#: archived after its return and before the recorder's next check-out.
+_IN_EPISODE = """c.serial = a.serial AND c.withdrawn IS NULL AND (
+  (a.start_ms / 1000.0 >= c.out_at AND (c.in_at IS NULL OR a.start_ms / 1000.0 <= c.in_at))
+  OR (c.in_at IS NOT NULL AND a.archived_at >= c.in_at AND NOT EXISTS (
+      SELECT 1 FROM custody n WHERE n.serial = c.serial AND n.withdrawn IS NULL
+      AND n.out_at > c.out_at AND n.out_at <= a.archived_at)))"""
+
+#: Whether a package is urgent: a member attached to a case, or under an active hold of
+#: any scope: on the recording, its case, its officer (in the hold's period), its
+#: custody episode, or a scope this version does not know (any doubt: urgent).
+_URGENT = f"""(
   EXISTS (SELECT 1 FROM archive a JOIN case_links c
           ON c.serial = a.serial AND c.recording_id = a.recording_id
           WHERE a.bag_id = q.seal_id)
   OR EXISTS (SELECT 1 FROM archive a JOIN holds h
              ON h.serial = a.serial AND h.recording_id = a.recording_id
              WHERE a.bag_id = q.seal_id AND h.released_at IS NULL)
+  OR EXISTS (SELECT 1 FROM archive a JOIN holds h
+             ON h.scope = 'officer' AND h.released_at IS NULL
+             AND (a.start_ms <= 0 OR h.from_at IS NULL OR a.start_ms / 1000.0 >= h.from_at)
+             AND (a.start_ms <= 0 OR h.to_at IS NULL OR a.start_ms / 1000.0 < h.to_at)
+             WHERE a.bag_id = q.seal_id AND (a.officer_id = h.officer_id OR EXISTS (
+               SELECT 1 FROM custody c WHERE c.officer_id = h.officer_id AND {_IN_EPISODE})))
+  OR EXISTS (SELECT 1 FROM archive a JOIN holds h
+             ON h.scope = 'episode' AND h.released_at IS NULL
+             JOIN custody c ON c.id = h.custody_id
+             WHERE a.bag_id = q.seal_id AND {_IN_EPISODE})
+  OR EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL
+             AND h.scope NOT IN ('recording', 'case', 'officer', 'episode'))
 )"""
 
 
