@@ -15,6 +15,7 @@ import pytest
 from dock.config.replication import ReplicationConfig
 from dock.domain.replica import ReplicaAuthError
 from dock.evidence.replication import ReplicationEngine
+from dock.replicas import sftp
 from dock.replicas.build import target_from_config
 from dock.replicas.sftp import SftpTarget
 from dock.storage.replication_table import replication_rows
@@ -238,12 +239,19 @@ def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_veri
 
 
 def test_remote_sha256sum_verifies_at_the_server_and_catches_a_corrupted_copy(
-    make_dock, sshd
+    make_dock, sshd, monkeypatch
 ) -> None:
+    monkeypatch.setattr(sftp, "REMOTE_HASH_MIN", 200 << 10)  # data hashed there, tags read
     svc, _ = sealed(make_dock)
     target = target_from_config(sshd.target(verify="remote-sha256sum"))
     read_back: list[str] = []
-    target.read = lambda relpath: read_back.append(relpath) or iter(())  # type: ignore[method-assign]
+    read = target.read
+
+    def recording_read(relpath: str):
+        read_back.append(relpath)
+        return read(relpath)
+
+    target.read = recording_read  # type: ignore[method-assign]
     eng = engine(svc, target)
     flipped: list[str] = []
 
@@ -257,14 +265,18 @@ def test_remote_sha256sum_verifies_at_the_server_and_catches_a_corrupted_copy(
 
     eng.before_verify = flip_a_byte
     report = eng.run_once()
-    assert flipped and len(report.replicated) == 1 and read_back == []
+    assert flipped and len(report.replicated) == 1
+    assert read_back and not [r for r in read_back if "/data/" in r]  # only the tag files
     kinds = [e.kind for e in svc.audit.entries()]
     assert kinds.count("package_replicated") == 1 and "replication_failed" not in kinds
     bag, local = local_bag(svc)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
 
 
-def test_remote_sha256sum_on_an_sftp_only_account_fails_in_one_line(make_dock, tmp_path) -> None:
+def test_remote_sha256sum_on_an_sftp_only_account_fails_in_one_line(
+    make_dock, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(sftp, "REMOTE_HASH_MIN", 0)
     server = Sshd(tmp_path / "sftp_only")
     server.config.write_text(server.config.read_text() + "ForceCommand internal-sftp\n")
     server.start()

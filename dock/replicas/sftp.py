@@ -79,6 +79,10 @@ _SHA256_LINE = re.compile(rb"([0-9a-f]{64}) [ *]")
 _HASH_OUTPUT_MAX = 64 << 10
 _HASH_S_PER_MIB = 0.05
 
+#: Files smaller than this are read back even with ``"remote-sha256sum"``: reading a tag
+#: file costs a round trip or two, a command a session, a shell and two processes.
+REMOTE_HASH_MIN = 1 << 20
+
 #: What goes wrong with the network or a server that went away mid-way.
 _LINK_ERRORS = (socket.error, EOFError, paramiko.SSHException, TimeoutError)
 
@@ -284,14 +288,17 @@ class SftpTarget:
     def sha256_at_target(self, relpath: str) -> str | None:
         """``verify = "remote-sha256sum"``: the server's own SHA-256 of the stored file,
         computed after the file is fsynced there (``sync FILE``, then ``sha256sum``), in
-        an exec channel of this session; None with the default ``"read-back"``. Anything
-        but exit status 0 and one well-formed line within the time allowed is an error."""
+        an exec channel of this session; None (read it back) with the default
+        ``"read-back"`` or below :data:`REMOTE_HASH_MIN` bytes. Anything but exit status
+        0 and one well-formed line within the time allowed is an error."""
         if self.cfg.verify != "remote-sha256sum":
             return None
         path = self._path(relpath)
         size = self.size(relpath)
         if size is None:
             raise ReplicaError(f"{self.name}: {path}: not at the target to hash")
+        if size < REMOTE_HASH_MIN:
+            return None
         q = shlex.quote(path)
         limit = self.cfg.io_timeout_s + _HASH_S_PER_MIB * size / (1 << 20)
         status, out, err = self._exec(f"sync -- {q} && sha256sum -b -- {q}", limit)
@@ -319,20 +326,24 @@ class SftpTarget:
                 chan.settimeout(min(1.0, limit_s))
                 chan.exec_command(command)
                 chan.shutdown_write()  # no input: a forced sftp-server ends at once
-                while not chan.exit_status_ready() or chan.recv_ready() or chan.recv_stderr_ready():
+                while True:  # until stdout's end; bounded by the deadline and the sizes
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"no answer within {limit_s:.0f} s")
                     if len(out) > _HASH_OUTPUT_MAX or len(err) > _HASH_OUTPUT_MAX:
-                        raise ReplicaError(f"{self.name}: {command!r}: too much output")
+                        raise ReplicaError(f"{self.name}: too much output from the server")
                     if chan.recv_stderr_ready():
                         err += chan.recv_stderr(4096)
                     try:
                         data = chan.recv(4096)
                     except TimeoutError:
                         continue
-                    if not data and chan.exit_status_ready():
+                    if not data:
                         break
                     out += data
+                if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"no exit status within {limit_s:.0f} s")
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(_HASH_OUTPUT_MAX)
                 return chan.recv_exit_status(), bytes(out), bytes(err)
             finally:
                 chan.close()
