@@ -15,7 +15,7 @@ from dock.domain.hold_kinds import HoldKind
 from dock.evidence import purge_batches
 from dock.evidence.holds import HoldRegister
 from dock.evidence.purge_records import unfinished
-from dock.evidence.replication import ReplicationEngine
+from dock.evidence.replication import ReplicationEngine, may_free_local
 from dock.evidence.replication_free import free_local
 from dock.storage.replication_table import replication_rows
 from tests.conftest import PIN
@@ -78,6 +78,10 @@ def test_freed_only_when_every_target_verified_and_n_days_passed(make_dock, tmp_
     states = {r["target"]: r["state"] for r in replication_rows(svc.store)}
     assert states == {"site-a": "replicated", "site-b": "failed"}
     assert not free(svc, time.time() + 400 * DAY).purged  # one target without a replica
+    first = svc.store.archive_entries()[0]
+    assert not may_free_local(svc.store, first["serial"], first["recording_id"],
+                              ["site-a", "site-b"])  # fmt: skip
+    assert may_free_local(svc.store, first["serial"], first["recording_id"], ["site-a"])
     assert all(os.path.exists(p) for p in archived_footage(svc))
     targets[1].down = False
     eng.retry(None)
@@ -179,3 +183,16 @@ def test_a_kill_between_intent_and_unlink_is_finished_at_start(
     assert kinds(svc, "purge")[0].data["reason"] == "freed_after_replication"
     assert not any(os.path.exists(p) for p in archived_footage(svc))
     assert svc.audit.verify().ok
+
+
+def test_the_daemons_housekeeping_frees_when_configured(make_dock, tmp_path) -> None:
+    """The replication job (here one housekeeping turn) replicates, then frees once the
+    replicas are old enough: the wiring in dock/daemon/maintenance.py."""
+    svc, eng, _ = dock_with_targets(make_dock, tmp_path)
+    svc.parts.replication = eng
+    svc.housekeeping(time.time())
+    assert {r["state"] for r in replication_rows(svc.store)} == {"replicated"}
+    assert all(os.path.exists(p) for p in archived_footage(svc))
+    svc.housekeeping(verified_at(svc) + FREE_DAYS * DAY + 1)
+    assert not any(os.path.exists(p) for p in archived_footage(svc))
+    assert kinds(svc, "purge")[0].data["reason"] == "freed_after_replication"

@@ -474,8 +474,11 @@ class UnusableTarget:
         raise ReplicaError(self.why)
 
 
-def may_free_local(store: Store, serial: str, recording_id: str) -> bool:
+def may_free_local(
+    store: Store, serial: str, recording_id: str, targets: list[str] | None = None
+) -> bool:
     """The rule local retention asks before freeing a recording's local copy: never
-    before its package is verified at a replication target (retention, holds and the
-    purge's own rules still decide the rest)."""
-    return ReplicationTable(store).replicated_everywhere(serial, recording_id)
+    before its package is verified at every one of ``targets`` (the configured ones;
+    None: at some target). Retention, holds and the purge's own rules still decide the
+    rest (:mod:`.replication_free` asks the same table, per package)."""
+    return ReplicationTable(store).replicated_everywhere(serial, recording_id, targets)
