@@ -9,6 +9,8 @@ Resume: a ``.part`` file of ``k`` bytes is opened for update and written on from
 Publish: SFTP's RENAME, which OpenSSH refuses when the new name exists (never replaces).
 A write refused after the file was opened (OpenSSH says only "Failure") is taken as the
 target's file system or quota being full: :class:`ReplicaFull`.
+Verify: the engine reads each file back (default), or with ``verify = "remote-sha256sum"``
+asks :meth:`SftpTarget.sha256_at_target` for the server's own hash of what it stored.
 """
 
 from __future__ import annotations
