@@ -81,6 +81,7 @@ def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd) -> None:
     assert row["state"] == "replicated" and row["target"] == "central"
     entry = next(e for e in svc.audit.entries() if e.kind == "package_replicated")
     assert entry.data["target"] == "central" and entry.data["bag"] == bag
+    assert entry.data["verified_by"] == {"read-back": len(local)}  # every file read back
     assert all(e["second_copy_at"] for e in svc.store.archive_entries())
 
 
@@ -150,6 +151,12 @@ def test_a_corrupted_copy_at_the_target_is_caught_and_sent_again(
     assert kinds.count("package_replicated") == 1 and "replication_failed" not in kinds
     bag, local = local_bag(svc)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+    entry = next(e for e in svc.audit.entries() if e.kind == "package_replicated")
+    data_files = sum(1 for rel in local if rel.startswith("data/"))
+    assert entry.data["verified_by"] == {  # what proved the copy, file by file
+        "target-sha256sum": data_files,
+        "read-back": len(local) - data_files,
+    }
 
 
 @pytest.fixture

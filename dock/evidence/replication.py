@@ -153,6 +153,9 @@ class ReplicationEngine:
         self.stopping: Callable[[], bool] = lambda: False
         #: Test hooks: before each file is read back; bytes sent of the current file.
         self.before_verify: VerifyHook | None = None
+        #: remote path -> how its last check was made ("read-back" or "target-sha256sum"),
+        #: so the audit entry says what proved the copy.
+        self._verified_by: dict[str, str] = {}
         self.on_progress: Callable[[str, int], None] | None = None
 
     # ------------------------------------------------------------------ the queue
@@ -375,10 +378,12 @@ class ReplicationEngine:
         if isinstance(reader, TargetDigest):
             at_target = reader.sha256_at_target(remote)
             if at_target is not None:
+                self._verified_by[remote] = "target-sha256sum"
                 return at_target == sha
         h = hashlib.sha256()
         for chunk in reader.read(remote):
             h.update(chunk)
+        self._verified_by[remote] = "read-back"
         return h.hexdigest() == sha
 
     # ------------------------------------------------------------------ outcomes
@@ -401,11 +406,22 @@ class ReplicationEngine:
                 self.audit.append(
                     AuditKind.PACKAGE_REPLICATED, "dock", serial,
                     {"bag": row["bag"], "package": row["bag"], "target": target, "remote": base,
-                     "tagmanifest_sha256": seal["tagmanifest_sha256"], "bytes": total},
+                     "tagmanifest_sha256": seal["tagmanifest_sha256"], "bytes": total,
+                     "verified_by": self._how_verified(base)},
                 )  # fmt: skip
             self.table.set_state(row["seal_id"], target, "replicated", now, verified_at=now,
                                  reason=None, bytes_done=total, bytes_total=total)  # fmt: skip
         log.info("%s replicated to %s and verified (%d bytes)", row["bag"], target, total)
+
+    def _how_verified(self, base: str) -> dict[str, int]:
+        """How many of the package's files were read back and how many the target hashed
+        itself (its entries then forgotten: the map stays bounded)."""
+        mine = [k for k in list(self._verified_by) if k.startswith(base + "/")]
+        counts: dict[str, int] = {}
+        for k in mine:
+            how = self._verified_by.pop(k)
+            counts[how] = counts.get(how, 0) + 1
+        return counts
 
     def _second_copy(self, serial: str, recording: str, where: str, target: str) -> None:
         """As ``dock confirm-copy`` records it (services/archive.py): the archive's row and
