@@ -56,6 +56,8 @@ def queue(state: Path) -> list[tuple[str, str]]:
 
 
 def test_dock_run_replicates_and_survives_a_kill_mid_upload(tmp_path) -> None:
+    """The daemon keeps the second copy going through a kill (004 att.3 art.5; 004 att.2
+    §4): replicated once, verified, nothing lost or counted twice."""
     sshd = Sshd(tmp_path / "sshd").start()
     emulator = subprocess.Popen(
         [*EMULATOR, "--data-dir", str(tmp_path / "rec"), "--listen", "tcp://127.0.0.1:0",

@@ -70,6 +70,8 @@ def local_bag(svc) -> tuple[str, dict[str, bytes]]:
 
 
 def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd) -> None:
+    """A second copy at the unit's storage (004 att.3 art.5; 004 att.2 §4): the package
+    arrives whole, is read back and matches its manifest before it counts."""
     svc, _ = sealed(make_dock)
     target = target_from_config(sshd.target())
     report = engine(svc, target).run_once()
@@ -227,6 +229,8 @@ def test_an_unknown_host_key_is_refused(sshd, tmp_path) -> None:
 def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_verified(
     make_dock, sshd
 ) -> None:
+    """The recorder's copy goes only once a verified second copy exists off the dock
+    (004 att.3 art.5; 004 att.2 §4)."""
     svc, recs = sealed(make_dock, mb=0.2, erase_on_device="after_second_copy")
     model = recs[0].model
     svc.offload("1")
