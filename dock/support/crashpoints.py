@@ -68,8 +68,16 @@ WORKING_COPY_POINTS: dict[str, str] = {
     "yet recorded (reached per file)",
 }
 
+#: The crash points of replication to central storage (dock/evidence/replication.py).
+REPLICATION_POINTS: dict[str, str] = {
+    "replication.file.published": "one more file of a package renamed into place at the "
+    "target, not yet read back (reached per file)",
+    "replication.second_copy.after": "every file verified and each member's second copy "
+    "recorded; the package's state and its package_replicated entry not yet written",
+}
+
 #: Every point :func:`reach` knows.
-ALL_POINTS: dict[str, str] = POINTS | PURGE_POINTS | WORKING_COPY_POINTS
+ALL_POINTS: dict[str, str] = POINTS | PURGE_POINTS | WORKING_COPY_POINTS | REPLICATION_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
