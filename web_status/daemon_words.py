@@ -300,6 +300,11 @@ REFUSALS = Words((
     ("the period is outside the years 2000 to 9000", "时段超出 2000 至 9000 年"),
     ("by must be one of {groupings}", "by 必须为 {groupings} 之一"),
     ("no statistics table {name}", "没有统计表 {name}"),
+    # --- replication to central storage (dock/services/replication.py)
+    ("name one package, or ask for all failed ones (--all-failed)",
+     "请指定一个证据包，或选择全部失败的证据包（--all-failed）"),
+    ("no replicated or queued package {package}", "没有已复制或排队中的证据包 {package}"),
+    ("{package} names several packages: give its path", "{package} 对应多个证据包：请给出其路径"),
     # --- the request layer (dock/services/requests.py)
     ("no request {name}", "没有请求 {name}"),
     ("{name}: who asks (the actor) must be named", "{name}：必须写明请求人"),
