@@ -51,6 +51,10 @@ def audit_kinds(state: Path) -> list[str]:
         return [r[0] for r in db.execute("SELECT kind FROM entries ORDER BY seq")]
 
 
+def files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def queue(state: Path) -> list[tuple[str, str]]:
     try:
         with sqlite3.connect(f"file:{state / 'dock.db'}?mode=ro", uri=True) as db:
@@ -131,46 +135,11 @@ def test_dock_run_replicates_and_survives_a_kill_mid_upload(tmp_path) -> None:
         sshd.stop()
 
 
-def test_dock_run_once_takes_one_replication_turn(tmp_path) -> None:
-    """`dock run --once` (the housekeeping, run_all): the sweep offloads and seals, and
-    the same run replicates and verifies the package at the real sshd."""
-    sshd = Sshd(tmp_path / "sshd").start()
-    emulator = subprocess.Popen(
-        [*EMULATOR, "--data-dir", str(tmp_path / "rec"), "--listen", "tcp://127.0.0.1:0",
-         "--recordings", "2", "--recording-mb", "0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert emulator.stdout is not None
-        url = emulator.stdout.readline().strip()
-        cfg, state, _evidence = write_dock_config(tmp_path, url, "dock-9")
-        t = sshd.target()
-        with open(cfg, "a", encoding="utf-8") as f:
-            f.write(
-                "\n[[replication.target]]\n"
-                f'name = "central"\nkind = "sftp"\nhost = "{t.host}"\nport = {t.port}\n'
-                f'user = "{t.user}"\npath = "{t.path}"\nkey_file = "{t.key_file}"\n'
-                f'known_hosts_file = "{t.known_hosts_file}"\n'
-            )
-        assert dock("--config", cfg, "device", "enrol", "--slot", "1").returncode == 0
-        assert queue(state) == []
-        out = dock("--config", cfg, "run", "--once")
-        assert out.returncode == 0, out.stderr
-        [(bag, st)] = queue(state)
-        assert st == "replicated"
-        assert (sshd.root_dir / "dock-9" / os.path.basename(bag) / "bag-info.txt").is_file()
-        assert audit_kinds(state).count("package_replicated") == 1
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(10)
-        sshd.stop()
-
-
-@pytest.mark.parametrize("point", sorted(crashpoints.REPLICATION_POINTS))
-def test_a_kill_at_each_replication_point_is_finished_by_the_next_run(tmp_path, point) -> None:
-    """A kill -9 at each replication crash point (004 att.3 art.5: the second copy): the
-    next run finishes the package once, each recording's second copy recorded once, the
-    bytes at the target equal to the dock's."""
+@pytest.fixture
+def enrolled_dock(tmp_path):  # type: ignore[no-untyped-def]
+    """A real sshd, an emulated recorder with two short recordings, and a dock
+    configured to replicate to the sshd with the recorder enrolled: (cfg, state,
+    evidence, sshd)."""
     sshd = Sshd(tmp_path / "sshd").start()
     emulator = subprocess.Popen(
         [*EMULATOR, "--data-dir", str(tmp_path / "rec"), "--listen", "tcp://127.0.0.1:0",
@@ -190,22 +159,41 @@ def test_a_kill_at_each_replication_point_is_finished_by_the_next_run(tmp_path, 
                 f'known_hosts_file = "{t.known_hosts_file}"\n'
             )
         assert dock("--config", cfg, "device", "enrol", "--slot", "1").returncode == 0
-        killed = dock("--config", cfg, "run", "--once", env={crashpoints.ENV: f"{point}:1"})
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
-        assert "package_replicated" not in audit_kinds(state)
-        out = dock("--config", cfg, "run", "--once")
-        assert out.returncode == 0, out.stderr
-        [(bag, st)] = queue(state)
-        assert st == "replicated"
-        kinds = audit_kinds(state)
-        assert kinds.count("package_replicated") == 1
-        assert kinds.count("second_copy") == 2  # one per recording, never twice
-        local = Path(evidence) / bag if not os.path.isabs(bag) else Path(bag)
-        remote = sshd.root_dir / "dock-9" / os.path.basename(bag)
-        assert {
-            p.relative_to(remote): p.read_bytes() for p in remote.rglob("*") if p.is_file()
-        } == {p.relative_to(local): p.read_bytes() for p in local.rglob("*") if p.is_file()}
+        yield cfg, state, evidence, sshd
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(10)
         sshd.stop()
+
+
+def test_dock_run_once_takes_one_replication_turn(enrolled_dock) -> None:
+    """`dock run --once` (the housekeeping, run_all): the sweep offloads and seals, and
+    the same run replicates and verifies the package at the real sshd."""
+    cfg, state, _evidence, sshd = enrolled_dock
+    assert queue(state) == []
+    out = dock("--config", cfg, "run", "--once")
+    assert out.returncode == 0, out.stderr
+    [(bag, st)] = queue(state)
+    assert st == "replicated"
+    assert (sshd.root_dir / "dock-9" / os.path.basename(bag) / "bag-info.txt").is_file()
+    assert audit_kinds(state).count("package_replicated") == 1
+
+
+@pytest.mark.parametrize("point", sorted(crashpoints.REPLICATION_POINTS))
+def test_a_kill_at_each_replication_point_is_finished_by_the_next_run(enrolled_dock, point) -> None:
+    """A kill -9 at each replication crash point (004 att.3 art.5: the second copy): the
+    next run finishes the package once, each recording's second copy recorded once, the
+    bytes at the target equal to the dock's."""
+    cfg, state, evidence, sshd = enrolled_dock
+    killed = dock("--config", cfg, "run", "--once", env={crashpoints.ENV: f"{point}:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "package_replicated" not in audit_kinds(state)
+    out = dock("--config", cfg, "run", "--once")
+    assert out.returncode == 0, out.stderr
+    [(bag, st)] = queue(state)
+    assert st == "replicated"
+    kinds = audit_kinds(state)
+    assert kinds.count("package_replicated") == 1
+    assert kinds.count("second_copy") == 2  # one per recording, never twice
+    local = Path(evidence) / bag if not os.path.isabs(bag) else Path(bag)
+    assert files(sshd.root_dir / "dock-9" / os.path.basename(bag)) == files(local)
