@@ -154,7 +154,7 @@ class ReplicationEngine:
         #: Test hooks: before each file is read back; bytes sent of the current file.
         self.before_verify: VerifyHook | None = None
         #: remote path -> how its last check was made ("read-back" or "target-sha256sum"),
-        #: so the audit entry says what proved the copy.
+        #: so the audit entry says what proved the copy; the package in hand's files only.
         self._verified_by: dict[str, str] = {}
         self.on_progress: Callable[[str, int], None] | None = None
 
@@ -222,6 +222,7 @@ class ReplicationEngine:
     # ------------------------------------------------------------------ one package
     def _package(self, target: ReplicaTarget, row: dict[str, Any], report: RunReport) -> bool:
         """Send and verify one package; False when the target failed (stop this run)."""
+        self._verified_by.clear()  # one package at a time: nothing left from a failed one
         seal = self.seals.by_id(row["seal_id"])
         bag_dir = os.path.join(self.evidence_dir, row["bag"])
         if seal is None or (not os.path.isdir(bag_dir) and not self.table.members(seal["id"])):
@@ -415,12 +416,11 @@ class ReplicationEngine:
 
     def _how_verified(self, base: str) -> dict[str, int]:
         """How many of the package's files were read back and how many the target hashed
-        itself (its entries then forgotten: the map stays bounded)."""
-        mine = [k for k in list(self._verified_by) if k.startswith(base + "/")]
+        itself."""
         counts: dict[str, int] = {}
-        for k in mine:
-            how = self._verified_by.pop(k)
-            counts[how] = counts.get(how, 0) + 1
+        for k, how in self._verified_by.items():
+            if k.startswith(base + "/"):
+                counts[how] = counts.get(how, 0) + 1
         return counts
 
     def _second_copy(self, serial: str, recording: str, where: str, target: str) -> None:
