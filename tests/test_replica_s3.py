@@ -336,6 +336,15 @@ def test_bad_configuration_is_refused_when_made() -> None:
         S3Target("o", "https://x", "b", prefix="../up")
 
 
+def test_the_port_said_for_an_s3_target_is_its_schemes_own() -> None:
+    """A target without a port is reached on its scheme's port: what the CLI and the
+    status say must be what the S3 client dials (80 for http, 443 for https)."""
+    plain = TargetConfig("o", "s3", "nas.local", bucket="b", scheme="http")
+    tls = TargetConfig("o", "s3", "nas.local", bucket="b")
+    assert (plain.effective_port, tls.effective_port) == (80, 443)
+    assert TargetConfig("o", "s3", "nas.local", port=7480, scheme="http").effective_port == 7480
+
+
 def client_error(code: str, status: int, message: str = "m") -> bex.ClientError:
     return bex.ClientError(
         {

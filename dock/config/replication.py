@@ -70,7 +70,11 @@ class TargetConfig:
 
     @property
     def effective_port(self) -> int:
-        return self.port or DEFAULT_PORTS.get(self.kind, 0)
+        if self.port:
+            return self.port
+        if self.kind == "s3" and self.scheme == "http":
+            return 80  # the scheme's own, as the S3 client's endpoint URL leaves it
+        return DEFAULT_PORTS.get(self.kind, 0)
 
 
 @dataclass(frozen=True)
