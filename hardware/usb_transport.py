@@ -23,6 +23,7 @@ import usb.core
 import usb.util
 
 from hardware.transports import LinkClosed
+from hardware.usb_errors import usb_failure
 
 log = logging.getLogger("hardware.usb")
 
@@ -289,10 +290,4 @@ class UsbTransport:
     def _link_closed(self, exc: usb.core.USBError, what: str) -> LinkClosed:
         if self._closed:
             return LinkClosed(f"{self.url}: transport closed")
-        if exc.errno == errno.ENODEV:
-            return LinkClosed(f"{self.url}: recorder unplugged ({exc.strerror})")
-        if exc.errno == errno.EBUSY:
-            return LinkClosed(f"{self.url}: {what}: in use by another program ({exc.strerror})")
-        if exc.errno == errno.EACCES:
-            return LinkClosed(f"{self.url}: {what}: permission denied (udev rule missing?)")
-        return LinkClosed(f"{self.url}: {what}: {exc}")
+        return LinkClosed(usb_failure(self.url, what, exc, "recorder"))

@@ -61,6 +61,7 @@ from zoneinfo import ZoneInfo
 import usb.core
 import usb.util
 
+from hardware.usb_errors import usb_failure
 from hardware.usb_transport import format_port_path, parse_port_path
 
 log = logging.getLogger("hardware.vendor_usb")
@@ -468,13 +469,7 @@ class VendorUsbCamera:
             usb.util.dispose_resources(self.device)
 
     def _link_error(self, exc: usb.core.USBError, what: str) -> VendorLinkError:
-        if exc.errno == errno.ENODEV:
-            return VendorLinkError(f"{self.url}: {what}: camera unplugged")
-        if exc.errno == errno.EBUSY:
-            return VendorLinkError(f"{self.url}: {what}: in use by another program")
-        if exc.errno == errno.EACCES:
-            return VendorLinkError(f"{self.url}: {what}: permission denied (udev rule missing?)")
-        return VendorLinkError(f"{self.url}: {what}: {exc}")
+        return VendorLinkError(usb_failure(self.url, what, exc, "camera"))
 
 
 def open_vendor_camera(
