@@ -8,7 +8,12 @@ the capture hash, publish, seal the BagIt package, erase on the recorder):
   protocol   the recording streamed over TCP through the wire protocol
   volume     the recording read from the recorder's mass-storage volume
 
-    .venv/bin/python bench/offload_throughput.py [--mb 1024]
+    .venv/bin/python bench/offload_throughput.py [--mb 1024] [--recorder-dir /dev/shm]
+
+``--recorder-dir`` puts the recorder's footage (and the baselines' source file) on
+another file system, e.g. tmpfs: the recorder then serves from memory and only the
+dock's writes and read-back touch the disk, so the two do not share one virtual disk.
+The dock's evidence store stays in the bench's folder (``BENCH_DIR`` or /tmp).
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
+#: Prepended to the recorder's command (bench/pi_budget.py: ``taskset -c 1``).
+RECORDER_PREFIX: list[str] = []
+
 
 def drop_caches() -> None:
     """Start each run from a cold page cache where the machine lets us (root)."""
@@ -48,10 +56,23 @@ def shell(cmd: str) -> float:
     return time.perf_counter() - t0
 
 
-def ours(mb: float, tmp: str, via_volume: bool) -> float:
-    rec_dir = os.path.join(tmp, f"rec-{via_volume}")
+def file_system(path: str) -> str:
+    """What ``path`` is on: "tmpfs at /dev/shm", "ext4 (/dev/vda) at /", ..."""
+    best = ("?", "?", "")
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mount, kind = line.split()[:3]
+            inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) >= len(best[2]):
+                best = (dev, kind, mount)
+    dev, kind, mount = best
+    return f"{kind} at {mount}" if kind == "tmpfs" else f"{kind} ({dev}) at {mount}"
+
+
+def ours(mb: float, tmp: str, via_volume: bool, recorder_dir: str | None = None) -> float:
+    rec_dir = os.path.join(recorder_dir or tmp, f"rec-{via_volume}")
     emu = subprocess.Popen(
-        [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
+        [*RECORDER_PREFIX, sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
          "--data-dir", rec_dir, "--serial", "BENCH1", "--recordings", "1",
          "--recording-mb", str(mb), "--log-level", "WARNING"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -78,10 +99,12 @@ def ours(mb: float, tmp: str, via_volume: bool) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=1024)
+    ap.add_argument("--recorder-dir", help="the recorder's footage here (/dev/shm: memory)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-offload-", dir=os.environ.get("BENCH_DIR"))
+    rec = tempfile.mkdtemp(prefix="bench-recorder-", dir=a.recorder_dir) if a.recorder_dir else tmp
     try:
-        src = os.path.join(tmp, "src.mp4")
+        src = os.path.join(rec, "src.mp4")
         with open(src, "wb") as f:
             block = os.urandom(1 << 20)
             for _ in range(int(a.mb)):
@@ -92,16 +115,21 @@ def main() -> None:
         admin = shell(f"cp {src} {dst} && sync && sha256sum {src} {dst}")
         os.remove(dst)
         os.remove(src)
-        protocol = ours(a.mb, tmp, via_volume=False)
-        volume = ours(a.mb, tmp, via_volume=True)
+        protocol = ours(a.mb, tmp, via_volume=False, recorder_dir=rec)
+        volume = ours(a.mb, tmp, via_volume=True, recorder_dir=rec)
+        where = (file_system(os.path.realpath(rec)), file_system(os.path.realpath(tmp)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(rec, ignore_errors=True)
     print(f"{a.mb:g} MiB recording")
+    print(f"recorder's footage (and cp's source) on  {where[0]}")
+    print(f"dock's evidence store (and cp's copy) on {where[1]}")
     print(f"bare cp + sync               {bare:6.2f} s")
     print(f"admin cp+sync+2x sha256sum   {admin:6.2f} s")
     for name, t in (("ours, over the protocol", protocol), ("ours, mass-storage volume", volume)):
         print(
             f"{name:<28} {t:6.2f} s   {t / bare:5.2f} x bare   {admin / t:5.2f}x faster than admin"
+            f"   {a.mb * (1 << 20) / t / 1e6:6.1f} MB/s"
         )
 
 
