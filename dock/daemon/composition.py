@@ -251,6 +251,7 @@ def build_service(
     """Wire a DockService from a DockConfig: database, audit log and key, clock,
     transports, and the LEDs, buzzer and screen when a GPIO pin factory is given
     (``dock run`` drives them through :func:`drive_feedback` once it is the daemon)."""
+    from dock.daemon.offload_process import ProcessCopier
     from dock.daemon.parts import DockParts, SlotWiring
     from dock.daemon.service import DockService
     from dock.devices.clock import SystemClock, TrustedClock
@@ -295,6 +296,8 @@ def build_service(
     )
     if parts.replication is not None:  # a new package is queued in its seal's own path
         offloader.after_seal = parts.replication.reconcile
+    # each offload's bulk copy over the protocol in a worker process of its own (issue 15)
+    offloader.copier = ProcessCopier(parts.slots)
     return DockService(parts)
 
 

@@ -39,12 +39,10 @@ script kept, NFC, no separators or controls, bounded); an impossible start time 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import queue
-import threading
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,8 +52,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dock.devices.clock import utc_datetime
-from dock.devices.recorder_client import RecorderClient, RecorderRefused, RecordingInfo
+from dock.devices.recorder_client import LinkError, RecorderClient, RecorderRefused, RecordingInfo
 from dock.domain.audit_kinds import AuditKind
+from dock.evidence.bulk_copy import BulkCopier, CopyJob, PullChunks, WorkerLied
 from dock.evidence.continuity import ContinuityRegister
 from dock.evidence.mass_storage import Volume
 from dock.evidence.seals import SealOutcome, SealRegister
@@ -88,6 +87,17 @@ class ScannerHit(VerifiedCopyError):
 
 class SignatureMismatch(VerifiedCopyError):
     """The recorder's Ed25519 signature over its capture hash does not verify."""
+
+
+@dataclass
+class _Handed:
+    """What the worker of one offload did: the recordings it was given, those archived."""
+
+    todo: set[str]
+    archived: set[str] = field(default_factory=set)
+    #: the link broke or the worker died: no erase in this run
+    stopped: bool = False
+    refused: RecorderRefused | None = None
 
 
 @dataclass
@@ -208,6 +218,9 @@ class Offloader:
         #: Called after packages were sealed, in the seal's own path (the replication
         #: queue takes them at once); a failure is logged, the offload stands.
         self.after_seal: Callable[[], object] | None = None
+        #: Where the bulk copies over the protocol run (a worker process per offload,
+        #: chosen by the composition root); None, or a link it cannot take: in process.
+        self.copier: BulkCopier | None = None
 
     def offload(
         self,
@@ -354,13 +367,25 @@ class Offloader:
                  "via": "mass_storage" if volume else "protocol"},
             )  # fmt: skip
         refused: set[str] = set()  # erases the recorder refused (audited one by one)
-        for rec in recordings:
+        handed: _Handed | None = None
+        copier = self.copier
+        if todo and volume is None and copier is not None and copier.takes(client, slot_id):
+            handed = self._copy_elsewhere(copier, client, slot_id, progress, report, todo)
+        # the worker's link broke: what it archived is erased at the next docking
+        stopped = handed is not None and handed.stopped
+        by_worker, worker_archived = (handed.todo, handed.archived) if handed else (set(), set())
+        for rec in [] if stopped else recordings:
             done = self.store.archived(serial, rec.id)
-            if done is not None and done["sha256"] != rec.sha256:
+            if rec.id in by_worker and rec.id not in worker_archived:
+                continue  # failed: reported and audited as the worker said so
+            if rec.id not in by_worker and done is not None and done["sha256"] != rec.sha256:
                 report.failed[rec.id] = "archived copy differs from the recorder's hash"
                 continue
-            verified_now = done is None
-            if done is None:
+            # copied and read back in this run, here or by the worker (its row written since)
+            verified_now = done is None or rec.id in by_worker
+            if rec.id in by_worker:
+                pass  # archived, with its entry, as the worker published it
+            elif done is None:
                 try:
                     try:
                         self._copy(client, slot_id, rec, progress, volume)
@@ -498,17 +523,7 @@ class Offloader:
         assert client.identity is not None
         serial = client.identity.serial
         self._check_signature(client, rec)
-        officer = rec.officer_id or client.status().officer_id
-        person = self.store.officer(officer) if officer else None
-        case = self._case_of(serial, rec)
-        label = (
-            None if case is None else "-".join(filter(None, (case["case_number"], case["cause"])))
-        )
-        folder, name = archive_name(officer, serial, rec, person.name if person else None, label)
-        dest = os.path.join(self.evidence_dir, folder)
-        os.makedirs(dest, exist_ok=True)
-        name = _published_as(dest, serial, rec) or name
-        _remove_stale_partials(dest, name)
+        officer, case, dest, name = self._target(client, rec)
         fd, refused = volume.open_recording(rec.id, rec.size) if volume else (None, "")
         if refused:
             log.info("%s: not read from the volume (%s); over the protocol", rec.id, refused)
@@ -523,10 +538,177 @@ class Offloader:
             )
         finally:
             chunks.close()
+        hash_taken: str | None = getattr(client, "hash_taken", None)
+        self._record(
+            serial, slot_id, rec, officer, case, result.path, result.already_present,
+            via=via, volume_refused=refused, hash_taken=hash_taken,
+        )  # fmt: skip
+
+    def _copy_elsewhere(
+        self,
+        copier: BulkCopier,
+        client: RecorderClient,
+        slot_id: str,
+        progress: Callable[[str, int, int], None] | None,
+        report: OffloadReport,
+        todo: list[RecordingInfo],
+    ) -> _Handed:
+        """Every recording of ``todo`` copied by ``copier``'s worker over a link handed to
+        it; each file's row and offload_file entry written here as soon as the worker
+        says it is published (while it copies the next). The worker is trusted for
+        nothing but bytes it proved on disk: a file counts only at the path this run
+        named, with the recorder's size and hash. The erases come after, here."""
+        serial = report.serial
+        handed = _Handed(todo={r.id for r in todo})
+        targets: dict[str, tuple[RecordingInfo, str | None, dict[str, Any] | None, str]] = {}
+        jobs: list[CopyJob] = []
+        for rec in todo:
+            try:
+                self._check_signature(client, rec)
+            except SignatureMismatch as exc:
+                self._failed(report, rec.id, exc)
+                continue
+            officer, case, dest, name = self._target(client, rec)
+            targets[rec.id] = (rec, officer, case, os.path.join(dest, name))
+            jobs.append(CopyJob(rec, dest, name))
+        told: set[str] = set()
+
+        def on_message(m: dict[str, Any]) -> None:
+            rid = m.get("rec")
+            if not isinstance(rid, str) or rid not in targets or rid in told:
+                raise WorkerLied(f"a message about {str(rid)[:80]!r}, not a recording asked for")
+            rec, officer, case, path = targets[rid]
+            kind = m["t"]
+            if kind == "progress":
+                done = m.get("done")
+                if not isinstance(done, int) or not 0 <= done <= rec.size:
+                    raise WorkerLied(f"{rid}: progress {str(done)[:40]} of {rec.size} bytes")
+                if progress is not None:
+                    progress(rid, done, rec.size)
+            elif kind == "retry":
+                log.info("%s: %s; reading it again", rid, m.get("error"))
+                self.audit.append(
+                    AuditKind.OFFLOAD_RETRY, "dock", serial,
+                    {"recording": rid, "error": str(m.get("error"))[:2000]},
+                )  # fmt: skip
+            elif kind == "published":
+                told.add(rid)
+                self._take_published(report, handed, slot_id, rec, officer, case, path, m)
+            elif kind == "failed":
+                told.add(rid)
+                handed.stopped = handed.stopped or bool(m.get("stop"))
+                if isinstance(m.get("code"), int):  # refused a READ: the offload stops,
+                    handed.refused = RecorderRefused(m["code"], str(m.get("message", ""))[:400])
+                    return  # as it always did (the daemon says so, one line)
+                error = str(m.get("text", ""))[:2000]
+                self._failed(report, rid, f"{str(m.get('kind'))[:60]}: {error}", error)
+            else:
+                raise WorkerLied(f"a message of an unknown kind {str(kind)[:40]!r}")
+
+        why = None
+        if jobs:
+            try:
+                why = copier.copy(client, slot_id, jobs, on_message)
+            except LinkError:
+                if not handed.stopped:
+                    raise
+                # the link was gone already: said for the recording it broke on
+        if why is not None:
+            log.error("%s: offload worker: %s", serial, why)
+            left = [j.rec.id for j in jobs if j.rec.id not in told]
+            if left:  # the one it was on; the rest wait for the next docking
+                self._failed(report, left[0], f"OffloadWorkerFailed: {why}", why)
+            handed.stopped = True
+        if handed.refused is not None:
+            raise handed.refused
+        return handed
+
+    def _take_published(
+        self,
+        report: OffloadReport,
+        handed: _Handed,
+        slot_id: str,
+        rec: RecordingInfo,
+        officer: str | None,
+        case: dict[str, Any] | None,
+        path: str,
+        m: dict[str, Any],
+    ) -> None:
+        """A file the worker published: recorded if it is where, and what, it must be."""
+        said = (m.get("path"), m.get("size"), m.get("sha256"))
+        if said != (path, rec.size, rec.sha256.hex()):
+            raise WorkerLied(f"{rec.id}: published {str(said)[:300]}, not {path}")
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            raise WorkerLied(f"{rec.id}: published {path}, not there ({exc.strerror})") from None
+        if not stat.S_ISREG(st.st_mode) or st.st_size != rec.size:
+            raise WorkerLied(f"{rec.id}: {path} is not the {rec.size}-byte file it published")
+        try:
+            self._record(
+                report.serial, slot_id, rec, officer, case, path, bool(m.get("resumed")),
+                via="protocol",
+            )  # fmt: skip
+        except ScannerHit as exc:
+            report.scanner_hits[rec.id] = str(exc)
+            self._failed(report, rec.id, exc)
+            return
+        handed.archived.add(rec.id)
+        report.archived.append(rec.id)
+
+    def _failed(
+        self, report: OffloadReport, rid: str, exc: Exception | str, error: str | None = None
+    ) -> None:
+        """A recording not archived in this run: in the report and the audit log."""
+        if isinstance(exc, Exception):
+            report.failed[rid] = f"{type(exc).__name__}: {exc}"
+            error = str(exc)
+        else:
+            report.failed[rid] = exc
+        self.audit.append(
+            AuditKind.OFFLOAD_FAILED, "dock", report.serial, {"recording": rid, "error": error}
+        )
+
+    def _target(
+        self, client: RecorderClient, rec: RecordingInfo
+    ) -> tuple[str | None, dict[str, Any] | None, str, str]:
+        """(officer, case, archive folder, final name) of a recording about to be copied;
+        the folder made and an earlier attempt's partial files there removed."""
+        assert client.identity is not None
+        serial = client.identity.serial
+        officer = rec.officer_id or client.status().officer_id
+        person = self.store.officer(officer) if officer else None
+        case = self._case_of(serial, rec)
+        label = (
+            None if case is None else "-".join(filter(None, (case["case_number"], case["cause"])))
+        )
+        folder, name = archive_name(officer, serial, rec, person.name if person else None, label)
+        dest = os.path.join(self.evidence_dir, folder)
+        os.makedirs(dest, exist_ok=True)
+        name = _published_as(dest, serial, rec) or name
+        _remove_stale_partials(dest, name)
+        return officer, case, dest, name
+
+    def _record(
+        self,
+        serial: str,
+        slot_id: str,
+        rec: RecordingInfo,
+        officer: str | None,
+        case: dict[str, Any] | None,
+        published: str,
+        resumed: bool,
+        *,
+        via: str,
+        volume_refused: str = "",
+        hash_taken: str | None = None,
+    ) -> None:
+        """A verified, published file: scanned, then its archive row and offload_file
+        entry in one transaction (ScannerHit: quarantined, no row)."""
         if self.scanner is not None:
-            clean, detail = self.scanner(result.path)
+            clean, detail = self.scanner(published)
             if not clean:
-                moved = self._quarantine(result.path)
+                moved = self._quarantine(published)
                 self.audit.append(
                     AuditKind.SCANNER_HIT,
                     "dock",
@@ -534,8 +716,7 @@ class Offloader:
                     {"recording": rec.id, "detail": detail, "quarantined": moved},
                 )
                 raise ScannerHit(f"{rec.id}: {detail}")
-        path = os.path.relpath(result.path, self.evidence_dir)
-        hash_taken: str | None = getattr(client, "hash_taken", None)
+        path = os.path.relpath(published, self.evidence_dir)
 
         def audit_file() -> None:
             crashpoints.reach("publish.after_row")  # the row is in, not yet committed
@@ -549,11 +730,11 @@ class Offloader:
                     "size": rec.size,
                     "path": path,
                     "slot": slot_id,
-                    "resumed": result.already_present,
+                    "resumed": resumed,
                     "via": via,
                     # filed under the case its custody episode was (case_links, same transaction)
                     **({"case": case["case_number"]} if case else {}),
-                    **({"volume_refused": refused} if refused else {}),
+                    **({"volume_refused": volume_refused} if volume_refused else {}),
                     # the recorder's clock was wrong: the footage is real, its times not
                     **({"time_doubt": rec.time_doubt} if rec.time_doubt else {}),
                     # a mass-storage recorder: hashed at its first read here (ums driver)
@@ -657,49 +838,5 @@ class _FileChunks:
         self._f.close()
 
 
-class _Pull:
-    """Turn the client's push-style read into the chunks ``write_verified`` pulls.
-
-    The client reads in a worker thread (it is used by nobody else meanwhile); a
-    bounded queue keeps memory flat; an error in the reader reaches the writer.
-    """
-
-    _END = object()
-
-    def __init__(self, client: RecorderClient, rec: RecordingInfo) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=32)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(client, rec), daemon=True)
-        self._thread.start()
-
-    def _run(self, client: RecorderClient, rec: RecordingInfo) -> None:
-        try:
-            client.read_recording(rec, lambda _off, data: self._put(data))
-            self._put(self._END)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            if self._stop.is_set():
-                return  # the consumer gave up (its own error is what it reports)
-            with contextlib.suppress(ConnectionAbortedError):
-                self._put(exc)
-
-    def _put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise ConnectionAbortedError("offload abandoned")
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            item = self._q.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+#: The client's push-style read as the chunks ``write_verified`` pulls (bulk_copy.py).
+_Pull = PullChunks

@@ -22,6 +22,7 @@ completing one); ``tests/test_purge_kill.py`` kills at each of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -97,6 +98,16 @@ _TARGET = _parse(os.environ.get(ENV))
 ARMED = _TARGET is not None
 _count = 0
 _lock = threading.Lock()
+#: In a worker process of the dock (an offload's copy): the dock's pid, killed first.
+_dock_pid: int | None = None
+
+
+def die_with(pid: int) -> None:
+    """This process works for the dock ``pid``: a point reached here kills the dock first,
+    then this process, exactly the kill -9 of the dock at that instant (the worker would
+    die with it anyway: it never outlives the dock)."""
+    global _dock_pid
+    _dock_pid = pid
 
 
 def reach(name: str) -> None:
@@ -110,4 +121,7 @@ def reach(name: str) -> None:
     with _lock:
         _count += 1
         if _count == _TARGET[1]:
+            if _dock_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(_dock_pid, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)

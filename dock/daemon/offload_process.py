@@ -1,0 +1,208 @@
+"""Each offload's bulk copy in a process of its own: the dock's end of the worker.
+
+Four slots offloading in one interpreter share one GIL (issue 15). Here the link of
+one slot is handed to a worker process (``python -m dock.daemon.offload_worker``): the
+dock closes its end, the worker opens the slot's port by its URL, reads, writes and
+verifies every file (:func:`dock.evidence.bulk_copy.copy_files`), and says each
+outcome in a small message; then the dock opens the port again and re-opens its
+session (authenticated as before) for the erases. The slot's lock is held by the dock
+all along, so nothing else of the dock talks to that recorder meanwhile.
+
+The worker is bounded from here: each message is one line of at most MAX_MESSAGE
+bytes, their number grows only with the bytes copied and the time, and a worker silent
+for IDLE_S is killed. It dies with the dock (PR_SET_PDEATHSIG, and its standard input
+closing), never outliving it to write files; a worker that dies or hangs is a failed
+recording, said in one line. Links that cannot be handed over this way (USB through
+pyusb, ``loop://``, a mass-storage camera) are copied in process as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+from dock.daemon.parts import SlotWiring
+from dock.devices.recorder_client import LinkError, RecorderClient
+from dock.evidence.bulk_copy import (
+    MAX_JOB,
+    MAX_MESSAGE,
+    PROGRESS_STEP,
+    CopyJob,
+    OnMessage,
+    WorkerLied,
+    decode_line,
+    encode_line,
+)
+
+#: Port URLs a worker can open again by themselves (the dock closes its end first).
+HANDED_OVER = ("tcp://", "emulated:", "/", "socket://", "rfc2217://")
+#: Seconds the re-opened session has to answer once the worker is done.
+REOPEN_TIMEOUT_S = 10.0
+
+
+def worker_command() -> list[str]:
+    """How a worker is started: this interpreter, the worker module, the dock's pid."""
+    return [sys.executable, "-m", "dock.daemon.offload_worker", str(os.getpid())]
+
+
+class ProcessCopier:
+    """A worker process per offload, for slots whose port it can open itself."""
+
+    #: A worker silent this long is killed (a 4 GiB file read back at 10 MB/s stays within).
+    IDLE_S = 600.0
+    #: After its last message, the worker has this long to exit.
+    EXIT_S = 10.0
+
+    def __init__(self, wiring: SlotWiring, command: Sequence[str] | None = None) -> None:
+        self.wiring = wiring
+        self.command = list(command) if command is not None else None
+        #: pid of each worker running now, by slot (tests and the status page look)
+        self.running: dict[str, int] = {}
+
+    def takes(self, client: RecorderClient, slot_id: str) -> bool:
+        url = self.wiring.ports.get(slot_id, "")
+        return isinstance(client, RecorderClient) and url.startswith(HANDED_OVER)
+
+    def copy(
+        self, client: RecorderClient, slot_id: str, jobs: list[CopyJob], on_message: OnMessage
+    ) -> str | None:
+        assert client.identity is not None
+        url = self.wiring.ports[slot_id]
+        job = {"t": "job", "url": url, "serial": client.identity.serial,
+               "jobs": [j.to_json() for j in jobs]}  # fmt: skip
+        client.close()  # handed over: the worker opens the port itself
+        try:
+            why = self._run(slot_id, encode_line(job, MAX_JOB), jobs, on_message)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._take_back(client, url)
+            raise
+        self._take_back(client, url)
+        return why
+
+    def _take_back(self, client: RecorderClient, url: str) -> None:
+        """The dock's session again, on a port it opens anew (LinkError when it cannot)."""
+        try:
+            client.transport = self.wiring.open_transport(url)
+        except (ConnectionError, ValueError, PermissionError) as exc:
+            raise LinkError(f"link not taken back after the copy: {exc}") from exc
+        client.reopen(timeout=REOPEN_TIMEOUT_S)
+
+    def _run(
+        self, slot_id: str, job: bytes, jobs: list[CopyJob], on_message: OnMessage
+    ) -> str | None:
+        if len(job) > MAX_JOB:
+            return "too many recordings for one worker's job"
+        try:
+            proc = subprocess.Popen(
+                self.command or worker_command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+        except OSError as exc:
+            return f"offload worker not started: {exc.strerror or exc}"
+        self.running[slot_id] = proc.pid
+        why: str | None = "offload worker interrupted"
+        try:
+            why = self._talk(proc, job, jobs, on_message)
+            return why
+        finally:
+            self.running.pop(slot_id, None)
+            if why is not None:  # silent, lying or interrupted: not waited for
+                with contextlib.suppress(OSError):
+                    proc.kill()
+            _end(proc, self.EXIT_S)
+
+    def _talk(
+        self, proc: subprocess.Popen[bytes], job: bytes, jobs: list[CopyJob], on_message: OnMessage
+    ) -> str | None:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(job)
+            proc.stdin.flush()
+        except OSError:
+            return _died(proc, self.EXIT_S)
+        total = sum(j.rec.size for j in jobs)
+        started = time.monotonic()
+        for count, line in enumerate(_lines(proc.stdout.fileno(), self.IDLE_S), 1):
+            if line is None:
+                return f"offload worker silent for {self.IDLE_S:g} s: stopped"
+            if line == b"":
+                return _died(proc, self.EXIT_S)
+            allowed = 64 + 8 * len(jobs) + 2 * total // PROGRESS_STEP
+            if count > allowed + 2 * (time.monotonic() - started):
+                return f"offload worker sent more than {count - 1} messages: stopped"
+            try:
+                message = decode_line(line)
+            except ValueError:
+                return "offload worker said something unreadable: stopped"
+            kind = message["t"]
+            if kind == "end":
+                return None
+            if kind == "fatal":
+                return str(message.get("text", "failed"))[:400].replace("\n", " ")
+            try:
+                on_message(message)
+            except WorkerLied as exc:
+                return f"offload worker said what cannot be true ({exc}): stopped"
+        return "offload worker: message bound reached"
+
+
+def _lines(fd: int, idle_s: float) -> Iterator[bytes | None]:
+    """Each line read from ``fd`` (with its newline; a last one without it), ``b""`` at
+    the end, None after ``idle_s`` without a byte; a line longer than MAX_MESSAGE is
+    given as it is (the reader refuses it)."""
+    buf = bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        for _ in range(100_000_000):
+            nl = buf.find(b"\n")
+            if nl >= 0:
+                line, buf[:] = bytes(buf[: nl + 1]), buf[nl + 1 :]
+                yield line
+                continue
+            if len(buf) > MAX_MESSAGE:
+                yield bytes(buf)  # no newline within the bound: refused by the reader
+                return
+            if not sel.select(idle_s):
+                yield None
+                return
+            data = os.read(fd, 65536)
+            if not data:
+                if buf:
+                    yield bytes(buf)
+                yield b""
+                return
+            buf += data
+
+
+def _died(proc: subprocess.Popen[bytes], wait_s: float) -> str:
+    """One line for a worker that ended without saying it was done."""
+    try:
+        code = proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        return "offload worker closed its output: stopped"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"offload worker died ({signal.Signals(-code).name})"
+    return f"offload worker ended (exit {code}) before it was done"
+
+
+def _end(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    """The worker gone, whatever it was doing: its input closed, then killed if it stays."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=wait_s)
