@@ -5,7 +5,13 @@ offloads them first with a concurrency of 1, then (fresh recorders, fresh archiv
 with a concurrency of N. If our own locks were the limit, N at once would take as
 long as N in a row; the disk should be the limit instead.
 
-    .venv/bin/python bench/offload_slots.py [--slots 4] [--mb 128]
+    .venv/bin/python bench/offload_slots.py [--slots 4] [--mb 32] [--throttle 35]
+
+``--throttle MBPS`` adds the wire protocol with each recorder behind its own link of
+that rate (bench/throttle_relay.py, one relay process per recorder; 35 MB/s is what a
+USB 2.0 recorder delivers): the cable, not loopback, is then the limit, and N at once
+should approach N times one at a time if the dock overlaps its slots. The unthrottled
+rows are kept; ``--no-volume`` leaves out the mass-storage rows.
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from throttle_relay import start as start_relay  # noqa: E402
+from throttle_relay import stop as stop_relay  # noqa: E402
+
 from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
 
-def run(slots: int, mb: float, concurrency: int, tmp: str, volume: bool) -> float:
-    procs, urls = [], []
+def run(
+    slots: int, mb: float, concurrency: int, tmp: str, volume: bool, throttle: float = 0.0
+) -> float:
+    procs, urls, relays = [], [], []
     for i in range(slots):
         p = subprocess.Popen(
             [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
@@ -40,6 +51,10 @@ def run(slots: int, mb: float, concurrency: int, tmp: str, volume: bool) -> floa
         assert p.stdout is not None
         urls.append(p.stdout.readline().strip())
         procs.append(p)
+    if throttle:  # each recorder behind its own cable of that rate
+        for i, url in enumerate(urls):
+            relay, urls[i] = start_relay(url, throttle)
+            relays.append(relay)
     try:
         cfg = emulated_config(slots, os.path.join(tmp, f"dock{concurrency}"))
         cfg = dataclasses.replace(
@@ -61,6 +76,8 @@ def run(slots: int, mb: float, concurrency: int, tmp: str, volume: bool) -> floa
         assert len(svc.store.archive_entries()) == slots
         return elapsed
     finally:
+        for relay in relays:
+            stop_relay(relay)
         for p in procs:
             p.terminate()
             p.wait(timeout=30)
@@ -69,16 +86,30 @@ def run(slots: int, mb: float, concurrency: int, tmp: str, volume: bool) -> floa
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slots", type=int, default=4)
-    ap.add_argument("--mb", type=float, default=128)
+    ap.add_argument("--mb", type=float, default=32)
+    ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
+                    help="also each recorder's link paced to MBPS (35: USB 2.0)")  # fmt: skip
+    ap.add_argument("--no-volume", action="store_true", help="leave out the mass-storage rows")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="bench-slots-")
+    tmp = tempfile.mkdtemp(prefix="bench-slots-", dir=os.environ.get("BENCH_DIR"))
+    modes = [] if a.no_volume else [(True, 0.0)]
+    modes.append((False, 0.0))
+    if a.throttle:
+        modes.append((False, a.throttle))
     try:
-        for volume in (True, False):
-            one = run(a.slots, a.mb, 1, tmp, volume)
-            many = run(a.slots, a.mb, a.slots, tmp, volume)
-            how = "mass-storage volume" if volume else "wire protocol (TCP)"
+        for volume, throttle in modes:
+            one = run(a.slots, a.mb, 1, tmp, volume, throttle)
+            many = run(a.slots, a.mb, a.slots, tmp, volume, throttle)
+            how = "mass-storage volume" if volume else "wire protocol (TCP, loopback)"
+            if throttle:
+                how = f"wire protocol, each link paced to {throttle:g} MB/s"
             print(f"{a.slots} x {a.mb:g} MiB via {how}: one at a time {one:6.2f} s, "
                   f"{a.slots} at once {many:6.2f} s, speed-up {one / many:4.2f}x")  # fmt: skip
+            if throttle:  # what the links alone allow: one file's time on one cable
+                link = a.mb * (1 << 20) / (throttle * 1e6)
+                print(f"  the links alone: {a.slots * link:6.2f} s one at a time, {link:6.2f} s "
+                      f"at once (speed-up {a.slots}x); at once vs the links: "
+                      f"{link / many:4.2f}")  # fmt: skip
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp, exist_ok=True)
     finally:
