@@ -30,6 +30,10 @@ sys.path.insert(0, ROOT)
 from dock.daemon.composition import open_transport  # noqa: E402
 from dock.devices.recorder_client import RecorderClient  # noqa: E402
 
+#: Prepended to the recorder's and the plain sender's commands (bench/pi_budget.py:
+#: ``taskset -c 1``, the recorder off the dock's core).
+RECORDER_PREFIX: list[str] = []
+
 SENDER = r"""
 import os, socket, sys
 path = sys.argv[1]
@@ -49,7 +53,9 @@ conn.close()
 
 
 def plain_socket(path: str, size: int) -> float:
-    p = subprocess.Popen([sys.executable, "-c", SENDER, path], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*RECORDER_PREFIX, sys.executable, "-c", SENDER, path], stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout is not None
     port = int(p.stdout.readline())
     sock = socket.create_connection(("127.0.0.1", port))
@@ -90,7 +96,8 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         emu = subprocess.Popen(
-            [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
+            [*RECORDER_PREFIX,
+             sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
              "--data-dir", tmp, "--recordings", "1", "--recording-mb", str(a.mb),
              "--log-level", "WARNING"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
