@@ -8,7 +8,8 @@ decisions under the one busy lock, the maintenance jobs in their threads. Phases
 1. idle: ``--decisions`` badge reads on the idle dock (the baseline), each followed by
    the bare round trips of the same grant (open + authenticate + assign), as
    bench/checkout_latency.py does;
-2. four officers take four recorders, which film ``--mb`` MiB each and come back: the
+2. four officers take four recorders, which film ``--mb`` MiB each and come back (their
+   footage read over the wire protocol; ``--via volume``: from their mass-storage volume): the
    daemon's own sweep finds them returned and offloads all four at once; meanwhile the
    same kind of badge reads are decided for the other slots (one every ``--gap`` s) and
    the daemon's resident memory is sampled: this process's VmRSS and VmHWM and every
@@ -205,6 +206,8 @@ def main() -> None:
     ap.add_argument("--returned", type=int, default=4, help="recorders back with footage")
     ap.add_argument("--mb", type=float, default=64, help="footage per returned recorder, MiB")
     ap.add_argument("--concurrency", type=int, default=4, help="the daemon's offloads at once")
+    ap.add_argument("--via", choices=("protocol", "volume"), default="protocol",
+                    help="footage over the wire protocol or the mass-storage volume")  # fmt: skip
     ap.add_argument("--decisions", type=int, default=40, help="badge reads per phase (most)")
     ap.add_argument("--gap", type=float, default=0.1, help="seconds between badge reads")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
@@ -230,6 +233,7 @@ def main() -> None:
         )
         svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         svc.offload_concurrency = a.concurrency
+        svc.offloader.use_mass_storage = a.via == "volume"
         for slot in svc.views:
             svc.enrol(slot, "bench")
         officers = 2 * a.decisions + a.returned
@@ -383,7 +387,8 @@ def main() -> None:
     all4 = [r for r in loaded if r["running"] >= a.returned]
     mb_total = a.returned * size / 1e6
     print(f"\n{a.slots} slots, {a.returned} x {a.mb:g} MiB returned, offload concurrency "
-          f"{a.concurrency}, sweep every {a.interval:g} s, a badge every {a.gap:g} s")  # fmt: skip
+          f"{a.concurrency}, footage via the {a.via}, sweep every {a.interval:g} s, "
+          f"a badge every {a.gap:g} s")  # fmt: skip
     print(f"offloads: {t_started - t_return:.1f} s from return to the first offload running, "
           f"{t_done - t_started:.1f} s running ({mb_total / (t_done - t_started):.0f} MB/s "
           f"aggregate); {len(loaded)} decisions during them, {len(all4)} with all "
