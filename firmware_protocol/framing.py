@@ -31,6 +31,7 @@ from __future__ import annotations
 import binascii
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 try:  # the same CRC-32 as zlib's, computed with SIMD instructions: 4x faster
@@ -109,36 +110,95 @@ def encode_frame(
     kind: FrameKind, seq: int, ack: int, msg_type: int, payload: bytes | memoryview = b""
 ) -> bytes:
     """Build one frame. Raises ValueError for a payload above the absolute limit."""
-    n = len(payload)
+    return b"".join(encode_frame_parts(kind, seq, ack, msg_type, (payload,)))
+
+
+def encode_frame_parts(
+    kind: FrameKind, seq: int, ack: int, msg_type: int, parts: Sequence[bytes | memoryview]
+) -> list[bytes | memoryview]:
+    """One frame as pieces (header, the payload's own parts, trailer), never joined:
+    a transport writes them with one gathering write (``writev``/``sendmsg``), so a
+    payload of footage is not copied to frame it. Raises ValueError as ``encode_frame``."""
+    n = sum(len(p) for p in parts)
     if n > ABSOLUTE_MAX_PAYLOAD:
         raise ValueError(f"payload of {n} bytes exceeds {ABSOLUTE_MAX_PAYLOAD}")
     head = encode_header(kind, seq, ack, msg_type, n)
-    crc = crc32(payload, crc32(memoryview(head)[2:])).to_bytes(4, "big")
-    return b"".join((head, payload, crc, END))
+    crc = crc32(memoryview(head)[2:])
+    for p in parts:
+        crc = crc32(p, crc)
+    return [head, *(p for p in parts if len(p)), crc.to_bytes(4, "big") + END]
 
 
 class FrameDecoder:
-    """Incremental decoder; feed it whatever arrived, get frames and errors in order."""
+    """Incremental decoder; feed it whatever arrived, get frames and errors in order.
+
+    It owns one buffer, reused from frame to frame: ``feed`` copies bytes into it,
+    or a transport reads straight into it (``buffer`` then ``commit``), so no read
+    allocates. Only a good frame's payload is copied out, once, into the ``bytes``
+    handed up. The buffer grows to hold one frame of the largest size allowed plus
+    one read, never more.
+    """
+
+    #: Room the buffer starts with; it grows (by replacement) when a frame needs more.
+    INITIAL = 64 * 1024
 
     def __init__(self, max_payload: int = ABSOLUTE_MAX_PAYLOAD) -> None:
         self.max_payload = min(max_payload, ABSOLUTE_MAX_PAYLOAD)
-        self._buf = bytearray()
+        self._buf = bytearray(self.INITIAL)
+        self._view = memoryview(self._buf)
+        self._start = 0  # live bytes are _buf[_start:_end]
+        self._end = 0
+        self._need = 0  # bytes the frame under way still lacks (0: none known)
         self._noise = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._end - self._start
+
+    def buffer(self, size: int) -> memoryview:
+        """Writable room for at least ``min(size, what the frame under way needs)``
+        bytes, for a transport to read into; then call ``commit`` with the count."""
+        self._make_room(max(size, self._need))
+        return self._view[self._end :]
+
+    def commit(self, n: int) -> list[Frame | FrameError]:
+        """Decode after ``n`` bytes were written into the room ``buffer`` gave."""
+        if not 0 <= n <= len(self._buf) - self._end:
+            raise ValueError(f"commit of {n} bytes: the buffer had room for fewer")
+        self._end += n
+        return self._decode()
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | FrameError]:
-        buf = self._buf
-        buf += data
+        n = len(data)
+        self._make_room(n)
+        self._view[self._end : self._end + n] = data
+        self._end += n
+        return self._decode()
+
+    def _make_room(self, n: int) -> None:
+        if len(self._buf) - self._end >= n:
+            return
+        live = self._end - self._start
+        if len(self._buf) >= live + n:  # move what is live to the front
+            self._view[:live] = self._view[self._start : self._end]
+        else:  # grow by replacement: views handed out keep the old buffer
+            size = max(live + n, 2 * len(self._buf))
+            new = bytearray(size)
+            new[:live] = self._view[self._start : self._end]
+            self._buf, self._view = new, memoryview(new)
+        self._start, self._end = 0, live
+
+    def _decode(self) -> list[Frame | FrameError]:
+        buf, view = self._buf, self._view
         out: list[Frame | FrameError] = []
-        pos = 0
-        end_of_data = len(buf)
+        pos = self._start
+        end_of_data = self._end
+        self._need = 0
         while True:
-            s = buf.find(START, pos)
+            s = buf.find(START, pos, end_of_data)
             if s < 0:
-                keep = 1 if end_of_data > pos and buf[-1] == START[0] else 0  # half a START
+                # half a START
+                keep = 1 if end_of_data > pos and buf[end_of_data - 1] == START[0] else 0
                 self._noise += end_of_data - keep - pos
                 pos = end_of_data - keep
                 break
@@ -149,7 +209,7 @@ class FrameDecoder:
                 break
             version, kind_raw, seq, ack, msg_type, length = HEADER.unpack_from(buf, h)
             bad: FrameErrorCode | None = None
-            if crc16_ccitt_false(memoryview(buf)[h : h + 16]) != (buf[h + 16] << 8 | buf[h + 17]):
+            if crc16_ccitt_false(view[h : h + 16]) != (buf[h + 16] << 8 | buf[h + 17]):
                 bad = FrameErrorCode.BAD_HEADER_CRC
             elif version != FRAME_VERSION:
                 bad = FrameErrorCode.BAD_VERSION
@@ -170,9 +230,9 @@ class FrameDecoder:
             c = p + length
             e = c + TRAILER_SIZE + len(END)
             if end_of_data < e:
+                self._need = e - end_of_data
                 break  # wait for the rest
             self._flush_noise(out)
-            view = memoryview(buf)
             if view[c + 4 : e] != END:
                 out.append(FrameError(FrameErrorCode.BAD_END, len(START), seq, kind))
                 pos = h  # cut short: a real frame may start inside it
@@ -182,9 +242,11 @@ class FrameDecoder:
             else:
                 out.append(Frame(kind, seq, ack, msg_type, bytes(view[p:c])))
                 pos = e
-            view.release()
         self._flush_noise(out)
-        del buf[:pos]
+        if pos >= end_of_data:
+            self._start = self._end = 0
+        else:
+            self._start = pos
         return out
 
     def _flush_noise(self, out: list[Frame | FrameError]) -> None:

@@ -38,6 +38,7 @@ class MsgType(enum.IntEnum):
     AUTH_CHALLENGE = 0x000B
     AUTH_PROVE = 0x000C
     ENROL = 0x000D
+    READ_STREAM = 0x000E
     ERROR = 0xFFFF
 
     @property
@@ -72,6 +73,8 @@ class Capability(enum.IntFlag):
     SELF_TEST = 1 << 4
     ASSIGN = 1 << 5
     ERASE = 1 << 6
+    #: READ_STREAM: one request, many replies (PROTOCOL.md 4.5.15, 6.2a).
+    STREAM_READ = 1 << 7
 
 
 class EventKind(enum.IntEnum):
@@ -187,6 +190,15 @@ REQUESTS: dict[MsgType, Schema] = {
             F(3, "length", T.U32, required=True),
         ),
     ),
+    MsgType.READ_STREAM: Schema(
+        "ReadStream",
+        (
+            F(1, "id", T.STR, required=True),
+            F(2, "offset", T.U64, required=True),
+            F(3, "length", T.U64, required=True),
+            F(4, "chunk", T.U32, required=True),
+        ),
+    ),
     MsgType.ERASE: Schema(
         "Erase",
         (F(1, "id", T.STR, required=True), F(2, "sha256", T.BYTES, required=True, size=32)),
@@ -259,6 +271,14 @@ REPLIES: dict[MsgType, Schema] = {
     ),
     MsgType.READ: Schema(
         "ReadReply", (F(1, "offset", T.U64, required=True), F(2, "data", T.BYTES, required=True))
+    ),
+    MsgType.READ_STREAM: Schema(
+        "ReadStreamReply",
+        (
+            F(1, "offset", T.U64, required=True),
+            F(2, "data", T.BYTES, required=True),
+            F(3, "last", T.BOOL),
+        ),
     ),
     MsgType.ERASE: Schema("EraseReply"),
     MsgType.EVENTS: Schema(

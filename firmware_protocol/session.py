@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .framing import (
@@ -31,7 +32,7 @@ from .framing import (
     FrameError,
     FrameErrorCode,
     FrameKind,
-    encode_frame,
+    encode_frame_parts,
 )
 
 SYN_PAYLOAD = struct.Struct(">IHI")  # session id, window, max payload
@@ -83,6 +84,13 @@ class LinkFailed:
 _CARRIES_ACK = (FrameKind.MSG, FrameKind.NAK, FrameKind.ACK)
 
 SessionEvent = Delivered | Opened | PeerReset | LinkFailed
+#: A message body: one buffer, or pieces sent back to back (never joined: footage
+#: read from storage goes out behind its header without a copy).
+Payload = bytes | tuple[bytes | memoryview, ...]
+
+
+def payload_size(payload: Payload) -> int:
+    return len(payload) if isinstance(payload, bytes) else sum(len(p) for p in payload)
 
 
 class SessionError(Exception):
@@ -118,7 +126,7 @@ class SessionStats:
 @dataclass
 class _Outstanding:
     msg_type: int
-    payload: bytes
+    payload: Payload
     sent_at: float
     retries: int = 0
     retransmitted: bool = False
@@ -139,7 +147,7 @@ class Session:
         self.session_id = 0
         self.stats = SessionStats()
         self._decoder = FrameDecoder(min(self.config.max_payload, ABSOLUTE_MAX_PAYLOAD))
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._reset_sequences()
         self._syn_sent_at = 0.0
         self._syn_retries = 0
@@ -180,21 +188,40 @@ class Session:
         self._syn_retries = 0
         self._send_syn(FrameKind.SYN, now)
 
-    def send(self, msg_type: int, payload: bytes, now: float) -> None:
-        """Queue a message for reliable delivery."""
+    def send(self, msg_type: int, payload: Payload | Sequence[bytes], now: float) -> None:
+        """Queue a message for reliable delivery. ``payload`` may be pieces (kept as
+        they are until acknowledged: the caller must not change them)."""
         if self.state is not State.OPEN:
             raise SessionError(f"cannot send in state {self.state.value}")
-        if len(payload) > self._peer_max_payload:
+        body: Payload = (
+            bytes(payload)
+            if isinstance(payload, (bytes, bytearray, memoryview))
+            else tuple(payload)
+        )
+        size = payload_size(body)
+        if size > self._peer_max_payload:
             raise SessionError(
-                f"payload of {len(payload)} bytes exceeds the peer's {self._peer_max_payload}"
+                f"payload of {size} bytes exceeds the peer's {self._peer_max_payload}"
             )
-        self._pending.append((msg_type, bytes(payload)))
+        self._pending.append((msg_type, body))
         self._pump(now)
 
     def receive(self, data: bytes | bytearray | memoryview, now: float) -> list[SessionEvent]:
         """Feed bytes from the link; returns what happened, in order."""
+        return self._process(self._decoder.feed(data), now)
+
+    def receive_buffer(self, size: int) -> memoryview:
+        """Room to read up to ``size`` bytes from the link into (no copy on the way
+        in); then call ``receive_into`` with the count read."""
+        return self._decoder.buffer(size)
+
+    def receive_into(self, n: int, now: float) -> list[SessionEvent]:
+        """``receive`` for ``n`` bytes a transport wrote into ``receive_buffer``."""
+        return self._process(self._decoder.commit(n), now)
+
+    def _process(self, items: list[Frame | FrameError], now: float) -> list[SessionEvent]:
         events: list[SessionEvent] = []
-        for item in self._decoder.feed(data):
+        for item in items:
             if isinstance(item, FrameError):
                 self._on_frame_error(item, now)
             else:
@@ -206,11 +233,15 @@ class Session:
 
     def outgoing(self) -> bytes:
         """Bytes to write to the link now (possibly empty)."""
+        parts = self.outgoing_parts()
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def outgoing_parts(self) -> list[bytes | memoryview]:
+        """``outgoing`` as pieces, for one gathering write (``writev``/``sendmsg``)."""
         if self._ack_due and self.state is State.OPEN:
             self._emit(FrameKind.ACK, 0, 0, self._sack_bitmap())
         self._ack_due = False
-        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
+        out, self._out = self._out, []
         return out
 
     def next_deadline(self) -> float | None:
@@ -250,7 +281,7 @@ class Session:
         self._next_seq = 1
         self._expected = 1
         self._unacked: dict[int, _Outstanding] = {}
-        self._pending: deque[tuple[int, bytes]] = deque()
+        self._pending: deque[tuple[int, Payload]] = deque()
         self._ooo: dict[int, tuple[int, bytes]] = {}
         self._ack_due = False
         self._nak_times: dict[int, float] = {}
@@ -274,9 +305,10 @@ class Session:
         self._emit(kind, 0, 0, body)
         self._syn_sent_at = now
 
-    def _emit(self, kind: FrameKind, seq: int, msg_type: int, payload: bytes) -> None:
+    def _emit(self, kind: FrameKind, seq: int, msg_type: int, payload: Payload) -> None:
         ack = self._expected - 1 if self.state is State.OPEN else 0
-        self._out.append(encode_frame(kind, seq, ack, msg_type, payload))
+        parts = (payload,) if isinstance(payload, bytes) else payload
+        self._out += encode_frame_parts(kind, seq, ack, msg_type, parts)
         self.stats.frames_sent += 1
         if kind in _CARRIES_ACK:
             self._ack_due = False  # this frame carries the cumulative ACK already

@@ -2,14 +2,18 @@
 
 Each satisfies the dock's ``Transport`` protocol: ``read(max, timeout)`` returns
 b"" on a quiet line and raises ``ConnectionError`` (the dock's TransportClosed is
-one) when the link is gone.
+one) when the link is gone. Where the link allows, they also read into a buffer
+the caller reuses (``read_into``) and write a frame's pieces in one gathering
+write (``write_parts``), so no frame costs an allocation or a copy to join it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
+from collections.abc import Sequence
 from urllib.parse import urlparse
 
 import serial
@@ -19,6 +23,8 @@ from hardware.port_guard import PortRefused, check_recorder_port
 #: pyserial URL schemes a configured port may use: none opens a local device by a
 #: pattern (``hwgrep://`` would open whatever port matches).
 GUARDED_SCHEMES = ("socket", "rfc2217", "loop")
+#: Pieces per gathering write (Linux takes up to IOV_MAX = 1024).
+IOV_BATCH = 512
 
 
 class LinkClosed(ConnectionError):
@@ -62,6 +68,25 @@ class SerialTransport:
             return data
         except (serial.SerialException, OSError) as exc:
             raise LinkClosed(f"{self.url}: {exc}") from exc
+
+    def read_into(self, buf: memoryview, timeout: float) -> int:
+        """``read`` into ``buf``; returns the count (0 on a quiet line)."""
+        if self._fd is None:  # a URL handler without a descriptor: read, then copy
+            data = self.read(len(buf), timeout)
+            buf[: len(data)] = data
+            return len(data)
+        try:
+            ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
+            if not ready:
+                return 0
+            n = os.readv(self._fd, [buf])
+        except BlockingIOError:
+            return 0
+        except (serial.SerialException, OSError) as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+        if n == 0:
+            raise LinkClosed(f"{self.url}: device disconnected")
+        return n
 
     def write(self, data: bytes) -> None:
         try:
@@ -116,10 +141,38 @@ class TcpTransport:
             raise LinkClosed(f"{self.url}: peer closed the connection")
         return data
 
+    def read_into(self, buf: memoryview, timeout: float) -> int:
+        """``read`` into ``buf`` (``recv_into``); returns the count (0 on a quiet line)."""
+        self.sock.settimeout(max(timeout, 0.0) or 0.0)
+        try:
+            n = self.sock.recv_into(buf)
+        except (TimeoutError, BlockingIOError):
+            return 0
+        except OSError as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+        if not n:
+            raise LinkClosed(f"{self.url}: peer closed the connection")
+        return n
+
     def write(self, data: bytes) -> None:
         self.sock.settimeout(10.0)
         try:
             self.sock.sendall(data)
+        except OSError as exc:
+            raise LinkClosed(f"{self.url}: {exc}") from exc
+
+    def write_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        """``write`` of the pieces back to back, with ``sendmsg`` (no join)."""
+        self.sock.settimeout(10.0)
+        views = [memoryview(p) for p in parts if len(p)]
+        try:
+            while views:
+                n = self.sock.sendmsg(views[:IOV_BATCH])
+                while n and views:
+                    if n >= len(views[0]):
+                        n -= len(views.pop(0))
+                    else:
+                        views[0], n = views[0][n:], 0
         except OSError as exc:
             raise LinkClosed(f"{self.url}: {exc}") from exc
 

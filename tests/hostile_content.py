@@ -58,6 +58,9 @@ class HostileFirmware(RecorderFirmware):
     def _on_read(self, id: str, offset: int, length: int) -> dict:
         return super()._on_read(self._real(id), offset, length)
 
+    def _queue_stream(self, req_id: int, id: str, offset: int, length: int, chunk: int) -> None:
+        super()._queue_stream(req_id, self._real(id), offset, length, chunk)
+
     def _on_erase(self, id: str, sha256: bytes) -> dict:
         if self.erase_refusal is not None:
             raise RecorderError(ErrorCode.HASH_MISMATCH, self.erase_refusal)

@@ -60,7 +60,13 @@ class _HookedSession:
 
 
 class HostileFirmware(RecorderFirmware):
-    """The reference firmware, its replies rewritten by ``rewrite``."""
+    """The reference firmware, its replies rewritten by ``rewrite``.
+
+    It serves READ, not READ_STREAM (no STREAM_READ announced), so that rewrites of
+    READ replies reach the dock; lying streams are tests/test_stream_read.py's.
+    """
+
+    STREAMS = False
 
     def __init__(self, model: RecorderModel, rewrite: Rewrite = honest, **kw: Any) -> None:
         self.rewrite = rewrite
@@ -128,6 +134,10 @@ class HostileFirmware(RecorderFirmware):
     def outgoing(self) -> bytes:
         self._release()
         return super().outgoing()
+
+    def outgoing_parts(self) -> list[bytes | memoryview]:
+        self._release()
+        return super().outgoing_parts()
 
     def next_deadline(self) -> float | None:
         deadline = super().next_deadline()

@@ -65,6 +65,7 @@ from firmware_protocol.messages import (
     schema_for,
 )
 from firmware_protocol.session import SYN_PAYLOAD, Role, Session, SessionConfig
+from firmware_protocol.stream import reply_parts
 from hardware.emulator.recorder import MAX_READ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +203,7 @@ def frame_vector(
 
 
 # ----------------------------------------------------------------- (a) valid frames
-Step = tuple[str, Message | tuple[int, bytes], str, Message, int | None]
+Step = tuple[str, Message | tuple[int, bytes], str, Message | list[Message], int | None]
 
 
 def _conversation() -> list[Step]:
@@ -338,6 +339,33 @@ def _conversation() -> list[Step]:
         {"id": "REC000001", "offset": READ_OFFSET, "length": READ_LENGTH},
         {"offset": READ_OFFSET, "data": FOOTAGE[READ_OFFSET : READ_OFFSET + READ_LENGTH]},
     )
+    rid = len(steps) + 1
+    half = READ_OFFSET + READ_LENGTH // 2
+    steps.append(
+        (
+            "read_stream_request",
+            request(
+                MsgType.READ_STREAM,
+                rid,
+                id="REC000001",
+                offset=READ_OFFSET,
+                length=READ_LENGTH,
+                chunk=READ_LENGTH // 2,
+            ),
+            "read_stream_reply",
+            [
+                reply(MsgType.READ_STREAM, rid, offset=READ_OFFSET, data=FOOTAGE[READ_OFFSET:half]),
+                reply(
+                    MsgType.READ_STREAM,
+                    rid,
+                    offset=half,
+                    data=FOOTAGE[half : READ_OFFSET + READ_LENGTH],
+                    last=True,
+                ),
+            ],
+            None,
+        )
+    )
     add(
         MsgType.EVENTS,
         {"since": 0, "max_count": 3},
@@ -441,21 +469,28 @@ def valid_frames() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         (delivered,) = rec.receive(out, now)
         assert delivered.payload == body  # type: ignore[union-attr]
         frames.append(frame_vector(req_name, d2r, out, counter=counter))
-        now += 0.01
-        rep_wire, rep_body = encode(rep)
-        if counter is not None:
-            rep_body = auth.seal(
-                key,
-                reply=True,
-                session_id=SESSION_ID,
-                counter=counter,
-                wire_type=rep_wire,
-                body=rep_body,
-            )
-        rec.send(rep_wire, rep_body, now)
-        back = rec.outgoing()
-        assert len(dock.receive(back, now)) == 1
-        frames.append(frame_vector(rep_name, r2d, back, counter=counter))
+        replies = rep if isinstance(rep, list) else [rep]
+        for i, one in enumerate(replies):
+            now += 0.01
+            rep_wire, rep_body = encode(one)
+            if counter is not None:
+                rep_body = auth.seal(
+                    key,
+                    reply=True,
+                    session_id=SESSION_ID,
+                    counter=counter,
+                    wire_type=rep_wire,
+                    body=rep_body,
+                )
+            if one.msg_type is MsgType.READ_STREAM:  # the pieces a recorder sends are the same
+                f = one.fields
+                parts = reply_parts(one.req_id, f["offset"], f["data"], f.get("last", False))
+                assert b"".join(parts) == rep_body
+            rec.send(rep_wire, rep_body, now)
+            back = rec.outgoing()
+            assert len(dock.receive(back, now)) == 1
+            name = rep_name if len(replies) == 1 else f"{rep_name}_{i + 1}"
+            frames.append(frame_vector(name, r2d, back, counter=counter))
     now += 0.01
     control.append(
         frame_vector("ack", d2r, dock.outgoing(), "the dock acknowledges the last reply")

@@ -27,7 +27,7 @@ class LinkFaults:
             raise ValueError("drop rate must be in [0, 1)")
 
 
-def flip_bits(data: bytes, ber: float, rng: random.Random) -> bytes:
+def flip_bits(data: bytes | memoryview, ber: float, rng: random.Random) -> bytes | memoryview:
     """Flip each bit independently with probability ``ber`` (geometric gaps)."""
     if ber <= 0 or not data:
         return data
@@ -51,7 +51,18 @@ class FaultInjector:
         self._stalled = False
         self._disconnected = False
 
-    def inbound(self, data: bytes) -> bytes:
+    @property
+    def active(self) -> bool:
+        """Whether anything may still happen to outgoing bytes (else they pass as they are)."""
+        f = self.faults
+        return bool(
+            f.bit_error_rate
+            or f.drop_rate
+            or f.disconnect_after_bytes is not None
+            or (f.stall_after_bytes is not None and not self._stalled)
+        )
+
+    def inbound(self, data: bytes | memoryview) -> bytes | memoryview:
         return flip_bits(data, self.faults.bit_error_rate, self.rng)
 
     def outbound(self, data: bytes) -> bytes:
@@ -65,7 +76,7 @@ class FaultInjector:
             data = data[: max(0, limit - self.bytes_sent)]
             self._disconnected = True
         self.bytes_sent += len(data)
-        return flip_bits(data, self.faults.bit_error_rate, self.rng)
+        return bytes(flip_bits(data, self.faults.bit_error_rate, self.rng))
 
     def take_disconnect(self) -> bool:
         """True once, when the disconnect point has just been reached."""

@@ -17,7 +17,9 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -42,6 +44,7 @@ from firmware_protocol.messages import (
     reply,
 )
 from firmware_protocol.session import Delivered, Opened, Role, Session, SessionConfig
+from firmware_protocol.stream import reply_parts
 from hardware.emulator.recorder_model import RecorderModel
 
 log = logging.getLogger("recorder")
@@ -52,6 +55,9 @@ LIST_PAGE = 64
 EVENTS_PAGE = 128
 #: Authority lapses after this long without a message from the dock (PROTOCOL.md 5.4).
 AUTH_IDLE_TIMEOUT = 120.0
+#: READ_STREAM requests held behind the one being served; more are refused BUSY
+#: (PROTOCOL.md 6.2a).
+MAX_WAITING_STREAMS = 2
 
 _CAPABILITY_FOR: dict[MsgType, Capability] = {
     MsgType.SELF_TEST: Capability.SELF_TEST,
@@ -59,7 +65,19 @@ _CAPABILITY_FOR: dict[MsgType, Capability] = {
     MsgType.EVENTS: Capability.EVENT_LOG,
     MsgType.ASSIGN: Capability.ASSIGN,
     MsgType.ERASE: Capability.ERASE,
+    MsgType.READ_STREAM: Capability.STREAM_READ,
 }
+
+
+@dataclass
+class _Stream:
+    """One READ_STREAM being served: replies go out from ``next`` up to ``stop``."""
+
+    req_id: int
+    rid: str
+    next: int
+    stop: int
+    chunk: int
 
 
 class RecorderError(Exception):
@@ -69,6 +87,10 @@ class RecorderError(Exception):
 
 
 class RecorderFirmware:
+    #: Serves READ_STREAM (announces STREAM_READ when the model has it); a subclass
+    #: that rewrites READ replies turns it off so that the dock reads with READ.
+    STREAMS = True
+
     def __init__(
         self,
         model: RecorderModel,
@@ -98,6 +120,7 @@ class RecorderFirmware:
         self._withdraw_volume(os.path.join(model.data_dir, "mass-storage"))
 
     def _new_session(self) -> None:
+        self._streams: deque[_Stream] = deque()  # nothing of a stream outlives its session
         self._close_reading()
         self._drop_authority()
         self.version: int | None = None
@@ -120,7 +143,7 @@ class RecorderFirmware:
         self._new_session()
 
     # ------------------------------------------------------------------ I/O pump
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes | memoryview) -> None:
         now = self._mono()
         self._expire_authority(now)
         for event in self.session.receive(data, now):
@@ -130,9 +153,20 @@ class RecorderFirmware:
             elif isinstance(event, Delivered):
                 self._last_activity = now
                 self._handle(event.msg_type, event.payload, now)
+        self._serve_streams(now)
 
     def outgoing(self) -> bytes:
-        return self.session.outgoing()
+        return b"".join(self.outgoing_parts())
+
+    def outgoing_parts(self) -> list[bytes | memoryview]:
+        """What to write now, as pieces for one gathering write."""
+        self._serve_streams(self._mono())
+        return self.session.outgoing_parts()
+
+    @property
+    def capabilities(self) -> Capability:
+        caps = self.model.capabilities
+        return caps if self.STREAMS else caps & ~Capability.STREAM_READ
 
     def next_deadline(self) -> float | None:
         deadline = self.session.next_deadline()
@@ -165,6 +199,8 @@ class RecorderFirmware:
             msg = decode(wire_type, payload)
             counter = self._authorise(msg, payload)
             answer = self._answer(msg)
+            if answer is None:
+                return  # a stream was queued: its replies go out as the window opens
         except UnknownMessage as exc:
             answer = error(exc.req_id or 0, ErrorCode.UNKNOWN_MESSAGE, str(exc), wire_type)
         except MalformedMessage as exc:
@@ -195,7 +231,7 @@ class RecorderFirmware:
         when it carried a valid authenticator."""
         t = msg.msg_type
         needed = _CAPABILITY_FOR.get(t)
-        if needed is not None and needed not in self.model.capabilities:
+        if needed is not None and needed not in self.capabilities:
             raise RecorderError(ErrorCode.UNSUPPORTED, f"this recorder has no {needed.name}")
         re_key = t is MsgType.ENROL and self.model.secret is not None
         if t not in PRIVILEGED and not re_key:
@@ -225,8 +261,11 @@ class RecorderFirmware:
         self._last_counter = counter
         return counter
 
-    def _answer(self, msg: Message) -> Message:
+    def _answer(self, msg: Message) -> Message | None:
         t = msg.msg_type
+        if t is MsgType.READ_STREAM:
+            self._queue_stream(msg.req_id, **msg.fields)
+            return None
         handler = getattr(self, f"_on_{t.name.lower()}", None)
         if handler is None:
             raise RecorderError(ErrorCode.UNKNOWN_MESSAGE, f"{t.name} is not a request")
@@ -250,7 +289,7 @@ class RecorderFirmware:
             "firmware": m.state["firmware"],
             "model": m.state["model"],
             "serial": m.serial,
-            "capabilities": int(m.capabilities),
+            "capabilities": int(self.capabilities),
             "vendor": m.state["vendor"],
             "enrolled": m.secret is not None,
         }
@@ -306,6 +345,52 @@ class RecorderFirmware:
         if self.read_bytes_per_second:  # the link's pace, not a moment chosen
             time.sleep(len(data) / self.read_bytes_per_second)
         return {"offset": offset, "data": data}
+
+    def _queue_stream(self, req_id: int, id: str, offset: int, length: int, chunk: int) -> None:
+        """READ_STREAM (section 6.2a): checked now, served in order as the window opens."""
+        rec = self.model.recordings.get(id)
+        if rec is None:
+            raise RecorderError(ErrorCode.NOT_FOUND, f"no recording {id}")
+        if offset > rec.size:
+            raise RecorderError(ErrorCode.OUT_OF_RANGE, f"offset {offset} beyond size {rec.size}")
+        if chunk == 0:
+            raise RecorderError(ErrorCode.MALFORMED, "ReadStream: chunk must be at least 1")
+        if len(self._streams) > MAX_WAITING_STREAMS:
+            raise RecorderError(ErrorCode.BUSY, "too many READ_STREAM requests waiting")
+        self._streams.append(_Stream(req_id, id, offset, min(rec.size, offset + length), chunk))
+
+    def _serve_streams(self, now: float) -> None:
+        """Send stream replies while the session's window has room: the dock's ACKs
+        pace the stream, and nothing waits in memory beyond the window."""
+        session = self.session
+        while self._streams and session.can_send:
+            s = self._streams[0]
+            n = min(s.chunk, MAX_READ, session.peer_max_payload - 64, s.stop - s.next)
+            try:
+                if s.rid not in self.model.recordings:
+                    raise RecorderError(ErrorCode.NOT_FOUND, f"no recording {s.rid}")
+                data = os.pread(self._open_for_read(s.rid), n, s.next) if n else b""
+                if len(data) < n:
+                    raise RecorderError(ErrorCode.STORAGE, f"{s.rid} ends before its size")
+            except (OSError, RecorderError) as exc:
+                self._streams.popleft()
+                code = exc.code if isinstance(exc, RecorderError) else ErrorCode.STORAGE
+                t, body = encode(error(s.req_id, code, str(exc), int(MsgType.READ_STREAM)))
+                session.send(t, body, now)
+                continue
+            last = s.next + n >= s.stop
+            self._send_stream_reply(s.req_id, s.next, data, last, now)
+            s.next += n
+            if last:
+                self._streams.popleft()
+            if self.read_bytes_per_second:  # the link's pace, not a moment chosen
+                time.sleep(n / self.read_bytes_per_second)
+
+    def _send_stream_reply(
+        self, req_id: int, offset: int, data: bytes, last: bool, now: float
+    ) -> None:
+        """One reply of a stream (a test's lying recorder changes it here)."""
+        self.session.send(MsgType.READ_STREAM.reply, reply_parts(req_id, offset, data, last), now)
 
     def _open_for_read(self, rid: str) -> int:
         """One open file at a time: a transfer reads one recording chunk after chunk."""

@@ -26,6 +26,8 @@ log = logging.getLogger("recorder.server")
 READ_SIZE = 256 * 1024
 #: How often a pty with nobody on the other end is looked at again.
 PTY_IDLE_POLL = 0.02
+#: Pieces per gathering write (Linux takes up to IOV_MAX = 1024).
+_IOV_BATCH = 512
 
 
 class EmulatorServer:
@@ -153,6 +155,7 @@ class EmulatorServer:
         sel.register(fd, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
         out = bytearray()
+        inbox = bytearray(READ_SIZE)  # every read lands here: no allocation per read
         stall_until = 0.0
         writing = False
         try:
@@ -174,8 +177,9 @@ class EmulatorServer:
                     if key.fd == self._wake_r:
                         return
                     if events & selectors.EVENT_READ:
+                        data: bytes | memoryview | None
                         try:
-                            data = os.read(fd, READ_SIZE)
+                            data = memoryview(inbox)[: os.readv(fd, [inbox])]
                         except BlockingIOError:
                             data = None
                         except (ConnectionResetError, BrokenPipeError):
@@ -201,14 +205,16 @@ class EmulatorServer:
                         if data and not stalled:
                             fw.receive(inj.inbound(data))
                 fw.on_timer()
-                produced = fw.outgoing()
-                if produced:
-                    produced = inj.outbound(produced)
-                rest: bytes | memoryview = produced
-                if produced and not out and time.monotonic() >= stall_until:
-                    rest = self._write_direct(fd, produced)  # usual case: no copy
-                if rest:
-                    out += rest
+                parts = fw.outgoing_parts()
+                if parts and not out and not inj.active and time.monotonic() >= stall_until:
+                    out += self._write_parts(fd, parts)  # usual case: no copy, one writev
+                elif parts:
+                    produced = inj.outbound(b"".join(parts))
+                    rest: bytes | memoryview = produced
+                    if produced and not out and time.monotonic() >= stall_until:
+                        rest = self._write_direct(fd, produced)
+                    if rest:
+                        out += rest
                 if out and time.monotonic() >= stall_until:
                     self._write_some(fd, out)
                 if inj.take_disconnect():
@@ -227,6 +233,25 @@ class EmulatorServer:
                     stall_until = time.monotonic() + stall
         finally:
             sel.close()
+
+    @staticmethod
+    def _write_parts(fd: int, parts: list[bytes | memoryview]) -> bytes:
+        """Write the pieces with gathering writes as far as the fd takes them now;
+        return the rest, joined (only a full socket buffer costs a copy)."""
+        for i in range(0, len(parts), _IOV_BATCH):
+            batch = parts[i : i + _IOV_BATCH]
+            try:
+                n = os.writev(fd, batch)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                if exc.errno not in (errno.EIO, errno.EAGAIN):
+                    raise
+                n = 0
+            if n < sum(len(p) for p in batch):
+                rest = b"".join(parts[i:])
+                return rest[n:]
+        return b""
 
     @staticmethod
     def _write_direct(fd: int, data: bytes) -> bytes | memoryview:

@@ -38,17 +38,26 @@ from dock.devices.recorder_client.results import (
     Status,
     event_bytes,
 )
+from dock.devices.recorder_client.stream import STREAM_FRAMES, STREAMS_AHEAD, StreamReader
 from firmware_protocol import auth
 from firmware_protocol.messages import (
     AUTHENTICATED_VERSION,
+    Capability,
     MsgType,
 )
+
+#: What a sink is given: the bytes at an offset. A memoryview is a view onto an
+#: immutable ``bytes`` that nothing reuses, so a sink may keep it.
+Chunk = bytes | memoryview
 
 log = logging.getLogger("dock.recorder")
 
 
 class RecorderClient(RecorderLink):
     """One open session with one recorder. Not thread-safe; one per slot."""
+
+    #: Read with READ_STREAM when the recorder announces STREAM_READ (else READ).
+    use_streams = True
 
     def enrol(self) -> bytes:
         """Agree a new secret with the recorder (X25519, PROTOCOL.md 5.3); returns it.
@@ -277,14 +286,17 @@ class RecorderClient(RecorderLink):
     def read_recording(
         self,
         rec: RecordingInfo,
-        sink: Callable[[int, bytes], None],
+        sink: Callable[[int, Chunk], None],
         offset: int = 0,
         progress: Callable[[int], None] | None = None,
         resume_attempts: int = 3,
     ) -> int:
         """Stream ``rec`` from ``offset`` to its end into ``sink(offset, data)``, in order.
 
-        Keeps several READs in flight. If the session breaks (a frame the line could
+        With a recorder that announces STREAM_READ, asks for the bytes in streams
+        (READ_STREAM, PROTOCOL.md 6.2a), each checked reply by reply; else keeps
+        several READs in flight. ``data`` may be a read-only memoryview (of bytes
+        nothing else holds). If the session breaks (a frame the line could
         not carry, a recorder that reset), it re-opens the session on the same link
         and goes on from the last byte delivered, up to ``resume_attempts`` times.
         Returns the number of bytes delivered.
@@ -292,14 +304,18 @@ class RecorderClient(RecorderLink):
         Bounded in time by the goodput floor (READ_MIN_BYTES_PER_S over every
         READ_WINDOW_S, re-openings included): Stalled when the recorder delivers
         less. A reply that breaks the protocol (another offset, more bytes than
-        asked, none at all) is a ProtocolViolation. Neither is retried.
+        asked, none at all, a stream that ends short) is a ProtocolViolation.
+        Neither is retried.
         """
         delivered = offset
         stalled = 0  # consecutive breaks with no byte delivered in between
         goodput = Goodput(self._mono, self.bounds, rec.id)
         for _ in range(10_000):
             try:
-                delivered = self._read_from(rec, sink, delivered, progress, goodput)
+                if self.use_streams and self.has(Capability.STREAM_READ):
+                    delivered = self._stream_from(rec, sink, delivered, progress, goodput)
+                if delivered < rec.size:
+                    delivered = self._read_from(rec, sink, delivered, progress, goodput)
                 return delivered - offset
             except LinkError as exc:
                 progressed = self._last_delivered > delivered
@@ -319,6 +335,52 @@ class RecorderClient(RecorderLink):
                 self.reopen()
                 goodput.check()
         raise LinkError(f"read of {rec.id!r} broke too often")
+
+    def _stream_from(
+        self,
+        rec: RecordingInfo,
+        sink: Callable[[int, Chunk], None],
+        offset: int,
+        progress: Callable[[int], None] | None,
+        goodput: Goodput,
+    ) -> int:
+        """Read with READ_STREAMs of STREAM_FRAMES replies each, STREAMS_AHEAD at a
+        time; each stream's chunk is the sizer's size when it is asked for.
+
+        Streams are for a clean line, where the cost is per frame. Once this session
+        has seen a damaged frame, no further stream is asked for: the open ones end
+        and the caller goes on with READs, whose single replies are sized one by one
+        to the line. Returns how far it got.
+        """
+        reader = self._streams = StreamReader(rec.id)
+        next_off = delivered = self._last_delivered = offset
+        stats = self.session.stats
+        try:
+            while delivered < rec.size and (reader.open or not stats.damaged):
+                while reader.open < STREAMS_AHEAD and next_off < rec.size and not stats.damaged:
+                    chunk = self._sizer.size
+                    span = min(rec.size - next_off, chunk * STREAM_FRAMES)
+                    rid = self.start(
+                        MsgType.READ_STREAM, id=rec.id, offset=next_off, length=span, chunk=chunk
+                    )
+                    reader.expect(rid, next_off, next_off + span, chunk)
+                    next_off += span
+                self._pump(reader.has_news, self.timeout)
+                ready = reader.ready
+                while ready:
+                    off, data, damaged = ready.popleft()
+                    own = self._mono()
+                    sink(off, data)
+                    delivered = self._last_delivered = off + len(data)
+                    if progress:
+                        progress(delivered)
+                    goodput.exclude(self._mono() - own)
+                    goodput.check(len(data))
+                    self._sizer.on_reply(damaged=damaged > 0)
+                reader.finish()
+        finally:
+            self._streams = None
+        return delivered
 
     def _read_from(
         self,

@@ -31,6 +31,7 @@ from dock.devices.recorder_client.errors import (
 )
 from dock.devices.recorder_client.flow import ChunkSizer
 from dock.devices.recorder_client.results import Identity, ReplyFields, Status
+from dock.devices.recorder_client.stream import StreamReader
 from dock.domain.interfaces import Transport
 from firmware_protocol import auth
 from firmware_protocol.messages import (
@@ -59,6 +60,8 @@ from firmware_protocol.session import (
 
 log = logging.getLogger("dock.recorder")
 
+
+_STREAM_REPLY = MsgType.READ_STREAM.reply
 
 _CAPABILITY_FOR: dict[MsgType, Capability] = {
     MsgType.ASSIGN: Capability.ASSIGN,
@@ -108,6 +111,8 @@ class RecorderLink:
         self._session_key: bytes | None = None
         self._counter = 0
         self._sealed: dict[int, int] = {}  # request id -> counter, awaiting a sealed reply
+        #: The READ_STREAMs of the read under way: their replies go there, checked.
+        self._streams: StreamReader | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, timeout: float = 5.0) -> Identity:
@@ -302,12 +307,34 @@ class RecorderLink:
 
     # ------------------------------------------------------------------ the pump
     def _flush(self) -> None:
-        out = self.session.outgoing()
-        if out:
+        parts = self.session.outgoing_parts()
+        if not parts:
+            return
+        write_parts = getattr(self.transport, "write_parts", None)
+        try:
+            if write_parts is not None:
+                write_parts(parts)  # one gathering write, nothing joined
+            else:
+                self.transport.write(b"".join(parts))
+        except ConnectionError as exc:
+            raise LinkGone(str(exc)) from exc
+
+    def _read(self, wait: float, now: float) -> list[SessionEvent]:
+        """One read from the link into the session: straight into the frame decoder's
+        own buffer where the transport can (``read_into``), else as a new bytes."""
+        read_into = getattr(self.transport, "read_into", None)
+        try:
+            if read_into is None:
+                data = self.transport.read(READ_MAX, wait)
+                return self.session.receive(data, self._mono()) if data else []
+            room = self.session.receive_buffer(READ_MAX)
             try:
-                self.transport.write(out)
-            except ConnectionError as exc:
-                raise LinkGone(str(exc)) from exc
+                n = read_into(room, wait)
+            finally:
+                room.release()
+        except ConnectionError as exc:
+            raise LinkGone(str(exc)) from exc
+        return self.session.receive_into(n, self._mono()) if n else []
 
     def _pump(self, done: Callable[[], bool], timeout: float) -> None:
         deadline = self._mono() + timeout
@@ -321,13 +348,8 @@ class RecorderLink:
             d = self.session.next_deadline()
             if d is not None:
                 wait = min(wait, max(0.0, d - now))
-            try:
-                data = self.transport.read(READ_MAX, wait)
-            except ConnectionError as exc:
-                raise LinkGone(str(exc)) from exc
-            now = self._mono()
-            events: list[SessionEvent] = self.session.receive(data, now) if data else []
-            events += self.session.on_timer(now)
+            events = self._read(wait, now)
+            events += self.session.on_timer(self._mono())
             for ev in events:
                 self._on_event(ev)
             self._flush()
@@ -345,6 +367,11 @@ class RecorderLink:
 
     def _on_event(self, ev: SessionEvent) -> None:
         if isinstance(ev, Delivered):
+            streams = self._streams
+            if streams is not None and streams.offer(ev.msg_type, ev.payload, ev.damaged_copies):
+                return
+            if ev.msg_type == _STREAM_REPLY:
+                return  # the rest of a stream whose read gave up: never kept
             try:
                 msg = decode(ev.msg_type, ev.payload)
             except (UnknownMessage, MalformedMessage) as exc:
