@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -230,7 +231,7 @@ def test_a_lying_stream_is_a_protocol_violation_and_nothing_false_is_kept(
     lie, words = LIES[name]
     r = start_recorder(listen="tcp://127.0.0.1:0", recordings=1, recording_mb=0.5)
     swap_firmware(r, lying(after(100_000, lie)))
-    footage = open(r.model.recording_path("REC000001"), "rb").read()
+    footage = Path(r.model.recording_path("REC000001")).read_bytes()
     with r.client(timeout=3) as c:
         c.open()
         (rec,) = c.list_recordings()
