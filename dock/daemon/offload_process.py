@@ -19,6 +19,7 @@ pyusb, ``loop://``, a mass-storage camera) are copied in process as before.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import signal
@@ -39,6 +40,8 @@ from dock.evidence.bulk_copy import (
     decode_line,
     encode_line,
 )
+
+log = logging.getLogger("dock.offload")
 
 #: Port URLs a worker can open again by themselves (the dock closes its end first).
 HANDED_OVER = ("tcp://", "emulated:", "/", "socket://", "rfc2217://")
@@ -109,6 +112,8 @@ class ProcessCopier:
         except OSError as exc:
             return f"offload worker not started: {exc.strerror or exc}"
         self.running[slot_id] = proc.pid
+        log.info("slot %s: offload worker pid %d copies %d recording(s) (dock pid %d)",
+                 slot_id, proc.pid, len(jobs), os.getpid())  # fmt: skip
         why: str | None = "offload worker interrupted"
         try:
             why = self._talk(proc, job, jobs, on_message)

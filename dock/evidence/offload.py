@@ -592,8 +592,8 @@ class Offloader:
                     {"recording": rid, "error": str(m.get("error"))[:2000]},
                 )  # fmt: skip
             elif kind == "published":
-                told.add(rid)
                 self._take_published(report, handed, slot_id, rec, officer, case, path, m)
+                told.add(rid)  # not before: a claim refused is this recording's failure
             elif kind == "failed":
                 told.add(rid)
                 handed.stopped = handed.stopped or bool(m.get("stop"))

@@ -1,0 +1,194 @@
+"""Issue 15: each slot's offload copies in a worker process of its own.
+
+The dock hands a protocol slot's link to a worker (dock/daemon/offload_process.py),
+which reads, writes, verifies and publishes; the archive rows, audit entries and
+erases stay in the dock. A worker killed mid-file is a failed recording, audited,
+with nothing lost; four slots at once under ``dock run`` end bit-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+from typing import Any
+
+from dock.daemon.offload_process import ProcessCopier
+from dock.evidence.bulk_copy import decode_line, encode_line
+from hardware.emulator.footage import expected_sha256
+
+from .test_cli import DOCK, EMULATOR
+
+MIB = 1 << 20
+
+
+def _archived(svc: Any) -> dict[str, bytes]:
+    out = {}
+    for row in svc.store.archive_entries():
+        with open(os.path.join(svc.offloader.evidence_dir, row["path"]), "rb") as f:
+            out[row["recording_id"]] = hashlib.sha256(f.read()).digest()
+    return out
+
+
+def _partials(root: str) -> list[str]:
+    return [n for _, _, names in os.walk(root) for n in names if ".partial-" in n]
+
+
+def test_a_protocol_slot_is_copied_by_a_worker_process(make_dock) -> None:
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 2, "recording_mb": 0.5})
+    svc.offloader.use_mass_storage = False
+    copier = svc.offloader.copier
+    assert isinstance(copier, ProcessCopier)
+    expected = {r.id: r.sha256 for r in recs[0].model.recordings.values()}
+    workers: set[int] = set()
+
+    def watch(recording: str, done: int, total: int) -> None:
+        pid = copier.running.get("1")
+        if pid is not None:
+            workers.add(pid)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert b"dock.daemon.offload_worker" in f.read()
+
+    report = svc.offload("1", progress=watch)
+    assert report is not None and report.ok, report
+    assert len(workers) == 1 and os.getpid() not in workers  # one worker, not the dock
+    assert _archived(svc) == expected  # bit-identical
+    assert recs[0].model.recordings == {}  # erased by the dock after the worker ended
+    kinds = [e.kind for e in svc.audit.entries() if e.kind in ("offload_file", "erase")]
+    assert kinds == ["offload_file", "offload_file", "erase", "erase"]
+    files = [e.data for e in svc.audit.entries() if e.kind == "offload_file"]
+    assert {d["via"] for d in files} == {"protocol"}
+    assert copier.running == {}
+
+
+def test_a_worker_killed_mid_file_is_an_audited_failure_and_loses_nothing(make_dock) -> None:
+    """001 art.19(4): the worker dying mid-file erases nothing; the next docking finishes."""
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 3, "recording_mb": 4.0})
+    svc.offloader.use_mass_storage = False
+    model = recs[0].model
+    expected = {r.id: r.sha256 for r in model.recordings.values()}
+    copier = svc.offloader.copier
+    killed: list[str] = []
+
+    def kill_at_first_megabyte(recording: str, done: int, total: int) -> None:
+        if not killed and 0 < done < total:  # chosen by progress: mid-file
+            os.kill(copier.running["1"], signal.SIGKILL)
+            killed.append(recording)
+
+    report = svc.offload("1", progress=kill_at_first_megabyte)
+    assert killed and report is not None and not report.ok
+    assert len(report.failed) == 1, report.failed
+    ((rid, why),) = report.failed.items()
+    assert "offload worker died (SIGKILL)" in why
+    failed = [e.data for e in svc.audit.entries() if e.kind == "offload_failed"]
+    assert [d["recording"] for d in failed] == [rid] and "SIGKILL" in failed[0]["error"]
+    assert set(model.recordings) == set(expected)  # nothing erased in that run
+    assert rid not in _archived(svc)
+    for got, digest in _archived(svc).items():  # what it did publish is recorded, exact
+        assert expected[got] == digest
+    svc.offload("1")  # docked again: finished, the killed worker's partial file removed
+    assert _archived(svc) == expected
+    assert model.recordings == {}
+    assert _partials(svc.offloader.evidence_dir) == []
+
+
+def test_a_worker_that_lies_is_stopped_and_its_word_not_taken(make_dock, tmp_path) -> None:
+    """A worker claiming a file it did not publish (or somewhere else) is stopped: no row."""
+    fake = tmp_path / "liar.py"
+    fake.write_text(
+        "import json, sys\n"
+        "job = json.loads(sys.stdin.readline())\n"
+        "j = job['jobs'][0]\n"
+        "print(json.dumps({'t': 'published', 'rec': j['rec']['id'], 'path': '/etc/passwd',"
+        " 'size': j['rec']['size'], 'sha256': j['rec']['sha256'], 'resumed': False}),"
+        " flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1})
+    svc.offloader.use_mass_storage = False
+    import sys
+
+    svc.offloader.copier.command = [sys.executable, str(fake)]
+    report = svc.offload("1")
+    assert report is not None and not report.ok
+    (why,) = report.failed.values()
+    assert "cannot be true" in why and "/etc/passwd" in why
+    assert svc.store.archive_entries() == []
+    assert len(recs[0].model.recordings) == 1
+
+
+def test_messages_are_one_bounded_line() -> None:
+    line = encode_line({"t": "failed", "rec": "R", "text": "x" * 100_000})
+    assert len(line) < 16 * 1024 and line.endswith(b"\n")
+    assert decode_line(line)["t"] == "failed"
+    for bad in (b"[1]\n", b'{"t": 1}\n', b"{" + b" " * 20_000 + b"}\n", b'{"t": "x"}'):
+        try:
+            decode_line(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_four_slots_offload_at_once_under_dock_run_bit_identical(tmp_path) -> None:
+    slots, per, mb = 4, 2, 1.0
+    emus, urls = [], []
+    try:
+        for i in range(slots):
+            p = subprocess.Popen(
+                [*EMULATOR, "--listen", "tcp://127.0.0.1:0", "--data-dir",
+                 str(tmp_path / f"rec{i}"), "--serial", f"PAR{i}", "--recordings", str(per),
+                 "--recording-mb", str(mb), "--legacy"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )  # fmt: skip
+            emus.append(p)
+            assert p.stdout is not None
+            urls.append(p.stdout.readline().strip())
+        state, evidence = tmp_path / "state", tmp_path / "evidence"
+        cfg = tmp_path / "dock.toml"
+        cfg.write_text(
+            f'[dock]\nid = "par"\nsite = "s"\nunit = "u"\nstate_dir = "{state}"\n'
+            f'evidence_dir = "{evidence}"\n\n[clock]\nsource = "trusted"\n\n'
+            + "".join(f'[[slot]]\nid = "{i + 1}"\nport = "{u}"\n\n' for i, u in enumerate(urls))
+        )
+        base = [*DOCK, "--config", str(cfg)]
+        for i in range(slots):
+            enrol = subprocess.run(
+                [*base, "device", "enrol", "--slot", str(i + 1)], capture_output=True, text=True
+            )
+            assert enrol.returncode == 0, enrol.stderr
+        run = subprocess.run(
+            [*base, "run", "--once", "--offload-concurrency", str(slots)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        said = r"offload worker pid (\d+) copies \d+ recording\(s\) \(dock pid (\d+)\)"
+        started = re.findall(said, run.stderr)
+        assert len(started) == slots, run.stderr[-3000:]
+        assert len({w for w, _ in started}) == slots  # one worker each
+        assert all(w != dock for w, dock in started)
+        # every recording archived once, bit-identical, and erased from its recorder
+        found: dict[tuple[str, str], bytes] = {}
+        for folder, _, names in os.walk(evidence):
+            if os.path.relpath(folder, evidence).split(os.sep)[0] in ("bags", "quarantine"):
+                continue
+            for name in names:
+                assert not name.startswith("."), name  # no partial left
+                serial, rid = name[:-4].split("_")[1], name[:-4].split("_")[-1]
+                with open(os.path.join(folder, name), "rb") as f:
+                    found[(serial, rid)] = hashlib.sha256(f.read()).digest()
+        want = {
+            (f"PAR{i}", f"REC{n:06d}"): expected_sha256(f"PAR{i}", n, int(mb * MIB))
+            for i in range(slots)
+            for n in range(1, per + 1)
+        }
+        assert found == want
+        for i in range(slots):
+            with open(tmp_path / f"rec{i}" / "state.json", encoding="utf-8") as f:
+                assert json.load(f)["recordings"] == []
+    finally:
+        for p in emus:
+            p.terminate()
+            p.wait(timeout=30)
