@@ -14,6 +14,7 @@ reached here kills the dock first, then this process: the dock's kill -9 at that
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -43,10 +44,12 @@ def _die_with(dock_pid: int) -> bool:
     return os.getppid() == dock_pid
 
 
-def _watch_input(stdin: Any) -> None:
-    """The dock closed our input (it ended, or gave up on us): stop at once."""
-    while stdin.read(4096):
-        pass
+def _watch_input(fd: int) -> None:
+    """The dock closed our input (it ended, or gave up on us): stop at once. Reads the
+    descriptor itself, holding no lock of the buffered reader at exit."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 4096):
+            pass
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = decode_line(stdin.readline(MAX_JOB + 1), MAX_JOB)
         jobs = [CopyJob.from_json(j) for j in job["jobs"]]
-        threading.Thread(target=_watch_input, args=(stdin,), daemon=True).start()
+        threading.Thread(target=_watch_input, args=(stdin.fileno(),), daemon=True).start()
         client = RecorderClient(open_transport(str(job["url"])))
         try:
             ident = client.open(timeout=OPEN_TIMEOUT_S)
@@ -89,4 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)  # every message is flushed; no teardown under a reading thread
