@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import selectors
@@ -16,6 +17,7 @@ import socket
 import threading
 import time
 import tty
+from collections import deque
 from urllib.parse import urlparse
 
 from hardware.emulator.link_faults import FaultInjector, LinkFaults
@@ -154,7 +156,7 @@ class EmulatorServer:
         sel = selectors.DefaultSelector()
         sel.register(fd, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
-        out = bytearray()
+        out: deque[memoryview] = deque()  # written in order, never joined
         inbox = bytearray(READ_SIZE)  # every read lands here: no allocation per read
         stall_until = 0.0
         writing = False
@@ -206,15 +208,9 @@ class EmulatorServer:
                             fw.receive(inj.inbound(data))
                 fw.on_timer()
                 parts = fw.outgoing_parts()
-                if parts and not out and not inj.active and time.monotonic() >= stall_until:
-                    out += self._write_parts(fd, parts)  # usual case: no copy, one writev
-                elif parts:
-                    produced = inj.outbound(b"".join(parts))
-                    rest: bytes | memoryview = produced
-                    if produced and not out and time.monotonic() >= stall_until:
-                        rest = self._write_direct(fd, produced)
-                    if rest:
-                        out += rest
+                if parts and inj.active:  # faults apply to the bytes as one write
+                    parts = [inj.outbound(b"".join(parts))]
+                out.extend(memoryview(p) for p in parts if len(p))
                 if out and time.monotonic() >= stall_until:
                     self._write_some(fd, out)
                 if inj.take_disconnect():
@@ -235,50 +231,30 @@ class EmulatorServer:
             sel.close()
 
     @staticmethod
-    def _write_parts(fd: int, parts: list[bytes | memoryview]) -> bytes:
-        """Write the pieces with gathering writes as far as the fd takes them now;
-        return the rest, joined (only a full socket buffer costs a copy)."""
-        for i in range(0, len(parts), _IOV_BATCH):
-            batch = parts[i : i + _IOV_BATCH]
+    def _write_some(fd: int, out: deque[memoryview]) -> None:
+        """Write the queued pieces with gathering writes as far as the fd takes them
+        now; what is left stays queued as views (nothing is joined or copied)."""
+        while out:
+            batch = list(itertools.islice(out, _IOV_BATCH))
             try:
                 n = os.writev(fd, batch)
             except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as exc:
-                if exc.errno not in (errno.EIO, errno.EAGAIN):
-                    raise
-                n = 0
-            if n < sum(len(p) for p in batch):
-                rest = b"".join(parts[i:])
-                return rest[n:]
-        return b""
-
-    @staticmethod
-    def _write_direct(fd: int, data: bytes) -> bytes | memoryview:
-        """Write what the socket takes now; return the rest."""
-        try:
-            n = os.write(fd, data)
-        except (BlockingIOError, InterruptedError):
-            return data
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.EAGAIN):
-                return data
-            raise
-        return memoryview(data)[n:] if n < len(data) else b""
-
-    @staticmethod
-    def _write_some(fd: int, out: bytearray) -> None:
-        try:
-            n = os.write(fd, out)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.EAGAIN):
                 return
-            raise
-        del out[:n]
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.EAGAIN):
+                    return
+                raise
+            full = sum(len(p) for p in batch)
+            written = n
+            while n and out:
+                if n >= len(out[0]):
+                    n -= len(out.popleft())
+                else:
+                    out[0], n = out[0][n:], 0
+            if written < full:
+                return  # the fd took what it could: the rest waits for EVENT_WRITE
 
-    def _drain(self, fd: int, out: bytearray, limit_s: float = 2.0) -> None:
+    def _drain(self, fd: int, out: deque[memoryview], limit_s: float = 2.0) -> None:
         end = time.monotonic() + limit_s
         while out and time.monotonic() < end:
             self._write_some(fd, out)
