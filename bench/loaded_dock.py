@@ -44,6 +44,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from checkout_latency import pct  # noqa: E402
+from throttle_relay import start as start_relay  # noqa: E402
+from throttle_relay import stop as stop_relay  # noqa: E402
 
 from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, open_transport  # noqa: E402
@@ -129,15 +131,16 @@ def pss_kib(pid: int | str) -> int:
 class Daemon:
     """The dock's processes (this one and whatever it starts, the recorders' excepted)."""
 
-    def __init__(self, fleet_pid: int) -> None:
+    def __init__(self, not_ours: set[int]) -> None:
         self.me = psutil.Process()
-        self.fleet_pid = fleet_pid
+        self.not_ours = not_ours  # the recorders' process and the links' relays
 
     def children(self) -> list[psutil.Process]:
-        fleet = {self.fleet_pid}
-        with contextlib.suppress(psutil.Error):
-            fleet |= {p.pid for p in psutil.Process(self.fleet_pid).children(recursive=True)}
-        return [p for p in self.me.children(recursive=True) if p.pid not in fleet]
+        others = set(self.not_ours)
+        for pid in self.not_ours:
+            with contextlib.suppress(psutil.Error):
+                others |= {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        return [p for p in self.me.children(recursive=True) if p.pid not in others]
 
     def memory(self) -> dict[str, float]:
         """MiB: this process's VmRSS/VmHWM, and RSS/PSS summed over it and its children."""
@@ -215,6 +218,8 @@ def main() -> None:
     ap.add_argument("--idle-before", type=float, default=0.0,
                     help="also the idle CPU over this many seconds before the returns")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on the offloads")
+    ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
+                    help="each recorder behind its own link of MBPS (35: USB 2.0)")  # fmt: skip
     a = ap.parse_args()
     if not 0 < a.returned < a.slots:
         ap.error("--returned must be between 1 and --slots - 1")
@@ -223,7 +228,12 @@ def main() -> None:
     fleet, urls = start_fleet(a.slots, os.path.join(tmp, "rec"))
     stop = threading.Event()
     svc: Any = None
+    relays: list[subprocess.Popen[str]] = []
     try:
+        if a.throttle:  # bench/throttle_relay.py: one paced relay process per recorder
+            for i, url in enumerate(urls):
+                relay, urls[i] = start_relay(url, a.throttle)
+                relays.append(relay)
         cfg = emulated_config(a.slots, os.path.join(tmp, "dock"))
         cfg = dataclasses.replace(
             cfg,
@@ -241,7 +251,7 @@ def main() -> None:
             svc.store.add_officer(f"{5000 + i}", f"Officer {i}", "Unit", "246810", f"B-{i}")
         secret = {d.serial: d.secret for d in svc.store.devices()}
         svc.sweep()  # docking: the full inspection of every recorder
-        daemon = Daemon(fleet.pid)
+        daemon = Daemon({fleet.pid, *(r.pid for r in relays)})
 
         busy = threading.Lock()  # dock run's: one of sweep / decision at a time
         sweeps: list[float] = []
@@ -366,6 +376,8 @@ def main() -> None:
         stop.set()
         if svc is not None:
             svc.stop_maintenance(timeout=30)
+        for relay in relays:
+            stop_relay(relay)
         if fleet.stdin is not None:
             fleet.stdin.close()
         try:
@@ -387,7 +399,9 @@ def main() -> None:
     all4 = [r for r in loaded if r["running"] >= a.returned]
     mb_total = a.returned * size / 1e6
     print(f"\n{a.slots} slots, {a.returned} x {a.mb:g} MiB returned, offload concurrency "
-          f"{a.concurrency}, footage via the {a.via}, sweep every {a.interval:g} s, "
+          f"{a.concurrency}, footage via the {a.via}"
+          f"{f' on links of {a.throttle:g} MB/s' if a.throttle else ''}, "
+          f"sweep every {a.interval:g} s, "
           f"a badge every {a.gap:g} s")  # fmt: skip
     print(f"offloads: {t_started - t_return:.1f} s from return to the first offload running, "
           f"{t_done - t_started:.1f} s running ({mb_total / (t_done - t_started):.0f} MB/s "
