@@ -141,6 +141,8 @@ class FrameDecoder:
 
     #: Room the buffer starts with; it grows (by replacement) when a frame needs more.
     INITIAL = 64 * 1024
+    #: A frame lacking at least this many bytes is read to its end exactly.
+    EXACT = 16 * 1024
 
     def __init__(self, max_payload: int = ABSOLUTE_MAX_PAYLOAD) -> None:
         self.max_payload = min(max_payload, ABSOLUTE_MAX_PAYLOAD)
@@ -156,10 +158,13 @@ class FrameDecoder:
         return self._end - self._start
 
     def buffer(self, size: int) -> memoryview:
-        """Writable room for at least ``min(size, what the frame under way needs)``
-        bytes, for a transport to read into; then call ``commit`` with the count."""
-        self._make_room(max(size, self._need))
-        return self._view[self._end :]
+        """Writable room for a transport to read into; then call ``commit`` with the
+        count. While a long frame is under way the room is exactly what it lacks, so
+        the read ends where the frame ends and the buffer is empty again (nothing is
+        moved); otherwise up to ``size`` bytes, at most INITIAL."""
+        want = self._need if self._need >= self.EXACT else min(size, self.INITIAL)
+        self._make_room(want)
+        return self._view[self._end : self._end + want]
 
     def commit(self, n: int) -> list[Frame | FrameError]:
         """Decode after ``n`` bytes were written into the room ``buffer`` gave."""

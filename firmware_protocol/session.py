@@ -236,9 +236,18 @@ class Session:
         parts = self.outgoing_parts()
         return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
-    def outgoing_parts(self) -> list[bytes | memoryview]:
-        """``outgoing`` as pieces, for one gathering write (``writev``/``sendmsg``)."""
+    def outgoing_parts(self, defer_ack: bool = False) -> list[bytes | memoryview]:
+        """``outgoing`` as pieces, for one gathering write (``writev``/``sendmsg``).
+
+        ``defer_ack``: the caller has more bytes to read at once, so a standalone ACK
+        for frames that arrived in order may wait, until half the window is owed
+        (the peer never stalls for it) or the caller runs out of bytes and asks
+        again without it. ACKs for duplicates and out-of-order frames never wait.
+        """
         if self._ack_due and self.state is State.OPEN:
+            if defer_ack and not self._ack_urgent and 2 * self._acks_owed < self._send_window:
+                out, self._out = self._out, []
+                return out
             self._emit(FrameKind.ACK, 0, 0, self._sack_bitmap())
         self._ack_due = False
         out, self._out = self._out, []
@@ -284,6 +293,8 @@ class Session:
         self._pending: deque[tuple[int, Payload]] = deque()
         self._ooo: dict[int, tuple[int, bytes]] = {}
         self._ack_due = False
+        self._ack_urgent = False  # owed for a duplicate or a frame out of order
+        self._acks_owed = 0  # frames delivered in order since the last ACK went out
         self._nak_times: dict[int, float] = {}
         self._damage: dict[int, int] = {}
         self._send_window = self.config.window
@@ -312,6 +323,8 @@ class Session:
         self.stats.frames_sent += 1
         if kind in _CARRIES_ACK:
             self._ack_due = False  # this frame carries the cumulative ACK already
+            self._ack_urgent = False
+            self._acks_owed = 0
 
     def _pump(self, now: float) -> None:
         while self._pending and len(self._unacked) < self._send_window:
@@ -475,7 +488,7 @@ class Session:
         seq = f.seq
         if seq < self._expected:
             self.stats.duplicates += 1
-            self._ack_due = True  # our earlier ACK may have been lost
+            self._ack_due = self._ack_urgent = True  # our earlier ACK may have been lost
             return
         if seq >= self._expected + self.config.window:
             return  # beyond what we promised to buffer: the sender will repeat it
@@ -484,7 +497,7 @@ class Session:
                 self.stats.duplicates += 1
             else:
                 self._ooo[seq] = (f.msg_type, f.payload)
-            self._ack_due = True  # tell the sender at once what we hold (SACK)
+            self._ack_due = self._ack_urgent = True  # tell the sender what we hold (SACK)
             self._nak_holes(seq - 1, now)
             return
         events.append(Delivered(f.msg_type, f.payload, self._damage.pop(seq, 0)))
@@ -494,6 +507,7 @@ class Session:
             events.append(Delivered(msg_type, payload, self._damage.pop(self._expected, 0)))
             self._expected += 1
         self._ack_due = True
+        self._acks_owed += 1
         self.stats.awaited_damaged = 0
         for old in [k for k in self._nak_times if k < self._expected]:
             del self._nak_times[old]

@@ -365,7 +365,7 @@ class RecorderClient(RecorderLink):
                     )
                     reader.expect(rid, next_off, next_off + span, chunk)
                     next_off += span
-                self._pump(reader.has_news, self.timeout)
+                self._pump(reader.has_news, self.timeout, streaming=True)
                 ready = reader.ready
                 while ready:
                     off, data, damaged = ready.popleft()
@@ -380,6 +380,7 @@ class RecorderClient(RecorderLink):
                 reader.finish()
         finally:
             self._streams = None
+        self._flush()  # the ACK of the last replies, if it was waiting
         return delivered
 
     def _read_from(

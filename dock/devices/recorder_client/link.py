@@ -306,8 +306,8 @@ class RecorderLink:
         return ident
 
     # ------------------------------------------------------------------ the pump
-    def _flush(self) -> None:
-        parts = self.session.outgoing_parts()
+    def _flush(self, defer_ack: bool = False) -> None:
+        parts = self.session.outgoing_parts(defer_ack)
         if not parts:
             return
         write_parts = getattr(self.transport, "write_parts", None)
@@ -319,14 +319,15 @@ class RecorderLink:
         except ConnectionError as exc:
             raise LinkGone(str(exc)) from exc
 
-    def _read(self, wait: float, now: float) -> list[SessionEvent]:
+    def _read(self, wait: float) -> tuple[int, list[SessionEvent]]:
         """One read from the link into the session: straight into the frame decoder's
-        own buffer where the transport can (``read_into``), else as a new bytes."""
+        own buffer where the transport can (``read_into``), else as a new bytes.
+        Returns the bytes read and what they made happen."""
         read_into = getattr(self.transport, "read_into", None)
         try:
             if read_into is None:
                 data = self.transport.read(READ_MAX, wait)
-                return self.session.receive(data, self._mono()) if data else []
+                return len(data), self.session.receive(data, self._mono()) if data else []
             room = self.session.receive_buffer(READ_MAX)
             try:
                 n = read_into(room, wait)
@@ -334,12 +335,17 @@ class RecorderLink:
                 room.release()
         except ConnectionError as exc:
             raise LinkGone(str(exc)) from exc
-        return self.session.receive_into(n, self._mono()) if n else []
+        return n, self.session.receive_into(n, self._mono()) if n else []
 
-    def _pump(self, done: Callable[[], bool], timeout: float) -> None:
+    def _pump(self, done: Callable[[], bool], timeout: float, streaming: bool = False) -> None:
+        """Read and answer until ``done()``. ``streaming``: replies keep coming, so the
+        ACK for what arrived may wait while more is there to read at once (never
+        across a read that would wait: then it goes first)."""
         deadline = self._mono() + timeout
         for _ in range(10_000_000):
             if done():
+                if not streaming:
+                    self._flush()
                 return
             now = self._mono()
             if now >= deadline:
@@ -348,11 +354,14 @@ class RecorderLink:
             d = self.session.next_deadline()
             if d is not None:
                 wait = min(wait, max(0.0, d - now))
-            events = self._read(wait, now)
+            n, events = self._read(0.0) if streaming else (0, [])
+            if not n:
+                self._flush()  # nothing more at once: a deferred ACK goes before we wait
+                n, events = self._read(wait)
             events += self.session.on_timer(self._mono())
             for ev in events:
                 self._on_event(ev)
-            self._flush()
+            self._flush(defer_ack=streaming and n > 0)
             if self.session.stats.awaited_damaged >= STUCK_DAMAGE:
                 raise FrameTooLong(
                     f"{STUCK_DAMAGE} damaged copies of one frame in a row: line too noisy"
