@@ -1,6 +1,8 @@
 """A loaded dock: check-out decisions, memory and idle CPU with 20 slots while 4 offload.
 
-Twenty recorders in a separate process (as separate hardware), each on its own TCP port.
+Twenty recorders in other processes (as separate hardware; dealt over
+``--recorder-processes``, 4, so that four offloads are not limited by one recorder
+interpreter), each on its own TCP port (``--throttle 35``: behind a USB 2.0-paced link).
 The daemon is this process, composed as ``dock run`` composes it: ``build_service``,
 the offload pool at ``--concurrency`` (4), a sweep every ``--interval`` s and badge
 decisions under the one busy lock, the maintenance jobs in their threads. Phases:
@@ -54,17 +56,17 @@ from dock.devices.recorder_client import RecorderClient  # noqa: E402
 from dock.services.status import status_report  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
-#: The recorders: one process, one TCP server each; "film SERIAL BYTES" on stdin makes
-#: that recorder film one clip of BYTES (answered "ok SERIAL" once written).
+#: Recorders of the given indices: one TCP server each; "film SERIAL BYTES" on stdin
+#: makes that recorder film one clip of BYTES (answered "ok SERIAL" once written).
 FLEET = r"""
 import sys, os
 sys.path.insert(0, sys.argv[1])
 from hardware.emulator.recorder_model import RecorderModel, RecorderSpec
 from hardware.emulator.recorder import RecorderFirmware
 from hardware.emulator.server import EmulatorServer
-n, base = int(sys.argv[2]), sys.argv[3]
+base, indices = sys.argv[2], [int(i) for i in sys.argv[3].split(",")]
 servers, models = [], {}
-for i in range(n):
+for i in indices:
     spec = RecorderSpec(serial=f"B{i:04d}", recordings=0, battery_percent=95.0)
     model = RecorderModel.open(os.path.join(base, spec.serial), spec)
     models[spec.serial] = model
@@ -84,12 +86,26 @@ def loadavg() -> str:
         return f.read().strip()
 
 
-def start_fleet(slots: int, base: str) -> tuple[subprocess.Popen[str], list[str]]:
-    fleet = subprocess.Popen(
-        [sys.executable, "-c", FLEET, ROOT, str(slots), base],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    return fleet, read_line(fleet, 120).split()
+def start_fleet(
+    slots: int, base: str, processes: int
+) -> tuple[list[subprocess.Popen[str]], list[str], dict[str, subprocess.Popen[str]]]:
+    """The recorders dealt round-robin over ``processes`` processes (one interpreter
+    serving several offloads at once would be their limit, not the dock): the
+    processes, the URL of each slot's recorder, and the process of each serial."""
+    fleet, owner, urls = [], {}, [""] * slots
+    for j in range(min(processes, slots)):
+        indices = list(range(j, slots, processes))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", FLEET, ROOT, base, ",".join(map(str, indices))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        fleet.append(proc)
+        for i in indices:
+            owner[f"B{i:04d}"] = proc
+    for j, proc in enumerate(fleet):
+        for i, url in zip(range(j, slots, processes), read_line(proc, 120).split(), strict=True):
+            urls[i] = url
+    return fleet, urls, owner
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -218,6 +234,8 @@ def main() -> None:
     ap.add_argument("--idle-before", type=float, default=0.0,
                     help="also the idle CPU over this many seconds before the returns")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on the offloads")
+    ap.add_argument("--recorder-processes", type=int, default=4,
+                    help="processes the recorders are dealt over")  # fmt: skip
     ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
                     help="each recorder behind its own link of MBPS (35: USB 2.0)")  # fmt: skip
     a = ap.parse_args()
@@ -225,7 +243,7 @@ def main() -> None:
         ap.error("--returned must be between 1 and --slots - 1")
     print(f"load average at start: {loadavg()}", flush=True)
     tmp = tempfile.mkdtemp(prefix="bench-loaded-", dir=os.environ.get("BENCH_DIR"))
-    fleet, urls = start_fleet(a.slots, os.path.join(tmp, "rec"))
+    fleet, urls, owner = start_fleet(a.slots, os.path.join(tmp, "rec"), a.recorder_processes)
     stop = threading.Event()
     svc: Any = None
     relays: list[subprocess.Popen[str]] = []
@@ -251,7 +269,7 @@ def main() -> None:
             svc.store.add_officer(f"{5000 + i}", f"Officer {i}", "Unit", "246810", f"B-{i}")
         secret = {d.serial: d.secret for d in svc.store.devices()}
         svc.sweep()  # docking: the full inspection of every recorder
-        daemon = Daemon({fleet.pid, *(r.pid for r in relays)})
+        daemon = Daemon({*(p.pid for p in fleet), *(r.pid for r in relays)})
 
         busy = threading.Lock()  # dock run's: one of sweep / decision at a time
         sweeps: list[float] = []
@@ -320,11 +338,12 @@ def main() -> None:
         out.clear()  # these are the returned ones, not re-docked by decide()
         returned = {c["slot"] for c in carriers}
         size = int(a.mb * (1 << 20))
-        assert fleet.stdin is not None
         for c in carriers:
-            fleet.stdin.write(f"film {c['serial']} {size}\n")
-            fleet.stdin.flush()
-            read_line(fleet, 600)
+            proc = owner[c["serial"]]
+            assert proc.stdin is not None
+            proc.stdin.write(f"film {c['serial']} {size}\n")
+            proc.stdin.flush()
+            read_line(proc, 600)
         sampler = Sampler(daemon)
         sampler.start()
         t_return = time.perf_counter()
@@ -378,13 +397,15 @@ def main() -> None:
             svc.stop_maintenance(timeout=30)
         for relay in relays:
             stop_relay(relay)
-        if fleet.stdin is not None:
-            fleet.stdin.close()
-        try:
-            fleet.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            fleet.kill()
-            fleet.wait(timeout=30)
+        for proc in fleet:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in fleet:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def line(name: str, rows: list[dict[str, Any]]) -> str:
@@ -406,7 +427,8 @@ def main() -> None:
     print(f"offloads: {t_started - t_return:.1f} s from return to the first offload running, "
           f"{t_done - t_started:.1f} s running ({mb_total / (t_done - t_started):.0f} MB/s "
           f"aggregate); {len(loaded)} decisions during them, {len(all4)} with all "
-          f"{a.returned} running")  # fmt: skip
+          f"{a.returned} running; returned: {', '.join(sorted(c['serial'] for c in carriers))}"
+          )  # fmt: skip
     print("\n| badge to decision | decisions | p50 | p95 | bare grant round trips p95 | "
           "our overhead at p95 |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
