@@ -192,3 +192,55 @@ def test_four_slots_offload_at_once_under_dock_run_bit_identical(tmp_path) -> No
         for p in emus:
             p.terminate()
             p.wait(timeout=30)
+
+
+def test_the_daemon_keeps_its_workers_between_offloads(make_dock) -> None:
+    """``dock run`` starts its workers ahead and keeps them: a docking does not wait."""
+    svc, recs = make_dock({"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.2})
+    svc.offloader.use_mass_storage = False
+    copier = svc.offloader.copier
+    copier.prewarm(1)
+    pids: list[int] = []
+    svc.offload("1", progress=lambda *_: pids.append(copier.running["1"]))
+    recs[0].model._generate_recordings(1, 50_000, interrupted=0)  # filmed again
+    recs[0].model.save()
+    svc.offload("1", progress=lambda *_: pids.append(copier.running["1"]))
+    assert len(set(pids)) == 1 and len(svc.store.archive_entries()) == 2
+    copier.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_never_outlives_the_dock(tmp_path) -> None:
+    """A dock killed with -9 takes its waiting worker with it (PDEATHSIG, closed input)."""
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from dock.daemon.offload_process import ProcessCopier\n"
+        "from dock.daemon.parts import SlotWiring\n"
+        f"c = ProcessCopier(SlotWiring({{}}, None, {str(tmp_path)!r}))\n"
+        "c.prewarm(1)\n"
+        "for _ in range(3000):\n"
+        "    if c._idle: break\n"
+        "    time.sleep(0.01)\n"
+        "print(c._idle[0].pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    dock = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert dock.stdout is not None
+    worker = int(dock.stdout.readline())
+    assert _alive(worker)
+    dock.kill()
+    dock.wait(timeout=30)
+    from .conftest import wait_until
+
+    assert wait_until(lambda: not _alive(worker), timeout=10.0)

@@ -169,7 +169,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from dock.daemon.composition import badge_source, build_reporter, drive_feedback
+    from dock.daemon.composition import (
+        badge_source,
+        build_reporter,
+        drive_feedback,
+        prewarm_offload_workers,
+    )
     from dock.daemon.control_handlers import service_handlers
     from dock.daemon.control_server import ControlUnavailable, claim_control
     from dock.daemon.model import Decision
@@ -212,6 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reader, device = args.badge_reader, None
     next_badge = badge_source(reader, baudrate, device)
     svc.offload_concurrency = max(1, args.offload_concurrency)
+    prewarm_offload_workers(svc, svc.offload_concurrency)  # none waits for a start
     stop = threading.Event()
     busy = threading.Lock()  # one of sweep / decision at a time
     live = None if args.once else open_live_table(sys.stdout)  # the table: terminals only

@@ -301,6 +301,16 @@ def build_service(
     return DockService(parts)
 
 
+def prewarm_offload_workers(svc: DockService, count: int) -> None:
+    """The daemon (``dock run``): ``count`` offload workers started now and kept between
+    offloads, so that a docking does not wait for an interpreter to start."""
+    from dock.daemon.offload_process import ProcessCopier
+
+    copier = svc.offloader.copier if svc.offloader is not None else None
+    if isinstance(copier, ProcessCopier):
+        copier.prewarm(count)
+
+
 def build_replication(cfg: DockConfig, store: Any, audit: Any) -> Any:
     """The replication engine over every ``[[replication.target]]`` (None: none). A
     transport that cannot be loaded is kept as a target whose every attempt fails with

@@ -21,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dock.daemon.parts import SlotWiring
 from dock.devices.recorder_client import LinkError, RecorderClient
@@ -61,12 +63,104 @@ class ProcessCopier:
     IDLE_S = 600.0
     #: After its last message, the worker has this long to exit.
     EXIT_S = 10.0
+    #: Workers kept waiting for the next offload at most (each ~25 MB resident).
+    MAX_IDLE = 4
 
     def __init__(self, wiring: SlotWiring, command: Sequence[str] | None = None) -> None:
         self.wiring = wiring
         self.command = list(command) if command is not None else None
         #: pid of each worker running now, by slot (tests and the status page look)
         self.running: dict[str, int] = {}
+        self._idle: list[subprocess.Popen[bytes]] = []
+        self._keep = 0  # workers kept waiting between offloads (prewarm says how many)
+        self._lock = threading.Lock()
+        self._spawns: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._spawner: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the workers
+    def prewarm(self, count: int) -> None:
+        """Start ``count`` workers now (in the background), so that an offload does not
+        wait for an interpreter to start: ``dock run`` asks for its concurrency."""
+        with self._lock:
+            self._keep = min(count, self.MAX_IDLE)
+            wanted = self._keep - len(self._idle)
+        for _ in range(max(0, wanted)):
+            self._in_spawner(self._keep_new)
+
+    def close(self) -> None:
+        """End the waiting workers (their input closed: each stops at once)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for proc in idle:
+            _end(proc, self.EXIT_S)
+
+    def _keep_new(self) -> None:
+        try:
+            proc = self._start()
+        except OSError as exc:
+            log.warning("offload worker not started ahead: %s", exc.strerror or exc)
+            return
+        self._give_back(proc)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.command or worker_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+
+    def _in_spawner(self, step: Callable[[], None]) -> None:
+        """Run ``step`` in the one thread that starts workers: it lives as long as the
+        dock, so a worker's PR_SET_PDEATHSIG (tied to the thread that forked it) fires
+        when the dock dies, not when an offload's thread ends."""
+        with self._lock:
+            if self._spawner is None:
+                self._spawner = threading.Thread(
+                    target=self._spawn_forever, name="offload-workers", daemon=True
+                )
+                self._spawner.start()
+        self._spawns.put(step)
+
+    def _spawn_forever(self) -> None:
+        while True:
+            step = self._spawns.get()
+            with contextlib.suppress(Exception):  # each step says its own failure
+                step()
+
+    def _take(self) -> subprocess.Popen[bytes]:
+        """A waiting worker, else one started now (OSError when none can be)."""
+        with self._lock:
+            while self._idle:
+                proc = self._idle.pop()
+                if proc.poll() is None:
+                    return proc
+                _end(proc, self.EXIT_S)
+        got: queue.Queue[subprocess.Popen[bytes] | OSError] = queue.Queue(maxsize=1)
+
+        def start() -> None:
+            try:
+                got.put(self._start())
+            except OSError as exc:
+                got.put(exc)
+
+        self._in_spawner(start)
+        try:
+            result = got.get(timeout=60)
+        except queue.Empty:
+            raise OSError("no worker started within 60 s") from None
+        if isinstance(result, OSError):
+            raise result
+        return result
+
+    def _give_back(self, proc: subprocess.Popen[bytes]) -> None:
+        """A worker that finished its job waits for the next one (or ends: enough wait;
+        none waits in a dock that did not ask, such as one ``dock offload``)."""
+        with self._lock:
+            if len(self._idle) < self._keep and proc.poll() is None:
+                self._idle.append(proc)
+                return
+        _end(proc, self.EXIT_S)
 
     def takes(self, client: RecorderClient, slot_id: str) -> bool:
         url = self.wiring.ports.get(slot_id, "")
@@ -103,12 +197,7 @@ class ProcessCopier:
         if len(job) > MAX_JOB:
             return "too many recordings for one worker's job"
         try:
-            proc = subprocess.Popen(
-                self.command or worker_command(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-            )
+            proc = self._take()
         except OSError as exc:
             return f"offload worker not started: {exc.strerror or exc}"
         self.running[slot_id] = proc.pid
@@ -120,10 +209,12 @@ class ProcessCopier:
             return why
         finally:
             self.running.pop(slot_id, None)
-            if why is not None:  # silent, lying or interrupted: not waited for
+            if why is None:
+                self._give_back(proc)
+            else:  # silent, lying, died or interrupted: not waited for, not kept
                 with contextlib.suppress(OSError):
                     proc.kill()
-            _end(proc, self.EXIT_S)
+                _end(proc, self.EXIT_S)
 
     def _talk(
         self, proc: subprocess.Popen[bytes], job: bytes, jobs: list[CopyJob], on_message: OnMessage
