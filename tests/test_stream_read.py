@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dock.devices.recorder_client import ProtocolViolation, RecorderClient
-from dock.devices.recorder_client.errors import LinkError
+from dock.devices.recorder_client.errors import LinkError, RecorderRefused
 from firmware_protocol.codec import MalformedMessage, decode_body
+from firmware_protocol.framing import Frame, FrameDecoder, FrameKind
 from firmware_protocol.messages import REPLIES, Capability, MsgType
+from firmware_protocol.session import Role, Session, SessionConfig
 from firmware_protocol.stream import decode_reply, reply_parts
 from hardware.emulator.recorder import RecorderFirmware
 from hardware.emulator.recorder_model import ALL_CAPABILITIES
@@ -194,7 +196,7 @@ Lie = Callable[[int, int, bytes, bool], list[tuple[int, int, bytes, bool]]]
 def lying(lie: Lie) -> type[RecorderFirmware]:
     class Lying(RecorderFirmware):
         def _send_stream_reply(self, req_id, offset, data, last, now) -> None:
-            for rid, off, d, end in lie(req_id, offset, data, last):
+            for rid, off, d, end in lie(req_id, offset, bytes(data), last):
                 super()._send_stream_reply(rid, off, d, end, now)
 
     return Lying
@@ -257,3 +259,85 @@ def test_a_stream_that_stops_is_a_clear_link_error(start_recorder) -> None:
             c.read_recording(rec, lambda off, d: parts.__setitem__(off, bytes(d)))
     assert "\n" not in str(exc.value)
     assert 0 < sum(map(len, parts.values())) < rec.size
+
+
+# ----------------------------------------------------------------------------- delayed ACK
+def _open_pair(window: int = 16) -> tuple[Session, Session]:
+    dock = Session(Role.INITIATOR, SessionConfig(window=window))
+    rec = Session(Role.RESPONDER, SessionConfig(window=window))
+    dock.connect(1, 0.0)
+    rec.receive(dock.outgoing(), 0.0)
+    dock.receive(rec.outgoing(), 0.0)
+    return dock, rec
+
+
+def _acks(parts: list) -> int:
+    """Frames that acknowledge (ACK, or NAK with its selective acknowledgement)."""
+    frames = FrameDecoder().feed(b"".join(parts))
+    kinds = (FrameKind.ACK, FrameKind.NAK)
+    return sum(1 for f in frames if isinstance(f, Frame) and f.kind in kinds)
+
+
+def test_in_order_acks_wait_for_half_the_window_and_no_longer() -> None:
+    dock, rec = _open_pair(16)
+    frames = []
+    for i in range(16):
+        rec.send(MsgType.READ_STREAM.reply, b"%d" % i, 0.0)
+        frames.append(rec.outgoing())
+    sent = []
+    for f in frames:
+        assert len(dock.receive(f, 0.0)) == 1
+        sent.append(_acks(dock.outgoing_parts(defer_ack=True)))
+    assert sent == [0] * 7 + [1] + [0] * 7 + [1]  # one ACK per half window
+    rec.receive(b"", 0.0)
+    dock.receive(frames[-1], 0.0)  # a duplicate: its ACK goes at once
+    assert _acks(dock.outgoing_parts(defer_ack=True)) == 1
+
+
+def test_an_ack_for_a_frame_out_of_order_is_never_delayed() -> None:
+    dock, rec = _open_pair(16)
+    first, second = [], []
+    rec.send(MsgType.READ_STREAM.reply, b"a", 0.0)
+    first.append(rec.outgoing())
+    rec.send(MsgType.READ_STREAM.reply, b"b", 0.0)
+    second.append(rec.outgoing())
+    assert dock.receive(second[0], 0.0) == []  # held out of order
+    assert _acks(dock.outgoing_parts(defer_ack=True)) >= 1  # with its SACK, at once
+    assert len(dock.receive(first[0], 0.0)) == 2
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.integers(1, 32))
+def test_a_deferred_ack_is_sent_whenever_the_reader_would_wait(defer_each, window) -> None:
+    """Whatever the reader defers, an ACK owed always goes out once it asks without
+    deferring (as the dock does before any read that would wait)."""
+    dock, rec = _open_pair(window)
+    for defer in defer_each:
+        if not rec.can_send:
+            break
+        rec.send(MsgType.READ_STREAM.reply, b"x", 0.0)
+        dock.receive(rec.outgoing(), 0.0)
+        rec.receive(b"".join(dock.outgoing_parts(defer_ack=defer)), 0.0)
+    rec.receive(b"".join(dock.outgoing_parts()), 0.0)
+    assert rec.in_flight == 0  # everything sent was acknowledged
+
+
+def test_a_recording_erased_during_its_stream_ends_it_with_the_recorders_error(
+    start_recorder,
+) -> None:
+    class Erasing(RecorderFirmware):
+        def _send_stream_reply(self, req_id, offset, data, last, now) -> None:
+            super()._send_stream_reply(req_id, offset, data, last, now)
+            if offset >= 200_000 and "REC000001" in self.model.recordings:
+                self._close_reading()
+                self.model.erase("REC000001")
+
+    r = start_recorder(listen="tcp://127.0.0.1:0", recordings=1, recording_mb=1)
+    swap_firmware(r, Erasing)
+    with r.client(timeout=3) as c:
+        c.open()
+        (rec,) = c.list_recordings()
+        parts: dict[int, bytes] = {}
+        with pytest.raises(RecorderRefused, match="NOT_FOUND"):
+            c.read_recording(rec, lambda off, d: parts.__setitem__(off, bytes(d)))
+    got = joined(parts)
+    assert 200_000 < len(got) < rec.size

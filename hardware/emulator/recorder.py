@@ -14,6 +14,7 @@ recorder must refuse can be reviewed in one file.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import shutil
 import time
@@ -108,6 +109,8 @@ class RecorderFirmware:
         self.versions = versions
         self._legacy = AUTHENTICATED_VERSION not in versions
         self._reading: tuple[str, int] | None = None
+        #: The recording being streamed, mapped: replies are views of it (section 6.2a).
+        self._mapped: tuple[str, mmap.mmap] | None = None
         self._volume: str | None = None
         self._mono = monotonic
         self._random = random_bytes
@@ -369,9 +372,7 @@ class RecorderFirmware:
             try:
                 if s.rid not in self.model.recordings:
                     raise RecorderError(ErrorCode.NOT_FOUND, f"no recording {s.rid}")
-                data = os.pread(self._open_for_read(s.rid), n, s.next) if n else b""
-                if len(data) < n:
-                    raise RecorderError(ErrorCode.STORAGE, f"{s.rid} ends before its size")
+                data = self._view(s.rid, s.next, n) if n else b""
             except (OSError, RecorderError) as exc:
                 self._streams.popleft()
                 code = exc.code if isinstance(exc, RecorderError) else ErrorCode.STORAGE
@@ -386,8 +387,21 @@ class RecorderFirmware:
             if self.read_bytes_per_second:  # the link's pace, not a moment chosen
                 time.sleep(n / self.read_bytes_per_second)
 
+    def _view(self, rid: str, offset: int, n: int) -> memoryview:
+        """``n`` bytes of recording ``rid`` at ``offset``, as a view of the file mapped
+        read-only: what a firmware sends straight from flash, never copied here. The
+        session holds the view until the dock acknowledges it; an erased file's
+        mapping lives until then (its pages stay valid after the unlink)."""
+        if self._mapped is None or self._mapped[0] != rid:
+            fd = self._open_for_read(rid)
+            self._mapped = (rid, mmap.mmap(fd, 0, prot=mmap.PROT_READ))
+        mapped = self._mapped[1]
+        if offset + n > len(mapped):
+            raise RecorderError(ErrorCode.STORAGE, f"{rid} ends before its size")
+        return memoryview(mapped)[offset : offset + n]
+
     def _send_stream_reply(
-        self, req_id: int, offset: int, data: bytes, last: bool, now: float
+        self, req_id: int, offset: int, data: bytes | memoryview, last: bool, now: float
     ) -> None:
         """One reply of a stream (a test's lying recorder changes it here)."""
         self.session.send(MsgType.READ_STREAM.reply, reply_parts(req_id, offset, data, last), now)
@@ -402,6 +416,7 @@ class RecorderFirmware:
         return fd
 
     def _close_reading(self) -> None:
+        self._mapped = None  # unmapped when the last view of it is gone
         # Taken before it is closed: a descriptor closed twice may by then be someone else's.
         reading, self._reading = self._reading, None
         if reading is not None:
