@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from checkout_latency import pct  # noqa: E402
+from throttle_relay import BUFFER_KIB  # noqa: E402
 from throttle_relay import start as start_relay  # noqa: E402
 from throttle_relay import stop as stop_relay  # noqa: E402
 
@@ -236,6 +237,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="bound on the offloads")
     ap.add_argument("--recorder-processes", type=int, default=4,
                     help="processes the recorders are dealt over")  # fmt: skip
+    ap.add_argument("--link-buffer", type=int, default=BUFFER_KIB, metavar="KIB",
+                    help="with --throttle: relay socket buffers (0: the kernel's)")  # fmt: skip
     ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
                     help="each recorder behind its own link of MBPS (35: USB 2.0)")  # fmt: skip
     a = ap.parse_args()
@@ -250,7 +253,7 @@ def main() -> None:
     try:
         if a.throttle:  # bench/throttle_relay.py: one paced relay process per recorder
             for i, url in enumerate(urls):
-                relay, urls[i] = start_relay(url, a.throttle)
+                relay, urls[i] = start_relay(url, a.throttle, a.link_buffer)
                 relays.append(relay)
         cfg = emulated_config(a.slots, os.path.join(tmp, "dock"))
         cfg = dataclasses.replace(
@@ -419,9 +422,10 @@ def main() -> None:
 
     all4 = [r for r in loaded if r["running"] >= a.returned]
     mb_total = a.returned * size / 1e6
+    buffers = f"{a.link_buffer} KiB" if a.link_buffer else "the kernel's"
+    links = f" on links of {a.throttle:g} MB/s (relay buffers {buffers})"
     print(f"\n{a.slots} slots, {a.returned} x {a.mb:g} MiB returned, offload concurrency "
-          f"{a.concurrency}, footage via the {a.via}"
-          f"{f' on links of {a.throttle:g} MB/s' if a.throttle else ''}, "
+          f"{a.concurrency}, footage via the {a.via}{links if a.throttle else ''}, "
           f"sweep every {a.interval:g} s, "
           f"a badge every {a.gap:g} s")  # fmt: skip
     print(f"offloads: {t_started - t_return:.1f} s from return to the first offload running, "

@@ -29,6 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from throttle_relay import BUFFER_KIB  # noqa: E402
 from throttle_relay import start as start_relay  # noqa: E402
 from throttle_relay import stop as stop_relay  # noqa: E402
 
@@ -38,7 +39,13 @@ from hardware.screens import ConsoleScreen  # noqa: E402
 
 
 def run(
-    slots: int, mb: float, concurrency: int, tmp: str, volume: bool, throttle: float = 0.0
+    slots: int,
+    mb: float,
+    concurrency: int,
+    tmp: str,
+    volume: bool,
+    throttle: float = 0.0,
+    link_buffer: int = BUFFER_KIB,
 ) -> float:
     procs, urls, relays = [], [], []
     for i in range(slots):
@@ -53,7 +60,7 @@ def run(
         procs.append(p)
     if throttle:  # each recorder behind its own cable of that rate
         for i, url in enumerate(urls):
-            relay, urls[i] = start_relay(url, throttle)
+            relay, urls[i] = start_relay(url, throttle, link_buffer)
             relays.append(relay)
     try:
         cfg = emulated_config(slots, os.path.join(tmp, f"dock{concurrency}"))
@@ -89,6 +96,8 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=32)
     ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
                     help="also each recorder's link paced to MBPS (35: USB 2.0)")  # fmt: skip
+    ap.add_argument("--link-buffer", type=int, default=BUFFER_KIB, metavar="KIB",
+                    help="with --throttle: relay socket buffers (0: the kernel's)")  # fmt: skip
     ap.add_argument("--no-volume", action="store_true", help="leave out the mass-storage rows")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-slots-", dir=os.environ.get("BENCH_DIR"))
@@ -98,11 +107,13 @@ def main() -> None:
         modes.append((False, a.throttle))
     try:
         for volume, throttle in modes:
-            one = run(a.slots, a.mb, 1, tmp, volume, throttle)
-            many = run(a.slots, a.mb, a.slots, tmp, volume, throttle)
+            one = run(a.slots, a.mb, 1, tmp, volume, throttle, a.link_buffer)
+            many = run(a.slots, a.mb, a.slots, tmp, volume, throttle, a.link_buffer)
             how = "mass-storage volume" if volume else "wire protocol (TCP, loopback)"
             if throttle:
                 how = f"wire protocol, each link paced to {throttle:g} MB/s"
+                size = f"{a.link_buffer} KiB" if a.link_buffer else "the kernel's"
+                how += f" (relay socket buffers {size})"
             print(f"{a.slots} x {a.mb:g} MiB via {how}: one at a time {one:6.2f} s, "
                   f"{a.slots} at once {many:6.2f} s, speed-up {one / many:4.2f}x")  # fmt: skip
             if throttle:  # what the links alone allow: one file's time on one cable
