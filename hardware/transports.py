@@ -25,6 +25,8 @@ from hardware.port_guard import PortRefused, check_recorder_port
 GUARDED_SCHEMES = ("socket", "rfc2217", "loop")
 #: Pieces per gathering write (Linux takes up to IOV_MAX = 1024).
 IOV_BATCH = 512
+#: Socket buffer asked for on a TCP link (the kernel caps it at net.core.rmem_max).
+SOCKET_BUFFER = 4 << 20
 
 
 class LinkClosed(ConnectionError):
@@ -127,6 +129,10 @@ class TcpTransport:
         except OSError as exc:
             raise LinkClosed(f"cannot connect to {url}: {exc}") from exc
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Room for a whole session window of the longest frames (16 x 257 KiB): the
+        # recorder writes a window at once instead of waking for every few frames.
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         self.url = url
 
     def read(self, max_bytes: int, timeout: float) -> bytes:

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from hardware.emulator.link_faults import FaultInjector, LinkFaults
 from hardware.emulator.links import LINK_SCHEME, bind_link, unlink_link
 from hardware.emulator.recorder import RecorderFirmware
+from hardware.transports import SOCKET_BUFFER
 
 log = logging.getLogger("recorder.server")
 READ_SIZE = 256 * 1024
@@ -136,6 +137,8 @@ class EmulatorServer:
             log.info("dock connected from %s", peer)
             if conn.family != socket.AF_UNIX:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with contextlib.suppress(OSError):  # a window of frames in one write
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             conn.setblocking(False)
             try:
                 self._serve_fd(conn.fileno(), is_socket=True)
