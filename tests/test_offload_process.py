@@ -244,3 +244,31 @@ def test_a_worker_never_outlives_the_dock(tmp_path) -> None:
     from .conftest import wait_until
 
     assert wait_until(lambda: not _alive(worker), timeout=10.0)
+
+
+def test_a_worker_that_finds_another_recorder_copies_nothing(make_dock, monkeypatch) -> None:
+    """The worker opens the port itself: if another recorder answers there, it says so in
+    one line and copies nothing; the dock's own session comes back to the right one."""
+    from dock.daemon import offload_process
+
+    svc, recs = make_dock(
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+        {"battery_percent": 95.0, "recordings": 1, "recording_mb": 0.1},
+    )
+    svc.offloader.use_mass_storage = False
+    real = offload_process.encode_line
+
+    def swapped(message: dict, limit: int = 16 * 1024) -> bytes:
+        if message.get("t") == "job":  # the cable now leads to the recorder of slot 2
+            message = {**message, "url": recs[1].url}
+        return real(message, limit)
+
+    monkeypatch.setattr(offload_process, "encode_line", swapped)
+    report = svc.offload("1")
+    assert report is not None and not report.ok
+    (why,) = report.failed.values()
+    assert f"another recorder ({recs[1].model.serial}) answered" in why
+    assert svc.store.archive_entries() == []
+    assert len(recs[0].model.recordings) == 1 and len(recs[1].model.recordings) == 1
+    failed = [e for e in svc.audit.entries() if e.kind == "offload_failed"]
+    assert len(failed) == 1 and failed[0].subject == recs[0].model.serial
