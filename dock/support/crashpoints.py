@@ -9,6 +9,10 @@ kills inside every phase of an offload on any machine, however fast or loaded.
 
 Never set ``DOCK_CRASH_AT`` on a dock in service: it kills the dock on purpose.
 
+An offload worker process (dock/daemon/offload_worker.py) inherits the environment and
+calls :func:`die_with`: a point reached there (the copy, verify and publish points)
+kills the dock first, then the worker, so the kill is still the dock's at that instant.
+
 Unset (always, in service), :func:`reach` is one test of a module global read once at
 import; a hot loop tests :data:`ARMED` itself before calling it. A malformed value or
 an unknown point name makes the import fail: a misspelt point must not silently never
