@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from dock.daemon.model import FRESH_STATES, SlotView
 from dock.daemon.parts import DockParts
 from dock.daemon.slot_access import SlotAccess
 from dock.daemon.slot_machine import SlotMachine
+from dock.daemon.sweep_workers import SweepWorkers
 from dock.devices.guarantees import guarantees_of
 from dock.devices.recorder_client import (
     AuthenticationFailed,
@@ -47,11 +47,13 @@ log = logging.getLogger("dock.daemon.service")
 #: footage listed) at least this often; sweeps in between only read its STATUS.
 FULL_INSPECTION_EVERY_S = 60.0
 
-#: Longest a sweep waits for its slowest slot. Each slot is inspected in its own
-#: thread, so a slow or hostile recorder delays only its own slot; a sweep returns
-#: after this at the latest, with the other slots decided, while the slow one goes on
-#: (each of its exchanges bounded by the client) and later sweeps pass it by until it
-#: is done. Offloads run inside an inspection when offload_concurrency is 1.
+#: Longest a sweep waits for its slowest slot. Slots are inspected on a few kept
+#: worker threads (dock/daemon/sweep_workers.py), and a slot waiting behind a slow one
+#: is handed a worker of its own, so a slow or hostile recorder delays only its own
+#: slot; a sweep returns after this at the latest, with the other slots decided, while
+#: the slow one goes on (each of its exchanges bounded by the client) and later sweeps
+#: pass it by until it is done. Offloads run inside an inspection when
+#: offload_concurrency is 1.
 SWEEP_WAIT_S = 60.0
 
 #: Status history is written on change, and at least this often while docked.
@@ -85,7 +87,8 @@ class Inspection:
         self._offloading = offloading
         self._taken = taken
         self.views = {sid: SlotView(sid, port) for sid, port in parts.slots.ports.items()}
-        self.inspecting: dict[str, threading.Thread] = {}  # slot -> its inspection
+        self.inspecting: set[str] = set()  # slots being inspected (or queued for it)
+        self._workers = SweepWorkers(self._inspect_one)
         self._lock = threading.Lock()
         self.full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
         self.clocks = ClockSetting(parts)
@@ -94,24 +97,13 @@ class Inspection:
 
     # ------------------------------------------------------------------ sweeps
     def sweep(self) -> list[SlotView]:
-        """Inspect every slot, each in its own thread: a failure or a slow recorder in
-        one slot never stops nor delays the others. Waits for them SWEEP_WAIT_S at
-        most; a slot still being inspected from an earlier sweep is passed by."""
-        started = []
+        """Inspect every slot on the sweep workers: a failure or a slow recorder in one
+        slot never stops nor delays the others. Waits for them SWEEP_WAIT_S at most; a
+        slot still being inspected from an earlier sweep is passed by."""
         with self._lock:
-            for sid in self.views:
-                if sid in self.inspecting:
-                    continue
-                worker = threading.Thread(
-                    target=self._inspect_one, args=(sid,), name=f"inspect-{sid}"
-                )
-                self.inspecting[sid] = worker
-                started.append(worker)
-        for worker in started:
-            worker.start()
-        deadline = time.monotonic() + SWEEP_WAIT_S
-        for worker in started:
-            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+            todo = [sid for sid in self.views if sid not in self.inspecting]
+            self.inspecting.update(todo)
+        self._workers.run(todo, SWEEP_WAIT_S)
         return [self.views[sid] for sid in self.views]
 
     def _inspect_one(self, slot_id: str) -> None:
@@ -122,7 +114,7 @@ class Inspection:
             self.machine.feed(slot_id, sm.Fault(f"{type(exc).__name__}: {exc}"))
         finally:
             with self._lock:
-                self.inspecting.pop(slot_id, None)
+                self.inspecting.discard(slot_id)
 
     def busy(self) -> set[str]:
         with self._lock:
@@ -134,14 +126,14 @@ class Inspection:
         with self._lock:
             if slot_id in self.inspecting or self._offloading(slot_id):
                 return None
-            self.inspecting[slot_id] = threading.current_thread()
+            self.inspecting.add(slot_id)
         try:
             self.full_at.pop(slot_id, None)  # no light poll: identify, self-test, check
             self._inspect_one(slot_id)
             return self.views[slot_id]
         finally:
             with self._lock:
-                self.inspecting.pop(slot_id, None)
+                self.inspecting.discard(slot_id)
 
     # ------------------------------------------------------------------ one slot
     def inspect(self, slot_id: str) -> SlotView:

@@ -1,0 +1,120 @@
+"""The threads that inspect slots for the sweeps: a few kept, more only while one is slow.
+
+A thread per slot per sweep cost the idle dock most of its CPU (issue 15): each new
+thread opened its own SQLite connection (the store keeps one per thread) and twenty of
+them fought for the interpreter at once. The sweeps' slots now go to ``KEPT`` long-lived
+workers, which keep their connections between sweeps. So that a slow or hostile
+recorder still delays only its own slot, the sweep hands a waiting slot to one more
+(short-lived) worker whenever a slot has waited ``HANDOFF_S`` with every worker busy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+log = logging.getLogger("dock.daemon.service")
+
+#: Workers kept between sweeps (the idle dock's CPU is lowest with about one per core).
+KEPT = 2
+
+#: Longest a slot waits for a busy worker before one more is started for it.
+HANDOFF_S = 0.05
+
+#: A kept worker with nothing to do for this long ends (a dock whose sweeps stopped,
+#: or a service a test threw away); the next sweep starts it again.
+KEEP_IDLE_S = 120.0
+
+
+class _Batch:
+    """One sweep's slots: how many are still to finish."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        if n == 0:
+            self.done.set()
+
+    def finished_one(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left <= 0:
+                self.done.set()
+
+
+class SweepWorkers:
+    """Runs ``inspect(slot_id)`` for each slot of a sweep on kept worker threads."""
+
+    def __init__(self, inspect: Callable[[str], None], kept: int = KEPT) -> None:
+        self._inspect = inspect
+        self._kept = kept
+        self._queue: queue.SimpleQueue[tuple[str, _Batch]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._alive_kept = 0
+        self._idle = 0  # workers waiting for a slot
+        self._names = itertools.count(1)
+
+    def run(self, slot_ids: Iterable[str], wait_s: float) -> None:
+        """Inspect ``slot_ids``; return when all are done or after ``wait_s`` (the rest
+        go on). A slot that waited HANDOFF_S for a worker gets one of its own."""
+        ids = list(slot_ids)
+        batch = _Batch(len(ids))
+        for sid in ids:
+            self._queue.put((sid, batch))
+        with self._lock:
+            while self._alive_kept < min(self._kept, len(ids)):
+                self._alive_kept += 1
+                self._start(kept=True)
+        deadline = time.monotonic() + wait_s
+        while not batch.done.wait(min(HANDOFF_S, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            with self._lock:
+                stuck = self._idle == 0 and not self._queue.empty()
+            if stuck:  # every worker busy (a slow slot?) and a slot waits: one more
+                self._start(kept=False)
+
+    def _start(self, kept: bool) -> None:
+        name = f"inspect-{next(self._names)}"
+        threading.Thread(target=self._work, args=(kept,), name=name, daemon=True).start()
+
+    def _work(self, kept: bool) -> None:
+        """A kept worker waits for slots (ending after KEEP_IDLE_S idle); one started
+        for a waiting slot takes what is queued and ends when nothing is."""
+        try:
+            while self._one(kept):
+                pass
+        except BaseException:
+            if kept:
+                with self._lock:
+                    self._alive_kept -= 1
+            raise
+
+    def _one(self, kept: bool) -> bool:
+        """Inspect the next queued slot; False when this worker should end."""
+        with self._lock:
+            self._idle += 1
+        try:
+            sid, batch = self._queue.get(block=kept, timeout=KEEP_IDLE_S if kept else None)
+        except queue.Empty:
+            with self._lock:
+                self._idle -= 1
+                if not self._queue.empty():
+                    return True
+                if kept:  # counted out under the same lock a sweep counts workers in
+                    self._alive_kept -= 1
+                return False
+        with self._lock:
+            self._idle -= 1
+        try:
+            self._inspect(sid)
+        except Exception:  # inspect logs its own failures; a worker is never lost to one
+            log.exception("slot %s: inspection failed", sid)
+        finally:
+            batch.finished_one()
+        return True
