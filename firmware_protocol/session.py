@@ -9,8 +9,11 @@ the same guarantees as commands flowing dock -> recorder.
 Mechanisms (PROTOCOL.md section 3): 32-bit sequence numbers per direction,
 cumulative ACKs piggybacked on every frame, a receive window that buffers frames
 arriving out of order, NAKs for damaged or missing frames (fast retransmit),
-per-frame retransmission timers with exponential back-off, RTT estimation with
-Karn's rule, and a SYN/SYN_ACK open that a restarted peer can repeat.
+one retransmission timer for the oldest frame not yet acknowledged (restarted
+whenever the cumulative ACK advances, so a window queued behind a slow link is
+never timed from its first frame; RFC 6298), RTT estimation (SRTT/RTTVAR) with
+Karn's rule and an RTO that backs off on a timeout until a new sample, and a
+SYN/SYN_ACK open that a restarted peer can repeat.
 
 Over 400 lines on purpose: these mechanisms share one state (sequence numbers, window,
 timers, RTT) that every frame changes, so they are read and reviewed together in one
@@ -155,6 +158,11 @@ class Session:
         self._min_rtt = float("inf")
         self._rttvar = 0.0
         self._rto = self.config.rto_initial
+        #: Timeouts since the last valid RTT sample: the RTO in force is doubled this
+        #: many times (RFC 6298 5.5; Karn: kept until a frame never resent is acked).
+        self._backoffs = 0
+        #: When the cumulative ACK last advanced: the timer runs from here (5.3).
+        self._progress_at = 0.0
 
     # ----------------------------------------------------------------- public API
     @property
@@ -176,7 +184,12 @@ class Session:
 
     @property
     def rto(self) -> float:
-        return self._rto
+        """The retransmission timeout in force (the estimate, backed off)."""
+        return self._backoff(self._backoffs)
+
+    @property
+    def srtt(self) -> float | None:
+        return self._srtt
 
     def connect(self, session_id: int, now: float) -> None:
         """Initiator: open (or re-open) a session. ``session_id`` is a caller's nonce."""
@@ -258,10 +271,10 @@ class Session:
             return self._syn_sent_at + self._backoff(self._syn_retries)
         if self.state is not State.OPEN:
             return None
-        pending = [
-            o.sent_at + self._backoff(o.retries) for o in self._unacked.values() if not o.sacked
-        ]
-        return min(pending, default=None)
+        oldest = self._oldest()
+        if oldest is None:
+            return None
+        return max(self._progress_at, oldest[1].sent_at) + self._backoff(self._backoffs)
 
     def on_timer(self, now: float) -> list[SessionEvent]:
         """Retransmit what is overdue; fail the link after too many tries."""
@@ -275,14 +288,27 @@ class Session:
             return []
         if self.state is not State.OPEN:
             return []
-        for seq, o in self._unacked.items():
-            if o.sacked:
-                continue  # the peer holds it; only the cumulative ACK is behind
-            if now >= o.sent_at + self._backoff(o.retries):
-                if o.retries >= self.config.max_retries:
-                    return self._fail(f"frame {seq} unacknowledged after {o.retries} retries")
-                o.retries += 1
-                self._retransmit(seq, o, now)
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        oldest = self._oldest()
+        assert oldest is not None
+        seq, o = oldest
+        if o.retries >= self.config.max_retries:
+            return self._fail(f"frame {seq} unacknowledged after {o.retries} retries")
+        # Nothing was acknowledged for a whole RTO: resend the oldest frame, and the
+        # frames before the highest one the peer holds (proved lost, their NAKs lost
+        # too); not the rest of the window, which a slow link may still be carrying.
+        held = [s for s, x in self._unacked.items() if x.sacked]
+        top = max(held, default=seq)
+        for s, x in self._unacked.items():
+            if s > top:
+                break
+            if not x.sacked:
+                x.retries += 1
+                self._retransmit(s, x, now)
+        if self._backoff(self._backoffs) < self.config.rto_max:
+            self._backoffs += 1
         return []
 
     # ------------------------------------------------------------------ internals
@@ -302,6 +328,13 @@ class Session:
 
     def _backoff(self, retries: int) -> float:
         return min(self._rto * (2**retries), self.config.rto_max)
+
+    def _oldest(self) -> tuple[int, _Outstanding] | None:
+        """The oldest unacknowledged frame the peer does not hold: the timer's."""
+        for item in self._unacked.items():
+            if not item[1].sacked:
+                return item
+        return None
 
     def _fail(self, reason: str) -> list[SessionEvent]:
         if self.role is Role.RESPONDER and self.state is State.OPEN:
@@ -436,10 +469,15 @@ class Session:
         self._peer_max_payload = max(MIN_PAYLOAD, min(max_payload, ABSOLUTE_MAX_PAYLOAD))
 
     def _on_ack(self, ack: int, now: float) -> None:
-        if not self._unacked or ack < next(iter(self._unacked)):
+        unacked = self._unacked
+        if not unacked or ack < next(iter(unacked)):
             return
-        for seq in [s for s in self._unacked if s <= ack]:
-            o = self._unacked.pop(seq)
+        self._progress_at = now  # the timer restarts (RFC 6298 5.3)
+        while unacked:
+            seq = next(iter(unacked))
+            if seq > ack:
+                break
+            o = unacked.pop(seq)
             # Karn: an ACK of a resent frame is ambiguous; a frame SACKed earlier was
             # sampled then, and its cumulative ACK waited on another frame.
             if not (o.retransmitted or o.sacked):
@@ -483,6 +521,7 @@ class Session:
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
         rto = self._srtt + 4 * self._rttvar
         self._rto = min(max(rto, self.config.rto_min), self.config.rto_max)
+        self._backoffs = 0  # a frame never resent got through: the estimate holds
 
     def _on_msg(self, f: Frame, now: float, events: list[SessionEvent]) -> None:
         seq = f.seq
