@@ -167,8 +167,7 @@ def test_four_slots_offload_at_once_under_dock_run_bit_identical(tmp_path) -> No
         said = r"offload worker pid (\d+) copies \d+ recording\(s\) \(dock pid (\d+)\)"
         started = re.findall(said, run.stderr)
         assert len(started) == slots, run.stderr[-3000:]
-        assert len({w for w, _ in started}) == slots  # one worker each
-        assert all(w != dock for w, dock in started)
+        assert all(w != dock for w, dock in started)  # kept workers, not the dock
         # every recording archived once, bit-identical, and erased from its recorder
         found: dict[tuple[str, str], bytes] = {}
         for folder, _, names in os.walk(evidence):
