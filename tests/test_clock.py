@@ -244,6 +244,30 @@ def test_the_real_libc_adjtimex_reads_the_kernel_clock() -> None:
     assert tx.tick > 0  # the kernel filled the struct in (ticks are ~10000 us)
 
 
+def test_the_daemons_clock_asks_once_per_cache_period() -> None:
+    """Issue 15: every slot of a sweep asks; one timedatectl answers them all, and an
+    answer older than cache_s is asked again (a lost synchronisation is seen)."""
+    t = [100.0]
+    runner = FakeRunner(timedatectl=done("yes\n"))
+    c = clock(runner, cache_s=5.0, monotonic=lambda: t[0])
+    assert [c.synchronised() for _ in range(21)] == [(True, "timedatectl: NTP synchronised")] * 21
+    assert runner.programs == ["timedatectl"]
+    runner.answers["timedatectl"] = done("no\n")
+    t[0] += 4.9
+    assert c.synchronised()[0] is True  # still the kept answer
+    t[0] += 0.2
+    assert c.synchronised() == (False, "timedatectl: NTP not synchronised")
+    assert runner.programs == ["timedatectl", "timedatectl"]
+
+
+def test_without_a_cache_every_ask_asks() -> None:
+    runner = FakeRunner(timedatectl=done("yes\n"))
+    c = clock(runner)
+    c.synchronised()
+    c.synchronised()
+    assert runner.programs == ["timedatectl", "timedatectl"]
+
+
 def test_a_real_call_on_this_machine() -> None:
     c = SystemClock()
     result = c.synchronised()

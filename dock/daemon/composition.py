@@ -254,14 +254,16 @@ def build_service(
     from dock.daemon.offload_process import ProcessCopier
     from dock.daemon.parts import DockParts, SlotWiring
     from dock.daemon.service import DockService
-    from dock.devices.clock import SystemClock, TrustedClock
+    from dock.devices.clock import SYNC_CACHE_S, SystemClock, TrustedClock
     from dock.domain.interfaces import ClockSource
     from dock.evidence.offload import Offloader
 
     state = cfg.dock.state_dir
     store, audit = open_state(cfg)
     clock: ClockSource = (
-        TrustedClock() if cfg.clock.source == "trusted" else SystemClock(cfg.clock.max_offset_s)
+        TrustedClock()
+        if cfg.clock.source == "trusted"
+        else SystemClock(cfg.clock.max_offset_s, cache_s=SYNC_CACHE_S)  # asked per slot
     )
     feedback = build_feedback(cfg, pin_factory, screen)
     offloader = Offloader(

@@ -11,7 +11,10 @@ trying in order
 and the first source that answers decides. A source that is missing, times out,
 fails or prints something it cannot parse has not answered; when none answers the
 clock is not trusted ("no time source answered"). Every outside call has a short
-timeout, so a hung daemon cannot stall a check-out.
+timeout, so a hung daemon cannot stall a check-out. The daemon keeps an answer for
+``cache_s`` (:data:`SYNC_CACHE_S`): each slot of each sweep asks, and a ``timedatectl``
+per ask was most of an idle dock's CPU (issue 15), while the sources' own answers
+change only at their next poll of the time server (chrony: every 64 s or more).
 
 :class:`TrustedClock` and :class:`FixedClock` are for emulation and tests.
 
@@ -25,6 +28,7 @@ import ctypes
 import ctypes.util
 import math
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +39,10 @@ from common import utc as common_utc
 
 #: The reason given when no source could say whether the clock is synchronised.
 NO_SOURCE = "no time source answered"
+
+#: Seconds the daemon's SystemClock keeps an answer (one ask per sweep or two, not
+#: one per slot); well under the time sources' own polling of their servers.
+SYNC_CACHE_S = 5.0
 
 # adjtimex(2): the return value TIME_ERROR and the status bit STA_UNSYNC both mean
 # "the kernel's clock is not synchronised".
@@ -102,16 +110,36 @@ class SystemClock:
         runner: Runner = subprocess.run,
         adjtimex: AdjtimexFn | None = None,
         timeout_s: float = 2.0,
+        cache_s: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_offset_s = max_offset_s
         self._run = runner
         self._adjtimex = adjtimex
         self.timeout_s = timeout_s
+        self.cache_s = cache_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()  # one ask at a time; the others take its answer
+        self._kept: tuple[float, tuple[bool, str]] | None = None
 
     def now(self) -> float:
         return time.time()
 
     def synchronised(self) -> tuple[bool, str]:
+        """Whether the clock is synchronised, and why; an answer younger than
+        ``cache_s`` seconds is given again without asking."""
+        if self.cache_s <= 0:
+            return self._ask()
+        with self._lock:
+            at = self._monotonic()
+            kept = self._kept
+            if kept is not None and 0 <= at - kept[0] < self.cache_s:
+                return kept[1]
+            answer = self._ask()
+            self._kept = (self._monotonic(), answer)
+            return answer
+
+    def _ask(self) -> tuple[bool, str]:
         for source in (self._timedatectl, self._chronyc, self._kernel):
             answer = source()
             if answer is not None:
