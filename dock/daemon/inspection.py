@@ -94,6 +94,9 @@ class Inspection:
         self.clocks = ClockSetting(parts)
         self._last_outcome: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._last_status: dict[str, tuple[tuple[Any, ...], float]] = {}
+        #: slot -> (what run_checks was given, its results) of the last light poll: the
+        #: checks are pure, and re-wording twelve messages per slot per sweep was CPU.
+        self._last_checks: dict[str, tuple[tuple[Any, ...], list[Any]]] = {}
 
     # ------------------------------------------------------------------ sweeps
     def sweep(self) -> list[SlotView]:
@@ -384,9 +387,15 @@ class Inspection:
                 device, self.parts.policy, now, self.parts.timezone
             ),
         )
-        view.results = run_checks(
-            view.snapshot, self.parts.policy, (trusted, why), self.parts.locale
-        )
+        key = (view.snapshot, self.parts.policy, trusted, why, self.parts.locale)
+        kept = self._last_checks.get(view.slot_id)
+        if kept is not None and kept[0] == key:
+            view.results = kept[1]  # nothing the checks read has changed: same verdict
+        else:
+            view.results = run_checks(
+                view.snapshot, self.parts.policy, (trusted, why), self.parts.locale
+            )
+            self._last_checks[view.slot_id] = (key, view.results)
         view.error = None
         self._record_status(view, status)
         self._audit_outcome(view)  # a check may start failing between full readings
