@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -382,7 +383,7 @@ class SliceRelay:
             t.join(timeout=5)
 
 
-def test_a_recording_through_a_paced_relay_arrives_with_few_duplicates(tmp_path) -> None:
+def test_a_recording_through_a_paced_relay_arrives_with_few_duplicates(tmp_path: Path) -> None:
     """A recorder in its own process (as a real one is) behind a ~33 MB/s relay."""
     emu = subprocess.Popen(
         [sys.executable, "-m", "hardware.emulator.cli", "--listen", "tcp://127.0.0.1:0",
