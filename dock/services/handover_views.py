@@ -66,8 +66,8 @@ def handover_in_slot(store: Store, serial: str | None) -> dict[str, Any] | None:
     """The handover of the docked recorder's last return (its last closed episode)."""
     if not serial:
         return None
-    closed = [e for e in store.custody_episodes(serial) if e.in_at is not None]
-    return handover_of(store, closed[-1].id) if closed else None
+    last = store.last_closed_episode(serial)  # every sweep: never the whole history
+    return handover_of(store, last.id) if last is not None else None
 
 
 def register(store: Store, serial: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

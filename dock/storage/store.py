@@ -310,6 +310,20 @@ class Store(OfficerRows, ArchiveRows):
         rows = self._db().execute(sql + " ORDER BY out_at, id", args).fetchall()
         return [c for c in map(_custody, rows) if c is not None]
 
+    def last_closed_episode(self, serial: str) -> Custody | None:
+        """The recorder's latest closed custody episode (the last of
+        :meth:`custody_episodes` with ``in_at`` set): one row, however long its history."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT * FROM custody WHERE withdrawn IS NULL AND serial = ? "
+                "AND in_at IS NOT NULL ORDER BY out_at DESC, id DESC LIMIT 1",
+                (serial,),
+            )
+            .fetchone()
+        )
+        return _custody(row)
+
     def away_episodes(self) -> list[Custody]:
         """Custody episodes still open whose recorder has left its slot (a grant still
         waiting in its slot is none), by check-out time."""
