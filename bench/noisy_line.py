@@ -19,8 +19,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.daemon.composition import open_transport  # noqa: E402
 from dock.devices.recorder_client import RecorderClient  # noqa: E402
+from hardware.transports import SerialTransport  # noqa: E402
 
 
 def transfer(mb: float, ber: float, drop: float) -> tuple[float, int, bool]:
@@ -35,7 +35,7 @@ def transfer(mb: float, ber: float, drop: float) -> tuple[float, int, bool]:
         url = emu.stdout.readline().strip()
         try:
             h = hashlib.sha256()
-            with RecorderClient(open_transport(url), timeout=30) as c:
+            with RecorderClient(SerialTransport(url, explicit=True), timeout=30) as c:
                 c.open()
                 (rec,) = c.list_recordings()
                 t0 = time.perf_counter()
