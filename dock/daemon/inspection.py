@@ -97,6 +97,7 @@ class Inspection:
         #: slot -> (what run_checks was given, its results) of the last light poll: the
         #: checks are pure, and re-wording twelve messages per slot per sweep was CPU.
         self._last_checks: dict[str, tuple[tuple[Any, ...], list[Any]]] = {}
+        self._sweep_devices: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ sweeps
     def sweep(self) -> list[SlotView]:
@@ -106,7 +107,13 @@ class Inspection:
         with self._lock:
             todo = [sid for sid in self.views if sid not in self.inspecting]
             self.inspecting.update(todo)
-        self._workers.run(todo, SWEEP_WAIT_S)
+        # the enrolled devices' rows in one read for the sweep's light polls (their
+        # flags may change while docked), not one read per slot
+        self._sweep_devices = {d.serial: d for d in self.parts.store.devices()}
+        try:
+            self._workers.run(todo, SWEEP_WAIT_S)
+        finally:
+            self._sweep_devices = None
         return [self.views[sid] for sid in self.views]
 
     def _inspect_one(self, slot_id: str) -> None:
@@ -372,7 +379,9 @@ class Inspection:
             offset = status.clock_offset_s  # still within bounds since it was set?
         view.status = status
         # the flags and the maintenance date may change while it sits docked (000 §14.1)
-        device = self.parts.store.device(view.snapshot.serial)
+        serial = view.snapshot.serial
+        rows = self._sweep_devices  # read at this sweep's start; else (no sweep) now
+        device = rows.get(serial) if rows is not None else self.parts.store.device(serial)
         now = self.parts.clock.now()
         view.snapshot = dataclasses.replace(
             view.snapshot,

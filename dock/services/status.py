@@ -40,8 +40,11 @@ def _fleet(dock: DockContext) -> dict[str, Any]:
 def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
     """JSON-ready: slots as the last sweep saw them (``views``), times in UTC and local."""
     rows = []
+    # read once for every row (each sweep): the grants still in their slots (what
+    # awaiting_takeaway reads, slot by slot) and the offloads' progress
     grants = {c.slot_id: c for c in dock.store.open_grants()}
     outcomes = dock.offload_outcomes
+    progress = dock.offload_progress
     for v in views:
         snap = v.snapshot
         state = dock.slot_status[v.slot_id].state.value
@@ -60,8 +63,8 @@ def status_report(dock: DockContext, views: Iterable[Any]) -> dict[str, Any]:
                 "storage_free_bytes": snap.storage_free_bytes if snap else None,
                 "clock_offset_after_sync_s": snap.clock_offset_after_sync_s if snap else None,
                 "failed": [{"code": r.code, "message": r.message} for r in v.failures],
-                "awaiting_takeaway": dock.store.awaiting_takeaway(v.slot_id) is not None,
-                "offload": dock.offload_progress.get(v.slot_id),
+                "awaiting_takeaway": v.slot_id in grants,
+                "offload": progress.get(v.slot_id),
                 "error": v.error,
                 # the driver and which guarantees it allows (issue 14 section 3)
                 "guarantees": getattr(v, "guarantees", None),
