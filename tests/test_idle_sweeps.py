@@ -5,6 +5,9 @@ checks, reusing the last verdict when nothing the checks read has changed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from dock.domain.checks import run_checks
@@ -13,7 +16,7 @@ from dock.domain.slot_state import SlotState
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_a_light_poll_sees_a_flag_a_locale_and_a_battery_change(make_dock) -> None:
+def test_a_light_poll_sees_a_flag_a_locale_and_a_battery_change(make_dock: Any) -> None:
     svc, recs = make_dock({"battery_percent": 95.0})
     svc.sweep()  # docking: the full reading
     assert svc.slot_status["1"].state is SlotState.READY
@@ -43,7 +46,7 @@ def test_a_light_poll_sees_a_flag_a_locale_and_a_battery_change(make_dock) -> No
     assert svc.views["1"].failures  # the low battery fails a check
 
 
-def test_the_last_closed_episode_is_the_last_of_the_history(tmp_path) -> None:
+def test_the_last_closed_episode_is_the_last_of_the_history(tmp_path: Path) -> None:
     """The slot table's handover (every sweep) reads one episode, the one the whole
     history ended with: withdrawn grants and the open episode are none."""
     from dock.storage.store import Store

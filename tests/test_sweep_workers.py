@@ -22,7 +22,7 @@ def test_sweeps_reuse_the_kept_workers() -> None:
         with lock:
             seen.setdefault(sid, set()).add(threading.get_ident())
 
-    workers = SweepWorkers(inspect)
+    workers = SweepWorkers(inspect, len(SLOTS))
     for _ in range(5):
         workers.run(SLOTS, wait_s=30)
     assert set(seen) == set(SLOTS)
@@ -41,7 +41,7 @@ def test_a_held_slot_delays_only_itself() -> None:
             assert release.wait(30)
         done.append(sid)
 
-    workers = SweepWorkers(inspect)
+    workers = SweepWorkers(inspect, len(SLOTS))
     sweep = threading.Thread(target=workers.run, args=(SLOTS, 30))
     sweep.start()
     try:
@@ -56,6 +56,18 @@ def test_a_held_slot_delays_only_itself() -> None:
         release.set()
         sweep.join(timeout=30)
     assert sorted(done, key=int) == SLOTS
+    grown = workers.workers()
+    assert KEPT < grown <= len(SLOTS)
+    # the workers started for the wait stay for the next sweeps: no thread per sweep
+    threads: set[int] = set()
+
+    def note(sid: str) -> None:
+        threads.add(threading.get_ident())
+
+    workers._inspect = note
+    for _ in range(5):
+        workers.run(SLOTS, wait_s=30)
+    assert workers.workers() == grown and len(threads) <= grown
 
 
 def test_a_failing_inspection_loses_no_worker() -> None:
@@ -65,7 +77,7 @@ def test_a_failing_inspection_loses_no_worker() -> None:
         calls.append(sid)
         raise RuntimeError("boom")
 
-    workers = SweepWorkers(inspect)
+    workers = SweepWorkers(inspect, len(SLOTS))
     workers.run(SLOTS[:4], wait_s=30)
     workers.run(SLOTS[:4], wait_s=30)
     assert sorted(calls) == sorted(SLOTS[:4] * 2)

@@ -87,8 +87,8 @@ class Inspection:
         self._offloading = offloading
         self._taken = taken
         self.views = {sid: SlotView(sid, port) for sid, port in parts.slots.ports.items()}
+        self._workers = SweepWorkers(self._inspect_one, len(self.views))
         self.inspecting: set[str] = set()  # slots being inspected (or queued for it)
-        self._workers = SweepWorkers(self._inspect_one)
         self._lock = threading.Lock()
         self.full_at: dict[str, tuple[str, float]] = {}  # slot -> (serial, time)
         self.clocks = ClockSetting(parts)

@@ -4,8 +4,10 @@ A thread per slot per sweep cost the idle dock most of its CPU (issue 15): each 
 thread opened its own SQLite connection (the store keeps one per thread) and twenty of
 them fought for the interpreter at once. The sweeps' slots now go to ``KEPT`` long-lived
 workers, which keep their connections between sweeps. So that a slow or hostile
-recorder still delays only its own slot, the sweep hands a waiting slot to one more
-(short-lived) worker whenever a slot has waited ``HANDOFF_S`` with every worker busy.
+recorder still delays only its own slot, the sweep starts one more worker whenever a
+slot has waited ``HANDOFF_S`` with every worker busy (at most one per slot); workers
+stay while sweeps need them (slow links: as many as keep a sweep short) and end after
+``KEEP_IDLE_S`` with nothing to do.
 """
 
 from __future__ import annotations
@@ -50,64 +52,72 @@ class _Batch:
 class SweepWorkers:
     """Runs ``inspect(slot_id)`` for each slot of a sweep on kept worker threads."""
 
-    def __init__(self, inspect: Callable[[str], None], kept: int = KEPT) -> None:
+    def __init__(self, inspect: Callable[[str], None], slots: int, kept: int = KEPT) -> None:
         self._inspect = inspect
         self._kept = kept
+        self._most = max(1, slots)  # a slot is inspected by one worker at a time
         self._queue: queue.SimpleQueue[tuple[str, _Batch]] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._alive_kept = 0
+        self._alive = 0  # workers started and not ended
         self._idle = 0  # workers waiting for a slot
         self._names = itertools.count(1)
 
     def run(self, slot_ids: Iterable[str], wait_s: float) -> None:
         """Inspect ``slot_ids``; return when all are done or after ``wait_s`` (the rest
-        go on). A slot that waited HANDOFF_S for a worker gets one of its own."""
+        go on). A slot that waited HANDOFF_S with every worker busy gets one more worker
+        (at most one per slot of the dock), which stays for later sweeps while needed."""
         ids = list(slot_ids)
         batch = _Batch(len(ids))
         for sid in ids:
             self._queue.put((sid, batch))
         with self._lock:
-            while self._alive_kept < min(self._kept, len(ids)):
-                self._alive_kept += 1
-                self._start(kept=True)
+            while self._alive < min(self._kept, len(ids)):
+                self._start()
         deadline = time.monotonic() + wait_s
         while not batch.done.wait(min(HANDOFF_S, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 return
-            with self._lock:
-                stuck = self._idle == 0 and not self._queue.empty()
-            if stuck:  # every worker busy (a slow slot?) and a slot waits: one more
-                self._start(kept=False)
+            with self._lock:  # every worker busy (a slow slot?) and a slot waits
+                if self._idle == 0 and not self._queue.empty() and self._alive < self._most:
+                    self._start()
 
-    def _start(self, kept: bool) -> None:
+    def workers(self) -> int:
+        """Worker threads alive now."""
+        with self._lock:
+            return self._alive
+
+    def _start(self) -> None:
+        """One more worker (under the lock)."""
+        self._alive += 1
         name = f"inspect-{next(self._names)}"
-        threading.Thread(target=self._work, args=(kept,), name=name, daemon=True).start()
-
-    def _work(self, kept: bool) -> None:
-        """A kept worker waits for slots (ending after KEEP_IDLE_S idle); one started
-        for a waiting slot takes what is queued and ends when nothing is."""
         try:
-            while self._one(kept):
-                pass
+            threading.Thread(target=self._work, name=name, daemon=True).start()
         except BaseException:
-            if kept:
-                with self._lock:
-                    self._alive_kept -= 1
+            self._alive -= 1
             raise
 
-    def _one(self, kept: bool) -> bool:
-        """Inspect the next queued slot; False when this worker should end."""
+    def _work(self) -> None:
+        """Inspect queued slots; end after KEEP_IDLE_S with nothing to do."""
+        try:
+            while self._one():
+                pass
+        except BaseException:
+            with self._lock:
+                self._alive -= 1
+            raise
+
+    def _one(self) -> bool:
+        """Inspect the next queued slot; False when this worker has ended."""
         with self._lock:
             self._idle += 1
         try:
-            sid, batch = self._queue.get(block=kept, timeout=KEEP_IDLE_S if kept else None)
+            sid, batch = self._queue.get(timeout=KEEP_IDLE_S)
         except queue.Empty:
             with self._lock:
                 self._idle -= 1
                 if not self._queue.empty():
                     return True
-                if kept:  # counted out under the same lock a sweep counts workers in
-                    self._alive_kept -= 1
+                self._alive -= 1  # counted out under the lock a sweep counts workers in
                 return False
         with self._lock:
             self._idle -= 1
