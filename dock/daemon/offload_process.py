@@ -63,7 +63,7 @@ class ProcessCopier:
     IDLE_S = 600.0
     #: After its last message, the worker has this long to exit.
     EXIT_S = 10.0
-    #: Workers kept waiting for the next offload at most (each ~25 MB resident).
+    #: Workers kept waiting for the next offload at most (each ~34 MB resident idle).
     MAX_IDLE = 4
 
     def __init__(self, wiring: SlotWiring, command: Sequence[str] | None = None) -> None:
