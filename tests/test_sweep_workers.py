@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
+import dock.daemon.sweep_workers as sweep_workers
 from dock.daemon.sweep_workers import KEPT, SweepWorkers
+
+from .conftest import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,3 +84,17 @@ def test_a_failing_inspection_loses_no_worker() -> None:
     workers.run(SLOTS[:4], wait_s=30)
     workers.run(SLOTS[:4], wait_s=30)
     assert sorted(calls) == sorted(SLOTS[:4] * 2)
+
+
+def test_idle_workers_end_and_the_next_sweep_starts_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dock whose sweeps stopped (or a service thrown away) keeps no threads, nor
+    their database connections, for long."""
+    monkeypatch.setattr(sweep_workers, "KEEP_IDLE_S", 0.05)
+    seen: list[str] = []
+    workers = SweepWorkers(seen.append, len(SLOTS))
+    workers.run(SLOTS, wait_s=30)
+    assert wait_until(lambda: workers.workers() == 0, timeout=10)
+    workers.run(SLOTS, wait_s=30)
+    assert sorted(seen, key=int) == sorted(SLOTS * 2, key=int)

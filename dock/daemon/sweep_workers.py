@@ -27,9 +27,10 @@ KEPT = 2
 #: Longest a slot waits for a busy worker before one more is started for it.
 HANDOFF_S = 0.05
 
-#: A kept worker with nothing to do for this long ends (a dock whose sweeps stopped,
-#: or a service a test threw away); the next sweep starts it again.
-KEEP_IDLE_S = 120.0
+#: A worker with nothing to do for this long ends, with its database connection (a
+#: dock whose sweeps stopped or come further apart, a service a test threw away); the
+#: next sweep starts them again.
+KEEP_IDLE_S = 30.0
 
 
 class _Batch:
