@@ -271,3 +271,55 @@ def test_a_worker_that_finds_another_recorder_copies_nothing(make_dock, monkeypa
     assert len(recs[0].model.recordings) == 1 and len(recs[1].model.recordings) == 1
     failed = [e for e in svc.audit.entries() if e.kind == "offload_failed"]
     assert len(failed) == 1 and failed[0].subject == recs[0].model.serial
+
+
+#: The dock as the Debian package runs it: python3 -I, its code found only on the path
+#: the wrapper put first (packaging/build_deb.py ``wrapper``).
+_PACKAGED_DOCK = """
+import subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import dock
+assert dock.__file__.startswith(sys.argv[1]), dock.__file__
+from dock.daemon.offload_process import worker_command
+from dock.evidence.bulk_copy import MAX_JOB, encode_line
+job = {"t": "job", "url": "tcp://127.0.0.1:1", "serial": "X", "jobs": []}
+worker = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+worker.stdin.write(encode_line(job, MAX_JOB))
+worker.stdin.flush()
+print(worker.stdout.readline().decode().strip(), flush=True)
+worker.stdin.close()
+print(worker.wait(timeout=30))
+"""
+
+
+def test_a_worker_starts_where_the_code_is_reachable_only_through_the_dock_path(
+    tmp_path,
+) -> None:
+    """In the installed package the dock's code is on no default path: the worker still
+    imports it (from the folder the dock's came from) and serves a job."""
+    import sys
+    import sysconfig
+
+    venv = tmp_path / "venv"  # an interpreter with the libraries, not the project
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    (site / "libraries.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    lib = tmp_path / "lib"  # as /opt/bwc-dock/lib
+    lib.mkdir()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__import__("dock").__file__)))
+    for top in ("dock", "firmware_protocol", "hardware", "common", "mqtt_contract"):
+        (lib / top).symlink_to(os.path.join(root, top))
+    python = str(venv / "bin" / "python")
+    alone = subprocess.run([python, "-I", "-c", "import dock"], capture_output=True, cwd="/")
+    assert alone.returncode != 0  # the project is reachable only through lib
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [python, "-I", "-c", _PACKAGED_DOCK, str(lib)],
+        capture_output=True, text=True, timeout=120, cwd=elsewhere,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said, code = done.stdout.splitlines()
+    message = decode_line(said.encode() + b"\n")
+    assert message["t"] == "fatal" and "Connection" in message["text"], message
+    assert code == "-9"  # and it ended at once when its input closed

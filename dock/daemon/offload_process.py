@@ -1,7 +1,7 @@
 """Each offload's bulk copy in a process of its own: the dock's end of the worker.
 
 Four slots offloading in one interpreter share one GIL (issue 15). Here the link of
-one slot is handed to a worker process (``python -m dock.daemon.offload_worker``): the
+one slot is handed to a worker process (:func:`worker_command`): the
 dock closes its end, the worker opens the slot's port by its URL, reads, writes and
 verifies every file (:func:`dock.evidence.bulk_copy.copy_files`), and says each
 outcome in a small message; then the dock opens the port again and re-opens its
@@ -51,9 +51,27 @@ HANDED_OVER = ("tcp://", "emulated:", "/", "socket://", "rfc2217://")
 REOPEN_TIMEOUT_S = 10.0
 
 
+#: What a worker runs: the folder holding the dock's code first on its path (argv[1]),
+#: the worker's main with the dock's pid (argv[2]).
+_WORKER_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from dock.daemon.offload_worker import run; run(sys.argv[2:])"
+)
+
+
+def code_root() -> str:
+    """The folder holding the ``dock`` package this dock runs from (the Debian package's
+    /opt/bwc-dock/lib, a checkout, a wheel's site-packages)."""
+    import dock
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(dock.__file__)))
+
+
 def worker_command() -> list[str]:
-    """How a worker is started: this interpreter, the worker module, the dock's pid."""
-    return [sys.executable, "-m", "dock.daemon.offload_worker", str(os.getpid())]
+    """How a worker is started: this interpreter in isolated mode (as the package runs
+    the dock: no PYTHONPATH, no user site, not the current folder) importing the same
+    code as the dock, from the folder it came from; the dock's pid."""
+    return [sys.executable, "-I", "-c", _WORKER_CODE, code_root(), str(os.getpid())]
 
 
 class ProcessCopier:

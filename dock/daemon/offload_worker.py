@@ -1,4 +1,4 @@
-"""An offload worker process: ``python -m dock.daemon.offload_worker DOCK_PID``.
+"""An offload worker process, started by the dock (``offload_process.worker_command``).
 
 Started by :class:`dock.daemon.offload_process.ProcessCopier`. Reads a job (the slot's
 port URL, the recorder's serial, each recording with its archive folder and name) as one
@@ -112,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    code = main()
+def run(argv: list[str] | None = None) -> None:
+    """The worker's process from start to end (what :func:`worker_command` runs)."""
+    code = main(argv)
     sys.stderr.flush()
     os._exit(code)  # every message is flushed; no teardown under a reading thread
+
+
+if __name__ == "__main__":
+    run()
