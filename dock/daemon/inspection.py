@@ -109,7 +109,12 @@ class Inspection:
             self.inspecting.update(todo)
         # the enrolled devices' rows in one read for the sweep's light polls (their
         # flags may change while docked), not one read per slot
-        self._sweep_devices = {d.serial: d for d in self.parts.store.devices()}
+        try:
+            rows = self.parts.store.devices() if todo else []
+            self._sweep_devices = {d.serial: d for d in rows}
+        except Exception:  # a locked or failing database: each slot reads (and fails) alone
+            log.exception("devices not read for the sweep")
+            self._sweep_devices = None
         try:
             self._workers.run(todo, SWEEP_WAIT_S)
         finally:
