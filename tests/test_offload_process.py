@@ -323,3 +323,31 @@ def test_a_worker_starts_where_the_code_is_reachable_only_through_the_dock_path(
     message = decode_line(said.encode() + b"\n")
     assert message["t"] == "fatal" and "Connection" in message["text"], message
     assert code == "-9"  # and it ended at once when its input closed
+
+
+def test_a_worker_carries_neither_the_configuration_nor_the_key_exchange() -> None:
+    """A worker opens a port and copies: it imports neither the configuration, the
+    composition root nor cryptography (used only to authenticate and enrol), which made
+    each idle worker ~34 MB resident (issue 15)."""
+    import sys
+
+    from dock.config.slots import EMULATED_SCHEME
+    from dock.daemon import ports
+    from hardware.emulator.links import LINK_SCHEME
+
+    assert ports.EMULATED_SCHEME == EMULATED_SCHEME == LINK_SCHEME
+    probe = (
+        "import sys\n"
+        "from dock.daemon import offload_worker, ports\n"
+        "try:\n"
+        "    ports.open_transport('tcp://127.0.0.1:1')\n"
+        "except OSError:\n"
+        "    pass\n"
+        "heavy = ('dock.config', 'dock.daemon.composition', 'cryptography', 'sqlite3')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

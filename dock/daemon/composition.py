@@ -1,4 +1,5 @@
-"""The composition root: the one place where the dock meets real hardware.
+"""The composition root: the one place where the dock meets real hardware (with
+``ports.py``, which opens a recorder's port by its URL).
 
 Everything else in ``dock`` depends on the interfaces in ``dock.domain.interfaces``.
 """
@@ -13,9 +14,9 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dock.config.slots import EMULATED_SCHEME
+from dock.daemon.ports import open_transport as open_transport  # callers import it here
 from dock.domain.audit_kinds import AuditKind
-from dock.domain.interfaces import Transport, VendorControl
+from dock.domain.interfaces import VendorControl
 
 if TYPE_CHECKING:
     from dock.config.load import DockConfig
@@ -30,32 +31,6 @@ if TYPE_CHECKING:
     from hardware.emulator.fleet import EmulatedFleet
 
 log = logging.getLogger("dock.daemon.composition")
-
-
-def open_transport(url: str, explicit: bool = False) -> Transport:
-    """Open a link to a recorder from a port URL.
-
-    ``tcp://HOST:PORT`` is plain TCP; ``usb:BUS-PORT[.PORT...]`` is a recorder on
-    that physical USB port; ``emulated:PATH`` an emulated recorder's named link (a
-    Unix socket of ``dock run --emulate``); anything else goes to pyserial (a device
-    path such as ``/dev/ttyACM0``, ``socket://``, ``loop://``, ``rfc2217://``). A
-    device path must be a recorder's (a USB CDC-ACM port; hardware/port_guard.py)
-    unless ``explicit``: a person named it by hand (``dock probe``). A port refused
-    raises PermissionError (one line: which port and why); nothing was opened.
-    """
-    from hardware.transports import SerialTransport, TcpTransport
-
-    if url.startswith("tcp://"):
-        return TcpTransport(url)
-    if url.startswith("usb:"):
-        from hardware.usb_transport import open_usb_port
-
-        return open_usb_port(url.removeprefix("usb:"))
-    if url.startswith(EMULATED_SCHEME):
-        from hardware.emulator.links import EmulatedLink
-
-        return EmulatedLink(url)
-    return SerialTransport(url, explicit=explicit)
 
 
 def open_vendor_control(

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dock.daemon.composition import open_transport
+from dock.daemon.ports import open_transport
 from dock.devices.recorder_client import RecorderClient
 from dock.evidence.bulk_copy import MAX_JOB, CopyJob, copy_files, decode_line, encode_line
 from dock.support import crashpoints

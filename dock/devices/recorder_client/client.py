@@ -12,10 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
 from dock.devices.recorder_client.bounds import EVENTS_PAGE
 from dock.devices.recorder_client.checks import status_problem
 from dock.devices.recorder_client.errors import (
@@ -66,6 +62,14 @@ class RecorderClient(RecorderLink):
         the caller stores it first and then calls ``authenticate``. A recorder that
         signs proves with its device key that the exchange was with itself.
         """
+        # imported here: an offload worker, which never enrols, does not carry them (~9 MB)
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.asymmetric.x25519 import (
+            X25519PrivateKey,
+            X25519PublicKey,
+        )
+
         ident = self.identity
         assert ident is not None, "open() first"
         if ident.protocol_version < AUTHENTICATED_VERSION:
