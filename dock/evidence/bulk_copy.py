@@ -15,9 +15,9 @@ open :class:`RecorderClient`. Nothing here writes the database or the audit log.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +33,9 @@ MAX_MESSAGE = 16 * 1024
 MAX_JOB = 8 << 20
 #: A progress message at most every this many bytes of a file (and at its end).
 PROGRESS_STEP = 1 << 20
+#: Bytes read from the recorder and not yet written, at most (one chunk always passes):
+#: what an offload holds in flight between its reader and its writer.
+IN_FLIGHT_BYTES = 2 << 20
 
 #: ``on_message(message)``: one message from the worker, as decoded here.
 OnMessage = Callable[[dict[str, Any]], None]
@@ -168,14 +171,18 @@ def _copy_one(client: RecorderClient, job: CopyJob, emit: Callable[[dict[str, An
 class PullChunks:
     """Turn the client's push-style read into the chunks ``write_verified`` pulls.
 
-    The client reads in a worker thread (it is used by nobody else meanwhile); a
-    bounded queue keeps memory flat; an error in the reader reaches the writer.
+    The client reads in a worker thread (it is used by nobody else meanwhile); the
+    chunks waiting between the two are bounded in bytes (IN_FLIGHT_BYTES), not in count,
+    so memory stays flat whatever the recorder's chunk size; an error in the reader
+    reaches the writer.
     """
 
     _END = object()
 
     def __init__(self, client: RecorderClient, rec: RecordingInfo) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=32)
+        self._items: collections.deque[Any] = collections.deque()
+        self._held = 0  # bytes in _items
+        self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(client, rec), daemon=True)
         self._thread.start()
@@ -194,17 +201,32 @@ class PullChunks:
                 self._put(exc)
 
     def _put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        size = len(item) if isinstance(item, bytes) else 0
+        with self._cond:
+            while not self._stop.is_set():
+                if not self._held or self._held + size <= IN_FLIGHT_BYTES:
+                    self._items.append(item)
+                    self._held += size
+                    self._cond.notify_all()
+                    return
+                self._cond.wait(0.2)
         raise ConnectionAbortedError("offload abandoned")
+
+    def _get(self) -> Any:
+        with self._cond:
+            while not self._items:  # the reader always ends with _END or its error
+                if not self._thread.is_alive():
+                    raise ConnectionAbortedError("the recording's reader ended unheard")
+                self._cond.wait(1.0)
+            item = self._items.popleft()
+            if isinstance(item, bytes):
+                self._held -= len(item)
+            self._cond.notify_all()
+            return item
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
-            item = self._q.get()
+            item = self._get()
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -213,4 +235,6 @@ class PullChunks:
 
     def close(self) -> None:
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         self._thread.join(timeout=30)
