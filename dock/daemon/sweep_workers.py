@@ -5,9 +5,8 @@ thread opened its own SQLite connection (the store keeps one per thread) and twe
 them fought for the interpreter at once. The sweeps' slots now go to ``KEPT`` long-lived
 workers, which keep their connections between sweeps. So that a slow or hostile
 recorder still delays only its own slot, the sweep starts one more worker whenever a
-slot has waited ``HANDOFF_S`` with every worker busy (at most one per slot); workers
-stay while sweeps need them (slow links: as many as keep a sweep short) and end after
-``KEEP_IDLE_S`` with nothing to do.
+slot has waited ``HANDOFF_S`` with every worker busy (at most one per slot); such a
+worker ends once idle ``EXTRA_IDLE_S``, the kept ones after ``KEEP_IDLE_S``.
 """
 
 from __future__ import annotations
@@ -27,10 +26,15 @@ KEPT = 2
 #: Longest a slot waits for a busy worker before one more is started for it.
 HANDOFF_S = 0.05
 
-#: A worker with nothing to do for this long ends, with its database connection (a
-#: dock whose sweeps stopped or come further apart, a service a test threw away); the
-#: next sweep starts them again.
+#: A kept worker with nothing to do for this long ends, with its database connection
+#: (a dock whose sweeps stopped or come further apart, a service a test threw away); the
+#: next sweep starts it again.
 KEEP_IDLE_S = 30.0
+
+#: A worker started for a waiting slot ends after this long with nothing to do: it
+#: carries a slow sweep, then leaves the next sweeps to the kept ones (more threads
+#: than needed cost every sweep CPU, contending for the interpreter).
+EXTRA_IDLE_S = 0.5
 
 
 class _Batch:
@@ -60,65 +64,71 @@ class SweepWorkers:
         self._queue: queue.SimpleQueue[tuple[str, _Batch]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._alive = 0  # workers started and not ended
+        self._alive_kept = 0  # of which kept ones
         self._idle = 0  # workers waiting for a slot
         self._names = itertools.count(1)
 
     def run(self, slot_ids: Iterable[str], wait_s: float) -> None:
         """Inspect ``slot_ids``; return when all are done or after ``wait_s`` (the rest
         go on). A slot that waited HANDOFF_S with every worker busy gets one more worker
-        (at most one per slot of the dock), which stays for later sweeps while needed."""
+        (at most one per slot of the dock), which ends once idle EXTRA_IDLE_S."""
         ids = list(slot_ids)
         batch = _Batch(len(ids))
         for sid in ids:
             self._queue.put((sid, batch))
         with self._lock:
-            while self._alive < min(self._kept, len(ids)):
-                self._start()
+            while self._alive_kept < min(self._kept, len(ids)):
+                self._start(kept=True)
         deadline = time.monotonic() + wait_s
         while not batch.done.wait(min(HANDOFF_S, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 return
             with self._lock:  # every worker busy (a slow slot?) and a slot waits
                 if self._idle == 0 and not self._queue.empty() and self._alive < self._most:
-                    self._start()
+                    self._start(kept=False)
 
     def workers(self) -> int:
         """Worker threads alive now."""
         with self._lock:
             return self._alive
 
-    def _start(self) -> None:
+    def _start(self, kept: bool) -> None:
         """One more worker (under the lock)."""
-        self._alive += 1
+        self._count(kept, +1)
         name = f"inspect-{next(self._names)}"
         try:
-            threading.Thread(target=self._work, name=name, daemon=True).start()
+            threading.Thread(target=self._work, args=(kept,), name=name, daemon=True).start()
         except BaseException:
-            self._alive -= 1
+            self._count(kept, -1)
             raise
 
-    def _work(self) -> None:
-        """Inspect queued slots; end after KEEP_IDLE_S with nothing to do."""
+    def _count(self, kept: bool, n: int) -> None:
+        self._alive += n
+        if kept:
+            self._alive_kept += n
+
+    def _work(self, kept: bool) -> None:
+        """Inspect queued slots; end after KEEP_IDLE_S (kept) or EXTRA_IDLE_S idle."""
         try:
-            while self._one():
+            while self._one(kept):
                 pass
         except BaseException:
             with self._lock:
-                self._alive -= 1
+                self._count(kept, -1)
             raise
 
-    def _one(self) -> bool:
+    def _one(self, kept: bool) -> bool:
         """Inspect the next queued slot; False when this worker has ended."""
         with self._lock:
             self._idle += 1
         try:
-            sid, batch = self._queue.get(timeout=KEEP_IDLE_S)
+            sid, batch = self._queue.get(timeout=KEEP_IDLE_S if kept else EXTRA_IDLE_S)
         except queue.Empty:
             with self._lock:
                 self._idle -= 1
                 if not self._queue.empty():
                     return True
-                self._alive -= 1  # counted out under the lock a sweep counts workers in
+                self._count(kept, -1)  # counted out under the lock a sweep counts them in
                 return False
         with self._lock:
             self._idle -= 1
