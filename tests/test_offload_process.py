@@ -16,6 +16,8 @@ import signal
 import subprocess
 from typing import Any
 
+import pytest
+
 from dock.daemon.offload_process import ProcessCopier
 from dock.evidence.bulk_copy import decode_line, encode_line
 from hardware.emulator.footage import expected_sha256
@@ -199,6 +201,9 @@ def test_the_daemon_keeps_its_workers_between_offloads(make_dock) -> None:
     svc.offloader.use_mass_storage = False
     copier = svc.offloader.copier
     copier.prewarm(1)
+    from .conftest import wait_until
+
+    assert wait_until(lambda: bool(copier._idle), timeout=60.0)  # forked ahead
     pids: list[int] = []
     svc.offload("1", progress=lambda *_: pids.append(copier.running["1"]))
     recs[0].model._generate_recordings(1, 50_000, interrupted=0)  # filmed again
@@ -351,3 +356,46 @@ def test_a_worker_carries_neither_the_configuration_nor_the_key_exchange() -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_workers_are_forked_by_one_small_server_that_takes_them_along() -> None:
+    """The dock (multithreaded) never forks: one server it started forks every worker,
+    which share its pages; a worker killed is said as SIGKILL; a request the server does
+    not know is refused; when the dock closes the server, its workers end with it."""
+    from dock.daemon.offload_process import worker_command
+    from dock.daemon.worker_forks import ForkServer
+
+    from .conftest import wait_until
+
+    server = ForkServer(worker_command("serve_forks"))
+    server.start()
+    assert server.proc is not None and server.alive
+    try:
+        one, two = server.fork(), server.fork()
+        assert _parent(one.pid) == _parent(two.pid) == server.proc.pid
+        assert os.getpid() not in (one.pid, two.pid)
+        assert _parent(server.proc.pid) == os.getpid()
+        job = {"t": "job", "url": "tcp://127.0.0.1:1", "serial": "X", "jobs": []}
+        two.stdin.write(encode_line(job, 8 << 20))
+        two.stdin.flush()
+        said = decode_line(two.stdout.readline())
+        assert said["t"] == "fatal" and "Connection" in said["text"]  # a working worker
+        one.kill()
+        assert one.wait(timeout=30) == -signal.SIGKILL
+        assert two.poll() is None
+        assert server._sock is not None
+        server._sock.send(b"F")  # no descriptors with it: refused, nothing forked
+        with pytest.raises(OSError, match="refused"):
+            server._answer()
+        server._sock.send(b"K 1")  # not its worker: nothing killed
+        assert _alive(1)
+        three = server.fork()
+        assert three.poll() is None
+    finally:
+        server.close()
+    assert wait_until(lambda: not _alive(two.pid) and not _alive(three.pid), timeout=10.0)

@@ -1,19 +1,21 @@
 """Each offload's bulk copy in a process of its own: the dock's end of the worker.
 
-Four slots offloading in one interpreter share one GIL (issue 15). Here the link of
-one slot is handed to a worker process (:func:`worker_command`): the
-dock closes its end, the worker opens the slot's port by its URL, reads, writes and
-verifies every file (:func:`dock.evidence.bulk_copy.copy_files`), and says each
-outcome in a small message; then the dock opens the port again and re-opens its
-session (authenticated as before) for the erases. The slot's lock is held by the dock
-all along, so nothing else of the dock talks to that recorder meanwhile.
+Four slots offloading in one interpreter share one GIL (issue 15). Here the link of one
+slot is handed to a worker process, forked by a small fork server the dock starts once
+(:mod:`.worker_forks`; the dock itself never forks), so the workers share the pages of
+the code they import: the dock closes its end, the worker opens the slot's port by its
+URL, reads, writes and verifies every file (:func:`dock.evidence.bulk_copy.copy_files`),
+and says each outcome in a small message; then the dock opens the port again and
+re-opens its session (authenticated as before) for the erases. The slot's lock is held
+by the dock all along, so nothing else of the dock talks to that recorder meanwhile.
 
-The worker is bounded from here: each message is one line of at most MAX_MESSAGE
-bytes, their number grows only with the bytes copied and the time, and a worker silent
-for IDLE_S is killed. It dies with the dock (PR_SET_PDEATHSIG, and its standard input
-closing), never outliving it to write files; a worker that dies or hangs is a failed
-recording, said in one line. Links that cannot be handed over this way (USB through
-pyusb, ``loop://``, a mass-storage camera) are copied in process as before.
+The worker is bounded from here: each message is one line of at most MAX_MESSAGE bytes,
+their number grows only with the bytes copied and the time, and a worker silent for
+IDLE_S is killed. It dies with the dock (PR_SET_PDEATHSIG on the fork server, which has
+it on the dock, and its standard input closing), never outliving it to write files; a
+worker that dies or hangs is a failed recording, said in one line. Links that cannot be
+handed over this way (USB through pyusb, ``loop://``, a mass-storage camera) are copied
+in process as before.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from dock.daemon.parts import SlotWiring
+from dock.daemon.worker_forks import ForkedWorker, ForkServer
 from dock.devices.recorder_client import LinkError, RecorderClient
 from dock.evidence.bulk_copy import (
     MAX_JOB,
@@ -50,6 +53,9 @@ HANDED_OVER = ("tcp://", "emulated:", "/", "socket://", "rfc2217://")
 #: Seconds the re-opened session has to answer once the worker is done.
 REOPEN_TIMEOUT_S = 10.0
 
+#: A worker process: forked by the fork server, or started by a command of its own.
+Worker = subprocess.Popen[bytes] | ForkedWorker
+
 
 #: What a worker runs: the folder holding the dock's code first on its path (argv[1]),
 #: the worker's main with the dock's pid (argv[2]).
@@ -67,11 +73,13 @@ def code_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(dock.__file__)))
 
 
-def worker_command() -> list[str]:
+def worker_command(entry: str = "run") -> list[str]:
     """How a worker is started: this interpreter in isolated mode (as the package runs
     the dock: no PYTHONPATH, no user site, not the current folder) importing the same
-    code as the dock, from the folder it came from; the dock's pid."""
-    return [sys.executable, "-I", "-c", _WORKER_CODE, code_root(), str(os.getpid())]
+    code as the dock, from the folder it came from; the dock's pid. ``entry``
+    ``serve_forks``: the fork server the dock's workers are forked from."""
+    code = _WORKER_CODE.replace("import run; run(", f"import {entry}; {entry}(")
+    return [sys.executable, "-I", "-c", code, code_root(), str(os.getpid())]
 
 
 class ProcessCopier:
@@ -81,7 +89,8 @@ class ProcessCopier:
     IDLE_S = 600.0
     #: After its last message, the worker has this long to exit.
     EXIT_S = 10.0
-    #: Workers kept waiting for the next offload at most (each ~34 MB resident idle).
+    #: Workers kept waiting for the next offload at most (forked: each a few MB of its
+    #: own, the rest shared with the fork server).
     MAX_IDLE = 4
 
     def __init__(self, wiring: SlotWiring, command: Sequence[str] | None = None) -> None:
@@ -89,7 +98,8 @@ class ProcessCopier:
         self.command = list(command) if command is not None else None
         #: pid of each worker running now, by slot (tests and the status page look)
         self.running: dict[str, int] = {}
-        self._idle: list[subprocess.Popen[bytes]] = []
+        self._idle: list[Worker] = []
+        self._forks: ForkServer | None = None  # started by the spawning thread, once
         self._keep = 0  # workers kept waiting between offloads (prewarm says how many)
         self._lock = threading.Lock()
         self._spawns: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -109,8 +119,11 @@ class ProcessCopier:
         """End the waiting workers (their input closed: each stops at once)."""
         with self._lock:
             idle, self._idle = self._idle, []
+            forks, self._forks = self._forks, None
         for proc in idle:
             _end(proc, self.EXIT_S)
+        if forks is not None:
+            forks.close()
 
     def _keep_new(self) -> None:
         try:
@@ -120,13 +133,32 @@ class ProcessCopier:
             return
         self._give_back(proc)
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> Worker:
+        """A new worker (in the spawning thread): forked by the fork server, started first
+        if it is not running; a fresh interpreter if it cannot be, or for a command given."""
+        if self.command is None:
+            try:
+                return self._fork()
+            except OSError as exc:
+                log.warning("offload workers not forked (%s): each starts an interpreter", exc)
         return subprocess.Popen(
             self.command or worker_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
         )
+
+    def _fork(self) -> ForkedWorker:
+        with self._lock:
+            forks = self._forks
+        if forks is None or not forks.alive:
+            if forks is not None:
+                forks.close()
+            forks = ForkServer(worker_command("serve_forks"))
+            forks.start()
+            with self._lock:
+                self._forks = forks
+        return forks.fork()
 
     def _in_spawner(self, step: Callable[[], None]) -> None:
         """Run ``step`` in the one thread that starts workers: it lives as long as the
@@ -146,7 +178,7 @@ class ProcessCopier:
             with contextlib.suppress(Exception):  # each step says its own failure
                 step()
 
-    def _take(self) -> subprocess.Popen[bytes]:
+    def _take(self) -> Worker:
         """A waiting worker, else one started now (OSError when none can be)."""
         with self._lock:
             while self._idle:
@@ -154,7 +186,7 @@ class ProcessCopier:
                 if proc.poll() is None:
                     return proc
                 _end(proc, self.EXIT_S)
-        got: queue.Queue[subprocess.Popen[bytes] | OSError] = queue.Queue(maxsize=1)
+        got: queue.Queue[Worker | OSError] = queue.Queue(maxsize=1)
 
         def start() -> None:
             try:
@@ -171,7 +203,7 @@ class ProcessCopier:
             raise result
         return result
 
-    def _give_back(self, proc: subprocess.Popen[bytes]) -> None:
+    def _give_back(self, proc: Worker) -> None:
         """A worker that finished its job waits for the next one (or ends: enough wait;
         none waits in a dock that did not ask, such as one ``dock offload``)."""
         with self._lock:
@@ -235,7 +267,7 @@ class ProcessCopier:
                 _end(proc, self.EXIT_S)
 
     def _talk(
-        self, proc: subprocess.Popen[bytes], job: bytes, jobs: list[CopyJob], on_message: OnMessage
+        self, proc: Worker, job: bytes, jobs: list[CopyJob], on_message: OnMessage
     ) -> str | None:
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -297,7 +329,7 @@ def _lines(fd: int, idle_s: float) -> Iterator[bytes | None]:
             buf += data
 
 
-def _died(proc: subprocess.Popen[bytes], wait_s: float) -> str:
+def _died(proc: Worker, wait_s: float) -> str:
     """One line for a worker that ended without saying it was done."""
     try:
         code = proc.wait(timeout=wait_s)
@@ -309,7 +341,7 @@ def _died(proc: subprocess.Popen[bytes], wait_s: float) -> str:
     return f"offload worker ended (exit {code}) before it was done"
 
 
-def _end(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+def _end(proc: Worker, wait_s: float) -> None:
     """The worker gone, whatever it was doing: its input closed, then killed if it stays."""
     for stream in (proc.stdin, proc.stdout):
         if stream is not None:

@@ -40,3 +40,9 @@ def open_transport(url: str, explicit: bool = False) -> Transport:
 
         return EmulatedLink(url)
     return SerialTransport(url, explicit=explicit)
+
+
+def preload() -> None:
+    """Import what opening a serial or TCP port needs now (an offload worker's fork
+    server, so that its workers share these pages)."""
+    import hardware.transports  # noqa: F401
