@@ -159,7 +159,7 @@ class DockService:
         return self.inspection.inspect(slot_id)
 
     def sweep(self) -> list[SlotView]:
-        """Inspect every slot, each in its own thread (see Inspection.sweep); then
+        """Inspect every slot on the sweep workers (see Inspection.sweep); then
         withdraw the grants not taken in time."""
         views = self.inspection.sweep()
         self.grants.expire()
