@@ -21,6 +21,7 @@ in process as before.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -57,10 +58,10 @@ REOPEN_TIMEOUT_S = 10.0
 Worker = subprocess.Popen[bytes] | ForkedWorker
 
 
-#: What a worker runs: the folder holding the dock's code first on its path (argv[1]),
+#: What a worker runs: the dock's own import path first on its path (argv[1], JSON),
 #: the worker's main with the dock's pid (argv[2]).
 _WORKER_CODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
     "from dock.daemon.offload_worker import run; run(sys.argv[2:])"
 )
 
@@ -76,10 +77,22 @@ def code_root() -> str:
 def worker_command(entry: str = "run") -> list[str]:
     """How a worker is started: this interpreter in isolated mode (as the package runs
     the dock: no PYTHONPATH, no user site, not the current folder) importing the same
-    code as the dock, from the folder it came from; the dock's pid. ``entry``
+    code as the dock, from where the dock found it (:func:`import_path`); the dock's
+    pid. ``entry``
     ``serve_forks``: the fork server the dock's workers are forked from."""
     code = _WORKER_CODE.replace("import run; run(", f"import {entry}; {entry}(")
-    return [sys.executable, "-I", "-c", code, code_root(), str(os.getpid())]
+    return [sys.executable, "-I", "-c", code, json.dumps(import_path()), str(os.getpid())]
+
+
+def import_path() -> list[str]:
+    """Where the dock imports from, for its workers: the folder of its own code first,
+    then its own path's absolute folders (the libraries it found there, however: the
+    package's folder, a PYTHONPATH the worker's -I would not read, a virtualenv)."""
+    path = [code_root()]
+    for entry in sys.path:
+        if os.path.isabs(entry) and entry not in path:
+            path.append(entry)
+    return path
 
 
 class ProcessCopier:
