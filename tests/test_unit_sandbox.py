@@ -175,6 +175,38 @@ def test_dock_runs_sweeps_and_offloads_under_its_unit(tmp_path: Path) -> None:
     assert any((state / "dock" / "evidence").rglob("*"))
 
 
+#: Run under the dock's unit: an offload worker forked by its fork server serves a job.
+FORKED_WORKER = """
+from dock.daemon.offload_process import worker_command
+from dock.daemon.worker_forks import ForkServer
+from dock.evidence.bulk_copy import MAX_JOB, decode_line, encode_line
+server = ForkServer(worker_command("serve_forks"))
+server.start()
+worker = server.fork()
+job = {"t": "job", "url": "emulated:/tmp/nobody.sock", "serial": "X", "jobs": []}
+worker.stdin.write(encode_line(job, MAX_JOB))
+worker.stdin.flush()
+said = decode_line(worker.stdout.readline())
+worker.kill()
+print(said["t"], worker.wait(timeout=30), flush=True)
+server.close()
+"""
+
+
+def test_an_offload_worker_is_forked_and_works_under_the_dock_unit(tmp_path: Path) -> None:
+    """The fork server (a Unix socketpair, descriptors passed, fork, PR_SET_PDEATHSIG)
+    and its worker run under the dock's seccomp filters and as nobody."""
+    state = tmp_path / "state"
+    done = subprocess.run(
+        sandboxed("dock.service", state, [SYSTEM_PYTHON, "-c", FORKED_WORKER]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["fatal", "-9"], done.stdout + done.stderr[-3000:]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
