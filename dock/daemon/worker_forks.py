@@ -30,7 +30,7 @@ from typing import IO
 #: Seconds the server has to answer a fork.
 FORK_TIMEOUT_S = 30.0
 #: Exit codes kept for workers not yet waited on, at most.
-CODES_KEPT = 256
+CODES_KEPT = 4096
 
 
 class ForkServer:
