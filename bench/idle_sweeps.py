@@ -18,7 +18,7 @@ machine's load): ``--mode daemon`` or ``--mode bare`` once each, then compare th
 
     .venv/bin/python bench/idle_sweeps.py                  # 3 rounds of 30 sweeps each
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/idle_sweeps.py \\
-        --callgrind --mode daemon --sweeps 20
+        --callgrind --mode daemon --sweeps 20 --handoff 3
 """
 
 from __future__ import annotations
@@ -84,7 +84,14 @@ def main() -> None:
                     help="count only the sweeps (under callgrind --instr-atstart=no)")  # fmt: skip
     ap.add_argument("--mode", choices=("daemon", "bare"), default="daemon",
                     help="with --callgrind: which sweeps to count")  # fmt: skip
+    ap.add_argument("--handoff", type=float, default=0.0, metavar="S",
+                    help="a slot's wait before one more sweep worker starts (under callgrind,"
+                         " ~50x slower: 3, so that it happens as at full speed)")  # fmt: skip
     a = ap.parse_args()
+    if a.handoff > 0:
+        import dock.daemon.sweep_workers as sweep_workers
+
+        sweep_workers.HANDOFF_S = a.handoff
     print(f"load average at start: {loadavg()}", flush=True)
     tmp = tempfile.mkdtemp(prefix="bench-idle-", dir=os.environ.get("BENCH_DIR"))
     fleet, urls, _ = start_fleet(a.slots, os.path.join(tmp, "rec"), 4)
