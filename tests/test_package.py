@@ -489,6 +489,39 @@ def test_every_module_imports_and_every_requirement_is_met(installed: Root) -> N
     assert done.stdout.startswith("ok:"), done.stdout
 
 
+#: Run in the root as the package runs the dock (python3 -I, its lib first on the path,
+#: from another folder): an offload worker forked by its fork server, and one started on
+#: its own, each serve a job (issue 15: ``python -m`` found no ``dock`` there).
+WORKER_SCRIPT = """
+import sys
+sys.path.insert(0, "/opt/bwc-dock/lib")
+import subprocess
+from dock.daemon.offload_process import worker_command
+from dock.daemon.worker_forks import ForkServer
+from dock.evidence.bulk_copy import MAX_JOB, decode_line, encode_line
+job = {"t": "job", "url": "emulated:/tmp/nobody.sock", "serial": "X", "jobs": []}
+server = ForkServer(worker_command("serve_forks"))
+server.start()
+alone = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+for worker in (server.fork(), alone):
+    worker.stdin.write(encode_line(job, MAX_JOB))
+    worker.stdin.flush()
+    print(decode_line(worker.stdout.readline())["t"], flush=True)
+    worker.kill()
+    worker.wait(timeout=30)
+server.close()
+"""
+
+
+def test_offload_workers_start_as_the_package_runs_the_dock(installed: Root) -> None:
+    script = installed.file("/tmp/offload-worker/check.py")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(WORKER_SCRIPT)
+    done = in_root(installed.path, "python3", "-I", "/tmp/offload-worker/check.py", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == ["fatal", "fatal"], done.stdout + done.stderr
+
+
 #: Run in the root: imports every module of the project, then checks every requirement
 #: of bwc-dock and its libraries (pip check, without pip) against what is installed there.
 CHECK_SCRIPT = """
