@@ -453,9 +453,13 @@ def main() -> None:
                     ("after the idle window", mem_after)):  # fmt: skip
         print(f"| {name} | {m['rss']:.1f} | {m['hwm']:.1f} | {m['rss_sum']:.1f} | "
               f"{m['pss_sum']:.1f} | {m['children']:.0f} |")  # fmt: skip
-    worst = max(peak.get("rss_sum", 0.0), mem_after["rss_sum"], mem_after["hwm"]) * 1.048576
-    print(f"peak resident memory {worst:.1f} MB, the largest of the sums and VmHWM "
-          f"(target under 120 MB: {'met' if worst < 120 else 'NOT met'})")  # fmt: skip
+    # The target is read against PSS: the workers are forked from one server and share
+    # its pages, which a sum of RSS counts once per process (that sum is printed too).
+    worst = max(peak.get("pss_sum", 0.0), mem_after["pss_sum"]) * 1.048576
+    rss = max(peak.get("rss_sum", 0.0), mem_after["rss_sum"], mem_after["hwm"]) * 1.048576
+    print(f"peak memory of the daemon and its workers {worst:.1f} MB PSS summed "
+          f"(target under 120 MB: {'met' if worst < 120 else 'NOT met'}); "
+          f"RSS summed {rss:.1f} MB, shared pages counted once per process")  # fmt: skip
     baseline = bare_cpu / a.interval
     print(f"\n| idle CPU, % of one core | {a.idle_seconds:g} s, {s1 - s0} sweeps |")
     print("| --- | ---: |")
