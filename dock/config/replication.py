@@ -35,6 +35,7 @@ from common.checker import (
 
 KINDS = ("sftp", "smb", "s3")
 DEFAULT_PORTS = {"sftp": 22, "smb": 445, "s3": 443}
+SCHEME_PORTS = {("s3", "http"): 80}
 #: How a copy is verified: every byte read back and hashed by the dock (default), or,
 #: SFTP only, the target's own ``sha256sum`` of the stored file (docs/SECURITY.md).
 VERIFY_MODES = ("read-back", "remote-sha256sum")
@@ -70,11 +71,9 @@ class TargetConfig:
 
     @property
     def effective_port(self) -> int:
-        if self.port:
-            return self.port
-        if self.kind == "s3" and self.scheme == "http":
-            return 80  # the scheme's own, as the S3 client's endpoint URL leaves it
-        return DEFAULT_PORTS.get(self.kind, 0)
+        # an S3 target over plain http is on the scheme's own port, as its client dials
+        by_scheme = SCHEME_PORTS.get((self.kind, self.scheme))
+        return self.port or by_scheme or DEFAULT_PORTS.get(self.kind, 0)
 
 
 @dataclass(frozen=True)
