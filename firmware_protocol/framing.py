@@ -31,6 +31,7 @@ from __future__ import annotations
 import binascii
 import enum
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,7 +81,9 @@ class Frame:
     seq: int
     ack: int
     msg_type: int
-    payload: bytes
+    #: ``bytes``, or for a long payload a read-only view of the buffer it was read
+    #: into (see ``FrameDecoder.LEND``): the decoder never writes there again.
+    payload: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +137,31 @@ class FrameDecoder:
 
     It owns one buffer, reused from frame to frame: ``feed`` copies bytes into it,
     or a transport reads straight into it (``buffer`` then ``commit``), so no read
-    allocates. Only a good frame's payload is copied out, once, into the ``bytes``
-    handed up. The buffer grows to hold one frame of the largest size allowed plus
-    one read, never more.
+    allocates. A good frame's short payload is copied out, once, into the ``bytes``
+    handed up; a long one (footage) is not copied at all: it is handed up as a
+    read-only view of the buffer, which is then set aside and never written again
+    while anything holds a view of it (its reference count says so), and the
+    decoder goes on in a spare one. The buffer grows to hold one frame of the
+    largest size allowed plus one read, never more; at most SPARES buffers are
+    kept besides it (those still held are the holder's memory, as ``bytes`` were).
     """
 
     #: Room the buffer starts with; it grows (by replacement) when a frame needs more.
     INITIAL = 64 * 1024
     #: A frame lacking at least this many bytes is read to its end exactly.
     EXACT = 16 * 1024
+    #: A payload at least this long is lent (a view), not copied.
+    LEND = 16 * 1024
+    #: Buffers kept aside for reuse once nothing holds a view of them.
+    SPARES = 4
 
     def __init__(self, max_payload: int = ABSOLUTE_MAX_PAYLOAD) -> None:
         self.max_payload = min(max_payload, ABSOLUTE_MAX_PAYLOAD)
         self._buf = bytearray(self.INITIAL)
         self._view = memoryview(self._buf)
+        self._lent_view = self._view.toreadonly()  # what lent payloads are cut from
+        self._lent = False  # a payload in _buf is lent: change buffers before a write
+        self._spares: list[bytearray] = []  # set-aside buffers, oldest first
         self._start = 0  # live bytes are _buf[_start:_end]
         self._end = 0
         self._need = 0  # bytes the frame under way still lacks (0: none known)
@@ -190,8 +204,33 @@ class FrameDecoder:
             size = max(live + n, 2 * len(self._buf))
             new = bytearray(size)
             new[:live] = self._view[self._start : self._end]
-            self._buf, self._view = new, memoryview(new)
+            self._use(new)
         self._start, self._end = 0, live
+
+    def _use(self, buf: bytearray) -> None:
+        self._buf, self._view = buf, memoryview(buf)
+        self._lent_view = self._view.toreadonly()
+
+    def _change_buffers(self) -> None:
+        """The buffer holds a lent payload: set it aside and go on in a spare one
+        nobody holds a view of (or a new one), with the bytes not yet decoded."""
+        old, spares = self._buf, self._spares
+        live = self._end - self._start
+        new = None
+        for i in range(len(spares)):
+            # 2: the list's reference and the argument's, so no view of it is alive
+            if sys.getrefcount(spares[i]) == 2 and len(spares[i]) >= live:
+                new = spares.pop(i)
+                break
+        if new is None:
+            new = bytearray(max(len(old), self.INITIAL))
+        new[:live] = self._view[self._start : self._end]
+        spares.append(old)
+        if len(spares) > self.SPARES:
+            del spares[0]  # still held, or the holder's to free: never reused
+        self._use(new)
+        self._start, self._end = 0, live
+        self._lent = False
 
     def _decode(self) -> list[Frame | FrameError]:
         buf, view = self._buf, self._view
@@ -244,6 +283,10 @@ class FrameDecoder:
             elif crc32(view[h:c]) != int.from_bytes(view[c : c + 4], "big"):
                 out.append(FrameError(FrameErrorCode.BAD_CRC, len(START), seq, kind))
                 pos = h
+            elif length >= self.LEND:
+                out.append(Frame(kind, seq, ack, msg_type, self._lent_view[p:c]))
+                self._lent = True
+                pos = e
             else:
                 out.append(Frame(kind, seq, ack, msg_type, bytes(view[p:c])))
                 pos = e
@@ -252,6 +295,8 @@ class FrameDecoder:
             self._start = self._end = 0
         else:
             self._start = pos
+        if self._lent:
+            self._change_buffers()
         return out
 
     def _flush_noise(self, out: list[Frame | FrameError]) -> None:

@@ -61,7 +61,8 @@ class Delivered:
     """A message from the peer, delivered exactly once and in order."""
 
     msg_type: int
-    payload: bytes
+    #: ``bytes``, or a read-only view for a long one (``Frame.payload``)
+    payload: bytes | memoryview
     #: Damaged copies of this frame seen before a good one: how hard the line was
     #: on it (the dock sizes its READs from this).
     damaged_copies: int = 0
@@ -317,7 +318,7 @@ class Session:
         self._expected = 1
         self._unacked: dict[int, _Outstanding] = {}
         self._pending: deque[tuple[int, Payload]] = deque()
-        self._ooo: dict[int, tuple[int, bytes]] = {}
+        self._ooo: dict[int, tuple[int, bytes | memoryview]] = {}
         self._ack_due = False
         self._ack_urgent = False  # owed for a duplicate or a frame out of order
         self._acks_owed = 0  # frames delivered in order since the last ACK went out
@@ -500,7 +501,7 @@ class Session:
             bits |= 1 << (nbytes * 8 - 1 - i)
         return bits.to_bytes(nbytes, "big")
 
-    def _on_sack(self, ack: int, bitmap: bytes, now: float) -> None:
+    def _on_sack(self, ack: int, bitmap: bytes | memoryview, now: float) -> None:
         base = ack + 2
         bits = int.from_bytes(bitmap, "big")
         width = len(bitmap) * 8

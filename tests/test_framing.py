@@ -141,3 +141,47 @@ def test_encoder_refuses_payload_above_absolute_limit() -> None:
     except ValueError:
         return
     raise AssertionError("oversize payload was encoded")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(FrameDecoder.LEND, 3 * FrameDecoder.LEND), min_size=1, max_size=12),
+    st.integers(1, 70_000),
+    st.integers(0, 2**32),
+)
+def test_long_payloads_handed_up_without_a_copy_are_never_overwritten(
+    sizes: list[int], step: int, seed: int
+) -> None:
+    """Footage handed up as a view stays bit for bit what was sent while it is held,
+    however the bytes arrive (read into the decoder's own buffer, or fed), and
+    whatever the holder lets go of meanwhile; a payload is never writable."""
+    rnd = random.Random(seed)
+    sent = [rnd.randbytes(n) for n in sizes]
+    wire = b"".join(encode_frame(FrameKind.MSG, i + 1, 0, 0x8006, p) for i, p in enumerate(sent))
+    dec = FrameDecoder()
+    got: list[Frame] = []
+    held: list[tuple[bytes, bytes | memoryview]] = []
+    pos = 0
+    while pos < len(wire):
+        if rnd.random() < 0.5:
+            room = dec.buffer(step)
+            n = min(len(room), len(wire) - pos)
+            room[:n] = wire[pos : pos + n]
+            room.release()
+            new = frames_of(dec.commit(n))
+        else:
+            n = min(step, len(wire) - pos)
+            new = frames_of(dec.feed(wire[pos : pos + n]))
+        pos += n
+        for f in new:
+            i = len(got)
+            got.append(f)
+            assert f.payload == sent[i]
+            assert isinstance(f.payload, bytes) or f.payload.readonly
+            if rnd.random() < 0.5:
+                held.append((sent[i], f.payload))
+        got = [Frame(f.kind, f.seq, f.ack, f.msg_type, b"") for f in got]  # let go
+        for want, payload in held:
+            assert payload == want
+    assert len(got) == len(sent)
+    assert len(dec._spares) <= FrameDecoder.SPARES

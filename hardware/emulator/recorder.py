@@ -155,7 +155,9 @@ class RecorderFirmware:
                 self._new_session()
             elif isinstance(event, Delivered):
                 self._last_activity = now
-                self._handle(event.msg_type, event.payload, now)
+                # a long command arrives as a view (Frame.payload): bytes, as the
+                # handlers keep and hash it (no copy of what is bytes already)
+                self._handle(event.msg_type, bytes(event.payload), now)
         self._serve_streams(now)
 
     def outgoing(self) -> bytes:

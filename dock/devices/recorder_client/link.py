@@ -381,13 +381,14 @@ class RecorderLink:
                 return
             if ev.msg_type == _STREAM_REPLY:
                 return  # the rest of a stream whose read gave up: never kept
+            raw = bytes(ev.payload)  # kept with the reply: a view only for a long one
             try:
-                msg = decode(ev.msg_type, ev.payload)
+                msg = decode(ev.msg_type, raw)
             except (UnknownMessage, MalformedMessage) as exc:
                 log.warning("ignoring undecodable message from recorder: %s", exc)
                 return
             if msg.is_reply and self._recent(msg.req_id):
-                self._replies[msg.req_id] = (msg, ev.payload)
+                self._replies[msg.req_id] = (msg, raw)
                 self._damage[msg.req_id] = ev.damaged_copies
                 while len(self._replies) > self.bounds.max_pending_replies:
                     oldest = next(iter(self._replies))  # late or unsolicited: never waited for

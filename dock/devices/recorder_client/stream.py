@@ -74,7 +74,7 @@ class StreamReader:
             if head.refused is not None:
                 raise head.refused
 
-    def offer(self, wire_type: int, payload: bytes, damaged: int) -> bool:
+    def offer(self, wire_type: int, payload: bytes | memoryview, damaged: int) -> bool:
         """Take a delivered message if it belongs to these streams (True), else leave
         it to the caller (False). ProtocolViolation when it breaks the stream."""
         if wire_type == _ERROR:
@@ -113,7 +113,7 @@ class StreamReader:
         head.done = r.last
         return True
 
-    def _offer_error(self, payload: bytes) -> bool:
+    def _offer_error(self, payload: bytes | memoryview) -> bool:
         try:
             msg = decode(_ERROR, payload)
         except MalformedMessage:
