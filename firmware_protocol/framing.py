@@ -122,14 +122,14 @@ def encode_frame_parts(
     """One frame as pieces (header, the payload's own parts, trailer), never joined:
     a transport writes them with one gathering write (``writev``/``sendmsg``), so a
     payload of footage is not copied to frame it. Raises ValueError as ``encode_frame``."""
-    n = sum(len(p) for p in parts)
+    n = sum(map(len, parts))  # map, filter: no Python-level call per piece
     if n > ABSOLUTE_MAX_PAYLOAD:
         raise ValueError(f"payload of {n} bytes exceeds {ABSOLUTE_MAX_PAYLOAD}")
     head = encode_header(kind, seq, ack, msg_type, n)
     crc = crc32(memoryview(head)[2:])
     for p in parts:
         crc = crc32(p, crc)
-    return [head, *(p for p in parts if len(p)), crc.to_bytes(4, "big") + END]
+    return [head, *filter(len, parts), crc.to_bytes(4, "big") + END]
 
 
 class FrameDecoder:
@@ -272,11 +272,12 @@ class FrameDecoder:
                 continue
             p = h + HEADER_SIZE
             c = p + length
-            e = c + TRAILER_SIZE + len(END)
+            e = c + _TAIL
             if end_of_data < e:
                 self._need = e - end_of_data
                 break  # wait for the rest
-            self._flush_noise(out)
+            if self._noise:
+                self._flush_noise(out)
             if view[c + 4 : e] != END:
                 out.append(FrameError(FrameErrorCode.BAD_END, len(START), seq, kind))
                 pos = h  # cut short: a real frame may start inside it
@@ -290,7 +291,8 @@ class FrameDecoder:
             else:
                 out.append(Frame(kind, seq, ack, msg_type, bytes(view[p:c])))
                 pos = e
-        self._flush_noise(out)
+        if self._noise:
+            self._flush_noise(out)
         if pos >= end_of_data:
             self._start = self._end = 0
         else:
@@ -306,3 +308,4 @@ class FrameDecoder:
 
 
 _KINDS = {int(k): k for k in FrameKind}
+_TAIL = TRAILER_SIZE + len(END)

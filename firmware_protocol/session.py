@@ -94,7 +94,7 @@ Payload = bytes | tuple[bytes | memoryview, ...]
 
 
 def payload_size(payload: Payload) -> int:
-    return len(payload) if isinstance(payload, bytes) else sum(len(p) for p in payload)
+    return len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
 
 
 class SessionError(Exception):
@@ -549,7 +549,8 @@ class Session:
         self._ack_due = True
         self._acks_owed += 1
         self.stats.awaited_damaged = 0
-        for old in [k for k in self._nak_times if k < self._expected]:
-            del self._nak_times[old]
+        if self._nak_times:
+            for old in [k for k in self._nak_times if k < self._expected]:
+                del self._nak_times[old]
         if self._ooo:
             self._nak_holes(max(self._ooo) - 1, now)  # the next gaps are already known

@@ -11,7 +11,7 @@ valid TLV layout to the general codec, so both accept and refuse the same bodies
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .codec import FIELD_HEAD, MalformedMessage, decode_body
 from .messages import REPLIES, MsgType
@@ -23,8 +23,7 @@ LAST = FIELD_HEAD.pack(3, 1) + b"\x01"
 _SCHEMA = REPLIES[MsgType.READ_STREAM]
 
 
-@dataclass(frozen=True, slots=True)
-class StreamReply:
+class StreamReply(NamedTuple):  # a tuple: one made per reply, cheaply
     req_id: int
     offset: int
     #: The payload's own bytes (a read-only view when the payload was ``bytes``).

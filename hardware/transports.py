@@ -134,9 +134,15 @@ class TcpTransport:
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         self.url = url
+        self._timeout: float | None = None  # the socket's, set only when it changes
+
+    def _set_timeout(self, timeout: float) -> None:
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
-        self.sock.settimeout(max(timeout, 0.0) or 0.0)
+        self._set_timeout(max(timeout, 0.0))
         try:
             data = self.sock.recv(max_bytes)
         except (TimeoutError, BlockingIOError):
@@ -149,7 +155,8 @@ class TcpTransport:
 
     def read_into(self, buf: memoryview, timeout: float) -> int:
         """``read`` into ``buf`` (``recv_into``); returns the count (0 on a quiet line)."""
-        self.sock.settimeout(max(timeout, 0.0) or 0.0)
+        if timeout != self._timeout:  # the common case, reads back to back: no call
+            self._set_timeout(max(timeout, 0.0))
         try:
             n = self.sock.recv_into(buf)
         except (TimeoutError, BlockingIOError):
@@ -161,7 +168,7 @@ class TcpTransport:
         return n
 
     def write(self, data: bytes) -> None:
-        self.sock.settimeout(10.0)
+        self._set_timeout(10.0)
         try:
             self.sock.sendall(data)
         except OSError as exc:
@@ -169,7 +176,7 @@ class TcpTransport:
 
     def write_parts(self, parts: Sequence[bytes | memoryview]) -> None:
         """``write`` of the pieces back to back, with ``sendmsg`` (no join)."""
-        self.sock.settimeout(10.0)
+        self._set_timeout(10.0)
         views = [memoryview(p) for p in parts if len(p)]
         try:
             while views:

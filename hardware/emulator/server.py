@@ -213,7 +213,7 @@ class EmulatorServer:
                 parts = fw.outgoing_parts()
                 if parts and inj.active:  # faults apply to the bytes as one write
                     parts = [inj.outbound(b"".join(parts))]
-                out.extend(memoryview(p) for p in parts if len(p))
+                out.extend(map(memoryview, filter(len, parts)))
                 if out and time.monotonic() >= stall_until:
                     self._write_some(fd, out)
                 if inj.take_disconnect():
@@ -247,7 +247,7 @@ class EmulatorServer:
                 if exc.errno in (errno.EIO, errno.EAGAIN):
                     return
                 raise
-            full = sum(len(p) for p in batch)
+            full = sum(map(len, batch))
             written = n
             while n and out:
                 if n >= len(out[0]):

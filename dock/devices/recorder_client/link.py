@@ -341,28 +341,31 @@ class RecorderLink:
         """Read and answer until ``done()``. ``streaming``: replies keep coming, so the
         ACK for what arrived may wait while more is there to read at once (never
         across a read that would wait: then it goes first)."""
-        deadline = self._mono() + timeout
+        session, mono = self.session, self._mono
+        deadline = mono() + timeout
         for _ in range(10_000_000):
             if done():
                 if not streaming:
                     self._flush()
                 return
-            now = self._mono()
+            now = mono()
             if now >= deadline:
                 raise NoReply(f"no answer within {timeout:g} s")
-            wait = deadline - now
-            d = self.session.next_deadline()
-            if d is not None:
-                wait = min(wait, max(0.0, d - now))
             n, events = self._read(0.0) if streaming else (0, [])
             if not n:
+                wait = deadline - now
+                d = session.next_deadline()
+                if d is not None:
+                    wait = min(wait, max(0.0, d - now))
                 self._flush()  # nothing more at once: a deferred ACK goes before we wait
                 n, events = self._read(wait)
-            events += self.session.on_timer(self._mono())
+            d = session.next_deadline()  # what was read may have moved it
+            if d is not None and mono() >= d:  # on_timer would do nothing before then
+                events += session.on_timer(mono())
             for ev in events:
                 self._on_event(ev)
             self._flush(defer_ack=streaming and n > 0)
-            if self.session.stats.awaited_damaged >= STUCK_DAMAGE:
+            if session.stats.awaited_damaged >= STUCK_DAMAGE:
                 raise FrameTooLong(
                     f"{STUCK_DAMAGE} damaged copies of one frame in a row: line too noisy"
                 )

@@ -85,7 +85,10 @@ class StreamReader:
             r = decode_reply(payload)
         except MalformedMessage as exc:
             raise ProtocolViolation(f"READ_STREAM of {self.rec_id!r}: {exc}") from None
-        head = next((s for s in self.streams if not s.done and s.refused is None), None)
+        streams = self.streams
+        head = streams[0] if streams else None  # the one receiving, as a rule
+        if head is not None and (head.done or head.refused is not None):
+            head = next((s for s in streams if not s.done and s.refused is None), None)
         if head is None or r.req_id != head.req_id:
             asked = any(s.req_id == r.req_id for s in self.streams)
             raise ProtocolViolation(
@@ -93,25 +96,29 @@ class StreamReader:
                 + ("before the stream ahead of it ended" if asked else "the dock is not reading")
             )
         n = len(r.data)
-        where = f"READ_STREAM of {self.rec_id!r} [{head.start}, {head.stop})"
         if r.offset != head.next:
             raise ProtocolViolation(
-                f"{where}: {n} bytes at {r.offset}, expected the bytes at {head.next}"
+                f"{self._where(head)}: {n} bytes at {r.offset}, expected the bytes at {head.next}"
             )
         if n > head.chunk or r.offset + n > head.stop:
             raise ProtocolViolation(
-                f"{where}: {n} bytes at {r.offset}, more than asked "
+                f"{self._where(head)}: {n} bytes at {r.offset}, more than asked "
                 f"(chunks of at most {head.chunk}, up to {head.stop})"
             )
         if r.last and r.offset + n != head.stop:
-            raise ProtocolViolation(f"{where}: ended at {r.offset + n}, short of {head.stop}")
+            raise ProtocolViolation(
+                f"{self._where(head)}: ended at {r.offset + n}, short of {head.stop}"
+            )
         if not n and not r.last:
-            raise ProtocolViolation(f"{where}: an empty reply at {r.offset}")
+            raise ProtocolViolation(f"{self._where(head)}: an empty reply at {r.offset}")
         if n:
             self.ready.append((r.offset, r.data, damaged))
         head.next += n
         head.done = r.last
         return True
+
+    def _where(self, s: Stream) -> str:
+        return f"READ_STREAM of {self.rec_id!r} [{s.start}, {s.stop})"
 
     def _offer_error(self, payload: bytes | memoryview) -> bool:
         try:
