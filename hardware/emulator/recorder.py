@@ -59,6 +59,7 @@ AUTH_IDLE_TIMEOUT = 120.0
 #: READ_STREAM requests held behind the one being served; more are refused BUSY
 #: (PROTOCOL.md 6.2a).
 MAX_WAITING_STREAMS = 2
+_STREAM_REPLY = MsgType.READ_STREAM.reply  # once, not per reply
 
 _CAPABILITY_FOR: dict[MsgType, Capability] = {
     MsgType.SELF_TEST: Capability.SELF_TEST,
@@ -406,7 +407,7 @@ class RecorderFirmware:
         self, req_id: int, offset: int, data: bytes | memoryview, last: bool, now: float
     ) -> None:
         """One reply of a stream (a test's lying recorder changes it here)."""
-        self.session.send(MsgType.READ_STREAM.reply, reply_parts(req_id, offset, data, last), now)
+        self.session.send(_STREAM_REPLY, reply_parts(req_id, offset, data, last), now)
 
     def _open_for_read(self, rid: str) -> int:
         """One open file at a time: a transfer reads one recording chunk after chunk."""
