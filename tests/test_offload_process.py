@@ -399,3 +399,31 @@ def test_workers_are_forked_by_one_small_server_that_takes_them_along() -> None:
     finally:
         server.close()
     assert wait_until(lambda: not _alive(two.pid) and not _alive(three.pid), timeout=10.0)
+
+
+def test_workers_run_with_at_most_two_malloc_arenas_unless_the_dock_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each worker's reader, hasher and writer threads would grow a malloc arena each:
+    the memory target with 4 offloading (bench/loaded_dock.py) is met with two at most.
+    A dock started with its own MALLOC_ARENA_MAX (systemd's Environment=) keeps it."""
+    from dock.daemon.offload_process import worker_command, worker_env
+    from dock.daemon.worker_forks import ForkServer
+
+    def arenas(pid: int) -> str | None:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            pairs = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        value = pairs.get(b"MALLOC_ARENA_MAX")
+        return None if value is None else value.decode()
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    server = ForkServer(worker_command("serve_forks"), worker_env())
+    server.start()
+    try:
+        worker = server.fork()
+        assert server.proc is not None
+        assert arenas(server.proc.pid) == arenas(worker.pid) == "2"
+    finally:
+        server.close()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert worker_env()["MALLOC_ARENA_MAX"] == "4"

@@ -66,6 +66,15 @@ _WORKER_CODE = (
 )
 
 
+def worker_env() -> dict[str, str]:
+    """The dock's environment, with at most two malloc arenas unless it says otherwise:
+    a worker's reader, hasher and writer threads would each grow one (about 10 MiB
+    more for four workers, bench/loaded_dock.py)."""
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    return env
+
+
 def code_root() -> str:
     """The folder holding the ``dock`` package this dock runs from (the Debian package's
     /opt/bwc-dock/lib, a checkout, a wheel's site-packages)."""
@@ -159,6 +168,7 @@ class ProcessCopier:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            env=worker_env(),
         )
 
     def _fork(self) -> ForkedWorker:
@@ -167,7 +177,7 @@ class ProcessCopier:
         if forks is None or not forks.alive:
             if forks is not None:
                 forks.close()
-            forks = ForkServer(worker_command("serve_forks"))
+            forks = ForkServer(worker_command("serve_forks"), worker_env())
             forks.start()
             with self._lock:
                 self._forks = forks

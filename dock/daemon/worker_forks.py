@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 #: Seconds the server has to answer a fork.
@@ -37,8 +37,9 @@ class ForkServer:
     """One fork server process, started on first use (:meth:`start`), and the workers it
     forked for the dock."""
 
-    def __init__(self, command: Sequence[str]) -> None:
+    def __init__(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         self.command = list(command)
+        self.env = dict(env) if env is not None else None  # None: the dock's own
         self.proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._cond = threading.Condition()
@@ -57,7 +58,11 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = subprocess.Popen(
-                self.command, stdin=theirs.fileno(), stdout=subprocess.DEVNULL, close_fds=True
+                self.command,
+                stdin=theirs.fileno(),
+                stdout=subprocess.DEVNULL,
+                close_fds=True,
+                env=self.env,
             )
         except OSError:
             ours.close()
