@@ -221,6 +221,9 @@ class Sampler(threading.Thread):
 
 
 def main() -> None:
+    if "MALLOC_ARENA_MAX" not in os.environ:  # the daemon as dock.service runs it
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, "MALLOC_ARENA_MAX": "2"})  # fmt: skip
     ap = argparse.ArgumentParser()
     ap.add_argument("--slots", type=int, default=20)
     ap.add_argument("--returned", type=int, default=4, help="recorders back with footage")

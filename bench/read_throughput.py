@@ -125,7 +125,7 @@ def main() -> None:
     print(f"recording           {size / (1 << 20):.0f} MiB, {a.repeat} interleaved runs")
     print(f"plain socket        {max(bases) / mb:8.1f} MB/s best, {min(bases) / mb:.1f} worst")
     print(f"whole stack         {max(stacks) / mb:8.1f} MB/s best, {min(stacks) / mb:.1f} worst")
-    print(f"ratio               {median:8.2f}  median of pairs (target >= 0.5)")
+    print(f"ratio               {median:8.2f}  median of pairs (target >= 0.7)")
     print(f"ratio of bests      {max(stacks) / max(bases):8.2f}")
     print(f"USB 2.0 headroom    {min(stacks) / 35e6:8.1f} x a 35 MB/s link (worst run)")
     print(f"dock CPU            {min(dock_cpu):8.2f} s/GiB best, {max(dock_cpu):.2f} worst")
