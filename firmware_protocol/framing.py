@@ -31,7 +31,6 @@ from __future__ import annotations
 import binascii
 import enum
 import struct
-import sys
 from binascii import crc_hqx  # CRC-16/CCITT-FALSE with 0xFFFF: crc16_ccitt_false
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +51,18 @@ TRAILER_SIZE = 4
 OVERHEAD = len(START) + HEADER_SIZE + TRAILER_SIZE + len(END)
 #: Hard ceiling on any payload, whatever a peer announces.
 ABSOLUTE_MAX_PAYLOAD = 1 << 20
+
+
+def _unheld(buf: bytearray) -> bool:
+    """True when no view of ``buf`` is alive: a bytearray that has lent its buffer (a
+    memoryview, or any slice of one, exists) cannot change size; one that has not is
+    grown by a byte and shrunk back."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    del buf[-1]
+    return True
 
 
 class FrameKind(enum.IntEnum):
@@ -221,8 +232,7 @@ class FrameDecoder:
         live = self._end - self._start
         new = None
         for i in range(len(spares)):
-            # 2: the list's reference and the argument's, so no view of it is alive
-            if sys.getrefcount(spares[i]) == 2 and len(spares[i]) >= live:
+            if len(spares[i]) >= live and _unheld(spares[i]):
                 new = spares.pop(i)
                 break
         if new is None:

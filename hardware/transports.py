@@ -120,6 +120,10 @@ def _check_configured(url: str) -> None:
 class TcpTransport:
     """A recorder (or an emulator) reached over TCP, ``tcp://HOST:PORT``."""
 
+    #: The socket's timeout as last set (None: not set by us yet); subclasses that make
+    #: their own socket (an emulated link) start from here too.
+    _timeout: float | None = None
+
     def __init__(self, url: str, connect_timeout: float = 3.0) -> None:
         parsed = urlparse(url)
         if not parsed.hostname or not parsed.port:
