@@ -39,7 +39,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from loaded_dock import loadavg, start_fleet  # noqa: E402
+from loaded_dock import loadavg, start_fleet, stop_fleet  # noqa: E402
 
 from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, open_transport  # noqa: E402
@@ -138,15 +138,7 @@ def main() -> None:
         pool = getattr(svc.inspection, "_workers", None)  # older code: a thread per slot
         workers = pool.workers() if pool is not None else "per-slot"
     finally:
-        for proc in fleet:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in fleet:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        stop_fleet(fleet)
         shutil.rmtree(tmp, ignore_errors=True)
     b, d, k = statistics.median(base), statistics.median(ours), statistics.median(cmds)
     print(f"\n{a.slots} slots, {a.rounds} rounds of {a.sweeps} sweeps each, clock {a.clock}, "

@@ -220,6 +220,20 @@ class Sampler(threading.Thread):
         return self.peak
 
 
+def stop_fleet(fleet: list[subprocess.Popen[str]]) -> None:
+    """End the recorder processes: their input closed, then killed if one lingers
+    (bounded: 30 s each)."""
+    for proc in fleet:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    for proc in fleet:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def main() -> None:
     if "MALLOC_ARENA_MAX" not in os.environ:  # the daemon as dock.service runs it
         os.execve(sys.executable, [sys.executable, *sys.argv],
@@ -403,15 +417,7 @@ def main() -> None:
             svc.stop_maintenance(timeout=30)
         for relay in relays:
             stop_relay(relay)
-        for proc in fleet:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in fleet:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        stop_fleet(fleet)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def line(name: str, rows: list[dict[str, Any]]) -> str:

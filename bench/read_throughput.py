@@ -52,13 +52,9 @@ conn.close()
 """
 
 
-def plain_socket(path: str, size: int) -> float:
-    p = subprocess.Popen(
-        [*RECORDER_PREFIX, sys.executable, "-c", SENDER, path], stdout=subprocess.PIPE, text=True
-    )
-    assert p.stdout is not None
-    port = int(p.stdout.readline())
-    sock = socket.create_connection(("127.0.0.1", port))
+def drain(sock: socket.socket, size: int) -> tuple[int, float]:
+    """Bytes received (up to ``size``, into one reused buffer) and the seconds it took:
+    the plain baseline's receiving end."""
     buf = bytearray(256 * 1024)
     got = 0
     t0 = time.perf_counter()
@@ -67,7 +63,17 @@ def plain_socket(path: str, size: int) -> float:
         if n == 0:
             break
         got += n
-    elapsed = time.perf_counter() - t0
+    return got, time.perf_counter() - t0
+
+
+def plain_socket(path: str, size: int) -> float:
+    p = subprocess.Popen(
+        [*RECORDER_PREFIX, sys.executable, "-c", SENDER, path], stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None
+    port = int(p.stdout.readline())
+    sock = socket.create_connection(("127.0.0.1", port))
+    got, elapsed = drain(sock, size)
     sock.close()
     p.wait(timeout=30)
     assert got == size, (got, size)

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from read_throughput import SENDER  # noqa: E402
+from read_throughput import SENDER, drain  # noqa: E402
 from throttle_relay import BUFFER_KIB  # noqa: E402
 from throttle_relay import start as start_relay  # noqa: E402
 from throttle_relay import stop as stop_relay  # noqa: E402
@@ -39,15 +39,7 @@ def plain(path: str, size: int, mbps: float, buffer_kib: int) -> float:
     try:
         host, rport = url.removeprefix("tcp://").rsplit(":", 1)
         sock = socket.create_connection((host, int(rport)))
-        buf = bytearray(256 * 1024)
-        got = 0
-        t0 = time.perf_counter()
-        while got < size:
-            n = sock.recv_into(buf)
-            if n == 0:
-                break
-            got += n
-        elapsed = time.perf_counter() - t0
+        got, elapsed = drain(sock, size)
         sock.close()
     finally:
         stop_relay(relay)
