@@ -24,7 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dock.config import emulated_config  # noqa: E402
+from dock.config import DockConfig, emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, open_transport  # noqa: E402
 from dock.devices.recorder_client import RecorderClient  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
@@ -44,6 +44,14 @@ for i in range(n):
 print(" ".join(s.url for s in servers), flush=True)
 sys.stdin.read()
 """
+
+
+def config_on(urls: list[str], folder: str) -> DockConfig:
+    """The emulated dock's configuration (state in ``folder``) with slot N on the
+    recorder at ``urls[N-1]``: what every bench with separate recorder processes runs."""
+    cfg = emulated_config(len(urls), folder)
+    slots = tuple(dataclasses.replace(s, port=u) for s, u in zip(cfg.slots, urls, strict=True))
+    return dataclasses.replace(cfg, slots=slots)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -72,13 +80,7 @@ def main() -> None:
     assert fleet.stdout is not None
     urls = fleet.stdout.readline().split()
     try:
-        cfg = emulated_config(a.slots, os.path.join(tmp, "dock"))
-        cfg = dataclasses.replace(
-            cfg,
-            slots=tuple(
-                dataclasses.replace(s, port=u) for s, u in zip(cfg.slots, urls, strict=True)
-            ),
-        )
+        cfg = config_on(urls, os.path.join(tmp, "dock"))
         svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         for slot in svc.views:
             svc.enrol(slot, "bench")

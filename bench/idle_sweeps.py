@@ -39,9 +39,9 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from checkout_latency import config_on  # noqa: E402
 from loaded_dock import loadavg, start_fleet, stop_fleet  # noqa: E402
 
-from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, open_transport  # noqa: E402
 from dock.devices.recorder_client import RecorderClient  # noqa: E402
 from dock.services.status import status_report  # noqa: E402
@@ -96,14 +96,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-idle-", dir=os.environ.get("BENCH_DIR"))
     fleet, urls, _ = start_fleet(a.slots, os.path.join(tmp, "rec"), 4)
     try:
-        cfg = emulated_config(a.slots, os.path.join(tmp, "dock"))
-        cfg = dataclasses.replace(
-            cfg,
-            slots=tuple(
-                dataclasses.replace(s, port=u) for s, u in zip(cfg.slots, urls, strict=True)
-            ),
-            clock=dataclasses.replace(cfg.clock, source=a.clock),
-        )
+        cfg = config_on(urls, os.path.join(tmp, "dock"))
+        cfg = dataclasses.replace(cfg, clock=dataclasses.replace(cfg.clock, source=a.clock))
         svc: Any = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         for slot in svc.views:
             svc.enrol(slot, "bench")

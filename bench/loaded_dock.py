@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import os
 import select
@@ -45,12 +44,11 @@ import psutil
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from checkout_latency import pct  # noqa: E402
+from checkout_latency import config_on, pct  # noqa: E402
 from throttle_relay import BUFFER_KIB  # noqa: E402
 from throttle_relay import start as start_relay  # noqa: E402
 from throttle_relay import stop as stop_relay  # noqa: E402
 
-from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, open_transport  # noqa: E402
 from dock.daemon.model import Decision  # noqa: E402
 from dock.devices.recorder_client import RecorderClient  # noqa: E402
@@ -272,13 +270,7 @@ def main() -> None:
             for i, url in enumerate(urls):
                 relay, urls[i] = start_relay(url, a.throttle, a.link_buffer)
                 relays.append(relay)
-        cfg = emulated_config(a.slots, os.path.join(tmp, "dock"))
-        cfg = dataclasses.replace(
-            cfg,
-            slots=tuple(
-                dataclasses.replace(s, port=u) for s, u in zip(cfg.slots, urls, strict=True)
-            ),
-        )
+        cfg = config_on(urls, os.path.join(tmp, "dock"))
         svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         svc.offload_concurrency = a.concurrency
         svc.offloader.use_mass_storage = a.via == "volume"

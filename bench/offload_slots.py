@@ -17,7 +17,6 @@ rows are kept; ``--no-volume`` leaves out the mass-storage rows.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import os
 import shutil
@@ -29,11 +28,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from checkout_latency import config_on  # noqa: E402
 from throttle_relay import BUFFER_KIB  # noqa: E402
 from throttle_relay import start as start_relay  # noqa: E402
 from throttle_relay import stop as stop_relay  # noqa: E402
 
-from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service, prewarm_offload_workers  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
 
@@ -76,13 +75,7 @@ def run(
             relay, urls[i] = start_relay(url, throttle, link_buffer)
             relays.append(relay)
     try:
-        cfg = emulated_config(slots, os.path.join(tmp, f"dock{concurrency}"))
-        cfg = dataclasses.replace(
-            cfg,
-            slots=tuple(
-                dataclasses.replace(s, port=u) for s, u in zip(cfg.slots, urls, strict=True)
-            ),
-        )
+        cfg = config_on(urls, os.path.join(tmp, f"dock{concurrency}"))
         svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         for slot in svc.views:
             svc.enrol(slot, "bench")
