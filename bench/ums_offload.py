@@ -221,7 +221,9 @@ def run_bare(sources: list[str], work: str, at_once: int) -> float:
             first = hashlib.sha256()
             for block in _cold_blocks(path):
                 first.update(block)
-            write_verified(dest, os.path.basename(path), _cold_blocks(path), first.digest())
+            write_verified(
+                dest, os.path.basename(path), _cold_blocks(path), first.digest(), hash_written=True
+            )
 
     start = time.perf_counter()
     workers = [threading.Thread(target=copy, args=(sources[i::at_once],)) for i in range(at_once)]

@@ -146,6 +146,28 @@ def test_a_source_that_changes_between_reads_is_kept_on_the_camera(kind, tmp_pat
     assert any(e.kind == "offload_failed" for e in audit.entries())
 
 
+def test_a_cameras_bytes_are_hashed_as_received_as_well_as_read_back(
+    tmp_path, dock, monkeypatch
+) -> None:
+    """Issue 14: with no capture hash, the copy's source read is hashed with SHA-256 too
+    (the three reads agree as SHA-256), not only compared with the read-back by CRC."""
+    import dock.evidence.offload as offload_module
+
+    asked: list[bool] = []
+    real = offload_module.write_verified
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("hash_written", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(offload_module, "write_verified", spy)
+    store, audit, evidence = dock
+    vol, _ = _volume("dir", tmp_path, footage_set(2, 20_000))
+    report = Offloader(store, audit, evidence).offload(UmsRecorder(vol, RULE), "1")  # type: ignore[arg-type]
+    assert report.ok and len(report.archived) == 2
+    assert asked == [True, True]
+
+
 def test_an_unknown_volume_is_never_offloaded(tmp_path, dock) -> None:
     files = footage_set(1, 100)
     root = make_dir(str(tmp_path / "mnt"), files, extra={"DCIM/OTHER_1_20261130090000_1.MP4": b""})

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from dock.evidence.verified_copy import (
     QUARANTINE_DIR,
+    SEGMENT_BYTES,
     CopyFailed,
     DestinationExists,
     FileOps,
@@ -73,6 +74,22 @@ class RecordingFS(FileOps):
         self.calls.append("read_back")
         return super().read_back(path)
 
+    def open_read(self, path: str) -> int:
+        self.calls.append("open_read")
+        return super().open_read(path)
+
+    def flush_range(self, fd: int, offset: int, length: int) -> None:
+        self.calls.append(f"flush_range {offset} {length}")
+        super().flush_range(fd, offset, length)
+
+    def drop_range(self, fd: int, offset: int, length: int) -> None:
+        self.calls.append(f"drop_range {offset} {length}")
+        super().drop_range(fd, offset, length)
+
+    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
+        self.calls.append(f"read_range {offset} {length}")
+        return super().read_range(fd, offset, length)
+
     def chmod(self, path: str, mode: int) -> None:
         self.calls.append("chmod")
         super().chmod(path, mode)
@@ -114,9 +131,8 @@ class FlipBitOnReadBack(RecordingFS):
         super().__init__()
         self.at = at
 
-    def read_back(self, path: str) -> Iterator[bytes]:
-        offset = 0
-        for block in super().read_back(path):
+    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
+        for block in super().read_range(fd, offset, length):
             if offset <= self.at < offset + len(block):
                 damaged = bytearray(block)
                 damaged[self.at - offset] ^= 0x10
@@ -132,7 +148,7 @@ class FsyncDirEIO(RecordingFS):
 
 
 def hasher_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "sha256-writer"]
+    return [t for t in threading.enumerate() if t.name in ("sha256-writer", "read-back")]
 
 
 def leftovers(folder: str) -> list[str]:
@@ -151,19 +167,52 @@ def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> 
     assert final.read_bytes() == data
     assert stat.S_IMODE(final.stat().st_mode) == 0o444
     assert os.listdir(tmp_path) == [NAME]
-    # fsync once, drop the cache, then read back; publish only after verifying.
+    # Each segment taken to the disk, dropped from the cache and read back, the file
+    # fsynced once; published only after all of it.
     order = [c for c in fs.calls if c != "write"]
-    assert order == [
-        "open_new",
-        "fsync",
-        "drop_cache",
-        "close",
-        "read_back",
-        "drop_cache",
-        "chmod",
-        "replace",
-        "fsync_dir",
-    ]
+    size = len(data)
+    assert order[:2] == ["open_new", "open_read"]
+    assert order[-3:] == ["chmod", "replace", "fsync_dir"]
+    spans = [(0, size)] if size <= SEGMENT_BYTES else None
+    assert spans is not None
+    for offset, length in spans:
+        flush = order.index(f"flush_range {offset} {length}")
+        drop = order.index(f"drop_range {offset} {length}")
+        read = order.index(f"read_range {offset} {length}")
+        assert flush < drop < read < order.index("chmod")
+    assert order.count("fsync") == 1 and order.index("fsync") < order.index("close")
+    assert order.index("close") < order.index("chmod")
+
+
+def test_a_long_copy_is_read_back_segment_by_segment_while_it_is_written(tmp_path) -> None:
+    """001 art.19(4): every byte of a copy longer than a segment is flushed and read back
+    from the disk, each segment once, in order; the first segment is read back while the
+    rest is still being written (the source here waits for it before its last chunk)."""
+    data = os.urandom(2 * SEGMENT_BYTES + 12345)
+    first_read_back = threading.Event()
+
+    class Watched(RecordingFS):
+        def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
+            yield from super().read_range(fd, offset, length)
+            if offset == 0:
+                first_read_back.set()
+
+    def source() -> Iterator[bytes]:
+        step = 1 << 20
+        for offset in range(0, len(data), step):
+            if offset + step >= len(data):  # the last chunk waits for the first read-back
+                assert first_read_back.wait(60), "nothing was read back while writing"
+            yield data[offset : offset + step]
+
+    fs = Watched()
+    result = write_verified(str(tmp_path), NAME, source(), sha(data), fs=fs)
+
+    assert result.sha256 == sha(data) and (tmp_path / NAME).read_bytes() == data
+    reads = [c.split()[1:] for c in fs.calls if c.startswith("read_range")]
+    spans = [(int(o), int(n)) for o, n in reads]
+    assert spans == [(0, SEGMENT_BYTES), (SEGMENT_BYTES, SEGMENT_BYTES), (2 * SEGMENT_BYTES, 12345)]
+    for offset, length in spans:
+        assert f"flush_range {offset} {length}" in fs.calls
 
 
 def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
@@ -185,16 +234,24 @@ def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
     assert (tmp_path / QUARANTINE_DIR / quarantined[0]).read_bytes() == data  # nothing lost
 
 
-def test_flipped_bit_on_read_back_is_an_integrity_error(tmp_path) -> None:
-    """001 art.19(4): one bit flipped on the disk is caught by the read-back."""
-    data = os.urandom(2 * 1024 * 1024 + 17)
-    fs = FlipBitOnReadBack(at=1_500_000)
+@pytest.mark.parametrize("hash_written", [False, True])
+def test_flipped_bit_on_read_back_is_an_integrity_error(tmp_path, hash_written: bool) -> None:
+    """001 art.19(4): one bit flipped on the disk is caught by the read-back, and said to be
+    the disk's (not the source's): with the written bytes hashed, their hash is the
+    capture's; without, the segment that read back otherwise is named."""
+    at = SEGMENT_BYTES + 1_500_000
+    data = os.urandom(2 * SEGMENT_BYTES + 17)
+    fs = FlipBitOnReadBack(at=at)
     with pytest.raises(IntegrityError) as info:
-        write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+        write_verified(
+            str(tmp_path), NAME, chunked(data), sha(data), fs=fs, hash_written=hash_written
+        )
 
     err = info.value
-    assert err.stage == "read-back"
-    assert err.written_sha256 == sha(data) and err.found_sha256 != sha(data)
+    assert err.stage == "read-back" and err.found_sha256 != sha(data)
+    assert err.differs_at == (SEGMENT_BYTES, 2 * SEGMENT_BYTES)
+    assert err.written_sha256 == (sha(data) if hash_written else None)
+    assert f"{SEGMENT_BYTES}-{2 * SEGMENT_BYTES}" in str(err) or hash_written
     assert not (tmp_path / NAME).exists()
     assert len(os.listdir(tmp_path / QUARANTINE_DIR)) == 1
     assert "chmod" in fs.calls  # the quarantined copy is read-only too
@@ -265,7 +322,7 @@ def test_eio_on_fsync_fails_once_and_is_never_retried(tmp_path) -> None:
     assert info.value.errno == errno.EIO
     assert fs.count("fsync") == 1
     assert os.listdir(tmp_path) == []
-    assert "read_back" not in fs.calls and "replace" not in fs.calls
+    assert "replace" not in fs.calls
 
 
 def test_eio_on_folder_fsync_withdraws_the_copy(tmp_path) -> None:

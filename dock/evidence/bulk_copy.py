@@ -189,10 +189,8 @@ class PullChunks:
 
     def _run(self, client: RecorderClient, rec: RecordingInfo) -> None:
         try:
-            # a chunk in a buffer the reader reuses is copied before it is queued
-            client.read_recording(
-                rec, lambda _off, data: self._put(data if type(data) is bytes else bytes(data))
-            )
+            # a chunk is bytes or a view nothing reuses while it is held (Chunk): kept as is
+            client.read_recording(rec, lambda _off, data: self._put(data))
             self._put(self._END)
         except BaseException as exc:  # handed to the consumer, which raises it
             if self._stop.is_set():
@@ -201,7 +199,7 @@ class PullChunks:
                 self._put(exc)
 
     def _put(self, item: Any) -> None:
-        size = len(item) if isinstance(item, bytes) else 0
+        size = len(item) if isinstance(item, (bytes, memoryview)) else 0
         with self._cond:
             while not self._stop.is_set():
                 if not self._held or self._held + size <= IN_FLIGHT_BYTES:
@@ -219,7 +217,7 @@ class PullChunks:
                     raise ConnectionAbortedError("the recording's reader ended unheard")
                 self._cond.wait(1.0)
             item = self._items.popleft()
-            if isinstance(item, bytes):
+            if isinstance(item, (bytes, memoryview)):
                 self._held -= len(item)
             self._cond.notify_all()
             return item

@@ -532,13 +532,16 @@ class Offloader:
             _FileChunks(fd, keepalive=client.status) if fd is not None else _Pull(client, rec)
         )
         report = (lambda n: progress(rec.id, n, rec.size)) if progress else None
+        # A recorder with no capture hash (mass storage): the hash is the dock's own, so
+        # the bytes as received are hashed too (its reads must agree as SHA-256).
+        hash_taken: str | None = getattr(client, "hash_taken", None)
         try:
             result = write_verified(
-                dest, name, chunks, rec.sha256, expected_size=rec.size, progress=report
-            )
+                dest, name, chunks, rec.sha256, expected_size=rec.size, progress=report,
+                hash_written=hash_taken is not None,
+            )  # fmt: skip
         finally:
             chunks.close()
-        hash_taken: str | None = getattr(client, "hash_taken", None)
         self._record(
             serial, slot_id, rec, officer, case, result.path, result.already_present,
             via=via, volume_refused=refused, hash_taken=hash_taken,

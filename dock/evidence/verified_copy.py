@@ -3,12 +3,23 @@
 Footage is evidence, so a copy only counts once it is verified bit for bit against the
 hash the recorder computed at capture (REQUIREMENTS §4; DESIGN "Hard-won facts"):
 
-1. write to a temporary name in the destination folder while a worker thread hashes the
-   same bytes (hashlib releases the GIL, so hashing overlaps the I/O);
-2. flush and fsync the file, drop it from the page cache, read it back from the disk and
-   hash what was read;
-3. only if both hashes (and the size) match the expected ones: make it read-only,
-   ``os.replace`` it to its final name and fsync the folder.
+1. write to a temporary name in the destination folder, a CRC-32 of each segment
+   (SEGMENT_BYTES) taken as it is written;
+2. while the next segments are written, a thread takes each written segment to the disk
+   (sync_file_range), drops it from the page cache, reads it back from the disk, hashes
+   it (SHA-256, in order, so the hash is the whole file's) and checks its CRC-32 against
+   the written one; the file is fsynced once the last segment is written;
+3. only if the read-back hash is the expected one, every segment read back equals what was
+   written and the sizes agree: make it read-only, ``os.replace`` it to its final name and
+   fsync the folder.
+
+The proof is the read-back: the bytes the disk returns hash to the capture hash. The
+segment CRCs only say where a mismatch arose ("source": the disk holds what was received,
+which is not the capture; "read-back": the disk returned other bytes than were written).
+``hash_written=True`` also hashes the bytes as received with SHA-256 (a mass-storage
+recorder, whose only hash is the dock's own: its three reads must agree as SHA-256).
+Hashing the read-back beside the writes, not after the fsync, is what keeps a verified
+copy near the speed of a plain one (bench/RESULTS.md).
 
 A mismatch never deletes bytes: the temporary file goes to ``dest_dir/quarantine/``, as
 evidence of what went wrong. An I/O error (EIO, ENOSPC, ...) removes the partial file and
@@ -36,13 +47,29 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from dock.support import crashpoints
-from dock.support.files import drop_cache, fsync_dir, hash_blocks
+from dock.support.files import (
+    drop_cache,
+    drop_range,
+    flush_range,
+    fsync_dir,
+    hash_blocks,
+    read_range,
+)
+
+try:  # the same CRC-32 as zlib's, several times faster where zlib-ng is installed
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - zlib-ng is optional
+    from zlib import crc32
 
 log = logging.getLogger("dock.evidence.verified_copy")
 
 QUARANTINE_DIR = "quarantine"
 READ_BLOCK = 1024 * 1024
 HASH_QUEUE_CHUNKS = 8  # bounds the memory held between the writer and the hasher
+#: Written bytes taken to the disk, read back and hashed as one piece, beside the writes.
+SEGMENT_BYTES = 16 * 1024 * 1024
+#: Segments written but not yet read back: bounds the dirty pages one copy holds.
+SEGMENTS_AHEAD = 2
 _NAME_PREFIX_BYTES = 180  # keeps temporary and quarantine names under NAME_MAX (255)
 
 
@@ -55,7 +82,9 @@ class IntegrityError(VerifiedCopyError):
 
     ``stage`` says where: ``"source"`` (the bytes received do not hash to the expected
     value), ``"read-back"`` (the disk returned other bytes than were written) or
-    ``"size"``. ``found_sha256`` is the hash at that stage.
+    ``"size"``. ``found_sha256`` is the hash at that stage. ``written_sha256`` is None
+    where the bytes as written were not hashed on their own (a read-back that differs
+    from them; ``differs_at`` then gives the first segment's span of bytes).
     """
 
     def __init__(
@@ -65,12 +94,13 @@ class IntegrityError(VerifiedCopyError):
         expected_sha256: bytes,
         found_sha256: bytes,
         *,
-        written_sha256: bytes,
+        written_sha256: bytes | None,
         read_back_sha256: bytes,
         expected_size: int | None,
         written_size: int,
         read_back_size: int,
         quarantined_path: str | None,
+        differs_at: tuple[int, int] | None = None,
     ) -> None:
         self.final_name = final_name
         self.stage = stage
@@ -82,11 +112,18 @@ class IntegrityError(VerifiedCopyError):
         self.written_size = written_size
         self.read_back_size = read_back_size
         self.quarantined_path = quarantined_path
+        self.differs_at = differs_at
+        if written_sha256 is not None:
+            written = f"written {written_size} B {written_sha256.hex()}"
+        elif differs_at is not None:
+            lo, hi = differs_at
+            written = f"written {written_size} B, other bytes read back in {lo}-{hi}"
+        else:
+            written = f"written {written_size} B"
         super().__init__(
             f"{final_name}: {stage} mismatch: expected sha256 {expected_sha256.hex()}"
             f" size {expected_size}, found {found_sha256.hex()}"
-            f" (written {written_size} B {written_sha256.hex()},"
-            f" read back {read_back_size} B {read_back_sha256.hex()});"
+            f" ({written}, read back {read_back_size} B {read_back_sha256.hex()});"
             f" kept in {quarantined_path or 'its temporary file (quarantine failed)'}"
         )
 
@@ -153,6 +190,22 @@ class FileOps:
 
     def close(self, fd: int) -> None:
         os.close(fd)
+
+    def open_read(self, path: str) -> int:
+        """Open the file being written for its read-back (a descriptor of its own)."""
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def flush_range(self, fd: int, offset: int, length: int) -> None:
+        """Take written bytes to the disk and wait (not a durability barrier: fsync is)."""
+        flush_range(fd, offset, length)
+
+    def drop_range(self, fd: int, offset: int, length: int) -> None:
+        """Best effort, as drop_cache, for part of a file."""
+        drop_range(fd, offset, length)
+
+    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
+        """Yield the bytes stored at ``offset`` (short at the end of the file)."""
+        return read_range(fd, offset, length, READ_BLOCK)
 
     def read_back(self, path: str) -> Iterator[bytes]:
         """Yield the file's bytes as stored, from the disk (best effort, see drop_cache)."""
@@ -256,6 +309,69 @@ class _Hasher:
             self._thread.join()
 
 
+class _ReadBack:
+    """Each written segment taken to the disk, dropped from the cache, read back and hashed
+    in order, in a thread of its own while the writer goes on (pread, SHA-256 and CRC-32
+    release the GIL). The writer is held back when SEGMENTS_AHEAD segments wait."""
+
+    _STOP = (-1, 0, 0)
+
+    def __init__(self, rfd: int, fs: FileOps) -> None:
+        self._rfd, self._fs = rfd, fs
+        self._queue: queue.Queue[tuple[int, int, int]] = queue.Queue(maxsize=SEGMENTS_AHEAD)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.differs_at: tuple[int, int] | None = None  # the first segment unlike its writing
+        self.error: OSError | None = None
+        self.failed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="read-back", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            offset, length, crc = self._queue.get()
+            if offset < 0:
+                return
+            if self.error is not None:
+                continue  # keep draining so the writer never blocks
+            try:
+                self._check(offset, length, crc)
+            except OSError as exc:
+                self.error = exc
+                self.failed.set()
+
+    def _check(self, offset: int, length: int, crc: int) -> None:
+        fs = self._fs
+        fs.flush_range(self._rfd, offset, length)  # its own descriptor: the writer may close
+
+        fs.drop_range(self._rfd, offset, length)
+        found_crc, found = 0, 0
+        for block in fs.read_range(self._rfd, offset, length):
+            self.sha256.update(block)
+            found_crc = crc32(block, found_crc)
+            found += len(block)
+        fs.drop_range(self._rfd, offset, length)  # read once: no need to keep it cached
+        self.size += found
+        if (found, found_crc) != (length, crc) and self.differs_at is None:
+            self.differs_at = (offset, offset + length)
+
+    def submit(self, offset: int, length: int, crc: int) -> None:
+        """Queue a written segment (waits while SEGMENTS_AHEAD are queued)."""
+        self._queue.put((offset, length, crc))
+
+    def finish(self) -> None:
+        """Wait for every queued segment; raise the first read-back error."""
+        self.stop()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """End the thread (idempotent); used on every path, so none outlives a copy."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+
+
 def _short(name: str) -> str:
     """``name`` cut to a prefix that leaves room for a suffix within NAME_MAX."""
     return name.encode()[:_NAME_PREFIX_BYTES].decode(errors="ignore")
@@ -343,13 +459,54 @@ def _quarantine(dest_dir: str, final_name: str, tmp_path: str, fs: FileOps) -> s
     return target
 
 
-def _write_all(fd: int, data: bytes, fs: FileOps) -> None:
+def _write_all(fd: int, data: bytes | memoryview, fs: FileOps) -> None:
     view = memoryview(data)
     while view:
         written = fs.write(fd, view)
         if written <= 0:  # a write that makes no progress would loop forever
             raise OSError(errno_mod.EIO, "write made no progress")
         view = view[written:]
+
+
+def _write_segments(
+    fd: int,
+    path: str,
+    chunks: Iterable[bytes],
+    reader: _ReadBack,
+    hasher: _Hasher | None,
+    progress: Callable[[int], None] | None,
+    fs: FileOps,
+) -> int:
+    """Write every chunk, handing each full segment (and the last) to ``reader``;
+    return the bytes written. Stops at the reader's first error."""
+    written = start = crc = 0
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B") if not isinstance(chunk, bytes) else chunk
+        if not len(view):
+            continue
+        if hasher is not None:  # queued for another thread: its own copy of the bytes
+            hasher.feed(view if type(view) is bytes else bytes(view))
+        try:
+            _write_all(fd, view, fs)
+        except OSError as exc:
+            raise _copy_failed(exc, "write", path) from exc
+        crc = crc32(view, crc)
+        written += len(view)
+        if written - start >= SEGMENT_BYTES:
+            if reader.failed.is_set():
+                break  # the read-back failed: finish() says why
+            reader.submit(start, written - start, crc)
+            start, crc = written, 0
+        if crashpoints.ARMED:  # tests only; one global test per chunk otherwise
+            crashpoints.reach("copy.chunk")
+        if progress is not None:
+            progress(written)
+    else:
+        if written > start:
+            reader.submit(start, written - start, crc)
+    if written == 0 and progress is not None:
+        progress(0)
+    return written
 
 
 def write_verified(
@@ -361,6 +518,7 @@ def write_verified(
     expected_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     fs: FileOps = REAL_FS,
+    hash_written: bool = False,
 ) -> VerifiedFile:
     """Copy ``chunks`` to ``dest_dir/final_name`` and prove the disk holds exactly them.
 
@@ -369,15 +527,18 @@ def write_verified(
     the expected bytes (a resumed offload), returns it with ``already_present=True``
     without consuming ``chunks`` or rewriting it.
 
-    ``chunks`` may be bytes, bytearray or memoryview; non-bytes chunks are copied first, so
-    a producer that reuses its buffer cannot change what gets hashed. ``progress`` receives
+    ``chunks`` may be bytes, bytearray or memoryview, written as they are (a producer that
+    changed a buffer while it was written would fail the read-back, never pass it).
+    ``hash_written`` also hashes the bytes as received with SHA-256 (see the module
+    docstring). ``progress`` receives
     the cumulative byte count after each non-empty chunk, ending at the size. An exception
     raised by ``chunks`` or ``progress`` removes the partial file and propagates unchanged.
 
     Raises :class:`IntegrityError` (file quarantined), :class:`CopyFailed` (partial file
     removed, copy again from the source), :class:`DestinationExists` (left untouched).
     The read-back bypasses the page cache on a best-effort basis (``posix_fadvise
-    DONTNEED`` after fsync): where that is unavailable it may read from memory.
+    DONTNEED`` once a segment is on the disk): where that is unavailable it may read from
+    memory.
     """
     _check_name(final_name)
     if not isinstance(expected_sha256, bytes) or len(expected_sha256) != 32:
@@ -397,55 +558,57 @@ def write_verified(
         raise _copy_failed(exc, "create", tmp_path) from exc
     crashpoints.reach("copy.start")
 
-    hasher = _Hasher()
+    hasher = _Hasher() if hash_written else None
+    reader: _ReadBack | None = None
     written_size = 0
     fd_open = True
     try:
-        for chunk in chunks:
-            data = chunk if type(chunk) is bytes else bytes(chunk)
-            if not data:
-                continue
-            hasher.feed(data)
+        try:
+            rfd = fs.open_read(tmp_path)
+        except OSError as exc:
+            raise _copy_failed(exc, "open for read-back", tmp_path) from exc
+        try:
+            reader = _ReadBack(rfd, fs)
+            written_size = _write_segments(fd, tmp_path, chunks, reader, hasher, progress, fs)
+            written_sha256 = hasher.finish() if hasher is not None else None
             try:
-                _write_all(fd, data, fs)
+                fs.fsync(fd)  # once only: never retried (see the module docstring)
             except OSError as exc:
-                raise _copy_failed(exc, "write", tmp_path) from exc
-            written_size += len(data)
-            if crashpoints.ARMED:  # tests only; one global test per chunk otherwise
-                crashpoints.reach("copy.chunk")
-            if progress is not None:
-                progress(written_size)
-        if written_size == 0 and progress is not None:
-            progress(0)
-        written_sha256 = hasher.finish()
-        try:
-            fs.fsync(fd)  # once only: never retried (see the module docstring)
-        except OSError as exc:
-            raise _copy_failed(exc, "fsync", tmp_path) from exc
-        fs.drop_cache(fd)
-        fd_open = False
-        try:
-            fs.close(fd)
-        except OSError as exc:
-            raise _copy_failed(exc, "close", tmp_path) from exc
-        crashpoints.reach("verify.start")
-        try:
-            read_back_sha256, read_back_size = _hash_file(tmp_path, fs)
-        except OSError as exc:
-            raise _copy_failed(exc, "read back", tmp_path) from exc
+                raise _copy_failed(exc, "fsync", tmp_path) from exc
+            fs.drop_cache(fd)
+            fd_open = False
+            try:
+                fs.close(fd)
+            except OSError as exc:
+                raise _copy_failed(exc, "close", tmp_path) from exc
+            crashpoints.reach("verify.start")
+            try:
+                reader.finish()
+                beyond = os.fstat(rfd).st_size - written_size  # nothing may follow
+            except OSError as exc:
+                raise _copy_failed(exc, "read back", tmp_path) from exc
+        finally:
+            if reader is not None:
+                reader.stop()
+            os.close(rfd)
     except BaseException:
-        hasher.stop()
+        if hasher is not None:
+            hasher.stop()
         if fd_open:
             with contextlib.suppress(OSError):
                 fs.close(fd)
         _discard(tmp_path, fs)
         raise
 
+    read_back_sha256 = reader.sha256.digest()
+    read_back_size = reader.size + max(beyond, 0)
+    if written_sha256 is None and reader.differs_at is None:
+        written_sha256 = read_back_sha256  # every segment read back as it was written
     stage = None
     found = expected_sha256
-    if written_sha256 != expected_sha256:
+    if written_sha256 is not None and written_sha256 != expected_sha256:
         stage, found = "source", written_sha256
-    elif read_back_sha256 != expected_sha256:
+    elif reader.differs_at is not None or read_back_sha256 != expected_sha256:
         stage, found = "read-back", read_back_sha256
     elif read_back_size != written_size or (
         expected_size is not None and written_size != expected_size
@@ -463,6 +626,7 @@ def write_verified(
             written_size=written_size,
             read_back_size=read_back_size,
             quarantined_path=_quarantine(dest_dir, final_name, tmp_path, fs),
+            differs_at=reader.differs_at,
         )
 
     try:
@@ -489,4 +653,4 @@ def write_verified(
         _discard(final_path, fs)
         raise _copy_failed(exc, "fsync folder", dest_dir) from exc
     crashpoints.reach("publish.after_rename")
-    return VerifiedFile(final_path, written_size, written_sha256)
+    return VerifiedFile(final_path, written_size, read_back_sha256)

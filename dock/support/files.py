@@ -8,6 +8,7 @@ replace a file all or nothing. One copy each, so a fix reaches every caller.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -35,6 +36,70 @@ def drop_cache(fd: int) -> None:
     """
     with contextlib.suppress(AttributeError, OSError):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def drop_range(fd: int, offset: int, length: int) -> None:
+    """Best effort: evict the clean pages of ``length`` bytes at ``offset`` (see drop_cache)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+_SYNC_FILE_RANGE_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER (linux/fs.h)
+_sync_file_range: Callable[..., int] | bool | None = False  # False: not looked up yet
+
+
+def _lookup_sync_file_range() -> Callable[..., int] | None:
+    """libc's sync_file_range(2) through ctypes, or None where there is none."""
+    import ctypes  # only where footage is written: the lookup is done once
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    call.restype = ctypes.c_int
+
+    def sync_range(fd: int, offset: int, length: int) -> int:
+        if call(fd, offset, length, _SYNC_FILE_RANGE_ALL) == 0:
+            return 0
+        return ctypes.get_errno()
+
+    return sync_range
+
+
+def flush_range(fd: int, offset: int, length: int) -> None:
+    """Write ``length`` bytes at ``offset`` of an open file to the disk and wait for it.
+
+    Only those bytes, while the rest of the file is still being written: a copy can then
+    read this part back from the disk (after :func:`drop_range`) while the next part is
+    written. It is not a durability barrier (no metadata, no drive cache flush): the
+    file's fsync still follows. Where sync_file_range(2) is missing or refused for this
+    file system, fdatasync flushes the whole file instead (more than asked, never less).
+    Raises OSError (EIO, ENOSPC, ...) when the write to the disk failed.
+    """
+    global _sync_file_range
+    if _sync_file_range is False:
+        _sync_file_range = _lookup_sync_file_range()
+    if callable(_sync_file_range):
+        err = _sync_file_range(fd, offset, length)
+        if err == 0:
+            return
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ESPIPE, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err))
+    os.fdatasync(fd)
+
+
+def read_range(fd: int, offset: int, length: int, block: int = READ_BLOCK) -> Iterator[bytes]:
+    """The bytes of ``length`` at ``offset`` of an open file, a block at a time (pread),
+    ending early at the end of the file."""
+    end = offset + length
+    while offset < end:
+        data = os.pread(fd, min(block, end - offset), offset)
+        if not data:
+            return
+        offset += len(data)
+        yield data
 
 
 class Hashed(NamedTuple):
@@ -101,9 +166,12 @@ __all__ = [
     "READ_BLOCK",
     "Hashed",
     "drop_cache",
+    "drop_range",
+    "flush_range",
     "fsync_dir",
     "hash_blocks",
     "hash_file",
     "read_blocks",
+    "read_range",
     "write_replacing",
 ]
