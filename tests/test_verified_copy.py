@@ -9,7 +9,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -86,9 +86,15 @@ class RecordingFS(FileOps):
         self.calls.append(f"drop_range {offset} {length}")
         super().drop_range(fd, offset, length)
 
-    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
+    def open_direct(self, path: str) -> int | None:
+        self.calls.append("open_direct")
+        return super().open_direct(path)
+
+    def read_range(
+        self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+    ) -> Iterator[memoryview]:
         self.calls.append(f"read_range {offset} {length}")
-        return super().read_range(fd, offset, length)
+        return super().read_range(fd, offset, length, buffers)
 
     def chmod(self, path: str, mode: int) -> None:
         self.calls.append("chmod")
@@ -131,12 +137,12 @@ class FlipBitOnReadBack(RecordingFS):
         super().__init__()
         self.at = at
 
-    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
-        for block in super().read_range(fd, offset, length):
+    def read_range(
+        self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+    ) -> Iterator[memoryview]:
+        for block in super().read_range(fd, offset, length, buffers):
             if offset <= self.at < offset + len(block):
-                damaged = bytearray(block)
-                damaged[self.at - offset] ^= 0x10
-                block = bytes(damaged)
+                block[self.at - offset] ^= 0x10
             offset += len(block)
             yield block
 
@@ -171,7 +177,7 @@ def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> 
     # fsynced once; published only after all of it.
     order = [c for c in fs.calls if c != "write"]
     size = len(data)
-    assert order[:2] == ["open_new", "open_read"]
+    assert order[:3] == ["open_new", "open_read", "open_direct"]
     assert order[-3:] == ["chmod", "replace", "fsync_dir"]
     spans = [(0, size)] if size <= SEGMENT_BYTES else None
     assert spans is not None
@@ -192,8 +198,10 @@ def test_a_long_copy_is_read_back_segment_by_segment_while_it_is_written(tmp_pat
     first_read_back = threading.Event()
 
     class Watched(RecordingFS):
-        def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
-            yield from super().read_range(fd, offset, length)
+        def read_range(
+            self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+        ) -> Iterator[memoryview]:
+            yield from super().read_range(fd, offset, length, buffers)
             if offset == 0:
                 first_read_back.set()
 

@@ -37,6 +37,7 @@ import contextlib
 import errno as errno_mod
 import hashlib
 import logging
+import mmap
 import os
 import queue
 import secrets
@@ -53,7 +54,9 @@ from dock.support.files import (
     flush_range,
     fsync_dir,
     hash_blocks,
-    read_range,
+    open_direct,
+    read_range_into,
+    start_flush,
 )
 
 try:  # the same CRC-32 as zlib's, several times faster where zlib-ng is installed
@@ -69,7 +72,7 @@ HASH_QUEUE_CHUNKS = 8  # bounds the memory held between the writer and the hashe
 #: Written bytes taken to the disk, read back and hashed as one piece, beside the writes.
 SEGMENT_BYTES = 16 * 1024 * 1024
 #: Segments written but not yet read back: bounds the dirty pages one copy holds.
-SEGMENTS_AHEAD = 2
+SEGMENTS_AHEAD = 3
 _NAME_PREFIX_BYTES = 180  # keeps temporary and quarantine names under NAME_MAX (255)
 
 
@@ -195,6 +198,15 @@ class FileOps:
         """Open the file being written for its read-back (a descriptor of its own)."""
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
+    def open_direct(self, path: str) -> int | None:
+        """A descriptor reading from the disk past the page cache (O_DIRECT); None where
+        the file system has none (the read-back then drops the cache and reads)."""
+        return open_direct(path)
+
+    def start_flush(self, fd: int, offset: int, length: int) -> None:
+        """Start taking written bytes to the disk, without waiting."""
+        start_flush(fd, offset, length)
+
     def flush_range(self, fd: int, offset: int, length: int) -> None:
         """Take written bytes to the disk and wait (not a durability barrier: fsync is)."""
         flush_range(fd, offset, length)
@@ -203,9 +215,12 @@ class FileOps:
         """Best effort, as drop_cache, for part of a file."""
         drop_range(fd, offset, length)
 
-    def read_range(self, fd: int, offset: int, length: int) -> Iterator[bytes]:
-        """Yield the bytes stored at ``offset`` (short at the end of the file)."""
-        return read_range(fd, offset, length, READ_BLOCK)
+    def read_range(
+        self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+    ) -> Iterator[memoryview]:
+        """Yield the bytes stored at ``offset`` (short at the end of the file), each a
+        view of a buffer from ``buffers()``."""
+        return read_range_into(fd, offset, length, buffers)
 
     def read_back(self, path: str) -> Iterator[bytes]:
         """Yield the file's bytes as stored, from the disk (best effort, see drop_cache)."""
@@ -309,55 +324,120 @@ class _Hasher:
             self._thread.join()
 
 
+class _Buffers:
+    """Page-aligned read buffers (O_DIRECT reads into them), reused: the read-back's
+    memory stays a few blocks whatever the file's size."""
+
+    def __init__(self) -> None:
+        self._free: list[memoryview] = []
+        self._ours: dict[int, memoryview] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> memoryview:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        view = memoryview(mmap.mmap(-1, READ_BLOCK))
+        with self._lock:
+            self._ours[id(view.obj)] = view
+        return view
+
+    def give_back(self, piece: memoryview | bytes) -> None:
+        """Return the buffer ``piece`` views (anything else is ignored)."""
+        base = piece.obj if isinstance(piece, memoryview) else None
+        with self._lock:
+            view = self._ours.get(id(base))
+            if view is not None:
+                self._free.append(view)
+
+    def close(self) -> None:
+        with self._lock:
+            views, self._free, self._ours = list(self._ours.values()), [], {}
+        for view in views:
+            base = view.obj
+            view.release()
+            with contextlib.suppress(BufferError):
+                base.close()  # type: ignore[attr-defined]
+
+
 class _ReadBack:
-    """Each written segment taken to the disk, dropped from the cache, read back and hashed
-    in order, in a thread of its own while the writer goes on (pread, SHA-256 and CRC-32
-    release the GIL). The writer is held back when SEGMENTS_AHEAD segments wait."""
+    """Each written segment taken to the disk, read back from it and hashed, in order,
+    beside the writer: one thread waits for the disk and reads (preadv, past the page
+    cache with O_DIRECT where the file system has it, else after dropping the
+    segment's pages), another hashes (SHA-256 and CRC-32), so the disk and the hash
+    work at once (both release the GIL). The writer is held back when SEGMENTS_AHEAD
+    segments wait; at most BLOCKS_AHEAD blocks read wait for the hash."""
 
     _STOP = (-1, 0, 0)
+    BLOCKS_AHEAD = 2
 
-    def __init__(self, rfd: int, fs: FileOps) -> None:
-        self._rfd, self._fs = rfd, fs
-        self._queue: queue.Queue[tuple[int, int, int]] = queue.Queue(maxsize=SEGMENTS_AHEAD)
+    def __init__(self, rfd: int, direct: int | None, fs: FileOps) -> None:
+        self._rfd, self._direct, self._fs = rfd, direct, fs
+        self._buffers = _Buffers()
+        self._segments: queue.Queue[tuple[int, int, int]] = queue.Queue(maxsize=SEGMENTS_AHEAD)
+        self._blocks: queue.Queue[memoryview | tuple[int, int, int]] = queue.Queue(
+            maxsize=self.BLOCKS_AHEAD
+        )
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.differs_at: tuple[int, int] | None = None  # the first segment unlike its writing
         self.error: OSError | None = None
         self.failed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="read-back", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._fetch, name="read-back", daemon=True),
+            threading.Thread(target=self._hash, name="read-back", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
+    def _fetch(self) -> None:
+        """Wait for each segment on the disk and read it back."""
+        fs, rfd = self._fs, self._rfd
+        source = self._direct if self._direct is not None else rfd
+        try:
+            while True:
+                segment = self._segments.get()
+                offset, length, _crc = segment
+                if offset < 0:
+                    return
+                if self.error is not None:
+                    continue  # keep draining so the writer never blocks
+                try:
+                    fs.flush_range(rfd, offset, length)  # its own descriptor: the writer may close
+                    fs.drop_range(rfd, offset, length)  # written pages: not needed again
+                    for piece in fs.read_range(source, offset, length, self._buffers.get):
+                        self._blocks.put(piece)
+                    if self._direct is None:
+                        fs.drop_range(rfd, offset, length)  # read once: no need to keep it
+                except OSError as exc:
+                    self.error = exc
+                    self.failed.set()
+                    continue
+                self._blocks.put(segment)  # its end: the hash compares it
+        finally:
+            self._blocks.put(self._STOP)
+
+    def _hash(self) -> None:
+        found_crc = found = 0
         while True:
-            offset, length, crc = self._queue.get()
-            if offset < 0:
-                return
-            if self.error is not None:
-                continue  # keep draining so the writer never blocks
-            try:
-                self._check(offset, length, crc)
-            except OSError as exc:
-                self.error = exc
-                self.failed.set()
-
-    def _check(self, offset: int, length: int, crc: int) -> None:
-        fs = self._fs
-        fs.flush_range(self._rfd, offset, length)  # its own descriptor: the writer may close
-
-        fs.drop_range(self._rfd, offset, length)
-        found_crc, found = 0, 0
-        for block in fs.read_range(self._rfd, offset, length):
-            self.sha256.update(block)
-            found_crc = crc32(block, found_crc)
-            found += len(block)
-        fs.drop_range(self._rfd, offset, length)  # read once: no need to keep it cached
-        self.size += found
-        if (found, found_crc) != (length, crc) and self.differs_at is None:
-            self.differs_at = (offset, offset + length)
+            item = self._blocks.get()
+            if isinstance(item, tuple):
+                offset, length, crc = item
+                if offset < 0:
+                    return
+                self.size += found
+                if (found, found_crc) != (length, crc) and self.differs_at is None:
+                    self.differs_at = (offset, offset + length)
+                found_crc = found = 0
+                continue
+            self.sha256.update(item)
+            found_crc = crc32(item, found_crc)
+            found += len(item)
+            self._buffers.give_back(item)
 
     def submit(self, offset: int, length: int, crc: int) -> None:
         """Queue a written segment (waits while SEGMENTS_AHEAD are queued)."""
-        self._queue.put((offset, length, crc))
+        self._segments.put((offset, length, crc))
 
     def finish(self) -> None:
         """Wait for every queued segment; raise the first read-back error."""
@@ -366,10 +446,12 @@ class _ReadBack:
             raise self.error
 
     def stop(self) -> None:
-        """End the thread (idempotent); used on every path, so none outlives a copy."""
-        if self._thread.is_alive():
-            self._queue.put(self._STOP)
-            self._thread.join()
+        """End the threads (idempotent); used on every path, so none outlives a copy."""
+        if self._threads[0].is_alive():
+            self._segments.put(self._STOP)
+        for thread in self._threads:
+            thread.join()
+        self._buffers.close()
 
 
 def _short(name: str) -> str:
@@ -481,7 +563,9 @@ def _write_segments(
     return the bytes written. Stops at the reader's first error."""
     written = start = crc = 0
     for chunk in chunks:
-        view = memoryview(chunk).cast("B") if not isinstance(chunk, bytes) else chunk
+        view: bytes | memoryview = (
+            chunk if isinstance(chunk, bytes) else memoryview(chunk).cast("B")
+        )
         if not len(view):
             continue
         if hasher is not None:  # queued for another thread: its own copy of the bytes
@@ -490,20 +574,29 @@ def _write_segments(
             _write_all(fd, view, fs)
         except OSError as exc:
             raise _copy_failed(exc, "write", path) from exc
-        crc = crc32(view, crc)
-        written += len(view)
-        if written - start >= SEGMENT_BYTES:
+        # Segments end at multiples of SEGMENT_BYTES (aligned for O_DIRECT reads): a
+        # chunk across a boundary has its CRC split there.
+        boundary = start + SEGMENT_BYTES
+        end = written + len(view)
+        while end >= boundary:
+            crc = crc32(memoryview(view)[: boundary - written], crc)
+            view, written = memoryview(view)[boundary - written :], boundary
             if reader.failed.is_set():
-                break  # the read-back failed: finish() says why
+                return written  # the read-back failed: finish() says why
+            try:
+                fs.start_flush(fd, start, written - start)  # the disk works meanwhile
+            except OSError as exc:
+                raise _copy_failed(exc, "write to disk", path) from exc
             reader.submit(start, written - start, crc)
-            start, crc = written, 0
+            start, crc, boundary = written, 0, written + SEGMENT_BYTES
+        crc = crc32(view, crc)
+        written = end
         if crashpoints.ARMED:  # tests only; one global test per chunk otherwise
             crashpoints.reach("copy.chunk")
         if progress is not None:
             progress(written)
-    else:
-        if written > start:
-            reader.submit(start, written - start, crc)
+    if written > start:
+        reader.submit(start, written - start, crc)
     if written == 0 and progress is not None:
         progress(0)
     return written
@@ -567,8 +660,13 @@ def write_verified(
             rfd = fs.open_read(tmp_path)
         except OSError as exc:
             raise _copy_failed(exc, "open for read-back", tmp_path) from exc
+        direct: int | None = None
         try:
-            reader = _ReadBack(rfd, fs)
+            try:
+                direct = fs.open_direct(tmp_path)
+            except OSError as exc:
+                raise _copy_failed(exc, "open for read-back", tmp_path) from exc
+            reader = _ReadBack(rfd, direct, fs)
             written_size = _write_segments(fd, tmp_path, chunks, reader, hasher, progress, fs)
             written_sha256 = hasher.finish() if hasher is not None else None
             try:
@@ -591,6 +689,8 @@ def write_verified(
             if reader is not None:
                 reader.stop()
             os.close(rfd)
+            if direct is not None:
+                os.close(direct)
     except BaseException:
         if hasher is not None:
             hasher.stop()

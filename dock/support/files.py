@@ -44,7 +44,9 @@ def drop_range(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-_SYNC_FILE_RANGE_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER (linux/fs.h)
+_SYNC_FILE_RANGE_WRITE = 2  # start writing the range out (linux/fs.h)
+_SYNC_FILE_RANGE_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER
+_UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ESPIPE, errno.EOPNOTSUPP)
 _sync_file_range: Callable[..., int] | bool | None = False  # False: not looked up yet
 
 
@@ -60,12 +62,40 @@ def _lookup_sync_file_range() -> Callable[..., int] | None:
     call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
     call.restype = ctypes.c_int
 
-    def sync_range(fd: int, offset: int, length: int) -> int:
-        if call(fd, offset, length, _SYNC_FILE_RANGE_ALL) == 0:
+    def sync_range(fd: int, offset: int, length: int, flags: int) -> int:
+        if call(fd, offset, length, flags) == 0:
             return 0
         return ctypes.get_errno()
 
     return sync_range
+
+
+def _sync_range(fd: int, offset: int, length: int, flags: int) -> bool:
+    """sync_file_range(2) of the range; False where the system or file system has none."""
+    global _sync_file_range
+    if _sync_file_range is False:
+        _sync_file_range = _lookup_sync_file_range()
+    if not callable(_sync_file_range):
+        return False
+    err = _sync_file_range(fd, offset, length, flags)
+    if err in _UNSUPPORTED:
+        return False
+    if err:
+        raise OSError(err, os.strerror(err))
+    return True
+
+
+def start_flush(fd: int, offset: int, length: int) -> None:
+    """Start writing ``length`` bytes at ``offset`` to the disk without waiting for it, so
+    the disk works while the next bytes are written; :func:`flush_range` waits for them.
+    Does nothing where sync_file_range(2) is missing; raises OSError when refused."""
+    _sync_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def will_need(fd: int, offset: int, length: int) -> None:
+    """Best effort: ask the kernel to read the range now, ahead of the reads that follow."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
 
 
 def flush_range(fd: int, offset: int, length: int) -> None:
@@ -78,16 +108,45 @@ def flush_range(fd: int, offset: int, length: int) -> None:
     file system, fdatasync flushes the whole file instead (more than asked, never less).
     Raises OSError (EIO, ENOSPC, ...) when the write to the disk failed.
     """
-    global _sync_file_range
-    if _sync_file_range is False:
-        _sync_file_range = _lookup_sync_file_range()
-    if callable(_sync_file_range):
-        err = _sync_file_range(fd, offset, length)
-        if err == 0:
+    if not _sync_range(fd, offset, length, _SYNC_FILE_RANGE_ALL):
+        os.fdatasync(fd)
+
+
+#: What O_DIRECT asks of offsets, lengths and buffers (a page: every logical block size).
+DIRECT_ALIGN = 4096
+
+
+def open_direct(path: str) -> int | None:
+    """A descriptor that reads ``path`` from the disk itself, never from the page cache
+    (O_DIRECT), or None where the system or the file system has no such reads."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | flag)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return None
+        raise
+
+
+def read_range_into(
+    fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+) -> Iterator[memoryview]:
+    """The bytes of ``length`` at ``offset`` of an open file, each piece read into a buffer
+    from ``buffers()`` (page-aligned, a multiple of DIRECT_ALIGN long: an O_DIRECT
+    descriptor reads into it straight from the disk) and given as a view of it, ending
+    early at the end of the file. ``offset`` must be a multiple of DIRECT_ALIGN."""
+    end = offset + length
+    while offset < end:
+        buf = buffers()
+        want = min(len(buf), -(-(end - offset) // DIRECT_ALIGN) * DIRECT_ALIGN)
+        got = os.preadv(fd, [buf[:want]], offset)
+        if got <= 0:
             return
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.ESPIPE, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err))
-    os.fdatasync(fd)
+        got = min(got, end - offset)
+        offset += got
+        yield buf[:got]
 
 
 def read_range(fd: int, offset: int, length: int, block: int = READ_BLOCK) -> Iterator[bytes]:
@@ -163,6 +222,7 @@ def write_replacing(path: str, write: Callable[[BinaryIO], object], dfd: int) ->
 
 
 __all__ = [
+    "DIRECT_ALIGN",
     "READ_BLOCK",
     "Hashed",
     "drop_cache",
@@ -171,7 +231,11 @@ __all__ = [
     "fsync_dir",
     "hash_blocks",
     "hash_file",
+    "open_direct",
     "read_blocks",
     "read_range",
+    "read_range_into",
+    "start_flush",
+    "will_need",
     "write_replacing",
 ]
