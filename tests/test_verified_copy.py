@@ -223,6 +223,30 @@ def test_a_long_copy_is_read_back_segment_by_segment_while_it_is_written(tmp_pat
         assert f"flush_range {offset} {length}" in fs.calls
 
 
+def test_a_file_system_without_direct_reads_drops_each_segment_and_reads_it(tmp_path) -> None:
+    """001 art.19(4): where O_DIRECT is refused the read-back still comes after each
+    segment's pages are dropped from the cache, and a flipped bit is still caught."""
+
+    class NoDirect(FlipBitOnReadBack):
+        def open_direct(self, path: str) -> int | None:
+            self.calls.append("open_direct")
+            return None
+
+    data = os.urandom(SEGMENT_BYTES + 4321)
+    fs = NoDirect(at=len(data) + 1)  # beyond the end: nothing flipped
+    result = write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+    assert result.sha256 == sha(data)
+    for offset, length in ((0, SEGMENT_BYTES), (SEGMENT_BYTES, 4321)):
+        drops = [i for i, c in enumerate(fs.calls) if c == f"drop_range {offset} {length}"]
+        read = fs.calls.index(f"read_range {offset} {length}")
+        assert len(drops) == 2 and drops[0] < read < drops[1]  # dropped, read, dropped
+
+    bad = NoDirect(at=SEGMENT_BYTES + 10)
+    with pytest.raises(IntegrityError) as info:
+        write_verified(str(tmp_path), "other.mp4", chunked(data), sha(data), fs=bad)
+    assert info.value.stage == "read-back"
+
+
 def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
     """001 art.19(4): a copy that does not match the capture hash is quarantined, never
     published."""
