@@ -34,6 +34,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from offload_slots import prewarm  # noqa: E402
+
 from dock.config import emulated_config  # noqa: E402
 from dock.daemon.composition import build_service  # noqa: E402
 from hardware.screens import ConsoleScreen  # noqa: E402
@@ -89,6 +91,7 @@ def ours(mb: float, tmp: str, via_volume: bool, recorder_dir: str | None = None)
         svc = build_service(cfg, screen=ConsoleScreen(io.StringIO()))
         svc.enrol("1", "bench")
         svc.offloader.use_mass_storage = via_volume
+        prewarm(svc, 1)  # as `dock run` does: the worker started ahead, not timed
         drop_caches()
         t0 = time.perf_counter()
         report = svc.offload("1")
