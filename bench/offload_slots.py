@@ -12,6 +12,10 @@ that rate (bench/throttle_relay.py, one relay process per recorder; 35 MB/s is w
 USB 2.0 recorder delivers): the cable, not loopback, is then the limit, and N at once
 should approach N times one at a time if the dock overlaps its slots. The unthrottled
 rows are kept; ``--no-volume`` leaves out the mass-storage rows.
+
+The disk floor, measured in the same run: the same N files copied with ``cp`` and
+``sync``, then read back cold (what any copy verified by reading it back must ask of the
+disk). N at once near the floor means the disk, not the dock, is what limits them.
 """
 
 from __future__ import annotations
@@ -97,6 +101,24 @@ def run(
             p.wait(timeout=30)
 
 
+def disk_floor(slots: int, mb: float, tmp: str) -> float:
+    """cp + sync of ``slots`` files of ``mb`` MiB, then each copy read cold (seconds)."""
+    from offload_throughput import shell
+
+    src, dst = os.path.join(tmp, "floor-src"), os.path.join(tmp, "floor-dst")
+    os.makedirs(src)
+    os.makedirs(dst)
+    block = os.urandom(1 << 20)
+    for i in range(slots):
+        with open(os.path.join(src, f"{i}.mp4"), "wb") as f:
+            for _ in range(int(mb)):
+                f.write(block)
+    took = shell(f"cp {src}/* {dst}/ && sync") + shell(f"cat {dst}/* > /dev/null")
+    shutil.rmtree(src)
+    shutil.rmtree(dst)
+    return took
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slots", type=int, default=4)
@@ -116,6 +138,7 @@ def main() -> None:
         for volume, throttle in modes:
             one = run(a.slots, a.mb, 1, tmp, volume, throttle, a.link_buffer)
             many = run(a.slots, a.mb, a.slots, tmp, volume, throttle, a.link_buffer)
+            floor = disk_floor(a.slots, a.mb, tmp) if not throttle else 0.0
             how = "mass-storage volume" if volume else "wire protocol (TCP, loopback)"
             if throttle:
                 how = f"wire protocol, each link paced to {throttle:g} MB/s"
@@ -123,6 +146,9 @@ def main() -> None:
                 how += f" (relay socket buffers {size})"
             print(f"{a.slots} x {a.mb:g} MiB via {how}: one at a time {one:6.2f} s, "
                   f"{a.slots} at once {many:6.2f} s, speed-up {one / many:4.2f}x")  # fmt: skip
+            if floor:
+                print(f"  the disk floor (cp + sync, then read back cold): {floor:6.2f} s;"
+                      f" {a.slots} at once vs the floor: {many / floor:4.2f}x")  # fmt: skip
             if throttle:  # what the links alone allow: one file's time on one cable
                 link = a.mb * (1 << 20) / (throttle * 1e6)
                 print(f"  the links alone: {a.slots * link:6.2f} s one at a time, {link:6.2f} s "
