@@ -35,7 +35,7 @@ MAX_JOB = 8 << 20
 PROGRESS_STEP = 1 << 20
 #: Bytes read from the recorder and not yet written, at most (one chunk always passes):
 #: what an offload holds in flight between its reader and its writer.
-IN_FLIGHT_BYTES = 2 << 20
+IN_FLIGHT_BYTES = 1 << 20
 
 #: ``on_message(message)``: one message from the worker, as decoded here.
 OnMessage = Callable[[dict[str, Any]], None]
