@@ -247,6 +247,51 @@ def test_a_file_system_without_direct_reads_drops_each_segment_and_reads_it(tmp_
     assert info.value.stage == "read-back"
 
 
+class FailingAt(RecordingFS):
+    """The disk fails one step (``where``) of the segment at ``offset`` with EIO."""
+
+    def __init__(self, where: str, offset: int) -> None:
+        super().__init__()
+        self.where, self.offset = where, offset
+
+    def _maybe(self, step: str, offset: int) -> None:
+        if (step, offset) == (self.where, self.offset):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def start_flush(self, fd: int, offset: int, length: int) -> None:
+        self._maybe("start_flush", offset)
+        super().start_flush(fd, offset, length)
+
+    def flush_range(self, fd: int, offset: int, length: int) -> None:
+        self._maybe("flush_range", offset)
+        super().flush_range(fd, offset, length)
+
+    def read_range(
+        self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+    ) -> Iterator[memoryview]:
+        for i, block in enumerate(super().read_range(fd, offset, length, buffers)):
+            if i == 1:
+                self._maybe("read_range", offset)
+            yield block
+
+
+@pytest.mark.parametrize("where", ["start_flush", "flush_range", "read_range"])
+def test_a_disk_error_while_a_segment_is_flushed_or_read_back_fails_the_copy(
+    tmp_path, where: str
+) -> None:
+    """001 art.19(4): an I/O error taking a segment to the disk or reading it back fails
+    the copy with its errno (never retried), removes the partial file, publishes nothing
+    and leaves no thread behind; the footage is still on the recorder."""
+    data = os.urandom(3 * SEGMENT_BYTES)
+    fs = FailingAt(where, SEGMENT_BYTES)
+    with pytest.raises(CopyFailed) as info:
+        write_verified(str(tmp_path), NAME, chunked(data, 1 << 20), sha(data), fs=fs)
+    assert info.value.errno == errno.EIO
+    assert os.listdir(tmp_path) == []
+    assert "replace" not in fs.calls
+    assert hasher_threads() == []
+
+
 def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
     """001 art.19(4): a copy that does not match the capture hash is quarantined, never
     published."""
