@@ -13,6 +13,7 @@ recorder must refuse can be reviewed in one file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -398,6 +399,8 @@ class RecorderFirmware:
         if self._mapped is None or self._mapped[0] != rid:
             fd = self._open_for_read(rid)
             self._mapped = (rid, mmap.mmap(fd, 0, prot=mmap.PROT_READ))
+            with contextlib.suppress(AttributeError, OSError):  # read in order: read ahead
+                self._mapped[1].madvise(mmap.MADV_SEQUENTIAL)
         mapped = self._mapped[1]
         if offset + n > len(mapped):
             raise RecorderError(ErrorCode.STORAGE, f"{rid} ends before its size")
