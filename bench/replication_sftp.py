@@ -14,6 +14,11 @@ engine, no verification) to show where the time goes. The load average is printe
 machine is shared.
 
     .venv/bin/python bench/replication_sftp.py [--files 4] [--mb 32] [--repeat 7]
+        [--throttle 12.5]
+
+``--throttle MBPS``: scp and the dock both reach sshd through one paced link
+(bench/throttle_relay.py ``--shared``: MBPS each way, shared by every connection, full
+duplex as an Ethernet link is; 12.5 = 100 Mbit/s), the link a dock has to its unit.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from throttle_relay import start as start_relay  # noqa: E402
+from throttle_relay import stop as stop_relay  # noqa: E402
+
 from dock.config.replication import ReplicationConfig  # noqa: E402
 from dock.evidence.bagit import make_bag  # noqa: E402
 from dock.evidence.replication import ReplicationEngine  # noqa: E402
@@ -40,6 +48,14 @@ from dock.storage.evidence_tables import SealTable  # noqa: E402
 from dock.storage.keys import load_or_create_signing_key  # noqa: E402
 from dock.storage.store import Store  # noqa: E402
 from tests.sshd_server import Sshd  # noqa: E402
+
+
+def through_relay(sshd: Sshd, url: str) -> None:
+    """Point the bench's scp and targets at the relay in front of ``sshd``."""
+    port = int(url.rsplit(":", 1)[1])
+    line = sshd.known_hosts.read_text().split(" ", 1)[1]
+    sshd.known_hosts.write_text(f"[127.0.0.1]:{port} {line}")
+    sshd.port = port
 
 
 def make_package(folder: Path, files: int, mb: int) -> tuple[Store, AuditLog, str]:
@@ -118,11 +134,18 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--mb", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--throttle", type=float, default=0.0, metavar="MBPS",
+                    help="both through one link paced to MBPS each way (12.5: 100 Mbit/s)",
+                    )  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store, audit, evidence = make_package(folder, args.files, args.mb)
         sshd = Sshd(folder / "sshd").start()
+        relay = None
+        if args.throttle:
+            relay, url = start_relay(f"tcp://127.0.0.1:{sshd.port}", args.throttle, 0, shared=True)
+            through_relay(sshd, url)
         total = args.files * args.mb
         payload = sum(p.stat().st_size for p in (Path(evidence) / "bags").rglob("data/*"))
         times: dict[str, list[float]] = {"scp": [], "read-back": [], "remote-sha256sum": []}
@@ -150,7 +173,11 @@ def main() -> None:
                       f"({ratios['remote-sha256sum'][-1]:.2f}) | bare upload {mib / up:6.1f}, "
                       f"bare read {mib / down:6.1f} MiB/s | load {loads[-1]:.2f}")  # fmt: skip
         finally:
+            if relay is not None:
+                stop_relay(relay)
             sshd.stop()
+        if args.throttle:
+            print(f"through one link paced to {args.throttle:g} MB/s each way (shared)")
         print(f"{args.files} x {args.mb} MiB, {args.repeat} rounds, load average "
               f"{min(loads):.2f}-{max(loads):.2f} (2 cores here):")  # fmt: skip
         for what, ts in times.items():

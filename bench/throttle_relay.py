@@ -11,6 +11,10 @@ process per recorder, as each recorder has its own cable:
 
     .venv/bin/python bench/throttle_relay.py tcp://127.0.0.1:PORT --mbps 35 [--buffer 128]
     # prints tcp://127.0.0.1:OTHERPORT, relays until stdin closes or it is terminated
+
+``--shared``: every connection shares one budget per direction, as connections over one
+network link do (a dock's link to its unit: several SSH sessions, one cable); without it
+each connection has its own (each recorder its own cable).
 """
 
 from __future__ import annotations
@@ -29,20 +33,34 @@ CHUNK = 64 * 1024
 BUFFER_KIB = 128
 
 
-def pump(src: socket.socket, dst: socket.socket, rate: float) -> None:
-    """Copy src to dst at most ``rate`` bytes/s until src ends; then half-close dst."""
+class Pacer:
+    """One direction's budget: each chunk waits until the link has carried the ones
+    before it (shared by every connection when the link is shared)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.due = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, n: int) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(self.due, now)
+            self.due = start + n / self.rate
+        if start > now:
+            time.sleep(start - now)
+
+
+def pump(src: socket.socket, dst: socket.socket, pacer: Pacer) -> None:
+    """Copy src to dst at the pacer's rate until src ends; then half-close dst."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    due = time.monotonic()
     try:
         while True:
             n = src.recv_into(buf)
             if n == 0:
                 break
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            due = max(due, now) + n / rate
+            pacer.wait(n)
             dst.sendall(view[:n])
     except OSError:
         pass
@@ -51,7 +69,13 @@ def pump(src: socket.socket, dst: socket.socket, rate: float) -> None:
             dst.shutdown(socket.SHUT_WR)
 
 
-def relay(conn: socket.socket, upstream: tuple[str, int], rate: float, buffer: int) -> None:
+def relay(
+    conn: socket.socket,
+    upstream: tuple[str, int],
+    rate: float,
+    buffer: int,
+    shared: tuple[Pacer, Pacer] | None = None,
+) -> None:
     up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     for s in (conn, up):
         if buffer:
@@ -66,15 +90,18 @@ def relay(conn: socket.socket, upstream: tuple[str, int], rate: float, buffer: i
         up.close()
         return
     up.settimeout(None)
-    back = threading.Thread(target=pump, args=(up, conn, rate), daemon=True)
+    to_up, to_conn = shared if shared is not None else (Pacer(rate), Pacer(rate))
+    back = threading.Thread(target=pump, args=(up, conn, to_conn), daemon=True)
     back.start()
-    pump(conn, up, rate)
+    pump(conn, up, to_up)
     back.join(timeout=3600)
     conn.close()
     up.close()
 
 
-def serve(upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB) -> None:
+def serve(
+    upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB, shared: bool = False
+) -> None:
     host, port = upstream_url.removeprefix("tcp://").rsplit(":", 1)
     buffer = buffer_kib * 1024
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,10 +111,12 @@ def serve(upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB) -> None:
     srv.listen()
     print(f"tcp://127.0.0.1:{srv.getsockname()[1]}", flush=True)
 
+    link = (Pacer(mbps * 1e6), Pacer(mbps * 1e6)) if shared else None
+
     def accept() -> None:
         while True:
             conn, _ = srv.accept()
-            args = (conn, (host, int(port)), mbps * 1e6, buffer)
+            args = (conn, (host, int(port)), mbps * 1e6, buffer, link)
             threading.Thread(target=relay, args=args, daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
@@ -95,12 +124,12 @@ def serve(upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB) -> None:
 
 
 def start(
-    upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB
+    upstream_url: str, mbps: float, buffer_kib: int = BUFFER_KIB, shared: bool = False
 ) -> tuple[subprocess.Popen[str], str]:
     """Start a relay process in front of ``upstream_url``: (process, its URL)."""
     p = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), upstream_url, "--mbps", str(mbps),
-         "--buffer", str(buffer_kib)],
+         "--buffer", str(buffer_kib), *(["--shared"] if shared else [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert p.stdout is not None
@@ -124,8 +153,9 @@ def main() -> None:
     ap.add_argument(
         "--buffer", type=int, default=BUFFER_KIB, help="KiB per socket buffer (0: kernel's)"
     )
+    ap.add_argument("--shared", action="store_true", help="one budget per direction for all")
     a = ap.parse_args()
-    serve(a.upstream, a.mbps, a.buffer)
+    serve(a.upstream, a.mbps, a.buffer, a.shared)
 
 
 if __name__ == "__main__":
