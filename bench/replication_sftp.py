@@ -86,7 +86,8 @@ def run_dock(
 ) -> float:
     target = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))
     reader = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))  # verifies beside uploads
-    engine = ReplicationEngine(store, audit, evidence, f"dock{n}", [target], ReplicationConfig(),
+    engine = ReplicationEngine(store, audit, evidence, f"dock{n}-{verify}", [target],
+                               ReplicationConfig(),
                                readers={target.name: reader})  # fmt: skip
     t0 = time.perf_counter()
     report = engine.run_once()
