@@ -292,6 +292,33 @@ def test_a_disk_error_while_a_segment_is_flushed_or_read_back_fails_the_copy(
     assert hasher_threads() == []
 
 
+def test_direct_reads_refused_after_the_open_fall_back_to_the_page_cache(tmp_path) -> None:
+    """A file system that opens O_DIRECT but refuses its reads (EINVAL) is read back
+    through the page cache instead, after dropping the pages: the copy verifies."""
+
+    class RefusesDirectReads(RecordingFS):
+        direct: int | None = None
+
+        def open_direct(self, path: str) -> int | None:
+            self.direct = super().open_direct(path) or os.open(path, os.O_RDONLY)
+            return self.direct
+
+        def read_range(
+            self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+        ) -> Iterator[memoryview]:
+            if fd == self.direct:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            return super().read_range(fd, offset, length, buffers)
+
+    data = os.urandom(2 * SEGMENT_BYTES + 99)
+    fs = RefusesDirectReads()
+    result = write_verified(str(tmp_path), NAME, chunked(data), sha(data), fs=fs)
+    assert result.sha256 == sha(data) and (tmp_path / NAME).read_bytes() == data
+    assert fs.calls.count(f"read_range {SEGMENT_BYTES} {SEGMENT_BYTES}") == 1  # page cache only
+    drops = fs.calls.count(f"drop_range {SEGMENT_BYTES} {SEGMENT_BYTES}")
+    assert drops == 2  # before and after its read through the cache
+
+
 def test_wrong_expected_hash_quarantines_and_never_publishes(tmp_path) -> None:
     """001 art.19(4): a copy that does not match the capture hash is quarantined, never
     published."""

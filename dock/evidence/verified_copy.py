@@ -395,7 +395,6 @@ class _ReadBack:
     def _fetch(self) -> None:
         """Wait for each segment on the disk and read it back."""
         fs, rfd = self._fs, self._rfd
-        source = self._direct if self._direct is not None else rfd
         try:
             while True:
                 segment = self._segments.get()
@@ -407,10 +406,7 @@ class _ReadBack:
                 try:
                     fs.flush_range(rfd, offset, length)  # its own descriptor: the writer may close
                     fs.drop_range(rfd, offset, length)  # written pages: not needed again
-                    for piece in fs.read_range(source, offset, length, self._buffers.get):
-                        self._blocks.put(piece)
-                    if self._direct is None:
-                        fs.drop_range(rfd, offset, length)  # read once: no need to keep it
+                    self._read_segment(offset, length)
                 except OSError as exc:
                     self.error = exc
                     self.failed.set()
@@ -418,6 +414,27 @@ class _ReadBack:
                 self._blocks.put(segment)  # its end: the hash compares it
         finally:
             self._blocks.put(self._STOP)
+
+    def _read_segment(self, offset: int, length: int) -> None:
+        """Queue the segment's bytes as read back. A file system that opened O_DIRECT but
+        refuses its reads (EINVAL before a byte came) is read through the page cache from
+        then on, after the segment's pages are dropped."""
+        fs, rfd = self._fs, self._rfd
+        queued = False
+        if self._direct is not None:
+            try:
+                for piece in fs.read_range(self._direct, offset, length, self._buffers.get):
+                    queued = True
+                    self._blocks.put(piece)
+                return
+            except OSError as exc:
+                if queued or exc.errno != errno_mod.EINVAL:
+                    raise
+                log.info("O_DIRECT reads refused here; reading back through the page cache")
+                self._direct = None
+        for piece in fs.read_range(rfd, offset, length, self._buffers.get):
+            self._blocks.put(piece)
+        fs.drop_range(rfd, offset, length)  # read once: no need to keep it
 
     def _hash(self) -> None:
         found_crc = found = 0
