@@ -503,7 +503,8 @@ def test_empty_file_verifies_and_reports_zero(tmp_path) -> None:
 
 
 def test_reused_source_buffer_cannot_change_what_is_hashed(tmp_path) -> None:
-    """001 art.19(4): the hash is of the bytes written, whatever the source does with its buffer."""
+    """001 art.19(4): what is proven is what the disk holds, whatever the source does
+    with its buffer: a producer reusing one buffer chunk after chunk is copied intact."""
     data = os.urandom(256 * 1024)
 
     def reusing_reader() -> Iterator[bytearray]:
@@ -514,6 +515,87 @@ def test_reused_source_buffer_cannot_change_what_is_hashed(tmp_path) -> None:
 
     result = write_verified(str(tmp_path), NAME, reusing_reader(), sha(data))  # type: ignore[arg-type]
     assert (tmp_path / NAME).read_bytes() == data and result.sha256 == sha(data)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_buffer_changed_around_its_write_is_never_published(tmp_path, when: str) -> None:
+    """001 art.19(4): a source that changes a chunk's buffer just before it is written
+    (the disk gets other bytes) or just after (the bytes written and the bytes compared
+    differ) fails the copy as an integrity error; nothing is published."""
+    data = bytearray(os.urandom(3 * 64 * 1024))
+
+    class Meddling(RecordingFS):
+        def write(self, fd: int, view: memoryview) -> int:
+            if when == "before":
+                data[100] ^= 0xFF
+            n = super().write(fd, view)
+            if when == "after":
+                data[200] ^= 0xFF
+            return n
+
+    with pytest.raises(IntegrityError):
+        write_verified(str(tmp_path), NAME, [memoryview(data)], sha(bytes(data)), fs=Meddling())
+    assert not (tmp_path / NAME).exists() and leftovers(str(tmp_path)) == []
+
+
+def test_chunks_across_segment_boundaries_are_split_and_verified(tmp_path) -> None:
+    """001 art.19(4): a chunk that straddles one or several segment boundaries (any
+    size the recorder sends) is verified byte for byte, and a bit flipped right at a
+    boundary is caught in the segment it belongs to."""
+    seg = SEGMENT_BYTES
+    data = os.urandom(3 * seg + 5)
+    pieces = [data[:777], data[777 : 777 + 2 * seg + 5], data[777 + 2 * seg + 5 :]]
+    result = write_verified(str(tmp_path), NAME, pieces, sha(data))
+    assert result.sha256 == sha(data) and (tmp_path / NAME).read_bytes() == data
+    for at, span in ((seg - 1, (0, seg)), (seg, (seg, 2 * seg))):
+        with pytest.raises(IntegrityError) as info:
+            write_verified(str(tmp_path), f"flip{at}.mp4", pieces, sha(data),
+                           fs=FlipBitOnReadBack(at=at))  # fmt: skip
+        assert info.value.stage == "read-back" and info.value.differs_at == span
+
+
+class BrokenThread(RecordingFS):
+    """A bug (not an I/O error) in one of the read-back's threads: ``where`` is the
+    fetch thread's flush or the hash thread (given something that is not bytes)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def flush_range(self, fd: int, offset: int, length: int) -> None:
+        if self.where == "fetch":
+            raise ValueError("a bug in the fetch thread")
+        super().flush_range(fd, offset, length)
+
+    def read_range(
+        self, fd: int, offset: int, length: int, buffers: Callable[[], memoryview]
+    ) -> Iterator[memoryview]:
+        if self.where == "hash":
+            yield 42  # type: ignore[misc]  # sha256.update(42): TypeError in the hash thread
+        yield from super().read_range(fd, offset, length, buffers)
+
+
+@pytest.mark.parametrize("where", ["fetch", "hash"])
+def test_a_bug_in_a_read_back_thread_fails_the_copy_and_never_hangs(tmp_path, where) -> None:
+    """001 art.19(4): an unexpected error in either read-back thread, with more segments
+    to come than the queues hold, ends the copy with that error (bounded in time), no
+    thread left, nothing published, no partial file."""
+    data = os.urandom(8 * SEGMENT_BYTES)
+    outcome: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            write_verified(str(tmp_path), NAME, chunked(data, 1 << 20), sha(data),
+                           fs=BrokenThread(where))  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=copy, daemon=True)
+    runner.start()
+    runner.join(120)
+    assert not runner.is_alive(), "the copy hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], (ValueError, TypeError))
+    assert os.listdir(tmp_path) == [] and hasher_threads() == []
 
 
 def test_source_error_removes_partial_file_and_propagates(tmp_path) -> None:

@@ -33,8 +33,10 @@ MAX_MESSAGE = 16 * 1024
 MAX_JOB = 8 << 20
 #: A progress message at most every this many bytes of a file (and at its end).
 PROGRESS_STEP = 1 << 20
-#: Bytes read from the recorder and not yet written, at most (one chunk always passes):
-#: what an offload holds in flight between its reader and its writer.
+#: Payload bytes read from the recorder and not yet written, at most (one chunk always
+#: passes). Each chunk held is a view that keeps its decoder buffer (at least 64 KiB)
+#: alive, so small chunks hold more memory than this says: at most 1 MiB of chunks of
+#: the usual 256 KiB, a few MiB of 16 KiB ones.
 IN_FLIGHT_BYTES = 1 << 20
 
 #: ``on_message(message)``: one message from the worker, as decoded here.

@@ -368,7 +368,11 @@ class _ReadBack:
     cache with O_DIRECT where the file system has it, else after dropping the
     segment's pages), another hashes (SHA-256 and CRC-32), so the disk and the hash
     work at once (both release the GIL). The writer is held back when SEGMENTS_AHEAD
-    segments wait; at most BLOCKS_AHEAD blocks read wait for the hash."""
+    segments wait; at most BLOCKS_AHEAD blocks read wait for the hash.
+
+    Neither thread ever stops before it is told to: any error (an I/O error, or a bug)
+    is kept with the step it happened in, ``failed`` is set, and both go on draining
+    their queues, so the writer never waits for a thread that is gone."""
 
     _STOP = (-1, 0, 0)
     BLOCKS_AHEAD = 1
@@ -382,15 +386,28 @@ class _ReadBack:
         )
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.submitted = 0  # segments handed over by the writer
+        self.compared = 0  # segments read back whole and compared with their writing
         self.differs_at: tuple[int, int] | None = None  # the first segment unlike its writing
-        self.error: OSError | None = None
+        self.error: BaseException | None = None
+        self.step = "read back"  # what failed: "write to disk" or "read back"
         self.failed = threading.Event()
         self._threads = [
-            threading.Thread(target=self._fetch, name="read-back", daemon=True),
-            threading.Thread(target=self._hash, name="read-back", daemon=True),
+            threading.Thread(target=target, name="read-back", daemon=True)
+            for target in (self._fetch, self._hash)
         ]
-        for thread in self._threads:
-            thread.start()
+        self._threads[0].start()
+        try:
+            self._threads[1].start()
+        except BaseException:  # no second thread: end the first (its one block fits)
+            self._segments.put(self._STOP)
+            self._threads[0].join()
+            raise
+
+    def _fail(self, exc: BaseException, step: str) -> None:
+        if self.error is None:
+            self.error, self.step = exc, step
+        self.failed.set()
 
     def _fetch(self) -> None:
         """Wait for each segment on the disk and read it back."""
@@ -401,15 +418,16 @@ class _ReadBack:
                 offset, length, _crc = segment
                 if offset < 0:
                     return
-                if self.error is not None:
+                if self.failed.is_set():
                     continue  # keep draining so the writer never blocks
+                step = "write to disk"
                 try:
                     fs.flush_range(rfd, offset, length)  # its own descriptor: the writer may close
+                    step = "read back"
                     fs.drop_range(rfd, offset, length)  # written pages: not needed again
                     self._read_segment(offset, length)
-                except OSError as exc:
-                    self.error = exc
-                    self.failed.set()
+                except BaseException as exc:  # kept, said by finish(); never a dead thread
+                    self._fail(exc, step)
                     continue
                 self._blocks.put(segment)  # its end: the hash compares it
         finally:
@@ -444,25 +462,38 @@ class _ReadBack:
                 offset, length, crc = item
                 if offset < 0:
                     return
-                self.size += found
-                if (found, found_crc) != (length, crc) and self.differs_at is None:
-                    self.differs_at = (offset, offset + length)
+                if not self.failed.is_set():
+                    self.size += found
+                    self.compared += 1
+                    if (found, found_crc) != (length, crc) and self.differs_at is None:
+                        self.differs_at = (offset, offset + length)
                 found_crc = found = 0
                 continue
-            self.sha256.update(item)
-            found_crc = crc32(item, found_crc)
-            found += len(item)
-            self._buffers.give_back(item)
+            if self.failed.is_set():
+                continue  # keep draining so the reader never blocks
+            try:
+                self.sha256.update(item)
+                found_crc = crc32(item, found_crc)
+                found += len(item)
+                self._buffers.give_back(item)
+            except BaseException as exc:  # kept, said by finish(); never a dead thread
+                self._fail(exc, "read back")
 
     def submit(self, offset: int, length: int, crc: int) -> None:
         """Queue a written segment (waits while SEGMENTS_AHEAD are queued)."""
         self._segments.put((offset, length, crc))
+        self.submitted += 1
 
     def finish(self) -> None:
-        """Wait for every queued segment; raise the first read-back error."""
+        """Wait for every queued segment; raise the first error (OSError or not)."""
         self.stop()
         if self.error is not None:
             raise self.error
+
+    @property
+    def whole(self) -> bool:
+        """Every segment handed over was read back whole and compared with its writing."""
+        return self.error is None and self.compared == self.submitted
 
     def stop(self) -> None:
         """End the threads (idempotent); used on every path, so none outlives a copy."""
@@ -614,7 +645,7 @@ def _write_segments(
             crashpoints.reach("copy.chunk")
         if progress is not None:
             progress(written)
-    if written > start:
+    if written > start and not reader.failed.is_set():
         reader.submit(start, written - start, crc)
     if written == 0 and progress is not None:
         progress(0)
@@ -701,7 +732,10 @@ def write_verified(
             crashpoints.reach("verify.start")
             try:
                 reader.finish()
-                beyond = os.fstat(rfd).st_size - written_size  # nothing may follow
+            except OSError as exc:
+                raise _copy_failed(exc, reader.step, tmp_path) from exc
+            try:
+                stored = os.fstat(rfd).st_size  # nothing may follow, nothing may be gone
             except OSError as exc:
                 raise _copy_failed(exc, "read back", tmp_path) from exc
         finally:
@@ -720,7 +754,10 @@ def write_verified(
         raise
 
     read_back_sha256 = reader.sha256.digest()
-    read_back_size = reader.size + max(beyond, 0)
+    read_back_size = reader.size + (stored - written_size)
+    if not reader.whole:  # a segment not compared (never expected): refuse the copy
+        _discard(tmp_path, fs)
+        raise CopyFailed(errno_mod.EIO, "read back", tmp_path, "not every segment was read back")
     if written_sha256 is None and reader.differs_at is None:
         written_sha256 = read_back_sha256  # every segment read back as it was written
     stage = None

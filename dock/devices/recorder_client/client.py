@@ -42,8 +42,10 @@ from firmware_protocol.messages import (
     MsgType,
 )
 
-#: What a sink is given: the bytes at an offset. A memoryview is a view onto an
-#: immutable ``bytes`` that nothing reuses, so a sink may keep it.
+#: What a sink is given: the bytes at an offset. A memoryview is a read-only view of a
+#: buffer the frame decoder lent: it is never written again while any view of it lives
+#: (firmware_protocol/framing.py reuses a buffer only once it has no export), so a sink
+#: may keep it; keeping it keeps the whole buffer.
 Chunk = bytes | memoryview
 
 log = logging.getLogger("dock.recorder")
