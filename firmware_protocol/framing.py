@@ -153,7 +153,7 @@ class FrameDecoder:
     allocates. A good frame's short payload is copied out, once, into the ``bytes``
     handed up; a long one (footage) is not copied at all: it is handed up as a
     read-only view of the buffer, which is then set aside and never written again
-    while anything holds a view of it (its reference count says so), and the
+    while anything holds a view of it (``_unheld``: it has no export left), and the
     decoder goes on in a spare one. The buffer grows to hold one frame of the
     largest size allowed plus one read, never more; at most SPARES buffers are
     kept besides it (those still held are the holder's memory, as ``bytes`` were).

@@ -179,9 +179,8 @@ def test_five_mib_copy_verifies_read_only_and_leaves_no_temp_files(tmp_path) -> 
     size = len(data)
     assert order[:3] == ["open_new", "open_read", "open_direct"]
     assert order[-3:] == ["chmod", "replace", "fsync_dir"]
-    spans = [(0, size)] if size <= SEGMENT_BYTES else None
-    assert spans is not None
-    for offset, length in spans:
+    assert size <= SEGMENT_BYTES  # one segment: the whole file
+    for offset, length in [(0, size)]:
         flush = order.index(f"flush_range {offset} {length}")
         drop = order.index(f"drop_range {offset} {length}")
         read = order.index(f"read_range {offset} {length}")

@@ -68,7 +68,7 @@ _WORKER_CODE = (
 
 def worker_env() -> dict[str, str]:
     """The dock's environment, with at most two malloc arenas unless it says otherwise:
-    a worker's reader, hasher and writer threads would each grow one (about 10 MiB
+    a worker's reader, writer and read-back threads would each grow one (about 10 MiB
     more for four workers, bench/loaded_dock.py)."""
     env = dict(os.environ)
     env.setdefault("MALLOC_ARENA_MAX", "2")

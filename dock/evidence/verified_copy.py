@@ -6,9 +6,10 @@ hash the recorder computed at capture (REQUIREMENTS §4; DESIGN "Hard-won facts"
 1. write to a temporary name in the destination folder, a CRC-32 of each segment
    (SEGMENT_BYTES) taken as it is written;
 2. while the next segments are written, a thread takes each written segment to the disk
-   (sync_file_range), drops it from the page cache, reads it back from the disk, hashes
-   it (SHA-256, in order, so the hash is the whole file's) and checks its CRC-32 against
-   the written one; the file is fsynced once the last segment is written;
+   (sync_file_range), reads it back from the disk past the page cache (O_DIRECT, else
+   after dropping its pages), and another hashes it (SHA-256, in order, so the hash is
+   the whole file's) and checks its CRC-32 against the written one; the file is fsynced
+   once the last segment is written;
 3. only if the read-back hash is the expected one, every segment read back equals what was
    written and the sizes agree: make it read-only, ``os.replace`` it to its final name and
    fsync the folder.
@@ -673,15 +674,15 @@ def write_verified(
     ``chunks`` may be bytes, bytearray or memoryview, written as they are (a producer that
     changed a buffer while it was written would fail the read-back, never pass it).
     ``hash_written`` also hashes the bytes as received with SHA-256 (see the module
-    docstring). ``progress`` receives
-    the cumulative byte count after each non-empty chunk, ending at the size. An exception
-    raised by ``chunks`` or ``progress`` removes the partial file and propagates unchanged.
+    docstring). ``progress`` receives the cumulative byte count after each non-empty
+    chunk, ending at the size. An exception raised by ``chunks`` or ``progress`` removes
+    the partial file and propagates unchanged.
 
     Raises :class:`IntegrityError` (file quarantined), :class:`CopyFailed` (partial file
     removed, copy again from the source), :class:`DestinationExists` (left untouched).
-    The read-back bypasses the page cache on a best-effort basis (``posix_fadvise
-    DONTNEED`` once a segment is on the disk): where that is unavailable it may read from
-    memory.
+    The read-back reads past the page cache with O_DIRECT; on a file system without it,
+    after dropping each segment's pages (``posix_fadvise DONTNEED``, best effort: the
+    kernel may still serve it from memory).
     """
     _check_name(final_name)
     if not isinstance(expected_sha256, bytes) or len(expected_sha256) != 32:

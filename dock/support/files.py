@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import tempfile
@@ -34,8 +35,7 @@ def drop_cache(fd: int) -> None:
     Only clean pages go (so call it after fsync); a platform without ``posix_fadvise``
     or a file system that refuses it silently reads from memory instead.
     """
-    with contextlib.suppress(AttributeError, OSError):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    drop_range(fd, 0, 0)
 
 
 def drop_range(fd: int, offset: int, length: int) -> None:
@@ -47,11 +47,12 @@ def drop_range(fd: int, offset: int, length: int) -> None:
 _SYNC_FILE_RANGE_WRITE = 2  # start writing the range out (linux/fs.h)
 _SYNC_FILE_RANGE_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER
 _UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ESPIPE, errno.EOPNOTSUPP)
-_sync_file_range: Callable[..., int] | bool | None = False  # False: not looked up yet
 
 
-def _lookup_sync_file_range() -> Callable[..., int] | None:
-    """libc's sync_file_range(2) through ctypes, or None where there is none."""
+@functools.cache
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range(2) through ctypes (looked up once), returning 0 or the
+    errno; None where there is none."""
     import ctypes  # only where footage is written: the lookup is done once
 
     try:
@@ -72,12 +73,10 @@ def _lookup_sync_file_range() -> Callable[..., int] | None:
 
 def _sync_range(fd: int, offset: int, length: int, flags: int) -> bool:
     """sync_file_range(2) of the range; False where the system or file system has none."""
-    global _sync_file_range
-    if _sync_file_range is False:
-        _sync_file_range = _lookup_sync_file_range()
-    if not callable(_sync_file_range):
+    call = _libc_sync_file_range()
+    if call is None:
         return False
-    err = _sync_file_range(fd, offset, length, flags)
+    err = call(fd, offset, length, flags)
     if err in _UNSUPPORTED:
         return False
     if err:
@@ -90,12 +89,6 @@ def start_flush(fd: int, offset: int, length: int) -> None:
     the disk works while the next bytes are written; :func:`flush_range` waits for them.
     Does nothing where sync_file_range(2) is missing; raises OSError when refused."""
     _sync_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def will_need(fd: int, offset: int, length: int) -> None:
-    """Best effort: ask the kernel to read the range now, ahead of the reads that follow."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
 
 
 def flush_range(fd: int, offset: int, length: int) -> None:
@@ -147,18 +140,6 @@ def read_range_into(
         got = min(got, end - offset)
         offset += got
         yield buf[:got]
-
-
-def read_range(fd: int, offset: int, length: int, block: int = READ_BLOCK) -> Iterator[bytes]:
-    """The bytes of ``length`` at ``offset`` of an open file, a block at a time (pread),
-    ending early at the end of the file."""
-    end = offset + length
-    while offset < end:
-        data = os.pread(fd, min(block, end - offset), offset)
-        if not data:
-            return
-        offset += len(data)
-        yield data
 
 
 class Hashed(NamedTuple):
@@ -233,9 +214,7 @@ __all__ = [
     "hash_file",
     "open_direct",
     "read_blocks",
-    "read_range",
     "read_range_into",
     "start_flush",
-    "will_need",
     "write_replacing",
 ]
