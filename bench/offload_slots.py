@@ -103,16 +103,13 @@ def run(
 
 def disk_floor(slots: int, mb: float, tmp: str) -> float:
     """cp + sync of ``slots`` files of ``mb`` MiB, then each copy read cold (seconds)."""
-    from offload_throughput import shell
+    from offload_throughput import shell, write_footage
 
     src, dst = os.path.join(tmp, "floor-src"), os.path.join(tmp, "floor-dst")
     os.makedirs(src)
     os.makedirs(dst)
-    block = os.urandom(1 << 20)
     for i in range(slots):
-        with open(os.path.join(src, f"{i}.mp4"), "wb") as f:
-            for _ in range(int(mb)):
-                f.write(block)
+        write_footage(os.path.join(src, f"{i}.mp4"), mb)
     took = shell(f"cp {src}/* {dst}/ && sync") + shell(f"cat {dst}/* > /dev/null")
     shutil.rmtree(src)
     shutil.rmtree(dst)

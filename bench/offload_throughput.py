@@ -54,6 +54,14 @@ def drop_caches() -> None:
         pass
 
 
+def write_footage(path: str, mb: float) -> None:
+    """``mb`` MiB of incompressible bytes at ``path`` (what cp's baselines copy)."""
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(int(mb)):
+            f.write(block)
+
+
 def shell(cmd: str) -> float:
     drop_caches()
     t0 = time.perf_counter()
@@ -116,10 +124,7 @@ def main() -> None:
     rounds: list[tuple[float, float, float, float]] = []
     try:
         src = os.path.join(rec, "src.mp4")
-        with open(src, "wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(int(a.mb)):
-                f.write(block)
+        write_footage(src, a.mb)
         dst = os.path.join(tmp, "dst.mp4")
         admin = shell(f"cp {src} {dst} && sync && sha256sum {src} {dst}")
         os.remove(dst)
