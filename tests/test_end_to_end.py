@@ -53,7 +53,10 @@ def test_read_survives_bit_errors_and_dropped_frames(start_recorder, listen: str
         blob = read_all(c, rec)
         stats = c.session.stats
     assert hashlib.sha256(blob).digest() == expected_sha256(r.model.serial, 1, rec.size)
-    assert stats.damaged > 0 and stats.retransmits > 0, "the faults were not exercised"
+    # the faults were exercised: damaged frames seen, and lost ones recovered, by a NAK of
+    # the hole or by the retransmission timer (which of the two depends on the timing)
+    assert stats.damaged > 0, "no damaged frame: the faults were not exercised"
+    assert stats.naks_sent + stats.retransmits > 0, "nothing recovered: no fault exercised"
 
 
 def test_resume_after_disconnect_by_offset(start_recorder) -> None:
