@@ -417,9 +417,10 @@ def test_two_processes_starting_at_once_make_one_backup_and_run_each_step_once(
     read_version = sqlite_schema.user_version
 
     def user_version(db: sqlite3.Connection) -> int:
+        version = read_version(db)
         if threading.current_thread().name == "second":
-            second_has_read.set()
-        return read_version(db)
+            second_has_read.set()  # after the read: set before, the first could commit first
+        return version
 
     monkeypatch.setattr(sqlite_schema, "user_version", user_version)
     results: dict[str, sqlite_schema.Upgrade] = {}
