@@ -699,3 +699,19 @@ def test_replication_verify_reads_back_unless_sftp_asks_the_server(tmp_path) -> 
     smb = (MINIMAL + SFTP_TARGET.replace('"sftp"', '"smb"') + 'share = "ev"\n'
            'password_file = "/etc/dock/smb.pw"\nverify = "remote-sha256sum"\n')  # fmt: skip
     assert "for SFTP targets" in one_problem(tmp_path, smb, "replication.target[1].verify")
+
+
+def test_replication_ssh_client_is_openssh_where_it_can_serve_unless_chosen(tmp_path) -> None:
+    [default] = load_config(write(tmp_path, MINIMAL + SFTP_TARGET), env={}).replication.targets
+    assert default.ssh_client == "auto"
+    for choice in ("openssh", "paramiko"):
+        text = MINIMAL + SFTP_TARGET + f'ssh_client = "{choice}"\n'
+        [chosen] = load_config(write(tmp_path, text), env={}).replication.targets
+        assert chosen.ssh_client == choice
+    where = "replication.target[1].ssh_client"
+    assert "auto" in one_problem(tmp_path, MINIMAL + SFTP_TARGET + 'ssh_client = "putty"\n', where)
+    password = SFTP_TARGET.replace('key_file = "/etc/dock/replica_ed25519"',
+                                   'password_file = "/etc/dock/replica.pw"')  # fmt: skip
+    assert password != SFTP_TARGET
+    said = one_problem(tmp_path, MINIMAL + password + 'ssh_client = "openssh"\n', where)
+    assert "key_file" in said

@@ -69,11 +69,17 @@ def local_bag(svc) -> tuple[str, dict[str, bytes]]:
     return bag, tree(Path(svc.offloader.evidence_dir) / bag)
 
 
-def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd) -> None:
+#: The SSH layer under the SFTP session: OpenSSH's client (the default where it can
+#: serve) and paramiko's own (a password target, or chosen).
+CLIENTS = pytest.mark.parametrize("client", ["openssh", "paramiko"])
+
+
+@CLIENTS
+def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd, client) -> None:
     """A second copy at the unit's storage (004 att.3 art.5; 004 att.2 §4): the package
     arrives whole, is read back and matches its manifest before it counts."""
     svc, _ = sealed(make_dock)
-    target = target_from_config(sshd.target())
+    target = target_from_config(sshd.target(ssh_client=client))
     report = engine(svc, target).run_once()
     assert len(report.replicated) == 1 and not report.failed
     bag, local = local_bag(svc)
@@ -87,9 +93,10 @@ def test_a_package_reaches_sshd_whole_and_verified(make_dock, sshd) -> None:
     assert all(e["second_copy_at"] for e in svc.store.archive_entries())
 
 
-def test_a_server_killed_mid_upload_is_resumed_from_the_partial(make_dock, sshd) -> None:
+@CLIENTS
+def test_a_server_killed_mid_upload_is_resumed_from_the_partial(make_dock, sshd, client) -> None:
     svc, _ = sealed(make_dock, mb=2.0)
-    target = SftpTarget(sshd.target())
+    target = SftpTarget(sshd.target(ssh_client=client))
     offsets: list[tuple[str, int]] = []
     upload = target.upload
 
@@ -190,14 +197,15 @@ def test_a_full_target_fails_clearly_and_nothing_is_replicated(
     assert entry.data["target"] == "central" and entry.data["reason"] == why
 
 
+@CLIENTS
 def test_wrong_credentials_are_one_clear_line_and_nothing_is_replicated(
-    make_dock, sshd, tmp_path
+    make_dock, sshd, tmp_path, client
 ) -> None:
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
                    check=True)  # fmt: skip
     svc, _ = sealed(make_dock, mb=0.1)
-    target = SftpTarget(sshd.target(key_file=str(stranger)))
+    target = SftpTarget(sshd.target(key_file=str(stranger), ssh_client=client))
     with pytest.raises(ReplicaAuthError, match="login refused for user"):
         target.connect()
     report = engine(svc, target).run_once()
@@ -207,18 +215,19 @@ def test_wrong_credentials_are_one_clear_line_and_nothing_is_replicated(
     assert not any((sshd.root_dir).iterdir())
 
 
-def test_an_unknown_host_key_is_refused(sshd, tmp_path) -> None:
+@CLIENTS
+def test_an_unknown_host_key_is_refused(sshd, tmp_path, client) -> None:
     other = tmp_path / "other_host"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     kind, blob = Path(str(other) + ".pub").read_text().split()[:2]
     wrong = tmp_path / "known_wrong"
     wrong.write_text(f"[127.0.0.1]:{sshd.port} {kind} {blob}\n")
     with pytest.raises(ReplicaAuthError, match="host key differs"):
-        SftpTarget(sshd.target(known_hosts_file=str(wrong))).connect()
+        SftpTarget(sshd.target(known_hosts_file=str(wrong), ssh_client=client)).connect()
     empty = tmp_path / "known_empty"
     empty.write_text("")
     with pytest.raises(ReplicaAuthError, match="not in known_hosts_file: refused") as err:
-        SftpTarget(sshd.target(known_hosts_file=str(empty))).connect()
+        SftpTarget(sshd.target(known_hosts_file=str(empty), ssh_client=client)).connect()
     assert "\n" not in str(err.value)
 
 
@@ -245,12 +254,13 @@ def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_veri
     assert max(e.seq for e in copies) < min(e.seq for e in erased)
 
 
+@CLIENTS
 def test_remote_sha256sum_verifies_at_the_server_and_catches_a_corrupted_copy(
-    make_dock, sshd, monkeypatch
+    make_dock, sshd, monkeypatch, client
 ) -> None:
     monkeypatch.setattr(sftp, "REMOTE_HASH_MIN", 200 << 10)  # data hashed there, tags read
     svc, _ = sealed(make_dock)
-    target = target_from_config(sshd.target(verify="remote-sha256sum"))
+    target = target_from_config(sshd.target(verify="remote-sha256sum", ssh_client=client))
     read_back: list[str] = []
     read = target.read
 

@@ -207,6 +207,56 @@ def test_an_offload_worker_is_forked_and_works_under_the_dock_unit(tmp_path: Pat
     assert done.stdout.split() == ["fatal", "-9"], done.stdout + done.stderr[-3000:]
 
 
+#: Run under the dock's unit: a file to an SFTP target through OpenSSH's client and back.
+SFTP_ROUND_TRIP = """
+import io
+from dock.config.replication import TargetConfig
+from dock.replicas.sftp import SftpTarget
+target = SftpTarget(TargetConfig(
+    name="central", kind="sftp", host="127.0.0.1", port={port}, user={user!r}, path={path!r},
+    key_file={key!r}, known_hosts_file={known!r}))
+assert target.uses_openssh()
+target.connect()
+target.upload("x/evidence.bin", io.BytesIO(b"footage" * 1000), 0, 7000, lambda n: None)
+print("read back", b"".join(target.read("x/evidence.bin")) == b"footage" * 1000, flush=True)
+target.close()
+"""
+
+
+def test_replication_goes_through_openssh_under_the_dock_unit(tmp_path: Path) -> None:
+    """OpenSSH's client, run by the dock as its SFTP transport, works under the dock's
+    seccomp filters, as nobody, with no home and no /etc/ssh configuration read."""
+    from tests.sshd_server import Sshd, sshd_binary
+
+    if sshd_binary() is None or shutil.which("ssh") is None:
+        pytest.skip("no sshd (openssh-server) or ssh (openssh-client)")
+    server = Sshd(tmp_path / "sshd").start()
+    try:
+        state = tmp_path / "state"
+        state.mkdir()
+        key, known = state / "replica_ed25519", state / "known_hosts"
+        shutil.copy(server.client_key, key)
+        shutil.copy(server.known_hosts, known)
+        for path in (key, known):
+            shutil.chown(path, "nobody", "nogroup")
+            path.chmod(0o600)
+        code = SFTP_ROUND_TRIP.format(
+            port=server.port, user=server.user, path=str(server.root_dir), key=str(key),
+            known=str(known),
+        )  # fmt: skip
+        done = subprocess.run(
+            sandboxed("dock.service", state, [SYSTEM_PYTHON, "-c", code]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["read", "back", "True"], done.stdout + done.stderr[-3000:]
+    assert (server.root_dir / "x" / "evidence.bin").read_bytes() == b"footage" * 1000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -39,6 +39,7 @@ SCHEME_PORTS = {("s3", "http"): 80}
 #: How a copy is verified: every byte read back and hashed by the dock (default), or,
 #: SFTP only, the target's own ``sha256sum`` of the stored file (docs/SECURITY.md).
 VERIFY_MODES = ("read-back", "remote-sha256sum")
+SSH_CLIENTS = ("auto", "openssh", "paramiko")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 _WINDOW = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
 
@@ -68,6 +69,9 @@ class TargetConfig:
     connect_timeout_s: float = 15.0
     io_timeout_s: float = 60.0
     verify: str = "read-back"  # or "remote-sha256sum" (SFTP, an account that may run it)
+    #: SFTP: the SSH layer under the session: OpenSSH's client where it can serve
+    #: ("auto": installed, and the target logs in with a key), or always one of the two.
+    ssh_client: str = "auto"
 
     @property
     def effective_port(self) -> int:
@@ -184,6 +188,7 @@ def _check_target(ck: Checker, where: str, table: Mapping[str, Any]) -> dict[str
         ),
         "io_timeout_s": get("io_timeout_s", positive_float("io_timeout_s", 60.0), 60.0),
         "verify": get("verify", choice(VERIFY_MODES, 'verify = "read-back"'), "read-back"),
+        "ssh_client": get("ssh_client", choice(SSH_CLIENTS, 'ssh_client = "auto"'), "auto"),
     }
     k = v["kind"]
     need: tuple[tuple[str, str], ...] = ()
@@ -202,6 +207,12 @@ def _check_target(ck: Checker, where: str, table: Mapping[str, Any]) -> dict[str
         need = (("bucket", 'bucket = "bwc-evidence"'),
                 ("access_key_file", 'access_key_file = "/etc/dock/s3.id"'),
                 ("secret_key_file", 'secret_key_file = "/etc/dock/s3.key"'))  # fmt: skip
+    if v["ssh_client"] != "auto" and k != "sftp":
+        ck.problem(f"{where}.ssh_client", f'ssh_client is for SFTP targets, not "{k}"',
+                   "remove it")  # fmt: skip
+    if v["ssh_client"] == "openssh" and not v["key_file"]:
+        ck.problem(f"{where}.ssh_client", "OpenSSH's client logs in only with key_file here",
+                   'set key_file, or ssh_client = "auto" for a password')  # fmt: skip
     if v["verify"] == "remote-sha256sum" and k != "sftp":
         ck.problem(f"{where}.verify", f'"remote-sha256sum" is for SFTP targets, not "{k}"',
                    'remove it (verify = "read-back")')  # fmt: skip

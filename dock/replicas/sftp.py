@@ -1,4 +1,9 @@
-"""An SFTP replication target (OpenSSH's server), through paramiko.
+"""An SFTP replication target (OpenSSH's server): paramiko's SFTP over OpenSSH's client.
+
+The SSH layer under the SFTP session is OpenSSH's own client (dock/replicas/openssh_link.py)
+when it is installed and the target logs in with a key, else paramiko's (a password
+target, ``ssh_client = "paramiko"``, no ``ssh``); the SFTP requests above are paramiko's
+either way.
 
 The server's host key must be in the configured ``known_hosts_file``: an unknown or
 changed key is refused in one line (paramiko's RejectPolicy; a key is never learnt). The
@@ -27,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import paramiko
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from dock.config.replication import TargetConfig
 from dock.domain.replica import (
@@ -37,6 +43,7 @@ from dock.domain.replica import (
     ReplicaUnavailable,
     safe_relpath,
 )
+from dock.replicas import openssh_link
 
 #: Bytes taken from the source per write call and asked of each read call.
 CHUNK = 256 << 10
@@ -104,6 +111,7 @@ class SftpTarget:
         self.cfg = cfg
         self.name = cfg.name
         self._client: paramiko.SSHClient | None = None
+        self._link: openssh_link.OpenSshLink | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._made: set[str] = set()
         self._request = 32768
@@ -113,6 +121,37 @@ class SftpTarget:
     def connect(self) -> None:
         cfg = self.cfg
         where = f"{self.name} ({cfg.host}:{cfg.effective_port})"
+        if self.uses_openssh():
+            self._connect_openssh(where)
+        else:
+            self._connect_paramiko(where)
+        self._made = set()
+
+    def uses_openssh(self) -> bool:
+        """Whether the SSH layer is OpenSSH's client (``ssh_client``: "openssh" always,
+        "auto" where :func:`openssh_link.usable`)."""
+        choice = self.cfg.ssh_client
+        return choice == "openssh" or (choice == "auto" and openssh_link.usable(self.cfg))
+
+    def _connect_openssh(self, where: str) -> None:
+        link = openssh_link.OpenSshLink(self.cfg)
+        # the client's ConnectTimeout bounds the TCP connect and the key exchange; the
+        # login and the SFTP greeting get as long again
+        limit = 2 * self.cfg.connect_timeout_s + 5
+        link.sock.settimeout(limit)
+        try:
+            sftp = paramiko.SFTPClient(link.sock)
+            self._request = _request_size(sftp, 32768)
+        except TimeoutError:
+            link.close()
+            raise ReplicaUnavailable(f"{where}: no SFTP session within {limit:.0f} s") from None
+        except (paramiko.SSHException, EOFError, OSError):
+            raise link.failure(where) from None
+        link.sock.settimeout(self.cfg.io_timeout_s)
+        self._link, self._sftp = link, sftp
+
+    def _connect_paramiko(self, where: str) -> None:
+        cfg = self.cfg
         client = paramiko.SSHClient()
         try:
             client.get_host_keys().load(cfg.known_hosts_file)
@@ -156,17 +195,22 @@ class SftpTarget:
             client.close()
             raise ReplicaUnavailable(f"{where}: cannot connect ({_one_line(exc)})") from None
         self._client, self._sftp = client, sftp
-        self._made = set()
         transport = client.get_transport()
         version = transport.remote_version if transport is not None else ""
-        self._request = OPENSSH_REQUEST if "OpenSSH" in version else 32768
+        self._request = _request_size(sftp, OPENSSH_REQUEST if "OpenSSH" in version else 32768)
 
     def close(self) -> None:
-        for thing in (self._sftp, self._client):
+        for thing in (self._sftp, self._client, self._link):
             if thing is not None:
                 with contextlib.suppress(Exception):  # a dead session: nothing to keep
                     thing.close()
-        self._sftp = self._client = None
+        self._sftp = self._client = self._link = None
+
+    def _alive(self) -> bool:
+        if self._link is not None:
+            return self._link.alive()
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     # ------------------------------------------------------------------ files
     def _path(self, relpath: str) -> str:
@@ -256,9 +300,7 @@ class SftpTarget:
     def _write_error(self, exc: OSError, path: str) -> ReplicaError:
         """A refused write: the link gone (the session is dead, or a socket error), else
         the server's own "Failure" on an open file: its disk or the user's quota."""
-        transport = self._client.get_transport() if self._client is not None else None
-        alive = transport is not None and transport.is_active()
-        if not alive or isinstance(exc, socket.timeout | ConnectionError) or exc.errno in (
+        if not self._alive() or isinstance(exc, socket.timeout | ConnectionError) or exc.errno in (
             errno.EPIPE, errno.ECONNRESET,
         ):  # fmt: skip
             return ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})")
@@ -317,6 +359,8 @@ class SftpTarget:
     def _exec(self, command: str, limit_s: float) -> tuple[int, bytes, bytes]:
         """Run ``command`` on the server: (exit status, stdout, stderr), each output
         bounded to :data:`_HASH_OUTPUT_MAX` bytes, the whole within ``limit_s``."""
+        if self._link is not None:
+            return self._link.exec(command, limit_s, _HASH_OUTPUT_MAX)
         transport = self._client.get_transport() if self._client is not None else None
         if transport is None or not transport.is_active():
             raise ReplicaUnavailable(f"{self.name}: not connected")
@@ -374,6 +418,22 @@ class SftpTarget:
             raise ReplicaError(f"{self.name}: {path}: {_one_line(exc)}") from None
         except _LINK_ERRORS as exc:
             raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+
+def _request_size(sftp: paramiko.SFTPClient, fallback: int) -> int:
+    """Bytes per read or write request: what the server announces in OpenSSH's
+    ``limits@openssh.com`` (its largest read and write), at most :data:`OPENSSH_REQUEST`
+    and at least paramiko's 32 KiB; ``fallback`` where the server has no such extension."""
+    try:
+        kind, msg = sftp._request(CMD_EXTENDED, "limits@openssh.com")
+    except OSError:  # not supported: an error status
+        return fallback
+    if kind != CMD_EXTENDED_REPLY:
+        return fallback
+    _packet, largest_read, largest_write = msg.get_int64(), msg.get_int64(), msg.get_int64()
+    if not largest_read or not largest_write:
+        return fallback
+    return max(32768, min(OPENSSH_REQUEST, largest_read, largest_write))
 
 
 def _one_line(exc: BaseException) -> str:
