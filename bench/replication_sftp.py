@@ -1,17 +1,19 @@
 """Replication of a sealed package to a local OpenSSH sshd against ``scp -r`` of the same
 package to the same server, in the same run.
 
-The dock's side is the real one: ``ReplicationEngine`` + ``SftpTarget`` (paramiko): every
-file uploaded to a ``.part`` name and renamed, then read back from the server and hashed
-against the manifests, the queue row and the audit entries. The baseline: ``scp -r`` (the
-SFTP protocol, OpenSSH's C client) of the package folder, no verification. Both go to a
-fresh folder on the same sshd (tests/sshd_server.py: its own config, keys and port on
-127.0.0.1). Each round runs scp and both verification modes (``verify = "read-back"``,
-the default, and ``"remote-sha256sum"``: the server hashes what it stored) in a rotating
-order; the ratio (scp time / dock time: 1.0 = as fast as scp) is the median over rounds.
-Each round also times the SFTP target's bare upload and bare read of the same files (no
-engine, no verification) to show where the time goes. The load average is printed: the
-machine is shared.
+The dock's side is the real one: ``ReplicationEngine`` + ``SftpTarget`` (paramiko's SFTP
+over OpenSSH's client, the default for a key target; "paramiko" below: over paramiko's own
+SSH layer, ``ssh_client = "paramiko"``): every file uploaded to a ``.part`` name and
+renamed, then read back from the server and hashed against the manifests, the queue row
+and the audit entries. The baseline: ``scp -r`` (the SFTP protocol, OpenSSH's C client) of
+the package folder, no verification. Both go to a fresh folder on the same sshd
+(tests/sshd_server.py: its own config, keys and port on 127.0.0.1). Each round runs scp,
+both verification modes (``verify = "read-back"``, the default, and
+``"remote-sha256sum"``: the server hashes what it stored) and the default mode over
+paramiko's SSH layer, in a rotating order; the ratio (scp time / dock time: 1.0 = as fast
+as scp) is the median over rounds. Each round also times the SFTP target's bare upload
+and bare read of the same files (no engine, no verification; the default client) to show
+where the time goes. The load average is printed: the machine is shared.
 
     .venv/bin/python bench/replication_sftp.py [--files 4] [--mb 32] [--repeat 7]
         [--throttle 12.5]
@@ -81,12 +83,20 @@ def make_package(folder: Path, files: int, mb: int) -> tuple[Store, AuditLog, st
     return store, audit, str(evidence)
 
 
-def run_dock(
-    sshd: Sshd, store: Store, audit: AuditLog, evidence: str, n: int, verify: str
-) -> float:
-    target = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))
-    reader = SftpTarget(sshd.target(name=f"{verify}-{n}", verify=verify))  # verifies beside uploads
-    engine = ReplicationEngine(store, audit, evidence, f"dock{n}-{verify}", [target],
+#: The dock's sides: name -> (verify, ssh_client).
+SIDES = {
+    "read-back": ("read-back", "auto"),
+    "remote-sha256sum": ("remote-sha256sum", "auto"),
+    "paramiko read-back": ("read-back", "paramiko"),
+}
+
+
+def run_dock(sshd: Sshd, store: Store, audit: AuditLog, evidence: str, n: int, side: str) -> float:
+    verify, client = SIDES[side]
+    cfg = sshd.target(name=f"{verify}-{client}-{n}", verify=verify, ssh_client=client)
+    target, reader = SftpTarget(cfg), SftpTarget(cfg)  # the reader verifies beside uploads
+    dock_id = f"dock{n}-{side.replace(' ', '-')}"  # a folder of its own at the target
+    engine = ReplicationEngine(store, audit, evidence, dock_id, [target],
                                ReplicationConfig(),
                                readers={target.name: reader})  # fmt: skip
     t0 = time.perf_counter()
@@ -149,12 +159,12 @@ def main() -> None:
             through_relay(sshd, url)
         total = args.files * args.mb
         payload = sum(p.stat().st_size for p in (Path(evidence) / "bags").rglob("data/*"))
-        times: dict[str, list[float]] = {"scp": [], "read-back": [], "remote-sha256sum": []}
-        ratios: dict[str, list[float]] = {"read-back": [], "remote-sha256sum": []}
+        times: dict[str, list[float]] = {"scp": [], **{side: [] for side in SIDES}}
+        ratios: dict[str, list[float]] = {side: [] for side in SIDES}
         loads = []
         try:
             for n in range(args.repeat):
-                order = list(times)[n % 3 :] + list(times)[: n % 3]
+                order = list(times)[n % len(times) :] + list(times)[: n % len(times)]
                 got = {}
                 for what in order:
                     if what == "scp":
@@ -168,11 +178,11 @@ def main() -> None:
                 for what in ratios:
                     ratios[what].append(got["scp"] / got[what])
                 mib = payload / (1 << 20)
-                print(f"run {n + 1}: scp {total / got['scp']:6.1f} MiB/s | dock read-back "
-                      f"{total / got['read-back']:6.1f} MiB/s ({ratios['read-back'][-1]:.2f}) | "
-                      f"dock remote-sha256sum {total / got['remote-sha256sum']:6.1f} MiB/s "
-                      f"({ratios['remote-sha256sum'][-1]:.2f}) | bare upload {mib / up:6.1f}, "
-                      f"bare read {mib / down:6.1f} MiB/s | load {loads[-1]:.2f}")  # fmt: skip
+                sides = " | ".join(f"{side} {total / got[side]:6.1f} MiB/s "
+                                   f"({ratios[side][-1]:.2f})" for side in SIDES)  # fmt: skip
+                print(f"run {n + 1}: scp {total / got['scp']:6.1f} MiB/s | {sides} | "
+                      f"bare upload {mib / up:6.1f}, bare read {mib / down:6.1f} MiB/s | "
+                      f"load {loads[-1]:.2f}", flush=True)  # fmt: skip
         finally:
             if relay is not None:
                 stop_relay(relay)
@@ -182,7 +192,7 @@ def main() -> None:
         print(f"{args.files} x {args.mb} MiB, {args.repeat} rounds, load average "
               f"{min(loads):.2f}-{max(loads):.2f} (2 cores here):")  # fmt: skip
         for what, ts in times.items():
-            line = f"  {what:17s} median {total / statistics.median(ts):6.1f} MiB/s"
+            line = f"  {what:18s} median {total / statistics.median(ts):6.1f} MiB/s"
             if what in ratios:
                 r = ratios[what]
                 line += (f"   ratio median {statistics.median(r):.2f} "

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import threading
 from pathlib import Path
 
@@ -47,9 +48,12 @@ def test_a_key_target_goes_through_openssh_run_with_nothing_of_the_machine(sshd)
         [client] = ssh_children()
         argv = client.cmdline()
         for option in ("BatchMode=yes", "StrictHostKeyChecking=yes", "IdentityAgent=none",
-                       "GlobalKnownHostsFile=/dev/null", "ControlMaster=no",
+                       "GlobalKnownHostsFile=/dev/null", "ControlMaster=yes",
                        f"UserKnownHostsFile={sshd.known_hosts}"):  # fmt: skip
             assert option in argv
+        [path] = [a.split("=", 1)[1] for a in argv if a.startswith("ControlPath=")]
+        control = Path(path)
+        assert stat.S_IMODE(control.parent.stat().st_mode) == 0o700  # only this user's
         assert argv[argv.index("-F") + 1] == "/dev/null"  # no ssh_config, no ~/.ssh/config
         assert argv[-3:] == ["--", "127.0.0.1", "sftp"] and "-s" in argv
         # the server's own limits (limits@openssh.com): 255 KiB requests, not 32 KiB
@@ -58,6 +62,22 @@ def test_a_key_target_goes_through_openssh_run_with_nothing_of_the_machine(sshd)
     finally:
         target.close()
     assert ssh_children() == []  # the client ended with the session
+    assert not control.parent.exists()
+
+
+def test_a_command_runs_in_the_session_own_connection(sshd) -> None:
+    """remote-sha256sum's command goes through the SFTP session's connection: no second
+    key exchange and login per file (here: the server takes no new connection at all)."""
+    target = SftpTarget(sshd.target())
+    target.connect()
+    try:
+        os.kill(sshd.proc.pid, signal.SIGKILL)  # the listener only: the session lives on
+        sshd.proc.wait(10)
+        with pytest.raises(ReplicaUnavailable, match="cannot connect"):
+            openssh_link.run_bounded(sshd.target(), "true", 10.0, 1024)
+        assert target._exec("printf in-session", 10.0) == (0, b"in-session", b"")
+    finally:
+        target.close()
 
 
 def test_a_password_target_or_a_path_ssh_cannot_take_goes_through_paramiko(sshd, tmp_path) -> None:

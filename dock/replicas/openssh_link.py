@@ -25,6 +25,7 @@ import select
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -65,9 +66,18 @@ def _opt(path: str) -> str:
     return path.replace("%", "%%")
 
 
-def ssh_argv(cfg: TargetConfig, remote: str, *, subsystem: bool = False) -> list[str]:
+def ssh_argv(
+    cfg: TargetConfig,
+    remote: str,
+    *,
+    subsystem: bool = False,
+    control: str = "",
+    master: bool = False,
+) -> list[str]:
     """The client's command line for ``cfg``: ``remote`` is a command for the server's
-    shell, or with ``subsystem`` a subsystem's name (``sftp``)."""
+    shell, or with ``subsystem`` a subsystem's name (``sftp``). ``control``: the socket of
+    the session's own connection, which the client opens (``master``) or uses (a command
+    run in it: no second connection, key exchange and login)."""
     binary = ssh_binary()
     if binary is None:
         raise ReplicaUnavailable(f"{cfg.name}: OpenSSH's client (ssh) is not installed")
@@ -77,7 +87,8 @@ def ssh_argv(cfg: TargetConfig, remote: str, *, subsystem: bool = False) -> list
         "UserKnownHostsFile": _opt(cfg.known_hosts_file), "GlobalKnownHostsFile": "/dev/null",
         "CheckHostIP": "no", "IdentitiesOnly": "yes", "IdentityAgent": "none",
         "PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no",
-        "ControlMaster": "no", "ControlPath": "none", "ClearAllForwardings": "yes",
+        "ControlMaster": "yes" if master else "no", "ControlPath": _opt(control) or "none",
+        "ControlPersist": "no", "ClearAllForwardings": "yes",
         "ForwardAgent": "no", "ForwardX11": "no", "PermitLocalCommand": "no",
         "ConnectTimeout": str(max(1, math.ceil(cfg.connect_timeout_s))),
         "ServerAliveInterval": str(alive_s), "ServerAliveCountMax": "3",
@@ -145,20 +156,26 @@ class PipeSocket:
 
 
 class OpenSshLink:
-    """One ``ssh -s sftp`` client process and our end of its socket pair."""
+    """One ``ssh -s sftp`` client process and our end of its socket pair. The client is
+    its connection's master: a command (``sha256sum``) runs in a session of the same
+    connection, through a control socket in a folder only this user can enter."""
 
     def __init__(self, cfg: TargetConfig) -> None:
         self.cfg = cfg
+        self._folder = tempfile.mkdtemp(prefix="dock-ssh-")  # mode 0700
+        self.control = os.path.join(self._folder, "c")
         ours, theirs = socket.socketpair()
         self.sock = PipeSocket(ours)
+        argv = ssh_argv(cfg, "sftp", subsystem=True, control=self.control, master=True)
         try:
             self.proc = subprocess.Popen(
-                ssh_argv(cfg, "sftp", subsystem=True), stdin=theirs.fileno(),
+                argv, stdin=theirs.fileno(),
                 stdout=theirs.fileno(), stderr=subprocess.PIPE, close_fds=True,
                 start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             self.sock.close()
+            self._remove_folder()
             raise ReplicaUnavailable(f"{cfg.name}: cannot start ssh ({exc.strerror})") from None
         finally:
             theirs.close()
@@ -184,21 +201,31 @@ class OpenSshLink:
             self._stderr.text(_END_S)
             with contextlib.suppress(OSError):
                 self.proc.stderr.close()
+        self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.control)  # a killed master leaves its socket
+        with contextlib.suppress(OSError):
+            os.rmdir(self._folder)
 
     def exec(self, command: str, limit_s: float, max_bytes: int) -> tuple[int, bytes, bytes]:
         """Run ``command`` at the server in a session of its own: (exit status, stdout,
         stderr), each bounded to ``max_bytes``, the whole within ``limit_s``."""
-        return run_bounded(self.cfg, command, limit_s, max_bytes)
+        return run_bounded(self.cfg, command, limit_s, max_bytes, control=self.control)
 
 
 def run_bounded(
-    cfg: TargetConfig, command: str, limit_s: float, max_bytes: int
+    cfg: TargetConfig, command: str, limit_s: float, max_bytes: int, *, control: str = ""
 ) -> tuple[int, bytes, bytes]:
+    """``command`` at the server (in the connection of ``control`` where it is open, else
+    a connection of its own), bounded as :meth:`OpenSshLink.exec` says."""
     deadline = time.monotonic() + limit_s
     try:
         proc = subprocess.Popen(
-            ssh_argv(cfg, command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
+            ssh_argv(cfg, command, control=control), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+            start_new_session=True,
         )  # fmt: skip
     except OSError as exc:
         raise ReplicaUnavailable(f"{cfg.name}: cannot start ssh ({exc.strerror})") from None
