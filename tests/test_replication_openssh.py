@@ -5,6 +5,7 @@ running."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -175,3 +176,38 @@ def test_a_command_with_endless_output_is_cut_off(sshd) -> None:
     assert (status, out) == (3, b"ok")
     assert ssh_children() == []
     assert os.path.exists(sshd.client_key)
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "aes"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 pclmulqdq aes avx2\n", True),  # x86, AES-NI
+        ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n", True),  # Pi 5
+        ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n", False),  # Pi 4
+        ("flags\t\t: fpu aesx\n", False),
+    ],
+)
+def test_aes_gcm_goes_first_only_on_a_cpu_with_aes_instructions(tmp_path, cpuinfo, aes) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert openssh_link.hardware_aes(str(path)) is aes
+    assert openssh_link.hardware_aes(str(tmp_path / "none")) is False
+
+
+def test_a_server_without_aes_gcm_is_still_reached(tmp_path, monkeypatch) -> None:
+    """AES-GCM first is a preference: a server that speaks only ChaCha20-Poly1305 is
+    reached with it, and the transfer is whole."""
+    monkeypatch.setattr(openssh_link, "hardware_aes", lambda: True)
+    server = Sshd(tmp_path / "chacha")
+    server.config.write_text(server.config.read_text() + "Ciphers chacha20-poly1305@openssh.com\n")
+    server.start()
+    target = SftpTarget(server.target())
+    try:
+        assert "Ciphers=" + openssh_link.AES_FIRST in openssh_link.ssh_argv(server.target(), "x")
+        target.connect()
+        data = os.urandom(300 << 10)
+        target.upload("f.part", io.BytesIO(data), 0, len(data), lambda _n: None)
+        assert b"".join(target.read("f.part")) == data
+    finally:
+        target.close()
+        server.stop()
