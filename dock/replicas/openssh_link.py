@@ -38,6 +38,8 @@ _STDERR_KEEP = 4096
 #: A path given to the client as an option: ssh splits option values at blanks and quotes
 #: and expands ``%`` tokens, so anything else goes through paramiko instead.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+@:,=%-]*")
+#: The socket pair's buffers each way (Linux caps them at net.core.wmem_max/rmem_max).
+PIPE_BUFFER = 1 << 20
 #: How long a client that was told to end (its input closed) gets before it is killed.
 _END_S = 2.0
 
@@ -190,6 +192,9 @@ class OpenSshLink:
         self._folder = tempfile.mkdtemp(prefix="dock-ssh-")  # mode 0700
         self.control = os.path.join(self._folder, "c")
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):  # a whole 255 KiB request per call, not in pieces
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                end.setsockopt(socket.SOL_SOCKET, option, PIPE_BUFFER)
         self.sock = PipeSocket(ours)
         argv = ssh_argv(cfg, "sftp", subsystem=True, control=self.control, master=True)
         try:
