@@ -4,6 +4,7 @@ full target, refused credentials and an unknown host key."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from dock.config.replication import ReplicationConfig
 from dock.domain.replica import ReplicaAuthError
+from dock.evidence import replication
 from dock.evidence.replication import ReplicationEngine
 from dock.replicas import sftp
 from dock.replicas.build import target_from_config
@@ -314,3 +316,127 @@ def test_remote_sha256sum_on_an_sftp_only_account_fails_in_one_line(
         assert "package_replicated" not in [e.kind for e in svc.audit.entries()]
     finally:
         server.stop()
+
+
+@pytest.fixture
+def read_beside(monkeypatch):
+    """Files of 256 KiB and more followed by their read-back, the stored size reported
+    every 256 KiB: the test packages' 2 MB recordings go the way a 1 GB one does."""
+    monkeypatch.setattr(replication, "BESIDE_MIN", 256 << 10)
+    monkeypatch.setattr(sftp, "STORED_EVERY", 256 << 10)
+
+
+def following(reader: SftpTarget, root: Path) -> list[tuple[str, int, int, bool]]:
+    """Each range the reader reads while a file grows: (relpath, start, end, whether its
+    final name was there yet)."""
+    seen: list[tuple[str, int, int, bool]] = []
+    open_growing = reader.open_growing
+
+    def recording_open(relpath: str):
+        growing = open_growing(relpath)
+        read_range = growing.read_range
+
+        def recording_read(start: int, end: int):
+            final = root / relpath.removesuffix(replication.PART)
+            seen.append((relpath, start, end, final.exists()))
+            return read_range(start, end)
+
+        growing.read_range = recording_read  # type: ignore[method-assign]
+        return growing
+
+    reader.open_growing = recording_open  # type: ignore[method-assign]
+    return seen
+
+
+@CLIENTS
+def test_a_large_file_is_read_back_while_it_is_uploaded(
+    make_dock, sshd, read_beside, client
+) -> None:
+    svc, _ = sealed(make_dock, mb=2.0)
+    cfg = sshd.target(ssh_client=client)
+    reader = SftpTarget(cfg)
+    seen = following(reader, sshd.root_dir)
+    eng = engine(svc, SftpTarget(cfg), reader)
+
+    def hold_until_read_beside(rel: str, sent: int) -> None:
+        """Half-way through the first recording, the upload waits (bounded) until the
+        reader has read some of it: the overlap is chosen, not left to the scheduler."""
+        if rel.startswith("data/") and sent >= 1 << 20 and not seen:
+            wait_for(lambda: bool(seen))
+
+    eng.on_progress = hold_until_read_beside
+    report = eng.run_once()
+    assert len(report.replicated) == 1 and not report.failed
+    bag, local = local_bag(svc)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+    followed = {r.split("/", 2)[2].removesuffix(".part") for r, *_ in seen}
+    assert followed and followed <= {rel for rel in local if rel.startswith("data/")}
+    assert not seen[0][3]  # read while still being written, before its final name
+    for rel in followed:  # every byte read once, in order, from the start
+        ranges = [(a, b) for r, a, b, _ in seen if r.endswith(rel + ".part")]
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(local[rel])
+        assert all(b0 == a1 for (_, b0), (a1, _) in itertools.pairwise(ranges))
+    entry = next(e for e in svc.audit.entries() if e.kind == "package_replicated")
+    assert entry.data["verified_by"] == {"read-back": len(local)}
+
+
+def test_a_byte_changed_in_what_was_stored_is_caught_beside_the_upload(
+    make_dock, sshd, read_beside
+) -> None:
+    svc, _ = sealed(make_dock, mb=2.0)
+    cfg = sshd.target()
+    target, reader = SftpTarget(cfg), SftpTarget(cfg)
+    uploads: list[str] = []
+    upload = target.upload_reporting
+
+    def counting(relpath, *args):
+        uploads.append(relpath)
+        return upload(relpath, *args)
+
+    target.upload_reporting = counting  # type: ignore[method-assign]
+    eng = engine(svc, target, reader)
+    flipped: list[str] = []
+
+    def flip_a_stored_byte(name: str, remote: str) -> None:
+        if remote.endswith(".part") and not flipped:
+            with open(sshd.root_dir / remote, "r+b") as f:  # in place: the upload goes on
+                f.seek(100)
+                byte = f.read(1)
+                f.seek(100)
+                f.write(bytes([byte[0] ^ 0x40]))
+            flipped.append(remote)
+
+    eng.before_verify = flip_a_stored_byte
+    eng.on_progress = lambda rel, sent: (
+        wait_for(lambda: bool(flipped)) if rel.startswith("data/") and sent >= 1 << 20 else None
+    )  # the first recording's upload waits (bounded) for its reader to come to it
+    report = eng.run_once()
+    assert flipped and len(report.replicated) == 1
+    bag, local = local_bag(svc)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+    assert uploads.count(flipped[0]) == 2  # caught, deleted, sent again
+    assert len(uploads) == len(local) + 1
+
+
+def test_a_server_killed_while_a_read_back_follows_the_upload_fails_and_resumes(
+    make_dock, sshd, read_beside
+) -> None:
+    svc, _ = sealed(make_dock, mb=2.0)
+    cfg = sshd.target()
+    eng = engine(svc, SftpTarget(cfg), SftpTarget(cfg))
+    killed: list[str] = []
+
+    def kill_at_a_megabyte(rel: str, sent: int) -> None:
+        if rel.startswith("data/") and sent >= 1 << 20 and not killed:
+            killed.append(rel)
+            sshd.kill()
+
+    eng.on_progress = kill_at_a_megabyte
+    report = eng.run_once()  # returns: the reader does not wait on the dead upload
+    assert killed and report.failed and not report.replicated
+    sshd.start()
+    eng.on_progress = None
+    eng.retry(None)
+    assert len(eng.run_once().replicated) == 1
+    bag, local = local_bag(svc)
+    assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local

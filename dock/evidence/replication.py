@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +35,14 @@ from typing import Any, BinaryIO
 
 from dock.config.replication import ReplicationConfig, window_minutes
 from dock.domain.audit_kinds import AuditKind
-from dock.domain.replica import ReplicaError, ReplicaTarget, TargetDigest, safe_relpath
+from dock.domain.replica import (
+    GrowingFile,
+    ReadBeside,
+    ReplicaError,
+    ReplicaTarget,
+    TargetDigest,
+    safe_relpath,
+)
 from dock.domain.replication_pace import TokenBucket, in_windows
 from dock.evidence.bagit import TAGMANIFEST, BagError, manifest_digests, tagmanifest_digest
 from dock.storage.audit import AuditLog
@@ -56,6 +64,12 @@ CHUNK = 256 << 10
 PER_RUN = 50
 #: Suffix of a file being uploaded (renamed away when whole).
 PART = ".part"
+#: Files at least this large are read back while they are uploaded, where the target
+#: and its second session can (:class:`ReadBeside`); smaller ones once they are in place.
+BESIDE_MIN = 16 << 20
+#: A read-back following an upload gives up (and the file is read back whole once in
+#: place) when the upload reports nothing new for this long.
+BESIDE_STALL_S = 3600.0
 
 
 def backoff_s(attempts: int) -> float:
@@ -99,6 +113,43 @@ class _Throttled:
 
     def tell(self) -> int:
         return self.f.tell()
+
+
+class _Follow:
+    """What the uploader of one file tells the read-back following it: how much the
+    target has stored, and whether the file was put in place whole or the upload failed.
+    The uploader always ends it (published or failed), so the reader never waits on a
+    finished upload."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.stored = 0
+        self.published = False
+        self.failed = False
+
+    def advance(self, stored: int) -> None:
+        with self._cond:
+            self.stored = max(self.stored, stored)
+            self._cond.notify_all()
+
+    def end(self, *, published: bool, size: int) -> None:
+        with self._cond:
+            self.published, self.failed = published, not published
+            if published:
+                self.stored = size
+            self._cond.notify_all()
+
+    def beyond(self, pos: int) -> int | None:
+        """The stored prefix once it passes ``pos`` (or the upload ended); None when the
+        upload failed or reported nothing new for :data:`BESIDE_STALL_S`."""
+        with self._cond:
+            for _ in range(int(BESIDE_STALL_S)):  # bounded: one wait of 1 s per turn
+                if self.failed:
+                    return None
+                if self.stored > pos or self.published:
+                    return self.stored
+                self._cond.wait(1.0)
+            return None
 
 
 class _Mismatch(ReplicaError):
@@ -281,20 +332,42 @@ class ReplicationEngine:
     ) -> list[str]:
         """Send what is missing, read everything back; the files that did not match.
         With a second session each file is read back (in one other thread) as soon as it
-        is in place, while the next one is sent."""
+        is in place, while the next one is sent; a large one, where both sessions can
+        (:class:`ReadBeside`), while it is itself uploaded, as the target stores it."""
         reader = self._reader
         if reader is None:
             self._send_all(target, row, base, files, total)
             return self._verify_all(target, row, base, files)
-        futures: dict[str, Future[bool]] = {}
+        futures: dict[str, Future[bool | None]] = {}
+        follows: list[_Follow] = []
+        beside = isinstance(target, ReadBeside) and isinstance(reader, ReadBeside)
         with ThreadPoolExecutor(1, thread_name_prefix="replication-readback") as pool:
 
             def placed(rel: str) -> None:
                 futures[rel] = pool.submit(self._matches, reader, target.name, base, rel,
                                            files[rel][0])  # fmt: skip
 
-            self._send_all(target, row, base, files, total, placed)
-            return [rel for rel, fut in futures.items() if not fut.result()]
+            def follow(rel: str) -> _Follow:
+                """The read-back of ``rel`` queued to follow its upload."""
+                sha, size, _path = files[rel]
+                follows.append(_Follow())
+                futures[rel] = pool.submit(self._follow_and_match, reader, follows[-1],
+                                           target.name, base, rel, sha, size)  # fmt: skip
+                return follows[-1]
+
+            try:
+                self._send_all(target, row, base, files, total, placed,
+                               follow if beside else None)  # fmt: skip
+            finally:
+                for f in follows:
+                    if not f.published:  # the reader must not wait on an upload that ended
+                        f.end(published=False, size=0)
+            results = {rel: fut.result() for rel, fut in futures.items()}
+        # a read-back that could not follow its upload to a proof: the file, in place now,
+        # read back whole
+        return [rel for rel, ok in results.items()
+                if not (ok if ok is not None else self._matches(
+                    reader, target.name, base, rel, files[rel][0]))]  # fmt: skip
 
     def _send_all(
         self,
@@ -304,6 +377,7 @@ class ReplicationEngine:
         files: dict[str, tuple[str, int, str]],
         total: int,
         placed: Callable[[str], None] | None = None,
+        follow: Callable[[str], _Follow] | None = None,
     ) -> None:
         key = (row["seal_id"], target.name)
         done = 0
@@ -317,10 +391,10 @@ class ReplicationEngine:
             with self.table.transaction():
                 self.table.set_state(*key, "sending", time.time(), file=rel, file_offset=0,
                                      bytes_done=done, bytes_total=total)  # fmt: skip
-            self._send_file(target, key, rel, final, path, size, done)
+            followed = self._send_file(target, key, rel, final, path, size, done, follow)
             crashpoints.reach("replication.file.published")
             done += size
-            if placed is not None:
+            if placed is not None and not followed:
                 placed(rel)
         with self.table.transaction():
             self.table.set_state(*key, "verifying", time.time(), bytes_done=total,
@@ -335,7 +409,10 @@ class ReplicationEngine:
         path: str,
         size: int,
         done_before: int,
-    ) -> None:
+        follow: Callable[[str], _Follow] | None = None,
+    ) -> bool:
+        """Upload one file to its ``.part`` name and put it in place; True when a
+        read-back followed it (a fresh upload of a large file, ``follow`` given)."""
         part = final + PART
         offset = target.size(part) or 0
         if offset > size:  # not a prefix of this file: start afresh
@@ -352,12 +429,21 @@ class ReplicationEngine:
                 last[0] = sent
                 self.table.progress(*key, rel, sent, done_before + sent)
 
+        followed = None
+        if follow is not None and offset == 0 and size >= BESIDE_MIN:
+            followed = follow(rel)
         with open(path, "rb") as f:
             f.seek(offset)
             source = _Throttled(f, self.bucket)
-            if offset < size or target.size(part) is None:
+            if followed is not None and isinstance(target, ReadBeside):
+                target.upload_reporting(part, source, 0, size, progress,  # type: ignore[arg-type]
+                                        followed.advance)  # fmt: skip
+            elif offset < size or target.size(part) is None:
                 target.upload(part, source, offset, size, progress)  # type: ignore[arg-type]
         target.publish(part, final)
+        if followed is not None:
+            followed.end(published=True, size=size)
+        return followed is not None
 
     def _verify_all(
         self,
@@ -369,6 +455,55 @@ class ReplicationEngine:
         """The files whose bytes read back from the target differ from the manifest."""
         return [rel for rel, (sha, _s, _p) in files.items()
                 if not self._matches(target, target.name, base, rel, sha)]  # fmt: skip
+
+    def _follow_and_match(
+        self,
+        reader: ReplicaTarget,
+        follow: _Follow,
+        name: str,
+        base: str,
+        rel: str,
+        sha: str,
+        size: int,
+    ) -> bool | None:
+        """Read the file back as its upload stores it, hash it; once it is in place and
+        of its size a match proves it (True). Anything else (a byte that differs, a short
+        read, an error of this session, an upload that stalled or failed): None, and the
+        file is read back whole once every upload is done, which decides."""
+        remote = f"{base}/{rel}"
+        h = hashlib.sha256()
+        pos = 0
+        growing: GrowingFile | None = None
+        try:
+            while pos < size:
+                stored = follow.beyond(pos)
+                if stored is None:
+                    return None
+                if growing is None:
+                    if follow.published:  # in place before this reader came to it
+                        return self._matches(reader, name, base, rel, sha)
+                    if self.before_verify is not None:
+                        self.before_verify(name, remote + PART)
+                    growing = reader.open_growing(remote + PART)  # type: ignore[attr-defined]
+                end = min(stored, size)
+                for chunk in growing.read_range(pos, end):
+                    h.update(chunk)
+                    pos += len(chunk)
+                if pos != end:
+                    break  # fewer bytes than the target said it stored
+            if follow.beyond(size) is None or not follow.published:
+                return None
+            whole = pos == size and reader.size(remote) == size
+        except (ReplicaError, FileNotFoundError) as exc:
+            log.info("%s: read-back beside the upload failed (%s): read back whole", remote, exc)
+            whole = False
+        finally:
+            if growing is not None:
+                growing.close()
+        if whole and h.hexdigest() == sha:
+            self._verified_by[remote] = "read-back"
+            return True
+        return None
 
     def _matches(self, reader: ReplicaTarget, name: str, base: str, rel: str, sha: str) -> bool:
         """Whether the file read back from the target hashes to ``sha`` (or, where the

@@ -41,6 +41,7 @@ from dock.domain.replica import (
     ReplicaError,
     ReplicaFull,
     ReplicaUnavailable,
+    Stored,
     safe_relpath,
 )
 from dock.replicas import openssh_link
@@ -54,6 +55,10 @@ CHUNK = 256 << 10
 #: round trips per byte: uploads ~1.4x, read-backs ~1.5x here (bench/RESULTS.md). Other
 #: servers keep paramiko's 32 KiB, which every SFTP server accepts.
 OPENSSH_REQUEST = 255 << 10
+
+#: Bytes sent between two reports of what the server stored (``upload_reporting``): a
+#: read-back following the upload reads this much at a time.
+STORED_EVERY = 16 << 20
 
 #: The SSH channel's receive window and largest packet we accept (paramiko's defaults are
 #: 2 MiB and 32 KiB): room for a read-back's parallel requests in flight.
@@ -250,6 +255,20 @@ class SftpTarget:
     def upload(
         self, relpath: str, source: BinaryIO, offset: int, size: int, progress: Progress
     ) -> None:
+        self.upload_reporting(relpath, source, offset, size, progress, None)
+
+    def upload_reporting(
+        self,
+        relpath: str,
+        source: BinaryIO,
+        offset: int,
+        size: int,
+        progress: Progress,
+        stored: Stored | None,
+    ) -> None:
+        """Upload; with ``stored``, every :data:`STORED_EVERY` bytes the file's size is
+        asked (its answer comes after every earlier write's) and reported, at most what
+        was sent (a server that answers out of order costs a second read-back, no more)."""
         path = self._path(relpath)
         self._mkdirs(path)
         f = self._call(lambda: self._s().open(path, "r+b" if offset else "wb"), path)
@@ -259,6 +278,7 @@ class SftpTarget:
             f.set_pipelined(True)
             if offset:
                 f.seek(offset)
+            mark = sent + STORED_EVERY
             while sent < size:
                 chunk = source.read(min(CHUNK, size - sent))
                 if not chunk:
@@ -266,6 +286,9 @@ class SftpTarget:
                 self._write(f, chunk, path)
                 sent += len(chunk)
                 progress(sent)
+                if stored is not None and mark <= sent < size:
+                    stored(min(sent, self._stored(f, path)))
+                    mark = sent + STORED_EVERY
             self._write_close(f, path, size)
         finally:
             with contextlib.suppress(Exception):  # already reported above
@@ -278,6 +301,19 @@ class SftpTarget:
             raise self._write_error(exc, path) from None
         except _LINK_ERRORS as exc:
             raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+    def _stored(self, f: Any, path: str) -> int:
+        """The open file's size at the server, after the answers to every write before."""
+        try:
+            stored = f.stat().st_size
+        except OSError as exc:
+            raise self._write_error(exc, path) from None
+        except _LINK_ERRORS as exc:
+            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+        saved = getattr(f, "_saved_exception", None)  # a refused pipelined write
+        if isinstance(saved, OSError):
+            raise self._write_error(saved, path)
+        return int(stored or 0)
 
     def _write_close(self, f: Any, path: str, size: int) -> None:
         """Wait for every pipelined write's answer, then close. paramiko keeps a refused
@@ -328,6 +364,12 @@ class SftpTarget:
         finally:
             with contextlib.suppress(Exception):
                 f.close()
+
+    def open_growing(self, relpath: str) -> _GrowingFile:
+        path = self._path(relpath)
+        f = self._call(lambda: self._s().open(path, "rb"), path)
+        f.MAX_REQUEST_SIZE = self._request
+        return _GrowingFile(self, f, path)
 
     def sha256_at_target(self, relpath: str) -> str | None:
         """``verify = "remote-sha256sum"``: the server's own SHA-256 of the stored file,
@@ -418,6 +460,29 @@ class SftpTarget:
             raise ReplicaError(f"{self.name}: {path}: {_one_line(exc)}") from None
         except _LINK_ERRORS as exc:
             raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
+
+
+class _GrowingFile:
+    """A file at the server read by ranges while it is written (paramiko's readv: the
+    range's requests sent at once, the answers taken in order)."""
+
+    def __init__(self, target: SftpTarget, f: Any, path: str) -> None:
+        self._target, self._f, self._path = target, f, path
+
+    def read_range(self, start: int, end: int) -> Iterator[bytes]:
+        chunks = [(at, min(CHUNK, end - at)) for at in range(start, end, CHUNK)]
+        if not chunks:
+            return
+        blocks = self._target._call(lambda: self._f.readv(chunks), self._path)
+        while True:
+            block = self._target._call(lambda: next(blocks, None), self._path)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a dead session: nothing to keep
+            self._f.close()
 
 
 def _request_size(sftp: paramiko.SFTPClient, fallback: int) -> int:
