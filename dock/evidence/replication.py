@@ -4,8 +4,9 @@ For each configured target the engine takes the queue's due packages (urgent, th
 oldest: :mod:`dock.storage.replication_table`) and, for every file of a package (payload
 and tag files), uploads it to ``<target path>/<dock id>/<bag name>/<path>`` under a
 ``.part`` name, resuming a partial upload from its size, then renames it into place.
-Once all are there it reads every file back *from the target*, hashes it and compares
-it with the package's manifests (``manifest-sha256.txt``, ``tagmanifest-sha256.txt``,
+It reads every file back *from the target* (on a second session, beside the uploads:
+a large file while it is sent, the others once in place), hashes it and compares it
+with the package's manifests (``manifest-sha256.txt``, ``tagmanifest-sha256.txt``,
 and the tag manifest itself with the seal in the audit log). A mismatch deletes that
 remote file and sends it again (at most ``max_attempts`` rounds); only when every file
 matches is the package ``replicated``: a ``package_replicated`` audit entry naming the
