@@ -4,6 +4,7 @@ full target, refused credentials and an unknown host key."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import subprocess
@@ -440,3 +441,26 @@ def test_a_server_killed_while_a_read_back_follows_the_upload_fails_and_resumes(
     assert len(eng.run_once().replicated) == 1
     bag, local = local_bag(svc)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
+
+
+@CLIENTS
+def test_an_upload_reporting_what_is_stored_goes_on_past_its_pipelined_writes(
+    sshd, monkeypatch, client
+) -> None:
+    """Each report waits for the answers to the writes before it; paramiko's own queue
+    of pipelined writes (drained after 100) must not then wait for those answers again.
+    Small requests: hundreds of them between reports."""
+    monkeypatch.setattr(sftp, "STORED_EVERY", 1 << 20)
+    target = SftpTarget(sshd.target(ssh_client=client, io_timeout_s=5.0))
+    target.connect()
+    try:
+        target._request = 32768
+        data = os.urandom(12 << 20)
+        reported: list[int] = []
+        target.upload_reporting("big.part", io.BytesIO(data), 0, len(data), lambda _n: None,
+                                reported.append)  # fmt: skip
+    finally:
+        target.close()
+    assert (sshd.root_dir / "big.part").read_bytes() == data
+    assert reported == sorted(reported) and len(reported) >= 10
+    assert all(n % (1 << 20) < sftp.CHUNK for n in reported)  # each what was sent by then

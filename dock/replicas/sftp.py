@@ -266,9 +266,9 @@ class SftpTarget:
         progress: Progress,
         stored: Stored | None,
     ) -> None:
-        """Upload; with ``stored``, every :data:`STORED_EVERY` bytes the file's size is
-        asked (its answer comes after every earlier write's) and reported, at most what
-        was sent (a server that answers out of order costs a second read-back, no more)."""
+        """Upload; with ``stored``, every :data:`STORED_EVERY` bytes the answers to every
+        write sent so far are awaited and the bytes they cover reported (a server that
+        stored less than it answered costs a second read-back, no more)."""
         path = self._path(relpath)
         self._mkdirs(path)
         f = self._call(lambda: self._s().open(path, "r+b" if offset else "wb"), path)
@@ -287,7 +287,7 @@ class SftpTarget:
                 sent += len(chunk)
                 progress(sent)
                 if stored is not None and mark <= sent < size:
-                    stored(min(sent, self._stored(f, path)))
+                    stored(self._stored(f, path, sent))
                     mark = sent + STORED_EVERY
             self._write_close(f, path, size)
         finally:
@@ -302,10 +302,18 @@ class SftpTarget:
         except _LINK_ERRORS as exc:
             raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
 
-    def _stored(self, f: Any, path: str) -> int:
-        """The open file's size at the server, after the answers to every write before."""
+    def _stored(self, f: Any, path: str, sent: int) -> int:
+        """Wait for the answer to every write sent so far: then the server has stored
+        the first ``sent`` bytes. The file's own queue of pipelined writes is drained as
+        paramiko drains it (a request for the file's size instead would take those
+        answers from under that queue, which then waits for them forever)."""
+        pending = getattr(f, "_reqs", None)  # paramiko 2.12 .. 5: a deque of request ids
+        if pending is None:
+            return 0  # nothing known stored: the read-back waits for the upload's end
+        sftp = self._s()
         try:
-            stored = f.stat().st_size
+            for _ in range(len(pending)):
+                sftp._read_response(pending.popleft())
         except OSError as exc:
             raise self._write_error(exc, path) from None
         except _LINK_ERRORS as exc:
@@ -313,7 +321,7 @@ class SftpTarget:
         saved = getattr(f, "_saved_exception", None)  # a refused pipelined write
         if isinstance(saved, OSError):
             raise self._write_error(saved, path)
-        return int(stored or 0)
+        return sent
 
     def _write_close(self, f: Any, path: str, size: int) -> None:
         """Wait for every pipelined write's answer, then close. paramiko keeps a refused
