@@ -4,7 +4,6 @@ full target, refused credentials and an unknown host key."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import subprocess
@@ -321,10 +320,10 @@ def test_remote_sha256sum_on_an_sftp_only_account_fails_in_one_line(
 
 @pytest.fixture
 def read_beside(monkeypatch):
-    """Files of 256 KiB and more followed by their read-back, the stored size reported
-    every 256 KiB: the test packages' 2 MB recordings go the way a 1 GB one does."""
+    """Files of 256 KiB and more followed by their read-back, the stored size asked
+    every 256 KiB sent: the test packages' 2 MB recordings go the way a 1 GB one does."""
     monkeypatch.setattr(replication, "BESIDE_MIN", 256 << 10)
-    monkeypatch.setattr(sftp, "STORED_EVERY", 256 << 10)
+    monkeypatch.setattr(replication, "BESIDE_STEP", 256 << 10)
 
 
 def following(reader: SftpTarget, root: Path) -> list[tuple[str, int, int, bool]]:
@@ -388,19 +387,21 @@ def test_a_byte_changed_in_what_was_stored_is_caught_beside_the_upload(
     cfg = sshd.target()
     target, reader = SftpTarget(cfg), SftpTarget(cfg)
     uploads: list[str] = []
-    upload = target.upload_reporting
+    upload = target.upload
 
     def counting(relpath, *args):
         uploads.append(relpath)
         return upload(relpath, *args)
 
-    target.upload_reporting = counting  # type: ignore[method-assign]
+    target.upload = counting  # type: ignore[method-assign]
     eng = engine(svc, target, reader)
     flipped: list[str] = []
 
     def flip_a_stored_byte(name: str, remote: str) -> None:
         if remote.endswith(".part") and not flipped:
-            with open(sshd.root_dir / remote, "r+b") as f:  # in place: the upload goes on
+            part = sshd.root_dir / remote
+            wait_for(lambda: part.stat().st_size > 100)  # the server stores what was sent
+            with open(part, "r+b") as f:  # in place: the upload goes on
                 f.seek(100)
                 byte = f.read(1)
                 f.seek(100)
@@ -441,26 +442,3 @@ def test_a_server_killed_while_a_read_back_follows_the_upload_fails_and_resumes(
     assert len(eng.run_once().replicated) == 1
     bag, local = local_bag(svc)
     assert tree(sshd.root_dir / "dock-7" / os.path.basename(bag)) == local
-
-
-@CLIENTS
-def test_an_upload_reporting_what_is_stored_goes_on_past_its_pipelined_writes(
-    sshd, monkeypatch, client
-) -> None:
-    """Each report waits for the answers to the writes before it; paramiko's own queue
-    of pipelined writes (drained after 100) must not then wait for those answers again.
-    Small requests: hundreds of them between reports."""
-    monkeypatch.setattr(sftp, "STORED_EVERY", 1 << 20)
-    target = SftpTarget(sshd.target(ssh_client=client, io_timeout_s=5.0))
-    target.connect()
-    try:
-        target._request = 32768
-        data = os.urandom(12 << 20)
-        reported: list[int] = []
-        target.upload_reporting("big.part", io.BytesIO(data), 0, len(data), lambda _n: None,
-                                reported.append)  # fmt: skip
-    finally:
-        target.close()
-    assert (sshd.root_dir / "big.part").read_bytes() == data
-    assert reported == sorted(reported) and len(reported) >= 10
-    assert all(n % (1 << 20) < sftp.CHUNK for n in reported)  # each what was sent by then

@@ -80,12 +80,11 @@ class TargetDigest(Protocol):
         after making it durable; None when this target is configured to be read back."""
 
 
-#: Called with how many bytes at the start of the file the target has stored, as they go.
-Stored = Callable[[int], None]
-
-
 class GrowingFile(Protocol):
     """A file at the target opened for reading while it is still being written."""
+
+    def stored(self) -> int:
+        """The file's size at the target now."""
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         """Bytes ``start`` to ``end`` as the target returns them now (fewer at its end)."""
@@ -96,22 +95,10 @@ class GrowingFile(Protocol):
 
 @runtime_checkable
 class ReadBeside(Protocol):
-    """A target whose upload says how much of the file is stored as it goes, and whose
-    second session can read a file still being written (SFTP): a large file's read-back
-    then follows its own upload instead of waiting for its end. What is read this way
-    proves the copy only when all of it matches; anything else is read back again whole."""
-
-    def upload_reporting(
-        self,
-        relpath: str,
-        source: BinaryIO,
-        offset: int,
-        size: int,
-        progress: Progress,
-        stored: Stored,
-    ) -> None:
-        """:meth:`ReplicaTarget.upload`, calling ``stored`` now and then with the prefix
-        of the file the target has answered as written (never past what was sent)."""
+    """A target whose second session can read a file still being written (SFTP): a
+    large file's read-back then follows its own upload instead of waiting for its end.
+    What is read this way proves the copy only when all of it matches and the file was
+    then put in place whole; anything else is read back again from its final name."""
 
     def open_growing(self, relpath: str) -> GrowingFile:
         """``relpath``, open for :meth:`GrowingFile.read_range` while it grows."""
@@ -137,7 +124,6 @@ __all__ = [
     "ReplicaFull",
     "ReplicaTarget",
     "ReplicaUnavailable",
-    "Stored",
     "TargetDigest",
     "safe_relpath",
 ]

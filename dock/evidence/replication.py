@@ -68,6 +68,9 @@ PART = ".part"
 #: Files at least this large are read back while they are uploaded, where the target
 #: and its second session can (:class:`ReadBeside`); smaller ones once they are in place.
 BESIDE_MIN = 16 << 20
+#: A read-back following an upload asks the stored size each time this much more was
+#: sent, and reads what is there.
+BESIDE_STEP = 16 << 20
 #: A read-back following an upload gives up (and the file is read back whole once in
 #: place) when the upload reports nothing new for this long.
 BESIDE_STALL_S = 3600.0
@@ -117,40 +120,37 @@ class _Throttled:
 
 
 class _Follow:
-    """What the uploader of one file tells the read-back following it: how much the
-    target has stored, and whether the file was put in place whole or the upload failed.
-    The uploader always ends it (published or failed), so the reader never waits on a
-    finished upload."""
+    """What the uploader of one file tells the read-back following it: how much it has
+    sent, and whether the file was put in place whole or the upload failed. The uploader
+    always ends it (published or failed), so the reader never waits on an ended upload."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self.stored = 0
+        self.sent = 0
         self.published = False
         self.failed = False
 
-    def advance(self, stored: int) -> None:
+    def advance(self, sent: int) -> None:
         with self._cond:
-            self.stored = max(self.stored, stored)
+            self.sent = max(self.sent, sent)
             self._cond.notify_all()
 
-    def end(self, *, published: bool, size: int) -> None:
+    def end(self, *, published: bool) -> None:
         with self._cond:
             self.published, self.failed = published, not published
-            if published:
-                self.stored = size
             self._cond.notify_all()
 
-    def beyond(self, pos: int) -> int | None:
-        """The stored prefix once it passes ``pos`` (or the upload ended); None when the
-        upload failed or reported nothing new for :data:`BESIDE_STALL_S`."""
+    def beyond(self, pos: int) -> bool:
+        """Once more than ``pos`` bytes were sent or the file is in place: True; False
+        when the upload failed or sent nothing new for :data:`BESIDE_STALL_S`."""
         with self._cond:
             for _ in range(int(BESIDE_STALL_S)):  # bounded: one wait of 1 s per turn
                 if self.failed:
-                    return None
-                if self.stored > pos or self.published:
-                    return self.stored
+                    return False
+                if self.sent > pos or self.published:
+                    return True
                 self._cond.wait(1.0)
-            return None
+            return False
 
 
 class _Mismatch(ReplicaError):
@@ -362,7 +362,7 @@ class ReplicationEngine:
             finally:
                 for f in follows:
                     if not f.published:  # the reader must not wait on an upload that ended
-                        f.end(published=False, size=0)
+                        f.end(published=False)
             results = {rel: fut.result() for rel, fut in futures.items()}
         # a read-back that could not follow its upload to a proof: the file, in place now,
         # read back whole
@@ -436,14 +436,19 @@ class ReplicationEngine:
         with open(path, "rb") as f:
             f.seek(offset)
             source = _Throttled(f, self.bucket)
-            if followed is not None and isinstance(target, ReadBeside):
-                target.upload_reporting(part, source, 0, size, progress,  # type: ignore[arg-type]
-                                        followed.advance)  # fmt: skip
+            if followed is not None:
+                told = followed
+
+                def progress_told(sent: int) -> None:
+                    progress(sent)
+                    told.advance(sent)
+
+                target.upload(part, source, 0, size, progress_told)  # type: ignore[arg-type]
             elif offset < size or target.size(part) is None:
                 target.upload(part, source, offset, size, progress)  # type: ignore[arg-type]
         target.publish(part, final)
         if followed is not None:
-            followed.end(published=True, size=size)
+            followed.end(published=True)
         return followed is not None
 
     def _verify_all(
@@ -467,34 +472,39 @@ class ReplicationEngine:
         sha: str,
         size: int,
     ) -> bool | None:
-        """Read the file back as its upload stores it, hash it; once it is in place and
-        of its size a match proves it (True). Anything else (a byte that differs, a short
-        read, an error of this session, an upload that stalled or failed): None, and the
-        file is read back whole once every upload is done, which decides."""
+        """Read the file back as its upload stores it (the stored size asked each time
+        :data:`BESIDE_STEP` more bytes were sent), hash it; once it is in place and of its
+        size a match proves it (True). Anything else (a byte that differs, a short read,
+        an error of this session, an upload that stalled or failed): None, and the file
+        is read back whole once every upload is done, which decides."""
         remote = f"{base}/{rel}"
         h = hashlib.sha256()
         pos = 0
         growing: GrowingFile | None = None
         try:
-            while pos < size:
-                stored = follow.beyond(pos)
-                if stored is None:
-                    return None
+            looked = 0  # bytes sent when the stored size was last asked
+            # each turn waits for another step sent, the last one for the file in place:
+            # bounded by the steps
+            for _ in range(size // BESIDE_STEP + 3):
+                step_end = looked + BESIDE_STEP
+                if pos >= size or not follow.beyond(step_end - 1 if step_end < size else size):
+                    break
+                looked = follow.sent
                 if growing is None:
                     if follow.published:  # in place before this reader came to it
                         return self._matches(reader, name, base, rel, sha)
                     if self.before_verify is not None:
                         self.before_verify(name, remote + PART)
                     growing = reader.open_growing(remote + PART)  # type: ignore[attr-defined]
-                end = min(stored, size)
+                end = size if follow.published else min(growing.stored(), size)
                 for chunk in growing.read_range(pos, end):
                     h.update(chunk)
                     pos += len(chunk)
-                if pos != end:
-                    break  # fewer bytes than the target said it stored
-            if follow.beyond(size) is None or not follow.published:
+                if pos != end and follow.published:
+                    break  # the whole file is there, yet fewer bytes came back
+            if pos != size or not follow.beyond(size) or not follow.published:
                 return None
-            whole = pos == size and reader.size(remote) == size
+            whole = reader.size(remote) == size
         except (ReplicaError, FileNotFoundError) as exc:
             log.info("%s: read-back beside the upload failed (%s): read back whole", remote, exc)
             whole = False

@@ -41,7 +41,6 @@ from dock.domain.replica import (
     ReplicaError,
     ReplicaFull,
     ReplicaUnavailable,
-    Stored,
     safe_relpath,
 )
 from dock.replicas import openssh_link
@@ -55,10 +54,6 @@ CHUNK = 256 << 10
 #: round trips per byte: uploads ~1.4x, read-backs ~1.5x here (bench/RESULTS.md). Other
 #: servers keep paramiko's 32 KiB, which every SFTP server accepts.
 OPENSSH_REQUEST = 255 << 10
-
-#: Bytes sent between two reports of what the server stored (``upload_reporting``): a
-#: read-back following the upload reads this much at a time.
-STORED_EVERY = 16 << 20
 
 #: The SSH channel's receive window and largest packet we accept (paramiko's defaults are
 #: 2 MiB and 32 KiB): room for a read-back's parallel requests in flight.
@@ -255,20 +250,6 @@ class SftpTarget:
     def upload(
         self, relpath: str, source: BinaryIO, offset: int, size: int, progress: Progress
     ) -> None:
-        self.upload_reporting(relpath, source, offset, size, progress, None)
-
-    def upload_reporting(
-        self,
-        relpath: str,
-        source: BinaryIO,
-        offset: int,
-        size: int,
-        progress: Progress,
-        stored: Stored | None,
-    ) -> None:
-        """Upload; with ``stored``, every :data:`STORED_EVERY` bytes the answers to every
-        write sent so far are awaited and the bytes they cover reported (a server that
-        stored less than it answered costs a second read-back, no more)."""
         path = self._path(relpath)
         self._mkdirs(path)
         f = self._call(lambda: self._s().open(path, "r+b" if offset else "wb"), path)
@@ -278,17 +259,14 @@ class SftpTarget:
             f.set_pipelined(True)
             if offset:
                 f.seek(offset)
-            mark = sent + STORED_EVERY
             while sent < size:
-                chunk = source.read(min(CHUNK, size - sent))
+                # one SFTP request per read: paramiko splits a write at its request size
+                chunk = source.read(min(self._request, size - sent))
                 if not chunk:
                     raise ReplicaError(f"{self.name}: the local file ended at {sent} bytes")
                 self._write(f, chunk, path)
                 sent += len(chunk)
                 progress(sent)
-                if stored is not None and mark <= sent < size:
-                    stored(self._stored(f, path, sent))
-                    mark = sent + STORED_EVERY
             self._write_close(f, path, size)
         finally:
             with contextlib.suppress(Exception):  # already reported above
@@ -301,27 +279,6 @@ class SftpTarget:
             raise self._write_error(exc, path) from None
         except _LINK_ERRORS as exc:
             raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
-
-    def _stored(self, f: Any, path: str, sent: int) -> int:
-        """Wait for the answer to every write sent so far: then the server has stored
-        the first ``sent`` bytes. The file's own queue of pipelined writes is drained as
-        paramiko drains it (a request for the file's size instead would take those
-        answers from under that queue, which then waits for them forever)."""
-        pending = getattr(f, "_reqs", None)  # paramiko 2.12 .. 5: a deque of request ids
-        if pending is None:
-            return 0  # nothing known stored: the read-back waits for the upload's end
-        sftp = self._s()
-        try:
-            for _ in range(len(pending)):
-                sftp._read_response(pending.popleft())
-        except OSError as exc:
-            raise self._write_error(exc, path) from None
-        except _LINK_ERRORS as exc:
-            raise ReplicaUnavailable(f"{self.name}: connection lost ({_one_line(exc)})") from None
-        saved = getattr(f, "_saved_exception", None)  # a refused pipelined write
-        if isinstance(saved, OSError):
-            raise self._write_error(saved, path)
-        return sent
 
     def _write_close(self, f: Any, path: str, size: int) -> None:
         """Wait for every pipelined write's answer, then close. paramiko keeps a refused
@@ -476,6 +433,10 @@ class _GrowingFile:
 
     def __init__(self, target: SftpTarget, f: Any, path: str) -> None:
         self._target, self._f, self._path = target, f, path
+
+    def stored(self) -> int:
+        st = self._target._call(lambda: self._f.stat(), self._path)
+        return int(st.st_size or 0)
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         chunks = [(at, min(CHUNK, end - at)) for at in range(start, end, CHUNK)]
