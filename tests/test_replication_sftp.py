@@ -258,20 +258,23 @@ def test_after_second_copy_the_recorder_keeps_its_copy_until_the_replica_is_veri
 
 @CLIENTS
 def test_remote_sha256sum_verifies_at_the_server_and_catches_a_corrupted_copy(
-    make_dock, sshd, monkeypatch, client
+    make_dock, sshd, monkeypatch, client, read_beside
 ) -> None:
+    """Files as large as those read back beside their upload are hashed at the server
+    all the same: nothing is read back of them."""
     monkeypatch.setattr(sftp, "REMOTE_HASH_MIN", 200 << 10)  # data hashed there, tags read
     svc, _ = sealed(make_dock)
-    target = target_from_config(sshd.target(verify="remote-sha256sum", ssh_client=client))
+    cfg = sshd.target(verify="remote-sha256sum", ssh_client=client)
+    target, reader = target_from_config(cfg), target_from_config(cfg)
     read_back: list[str] = []
-    read = target.read
+    read = reader.read
 
     def recording_read(relpath: str):
         read_back.append(relpath)
         return read(relpath)
 
-    target.read = recording_read  # type: ignore[method-assign]
-    eng = engine(svc, target)
+    reader.read = recording_read  # type: ignore[method-assign]
+    eng = engine(svc, target, reader)
     flipped: list[str] = []
 
     def flip_a_byte(name: str, remote: str) -> None:

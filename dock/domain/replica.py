@@ -100,6 +100,10 @@ class ReadBeside(Protocol):
     What is read this way proves the copy only when all of it matches and the file was
     then put in place whole; anything else is read back again from its final name."""
 
+    def follows_uploads(self) -> bool:
+        """Whether this session reads files back at all (False: the target hashes what
+        it stored itself, :class:`TargetDigest`, and nothing is read while it grows)."""
+
     def open_growing(self, relpath: str) -> GrowingFile:
         """``relpath``, open for :meth:`GrowingFile.read_range` while it grows."""
 

@@ -341,7 +341,11 @@ class ReplicationEngine:
             return self._verify_all(target, row, base, files)
         futures: dict[str, Future[bool | None]] = {}
         follows: list[_Follow] = []
-        beside = isinstance(target, ReadBeside) and isinstance(reader, ReadBeside)
+        beside = (
+            isinstance(target, ReadBeside)
+            and isinstance(reader, ReadBeside)
+            and reader.follows_uploads()
+        )
         with ThreadPoolExecutor(1, thread_name_prefix="replication-readback") as pool:
 
             def placed(rel: str) -> None:
