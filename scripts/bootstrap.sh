@@ -112,6 +112,11 @@ ensure_sshd() {
     log "installing openssh-server (the SFTP replication tests' server)"
     apt_install openssh-server || log "openssh-server unavailable: the SFTP tests will be skipped"
   fi
+  # the dock's SFTP transport runs OpenSSH's own client (dock/replicas/openssh_link.py)
+  if [ ! -x /usr/bin/ssh ] && ! command -v ssh >/dev/null; then
+    log "installing openssh-client (the SFTP replication transport)"
+    apt_install openssh-client || log "openssh-client unavailable: its SFTP tests will be skipped"
+  fi
 }
 
 ensure_smbd() {

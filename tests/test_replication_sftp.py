@@ -17,7 +17,7 @@ from dock.config.replication import ReplicationConfig
 from dock.domain.replica import ReplicaAuthError
 from dock.evidence import replication
 from dock.evidence.replication import ReplicationEngine
-from dock.replicas import sftp
+from dock.replicas import openssh_link, sftp
 from dock.replicas.build import target_from_config
 from dock.replicas.sftp import SftpTarget
 from dock.storage.replication_table import replication_rows
@@ -73,7 +73,14 @@ def local_bag(svc) -> tuple[str, dict[str, bytes]]:
 
 #: The SSH layer under the SFTP session: OpenSSH's client (the default where it can
 #: serve) and paramiko's own (a password target, or chosen).
-CLIENTS = pytest.mark.parametrize("client", ["openssh", "paramiko"])
+CLIENTS = pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param("openssh", marks=pytest.mark.skipif(
+            openssh_link.ssh_binary() is None, reason="no ssh (openssh-client)")),
+        "paramiko",
+    ],
+)  # fmt: skip
 
 
 @CLIENTS
