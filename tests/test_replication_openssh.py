@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import stat
+import tempfile
 import threading
 from pathlib import Path
 
@@ -100,8 +101,10 @@ def test_openssh_chosen_but_not_installed_is_one_line_and_auto_falls_back(
     sshd, monkeypatch
 ) -> None:
     monkeypatch.setattr(openssh_link, "ssh_binary", lambda: None)
+    before = dock_ssh_folders()
     with pytest.raises(ReplicaUnavailable, match=r"OpenSSH.s client .* is not installed"):
         SftpTarget(sshd.target(ssh_client="openssh")).connect()
+    assert dock_ssh_folders() <= before  # nothing made for a client that is not there
     auto = SftpTarget(sshd.target())
     assert not auto.uses_openssh()
     auto.connect()
@@ -211,3 +214,52 @@ def test_a_server_without_aes_gcm_is_still_reached(tmp_path, monkeypatch) -> Non
     finally:
         target.close()
         server.stop()
+
+
+def dock_ssh_folders() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("dock-ssh-*")}
+
+
+@pytest.mark.parametrize("problem", ["group-readable", "missing", "not a key"])
+def test_a_key_file_ssh_cannot_use_is_said_to_be_the_key_not_the_login(
+    sshd, tmp_path, problem
+) -> None:
+    key = tmp_path / "key"
+    if problem != "missing":
+        key.write_bytes(sshd.client_key.read_bytes() if problem == "group-readable" else b"x\n")
+        key.chmod(0o640 if problem == "group-readable" else 0o600)
+    before = dock_ssh_folders()
+    with pytest.raises(ReplicaAuthError, match="key_file unusable") as err:
+        SftpTarget(sshd.target(key_file=str(key), ssh_client="openssh")).connect()
+    assert "\n" not in str(err.value) and "login refused" not in str(err.value)
+    assert ssh_children() == [] and dock_ssh_folders() <= before
+
+
+def test_a_known_hosts_file_that_cannot_be_read_is_said_so(sshd, tmp_path) -> None:
+    with pytest.raises(ReplicaAuthError, match=r"known_hosts_file .* unreadable"):
+        SftpTarget(sshd.target(known_hosts_file=str(tmp_path / "nope"))).connect()
+    with pytest.raises(ReplicaAuthError, match="ssh cannot be given this path"):
+        SftpTarget(
+            sshd.target(known_hosts_file=str(tmp_path / "a b"), ssh_client="openssh")
+        ).connect()
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_a_shell_that_prints_before_sftp_is_one_line_and_leaves_nothing(tmp_path, client) -> None:
+    """An account whose shell prints text before the SFTP server starts (a chatty
+    .bashrc) breaks SFTP: one line that says so, no client or folder left, no traceback."""
+    server = Sshd(tmp_path / "chatty")
+    text = server.config.read_text().replace(
+        "Subsystem sftp internal-sftp",
+        "Subsystem sftp echo Welcome to the evidence server; exec /usr/lib/openssh/sftp-server",
+    )
+    server.config.write_text(text)
+    server.start()
+    before = dock_ssh_folders()
+    try:
+        with pytest.raises(ReplicaError, match="not SFTP") as err:
+            SftpTarget(server.target(ssh_client=client)).connect()
+    finally:
+        server.stop()
+    assert "\n" not in str(err.value)
+    assert ssh_children() == [] and dock_ssh_folders() <= before

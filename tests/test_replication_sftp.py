@@ -34,12 +34,16 @@ def sshd(tmp_path):
 
 
 def wait_for(done: Callable[[], bool], limit_s: float = 10.0) -> None:
-    """Until ``done()`` (the server's own progress), polled at most ``limit_s`` seconds."""
+    """Until ``done()`` (the server's own progress), polled at most ``limit_s`` seconds;
+    a test that waited in vain fails here, not later for a reason it hid."""
     deadline = time.monotonic() + limit_s
     for _ in range(int(limit_s / 0.005)):
-        if done() or time.monotonic() > deadline:
+        if done():
             return
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.005)
+    raise AssertionError(f"waited {limit_s:.0f} s in vain")
 
 
 def sealed(make_dock, mb: float = 0.4, **policy):

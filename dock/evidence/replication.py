@@ -144,11 +144,16 @@ class _Follow:
         """Once more than ``pos`` bytes were sent or the file is in place: True; False
         when the upload failed or sent nothing new for :data:`BESIDE_STALL_S`."""
         with self._cond:
-            for _ in range(int(BESIDE_STALL_S)):  # bounded: one wait of 1 s per turn
+            seen, deadline = self.sent, time.monotonic() + BESIDE_STALL_S
+            for _ in range(1 << 30):  # bounded: each turn waits at most 1 s or sees progress
                 if self.failed:
                     return False
                 if self.sent > pos or self.published:
                     return True
+                if self.sent != seen:  # moving, if slowly: the stall clock starts again
+                    seen, deadline = self.sent, time.monotonic() + BESIDE_STALL_S
+                elif time.monotonic() > deadline:
+                    return False
                 self._cond.wait(1.0)
             return False
 

@@ -38,6 +38,17 @@ _STDERR_KEEP = 4096
 #: A path given to the client as an option: ssh splits option values at blanks and quotes
 #: and expands ``%`` tokens, so anything else goes through paramiko instead.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+@:,=%-]*")
+#: What the client says of a key file it cannot use (it then also says "Permission denied").
+_KEY_FILE = re.compile(
+    r"load key|identity file .* not accessible|no such identity|bad permissions|"
+    r"unprotected private key|invalid format", re.IGNORECASE,
+)  # fmt: skip
+#: The client's own failures (exit status 255 is also a command's to give).
+_CLIENT_SAYS = re.compile(
+    r"^ssh: |host key|permission denied|load key|identity file|kex_exchange|"
+    r"connection (refused|closed|reset|timed out)|control ?socket|subsystem request",
+    re.IGNORECASE | re.MULTILINE,
+)
 #: The socket pair's buffers each way (Linux caps them at net.core.wmem_max/rmem_max).
 PIPE_BUFFER = 1 << 20
 #: How long a client that was told to end (its input closed) gets before it is killed.
@@ -61,7 +72,7 @@ def usable(cfg: TargetConfig) -> bool:
     return (
         ssh_binary() is not None
         and bool(cfg.key_file)
-        and all(_PLAIN_PATH.fullmatch(p) for p in (cfg.key_file, cfg.known_hosts_file))
+        and all(plain_path(p) for p in (cfg.key_file, cfg.known_hosts_file))
     )
 
 
@@ -85,6 +96,11 @@ def hardware_aes(cpuinfo: str = "/proc/cpuinfo") -> bool:
         if key.strip().lower() in ("flags", "features") and "aes" in value.split():
             return True
     return False
+
+
+def plain_path(path: str) -> bool:
+    """Whether ``path`` can be given to the client as an option's value."""
+    return _PLAIN_PATH.fullmatch(path) is not None
 
 
 def _opt(path: str) -> str:
@@ -189,6 +205,8 @@ class OpenSshLink:
 
     def __init__(self, cfg: TargetConfig) -> None:
         self.cfg = cfg
+        if ssh_binary() is None:  # before anything is made that would need removing
+            raise ReplicaUnavailable(f"{cfg.name}: OpenSSH's client (ssh) is not installed")
         self._folder = tempfile.mkdtemp(prefix="dock-ssh-")  # mode 0700
         self.control = os.path.join(self._folder, "c")
         ours, theirs = socket.socketpair()
@@ -223,15 +241,17 @@ class OpenSshLink:
         with contextlib.suppress(OSError):
             self.sock.close()  # the client sees its input end and leaves
         try:
-            self.proc.wait(_END_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(_END_S)
-        if self.proc.stderr is not None:
-            self._stderr.text(_END_S)
-            with contextlib.suppress(OSError):
-                self.proc.stderr.close()
-        self._remove_folder()
+            try:
+                self.proc.wait(_END_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(_END_S)
+            if self.proc.stderr is not None:
+                self._stderr.text(_END_S)
+                with contextlib.suppress(OSError):
+                    self.proc.stderr.close()
+        finally:
+            self._remove_folder()
 
     def _remove_folder(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -287,9 +307,9 @@ def run_bounded(
         proc.stdout.close()
         proc.stderr.close()
     out, err = bytes(got[out_fd]), bytes(got[err_fd])
-    if status == 255:  # the client's own failure: no session, no command ran
-        raise classify(f"{cfg.name} ({cfg.host}:{cfg.effective_port})", cfg.user, status,
-                       err.decode("utf-8", "replace"))  # fmt: skip
+    said = err.decode("utf-8", "replace")
+    if status == 255 and _CLIENT_SAYS.search(said):  # the client's own: no command ran
+        raise classify(f"{cfg.name} ({cfg.host}:{cfg.effective_port})", cfg.user, status, said)
     return status, out, err
 
 
@@ -305,10 +325,11 @@ def classify(where: str, user: str, status: int | None, stderr: str) -> ReplicaE
         return ReplicaAuthError(
             f"{where}: the server's host key is not in known_hosts_file: refused"
         )
+    key = [line for line in stderr.splitlines() if _KEY_FILE.search(line)]
+    if key:  # ssh then also says "Permission denied": the key, not the server, is at fault
+        return ReplicaAuthError(f"{where}: key_file unusable ({last_line(key[-1])})")
     if "permission denied" in text:
         return ReplicaAuthError(f"{where}: login refused for user {user!r}")
-    if "load key" in text or "no such identity" in text or "bad permissions" in text:
-        return ReplicaAuthError(f"{where}: key_file unusable ({last_line(stderr)})")
     if "subsystem request failed" in text:
         return ReplicaError(f"{where}: the server refused the sftp subsystem")
     said = last_line(stderr) or f"ssh ended with status {status}"

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import paramiko
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, SFTPError
 
 from dock.config.replication import TargetConfig
 from dock.domain.replica import (
@@ -93,7 +93,7 @@ _HASH_S_PER_MIB = 0.05
 REMOTE_HASH_MIN = 1 << 20
 
 #: What goes wrong with the network or a server that went away mid-way.
-_LINK_ERRORS = (socket.error, EOFError, paramiko.SSHException, TimeoutError)
+_LINK_ERRORS = (socket.error, EOFError, paramiko.SSHException, TimeoutError, SFTPError)
 
 
 def _first_line(path: str, what: str) -> str:
@@ -134,6 +134,21 @@ class SftpTarget:
         return choice == "openssh" or (choice == "auto" and openssh_link.usable(self.cfg))
 
     def _connect_openssh(self, where: str) -> None:
+        cfg = self.cfg
+        for path in (cfg.key_file, cfg.known_hosts_file):
+            if not openssh_link.plain_path(path):
+                raise ReplicaAuthError(
+                    f"{where}: {path!r}: ssh cannot be given this path (blanks, quotes); "
+                    'move the file to a plain path or set ssh_client = "paramiko"'
+                )
+        try:
+            with open(cfg.known_hosts_file, "rb"):
+                pass
+        except OSError as exc:
+            raise ReplicaAuthError(
+                f"{where}: known_hosts_file {cfg.known_hosts_file} unreadable "
+                f"({exc.strerror or exc})"
+            ) from None
         link = openssh_link.OpenSshLink(self.cfg)
         # the client's ConnectTimeout bounds the TCP connect and the key exchange; the
         # login and the SFTP greeting get as long again
@@ -145,8 +160,15 @@ class SftpTarget:
         except TimeoutError:
             link.close()
             raise ReplicaUnavailable(f"{where}: no SFTP session within {limit:.0f} s") from None
+        except SFTPError as exc:
+            link.close()
+            raise ReplicaError(f"{where}: the server's answer is not SFTP ({_one_line(exc)}): "
+                               "does the account's shell print text?") from None  # fmt: skip
         except (paramiko.SSHException, EOFError, OSError):
             raise link.failure(where) from None
+        except BaseException:
+            link.close()
+            raise
         link.sock.settimeout(self.cfg.io_timeout_s)
         self._link, self._sftp = link, sftp
 
@@ -176,6 +198,13 @@ class SftpTarget:
             if sftp is None:
                 raise paramiko.SSHException("the server refused the sftp subsystem")
             sftp.get_channel().settimeout(cfg.io_timeout_s)
+            transport = client.get_transport()
+            version = transport.remote_version if transport is not None else ""
+            request = _request_size(sftp, OPENSSH_REQUEST if "OpenSSH" in version else 32768)
+        except SFTPError as exc:
+            client.close()
+            raise ReplicaError(f"{where}: the server's answer is not SFTP ({_one_line(exc)}): "
+                               "does the account's shell print text?") from None  # fmt: skip
         except paramiko.BadHostKeyException:
             client.close()
             raise ReplicaAuthError(
@@ -194,10 +223,7 @@ class SftpTarget:
         except (OSError, EOFError) as exc:
             client.close()
             raise ReplicaUnavailable(f"{where}: cannot connect ({_one_line(exc)})") from None
-        self._client, self._sftp = client, sftp
-        transport = client.get_transport()
-        version = transport.remote_version if transport is not None else ""
-        self._request = _request_size(sftp, OPENSSH_REQUEST if "OpenSSH" in version else 32768)
+        self._client, self._sftp, self._request = client, sftp, request
 
     def close(self) -> None:
         for thing in (self._sftp, self._client, self._link):
@@ -443,7 +469,8 @@ class _GrowingFile:
         return int(st.st_size or 0)
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
-        chunks = [(at, min(CHUNK, end - at)) for at in range(start, end, CHUNK)]
+        step = self._target._request  # one SFTP request per range (paramiko splits at it)
+        chunks = [(at, min(step, end - at)) for at in range(start, end, step)]
         if not chunks:
             return
         blocks = self._target._call(lambda: self._f.readv(chunks), self._path)
@@ -464,7 +491,7 @@ def _request_size(sftp: paramiko.SFTPClient, fallback: int) -> int:
     and at least paramiko's 32 KiB; ``fallback`` where the server has no such extension."""
     try:
         kind, msg = sftp._request(CMD_EXTENDED, "limits@openssh.com")
-    except OSError:  # not supported: an error status
+    except (OSError, SFTPError):  # not supported: an error status
         return fallback
     if kind != CMD_EXTENDED_REPLY:
         return fallback
