@@ -129,11 +129,14 @@ class _Follow:
         self.sent = 0
         self.published = False
         self.failed = False
+        self._want = 0  # what the reader waits for: it is woken only once that was sent
 
     def advance(self, sent: int) -> None:
+        """Called per request sent: wakes the reader only when what it waits for was."""
         with self._cond:
             self.sent = max(self.sent, sent)
-            self._cond.notify_all()
+            if self.sent > self._want:
+                self._cond.notify_all()
 
     def end(self, *, published: bool) -> None:
         with self._cond:
@@ -145,6 +148,7 @@ class _Follow:
         when the upload failed or sent nothing new for :data:`BESIDE_STALL_S`."""
         with self._cond:
             seen, deadline = self.sent, time.monotonic() + BESIDE_STALL_S
+            self._want = pos
             for _ in range(1 << 30):  # bounded: each turn waits at most 1 s or sees progress
                 if self.failed:
                     return False
