@@ -32,6 +32,7 @@ import time
 
 from dock.config.replication import TargetConfig
 from dock.domain.replica import ReplicaAuthError, ReplicaError, ReplicaUnavailable
+from dock.replicas.oneline import one_line
 
 #: What of the client's stderr is kept (its last lines) to explain a failure.
 _STDERR_KEEP = 4096
@@ -337,7 +338,6 @@ def classify(where: str, user: str, status: int | None, stderr: str) -> ReplicaE
 
 
 def last_line(text: str) -> str:
-    """The client's last non-empty line, printable and short."""
+    """The client's last non-empty line, escaped and bounded (:func:`one_line`)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = lines[-1] if lines else ""
-    return "".join(c if c.isprintable() else "?" for c in line)[:200]
+    return one_line(lines[-1]) if lines else ""
