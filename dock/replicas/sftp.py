@@ -44,6 +44,7 @@ from dock.domain.replica import (
     safe_relpath,
 )
 from dock.replicas import openssh_link
+from dock.replicas.oneline import one_line
 
 #: Bytes taken from the source per write call and asked of each read call.
 CHUNK = 256 << 10
@@ -502,5 +503,5 @@ def _request_size(sftp: paramiko.SFTPClient, fallback: int) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
+    """An error's text (often the server's words) escaped and bounded: :func:`one_line`."""
+    return one_line(" ".join(str(exc).split()) or type(exc).__name__)
